@@ -1,0 +1,32 @@
+# strait — build, test and benchmark the producer and the consumer.
+GO       ?= go
+BIN      := bin
+PKGS     := ./...
+TESTFLAGS ?= -race -count=1 -timeout 30m
+
+.PHONY: build test bench lint fmt tidy clean
+
+## build: compile bin/producer and bin/consumer (the default target)
+build:
+	$(GO) build -o $(BIN)/producer ./producer
+	$(GO) build -o $(BIN)/consumer ./consumer
+
+## test: every test, integration tests included (they start MariaDB, kfake, srfake themselves)
+test: build lint
+	$(GO) test $(TESTFLAGS) $(PKGS)
+
+## bench: producer throughput against the bare go-mysql parse baseline (see README, "Performance")
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./pkg/... ./producer/...
+
+## lint: gofmt + go vet
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf $(BIN)

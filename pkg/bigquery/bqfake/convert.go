@@ -1,0 +1,570 @@
+package bqfake
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/big"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"cloud.google.com/go/civil"
+	bq "google.golang.org/api/bigquery/v2"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// binding maps the fields of a writer's proto message to table columns.
+type binding struct {
+	fields     []fieldBinding
+	changeType protoreflect.FieldDescriptor // _CHANGE_TYPE, nil if absent
+	changeSeq  protoreflect.FieldDescriptor // _CHANGE_SEQUENCE_NUMBER, nil if absent
+}
+
+type fieldBinding struct {
+	fd     protoreflect.FieldDescriptor
+	col    *bq.TableFieldSchema
+	typ    string   // normalized column type
+	nested *binding // for RECORD columns
+}
+
+// Kinds each column type accepts ("Supported protocol buffer and Arrow
+// data types"). NUMERIC and BIGNUMERIC take no float or double here: a
+// decimal must not pass through binary floating point.
+var (
+	signedKinds   = []protoreflect.Kind{protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind, protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind}
+	unsignedKinds = []protoreflect.Kind{protoreflect.Uint32Kind, protoreflect.Fixed32Kind, protoreflect.Uint64Kind, protoreflect.Fixed64Kind}
+	intKinds      = append(append([]protoreflect.Kind{}, signedKinds...), unsignedKinds...)
+
+	allowedKinds = map[string][]protoreflect.Kind{
+		"INT64":      append([]protoreflect.Kind{protoreflect.EnumKind}, intKinds...),
+		"FLOAT64":    {protoreflect.DoubleKind, protoreflect.FloatKind},
+		"BOOL":       append([]protoreflect.Kind{protoreflect.BoolKind}, intKinds...),
+		"STRING":     {protoreflect.StringKind, protoreflect.EnumKind},
+		"BYTES":      {protoreflect.BytesKind, protoreflect.StringKind},
+		"NUMERIC":    append([]protoreflect.Kind{protoreflect.StringKind, protoreflect.BytesKind}, intKinds...),
+		"BIGNUMERIC": append([]protoreflect.Kind{protoreflect.StringKind, protoreflect.BytesKind}, intKinds...),
+		"DATE":       {protoreflect.Int32Kind, protoreflect.Int64Kind, protoreflect.StringKind},
+		"DATETIME":   {protoreflect.StringKind, protoreflect.Int64Kind},
+		"TIME":       {protoreflect.StringKind, protoreflect.Int64Kind},
+		"TIMESTAMP":  {protoreflect.Int64Kind, protoreflect.StringKind},
+		"JSON":       {protoreflect.StringKind},
+		"GEOGRAPHY":  {protoreflect.StringKind},
+	}
+)
+
+// bindTable checks a writer schema against a table and binds it. The
+// errors are those BigQuery gives for a schema mismatch.
+func bindTable(md protoreflect.MessageDescriptor, t *table) (*binding, error) {
+	b, err := bind(md, t.fields(), "", true)
+	if err != nil {
+		return nil, err
+	}
+	if (b.changeType != nil || b.changeSeq != nil) && len(t.primaryKey()) == 0 {
+		// "Change data capture": CDC needs a primary key on the table.
+		return nil, fmt.Errorf("%s and %s are only allowed on a table with a primary key; %s has none", colChangeType, colChangeSeq, t.meta.Id)
+	}
+	if b.changeType != nil && len(t.fields()) > maxCDCColumns {
+		return nil, fmt.Errorf("CDC writes are not supported on a table with more than %d top-level columns; %s has %d", maxCDCColumns, t.meta.Id, len(t.fields()))
+	}
+	return b, nil
+}
+
+func bind(md protoreflect.MessageDescriptor, cols []*bq.TableFieldSchema, path string, top bool) (*binding, error) {
+	b := &binding{}
+	used := make(map[string]bool)
+	fds := md.Fields()
+	for i := 0; i < fds.Len(); i++ {
+		fd := fds.Get(i)
+		name := string(fd.Name())
+		if top && (strings.EqualFold(name, colChangeType) || strings.EqualFold(name, colChangeSeq)) {
+			if fd.Kind() != protoreflect.StringKind || fd.IsList() {
+				return nil, fmt.Errorf("pseudo-column %s must be a singular string field", name)
+			}
+			if strings.EqualFold(name, colChangeType) {
+				b.changeType = fd
+			} else {
+				b.changeSeq = fd
+			}
+			continue
+		}
+		col := findField(cols, name)
+		if col == nil {
+			return nil, fmt.Errorf("Input schema has more fields than BigQuery schema, extra fields: '%s%s'", path, name)
+		}
+		full := path + col.Name
+		if used[col.Name] {
+			return nil, fmt.Errorf("two proto fields map to column %s", full)
+		}
+		used[col.Name] = true
+		fb, err := bindField(fd, col, full)
+		if err != nil {
+			return nil, err
+		}
+		b.fields = append(b.fields, fb)
+	}
+	for _, c := range cols {
+		if mode(c) == "REQUIRED" && !used[c.Name] {
+			return nil, fmt.Errorf("the proto schema misses required column %s%s", path, c.Name)
+		}
+	}
+	return b, nil
+}
+
+func bindField(fd protoreflect.FieldDescriptor, col *bq.TableFieldSchema, full string) (fieldBinding, error) {
+	fb := fieldBinding{fd: fd, col: col, typ: normType(col.Type)}
+	if fd.IsMap() {
+		return fb, fmt.Errorf("proto field for column %s is a map, which BigQuery does not accept", full)
+	}
+	if fd.IsList() != (mode(col) == "REPEATED") {
+		return fb, fmt.Errorf("proto field for column %s: repeated=%v but the column mode is %s", full, fd.IsList(), mode(col))
+	}
+	isMsg := fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind
+	if fb.typ == "STRUCT" {
+		if !isMsg {
+			return fb, fmt.Errorf("proto field for RECORD column %s has type %v, want a message", full, fd.Kind())
+		}
+		nb, err := bind(fd.Message(), col.Fields, full+".", false)
+		if err != nil {
+			return fb, err
+		}
+		fb.nested = nb
+		return fb, nil
+	}
+	if isMsg {
+		// BigQuery does not unwrap well-known wrapper types: a
+		// google.protobuf.Int64Value is a RECORD with a "value" column.
+		return fb, fmt.Errorf("proto field for %s column %s is message %s", fb.typ, full, fd.Message().FullName())
+	}
+	for _, k := range allowedKinds[fb.typ] {
+		if k == fd.Kind() {
+			return fb, nil
+		}
+	}
+	return fb, fmt.Errorf("proto field for %s column %s has incompatible type %v", fb.typ, full, fd.Kind())
+}
+
+// decodeChange turns a top-level row into a change.
+func (b *binding) decodeChange(m protoreflect.Message) (change, error) {
+	vals, err := b.decode(m, "")
+	if err != nil {
+		return change{}, err
+	}
+	c := change{values: vals}
+	if ct, ok := stringField(m, b.changeType); ok {
+		// "Change data capture": _CHANGE_TYPE accepts only UPSERT and
+		// DELETE. A NULL one is taken as UPSERT.
+		switch ct {
+		case "UPSERT":
+		case "DELETE":
+			c.del = true
+		default:
+			return change{}, fmt.Errorf("%s must be UPSERT or DELETE, got %q", colChangeType, ct)
+		}
+	}
+	if sq, ok := stringField(m, b.changeSeq); ok {
+		if c.seq, err = parseSeq(sq); err != nil {
+			return change{}, err
+		}
+	}
+	return c, nil
+}
+
+// stringField reads a pseudo-column: its value if set or defaulted.
+func stringField(m protoreflect.Message, fd protoreflect.FieldDescriptor) (string, bool) {
+	switch {
+	case fd == nil:
+		return "", false
+	case m.Has(fd):
+		return m.Get(fd).String(), true
+	case fd.HasDefault():
+		return fd.Default().String(), true
+	}
+	return "", false
+}
+
+func (b *binding) decode(m protoreflect.Message, path string) (map[string]any, error) {
+	out := make(map[string]any, len(b.fields))
+	for _, f := range b.fields {
+		v, err := f.value(m, path+f.col.Name)
+		if err != nil {
+			return nil, err
+		}
+		out[f.col.Name] = v
+	}
+	return out, nil
+}
+
+// value reads one column. An unset singular field is NULL unless its
+// descriptor has a default (how adapt.NormalizeDescriptor expresses proto3
+// implicit presence), which is then the value.
+func (f *fieldBinding) value(m protoreflect.Message, name string) (any, error) {
+	if f.fd.IsList() {
+		list := m.Get(f.fd).List()
+		out := make([]any, list.Len())
+		for i := range out {
+			v, err := f.convert(list.Get(i), name)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = v
+		}
+		return out, nil
+	}
+	var pv protoreflect.Value
+	switch {
+	case m.Has(f.fd):
+		pv = m.Get(f.fd)
+	case f.fd.HasDefault():
+		pv = f.fd.Default()
+	case mode(f.col) == "REQUIRED":
+		return nil, fmt.Errorf("required field %s is missing", name)
+	default:
+		return nil, nil
+	}
+	return f.convert(pv, name)
+}
+
+func (f *fieldBinding) convert(pv protoreflect.Value, name string) (any, error) {
+	if f.nested != nil {
+		return f.nested.decode(pv.Message(), name+".")
+	}
+	v, err := convertValue(f.typ, f.fd.Kind(), pv, f.fd)
+	if err != nil {
+		return nil, fmt.Errorf("field %s: %v", name, err)
+	}
+	if n := f.col.MaxLength; n > 0 {
+		switch x := v.(type) {
+		case string:
+			if int64(utf8.RuneCountInString(x)) > n {
+				return nil, fmt.Errorf("field %s: value is longer than the column's max length %d", name, n)
+			}
+		case []byte:
+			if int64(len(x)) > n {
+				return nil, fmt.Errorf("field %s: value is longer than the column's max length %d", name, n)
+			}
+		}
+	}
+	return v, nil
+}
+
+// convertValue checks one proto value against a column type and returns
+// its Go value (see Server.Rows).
+func convertValue(typ string, kind protoreflect.Kind, pv protoreflect.Value, fd protoreflect.FieldDescriptor) (any, error) {
+	switch typ {
+	case "INT64":
+		return intValue(kind, pv)
+	case "FLOAT64":
+		return pv.Float(), nil
+	case "BOOL":
+		if kind == protoreflect.BoolKind {
+			return pv.Bool(), nil
+		}
+		n, err := intValue(kind, pv)
+		return n != 0, err
+	case "STRING":
+		if kind == protoreflect.EnumKind {
+			ev := fd.Enum().Values().ByNumber(pv.Enum())
+			if ev == nil {
+				return nil, fmt.Errorf("unknown enum number %d", pv.Enum())
+			}
+			return string(ev.Name()), nil
+		}
+		return utf8String(pv.String())
+	case "BYTES":
+		if kind == protoreflect.StringKind {
+			return []byte(pv.String()), nil
+		}
+		return append([]byte{}, pv.Bytes()...), nil
+	case "NUMERIC", "BIGNUMERIC":
+		return decimalValue(typ, kind, pv)
+	case "DATE":
+		if kind == protoreflect.StringKind {
+			d, err := civil.ParseDate(pv.String())
+			if err != nil {
+				return nil, fmt.Errorf("invalid DATE %q", pv.String())
+			}
+			return checkDate(d)
+		}
+		return dateFromDays(pv.Int())
+	case "DATETIME":
+		if kind == protoreflect.Int64Kind {
+			return packedDateTime(pv.Int())
+		}
+		return parseDateTime(pv.String())
+	case "TIME":
+		if kind == protoreflect.Int64Kind {
+			return packedTime(pv.Int())
+		}
+		return parseTime(pv.String())
+	case "TIMESTAMP":
+		if kind == protoreflect.StringKind {
+			return parseTimestamp(pv.String())
+		}
+		return timestampMicros(pv.Int())
+	case "JSON":
+		s, err := utf8String(pv.String())
+		if err != nil {
+			return nil, err
+		}
+		if !json.Valid([]byte(s)) {
+			return nil, fmt.Errorf("invalid JSON text %q", truncate(s))
+		}
+		return s, nil
+	case "GEOGRAPHY":
+		return geography(pv.String())
+	}
+	return nil, fmt.Errorf("unsupported column type %s", typ)
+}
+
+func intValue(kind protoreflect.Kind, pv protoreflect.Value) (int64, error) {
+	switch kind {
+	case protoreflect.EnumKind:
+		return int64(pv.Enum()), nil
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind, protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		if pv.Uint() > math.MaxInt64 {
+			return 0, fmt.Errorf("value %d overflows INT64", pv.Uint())
+		}
+		return int64(pv.Uint()), nil
+	}
+	return pv.Int(), nil
+}
+
+func utf8String(s string) (string, error) {
+	if !utf8.ValidString(s) {
+		return "", fmt.Errorf("invalid UTF-8 in STRING value")
+	}
+	return s, nil
+}
+
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
+
+// decimalScale is the number of fractional digits each decimal type holds
+// ("Data types": NUMERIC is (38, 9), BIGNUMERIC (76.76, 38)); it is also
+// the scale of the packed byte encoding.
+var decimalScale = map[string]int64{"NUMERIC": 9, "BIGNUMERIC": 38}
+
+var decimalText = regexp.MustCompile(`^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$`)
+
+var (
+	numericMax    = new(big.Rat).SetFrac(new(big.Int).Sub(pow10(38), big.NewInt(1)), pow10(9)) // 29 integer digits, 9 fractional
+	bigNumericMax = new(big.Rat).SetFrac(new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 255), big.NewInt(1)), pow10(38))
+	bigNumericMin = new(big.Rat).SetFrac(new(big.Int).Neg(new(big.Int).Lsh(big.NewInt(1), 255)), pow10(38))
+)
+
+func pow10(n int64) *big.Int { return new(big.Int).Exp(big.NewInt(10), big.NewInt(n), nil) }
+
+// decimalValue reads a NUMERIC or BIGNUMERIC value: decimal text, the
+// packed encoding (the value times 10^scale as a little-endian two's
+// complement integer), or an integer.
+func decimalValue(typ string, kind protoreflect.Kind, pv protoreflect.Value) (*big.Rat, error) {
+	scale := decimalScale[typ]
+	r := new(big.Rat)
+	switch kind {
+	case protoreflect.StringKind:
+		s := pv.String()
+		if _, ok := r.SetString(s); !ok || !decimalText.MatchString(s) {
+			return nil, fmt.Errorf("invalid %s value %q", typ, truncate(s))
+		}
+	case protoreflect.BytesKind:
+		b := pv.Bytes()
+		be := make([]byte, len(b))
+		for i, c := range b {
+			be[len(b)-1-i] = c
+		}
+		n := new(big.Int).SetBytes(be)
+		if len(b) > 0 && b[len(b)-1]&0x80 != 0 {
+			n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
+		}
+		r.SetFrac(n, pow10(scale))
+	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind, protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+		r.SetInt(new(big.Int).SetUint64(pv.Uint()))
+	default:
+		r.SetInt64(pv.Int())
+	}
+	if !new(big.Rat).Mul(r, new(big.Rat).SetInt(pow10(scale))).IsInt() {
+		return nil, fmt.Errorf("%s value %s has more than %d fractional digits", typ, r.FloatString(int(scale)+1), scale)
+	}
+	lo, hi := new(big.Rat).Neg(numericMax), numericMax
+	if typ == "BIGNUMERIC" {
+		lo, hi = bigNumericMin, bigNumericMax
+	}
+	if r.Cmp(lo) < 0 || r.Cmp(hi) > 0 {
+		return nil, fmt.Errorf("%s value %s is out of range", typ, r.FloatString(int(scale)))
+	}
+	return r, nil
+}
+
+var (
+	minDate = civil.Date{Year: 1, Month: 1, Day: 1}
+	maxDate = civil.Date{Year: 9999, Month: 12, Day: 31}
+	epoch   = civil.Date{Year: 1970, Month: 1, Day: 1}
+)
+
+// checkDate enforces the DATE range 0001-01-01 to 9999-12-31.
+func checkDate(d civil.Date) (civil.Date, error) {
+	if !d.IsValid() || d.Before(minDate) || d.After(maxDate) {
+		return civil.Date{}, fmt.Errorf("DATE %s is out of range 0001-01-01..9999-12-31", d)
+	}
+	return d, nil
+}
+
+func dateFromDays(days int64) (civil.Date, error) {
+	if days < int64(minDate.DaysSince(epoch)) || days > int64(maxDate.DaysSince(epoch)) {
+		return civil.Date{}, fmt.Errorf("DATE of %d days since 1970-01-01 is out of range", days)
+	}
+	return epoch.AddDays(int(days)), nil
+}
+
+var (
+	dateTimeText = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?$`)
+	timeText     = regexp.MustCompile(`^\d{2}:\d{2}:\d{2}(\.\d{1,6})?$`)
+	timestampTxt = regexp.MustCompile(`^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?) ?(Z|UTC|[+-]\d{2}(?::?\d{2})?)?$`)
+)
+
+// parseDateTime reads "YYYY-MM-DD[ T]HH:MM:SS[.ffffff]".
+func parseDateTime(s string) (civil.DateTime, error) {
+	if !dateTimeText.MatchString(s) {
+		return civil.DateTime{}, fmt.Errorf("invalid DATETIME %q", truncate(s))
+	}
+	dt, err := civil.ParseDateTime(strings.Replace(s, " ", "T", 1))
+	if err != nil {
+		return civil.DateTime{}, fmt.Errorf("invalid DATETIME %q", s)
+	}
+	if _, err := checkDate(dt.Date); err != nil {
+		return civil.DateTime{}, err
+	}
+	return dt, nil
+}
+
+// parseTime reads "HH:MM:SS[.ffffff]".
+func parseTime(s string) (civil.Time, error) {
+	if !timeText.MatchString(s) {
+		return civil.Time{}, fmt.Errorf("invalid TIME %q", truncate(s))
+	}
+	t, err := civil.ParseTime(s)
+	if err != nil || !t.IsValid() {
+		return civil.Time{}, fmt.Errorf("invalid TIME %q", s)
+	}
+	return t, nil
+}
+
+// The packed civil-time encoding of the Storage Write API: TIME is
+// hour<<32 | minute<<26 | second<<20 | micros; DATETIME adds
+// year<<46 | month<<42 | day<<37 on top.
+func packedTime(v int64) (civil.Time, error) {
+	if v < 0 || v>>37 != 0 {
+		return civil.Time{}, fmt.Errorf("invalid packed TIME %d", v)
+	}
+	t := unpackTime(v)
+	if !t.IsValid() {
+		return civil.Time{}, fmt.Errorf("invalid packed TIME %d", v)
+	}
+	return t, nil
+}
+
+func unpackTime(v int64) civil.Time {
+	return civil.Time{
+		Hour:       int(v>>32) & 0x1f,
+		Minute:     int(v>>26) & 0x3f,
+		Second:     int(v>>20) & 0x3f,
+		Nanosecond: int(v&0xfffff) * 1000,
+	}
+}
+
+func packedDateTime(v int64) (civil.DateTime, error) {
+	if v < 0 || v>>60 != 0 {
+		return civil.DateTime{}, fmt.Errorf("invalid packed DATETIME %d", v)
+	}
+	dt := civil.DateTime{
+		Date: civil.Date{Year: int(v>>46) & 0x3fff, Month: time.Month(v>>42) & 0xf, Day: int(v>>37) & 0x1f},
+		Time: unpackTime(v & (1<<37 - 1)),
+	}
+	if !dt.IsValid() {
+		return civil.DateTime{}, fmt.Errorf("invalid packed DATETIME %d", v)
+	}
+	if _, err := checkDate(dt.Date); err != nil {
+		return civil.DateTime{}, err
+	}
+	return dt, nil
+}
+
+// TIMESTAMP range, 0001-01-01 00:00:00 to 9999-12-31 23:59:59.999999 UTC,
+// in microseconds since the Unix epoch.
+const (
+	minTimestampMicros = -62135596800000000
+	maxTimestampMicros = 253402300799999999
+)
+
+func timestampMicros(us int64) (time.Time, error) {
+	if us < minTimestampMicros || us > maxTimestampMicros {
+		return time.Time{}, fmt.Errorf("TIMESTAMP %d µs since the epoch is out of range", us)
+	}
+	return time.UnixMicro(us).UTC(), nil
+}
+
+// parseTimestamp reads "YYYY-MM-DD[ T]HH:MM:SS[.ffffff][Z|UTC|±HH[:MM]]";
+// without a zone the time is UTC.
+func parseTimestamp(s string) (time.Time, error) {
+	m := timestampTxt.FindStringSubmatch(s)
+	if m == nil {
+		return time.Time{}, fmt.Errorf("invalid TIMESTAMP %q", truncate(s))
+	}
+	zone := m[3]
+	switch {
+	case zone == "" || zone == "Z" || zone == "UTC":
+		zone = "Z"
+	case len(zone) == 3:
+		zone += ":00"
+	case len(zone) == 5:
+		zone = zone[:3] + ":" + zone[3:]
+	}
+	t, err := time.Parse("2006-01-02T15:04:05.999999Z07:00", m[1]+"T"+m[2]+zone)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("invalid TIMESTAMP %q", s)
+	}
+	return timestampMicros(t.UnixMicro())
+}
+
+var wktKinds = []string{"POINT", "LINESTRING", "POLYGON", "MULTIPOINT", "MULTILINESTRING", "MULTIPOLYGON", "GEOMETRYCOLLECTION"}
+
+// geography accepts WKT (by its leading keyword and balanced parentheses)
+// or GeoJSON (valid JSON object); it does not check the geometry itself.
+func geography(s string) (string, error) {
+	t := strings.TrimSpace(s)
+	if strings.HasPrefix(t, "{") {
+		if json.Valid([]byte(t)) {
+			return s, nil
+		}
+		return "", fmt.Errorf("invalid GeoJSON %q", truncate(s))
+	}
+	up := strings.ToUpper(t)
+	for _, k := range wktKinds {
+		if strings.HasPrefix(up, k) && balanced(up) {
+			return s, nil
+		}
+	}
+	return "", fmt.Errorf("invalid GEOGRAPHY %q: want WKT or GeoJSON", truncate(s))
+}
+
+func balanced(s string) bool {
+	depth := 0
+	for _, c := range s {
+		switch c {
+		case '(':
+			depth++
+		case ')':
+			depth--
+			if depth < 0 {
+				return false
+			}
+		}
+	}
+	return depth == 0
+}

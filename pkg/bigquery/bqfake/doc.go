@@ -1,0 +1,26 @@
+// Package bqfake is a local BigQuery endpoint for tests, as kfake is for
+// Kafka: the REST API subset strait uses (datasets, tables) over HTTP and
+// the Storage Write API (_default stream) over gRPC, both on loopback and
+// both spoken to by Google's unchanged clients:
+//
+//	srv, _ := bqfake.New()
+//	bq, _ := bigquery.NewClient(ctx, "p", srv.ClientOptions()...)
+//	mw, _ := managedwriter.NewClient(ctx, "p", srv.GRPCClientOptions()...)
+//
+// Rows reads a table back after changes are applied; FailAppends,
+// DropNextResponse and CloseStreamAfter inject failures. It enforces
+// BigQuery's documented rules, so that a write BigQuery rejects fails here:
+//   - "Stream table updates with change data capture": _CHANGE_TYPE (UPSERT
+//     or DELETE) and _CHANGE_SEQUENCE_NUMBER (1-4 "/"-separated sections of
+//     up to 16 hex digits, compared by value) need a primary key of at most
+//     16 columns and a table of at most 2,000 top-level columns; an older
+//     change never overwrites a newer one.
+//   - "Storage Write API quotas": an AppendRows request is at most 10 MiB.
+//   - "Supported protocol buffer and Arrow data types", "Data types": every
+//     proto field names a column with a compatible kind, REQUIRED columns
+//     are present, values are in range for their type.
+//   - "Modifying table schemas": updates only add NULLABLE or REPEATED
+//     columns or relax REQUIRED to NULLABLE.
+//   - "Introduction to clustered tables", "Specifying a schema", "Quotas and
+//     limits": clustering columns, column names, 10,000 columns.
+package bqfake

@@ -1,0 +1,87 @@
+package binlog
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"time"
+)
+
+// Config is where and how the binlog is read.
+type Config struct {
+	// Host of the MySQL/MariaDB server (an RDS read replica in production).
+	Host string `yaml:"host" help:"database host name or address"`
+	// Port of the server; default 3306.
+	Port int `yaml:"port" help:"database port"`
+	// User the producer logs in as; needs REPLICATION SLAVE, REPLICATION CLIENT and SELECT.
+	User string `yaml:"user" help:"database user (needs REPLICATION SLAVE, REPLICATION CLIENT, SELECT)"`
+	// Password of User. Only from the environment (STRAIT_SOURCE_PASSWORD) or PasswordFile.
+	Password string `yaml:"-" secret:"true" help:"database password (environment only)"`
+	// PasswordFile names a file holding the password.
+	PasswordFile string `yaml:"password_file" help:"file holding the database password"`
+	// ServerID is the replica server_id the producer registers with; it must
+	// be unique among the source's replicas. Default 6420.
+	ServerID uint32 `yaml:"server_id" help:"unique server_id the producer registers as a replica"`
+	// Flavor is "mysql" or "mariadb"; detected from the server when empty.
+	Flavor string `yaml:"flavor" help:"mysql or mariadb (detected when empty)"`
+	// StartGTID is a GTID set to start from when there is no checkpoint.
+	StartGTID string `yaml:"start_gtid" help:"GTID set to start from (default: the current position)"`
+	// StartPosition is "file:pos" to start from when there is no checkpoint.
+	StartPosition string `yaml:"start_position" help:"binlog file:pos to start from (default: the current position)"`
+	// Include lists "database.table" patterns (path.Match syntax) to capture;
+	// empty captures every table outside the system schemas.
+	Include []string `yaml:"include" help:"database.table patterns to capture (e.g. shop.*)"`
+	// Exclude lists "database.table" patterns never captured; wins over Include.
+	Exclude []string `yaml:"exclude" help:"database.table patterns to skip"`
+	// HeartbeatPeriod asks the server for a heartbeat when idle; default 10s.
+	HeartbeatPeriod time.Duration `yaml:"heartbeat_period" help:"server heartbeat interval when the binlog is idle"`
+	// ReadTimeout fails a silent connection after this long; default 60s.
+	ReadTimeout time.Duration `yaml:"read_timeout" help:"give up on a silent connection after this long"`
+}
+
+// Defaults fills unset fields with their defaults.
+func (c *Config) Defaults() {
+	if c.Port == 0 {
+		c.Port = 3306
+	}
+	if c.ServerID == 0 {
+		c.ServerID = 6420
+	}
+	if c.HeartbeatPeriod == 0 {
+		c.HeartbeatPeriod = 10 * time.Second
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = 60 * time.Second
+	}
+}
+
+// Validate reports every problem of the configuration, naming the key.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Host == "" {
+		errs = append(errs, errors.New("source.host: required"))
+	}
+	if c.Port <= 0 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("source.port: %d is not a TCP port", c.Port))
+	}
+	if c.User == "" {
+		errs = append(errs, errors.New("source.user: required"))
+	}
+	if c.Flavor != "" && c.Flavor != "mysql" && c.Flavor != "mariadb" {
+		errs = append(errs, fmt.Errorf("source.flavor: %q is neither mysql nor mariadb", c.Flavor))
+	}
+	if c.StartGTID != "" && c.StartPosition != "" {
+		errs = append(errs, errors.New("source.start_gtid and source.start_position: set at most one"))
+	}
+	if c.StartPosition != "" {
+		if _, err := parseFilePos(c.StartPosition); err != nil {
+			errs = append(errs, fmt.Errorf("source.start_position: %w", err))
+		}
+	}
+	for _, p := range append(append([]string{}, c.Include...), c.Exclude...) {
+		if _, err := path.Match(p, ""); err != nil {
+			errs = append(errs, fmt.Errorf("source.include/exclude: pattern %q: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
+}

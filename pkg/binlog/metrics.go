@@ -1,0 +1,57 @@
+package binlog
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strait-cdc/strait/pkg/cdc"
+)
+
+// Metrics are the reader's Prometheus metrics.
+type Metrics struct {
+	rows            *prometheus.CounterVec
+	unrepresentable *prometheus.CounterVec
+	file            prometheus.Gauge
+	pos             prometheus.Gauge
+	lag             prometheus.Gauge
+}
+
+// NewMetrics registers the reader's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strait_producer_rows_read_total", Help: "Row changes read from the binlog, by table and op.",
+		}, []string{"table", "op"}),
+		unrepresentable: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strait_producer_unrepresentable_values_total", Help: "Values with no calendar value (zero dates) emitted as NULL, by table and column.",
+		}, []string{"table", "column"}),
+		file: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "strait_producer_binlog_file_index", Help: "Numeric suffix of the binlog file being read.",
+		}),
+		pos: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "strait_producer_binlog_position_bytes", Help: "Position in the binlog file being read.",
+		}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "strait_producer_source_lag_seconds", Help: "Seconds between the source commit of the last transaction read and now.",
+		}),
+	}
+	reg.MustRegister(m.rows, m.unrepresentable, m.file, m.pos, m.lag)
+	return m
+}
+
+func (m *Metrics) countRows(t *cdc.Table, op cdc.Op, n int) {
+	m.rows.WithLabelValues(t.ID(), op.String()).Add(float64(n))
+}
+
+func (m *Metrics) countUnrepresentable(t *cdc.Table, column string) {
+	m.unrepresentable.WithLabelValues(t.ID(), column).Inc()
+}
+
+func (m *Metrics) observePosition(file, pos uint64, commit time.Time) {
+	m.file.Set(float64(file))
+	m.pos.Set(float64(pos))
+	if !commit.IsZero() {
+		m.lag.Set(max(0, time.Since(commit).Seconds()))
+	}
+}

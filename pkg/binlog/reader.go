@@ -1,0 +1,502 @@
+// Package binlog reads row changes from a MySQL or MariaDB binlog as a
+// replica and turns them into cdc.Events: where the producer's data comes
+// from. It is the only importer of go-mysql.
+//
+//   - reader.go: the replication stream, transaction boundaries, positions.
+//   - table.go: a table's schema, from the TABLE_MAP event's full row
+//     metadata or else from information_schema (checked against the event).
+//   - convert.go, charset.go: go-mysql values → canonical cdc.Values.
+//   - check.go: what `producer check` verifies on the source.
+//
+// Values are exact: decimals stay digit strings, unsigned BIGINTs keep their
+// 64 bits, TIMESTAMPs are UTC microseconds and DATETIMEs wall-clock
+// microseconds (no session time zone applies to either), text is decoded by
+// the column's character set into valid UTF-8.
+package binlog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+
+	"github.com/strait-cdc/strait/pkg/cdc"
+)
+
+// Tx is one source transaction: its row changes in commit order and the
+// position to resume from once all of it is published.
+type Tx struct {
+	Events     []cdc.Event
+	DDL        []cdc.SchemaChange
+	GTID       string    // the transaction's GTID ("" without GTIDs)
+	File       string    // binlog file of the end of the transaction
+	EndPos     uint64    // position just after the transaction's commit
+	CommitTime time.Time // source commit time
+	Heartbeat  bool      // true for an idle heartbeat: no events, position only
+
+	values []cdc.Value // slab the events' rows are cut from
+}
+
+func (tx *Tx) reset() {
+	clear(tx.Events) // drop references to old rows and tables
+	tx.Events, tx.DDL = tx.Events[:0], tx.DDL[:0]
+	tx.GTID, tx.File, tx.EndPos, tx.Heartbeat = "", "", 0, false
+	tx.values = nil
+}
+
+// row returns n values cut from the transaction's slab; one allocation serves
+// many rows.
+func (tx *Tx) row(n int) []cdc.Value {
+	if cap(tx.values)-len(tx.values) < n {
+		tx.values = make([]cdc.Value, 0, max(1024, n))
+	}
+	l := len(tx.values)
+	tx.values = tx.values[:l+n]
+	return tx.values[l : l+n : l+n]
+}
+
+// Start says where to begin reading.
+type Start struct {
+	GTID string // a GTID set; wins over File/Pos when set
+	File string
+	Pos  uint64
+}
+
+// String renders the start point for logs.
+func (s Start) String() string {
+	if s.GTID != "" {
+		return "gtid " + s.GTID
+	}
+	return fmt.Sprintf("%s:%d", s.File, s.Pos)
+}
+
+// Reader streams transactions from the binlog. It is used by one goroutine.
+type Reader struct {
+	cfg      *Config
+	log      *slog.Logger
+	metrics  *Metrics
+	flavor   string
+	conn     *client.Conn // queries: schema, collations
+	syncer   *replication.BinlogSyncer
+	stream   *replication.BinlogStreamer
+	charsets map[uint64]string
+	tables   map[uint64]*tableState
+
+	file      string // current binlog file
+	fileIndex uint64 // numeric suffix of file
+	query     string // SQL of the current statement, when the server logs it
+	epoch     uint64
+}
+
+type tableState struct {
+	event    *replication.TableMapEvent // the TABLE_MAP this schema was built from
+	captured bool
+	info     *tableInfo
+	conv     *converter
+	err      error // why the table cannot be decoded
+}
+
+// Open connects to the source and prepares to stream. Call Start next.
+func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Reader, error) {
+	conn, err := dial(ctx, cfg, "")
+	if err != nil {
+		return nil, err
+	}
+	r := &Reader{cfg: cfg, log: log, metrics: m, conn: conn, tables: map[uint64]*tableState{}, flavor: cfg.Flavor}
+	if r.flavor == "" {
+		res, err := conn.Execute("SELECT VERSION()")
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("read server version: %w", err)
+		}
+		v, _ := res.GetString(0, 0)
+		r.flavor = mysql.MySQLFlavor
+		if strings.Contains(strings.ToLower(v), "mariadb") {
+			r.flavor = mysql.MariaDBFlavor
+		}
+	}
+	if r.charsets, err = loadCharsets(conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Current returns the server's current binlog position: where a reader with
+// no checkpoint starts.
+func (r *Reader) Current(ctx context.Context) (Start, error) {
+	res, err := r.conn.Execute("SHOW MASTER STATUS")
+	if err != nil {
+		return Start{}, fmt.Errorf("read current binlog position (needs REPLICATION CLIENT / BINLOG MONITOR): %w", err)
+	}
+	defer res.Close()
+	if res.RowNumber() == 0 {
+		return Start{}, errors.New("SHOW MASTER STATUS is empty: the binlog is off (set log_bin)")
+	}
+	file, _ := res.GetString(0, 0)
+	pos, _ := res.GetUint(0, 1)
+	return Start{File: file, Pos: pos}, nil
+}
+
+// Start opens the replication stream at s; an empty s means the current
+// position.
+func (r *Reader) Start(ctx context.Context, s Start) error {
+	if s.GTID == "" && s.File == "" {
+		var err error
+		if s, err = r.Current(ctx); err != nil {
+			return err
+		}
+	}
+	r.syncer = replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+		ServerID:        r.cfg.ServerID,
+		Flavor:          r.flavor,
+		Host:            r.cfg.Host,
+		Port:            uint16(r.cfg.Port),
+		User:            r.cfg.User,
+		Password:        r.cfg.Password,
+		ParseTime:       true,
+		HeartbeatPeriod: r.cfg.HeartbeatPeriod,
+		ReadTimeout:     r.cfg.ReadTimeout,
+		Logger:          r.log,
+		// A dropped connection resumes from the syncer's own position; the
+		// producer's checkpoint covers restarts of the process.
+		MaxReconnectAttempts: 10,
+	})
+	var err error
+	if s.GTID != "" {
+		set, perr := mysql.ParseGTIDSet(r.flavor, s.GTID)
+		if perr != nil {
+			return fmt.Errorf("start gtid %q: %w", s.GTID, perr)
+		}
+		r.stream, err = r.syncer.StartSyncGTID(set)
+	} else {
+		r.file, r.fileIndex = s.File, fileIndex(s.File)
+		r.stream, err = r.syncer.StartSync(mysql.Position{Name: s.File, Pos: uint32(s.Pos)})
+	}
+	if err != nil {
+		return fmt.Errorf("start binlog stream at %s: %w", s, err)
+	}
+	r.log.Info("binlog stream started", "at", s.String(), "flavor", r.flavor, "server_id", r.cfg.ServerID)
+	return nil
+}
+
+// Close stops the stream and closes the connections.
+func (r *Reader) Close() {
+	if r.syncer != nil {
+		r.syncer.Close()
+	}
+	r.conn.Close()
+}
+
+// ReadTx reads the next whole transaction into tx (reusing its memory). A
+// transaction without captured changes still returns, so the caller's
+// position advances; a heartbeat returns with tx.Heartbeat set.
+func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
+	tx.reset()
+	for {
+		ev, err := r.stream.GetEvent(ctx)
+		if err != nil {
+			return err
+		}
+		done, err := r.handle(ctx, tx, ev)
+		if err != nil {
+			return err
+		}
+		if done {
+			tx.File = r.file
+			tx.EndPos = uint64(ev.Header.LogPos)
+			if ev.Header.Timestamp != 0 {
+				tx.CommitTime = time.Unix(int64(ev.Header.Timestamp), 0)
+			}
+			r.metrics.observePosition(r.fileIndex, tx.EndPos, tx.CommitTime)
+			return nil
+		}
+	}
+}
+
+// handle processes one event and reports whether it ends a transaction.
+func (r *Reader) handle(ctx context.Context, tx *Tx, ev *replication.BinlogEvent) (bool, error) {
+	switch e := ev.Event.(type) {
+	case *replication.RotateEvent:
+		r.file, r.fileIndex = string(e.NextLogName), fileIndex(string(e.NextLogName))
+	case *replication.MariadbGTIDEvent:
+		tx.GTID = e.GTID.String()
+	case *replication.GTIDEvent:
+		if set, err := e.GTIDNext(); err == nil {
+			tx.GTID = set.String()
+		}
+	case *replication.MariadbAnnotateRowsEvent:
+		r.query = string(e.Query)
+	case *replication.RowsQueryEvent:
+		r.query = string(e.Query)
+	case *replication.QueryEvent:
+		return r.queryEvent(tx, ev.Header, e), nil
+	case *replication.TableMapEvent:
+		return false, r.tableMap(ctx, e)
+	case *replication.RowsEvent:
+		return false, r.rows(tx, ev.Header, e)
+	case *replication.XIDEvent:
+		r.query = ""
+		return true, nil
+	case *replication.TransactionPayloadEvent:
+		// MySQL 8's binlog_transaction_compression: the whole transaction
+		// arrives in one event, already decompressed and parsed by go-mysql.
+		for _, inner := range e.Events {
+			done, err := r.handle(ctx, tx, inner)
+			if err != nil || done {
+				return done, err
+			}
+		}
+	default:
+		if ev.Header.EventType == replication.HEARTBEAT_EVENT || ev.Header.EventType == replication.HEARTBEAT_LOG_EVENT_V2 {
+			if len(tx.Events) == 0 && tx.GTID == "" {
+				tx.Heartbeat = true
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+func (r *Reader) queryEvent(tx *Tx, h *replication.EventHeader, e *replication.QueryEvent) bool {
+	q := string(e.Query)
+	switch strings.ToUpper(strings.TrimSpace(q)) {
+	case "BEGIN":
+		return false
+	case "COMMIT": // transactions on non-transactional engines (MyISAM, Aria)
+		return true
+	}
+	// Any other statement in a row-based binlog is DDL (or a statement
+	// that changes no rows). The schema of every table may have changed:
+	// forget them all; the next TABLE_MAP rebuilds what is used.
+	clear(r.tables)
+	tx.DDL = append(tx.DDL, cdc.SchemaChange{
+		Database:   string(e.Schema),
+		DDL:        q,
+		Position:   cdc.Position{Epoch: r.epoch, File: r.fileIndex, Pos: uint64(h.LogPos)},
+		Source:     cdc.Source{ServerID: h.ServerID, GTID: tx.GTID, File: r.file, Pos: uint64(h.LogPos)},
+		CommitTime: time.Unix(int64(h.Timestamp), 0),
+	})
+	return true
+}
+
+// tableMap resolves the schema of the table an upcoming rows event refers to.
+// The cached schema is reused only when the event is identical to the one it
+// was built from, so a schema change can never be missed.
+func (r *Reader) tableMap(ctx context.Context, e *replication.TableMapEvent) error {
+	if st, ok := r.tables[e.TableID]; ok && sameTableMap(st.event, e) {
+		return nil
+	}
+	db, name := string(e.Schema), string(e.Table)
+	st := &tableState{event: e, captured: r.captured(db, name)}
+	r.tables[e.TableID] = st
+	if !st.captured {
+		return nil
+	}
+	var info *tableInfo
+	var err error
+	if e.ColumnName != nil {
+		info, err = fromTableMap(e, r.charsets)
+	} else {
+		info, err = fromInformationSchema(ctx, r.conn, e)
+	}
+	if err == nil {
+		st.conv, err = newConverter(info)
+	}
+	if err != nil {
+		st.err = fmt.Errorf("%w (exclude the table with source.exclude to stream without it)", err)
+		return nil // reported when a row of the table arrives
+	}
+	st.info = info
+	return nil
+}
+
+func sameTableMap(a, b *replication.TableMapEvent) bool {
+	if a.ColumnCount != b.ColumnCount || !bytes.Equal(a.Schema, b.Schema) || !bytes.Equal(a.Table, b.Table) ||
+		!bytes.Equal(a.ColumnType, b.ColumnType) || !bytes.Equal(a.NullBitmap, b.NullBitmap) ||
+		!bytes.Equal(a.SignednessBitmap, b.SignednessBitmap) || len(a.ColumnMeta) != len(b.ColumnMeta) ||
+		len(a.ColumnName) != len(b.ColumnName) || len(a.PrimaryKey) != len(b.PrimaryKey) ||
+		!equalUints(a.DefaultCharset, b.DefaultCharset) || !equalUints(a.ColumnCharset, b.ColumnCharset) ||
+		!equalUints(a.EnumSetDefaultCharset, b.EnumSetDefaultCharset) || !equalUints(a.EnumSetColumnCharset, b.EnumSetColumnCharset) ||
+		!equalUints(a.PrimaryKey, b.PrimaryKey) || !equalNested(a.EnumStrValue, b.EnumStrValue) || !equalNested(a.SetStrValue, b.SetStrValue) {
+		return false
+	}
+	for i := range a.ColumnMeta {
+		if a.ColumnMeta[i] != b.ColumnMeta[i] {
+			return false
+		}
+	}
+	for i := range a.ColumnName {
+		if !bytes.Equal(a.ColumnName[i], b.ColumnName[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func equalUints(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func equalNested(a, b [][][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if len(a[i]) != len(b[i]) {
+			return false
+		}
+		for j := range a[i] {
+			if !bytes.Equal(a[i][j], b[i][j]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// systemSchemas are never captured.
+var systemSchemas = map[string]bool{"mysql": true, "information_schema": true, "performance_schema": true, "sys": true}
+
+func (r *Reader) captured(db, table string) bool {
+	if systemSchemas[db] {
+		return false
+	}
+	id := db + "." + table
+	for _, p := range r.cfg.Exclude {
+		if ok, _ := path.Match(p, id); ok {
+			return false
+		}
+	}
+	if len(r.cfg.Include) == 0 {
+		return true
+	}
+	for _, p := range r.cfg.Include {
+		if ok, _ := path.Match(p, id); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// rows turns a rows event into events appended to tx.
+func (r *Reader) rows(tx *Tx, h *replication.EventHeader, e *replication.RowsEvent) error {
+	st := r.tables[e.TableID]
+	if st == nil || !st.captured {
+		return nil
+	}
+	if st.err != nil {
+		return fmt.Errorf("table %s.%s at %s:%d: %w", st.event.Schema, st.event.Table, r.file, h.LogPos, st.err)
+	}
+	info := st.info
+	var op cdc.Op
+	step := 1
+	switch e.Type() {
+	case replication.EnumRowsEventTypeInsert:
+		op = cdc.OpCreate
+	case replication.EnumRowsEventTypeUpdate:
+		op, step = cdc.OpUpdate, 2
+	case replication.EnumRowsEventTypeDelete:
+		op = cdc.OpDelete
+	default:
+		return fmt.Errorf("table %s at %s:%d: unknown rows event type %v", info.table.ID(), r.file, h.LogPos, h.EventType)
+	}
+	commit := time.Unix(int64(h.Timestamp), 0)
+	for i := 0; i+step <= len(e.Rows); i += step {
+		ev := cdc.Event{
+			Table:      info.table,
+			Op:         op,
+			Position:   cdc.Position{Epoch: r.epoch, File: r.fileIndex, Pos: uint64(h.LogPos), Row: uint64(i / step)},
+			Source:     cdc.Source{ServerID: h.ServerID, GTID: tx.GTID, File: r.file, Pos: uint64(h.LogPos), Row: uint32(i / step), Query: r.query},
+			CommitTime: commit,
+		}
+		img, err := r.image(tx, st, e.Rows[i], h)
+		if err != nil {
+			return err
+		}
+		switch op {
+		case cdc.OpCreate:
+			ev.After = img
+		case cdc.OpDelete:
+			ev.Before = img
+		case cdc.OpUpdate:
+			ev.Before = img
+			if ev.After, err = r.image(tx, st, e.Rows[i+1], h); err != nil {
+				return err
+			}
+		}
+		tx.Events = append(tx.Events, ev)
+	}
+	r.metrics.countRows(info.table, op, len(e.Rows)/step)
+	return nil
+}
+
+func (r *Reader) image(tx *Tx, st *tableState, raw []any, h *replication.EventHeader) ([]cdc.Value, error) {
+	info := st.info
+	if len(raw) != len(info.table.Columns) {
+		return nil, fmt.Errorf("table %s at %s:%d: row has %d columns, schema %d", info.table.ID(), r.file, h.LogPos, len(raw), len(info.table.Columns))
+	}
+	row := tx.row(len(raw))
+	for i, v := range raw {
+		val, err := st.conv.value(info, i, v)
+		if errors.Is(err, errUnrepresentable) {
+			r.metrics.countUnrepresentable(info.table, info.table.Columns[i].Name)
+			val, err = cdc.Null, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("decode %s column %s (%s) at %s:%d: %w", info.table.ID(), info.table.Columns[i].Name, info.table.Columns[i].Type, r.file, h.LogPos, err)
+		}
+		row[i] = val
+	}
+	return row, nil
+}
+
+// fileIndex returns the numeric suffix of a binlog file name
+// ("mysql-bin.000042" → 42); 0 when it has none.
+func fileIndex(name string) uint64 {
+	dot := strings.LastIndexByte(name, '.')
+	n, err := strconv.ParseUint(name[dot+1:], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// parseFilePos parses "file:pos".
+func parseFilePos(s string) (Start, error) {
+	file, pos, ok := strings.Cut(s, ":")
+	n, err := strconv.ParseUint(pos, 10, 64)
+	if !ok || file == "" || err != nil {
+		return Start{}, fmt.Errorf("%q: want file:pos, e.g. mysql-bin.000042:4", s)
+	}
+	return Start{File: file, Pos: n}, nil
+}
+
+// StartFromConfig returns the start point configured by source.start_gtid or
+// source.start_position (zero when neither is set).
+func StartFromConfig(cfg *Config) (Start, error) {
+	if cfg.StartGTID != "" {
+		return Start{GTID: cfg.StartGTID}, nil
+	}
+	if cfg.StartPosition != "" {
+		return parseFilePos(cfg.StartPosition)
+	}
+	return Start{}, nil
+}

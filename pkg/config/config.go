@@ -1,0 +1,190 @@
+// Package config loads a binary's configuration: defaults, then one YAML
+// file, then STRAIT_* environment variables, then command-line flags — each
+// later source overriding the earlier. Keys are derived from the struct's
+// yaml tags: field `host` of section `source` is the YAML key source.host,
+// the variable STRAIT_SOURCE_HOST and the flag -source.host. A `help` tag is
+// the flag's help text.
+//
+// Secrets (fields tagged secret:"true", which have yaml:"-") come only from
+// the environment: never from the file or a flag, never printed (Dump
+// redacts them).
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// field is one configuration key bound to a struct field.
+type field struct {
+	key    string // dotted YAML path
+	env    string
+	help   string
+	secret bool
+	v      reflect.Value
+}
+
+func fields(v reflect.Value, prefix string) []field {
+	var out []field
+	t := v.Type()
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		if !sf.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		secret := sf.Tag.Get("secret") == "true"
+		if name == "-" && secret {
+			name = strings.ToLower(sf.Name)
+		}
+		if name == "" || name == "-" {
+			continue
+		}
+		key := name
+		if prefix != "" {
+			key = prefix + "." + name
+		}
+		fv := v.Field(i)
+		if sf.Type.Kind() == reflect.Struct && sf.Type != reflect.TypeOf(time.Duration(0)) {
+			out = append(out, fields(fv, key)...)
+			continue
+		}
+		env := "STRAIT_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(key))
+		out = append(out, field{key: key, env: env, help: sf.Tag.Get("help"), secret: secret, v: fv})
+	}
+	return out
+}
+
+// set parses s into the field.
+func (f field) set(s string) error {
+	switch p := f.v.Addr().Interface().(type) {
+	case *string:
+		*p = s
+	case *bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("%s: %q is not a boolean", f.key, s)
+		}
+		*p = b
+	case *time.Duration:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("%s: %q is not a duration (e.g. 30s, 5m)", f.key, s)
+		}
+		*p = d
+	case *[]string:
+		*p = nil
+		for _, part := range strings.Split(s, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				*p = append(*p, part)
+			}
+		}
+	default:
+		switch f.v.Kind() {
+		case reflect.Int, reflect.Int32, reflect.Int64:
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil || f.v.OverflowInt(n) {
+				return fmt.Errorf("%s: %q is not an integer", f.key, s)
+			}
+			f.v.SetInt(n)
+		case reflect.Uint, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+			n, err := strconv.ParseUint(s, 10, 64)
+			if err != nil || f.v.OverflowUint(n) {
+				return fmt.Errorf("%s: %q is not a non-negative integer", f.key, s)
+			}
+			f.v.SetUint(n)
+		default:
+			return fmt.Errorf("%s: unsupported kind %s", f.key, f.v.Kind())
+		}
+	}
+	return nil
+}
+
+func (f field) String() string {
+	if f.secret {
+		if f.v.String() != "" {
+			return "<redacted>"
+		}
+		return ""
+	}
+	switch p := f.v.Addr().Interface().(type) {
+	case *[]string:
+		return strings.Join(*p, ",")
+	case *time.Duration:
+		return p.String()
+	}
+	return fmt.Sprint(f.v.Interface())
+}
+
+// flagValue adapts a field to flag.Value.
+type flagValue struct{ f field }
+
+func (fv flagValue) String() string {
+	if !fv.f.v.IsValid() {
+		return ""
+	}
+	return fv.f.String()
+}
+func (fv flagValue) Set(s string) error { return fv.f.set(s) }
+
+// Flags registers one flag per non-secret key of cfg (a pointer to a struct
+// already holding its defaults) on fs.
+func Flags(fs *flag.FlagSet, cfg any) {
+	for _, f := range fields(reflect.ValueOf(cfg).Elem(), "") {
+		if f.secret {
+			continue
+		}
+		help := f.help
+		if help == "" {
+			help = "see README, configuration reference"
+		}
+		fs.Var(flagValue{f}, f.key, help+" (env "+f.env+")")
+	}
+}
+
+// Load fills cfg (holding its defaults) from the YAML file at path (none when
+// empty), then from the environment via getenv. Flags are applied by the
+// caller's flag.FlagSet.Parse afterwards, so they win. Unknown YAML keys and
+// malformed values are errors naming the key.
+func Load(cfg any, path string, getenv func(string) string) error {
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("config file: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file
+			return fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+	var errs []error
+	for _, f := range fields(reflect.ValueOf(cfg).Elem(), "") {
+		if s := getenv(f.env); s != "" {
+			if err := f.set(s); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", f.env, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Dump renders the effective configuration, one key per line, with secrets
+// redacted; for logs and `--print-config`.
+func Dump(cfg any) string {
+	var b strings.Builder
+	for _, f := range fields(reflect.ValueOf(cfg).Elem(), "") {
+		fmt.Fprintf(&b, "%s: %s\n", f.key, f.String())
+	}
+	return b.String()
+}

@@ -1,0 +1,69 @@
+package kafka
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Config is where and how change records are published.
+type Config struct {
+	// Brokers are the bootstrap brokers (host:port).
+	Brokers []string `yaml:"brokers" help:"Kafka bootstrap brokers, comma-separated host:port"`
+	// TopicPrefix starts every topic name: <prefix>.<database>.<table>,
+	// <prefix>._schema_changes. Default "strait".
+	TopicPrefix string `yaml:"topic_prefix" help:"prefix of every topic name"`
+	// Partitions of a new table topic; default 6.
+	Partitions int `yaml:"partitions" help:"partitions of each new table topic"`
+	// ReplicationFactor of new topics; -1 (the default) takes the broker's default.
+	ReplicationFactor int `yaml:"replication_factor" help:"replication factor of new topics (-1: broker default)"`
+	// CleanupPolicy of new table topics: compact (default), delete or "compact,delete".
+	CleanupPolicy string `yaml:"cleanup_policy" help:"cleanup.policy of new table topics"`
+	// MinCompactionLag keeps the full history of recent changes replayable
+	// before compaction keeps only the latest per key; default 168h (7 days).
+	MinCompactionLag time.Duration `yaml:"min_compaction_lag" help:"min.compaction.lag.ms of new table topics"`
+	// Tombstones sends a null-value record after each delete so compaction
+	// drops the row; default true.
+	Tombstones bool `yaml:"tombstones" help:"send a tombstone after each delete"`
+	// RegistryURL is the Confluent-compatible Schema Registry.
+	RegistryURL string `yaml:"schema_registry_url" help:"Schema Registry URL"`
+	// MaxRecordBytes is the largest record the producer sends; default 16 MiB.
+	MaxRecordBytes int `yaml:"max_record_bytes" help:"largest record sent (producer.max.request.size)"`
+}
+
+// Defaults fills unset fields with their defaults.
+func (c *Config) Defaults() {
+	c.TopicPrefix = "strait"
+	c.Partitions = 6
+	c.ReplicationFactor = -1
+	c.CleanupPolicy = "compact"
+	c.MinCompactionLag = 7 * 24 * time.Hour
+	c.Tombstones = true
+	c.MaxRecordBytes = 16 << 20
+}
+
+// Validate reports every problem of the configuration, naming the key.
+func (c *Config) Validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("kafka.brokers: required"))
+	}
+	if c.TopicPrefix == "" {
+		errs = append(errs, errors.New("kafka.topic_prefix: required"))
+	}
+	if c.Partitions < 1 {
+		errs = append(errs, fmt.Errorf("kafka.partitions: %d, want at least 1", c.Partitions))
+	}
+	if c.ReplicationFactor == 0 || c.ReplicationFactor < -1 {
+		errs = append(errs, fmt.Errorf("kafka.replication_factor: %d, want -1 or at least 1", c.ReplicationFactor))
+	}
+	switch c.CleanupPolicy {
+	case "compact", "delete", "compact,delete", "delete,compact":
+	default:
+		errs = append(errs, fmt.Errorf("kafka.cleanup_policy: %q, want compact, delete or compact,delete", c.CleanupPolicy))
+	}
+	if c.RegistryURL == "" {
+		errs = append(errs, errors.New("kafka.schema_registry_url: required"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,57 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/strait-cdc/strait/pkg/cdc"
+)
+
+// TableTopic returns <prefix>.<database>.<table>. Characters Kafka does not
+// allow in topic names ([a-zA-Z0-9._-] only) become '_'.
+func (w *Writer) TableTopic(t *cdc.Table) string {
+	return w.cfg.TopicPrefix + "." + topicPart(t.Database) + "." + topicPart(t.Name)
+}
+
+func topicPart(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c == '.' || c == '_' || c == '-' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// ensureTopic creates topic with the configured partitions, replication
+// factor and cleanup policy unless it exists. Table topics use the
+// configured policy; internal topics say theirs.
+func (w *Writer) ensureTopic(ctx context.Context, topic string, partitions int32, cleanup string) error {
+	if w.topics[topic] {
+		return nil
+	}
+	configs := map[string]*string{"cleanup.policy": &cleanup}
+	if cleanup != "delete" {
+		lag := strconv.FormatInt(w.cfg.MinCompactionLag.Milliseconds(), 10)
+		configs["min.compaction.lag.ms"] = &lag
+	}
+	maxBytes := strconv.Itoa(w.cfg.MaxRecordBytes)
+	configs["max.message.bytes"] = &maxBytes
+	resp, err := w.admin.CreateTopic(ctx, partitions, int16(w.cfg.ReplicationFactor), configs, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		w.metrics.errors.WithLabelValues("topic").Inc()
+		return fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	if err == nil {
+		w.log.Info("topic created", "topic", topic, "partitions", partitions, "cleanup.policy", cleanup)
+	}
+	w.topics[topic] = true
+	return nil
+}

@@ -1,0 +1,23 @@
+// Command producer reads a MySQL/MariaDB binlog and publishes every row
+// change as Avro to one Kafka topic per table. See README.md.
+//
+// Subcommands: run (stream), check (validate the source and the path).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "producer:", err)
+		os.Exit(exitCode(err))
+	}
+}

@@ -1,0 +1,387 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/linkedin/goavro/v2"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+
+	"github.com/strait-cdc/strait/pkg/testenv"
+)
+
+// env is one MariaDB + Kafka + Schema Registry shared by the package's tests;
+// each test uses its own database and topic prefix.
+var env struct {
+	db       *testenv.MariaDB
+	kafka    *kfake.Cluster
+	registry *srfake.Registry
+}
+
+func TestMain(m *testing.M) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	var err error
+	env.db, err = testenv.StartMariaDB(ctx, testenv.MariaDBOptions{})
+	cancel()
+	if err != nil {
+		slog.Error("start MariaDB", "err", err)
+		os.Exit(1)
+	}
+	if env.kafka, err = testenv.StartKafka(); err != nil {
+		slog.Error("start kfake", "err", err)
+		os.Exit(1)
+	}
+	env.registry = testenv.StartRegistry()
+	code := m.Run()
+	env.registry.Close()
+	env.kafka.Close()
+	env.db.Stop()
+	os.Exit(code)
+}
+
+// producerArgs returns `producer run` flags for the shared environment.
+func producerArgs(t *testing.T, ctx context.Context, prefix, include string, extra ...string) []string {
+	t.Helper()
+	rows, err := env.db.Query(ctx, "", "SHOW MASTER STATUS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append([]string{"run",
+		"-source.host", env.db.Host, "-source.port", fmt.Sprint(env.db.Port), "-source.user", env.db.User,
+		"-source.include", include, "-source.start_position", *rows[0][0] + ":" + *rows[0][1],
+		"-kafka.brokers", strings.Join(env.kafka.ListenAddrs(), ","), "-kafka.topic_prefix", prefix,
+		"-kafka.schema_registry_url", env.registry.URL(), "-kafka.partitions", "3",
+		"-http_addr", "127.0.0.1:0", "-log_format", "text",
+	}, extra...)
+}
+
+// startProducer runs `producer run` in the background until the test ends;
+// the returned function stops it and returns run's error.
+func startProducer(t *testing.T, args []string) (stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var (
+		once sync.Once
+		err  error
+		done = make(chan struct{})
+		logs syncBuffer
+	)
+	go func() {
+		defer close(done)
+		err = run(ctx, args, func(string) string { return "" }, io.Discard, &logs)
+	}()
+	stop = func() error {
+		once.Do(func() { cancel(); <-done })
+		return err
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("producer: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("producer log:\n%s", logs.String())
+		}
+	})
+	return stop
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// change is a consumed record, decoded.
+type change struct {
+	Topic     string
+	Partition int32
+	Key       map[string]any // nil for keyless tables
+	Value     map[string]any // nil for tombstones
+}
+
+// consume reads topics (read_committed) until n records arrived or the
+// deadline passes, decoding key and value through the registry.
+func consume(t *testing.T, ctx context.Context, n int, topics ...string) []change {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(env.kafka.ListenAddrs()...), kgo.ConsumeTopics(topics...),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	reg, err := sr.NewClient(sr.URLs(env.registry.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	codecs := map[int]*goavro.Codec{}
+	dec := func(b []byte) map[string]any {
+		if b == nil {
+			return nil
+		}
+		if b[0] != 0 {
+			t.Fatalf("magic byte %d", b[0])
+		}
+		id := int(binary.BigEndian.Uint32(b[1:5]))
+		c := codecs[id]
+		if c == nil {
+			s, err := reg.SchemaByID(ctx, id)
+			if err != nil {
+				t.Fatalf("schema %d: %v", id, err)
+			}
+			if c, err = goavro.NewCodec(s.Schema); err != nil {
+				t.Fatal(err)
+			}
+			codecs[id] = c
+		}
+		v, _, err := c.NativeFromBinary(b[5:])
+		if err != nil {
+			t.Fatalf("decode with schema %d: %v", id, err)
+		}
+		return v.(map[string]any)
+	}
+	var out []change
+	for len(out) < n {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("got %d of %d records before the deadline", len(out), n)
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			out = append(out, change{Topic: r.Topic, Partition: r.Partition, Key: dec(r.Key), Value: dec(r.Value)})
+		})
+	}
+	return out
+}
+
+// row returns the named image of an envelope, unwrapped from its union.
+func row(v map[string]any, image string) map[string]any {
+	u, _ := v[image].(map[string]any)
+	for _, r := range u {
+		return r.(map[string]any)
+	}
+	return nil
+}
+
+func unwrap(v any) any {
+	if m, ok := v.(map[string]any); ok && len(m) == 1 {
+		for _, x := range m {
+			return x
+		}
+	}
+	return v
+}
+
+func TestStreamsChangesToTopics(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := env.db.Exec(ctx, "", "CREATE DATABASE shop",
+		"CREATE TABLE shop.customers (id INT PRIMARY KEY, name VARCHAR(50), tier ENUM('free','pro'))",
+		"CREATE TABLE shop.orders (id BIGINT UNSIGNED, line INT, amount DECIMAL(12,2), PRIMARY KEY (id, line))",
+		"CREATE TABLE shop.audit (msg TEXT)", // no primary key
+		"CREATE TABLE shop.skipped (id INT PRIMARY KEY)",
+	); err != nil {
+		t.Fatal(err)
+	}
+	startProducer(t, producerArgs(t, ctx, "s1", "shop.*", "-source.exclude", "shop.skipped"))
+	if err := env.db.Exec(ctx, "shop",
+		"INSERT INTO customers VALUES (1, 'Ada', 'pro'), (2, 'Bob', 'free'), (3, 'Cy', NULL)", // multi-row
+		"BEGIN",
+		"INSERT INTO orders VALUES (18446744073709551615, 1, 10.50), (18446744073709551615, 2, -0.01)",
+		"UPDATE customers SET name = 'Ada L.' WHERE id = 1",
+		"INSERT INTO audit VALUES ('first'), ('second')",
+		"COMMIT", // multi-table transaction
+		"INSERT INTO skipped VALUES (1)",
+		"UPDATE customers SET tier = 'pro'", // updates 2 rows that change, one unchanged
+		"DELETE FROM customers WHERE id = 2",
+	); err != nil {
+		t.Fatal(err)
+	}
+	got := consume(t, ctx, 12, "s1.shop.customers", "s1.shop.orders", "s1.shop.audit", "s1.shop.skipped")
+	byTopic := map[string][]change{}
+	for _, c := range got {
+		byTopic[c.Topic] = append(byTopic[c.Topic], c)
+	}
+	if n := len(byTopic["s1.shop.skipped"]); n != 0 {
+		t.Errorf("excluded table published %d records", n)
+	}
+
+	// customers: 3 inserts, 1 update, 2 updates (Bob, Cy), 1 delete + tombstone, in per-key order.
+	type op struct {
+		ID   int32
+		Op   string
+		Name any
+	}
+	var ops []op
+	for _, c := range byTopic["s1.shop.customers"] {
+		id := c.Key["id"].(int32)
+		if c.Value == nil {
+			ops = append(ops, op{ID: id, Op: "tombstone"})
+			continue
+		}
+		img := row(c.Value, "after")
+		if c.Value["op"] == "d" {
+			img = row(c.Value, "before")
+		}
+		ops = append(ops, op{ID: id, Op: c.Value["op"].(string), Name: unwrap(img["name"])})
+	}
+	sort.SliceStable(ops, func(i, j int) bool { return ops[i].ID < ops[j].ID })
+	want := []op{
+		{1, "c", "Ada"}, {1, "u", "Ada L."},
+		{2, "c", "Bob"}, {2, "u", "Bob"}, {2, "d", "Bob"}, {2, "tombstone", nil},
+		{3, "c", "Cy"}, {3, "u", "Cy"},
+	}
+	if diff := cmp.Diff(ops, want); diff != "" {
+		t.Errorf("customers changes in per-key order (-got +want):\n%s", diff)
+	}
+
+	// orders: the composite key, unsigned BIGINT max and decimals exact;
+	// both rows of one key prefix in one partition only if the keys hash so —
+	// but each key's changes are in one partition.
+	orders := byTopic["s1.shop.orders"]
+	if len(orders) != 2 {
+		t.Fatalf("orders: %d records, want 2", len(orders))
+	}
+	for _, c := range orders {
+		after := row(c.Value, "after")
+		line := unwrap(after["line"]).(int32)
+		amount := unwrap(after["amount"])
+		wantAmount := map[int32]string{1: "21/2", 2: "-1/100"}[line]
+		if fmt.Sprint(amount) != wantAmount {
+			t.Errorf("order line %d amount = %v, want %s", line, amount, wantAmount)
+		}
+		if id := fmt.Sprint(unwrap(after["id"])); id != "18446744073709551615/1" {
+			t.Errorf("order id = %s, want 18446744073709551615 exactly", id)
+		}
+		src := c.Value["source"].(map[string]any)
+		if unwrap(src["table"]) != "orders" || src["db"] != "shop" || unwrap(src["gtid"]) == nil {
+			t.Errorf("source block = %v", src)
+		}
+	}
+
+	// audit has no key: no key record, everything on partition 0, in order.
+	var msgs []string
+	for _, c := range byTopic["s1.shop.audit"] {
+		if c.Key != nil || c.Partition != 0 {
+			t.Errorf("keyless record: key %v partition %d, want no key on partition 0", c.Key, c.Partition)
+		}
+		msgs = append(msgs, unwrap(row(c.Value, "after")["msg"]).(string))
+	}
+	if diff := cmp.Diff(msgs, []string{"first", "second"}); diff != "" {
+		t.Errorf("audit (-got +want):\n%s", diff)
+	}
+
+	// The change sequence increases in commit order within each topic partition.
+	last := map[string]string{}
+	for _, c := range got {
+		if c.Value == nil {
+			continue
+		}
+		seq := unwrap(c.Value["source"].(map[string]any)["sequence"]).(string)
+		k := fmt.Sprint(c.Topic, c.Partition)
+		if seq <= last[k] {
+			t.Errorf("%s: sequence %s after %s", k, seq, last[k])
+		}
+		last[k] = seq
+	}
+
+	// Topics were created as configured; subjects registered.
+	adm := kadm.NewClient(mustClient(t))
+	details, err := adm.ListTopics(ctx, "s1.shop.customers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(details["s1.shop.customers"].Partitions); n != 3 {
+		t.Errorf("partitions = %d, want 3", n)
+	}
+	cfgs, err := adm.DescribeTopicConfigs(ctx, "s1.shop.customers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cfgs[0].Configs {
+		if c.Key == "cleanup.policy" && c.MaybeValue() != "compact" {
+			t.Errorf("cleanup.policy = %s, want compact", c.MaybeValue())
+		}
+	}
+	for _, s := range []string{"s1.shop.customers-key", "s1.shop.customers-value", "s1.shop.audit-value"} {
+		if !env.registry.SubjectExists(s) {
+			t.Errorf("subject %s not registered", s)
+		}
+	}
+	if env.registry.SubjectExists("s1.shop.audit-key") {
+		t.Error("keyless table got a key subject")
+	}
+}
+
+func mustClient(t *testing.T) *kgo.Client {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(env.kafka.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+func TestCheckReportsEachSettingAndFails(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	check := func(registryURL string) (string, error) {
+		args := []string{"check",
+			"-source.host", env.db.Host, "-source.port", fmt.Sprint(env.db.Port), "-source.user", env.db.User,
+			"-kafka.brokers", strings.Join(env.kafka.ListenAddrs(), ","),
+			"-kafka.schema_registry_url", registryURL,
+		}
+		var out bytes.Buffer
+		err := run(ctx, args, func(string) string { return "" }, &out, io.Discard)
+		return out.String(), err
+	}
+
+	out, err := check(env.registry.URL())
+	if err != nil {
+		t.Fatalf("check against a good setup: %v\n%s", err, out)
+	}
+	for _, line := range []string{
+		"PASS log_bin: log_bin=ON", "PASS binlog_format: binlog_format=ROW", "PASS binlog_row_image: binlog_row_image=FULL",
+		"PASS binlog_row_metadata: binlog_row_metadata=FULL", "PASS gtid:", "PASS log_slave_updates:", "binlog retention:",
+		"WARN net_read_timeout: net_read_timeout=30", "fix: RDS: set net_read_timeout=3600", "net_write_timeout:", "wait_timeout:",
+		"read_only:", "PASS privilege REPLICATION SLAVE", "PASS privilege SELECT", "PASS kafka:", "PASS schema registry:",
+	} {
+		if !strings.Contains(out, line) {
+			t.Errorf("check output lacks %q:\n%s", line, out)
+		}
+	}
+
+	// A registry nobody answers at: a FAIL line with the fix, non-zero exit.
+	out, err = check("http://127.0.0.1:1")
+	if !errors.Is(err, errChecksFailed) || exitCode(err) == 0 {
+		t.Errorf("check with a dead registry: err %v, want errChecksFailed and a non-zero exit", err)
+	}
+	if !strings.Contains(out, "FAIL schema registry: ") || !strings.Contains(out, "fix: ") {
+		t.Errorf("check output lacks the registry FAIL line with its fix:\n%s", out)
+	}
+}

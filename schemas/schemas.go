@@ -1,0 +1,22 @@
+// Package schemas holds the Avro schemas strait owns: the source block and
+// the envelope of every change record, and the schema-change record. They
+// are files so that readers of our topics can see the contract without
+// reading Go.
+package schemas
+
+import _ "embed"
+
+// Source is the Debezium-shaped source block (io.debezium.connector.mysql.Source).
+//
+//go:embed source.avsc
+var Source string
+
+// Envelope is the change envelope; "Value" stands for the per-table row record.
+//
+//go:embed envelope.avsc
+var Envelope string
+
+// SchemaChange is the record of the <prefix>._schema_changes topic.
+//
+//go:embed schema_change.avsc
+var SchemaChange string
