@@ -133,9 +133,23 @@ func stream(ctx context.Context, reader *binlog.Reader, writer *kafka.Writer) er
 	// Records already read are published even while shutting down:
 	// produce and flush use a context that outlives the signal.
 	pubCtx := context.WithoutCancel(ctx)
+	// A failed delivery (the broker refused a record) stops reading at once,
+	// not only at the next transaction.
+	readCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-writer.Failed():
+			cancel()
+		case <-readCtx.Done():
+		}
+	}()
 	var tx binlog.Tx
 	for {
-		if err := reader.ReadTx(ctx, &tx); err != nil {
+		if err := reader.ReadTx(readCtx, &tx); err != nil {
+			if err := writer.Err(); err != nil {
+				return err
+			}
 			if ctx.Err() != nil {
 				break
 			}

@@ -35,6 +35,10 @@ var env struct {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv("STRAIT_TEST_RUN_MAIN") == "1" { // the test binary as bin/producer
+		main()
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	var err error
 	env.db, err = testenv.StartMariaDB(ctx, testenv.MariaDBOptions{})
@@ -71,34 +75,58 @@ func producerArgs(t *testing.T, ctx context.Context, prefix, include string, ext
 	}, extra...)
 }
 
-// startProducer runs `producer run` in the background until the test ends;
-// the returned function stops it and returns run's error.
-func startProducer(t *testing.T, args []string) (stop func() error) {
+// producer is a `producer run` running in the background.
+type producer struct {
+	cancel context.CancelFunc
+	done   chan struct{} // closed when run returned
+	err    error         // run's result, once done
+	logs   syncBuffer
+	waited bool // the test looked at err itself
+}
+
+// startProducer runs `producer run` in the background until the test ends.
+// Unless the test calls stop or wait itself, the producer must end without
+// error.
+func startProducer(t *testing.T, args []string) *producer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var (
-		once sync.Once
-		err  error
-		done = make(chan struct{})
-		logs syncBuffer
-	)
+	p := &producer{cancel: cancel, done: make(chan struct{})}
 	go func() {
-		defer close(done)
-		err = run(ctx, args, func(string) string { return "" }, io.Discard, &logs)
+		defer close(p.done)
+		p.err = run(ctx, args, func(string) string { return "" }, io.Discard, &p.logs)
 	}()
-	stop = func() error {
-		once.Do(func() { cancel(); <-done })
-		return err
-	}
 	t.Cleanup(func() {
-		if err := stop(); err != nil {
+		waited := p.waited
+		if err := p.stop(); err != nil && !waited {
 			t.Errorf("producer: %v", err)
 		}
 		if t.Failed() {
-			t.Logf("producer log:\n%s", logs.String())
+			t.Logf("producer log:\n%s", p.logs.String())
 		}
 	})
-	return stop
+	return p
+}
+
+// stop cancels the producer (as SIGTERM does) and returns run's error.
+func (p *producer) stop() error {
+	p.cancel()
+	<-p.done
+	p.waited = true
+	return p.err
+}
+
+// wait returns run's error once the producer ends by itself, or fails the
+// test at the deadline.
+func (p *producer) wait(t *testing.T, ctx context.Context) error {
+	t.Helper()
+	select {
+	case <-p.done:
+		p.waited = true
+		return p.err
+	case <-ctx.Done():
+		t.Fatal("producer still running at the deadline")
+		return nil
+	}
 }
 
 type syncBuffer struct {
@@ -136,36 +164,8 @@ func consume(t *testing.T, ctx context.Context, n int, topics ...string) []chang
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	reg, err := sr.NewClient(sr.URLs(env.registry.URL()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	codecs := map[int]*goavro.Codec{}
-	dec := func(b []byte) map[string]any {
-		if b == nil {
-			return nil
-		}
-		if b[0] != 0 {
-			t.Fatalf("magic byte %d", b[0])
-		}
-		id := int(binary.BigEndian.Uint32(b[1:5]))
-		c := codecs[id]
-		if c == nil {
-			s, err := reg.SchemaByID(ctx, id)
-			if err != nil {
-				t.Fatalf("schema %d: %v", id, err)
-			}
-			if c, err = goavro.NewCodec(s.Schema); err != nil {
-				t.Fatal(err)
-			}
-			codecs[id] = c
-		}
-		v, _, err := c.NativeFromBinary(b[5:])
-		if err != nil {
-			t.Fatalf("decode with schema %d: %v", id, err)
-		}
-		return v.(map[string]any)
-	}
+	codecs := map[int]codec{}
+	dec := func(b []byte) map[string]any { return decodeFramed(t, ctx, codecs, b) }
 	var out []change
 	for len(out) < n {
 		fetches := cl.PollFetches(ctx)
@@ -177,6 +177,41 @@ func consume(t *testing.T, ctx context.Context, n int, topics ...string) []chang
 		})
 	}
 	return out
+}
+
+type codec = *goavro.Codec
+
+// decodeFramed decodes a Confluent-framed Avro record (nil for a nil
+// record), fetching its schema from the registry into codecs.
+func decodeFramed(t *testing.T, ctx context.Context, codecs map[int]codec, b []byte) map[string]any {
+	t.Helper()
+	if b == nil {
+		return nil
+	}
+	if b[0] != 0 {
+		t.Fatalf("magic byte %d", b[0])
+	}
+	id := int(binary.BigEndian.Uint32(b[1:5]))
+	c := codecs[id]
+	if c == nil {
+		reg, err := sr.NewClient(sr.URLs(env.registry.URL()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := reg.SchemaByID(ctx, id)
+		if err != nil {
+			t.Fatalf("schema %d: %v", id, err)
+		}
+		if c, err = goavro.NewCodec(s.Schema); err != nil {
+			t.Fatal(err)
+		}
+		codecs[id] = c
+	}
+	v, _, err := c.NativeFromBinary(b[5:])
+	if err != nil {
+		t.Fatalf("decode with schema %d: %v", id, err)
+	}
+	return v.(map[string]any)
 }
 
 // row returns the named image of an envelope, unwrapped from its union.
@@ -311,7 +346,7 @@ func TestStreamsChangesToTopics(t *testing.T) {
 	}
 
 	// Topics were created as configured; subjects registered.
-	adm := kadm.NewClient(mustClient(t))
+	adm := kadm.NewClient(mustClientOf(t, env.kafka.ListenAddrs()))
 	details, err := adm.ListTopics(ctx, "s1.shop.customers")
 	if err != nil {
 		t.Fatal(err)
@@ -336,15 +371,6 @@ func TestStreamsChangesToTopics(t *testing.T) {
 	if env.registry.SubjectExists("s1.shop.audit-key") {
 		t.Error("keyless table got a key subject")
 	}
-}
-
-func mustClient(t *testing.T) *kgo.Client {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(env.kafka.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
 }
 
 func TestCheckReportsEachSettingAndFails(t *testing.T) {

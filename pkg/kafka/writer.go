@@ -43,13 +43,16 @@ type Writer struct {
 
 	failMu sync.Mutex
 	fail   error
+	failed chan struct{} // closed with the first delivery failure
 }
 
 // tableWriter is the encoder of a table's current schema and its topic.
 type tableWriter struct {
-	topic string
-	enc   *avro.Encoder
-	pub   *tableMetrics
+	topic    string
+	enc      *avro.Encoder
+	schemas  avro.Schemas
+	pub      *tableMetrics
+	rejected error // the registry refused the schema: changes are dead-lettered
 }
 
 // NewWriter connects to the brokers and the registry. version is the strait
@@ -74,7 +77,7 @@ func NewWriter(cfg *Config, version string, log *slog.Logger, m *Metrics, opts .
 		return nil, err
 	}
 	return &Writer{cfg: cfg, log: log, client: client, admin: kadm.NewClient(client), registry: reg,
-		version: version, metrics: m, tables: map[string]*tableWriter{}, topics: map[string]bool{}}, nil
+		version: version, metrics: m, tables: map[string]*tableWriter{}, topics: map[string]bool{}, failed: make(chan struct{})}, nil
 }
 
 // Close releases the client; call Flush first to wait for in-flight records.
@@ -87,10 +90,14 @@ func (w *Writer) Err() error {
 	return w.fail
 }
 
+// Failed is closed when a delivery fails; Err then says why.
+func (w *Writer) Failed() <-chan struct{} { return w.failed }
+
 func (w *Writer) setErr(err error) {
 	w.failMu.Lock()
 	if w.fail == nil {
 		w.fail = err
+		close(w.failed)
 	}
 	w.failMu.Unlock()
 }
@@ -111,7 +118,11 @@ func (w *Writer) writerFor(ctx context.Context, t *cdc.Table) (*tableWriter, err
 		return tw, nil
 	}
 	topic := w.TableTopic(t)
-	if err := w.ensureTopic(ctx, topic, int32(w.cfg.Partitions), w.cfg.CleanupPolicy); err != nil {
+	cleanup := w.cfg.CleanupPolicy
+	if !t.HasKey() {
+		cleanup = "delete" // Kafka refuses records without a key on compacted topics
+	}
+	if err := w.ensureTopic(ctx, topic, int32(w.cfg.Partitions), cleanup); err != nil {
 		return nil, err
 	}
 	s, err := avro.Build(w.cfg.TopicPrefix, t)
@@ -120,18 +131,25 @@ func (w *Writer) writerFor(ctx context.Context, t *cdc.Table) (*tableWriter, err
 	}
 	var keyID int
 	if s.Key != "" {
-		if keyID, err = w.registry.Register(ctx, topic+"-key", s.Key); err != nil {
-			return nil, err
-		}
+		keyID, err = w.registry.Register(ctx, topic+"-key", s.Key)
 	}
-	valueID, err := w.registry.Register(ctx, topic+"-value", s.Value)
+	var valueID int
+	if err == nil {
+		valueID, err = w.registry.Register(ctx, topic+"-value", s.Value)
+	}
+	if isRejection(err) {
+		tw = w.rejectedWriter(t, topic, s, err)
+		w.tables[t.ID()] = tw
+		return tw, nil
+	}
 	if err != nil {
+		w.metrics.errors.WithLabelValues("registry").Inc()
 		return nil, err
 	}
 	if tw != nil {
 		w.log.Info("table schema changed", "table", t.ID(), "topic", topic, "value_schema_id", valueID)
 	}
-	tw = &tableWriter{topic: topic, enc: avro.NewEncoder(t, w.cfg.TopicPrefix, w.version, uint32(keyID), uint32(valueID)), pub: w.metrics.table(t.ID())}
+	tw = &tableWriter{topic: topic, schemas: *s, enc: avro.NewEncoder(t, w.cfg.TopicPrefix, w.version, uint32(keyID), uint32(valueID)), pub: w.metrics.table(t.ID())}
 	w.tables[t.ID()] = tw
 	return tw, nil
 }
@@ -152,11 +170,17 @@ func (w *Writer) Publish(ctx context.Context, events []cdc.Event) error {
 		}
 		key, err := tw.enc.AppendKey(nil, ev)
 		if err != nil {
-			return fmt.Errorf("encode key of %s at %s:%d: %w", ev.Table.ID(), ev.Source.File, ev.Source.Pos, err)
+			if err := w.deadLetter(ctx, tw, ev, ReasonEncode, fmt.Errorf("encode key: %w", err), nil, nil); err != nil {
+				return err
+			}
+			continue
 		}
 		value, err := tw.enc.AppendValue(make([]byte, 0, 256), ev, now)
-		if err != nil {
-			return fmt.Errorf("encode %s at %s:%d: %w", ev.Table.ID(), ev.Source.File, ev.Source.Pos, err)
+		if reason, cause := w.unfit(tw, key, value, err); reason != "" {
+			if err := w.deadLetter(ctx, tw, ev, reason, cause, body(key), body(value)); err != nil {
+				return err
+			}
+			continue
 		}
 		w.produce(ctx, &kgo.Record{Topic: tw.topic, Key: key, Value: value})
 		tw.pub.records.Inc()
@@ -196,9 +220,10 @@ func (w *Writer) PublishDDL(ctx context.Context, d cdc.SchemaChange) error {
 
 // Metrics are the publisher's Prometheus metrics.
 type Metrics struct {
-	records *prometheus.CounterVec
-	bytes   *prometheus.CounterVec
-	errors  *prometheus.CounterVec
+	records     *prometheus.CounterVec
+	bytes       *prometheus.CounterVec
+	errors      *prometheus.CounterVec
+	deadLetters *prometheus.CounterVec
 }
 
 type tableMetrics struct {
@@ -218,8 +243,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strait_producer_errors_total", Help: "Errors by kind (produce, registry, topic).",
 		}, []string{"kind"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strait_producer_dead_letters_total", Help: "Changes sent to the dead-letter topic instead of their table topic, by table and reason.",
+		}, []string{"table", "reason"}),
 	}
-	reg.MustRegister(m.records, m.bytes, m.errors)
+	reg.MustRegister(m.records, m.bytes, m.errors, m.deadLetters)
 	return m
 }
 
