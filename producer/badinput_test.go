@@ -70,7 +70,7 @@ func TestPoisonRecordsGoToDeadLetterTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The registry answers as Confluent's does for an incompatible schema.
-	env.registry.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+	interceptRegistry(t, func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method != http.MethodPost || !strings.Contains(r.URL.Path, "/subjects/b1.bad.refused-value/versions") {
 			return false
 		}
@@ -80,7 +80,6 @@ func TestPoisonRecordsGoToDeadLetterTopic(t *testing.T) {
 			"message": "Schema being registered is incompatible with an earlier schema for subject \"b1.bad.refused-value\""})
 		return true
 	})
-	t.Cleanup(env.registry.ClearInterceptors)
 
 	startProducer(t, producerArgs(t, ctx, "b1", "bad.*", "-kafka.max_record_bytes", "16384"))
 	huge := strings.Repeat("x", 40000)

@@ -153,7 +153,11 @@ func stream(ctx context.Context, reader *binlog.Reader, writer *kafka.Writer) er
 			if ctx.Err() != nil {
 				break
 			}
-			return err
+			// The transactions read before the failure are whole and
+			// valid: publish them, then stop.
+			flushCtx, cancel := context.WithTimeout(pubCtx, 30*time.Second)
+			defer cancel()
+			return errors.Join(err, writer.Flush(flushCtx))
 		}
 		if err := writer.Publish(pubCtx, tx.Events); err != nil {
 			return err

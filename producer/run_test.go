@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -32,6 +33,37 @@ var env struct {
 	db       *testenv.MariaDB
 	kafka    *kfake.Cluster
 	registry *srfake.Registry
+
+	mu           sync.Mutex
+	interceptors map[*testing.T]srfake.Interceptor // see interceptRegistry
+}
+
+// interceptRegistry lets fn answer the shared registry's requests first
+// until t ends; tests running in parallel keep their own interceptors.
+func interceptRegistry(t *testing.T, fn srfake.Interceptor) {
+	env.mu.Lock()
+	env.interceptors[t] = fn
+	env.mu.Unlock()
+	t.Cleanup(func() {
+		env.mu.Lock()
+		delete(env.interceptors, t)
+		env.mu.Unlock()
+	})
+}
+
+func dispatch(w http.ResponseWriter, r *http.Request) bool {
+	env.mu.Lock()
+	fns := make([]srfake.Interceptor, 0, len(env.interceptors))
+	for _, fn := range env.interceptors {
+		fns = append(fns, fn)
+	}
+	env.mu.Unlock()
+	for _, fn := range fns {
+		if fn(w, r) {
+			return true
+		}
+	}
+	return false
 }
 
 func TestMain(m *testing.M) {
@@ -52,6 +84,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	env.registry = testenv.StartRegistry()
+	env.interceptors = map[*testing.T]srfake.Interceptor{}
+	env.registry.Intercept(dispatch)
 	code := m.Run()
 	env.registry.Close()
 	env.kafka.Close()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -115,13 +118,33 @@ func write(ctx context.Context, w, writers, tables, n int) error {
 			}
 		}
 		stmts = append(stmts, "COMMIT")
-		for _, s := range stmts {
-			if _, err := c.Execute(s); err != nil {
-				return fmt.Errorf("writer %d: %s: %w", w, s, err)
-			}
+		if err := execTx(c, stmts); err != nil {
+			return fmt.Errorf("writer %d: %w", w, err)
 		}
 	}
 	return nil
+}
+
+// execTx runs a transaction's statements, running it again when InnoDB
+// picks it as a deadlock victim (rolled back whole, so nothing of it is in
+// the binlog).
+func execTx(c *client.Conn, stmts []string) error {
+	for {
+		var err error
+		for _, s := range stmts {
+			if _, err = c.Execute(s); err != nil {
+				err = fmt.Errorf("%s: %w", s, err)
+				break
+			}
+		}
+		var me *mysql.MyError
+		if !errors.As(err, &me) || me.Code != mysql.ER_LOCK_DEADLOCK {
+			return err
+		}
+		if _, err := c.Execute("ROLLBACK"); err != nil {
+			return err
+		}
+	}
 }
 
 func strs(r []*string) []string {

@@ -15,6 +15,8 @@ type Metrics struct {
 	file            prometheus.Gauge
 	pos             prometheus.Gauge
 	lag             prometheus.Gauge
+
+	rowCounters map[rowsKey]prometheus.Counter
 }
 
 // NewMetrics registers the reader's metrics with reg.
@@ -40,8 +42,27 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
+// rowsKey names a strait_producer_rows_read_total series without building
+// its label string.
+type rowsKey struct {
+	db, table string
+	op        cdc.Op
+}
+
+// countRows is called for every rows event: the counters are looked up once
+// per table and op, not per event (WithLabelValues hashes and allocates).
+// Only the reader's goroutine calls it.
 func (m *Metrics) countRows(t *cdc.Table, op cdc.Op, n int) {
-	m.rows.WithLabelValues(t.ID(), op.String()).Add(float64(n))
+	k := rowsKey{t.Database, t.Name, op}
+	c := m.rowCounters[k]
+	if c == nil {
+		if m.rowCounters == nil {
+			m.rowCounters = map[rowsKey]prometheus.Counter{}
+		}
+		c = m.rows.WithLabelValues(t.ID(), op.String())
+		m.rowCounters[k] = c
+	}
+	c.Add(float64(n))
 }
 
 func (m *Metrics) countUnrepresentable(t *cdc.Table, column string) {

@@ -4,7 +4,9 @@
 //
 //   - reader.go: the replication stream, transaction boundaries, positions.
 //   - table.go: a table's schema, from the TABLE_MAP event's full row
-//     metadata or else from information_schema (checked against the event).
+//     metadata or else from information_schema (checked against the event
+//     and against DDL ahead in the binlog).
+//   - ddl.go: which tables a DDL statement touches; DDL ahead of the reader.
 //   - convert.go, charset.go: go-mysql values → canonical cdc.Values.
 //   - check.go: what `producer check` verifies on the source.
 //
@@ -50,14 +52,17 @@ func (tx *Tx) reset() {
 	clear(tx.Events) // drop references to old rows and tables
 	tx.Events, tx.DDL = tx.Events[:0], tx.DDL[:0]
 	tx.GTID, tx.File, tx.EndPos, tx.Heartbeat = "", "", 0, false
-	tx.values = nil
+	// The previous transaction is published (Publish encodes before it
+	// returns): its rows' slab is reused, so a small transaction allocates
+	// nothing here.
+	tx.values = tx.values[:0]
 }
 
 // row returns n values cut from the transaction's slab; one allocation serves
-// many rows.
+// many rows and, once grown, many transactions.
 func (tx *Tx) row(n int) []cdc.Value {
 	if cap(tx.values)-len(tx.values) < n {
-		tx.values = make([]cdc.Value, 0, max(1024, n))
+		tx.values = make([]cdc.Value, 0, max(1024, 2*cap(tx.values), n))
 	}
 	l := len(tx.values)
 	tx.values = tx.values[:l+n]
@@ -95,6 +100,8 @@ type Reader struct {
 	fileIndex uint64 // numeric suffix of file
 	query     string // SQL of the current statement, when the server logs it
 	epoch     uint64
+	pos       uint64 // end of the last event read: where the next one starts
+	ahead     lookahead
 }
 
 type tableState struct {
@@ -170,6 +177,11 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 		// A dropped connection resumes from the syncer's own position; the
 		// producer's checkpoint covers restarts of the process.
 		MaxReconnectAttempts: 10,
+		// Parsed events waiting for ReadTx. go-mysql's default, 10,240,
+		// held ~100 MiB of parsed 40-row events when publishing was the
+		// slower side; 512 keeps memory flat and the parser busy
+		// (measured: producer/bench_test.go).
+		EventCacheCount: 512,
 	})
 	var err error
 	if s.GTID != "" {
@@ -207,6 +219,7 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 		if err != nil {
 			return err
 		}
+		r.pos = uint64(ev.Header.LogPos)
 		done, err := r.handle(ctx, tx, ev)
 		if err != nil {
 			return err
@@ -229,7 +242,7 @@ func (r *Reader) handle(ctx context.Context, tx *Tx, ev *replication.BinlogEvent
 	case *replication.RotateEvent:
 		r.file, r.fileIndex = string(e.NextLogName), fileIndex(string(e.NextLogName))
 	case *replication.MariadbGTIDEvent:
-		tx.GTID = e.GTID.String()
+		tx.GTID = mariadbGTID(&e.GTID)
 	case *replication.GTIDEvent:
 		if set, err := e.GTIDNext(); err == nil {
 			tx.GTID = set.String()
@@ -275,10 +288,21 @@ func (r *Reader) queryEvent(tx *Tx, h *replication.EventHeader, e *replication.Q
 	case "COMMIT": // transactions on non-transactional engines (MyISAM, Aria)
 		return true
 	}
-	// Any other statement in a row-based binlog is DDL (or a statement
-	// that changes no rows). The schema of every table may have changed:
-	// forget them all; the next TABLE_MAP rebuilds what is used.
-	clear(r.tables)
+	// Any other statement in a row-based binlog is DDL or a statement that
+	// changes no rows (GRANT, CREATE VIEW...). The schemas of the tables a
+	// DDL touches are forgotten; the next TABLE_MAP of each rebuilds it.
+	scope := parseDDL(q, string(e.Schema))
+	if scope.none {
+		return true
+	}
+	for id, st := range r.tables {
+		if scope.touches(string(st.event.Schema), string(st.event.Table)) {
+			delete(r.tables, id)
+		}
+	}
+	if !r.ddlCaptured(scope, string(e.Schema)) {
+		return true
+	}
 	tx.DDL = append(tx.DDL, cdc.SchemaChange{
 		Database:   string(e.Schema),
 		DDL:        q,
@@ -287,6 +311,41 @@ func (r *Reader) queryEvent(tx *Tx, h *replication.EventHeader, e *replication.Q
 		CommitTime: time.Unix(int64(h.Timestamp), 0),
 	})
 	return true
+}
+
+// ddlCaptured reports whether a DDL is published: when it names a captured
+// table, or changes a database that may hold captured tables, or is not
+// recognised and runs in such a database. DDL of excluded tables stays out
+// of Kafka (their column names included).
+func (r *Reader) ddlCaptured(s ddlScope, defaultDB string) bool {
+	for _, t := range s.tables {
+		db, name, _ := strings.Cut(t, ".")
+		if r.captured(db, name) {
+			return true
+		}
+	}
+	db := s.db
+	if s.all {
+		db = defaultDB
+	}
+	return db != "" && r.databaseCaptured(db)
+}
+
+// databaseCaptured reports whether some table of db may be captured.
+func (r *Reader) databaseCaptured(db string) bool {
+	if systemSchemas[db] {
+		return false
+	}
+	if len(r.cfg.Include) == 0 {
+		return true
+	}
+	for _, p := range r.cfg.Include {
+		dbPattern, _, _ := strings.Cut(p, ".")
+		if ok, _ := path.Match(dbPattern, db); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // tableMap resolves the schema of the table an upcoming rows event refers to.
@@ -307,7 +366,7 @@ func (r *Reader) tableMap(ctx context.Context, e *replication.TableMapEvent) err
 	if e.ColumnName != nil {
 		info, err = fromTableMap(e, r.charsets)
 	} else {
-		info, err = fromInformationSchema(ctx, r.conn, e)
+		info, err = r.fromInformationSchema(ctx, e)
 	}
 	if err == nil {
 		st.conv, err = newConverter(info)
@@ -466,6 +525,19 @@ func (r *Reader) image(tx *Tx, st *tableState, raw []any, h *replication.EventHe
 		row[i] = val
 	}
 	return row, nil
+}
+
+// mariadbGTID formats domain-server-sequence as go-mysql's String does,
+// without fmt: it runs once per transaction.
+func mariadbGTID(g *mysql.MariadbGTID) string {
+	if *g == (mysql.MariadbGTID{}) {
+		return ""
+	}
+	b := make([]byte, 0, 48)
+	b = strconv.AppendUint(b, uint64(g.DomainID), 10)
+	b = strconv.AppendUint(append(b, '-'), uint64(g.ServerID), 10)
+	b = strconv.AppendUint(append(b, '-'), g.SequenceNumber, 10)
+	return string(b)
 }
 
 // fileIndex returns the numeric suffix of a binlog file name

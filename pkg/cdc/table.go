@@ -69,15 +69,16 @@ func (t *Table) ID() string { return t.Database + "." + t.Name }
 // HasKey reports whether the table has a primary key.
 func (t *Table) HasKey() bool { return len(t.PrimaryKey) > 0 }
 
-// SameShape reports whether two schemas encode values identically, i.e.
-// whether a change between them needs a new Avro schema.
+// SameShape reports whether two schemas have the same Avro schema (values,
+// names, nullability and the documented SQL type), i.e. whether a change
+// between them needs no new schema version.
 func (t *Table) SameShape(o *Table) bool {
 	if t.Database != o.Database || t.Name != o.Name || len(t.Columns) != len(o.Columns) || len(t.PrimaryKey) != len(o.PrimaryKey) {
 		return false
 	}
 	for i, c := range t.Columns {
 		d := o.Columns[i]
-		if c.Name != d.Name || c.Type != d.Type || c.Precision != d.Precision || c.Scale != d.Scale ||
+		if c.Name != d.Name || c.Type != d.Type || c.Precision != d.Precision || c.Scale != d.Scale || c.SQLType != d.SQLType ||
 			c.Length != d.Length || c.Nullable != d.Nullable || strings.Join(c.Values, "\x00") != strings.Join(d.Values, "\x00") {
 			return false
 		}

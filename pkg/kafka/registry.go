@@ -2,9 +2,14 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/strait-cdc/strait/pkg/cdc"
 )
 
 // Registry registers Avro schemas and remembers their ids.
@@ -32,9 +37,95 @@ func (r *Registry) Register(ctx context.Context, subject, schema string) (int, e
 		return id, nil
 	}
 	s, err := r.client.CreateSchema(ctx, subject, sr.Schema{Schema: schema, Type: sr.TypeAvro})
+	var re *sr.ResponseError
+	if errors.As(err, &re) && (re.StatusCode == http.StatusConflict || re.StatusCode == http.StatusUnprocessableEntity) {
+		return 0, &SchemaRejectedError{Subject: subject, Err: err}
+	}
 	if err != nil {
 		return 0, fmt.Errorf("register schema for subject %s: %w (if the change is incompatible, set the subject's compatibility or re-snapshot the table into a new topic)", subject, err)
 	}
 	r.ids[k] = s.ID
 	return s.ID, nil
+}
+
+// SchemaRejectedError is the Schema Registry refusing a schema itself: HTTP
+// 409, incompatible with the subject's earlier versions under the subject's
+// compatibility level (e.g. a column changed from VARCHAR to INT under
+// BACKWARD), or 422, invalid. A registry that cannot be reached is a
+// different, retryable error. Find it with errors.As; it unwraps to the
+// registry's response (*sr.ResponseError).
+type SchemaRejectedError struct {
+	Subject string // the subject that refused the schema, <topic>-key or <topic>-value
+	Table   string // database.table, when known
+	// Changes says what changed in the table since the schema the subject
+	// last accepted from this producer, e.g. "column code (position 2):
+	// string → int32"; empty when unknown (first registration).
+	Changes string
+	Err     error // the registry's answer
+}
+
+// Error names the table, the subject, the change, the registry's reason and the fix.
+func (e *SchemaRejectedError) Error() string {
+	what := e.Subject
+	if e.Table != "" {
+		what = fmt.Sprintf("table %s (subject %s)", e.Table, e.Subject)
+	}
+	if e.Changes != "" {
+		what += " after " + e.Changes
+	}
+	return fmt.Sprintf("schema registry refused the new schema of %s: %v; fix: make the change compatible (e.g. add a new column instead of changing a type), "+
+		"or, if every reader copes, set the compatibility of %s to NONE and restart the producer, "+
+		"or exclude the table (source.exclude) and re-snapshot it into a new topic", what, e.Err, e.Subject)
+}
+
+// Unwrap returns the registry's answer.
+func (e *SchemaRejectedError) Unwrap() error { return e.Err }
+
+// columnChanges describes how table t differs from old, column by column
+// (positions count from 1, as in information_schema), for error messages.
+func columnChanges(old, t *cdc.Table) string {
+	was := map[string]*cdc.Column{}
+	for i := range old.Columns {
+		was[old.Columns[i].Name] = &old.Columns[i]
+	}
+	var out []string
+	for i := range t.Columns {
+		c := &t.Columns[i]
+		o := was[c.Name]
+		switch {
+		case o == nil:
+			out = append(out, fmt.Sprintf("column %s (position %d) added as %s", c.Name, i+1, columnType(c)))
+		case columnType(o) != columnType(c):
+			out = append(out, fmt.Sprintf("column %s (position %d) changed from %s to %s", c.Name, i+1, columnType(o), columnType(c)))
+		}
+		delete(was, c.Name)
+	}
+	for i := range old.Columns {
+		if was[old.Columns[i].Name] != nil {
+			out = append(out, fmt.Sprintf("column %s (position %d) dropped", old.Columns[i].Name, i+1))
+		}
+	}
+	if fmt.Sprint(keyNames(old)) != fmt.Sprint(keyNames(t)) {
+		out = append(out, fmt.Sprintf("primary key changed from %v to %v", keyNames(old), keyNames(t)))
+	}
+	return strings.Join(out, ", ")
+}
+
+func columnType(c *cdc.Column) string {
+	s := c.Type.String()
+	if c.SQLType != "" {
+		s = c.SQLType + " (" + s + ")"
+	}
+	if !c.Nullable {
+		s += " not null"
+	}
+	return s
+}
+
+func keyNames(t *cdc.Table) []string {
+	var out []string
+	for _, k := range t.PrimaryKey {
+		out = append(out, t.Columns[k].Name)
+	}
+	return out
 }

@@ -41,6 +41,12 @@ type Writer struct {
 	tables map[string]*tableWriter // by database.table
 	topics map[string]bool         // topics known to exist
 
+	// Publish's per-record memory, all used by Publish's goroutine only.
+	byTable    map[*cdc.Table]*tableWriter // writerFor's answers by table version
+	arena      []byte                      // chunk the records' keys and values are encoded into
+	records    []kgo.Record                // chunk the kgo.Records are cut from
+	onDelivery func(*kgo.Record, error)    // w.delivered, allocated once
+
 	failMu sync.Mutex
 	fail   error
 	failed chan struct{} // closed with the first delivery failure
@@ -137,6 +143,13 @@ func (w *Writer) writerFor(ctx context.Context, t *cdc.Table) (*tableWriter, err
 	if err == nil {
 		valueID, err = w.registry.Register(ctx, topic+"-value", s.Value)
 	}
+	var rej *SchemaRejectedError
+	if errors.As(err, &rej) {
+		rej.Table = t.ID()
+		if tw != nil {
+			rej.Changes = columnChanges(tw.enc.Table(), t)
+		}
+	}
 	if isRejection(err) {
 		tw = w.rejectedWriter(t, topic, s, err)
 		w.tables[t.ID()] = tw
@@ -164,36 +177,95 @@ func (w *Writer) Publish(ctx context.Context, events []cdc.Event) error {
 	now := time.Now()
 	for i := range events {
 		ev := &events[i]
-		tw, err := w.writerFor(ctx, ev.Table)
+		tw, err := w.writerOf(ctx, ev.Table)
 		if err != nil {
 			return fmt.Errorf("publish %s at %s:%d: %w", ev.Table.ID(), ev.Source.File, ev.Source.Pos, err)
 		}
-		key, err := tw.enc.AppendKey(nil, ev)
+		key, err := tw.enc.AppendKey(w.take(), ev)
+		if key = w.commit(key); len(key) == 0 {
+			key = nil // no primary key: no record key (partition 0, order kept)
+		}
 		if err != nil {
 			if err := w.deadLetter(ctx, tw, ev, ReasonEncode, fmt.Errorf("encode key: %w", err), nil, nil); err != nil {
 				return err
 			}
 			continue
 		}
-		value, err := tw.enc.AppendValue(make([]byte, 0, 256), ev, now)
+		value, err := tw.enc.AppendValue(w.take(), ev, now)
+		value = w.commit(value)
 		if reason, cause := w.unfit(tw, key, value, err); reason != "" {
 			if err := w.deadLetter(ctx, tw, ev, reason, cause, body(key), body(value)); err != nil {
 				return err
 			}
 			continue
 		}
-		w.produce(ctx, &kgo.Record{Topic: tw.topic, Key: key, Value: value})
+		w.produce(ctx, w.record(tw.topic, key, value))
 		tw.pub.records.Inc()
 		tw.pub.bytes.Add(float64(len(key) + len(value)))
 		if ev.Op == cdc.OpDelete && w.cfg.Tombstones && key != nil {
-			w.produce(ctx, &kgo.Record{Topic: tw.topic, Key: key})
+			w.produce(ctx, w.record(tw.topic, key, nil))
 		}
 	}
 	return nil
 }
 
+// writerOf is writerFor remembered by table version: the reader hands out
+// one *cdc.Table per schema version, so the answer for a pointer never
+// changes, and the common case costs one map lookup instead of building the
+// table's name.
+func (w *Writer) writerOf(ctx context.Context, t *cdc.Table) (*tableWriter, error) {
+	if tw := w.byTable[t]; tw != nil {
+		return tw, nil
+	}
+	tw, err := w.writerFor(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	if w.byTable == nil || len(w.byTable) >= 4096 { // old versions are dropped wholesale
+		w.byTable = map[*cdc.Table]*tableWriter{}
+	}
+	w.byTable[t] = tw
+	return tw, nil
+}
+
+// arenaSize is the size of the chunks record keys and values are encoded
+// into: one allocation serves about a hundred records. A chunk is only
+// appended to, never rewritten, and is freed by the GC once the client has
+// delivered (and dropped) the last record pointing into it.
+const arenaSize = 64 << 10
+
+// take returns the free tail of the arena, to append one key or value to.
+func (w *Writer) take() []byte {
+	if cap(w.arena)-len(w.arena) < arenaSize/16 {
+		w.arena = make([]byte, 0, arenaSize)
+	}
+	return w.arena[len(w.arena):len(w.arena)]
+}
+
+// commit marks b, the tail returned by take with bytes appended, as used and
+// returns it capped at its length. A b that outgrew the tail is its own
+// allocation and leaves the arena as it was.
+func (w *Writer) commit(b []byte) []byte {
+	if n := len(w.arena); len(b) <= cap(w.arena)-n {
+		w.arena = w.arena[:n+len(b)]
+	}
+	return b[:len(b):len(b)]
+}
+
+// record returns a kgo.Record cut from a chunk of 256.
+func (w *Writer) record(topic string, key, value []byte) *kgo.Record {
+	if len(w.records) == cap(w.records) {
+		w.records = make([]kgo.Record, 0, 256)
+	}
+	w.records = append(w.records, kgo.Record{Topic: topic, Key: key, Value: value})
+	return &w.records[len(w.records)-1]
+}
+
 func (w *Writer) produce(ctx context.Context, r *kgo.Record) {
-	w.client.Produce(ctx, r, w.delivered)
+	if w.onDelivery == nil {
+		w.onDelivery = w.delivered
+	}
+	w.client.Produce(ctx, r, w.onDelivery)
 }
 
 func (w *Writer) delivered(r *kgo.Record, err error) {

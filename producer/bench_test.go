@@ -1,0 +1,472 @@
+package main
+
+// The producer benchmark behind README's "Performance" section (`make bench`).
+// Each case loads its workload into the shared MariaDB once, then times, over
+// the same binlog range of the same server:
+//
+//   - the baseline: a bare go-mysql BinlogSyncer loop that only parses;
+//   - the producer's real path: binlog.Reader → kafka.Writer → kfake (with
+//     srfake as the registry), until every record is acknowledged.
+//
+// kfake runs in a child process (this test binary, see init) with
+// BlackholeProduce: it speaks the real protocol and acknowledges every batch,
+// but neither its storage nor its CPU, allocations and memory are counted as
+// the producer's.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/strait-cdc/strait/pkg/binlog"
+	"github.com/strait-cdc/strait/pkg/kafka"
+	"github.com/strait-cdc/strait/pkg/testenv"
+)
+
+// benchKafkaEnv set in the environment makes this test binary a kfake
+// broker for the benchmark instead of running tests.
+const benchKafkaEnv = "STRAIT_BENCH_KFAKE"
+
+func init() {
+	if os.Getenv(benchKafkaEnv) == "" {
+		return
+	}
+	// The child: serve until the parent closes stdin, print the brokers first.
+	c, err := testenv.StartKafka(kfake.BlackholeProduce())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start kfake:", err)
+		os.Exit(1)
+	}
+	fmt.Println(strings.Join(c.ListenAddrs(), ","))
+	io.Copy(io.Discard, os.Stdin)
+	c.Close()
+	os.Exit(0)
+}
+
+// startBenchKafka starts the kfake child process and returns its brokers
+// and process id.
+func startBenchKafka(b *testing.B) ([]string, int) {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), benchKafkaEnv+"=1")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { stdin.Close(); cmd.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		b.Fatalf("kfake child: %v", err)
+	}
+	return strings.Split(strings.TrimSpace(line), ","), cmd.Process.Pid
+}
+
+// benchRows is the number of rows of the single-table workloads:
+// STRAIT_BENCH_ROWS, else 100,000 with -short, else 1,000,000.
+func benchRows() int {
+	if n, err := strconv.Atoi(os.Getenv("STRAIT_BENCH_ROWS")); err == nil && n > 0 {
+		return n
+	}
+	if testing.Short() {
+		return 100_000
+	}
+	return 1_000_000
+}
+
+// workload is a loaded binlog range [start, end) and what it holds.
+type workload struct {
+	include string // source.include pattern of its tables
+	start   binlog.Start
+	end     mysql.Position
+	rows    int
+	txs     int
+}
+
+// benchColumns are the ten columns of every benchmark table, about 200
+// bytes a row in the binlog.
+const benchColumns = `(
+	id BIGINT NOT NULL PRIMARY KEY,
+	account_id INT NOT NULL,
+	amount DECIMAL(12,2) NOT NULL,
+	quantity INT NOT NULL,
+	status VARCHAR(16) NOT NULL,
+	email VARCHAR(64) NOT NULL,
+	note VARCHAR(255) NULL,
+	created_at DATETIME(6) NOT NULL,
+	updated_at TIMESTAMP(6) NOT NULL DEFAULT '2000-01-01 00:00:00',
+	score DOUBLE NOT NULL
+) ENGINE=InnoDB`
+
+// benchValues is the SELECT list of row i (an SQL expression in i).
+const benchValues = `i, i % 100000, (i % 10000000) / 100, i % 50,
+	ELT(1 + i % 4, 'new', 'paid', 'shipped', 'returned'),
+	CONCAT('customer', i, '@example.com'),
+	CONCAT(MD5(i), ' ', MD5(i + 1), ' gift wrap'),
+	TIMESTAMP('2024-01-01') + INTERVAL i SECOND + INTERVAL i % 1000000 MICROSECOND,
+	FROM_UNIXTIME(1700000000 + i, '%Y-%m-%d %H:%i:%s.%f'),
+	i / 7`
+
+// serverIDs numbers the benchmark's replica connections.
+var serverIDs uint32 = 7000
+
+var workloads struct {
+	sync.Mutex
+	done map[string]*workload
+}
+
+// loadWorkload fills the named workload once per process and returns it.
+// The rows are copied from bench.src (not captured, filled first) so that
+// the statements in the binlog are short, like an application's INSERTs.
+func loadWorkload(b *testing.B, name string) *workload {
+	b.Helper()
+	workloads.Lock()
+	defer workloads.Unlock()
+	if w := workloads.done[name]; w != nil {
+		return w
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	rows := benchRows()
+	forty := make([]string, 40)
+	for n := range forty {
+		forty[n] = fmt.Sprintf("(%d)", n)
+	}
+	if err := env.db.Exec(ctx, "", "CREATE DATABASE IF NOT EXISTS bench", "CREATE TABLE IF NOT EXISTS bench.src "+benchColumns,
+		"CREATE TABLE IF NOT EXISTS bench.forty (n INT PRIMARY KEY)",
+		"INSERT IGNORE INTO bench.forty VALUES "+strings.Join(forty, ","),
+		// 40⁴ = 2,560,000 candidate rows, in one statement.
+		"INSERT IGNORE INTO bench.src SELECT "+benchValues+` FROM (SELECT a.n + 40 * b.n + 1600 * c.n + 64000 * d.n AS i
+			FROM bench.forty a, bench.forty b, bench.forty c, bench.forty d) r WHERE i < `+strconv.Itoa(rows),
+	); err != nil {
+		b.Fatal(err)
+	}
+	w := &workload{include: "bench." + name, rows: rows, txs: rows}
+	var proc string // a procedure filling [first, last)
+	switch name {
+	case "single":
+		// One row per transaction: autocommit commits each INSERT of the
+		// procedure on its own.
+		proc = `WHILE i < last DO
+				INSERT INTO single SELECT * FROM src WHERE id = i;
+				SET i = i + 1;
+			END WHILE;`
+	case "batch":
+		// 40 rows per statement, one statement per transaction.
+		w.txs = (rows + 39) / 40
+		proc = `WHILE i < last DO
+				INSERT INTO batch SELECT * FROM src WHERE id >= i AND id < LEAST(i + 40, last);
+				SET i = i + 40;
+			END WHILE;`
+	case "t":
+		// 1,000 tables, one row per transaction, rows spread round-robin.
+		w.include, w.rows, w.txs = "bench.t[0-9]*", rows/5, rows/5
+		var cases strings.Builder
+		for t := range 1000 {
+			fmt.Fprintf(&cases, "WHEN %d THEN INSERT INTO t%d SELECT * FROM src WHERE id = i;\n", t, t)
+		}
+		proc = `WHILE i < last DO
+				CASE i % 1000 ` + cases.String() + ` END CASE;
+				SET i = i + 1;
+			END WHILE;`
+	default:
+		b.Fatalf("unknown workload %q", name)
+	}
+	stmts := []string{"CREATE PROCEDURE fill_" + name + "(first BIGINT, last BIGINT) BEGIN DECLARE i BIGINT DEFAULT first; " + proc + " END"}
+	if name == "t" {
+		for t := range 1000 {
+			stmts = append(stmts, fmt.Sprintf("CREATE TABLE t%d %s", t, benchColumns))
+		}
+	} else {
+		stmts = append(stmts, "CREATE TABLE "+name+" "+benchColumns)
+	}
+	if err := env.db.Exec(ctx, "bench", stmts...); err != nil {
+		b.Fatal(err)
+	}
+	start := masterStatus(b, ctx)
+	w.start = binlog.Start{File: start.Name, Pos: uint64(start.Pos)}
+	t0 := time.Now()
+	// Two connections, each filling half (a multiple of 40 rows).
+	half := w.rows / 80 * 40
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, q := range []string{fmt.Sprintf("CALL fill_%s(0, %d)", name, half), fmt.Sprintf("CALL fill_%s(%d, %d)", name, half, w.rows)} {
+		wg.Go(func() { errs[i] = env.db.Exec(ctx, "bench", q) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	w.end = masterStatus(b, ctx)
+	b.Logf("workload %s: %d rows in %d transactions loaded in %s, binlog %s:%d → %s:%d",
+		name, w.rows, w.txs, time.Since(t0).Round(time.Millisecond), w.start.File, w.start.Pos, w.end.Name, w.end.Pos)
+	if workloads.done == nil {
+		workloads.done = map[string]*workload{}
+	}
+	workloads.done[name] = w
+	return w
+}
+
+func masterStatus(b *testing.B, ctx context.Context) mysql.Position {
+	b.Helper()
+	rows, err := env.db.Query(ctx, "", "SHOW MASTER STATUS")
+	if err != nil {
+		b.Fatal(err)
+	}
+	pos, _ := strconv.ParseUint(*rows[0][1], 10, 32)
+	return mysql.Position{Name: *rows[0][0], Pos: uint32(pos)}
+}
+
+// reached reports whether file:pos is at or after end.
+func reached(file string, pos uint64, end mysql.Position) bool {
+	return file > end.Name || (file == end.Name && pos >= uint64(end.Pos))
+}
+
+// measurement is what one timed pass used.
+type measurement struct {
+	rows, txs int
+	wall      time.Duration
+	cpu       time.Duration
+	mallocs   uint64
+	peakRSS   float64       // MiB
+	halfRSS   float64       // MiB, peak when half the rows were read
+	server    time.Duration // CPU of the MariaDB server
+	kafka     time.Duration // CPU of the kfake process
+}
+
+func (m measurement) rowsPerSec() float64 { return float64(m.rows) / m.wall.Seconds() }
+
+// measure runs pass and records its wall time, CPU, allocations and peak
+// RSS; pass calls half once it has read half of the rows.
+func measure(b *testing.B, kafkaPid int, pass func(half func()) (rows, txs int)) measurement {
+	b.Helper()
+	runtime.GC()
+	debug.FreeOSMemory()
+	resetPeakRSS()
+	var m measurement
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	serverPid := mariadbPid(b)
+	server, kafka := processCPU(serverPid), processCPU(kafkaPid)
+	mallocs, cpu, t0 := ms.Mallocs, cpuTime(), time.Now()
+	m.rows, m.txs = pass(func() { m.halfRSS = peakRSS() })
+	m.wall, m.cpu = time.Since(t0), cpuTime()-cpu
+	m.server, m.kafka = processCPU(serverPid)-server, processCPU(kafkaPid)-kafka
+	runtime.ReadMemStats(&ms)
+	m.mallocs = ms.Mallocs - mallocs
+	m.peakRSS = peakRSS()
+	return m
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// processCPU returns the user and system CPU time of another process.
+func processCPU(pid int) time.Duration {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	// Fields after the command name (which may hold spaces): state is
+	// field 3, utime and stime are fields 14 and 15, in clock ticks (100/s).
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	user, _ := strconv.ParseInt(f[11], 10, 64)
+	sys, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(user+sys) * 10 * time.Millisecond
+}
+
+func mariadbPid(b *testing.B) int {
+	s, err := os.ReadFile(filepath.Join(env.db.Dir, "mariadbd.pid"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(s)))
+	return pid
+}
+
+// resetPeakRSS resets the kernel's peak-RSS mark (VmHWM) of this process.
+func resetPeakRSS() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// peakRSS returns VmHWM in MiB.
+func peakRSS() float64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// baselinePass reads w's binlog range with a bare BinlogSyncer that only
+// parses (go-mysql's default decoding), counting rows.
+func baselinePass(b *testing.B, ctx context.Context, w *workload, serverID uint32, half func()) (rows, txs int) {
+	b.Helper()
+	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+		ServerID: serverID, Flavor: mysql.MariaDBFlavor, Host: env.db.Host, Port: uint16(env.db.Port),
+		User: env.db.User, Password: env.db.Password, Logger: slog.New(slog.DiscardHandler),
+	})
+	defer syncer.Close()
+	stream, err := syncer.StartSync(mysql.Position{Name: w.start.File, Pos: uint32(w.start.Pos)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	file := w.start.File
+	for {
+		ev, err := stream.GetEvent(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		switch e := ev.Event.(type) {
+		case *replication.RotateEvent:
+			file = string(e.NextLogName)
+			continue
+		case *replication.RowsEvent:
+			if rows < w.rows/2 && rows+len(e.Rows) >= w.rows/2 {
+				half()
+			}
+			rows += len(e.Rows)
+		case *replication.XIDEvent:
+			txs++
+		}
+		if ev.Header.LogPos != 0 && reached(file, uint64(ev.Header.LogPos), w.end) {
+			break
+		}
+	}
+	return rows, txs
+}
+
+// producerPass streams w's binlog range through the producer's reader and
+// writer, the loop of stream, until every record is acknowledged. A limit
+// above zero stops it after that many transactions.
+func producerPass(b *testing.B, ctx context.Context, w *workload, brokers []string, serverID uint32, prefix string, limit int, half func()) (rows, txs int) {
+	b.Helper()
+	log := slog.New(slog.DiscardHandler)
+	reg := prometheus.NewRegistry()
+	src := binlog.Config{Host: env.db.Host, Port: env.db.Port, User: env.db.User, Password: env.db.Password,
+		ServerID: serverID, Include: []string{w.include}}
+	src.Defaults()
+	reader, err := binlog.Open(ctx, &src, log, binlog.NewMetrics(reg))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer reader.Close()
+	var kcfg kafka.Config
+	kcfg.Defaults()
+	kcfg.Brokers, kcfg.RegistryURL, kcfg.TopicPrefix = brokers, env.registry.URL(), prefix
+	writer, err := kafka.NewWriter(&kcfg, version, log, kafka.NewMetrics(reg))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer writer.Close()
+	if err := reader.Start(ctx, w.start); err != nil {
+		b.Fatal(err)
+	}
+	var tx binlog.Tx
+	for {
+		if err := reader.ReadTx(ctx, &tx); err != nil {
+			b.Fatal(err)
+		}
+		if rows < w.rows/2 && rows+len(tx.Events) >= w.rows/2 {
+			half()
+		}
+		rows += len(tx.Events)
+		if len(tx.Events) > 0 {
+			txs++
+		}
+		if err := writer.Publish(ctx, tx.Events); err != nil {
+			b.Fatal(err)
+		}
+		if reached(tx.File, tx.EndPos, w.end) || txs == limit {
+			break
+		}
+	}
+	if err := writer.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return rows, txs
+}
+
+// BenchmarkProducer compares the producer with the bare parse baseline on
+// one row per transaction, 40 rows per statement, and one row per
+// transaction spread over 1,000 tables.
+func BenchmarkProducer(b *testing.B) {
+	brokers, kafkaPid := startBenchKafka(b)
+	for _, c := range []struct{ name, workload string }{
+		{"rows_per_tx=1", "single"},
+		{"rows_per_stmt=40", "batch"},
+		{"tables=1000", "t"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			w := loadWorkload(b, c.workload)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			b.ResetTimer()
+			for range b.N {
+				serverIDs += 3
+				id := serverIDs
+				prefix := fmt.Sprintf("bench%d", id)
+				if c.workload == "t" {
+					// srfake compares a new subject's schema with every
+					// schema it holds (2,000 here: quadratic, minutes), which
+					// a real registry does not: register them untimed first,
+					// so the timed pass meets known subjects, as a restarted
+					// producer does.
+					b.StopTimer()
+					producerPass(b, ctx, w, brokers, id+2, prefix, 1000, func() {})
+					b.StartTimer()
+				}
+				base := measure(b, kafkaPid, func(half func()) (int, int) { return baselinePass(b, ctx, w, id, half) })
+				prod := measure(b, kafkaPid, func(half func()) (int, int) {
+					return producerPass(b, ctx, w, brokers, id+1, prefix, 0, half)
+				})
+				if base.rows != w.rows || prod.rows != w.rows || prod.txs != w.txs {
+					b.Fatalf("rows: baseline %d, producer %d in %d transactions; loaded %d in %d", base.rows, prod.rows, prod.txs, w.rows, w.txs)
+				}
+				b.ReportMetric(base.rowsPerSec(), "baseline-rows/s")
+				b.ReportMetric(base.cpu.Seconds()*1e6/float64(base.rows), "baseline-cpu-µs/row")
+				b.ReportMetric(float64(base.mallocs)/float64(base.rows), "baseline-allocs/row")
+				b.ReportMetric(prod.rowsPerSec(), "rows/s")
+				b.ReportMetric(prod.rowsPerSec()/base.rowsPerSec(), "ratio")
+				b.ReportMetric(prod.cpu.Seconds()*1e6/float64(prod.rows), "cpu-µs/row")
+				b.ReportMetric(float64(prod.mallocs)/float64(prod.rows), "allocs/row")
+				b.ReportMetric(base.server.Seconds()*1e6/float64(base.rows), "baseline-server-cpu-µs/row")
+				b.ReportMetric(prod.server.Seconds()*1e6/float64(prod.rows), "server-cpu-µs/row")
+				b.ReportMetric(prod.kafka.Seconds()*1e6/float64(prod.rows), "kfake-cpu-µs/row")
+				b.ReportMetric(prod.halfRSS, "half-RSS-MiB")
+				b.ReportMetric(prod.peakRSS, "peak-RSS-MiB")
+			}
+		})
+	}
+}
