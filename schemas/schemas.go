@@ -1,5 +1,6 @@
 // Package schemas holds the Avro schemas strait owns: the source block and
-// the envelope of every change record, and the schema-change record. They
+// the envelope of every change record, the schema-change record and the
+// producer's checkpoint. They
 // are files so that readers of our topics can see the contract without
 // reading Go.
 package schemas
@@ -20,3 +21,9 @@ var Envelope string
 //
 //go:embed schema_change.avsc
 var SchemaChange string
+
+// Checkpoint is the record of the <prefix>._checkpoint topic: where the
+// producer resumes.
+//
+//go:embed checkpoint.avsc
+var Checkpoint string

@@ -12,6 +12,7 @@ func TestSchemasParse(t *testing.T) {
 	for name, s := range map[string]string{
 		"source":        Source,
 		"schema_change": SchemaChange,
+		"checkpoint":    Checkpoint,
 		// The envelope parses once its placeholder types are defined.
 		"envelope": `[` + Source + `,` + value + `,` + Envelope + `]`,
 	} {
