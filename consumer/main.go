@@ -1,20 +1,23 @@
 // Command consumer applies the change topics written by the producer to
-// BigQuery. It is being built (issue "Consumer: apply the change topics to
-// BigQuery"); until then it only prints its version.
+// BigQuery as CDC upserts and deletes. See README.md, "Consumer".
+//
+// Subcommands: run (consume until stopped), version.
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
-var version = "dev"
-
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "version" {
-		fmt.Println("strait consumer", version)
-		return
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "consumer:", err)
+		os.Exit(exitCode(err))
 	}
-	fmt.Fprintln(os.Stderr, "consumer: not implemented yet; see README, \"Status\"")
-	os.Exit(2)
 }

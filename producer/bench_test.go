@@ -368,9 +368,8 @@ func baselinePass(b *testing.B, ctx context.Context, w *workload, serverID uint3
 }
 
 // producerPass streams w's binlog range through the producer's reader and
-// writer, the loop of stream, until every record is acknowledged. A limit
-// above zero stops it after that many transactions.
-func producerPass(b *testing.B, ctx context.Context, w *workload, brokers []string, serverID uint32, prefix string, limit int, half func()) (rows, txs int) {
+// writer, the loop of stream, until every record is acknowledged.
+func producerPass(b *testing.B, ctx context.Context, w *workload, brokers []string, serverID uint32, prefix string, half func()) (rows, txs int) {
 	b.Helper()
 	log := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
@@ -408,7 +407,7 @@ func producerPass(b *testing.B, ctx context.Context, w *workload, brokers []stri
 		if err := writer.Publish(ctx, tx.Events); err != nil {
 			b.Fatal(err)
 		}
-		if reached(tx.File, tx.EndPos, w.end) || txs == limit {
+		if reached(tx.File, tx.EndPos, w.end) {
 			break
 		}
 	}
@@ -444,12 +443,12 @@ func BenchmarkProducer(b *testing.B) {
 					// so the timed pass meets known subjects, as a restarted
 					// producer does.
 					b.StopTimer()
-					producerPass(b, ctx, w, brokers, id+2, prefix, 1000, func() {})
+					producerPass(b, ctx, w, brokers, id+2, prefix, func() {})
 					b.StartTimer()
 				}
 				base := measure(b, kafkaPid, func(half func()) (int, int) { return baselinePass(b, ctx, w, id, half) })
 				prod := measure(b, kafkaPid, func(half func()) (int, int) {
-					return producerPass(b, ctx, w, brokers, id+1, prefix, 0, half)
+					return producerPass(b, ctx, w, brokers, id+1, prefix, half)
 				})
 				if base.rows != w.rows || prod.rows != w.rows || prod.txs != w.txs {
 					b.Fatalf("rows: baseline %d, producer %d in %d transactions; loaded %d in %d", base.rows, prod.rows, prod.txs, w.rows, w.txs)

@@ -142,6 +142,10 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Read
 // no checkpoint starts.
 func (r *Reader) Current(ctx context.Context) (Start, error) {
 	res, err := r.conn.Execute("SHOW MASTER STATUS")
+	var me *mysql.MyError
+	if errors.As(err, &me) && me.Code == mysql.ER_PARSE_ERROR {
+		res, err = r.conn.Execute("SHOW BINARY LOG STATUS") // MySQL 8.4 removed the old name
+	}
 	if err != nil {
 		return Start{}, fmt.Errorf("read current binlog position (needs REPLICATION CLIENT / BINLOG MONITOR): %w", err)
 	}

@@ -6,6 +6,7 @@
 //   - topics.go: topic names and creation (partitions, replication, cleanup).
 //   - registry.go: schema registration, subjects <topic>-key / <topic>-value.
 //   - partition.go: Kafka-compatible key hashing; keyless tables on partition 0.
+//   - group.go: the reading side: the consumer's group member and schema lookups.
 package kafka
 
 import (

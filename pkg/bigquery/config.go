@@ -1,0 +1,84 @@
+package bigquery
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Config is where and how changes are written to BigQuery.
+type Config struct {
+	// Project is the Google Cloud project of the dataset.
+	Project string `yaml:"project" help:"Google Cloud project of the dataset"`
+	// Dataset receives every table; created (in Location) when missing.
+	Dataset string `yaml:"dataset" help:"dataset that receives the tables"`
+	// Location of a dataset strait creates; default US.
+	Location string `yaml:"location" help:"location of the dataset when strait creates it"`
+	// TableTemplate names a source table's BigQuery table: {database} and
+	// {table} are replaced by the source names; default "{database}_{table}".
+	TableTemplate string `yaml:"table_template" help:"BigQuery table name of a source table: {database} and {table} are replaced"`
+	// MaxStaleness is the max_staleness of tables strait creates: how old
+	// a query's view of the CDC changes may be, traded against merge cost;
+	// default 15m.
+	MaxStaleness time.Duration `yaml:"max_staleness" help:"max_staleness of new tables"`
+	// CredentialsFile is a service-account key file; default: Application
+	// Default Credentials.
+	CredentialsFile string `yaml:"credentials_file" help:"service-account key file (default: Application Default Credentials)"`
+	// Endpoint overrides the REST endpoint (e.g. a local BigQuery).
+	Endpoint string `yaml:"endpoint" help:"REST endpoint override, e.g. http://127.0.0.1:9050/bigquery/v2/"`
+	// WriteEndpoint overrides the Storage Write API endpoint (host:port).
+	WriteEndpoint string `yaml:"write_endpoint" help:"Storage Write API endpoint override (host:port)"`
+	// Insecure talks to the endpoint overrides without TLS or credentials,
+	// as to a local BigQuery.
+	Insecure bool `yaml:"insecure" help:"no TLS and no credentials for the endpoint overrides (local endpoint only)"`
+	// MaxRequestBytes caps an AppendRows request's rows; default 9 MiB,
+	// under BigQuery's 10 MB request limit.
+	MaxRequestBytes int `yaml:"max_request_bytes" help:"largest AppendRows request (below BigQuery's 10 MB)"`
+}
+
+// Defaults fills unset fields with their defaults.
+func (c *Config) Defaults() {
+	c.Location = "US"
+	c.TableTemplate = "{database}_{table}"
+	c.MaxStaleness = 15 * time.Minute
+	c.MaxRequestBytes = 9 << 20
+}
+
+// Validate reports every problem of the configuration, naming the key.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Project == "" {
+		errs = append(errs, errors.New("bigquery.project: required"))
+	}
+	if c.Dataset == "" {
+		errs = append(errs, errors.New("bigquery.dataset: required"))
+	}
+	if !strings.Contains(c.TableTemplate, "{table}") {
+		errs = append(errs, fmt.Errorf("bigquery.table_template: %q must contain {table}", c.TableTemplate))
+	}
+	if c.MaxStaleness < 0 {
+		errs = append(errs, fmt.Errorf("bigquery.max_staleness: %s is negative", c.MaxStaleness))
+	}
+	if c.MaxRequestBytes < 1<<20 || c.MaxRequestBytes > 10<<20-64<<10 {
+		errs = append(errs, fmt.Errorf("bigquery.max_request_bytes: %d, want 1 MiB to 9.9 MiB", c.MaxRequestBytes))
+	}
+	if c.Insecure && c.Endpoint == "" && c.WriteEndpoint == "" {
+		errs = append(errs, errors.New("bigquery.insecure: only allowed with bigquery.endpoint or bigquery.write_endpoint"))
+	}
+	return errors.Join(errs...)
+}
+
+// TableName returns the BigQuery table of a source table: the template
+// with {database} and {table} replaced, and characters a table name cannot
+// hold replaced by '_'.
+func (c *Config) TableName(database, table string) string {
+	s := strings.NewReplacer("{database}", database, "{table}", table).Replace(c.TableTemplate)
+	b := []byte(s)
+	for i, ch := range b {
+		if !(ch == '_' || ch == '-' || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')) {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,507 @@
+package bigquery
+
+import (
+	"fmt"
+	"math"
+	"math/big"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/bigquery"
+	"cloud.google.com/go/bigquery/storage/managedwriter/adapt"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
+	"google.golang.org/protobuf/types/descriptorpb"
+)
+
+// Proto field numbers of the writer schema: the CDC pseudo-columns first,
+// then the table's columns in table order from 3 on. A table only ever
+// gains columns at its end, so a column keeps its number for the table's
+// life and rows encoded before a patch stay valid after it.
+const (
+	numChangeType = 1 // _CHANGE_TYPE: UPSERT or DELETE
+	numChangeSeq  = 2 // _CHANGE_SEQUENCE_NUMBER
+	numFirstCol   = 3
+)
+
+// protoName is what a proto field name may be; columns with other names
+// (BigQuery's flexible column names) are left out of the writer schema.
+var protoName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// protoTypes are the proto types strait writes each column type with
+// ("Supported protocol buffer data types" of the Storage Write API):
+// decimals as text so that they never pass through binary floating point,
+// DATE as int32 days, DATETIME as the packed civil-time int64, TIMESTAMP as
+// int64 microseconds.
+var protoTypes = map[bigquery.FieldType]descriptorpb.FieldDescriptorProto_Type{
+	bigquery.IntegerFieldType:    descriptorpb.FieldDescriptorProto_TYPE_INT64,
+	bigquery.FloatFieldType:      descriptorpb.FieldDescriptorProto_TYPE_DOUBLE,
+	bigquery.BooleanFieldType:    descriptorpb.FieldDescriptorProto_TYPE_BOOL,
+	bigquery.StringFieldType:     descriptorpb.FieldDescriptorProto_TYPE_STRING,
+	bigquery.JSONFieldType:       descriptorpb.FieldDescriptorProto_TYPE_STRING,
+	bigquery.GeographyFieldType:  descriptorpb.FieldDescriptorProto_TYPE_STRING,
+	bigquery.NumericFieldType:    descriptorpb.FieldDescriptorProto_TYPE_STRING,
+	bigquery.BigNumericFieldType: descriptorpb.FieldDescriptorProto_TYPE_STRING,
+	bigquery.BytesFieldType:      descriptorpb.FieldDescriptorProto_TYPE_BYTES,
+	bigquery.DateFieldType:       descriptorpb.FieldDescriptorProto_TYPE_INT32,
+	bigquery.DateTimeFieldType:   descriptorpb.FieldDescriptorProto_TYPE_INT64,
+	bigquery.TimestampFieldType:  descriptorpb.FieldDescriptorProto_TYPE_INT64,
+	bigquery.TimeFieldType:       descriptorpb.FieldDescriptorProto_TYPE_INT64,
+	bigquery.RecordFieldType:     descriptorpb.FieldDescriptorProto_TYPE_MESSAGE,
+}
+
+// writerSchema builds the proto descriptor of a table's rows for
+// managedwriter: one message with the CDC pseudo-columns and every column,
+// normalized (nested messages inlined) by adapt.NormalizeDescriptor.
+func writerSchema(schema bigquery.Schema) (*descriptorpb.DescriptorProto, error) {
+	root := &descriptorpb.DescriptorProto{Name: proto.String("row")}
+	optional := descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum()
+	str := descriptorpb.FieldDescriptorProto_TYPE_STRING.Enum()
+	root.Field = []*descriptorpb.FieldDescriptorProto{
+		{Name: proto.String("_CHANGE_TYPE"), Number: proto.Int32(numChangeType), Label: optional, Type: str},
+		{Name: proto.String("_CHANGE_SEQUENCE_NUMBER"), Number: proto.Int32(numChangeSeq), Label: optional, Type: str},
+	}
+	n := 0
+	if err := addFields(root, root, schema, numFirstCol, &n); err != nil {
+		return nil, err
+	}
+	fd, err := protodesc.NewFile(&descriptorpb.FileDescriptorProto{
+		Name:        proto.String("strait_row.proto"),
+		Syntax:      proto.String("proto2"),
+		MessageType: []*descriptorpb.DescriptorProto{root},
+	}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("writer schema: %w", err)
+	}
+	return adapt.NormalizeDescriptor(fd.Messages().Get(0))
+}
+
+// addFields adds a field per column to msg, numbered from first; record
+// columns get a nested message type declared on root, named s1, s2, ...
+func addFields(root, msg *descriptorpb.DescriptorProto, schema bigquery.Schema, first int32, n *int) error {
+	for i, f := range schema {
+		typ, ok := protoTypes[f.Type]
+		if !ok || !protoName.MatchString(f.Name) {
+			if f.Required {
+				return fmt.Errorf("column %s (%s) is REQUIRED but strait cannot write it", f.Name, f.Type)
+			}
+			continue // a column strait did not create and never writes
+		}
+		label := descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL
+		if f.Repeated {
+			label = descriptorpb.FieldDescriptorProto_LABEL_REPEATED
+		}
+		fp := &descriptorpb.FieldDescriptorProto{Name: proto.String(f.Name), Number: proto.Int32(first + int32(i)), Label: label.Enum(), Type: typ.Enum()}
+		if typ == descriptorpb.FieldDescriptorProto_TYPE_MESSAGE {
+			*n++
+			sub := &descriptorpb.DescriptorProto{Name: proto.String("s" + strconv.Itoa(*n))}
+			if err := addFields(root, sub, f.Schema, 1, n); err != nil {
+				return err
+			}
+			root.NestedType = append(root.NestedType, sub)
+			fp.TypeName = proto.String(".row." + sub.GetName())
+		}
+		msg.Field = append(msg.Field, fp)
+	}
+	return nil
+}
+
+// bindColumns returns cols numbered by their place in the table schema:
+// from first for top-level columns, from 1 inside records. Every column
+// must exist with the same type (the caller patches the table first).
+func bindColumns(cols []column, schema bigquery.Schema, first int32) ([]column, error) {
+	out := make([]column, len(cols))
+	for i, c := range cols {
+		idx := -1
+		for j, f := range schema {
+			if strings.EqualFold(f.Name, c.name) {
+				idx = j
+				break
+			}
+		}
+		if idx < 0 {
+			return nil, fmt.Errorf("column %s is missing from the table", c.name)
+		}
+		if d := sameType(schema[idx], c.field); d != "" {
+			return nil, fmt.Errorf("%s", d)
+		}
+		c.num = protowire.Number(first + int32(idx))
+		if c.sub != nil {
+			sub, err := bindColumns(c.sub, schema[idx].Schema, 1)
+			if err != nil {
+				return nil, fmt.Errorf("column %s: %w", c.name, err)
+			}
+			c.sub = sub
+		}
+		out[i] = c
+	}
+	return out, nil
+}
+
+// binding is a value schema bound to a table: where each value goes on the
+// proto wire.
+type binding struct {
+	plan    *valuePlan
+	columns []column
+	meta    [4]protowire.Number // ColOp, ColSequence, ColSourceTime, ColIngestedAt
+}
+
+func bind(p *valuePlan, schema bigquery.Schema) (*binding, error) {
+	cols, err := bindColumns(p.columns, schema, numFirstCol)
+	if err != nil {
+		return nil, err
+	}
+	b := &binding{plan: p, columns: cols}
+	for i, name := range []string{ColOp, ColSequence, ColSourceTime, ColIngestedAt} {
+		b.meta[i] = 0
+		for j, f := range schema {
+			if strings.EqualFold(f.Name, name) {
+				b.meta[i] = protowire.Number(numFirstCol + j)
+			}
+		}
+		if b.meta[i] == 0 {
+			return nil, fmt.Errorf("metadata column %s is missing from the table", name)
+		}
+	}
+	return b, nil
+}
+
+// envelope is what the consumer reads of one Debezium envelope.
+type envelope struct {
+	before, after []byte // the row records' encodings, nil when null
+	op            []byte
+	seq           []byte // source.sequence, nil when absent
+	srcMillis     int64  // source.ts_ms
+	hasSrcTime    bool
+}
+
+// readEnvelope walks a value body, keeping the spans of the two rows and
+// the fields the row needs; every other field is skipped.
+func (p *valuePlan) readEnvelope(b []byte) (envelope, error) {
+	var e envelope
+	var err error
+	for i, f := range p.env.fields {
+		switch i {
+		case p.before, p.after:
+			t, nullIdx := f.typ.nullable()
+			if nullIdx >= 0 {
+				var br int
+				if br, b, err = readBranch(b, f.typ); err != nil {
+					return e, err
+				}
+				if br == nullIdx {
+					continue
+				}
+			}
+			start := b
+			if b, err = skip(b, t); err != nil {
+				return e, err
+			}
+			span := start[:len(start)-len(b)]
+			if i == p.before {
+				e.before = span
+			} else {
+				e.after = span
+			}
+		case p.source:
+			if b, err = p.readSource(b, f.typ, &e); err != nil {
+				return e, err
+			}
+		case p.op:
+			if e.op, b, err = readBytes(b); err != nil {
+				return e, err
+			}
+		default:
+			if b, err = skip(b, f.typ); err != nil {
+				return e, err
+			}
+		}
+	}
+	if len(b) != 0 {
+		return e, fmt.Errorf("avro: %d bytes left after the envelope", len(b))
+	}
+	return e, nil
+}
+
+func (p *valuePlan) readSource(b []byte, typ *avroType, e *envelope) ([]byte, error) {
+	t, nullIdx := typ.nullable()
+	var err error
+	if nullIdx >= 0 {
+		var br int
+		if br, b, err = readBranch(b, typ); err != nil || br == nullIdx {
+			return b, err
+		}
+	}
+	if t.kind != "record" {
+		return skip(b, t)
+	}
+	for i, f := range t.fields {
+		switch i {
+		case p.srcTime:
+			ft, _ := f.typ.nullable()
+			if ft != f.typ {
+				var br int
+				if br, b, err = readBranch(b, f.typ); err != nil {
+					return nil, err
+				}
+				if f.typ.branches[br].kind == "null" {
+					continue
+				}
+			}
+			if e.srcMillis, b, err = readLong(b); err != nil {
+				return nil, err
+			}
+			e.hasSrcTime = true
+		case p.srcSeq:
+			ft, _ := f.typ.nullable()
+			if ft != f.typ {
+				var br int
+				if br, b, err = readBranch(b, f.typ); err != nil {
+					return nil, err
+				}
+				if f.typ.branches[br].kind == "null" {
+					continue
+				}
+			}
+			if e.seq, b, err = readBytes(b); err != nil {
+				return nil, err
+			}
+		default:
+			if b, err = skip(b, f.typ); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return b, nil
+}
+
+// appendRow appends the proto row of one change to dst: _CHANGE_TYPE
+// (BigQuery accepts only UPSERT and DELETE: inserts, updates and snapshot
+// reads are upserts), _CHANGE_SEQUENCE_NUMBER from source.sequence, the row
+// (after, or before for a delete, whose key identifies the row) and the
+// metadata columns. ingested is the ingestion time in µs.
+func (bd *binding) appendRow(dst, value []byte, ingested int64) ([]byte, byte, error) {
+	e, err := bd.plan.readEnvelope(value)
+	if err != nil {
+		return dst, 0, err
+	}
+	if len(e.op) != 1 {
+		return dst, 0, fmt.Errorf("op %q: want c, u, d or r", e.op)
+	}
+	op := e.op[0]
+	row, change := e.after, "UPSERT"
+	switch op {
+	case 'c', 'u', 'r':
+	case 'd':
+		row, change = e.before, "DELETE"
+	default:
+		return dst, 0, fmt.Errorf("op %q: want c, u, d or r", e.op)
+	}
+	if row == nil {
+		return dst, 0, fmt.Errorf("op %c without its row", op)
+	}
+	dst = protowire.AppendTag(dst, numChangeType, protowire.BytesType)
+	dst = protowire.AppendString(dst, change)
+	if e.seq != nil {
+		dst = protowire.AppendTag(dst, numChangeSeq, protowire.BytesType)
+		dst = protowire.AppendBytes(dst, e.seq)
+		dst = protowire.AppendTag(dst, bd.meta[1], protowire.BytesType)
+		dst = protowire.AppendBytes(dst, e.seq)
+	}
+	rest, dst, err := appendColumns(dst, row, bd.columns)
+	if err != nil {
+		return dst, 0, err
+	}
+	if len(rest) != 0 {
+		return dst, 0, fmt.Errorf("avro: %d bytes left after the row", len(rest))
+	}
+	dst = protowire.AppendTag(dst, bd.meta[0], protowire.BytesType)
+	dst = protowire.AppendBytes(dst, e.op)
+	if e.hasSrcTime {
+		dst = protowire.AppendTag(dst, bd.meta[2], protowire.VarintType)
+		dst = protowire.AppendVarint(dst, uint64(e.srcMillis*1000))
+	}
+	dst = protowire.AppendTag(dst, bd.meta[3], protowire.VarintType)
+	dst = protowire.AppendVarint(dst, uint64(ingested))
+	return dst, op, nil
+}
+
+// appendColumns converts one Avro record (at b) to proto fields appended to
+// dst, and returns what follows the record in b.
+func appendColumns(dst, b []byte, cols []column) ([]byte, []byte, error) {
+	var err error
+	for i := range cols {
+		c := &cols[i]
+		if c.nullIdx >= 0 {
+			var br int
+			if br, b, err = readBranch(b, c.typ); err != nil {
+				return nil, dst, err
+			}
+			if br == c.nullIdx {
+				continue // NULL: the field stays unset
+			}
+		}
+		if b, dst, err = appendValue(dst, b, c); err != nil {
+			return nil, dst, fmt.Errorf("column %s: %w", c.name, err)
+		}
+	}
+	return b, dst, nil
+}
+
+// appendValue converts one non-null value.
+func appendValue(dst, b []byte, c *column) ([]byte, []byte, error) {
+	var err error
+	switch c.conv {
+	case convLong, convDate, convTimestampMicros, convTimestampMillis, convDateTimeMicros, convDateTimeMillis:
+		var v int64
+		if v, b, err = readLong(b); err != nil {
+			return nil, dst, err
+		}
+		switch c.conv {
+		case convTimestampMillis:
+			v *= 1000
+		case convDateTimeMillis:
+			v, err = packDateTime(v * 1000)
+		case convDateTimeMicros:
+			v, err = packDateTime(v)
+		}
+		if err != nil {
+			return nil, dst, err
+		}
+		dst = protowire.AppendTag(dst, c.num, protowire.VarintType)
+		return b, protowire.AppendVarint(dst, uint64(v)), nil
+	case convFloat, convDouble:
+		var f float64
+		if c.conv == convFloat {
+			f, b, err = readFloat(b)
+		} else {
+			f, b, err = readDouble(b)
+		}
+		if err != nil {
+			return nil, dst, err
+		}
+		dst = protowire.AppendTag(dst, c.num, protowire.Fixed64Type)
+		return b, protowire.AppendFixed64(dst, math.Float64bits(f)), nil
+	case convBool:
+		if len(b) < 1 {
+			return nil, dst, errShort
+		}
+		dst = protowire.AppendTag(dst, c.num, protowire.VarintType)
+		return b[1:], protowire.AppendVarint(dst, uint64(b[0]&1)), nil
+	case convBytes, convString, convDecimal:
+		var v []byte
+		if v, b, err = readBytes(b); err != nil {
+			return nil, dst, err
+		}
+		dst = protowire.AppendTag(dst, c.num, protowire.BytesType)
+		if c.conv == convDecimal {
+			return b, appendDecimalText(dst, v, c.value.scale), nil
+		}
+		return b, protowire.AppendBytes(dst, v), nil
+	case convFixed, convFixedDecimal:
+		n := c.value.size
+		if len(b) < n {
+			return nil, dst, errShort
+		}
+		dst = protowire.AppendTag(dst, c.num, protowire.BytesType)
+		if c.conv == convFixedDecimal {
+			return b[n:], appendDecimalText(dst, b[:n], c.value.scale), nil
+		}
+		return b[n:], protowire.AppendBytes(dst, b[:n]), nil
+	case convEnum:
+		var i int64
+		if i, b, err = readLong(b); err != nil {
+			return nil, dst, err
+		}
+		if i < 0 || i >= int64(len(c.value.symbols)) {
+			return nil, dst, fmt.Errorf("enum index %d out of range", i)
+		}
+		dst = protowire.AppendTag(dst, c.num, protowire.BytesType)
+		return b, protowire.AppendString(dst, c.value.symbols[i]), nil
+	case convRecord:
+		var sub []byte
+		if b, sub, err = appendColumns(nil, b, c.sub); err != nil {
+			return nil, dst, err
+		}
+		dst = protowire.AppendTag(dst, c.num, protowire.BytesType)
+		return b, protowire.AppendBytes(dst, sub), nil
+	}
+	return nil, dst, fmt.Errorf("no conversion %d", c.conv)
+}
+
+// appendDecimalText appends a length-prefixed decimal text: raw is the
+// unscaled value in big-endian two's complement (Avro's decimal), scale
+// its number of fractional digits. Exact: never through float64.
+func appendDecimalText(dst, raw []byte, scale int) []byte {
+	var buf [96]byte
+	var digits []byte
+	neg := len(raw) > 0 && raw[0]&0x80 != 0
+	if len(raw) <= 7 {
+		var v int64
+		if neg {
+			v = -1
+		}
+		for _, c := range raw {
+			v = v<<8 | int64(c)
+		}
+		if neg {
+			v = -v
+		}
+		digits = strconv.AppendInt(buf[:0], v, 10)
+	} else {
+		n := new(big.Int).SetBytes(raw)
+		if neg {
+			n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(raw))))
+			n.Neg(n)
+		}
+		digits = n.Append(buf[:0], 10)
+	}
+	size := len(digits)
+	if scale > 0 {
+		size++ // the point
+		if len(digits) <= scale {
+			size += scale - len(digits) + 1 // "0." and leading zeros
+		}
+	}
+	if neg {
+		size++
+	}
+	dst = protowire.AppendVarint(dst, uint64(size))
+	if neg {
+		dst = append(dst, '-')
+	}
+	if scale == 0 {
+		return append(dst, digits...)
+	}
+	if len(digits) <= scale {
+		dst = append(dst, '0', '.')
+		for range scale - len(digits) {
+			dst = append(dst, '0')
+		}
+		return append(dst, digits...)
+	}
+	cut := len(digits) - scale
+	dst = append(dst, digits[:cut]...)
+	dst = append(dst, '.')
+	return append(dst, digits[cut:]...)
+}
+
+// packDateTime turns wall-clock microseconds since 1970-01-01 00:00 into
+// the Storage Write API's packed DATETIME: year<<46 | month<<42 | day<<37 |
+// hour<<32 | minute<<26 | second<<20 | microsecond.
+func packDateTime(us int64) (int64, error) {
+	sec, frac := us/1e6, us%1e6
+	if frac < 0 {
+		sec, frac = sec-1, frac+1e6
+	}
+	t := time.Unix(sec, 0).UTC()
+	y, mo, d := t.Date()
+	if y < 1 || y > 9999 {
+		return 0, fmt.Errorf("DATETIME year %d outside BigQuery's 1..9999", y)
+	}
+	h, mi, s := t.Clock()
+	return int64(y)<<46 | int64(mo)<<42 | int64(d)<<37 | int64(h)<<32 | int64(mi)<<26 | int64(s)<<20 | frac, nil
+}

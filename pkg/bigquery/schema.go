@@ -1,0 +1,260 @@
+package bigquery
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"cloud.google.com/go/bigquery"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// The metadata columns written next to the data of every row (README,
+// "Consumer"). The names start with _strait_ so that they cannot be taken
+// for source columns; a source column with one of these names is an error.
+const (
+	ColOp         = "_strait_op"          // STRING: c insert, u update, d delete, r snapshot read
+	ColSequence   = "_strait_sequence"    // STRING: source.sequence, the _CHANGE_SEQUENCE_NUMBER
+	ColSourceTime = "_strait_source_ts"   // TIMESTAMP: source commit time (source.ts_ms)
+	ColIngestedAt = "_strait_ingested_at" // TIMESTAMP: when the consumer appended the row
+)
+
+// conv says how a value travels from its Avro encoding to the proto wire.
+type conv uint8
+
+const (
+	convLong            conv = iota // int, long → int64 (INT64; TIME as µs)
+	convDate                        // int days → int32 (DATE)
+	convTimestampMicros             // long µs → int64 µs (TIMESTAMP)
+	convTimestampMillis             // long ms → int64 µs (TIMESTAMP)
+	convDateTimeMicros              // long wall-clock µs → packed civil DATETIME int64
+	convDateTimeMillis              // long wall-clock ms → packed civil DATETIME int64
+	convFloat                       // float → double (FLOAT64)
+	convDouble                      // double → double (FLOAT64)
+	convBool                        // boolean → bool
+	convBytes                       // bytes → bytes (BYTES)
+	convString                      // string → string (STRING, JSON)
+	convEnum                        // enum index → its symbol (STRING)
+	convFixed                       // fixed → bytes (BYTES)
+	convDecimal                     // bytes decimal → decimal text (NUMERIC, BIGNUMERIC)
+	convFixedDecimal                // fixed decimal → decimal text
+	convRecord                      // record → nested message (STRUCT)
+)
+
+// column is one Avro record field planned for the proto wire.
+type column struct {
+	name    string    // Avro field name = BigQuery column name
+	typ     *avroType // the field's type as declared (maybe a union)
+	value   *avroType // the non-null type
+	nullIdx int       // index of the null branch in typ, -1 if not nullable
+	conv    conv
+	field   *bigquery.FieldSchema // the BigQuery column this maps to
+	num     protowire.Number      // proto field number in the writer schema
+	sub     []column              // fields of a record
+}
+
+// mapColumn derives the BigQuery column of an Avro field: the README's
+// type-mapping table, read from the Avro side (logical types and
+// Debezium's connect.name), so any Debezium-shaped schema works.
+func mapColumn(name string, typ *avroType, depth int) (column, error) {
+	v, nullIdx := typ.nullable()
+	c := column{name: name, typ: typ, value: v, nullIdx: nullIdx, field: &bigquery.FieldSchema{Name: name}}
+	f := c.field
+	switch v.kind {
+	case "boolean":
+		c.conv, f.Type = convBool, bigquery.BooleanFieldType
+	case "int":
+		c.conv, f.Type = convLong, bigquery.IntegerFieldType
+		if v.logical == "date" {
+			c.conv, f.Type = convDate, bigquery.DateFieldType
+		}
+	case "long":
+		c.conv, f.Type = convLong, bigquery.IntegerFieldType
+		switch v.logical {
+		case "timestamp-micros":
+			c.conv, f.Type = convTimestampMicros, bigquery.TimestampFieldType
+		case "timestamp-millis":
+			c.conv, f.Type = convTimestampMillis, bigquery.TimestampFieldType
+		case "local-timestamp-micros":
+			c.conv, f.Type = convDateTimeMicros, bigquery.DateTimeFieldType
+		case "local-timestamp-millis":
+			c.conv, f.Type = convDateTimeMillis, bigquery.DateTimeFieldType
+		}
+		// io.debezium.time.MicroTime (MySQL TIME) stays INT64 microseconds:
+		// BigQuery's TIME holds only 00:00..23:59:59.999999, and MySQL's
+		// TIME spans -838:59:59..838:59:59.
+	case "float":
+		c.conv, f.Type = convFloat, bigquery.FloatFieldType
+	case "double":
+		c.conv, f.Type = convDouble, bigquery.FloatFieldType
+	case "bytes", "fixed":
+		c.conv, f.Type = convBytes, bigquery.BytesFieldType
+		if v.kind == "fixed" {
+			c.conv = convFixed
+		}
+		if v.logical == "decimal" {
+			c.conv = convDecimal
+			if v.kind == "fixed" {
+				c.conv = convFixedDecimal
+			}
+			f.Type = decimalType(v.precision, v.scale)
+			if f.Type == "" {
+				return c, fmt.Errorf("column %s: decimal(%d,%d) does not fit BIGNUMERIC", name, v.precision, v.scale)
+			}
+		}
+	case "string":
+		c.conv, f.Type = convString, bigquery.StringFieldType
+		if v.connectName == "io.debezium.data.Json" {
+			f.Type = bigquery.JSONFieldType
+		}
+	case "enum":
+		c.conv, f.Type = convEnum, bigquery.StringFieldType
+	case "record":
+		if depth >= 15 {
+			return c, fmt.Errorf("column %s: records nested deeper than BigQuery's 15 levels", name)
+		}
+		c.conv, f.Type = convRecord, bigquery.RecordFieldType
+		for _, sf := range v.fields {
+			sc, err := mapColumn(sf.name, sf.typ, depth+1)
+			if err != nil {
+				return c, fmt.Errorf("column %s: %w", name, err)
+			}
+			c.sub = append(c.sub, sc)
+			f.Schema = append(f.Schema, sc.field)
+		}
+	default:
+		return c, fmt.Errorf("column %s: Avro type %s has no BigQuery mapping", name, v.kind)
+	}
+	return c, nil
+}
+
+// decimalType picks NUMERIC (up to 29 integer and 9 fractional digits) or
+// BIGNUMERIC (up to 38 fractional digits) for decimal(p,s).
+func decimalType(p, s int) bigquery.FieldType {
+	switch {
+	case p-s <= 29 && s <= 9:
+		return bigquery.NumericFieldType
+	case p-s <= 38 && s <= 38:
+		return bigquery.BigNumericFieldType
+	}
+	return ""
+}
+
+// valuePlan is a value schema (the Debezium envelope) planned for
+// decoding: where the rows, the source block and the op are, and how each
+// row column maps to the table.
+type valuePlan struct {
+	env                       *avroType
+	before, after, source, op int // field indexes in env
+	srcTime, srcSeq           int // field indexes in the source record, -1 if absent
+	database, table           string
+	columns                   []column // the row record's fields, in order
+}
+
+// planValue parses a value schema. The database and table names come from
+// the envelope's namespace, <prefix>.<database>.<table> (each part an Avro
+// name), which the producer and Debezium both write.
+func planValue(schema string) (*valuePlan, error) {
+	env, err := parseAvro(schema)
+	if err != nil {
+		return nil, err
+	}
+	if env.kind != "record" {
+		return nil, fmt.Errorf("value schema is a %s, want the Debezium envelope record", env.kind)
+	}
+	p := &valuePlan{env: env, before: env.field("before"), after: env.field("after"), source: env.field("source"), op: env.field("op"), srcTime: -1, srcSeq: -1}
+	if p.before < 0 || p.after < 0 || p.source < 0 || p.op < 0 {
+		return nil, fmt.Errorf("value schema %s is not a Debezium envelope (before, after, source, op)", env.name)
+	}
+	parts := strings.Split(env.name, ".")
+	if len(parts) < 4 {
+		return nil, fmt.Errorf("value schema %s: want the namespace <prefix>.<database>.<table>", env.name)
+	}
+	p.database, p.table = parts[len(parts)-3], parts[len(parts)-2]
+
+	row, _ := env.fields[p.after].typ.nullable()
+	if row.kind != "record" {
+		return nil, fmt.Errorf("value schema %s: after is a %s, want a record", env.name, row.kind)
+	}
+	src, _ := env.fields[p.source].typ.nullable()
+	if src.kind == "record" {
+		p.srcTime, p.srcSeq = src.field("ts_ms"), src.field("sequence")
+	}
+	for _, f := range row.fields {
+		switch f.name {
+		case ColOp, ColSequence, ColSourceTime, ColIngestedAt:
+			return nil, fmt.Errorf("column %s: the name is taken by strait's metadata column", f.name)
+		}
+		c, err := mapColumn(f.name, f.typ, 1)
+		if err != nil {
+			return nil, err
+		}
+		p.columns = append(p.columns, c)
+	}
+	return p, nil
+}
+
+// keyColumns returns the field names of a key schema: the primary key.
+func keyColumns(schema string) ([]string, error) {
+	if schema == "" {
+		return nil, nil
+	}
+	k, err := parseAvro(schema)
+	if err != nil {
+		return nil, err
+	}
+	if k.kind != "record" {
+		return nil, errors.New("key schema is not a record")
+	}
+	var out []string
+	for _, f := range k.fields {
+		out = append(out, f.name)
+	}
+	return out, nil
+}
+
+// metadataColumns are the columns strait adds to every table.
+func metadataColumns() bigquery.Schema {
+	return bigquery.Schema{
+		{Name: ColOp, Type: bigquery.StringFieldType, Description: "strait: the change's op: c insert, u update, d delete, r snapshot read"},
+		{Name: ColSequence, Type: bigquery.StringFieldType, Description: "strait: the change's source sequence (epoch/file/pos/row), its _CHANGE_SEQUENCE_NUMBER"},
+		{Name: ColSourceTime, Type: bigquery.TimestampFieldType, Description: "strait: the source commit time of the change"},
+		{Name: ColIngestedAt, Type: bigquery.TimestampFieldType, Description: "strait: when the consumer wrote the change"},
+	}
+}
+
+// sameType reports whether an existing column can take values of want, and
+// if not, describes the difference.
+func sameType(have, want *bigquery.FieldSchema) string {
+	if have.Type != want.Type || have.Repeated != want.Repeated {
+		return fmt.Sprintf("column %s is %s in BigQuery but the source now sends %s", have.Name, typeName(have), typeName(want))
+	}
+	for _, w := range want.Schema {
+		h := findColumn(have.Schema, w.Name)
+		if h == nil {
+			return fmt.Sprintf("record column %s lacks field %s", have.Name, w.Name)
+		}
+		if d := sameType(h, w); d != "" {
+			return d
+		}
+	}
+	return ""
+}
+
+func typeName(f *bigquery.FieldSchema) string {
+	s := string(f.Type)
+	if f.Repeated {
+		s = "REPEATED " + s
+	}
+	return s
+}
+
+// findColumn finds a column by name; BigQuery names are case-insensitive.
+func findColumn(s bigquery.Schema, name string) *bigquery.FieldSchema {
+	for _, f := range s {
+		if strings.EqualFold(f.Name, name) {
+			return f
+		}
+	}
+	return nil
+}

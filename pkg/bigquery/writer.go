@@ -1,0 +1,461 @@
+// Package bigquery applies change records to BigQuery: where BigQuery is
+// written. It is the only importer of Google's BigQuery clients.
+//
+//   - avro.go: the Avro schema parser and binary reader the row path uses.
+//   - schema.go: value schema → BigQuery columns (the README's type
+//     mapping) and the metadata columns.
+//   - rows.go: Avro body → protobuf row bytes, from a field plan made once
+//     per schema; the writer schema (proto descriptor) of a table.
+//   - table.go: tables created on first sight (primary key, clustering,
+//     max_staleness) and patched when a schema gains columns.
+//   - writer.go: Apply: batches within the request limit, appended to each
+//     table's default stream as CDC upserts and deletes.
+//
+// Rows are built with protowire from a precompiled plan, not with dynamicpb
+// or goavro: issue 5 measured about 7.5 µs a row for dynamicpb against
+// 0.17 µs for protowire appends, and 3–4 µs for goavro decoding.
+package bigquery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"cloud.google.com/go/bigquery"
+	"cloud.google.com/go/bigquery/storage/managedwriter"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/api/googleapi"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/descriptorpb"
+)
+
+// Change is one Kafka record of a table topic.
+type Change struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	// KeySchema is the Avro key schema: the primary-key columns. Empty for
+	// a table without a primary key.
+	KeySchema string
+	// ValueSchemaID and ValueSchema identify and hold the Avro value
+	// schema (the Debezium envelope).
+	ValueSchemaID int
+	ValueSchema   string
+	// Value is the Avro body of the envelope, without the Confluent
+	// header; nil for a tombstone, which BigQuery does not need (the
+	// delete before it removed the row).
+	Value []byte
+}
+
+// Writer applies changes to the tables of one dataset. Apply may be called
+// concurrently; calls for one table run one at a time.
+type Writer struct {
+	cfg     *Config
+	log     *slog.Logger
+	metrics *Metrics
+	bq      *bigquery.Client
+	mw      *managedwriter.Client
+
+	mu     sync.Mutex
+	tables map[string]*table  // by BigQuery table name
+	plans  map[int]*valuePlan // by value schema id
+}
+
+// table is one BigQuery table being written.
+type table struct {
+	mu       sync.Mutex // held by Apply
+	state    tableState
+	stream   *managedwriter.ManagedStream
+	bindings map[int]*binding // by value schema id
+	failed   error            // a permanent error: the table is stopped
+}
+
+// NewWriter connects to BigQuery and creates the dataset if missing.
+func NewWriter(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Writer, error) {
+	var rest, grpcOpts []option.ClientOption
+	if cfg.CredentialsFile != "" {
+		creds := option.WithAuthCredentialsFile(option.ServiceAccount, cfg.CredentialsFile)
+		rest, grpcOpts = append(rest, creds), append(grpcOpts, creds)
+	}
+	if cfg.Endpoint != "" {
+		rest = append(rest, option.WithEndpoint(cfg.Endpoint))
+	}
+	if cfg.WriteEndpoint != "" {
+		grpcOpts = append(grpcOpts, option.WithEndpoint(cfg.WriteEndpoint))
+	}
+	if cfg.Insecure {
+		rest = append(rest, option.WithoutAuthentication())
+		grpcOpts = append(grpcOpts, option.WithoutAuthentication(),
+			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())),
+			option.WithGRPCConnectionPool(1))
+	}
+	bq, err := bigquery.NewClient(ctx, cfg.Project, rest...)
+	if err != nil {
+		return nil, fmt.Errorf("bigquery client: %w", err)
+	}
+	mw, err := managedwriter.NewClient(ctx, cfg.Project, grpcOpts...)
+	if err != nil {
+		bq.Close()
+		return nil, fmt.Errorf("bigquery storage write client: %w", err)
+	}
+	w := &Writer{cfg: cfg, log: log, metrics: m, bq: bq, mw: mw, tables: map[string]*table{}, plans: map[int]*valuePlan{}}
+	if err := w.ensureDataset(ctx); err != nil {
+		w.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// Close closes every stream and both clients.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, t := range w.tables {
+		t.mu.Lock()
+		if t.stream != nil {
+			t.stream.Close()
+			t.stream = nil
+		}
+		t.mu.Unlock()
+	}
+	return errors.Join(w.mw.Close(), w.bq.Close())
+}
+
+// TableError is a table that stopped: a change BigQuery cannot take in
+// place (a type or key change), a record that cannot be decoded, a row
+// BigQuery rejects. Other tables go on; the table's records are not
+// acknowledged, so they are applied again once the cause is fixed.
+type TableError struct {
+	Table string // the BigQuery table, or the topic when no table was found
+	Err   error
+}
+
+// Error names the table and the cause.
+func (e *TableError) Error() string { return fmt.Sprintf("table %s stopped: %v", e.Table, e.Err) }
+
+// Unwrap returns the cause.
+func (e *TableError) Unwrap() error { return e.Err }
+
+// permanentError marks an error that retrying cannot fix.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+func permanent(err error) error { return &permanentError{err} }
+
+// IsRetryable reports whether err may go away by trying again: BigQuery
+// unavailable or over quota, a broken stream, a network error. Invalid
+// data, schemas and permissions are not.
+func IsRetryable(err error) bool {
+	var p *permanentError
+	var g *googleapi.Error
+	switch {
+	case err == nil || errors.As(err, &p) || errors.Is(err, context.Canceled):
+		return false
+	case errors.As(err, &g):
+		return g.Code == http.StatusTooManyRequests || g.Code == http.StatusRequestTimeout || g.Code >= 500
+	case errors.Is(err, io.EOF):
+		return true
+	}
+	if s, ok := status.FromError(err); ok {
+		switch s.Code() {
+		case codes.InvalidArgument, codes.NotFound, codes.AlreadyExists, codes.PermissionDenied,
+			codes.FailedPrecondition, codes.OutOfRange, codes.Unimplemented, codes.Unauthenticated:
+			return false
+		}
+	}
+	return true
+}
+
+func (w *Writer) plan(id int, schema string) (*valuePlan, error) {
+	w.mu.Lock()
+	p := w.plans[id]
+	w.mu.Unlock()
+	if p != nil {
+		return p, nil
+	}
+	p, err := planValue(schema)
+	if err != nil {
+		return nil, permanent(fmt.Errorf("value schema %d: %w", id, err))
+	}
+	w.mu.Lock()
+	w.plans[id] = p
+	w.mu.Unlock()
+	return p, nil
+}
+
+func (w *Writer) table(name string) *table {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t := w.tables[name]
+	if t == nil {
+		t = &table{state: tableState{id: name}, bindings: map[int]*binding{}}
+		w.tables[name] = t
+	}
+	return t
+}
+
+// Apply writes changes, all from one topic and in their order, and
+// returns once BigQuery has acknowledged every row. Tombstones are
+// skipped. Failures BigQuery may recover from are retried with backoff
+// until ctx ends (applying a change twice is harmless: BigQuery orders
+// changes by _CHANGE_SEQUENCE_NUMBER); any other failure stops the table
+// and is returned as a *TableError, now and on every later call.
+func (w *Writer) Apply(ctx context.Context, changes []Change) error {
+	first := -1
+	for i := range changes {
+		if changes[i].Value != nil {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		return nil
+	}
+	c := &changes[first]
+	p, err := w.plan(c.ValueSchemaID, c.ValueSchema)
+	if err != nil {
+		w.metrics.errors.WithLabelValues("schema").Inc()
+		return &TableError{Table: c.Topic, Err: err}
+	}
+	t := w.table(w.cfg.TableName(p.database, p.table))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.failed != nil {
+		return t.failed
+	}
+	backoff := 500 * time.Millisecond
+	for {
+		err := w.apply(ctx, t, changes)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !IsRetryable(err) {
+			w.metrics.errors.WithLabelValues("table").Inc()
+			t.failed = &TableError{Table: t.state.id, Err: err}
+			return t.failed
+		}
+		w.metrics.errors.WithLabelValues("append").Inc()
+		w.log.Warn("append failed, retrying", "table", t.state.id, "err", err, "backoff", backoff)
+		// Start over with a fresh stream and a fresh look at the table
+		// (it may have been dropped).
+		t.reset()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Minute)
+	}
+}
+
+func (t *table) reset() {
+	if t.stream != nil {
+		t.stream.Close()
+		t.stream = nil
+	}
+	t.state.known = false
+	t.bindings = map[int]*binding{}
+}
+
+// batch is the rows of one AppendRows request being filled.
+type batch struct {
+	rows  [][]byte
+	bytes int
+	ops   [256]int // rows by op letter
+}
+
+// inflight is a sent request awaiting its result.
+type inflight struct {
+	res   *managedwriter.AppendResult
+	sent  time.Time
+	bytes int
+	ops   [256]int
+}
+
+func (w *Writer) apply(ctx context.Context, t *table, changes []Change) error {
+	now := time.Now().UnixMicro()
+	var (
+		b       batch
+		pending []inflight
+		buf     []byte
+	)
+	send := func() error {
+		if len(b.rows) == 0 {
+			return nil
+		}
+		res, err := t.stream.AppendRows(ctx, b.rows)
+		if err != nil {
+			return fmt.Errorf("append to %s: %w", t.state.id, err)
+		}
+		w.metrics.requestBytes.Observe(float64(b.bytes))
+		pending = append(pending, inflight{res: res, sent: time.Now(), bytes: b.bytes, ops: b.ops})
+		b = batch{}
+		return nil
+	}
+	wait := func() error {
+		if err := send(); err != nil {
+			return err
+		}
+		for _, f := range pending {
+			if _, err := f.res.GetResult(ctx); err != nil {
+				return fmt.Errorf("append to %s: %w", t.state.id, rowErrors(ctx, f.res, err))
+			}
+			w.metrics.appendSeconds.Observe(time.Since(f.sent).Seconds())
+			for op, n := range f.ops {
+				if n > 0 {
+					w.metrics.rows.WithLabelValues(t.state.id, string(rune(op))).Add(float64(n))
+				}
+			}
+		}
+		pending = pending[:0]
+		return nil
+	}
+	for i := range changes {
+		c := &changes[i]
+		if c.Value == nil {
+			continue
+		}
+		bd := t.bindings[c.ValueSchemaID]
+		if bd == nil || t.stream == nil {
+			// A new schema may need new columns: write what is encoded
+			// first, so that the table changes between requests.
+			if err := wait(); err != nil {
+				return err
+			}
+			var err error
+			if bd, err = w.bindSchema(ctx, t, c); err != nil {
+				return err
+			}
+		}
+		start := len(buf)
+		var op byte
+		var err error
+		if buf, op, err = bd.appendRow(buf, c.Value, now); err != nil {
+			return permanent(fmt.Errorf("record %s/%d@%d: %w", c.Topic, c.Partition, c.Offset, err))
+		}
+		row := buf[start:len(buf):len(buf)]
+		size := len(row) + 8 // the row and its framing in the request
+		if size > w.cfg.MaxRequestBytes {
+			return permanent(fmt.Errorf("record %s/%d@%d: a row of %d bytes exceeds the AppendRows request limit", c.Topic, c.Partition, c.Offset, len(row)))
+		}
+		if b.bytes+size > w.cfg.MaxRequestBytes {
+			if err := send(); err != nil {
+				return err
+			}
+		}
+		b.rows = append(b.rows, row)
+		b.bytes += size
+		b.ops[op]++
+	}
+	return wait()
+}
+
+// bindSchema prepares t for rows of c's value schema: the table exists and
+// has its columns, the stream's writer schema matches the table.
+func (w *Writer) bindSchema(ctx context.Context, t *table, c *Change) (*binding, error) {
+	p, err := w.plan(c.ValueSchemaID, c.ValueSchema)
+	if err != nil {
+		return nil, err
+	}
+	key, err := keyColumns(c.KeySchema)
+	if err != nil {
+		return nil, permanent(fmt.Errorf("key schema of %s: %w", c.Topic, err))
+	}
+	changed, err := w.ensureTable(ctx, &t.state, p, key)
+	if err != nil {
+		return nil, err
+	}
+	if changed || t.stream == nil {
+		if err := w.openStream(ctx, t); err != nil {
+			return nil, err
+		}
+	}
+	bd, err := bind(p, t.state.schema)
+	if err != nil {
+		return nil, permanent(fmt.Errorf("table %s: %w", t.state.id, err))
+	}
+	t.bindings[c.ValueSchemaID] = bd
+	return bd, nil
+}
+
+// openStream (re)opens the table's default stream with a writer schema of
+// the table's current columns.
+func (w *Writer) openStream(ctx context.Context, t *table) error {
+	desc, err := writerSchema(t.state.schema)
+	if err != nil {
+		return permanent(fmt.Errorf("table %s: %w", t.state.id, err))
+	}
+	if t.stream != nil {
+		t.stream.Close()
+		t.stream = nil
+	}
+	t.stream, err = w.newStream(ctx, t.state.id, desc)
+	if err != nil {
+		return fmt.Errorf("open the default stream of %s: %w", t.state.id, err)
+	}
+	return nil
+}
+
+func (w *Writer) newStream(ctx context.Context, table string, desc *descriptorpb.DescriptorProto) (*managedwriter.ManagedStream, error) {
+	// The stream lives until Close, not until this call's ctx ends:
+	// managedwriter keeps the context it is opened with.
+	return w.mw.NewManagedStream(context.WithoutCancel(ctx),
+		managedwriter.WithDestinationTable(managedwriter.TableParentFromParts(w.cfg.Project, w.cfg.Dataset, table)),
+		managedwriter.WithType(managedwriter.DefaultStream),
+		managedwriter.WithSchemaDescriptor(desc),
+		managedwriter.EnableWriteRetries(true))
+}
+
+// rowErrors adds BigQuery's per-row reasons to a failed append's error.
+func rowErrors(ctx context.Context, res *managedwriter.AppendResult, err error) error {
+	full, ferr := res.FullResponse(ctx)
+	if ferr != nil || len(full.GetRowErrors()) == 0 {
+		return err
+	}
+	re := full.GetRowErrors()[0]
+	return fmt.Errorf("%w (row %d: %s; %d rows rejected)", err, re.GetIndex(), re.GetMessage(), len(full.GetRowErrors()))
+}
+
+// Metrics are the consumer's BigQuery metrics.
+type Metrics struct {
+	rows          *prometheus.CounterVec
+	appendSeconds prometheus.Histogram
+	requestBytes  prometheus.Histogram
+	errors        *prometheus.CounterVec
+}
+
+// NewMetrics registers the writer's metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strait_consumer_rows_applied_total", Help: "Changes BigQuery acknowledged, by BigQuery table and op (c, u, d, r).",
+		}, []string{"table", "op"}),
+		appendSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "strait_consumer_append_seconds", Help: "Time from sending an AppendRows request to its acknowledgement.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}),
+		requestBytes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "strait_consumer_append_request_bytes", Help: "Row bytes of each AppendRows request.",
+			Buckets: prometheus.ExponentialBuckets(1024, 4, 8),
+		}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strait_consumer_bigquery_errors_total", Help: "BigQuery errors by kind: append (retried), table (the table stopped), schema (a value schema strait cannot read).",
+		}, []string{"kind"}),
+	}
+	reg.MustRegister(m.rows, m.appendSeconds, m.requestBytes, m.errors)
+	return m
+}

@@ -1,0 +1,322 @@
+package bigquery_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+
+	"cloud.google.com/go/civil"
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strait-cdc/strait/pkg/avro"
+	"github.com/strait-cdc/strait/pkg/bigquery"
+	"github.com/strait-cdc/strait/pkg/bigquery/bqfake"
+	"github.com/strait-cdc/strait/pkg/cdc"
+)
+
+const (
+	project = "proj"
+	dataset = "cdc"
+)
+
+// newWriter starts a local BigQuery and a Writer talking to it through the
+// real clients.
+func newWriter(t *testing.T) (*bqfake.Server, *bigquery.Writer, context.Context) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	srv, err := bqfake.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	cfg := &bigquery.Config{}
+	cfg.Defaults()
+	cfg.Project, cfg.Dataset = project, dataset
+	cfg.Endpoint, cfg.WriteEndpoint, cfg.Insecure = srv.RESTURL(), srv.GRPCAddr(), true
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	w, err := bigquery.NewWriter(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), bigquery.NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return srv, w, ctx
+}
+
+// source is one table version encoded as the producer encodes it.
+type source struct {
+	t       *testing.T
+	table   *cdc.Table
+	schemas *avro.Schemas
+	enc     *avro.Encoder
+	id      int
+	seq     uint64
+}
+
+func newSource(t *testing.T, table *cdc.Table, id int) *source {
+	t.Helper()
+	s, err := avro.Build("strait", table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &source{t: t, table: table, schemas: s, enc: avro.NewEncoder(table, "strait", "test", uint32(id+1000), uint32(id)), id: id}
+}
+
+// change encodes one event; positions increase with every call.
+func (s *source) change(op cdc.Op, before, after []cdc.Value) bigquery.Change {
+	s.t.Helper()
+	s.seq++
+	ev := &cdc.Event{Table: s.table, Op: op, Before: before, After: after,
+		Position: cdc.Position{Epoch: 1, File: 3, Pos: 1000 * s.seq}, CommitTime: time.Unix(1700000000+int64(s.seq), 0)}
+	v, err := s.enc.AppendValue(nil, ev, time.Now())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return bigquery.Change{Topic: "strait.shop.items", KeySchema: s.schemas.Key, ValueSchemaID: s.id, ValueSchema: s.schemas.Value, Value: v[5:]}
+}
+
+var allTypes = &cdc.Table{Database: "shop", Name: "items", PrimaryKey: []int{0}, Columns: []cdc.Column{
+	{Name: "id", Type: cdc.TypeInt64},
+	{Name: "i32", Type: cdc.TypeInt32, Nullable: true},
+	{Name: "u64", Type: cdc.TypeUint64, Nullable: true},
+	{Name: "price", Type: cdc.TypeDecimal, Precision: 10, Scale: 2, Nullable: true},
+	{Name: "huge", Type: cdc.TypeDecimal, Precision: 65, Scale: 30, Nullable: true},
+	{Name: "f32", Type: cdc.TypeFloat32, Nullable: true},
+	{Name: "f64", Type: cdc.TypeFloat64, Nullable: true},
+	{Name: "flag", Type: cdc.TypeBool, Nullable: true},
+	{Name: "bits", Type: cdc.TypeBits, Length: 12, Nullable: true},
+	{Name: "name", Type: cdc.TypeString, Nullable: true},
+	{Name: "raw", Type: cdc.TypeBytes, Nullable: true},
+	{Name: "doc", Type: cdc.TypeJSON, Nullable: true},
+	{Name: "day", Type: cdc.TypeDate, Nullable: true},
+	{Name: "dur", Type: cdc.TypeTime, Nullable: true},
+	{Name: "at", Type: cdc.TypeDateTime, Nullable: true},
+	{Name: "ts", Type: cdc.TypeTimestamp, Nullable: true},
+	{Name: "geo", Type: cdc.TypeGeometry, Nullable: true},
+}}
+
+func rat(s string) *big.Rat {
+	r, ok := new(big.Rat).SetString(s)
+	if !ok {
+		panic(s)
+	}
+	return r
+}
+
+var ratEqual = cmp.Comparer(func(a, b *big.Rat) bool { return a.Cmp(b) == 0 })
+
+// rows reads a table back without the ingestion time, which the test
+// cannot know; it must be set.
+func rows(t *testing.T, srv *bqfake.Server, table string) []map[string]any {
+	t.Helper()
+	rs, err := srv.Rows(project, dataset, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if _, ok := r[bigquery.ColIngestedAt].(time.Time); !ok {
+			t.Errorf("row %v: %s not set", r, bigquery.ColIngestedAt)
+		}
+		delete(r, bigquery.ColIngestedAt)
+	}
+	return rs
+}
+
+func TestApplyTypes(t *testing.T) {
+	srv, w, ctx := newWriter(t)
+	src := newSource(t, allTypes, 1)
+	extreme := []cdc.Value{
+		cdc.Int(1), cdc.Int(math.MinInt32), cdc.Int(-1), // u64: the 64 bits of 2^64-1
+		cdc.Str("-12345678.90"), cdc.Str("-99999999999999999999999999999999999.999999999999999999999999999999"),
+		cdc.Float(float64(float32(1.5e38))), cdc.Float(-math.MaxFloat64), cdc.Int(1), cdc.Int(0xABC),
+		cdc.Str("zażółć 😀"), cdc.Str("\x00\xff"), cdc.Str(`{"a":[1,2]}`),
+		cdc.Int(-719162), // 0001-01-01
+		cdc.Int(-(838*3600 + 59*60 + 59) * 1e6), cdc.Int(253402300799999999), cdc.Int(0),
+		cdc.Str("\xe6\x10\x00\x00\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\xf0?\x00\x00\x00\x00\x00\x00\x00@"),
+	}
+	nulls := make([]cdc.Value, len(allTypes.Columns))
+	for i := range nulls {
+		nulls[i] = cdc.Null
+	}
+	nulls[0] = cdc.Int(2)
+	small := append([]cdc.Value{}, extreme...)
+	small[0], small[3], small[4] = cdc.Int(3), cdc.Str("0.05"), cdc.Str("0.000000000000000000000000000001")
+	if err := w.Apply(ctx, []bigquery.Change{
+		src.change(cdc.OpCreate, nil, extreme), src.change(cdc.OpRead, nil, nulls), src.change(cdc.OpCreate, nil, small),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	data := func(id int64, price, huge string) map[string]any {
+		return map[string]any{
+			"id": id, "i32": int64(math.MinInt32), "u64": rat("18446744073709551615"),
+			"price": rat(price), "huge": rat(huge),
+			"f32": float64(float32(1.5e38)), "f64": -math.MaxFloat64, "flag": true, "bits": []byte{0x0A, 0xBC},
+			"name": "zażółć 😀", "raw": []byte{0, 0xff}, "doc": `{"a":[1,2]}`,
+			"day": civil.Date{Year: 1, Month: 1, Day: 1}, "dur": int64(-(838*3600 + 59*60 + 59) * 1e6),
+			"at":  civil.DateTime{Date: civil.Date{Year: 9999, Month: 12, Day: 31}, Time: civil.Time{Hour: 23, Minute: 59, Second: 59, Nanosecond: 999999000}},
+			"ts":  time.Unix(0, 0).UTC(),
+			"geo": map[string]any{"wkb": []byte("\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\xf0?\x00\x00\x00\x00\x00\x00\x00@"), "srid": int64(4326)},
+		}
+	}
+	meta := func(r map[string]any, op string, seq uint64) map[string]any {
+		r["_strait_op"] = op
+		r["_strait_sequence"] = cdc.Position{Epoch: 1, File: 3, Pos: 1000 * seq}.String()
+		r["_strait_source_ts"] = time.Unix(1700000000+int64(seq), 0).UTC()
+		return r
+	}
+	allNull := map[string]any{"id": int64(2)}
+	for _, c := range allTypes.Columns[1:] {
+		allNull[c.Name] = nil
+	}
+	want := []map[string]any{
+		meta(data(1, "-12345678.90", "-99999999999999999999999999999999999.999999999999999999999999999999"), "c", 1),
+		meta(allNull, "r", 2),
+		meta(data(3, "0.05", "0.000000000000000000000000000001"), "c", 3),
+	}
+	if diff := cmp.Diff(rows(t, srv, "shop_items"), want, ratEqual); diff != "" {
+		t.Errorf("rows (-got +want):\n%s", diff)
+	}
+
+	md, err := srv.Table(project, dataset, "shop_items")
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := map[string]string{}
+	for _, f := range md.Schema.Fields {
+		types[f.Name] = f.Type
+	}
+	wantTypes := map[string]string{
+		"id": "INTEGER", "i32": "INTEGER", "u64": "NUMERIC", "price": "NUMERIC", "huge": "BIGNUMERIC",
+		"f32": "FLOAT", "f64": "FLOAT", "flag": "BOOLEAN", "bits": "BYTES", "name": "STRING", "raw": "BYTES",
+		"doc": "JSON", "day": "DATE", "dur": "INTEGER", "at": "DATETIME", "ts": "TIMESTAMP", "geo": "RECORD",
+		"_strait_op": "STRING", "_strait_sequence": "STRING", "_strait_source_ts": "TIMESTAMP", "_strait_ingested_at": "TIMESTAMP",
+	}
+	if diff := cmp.Diff(types, wantTypes); diff != "" {
+		t.Errorf("column types (-got +want):\n%s", diff)
+	}
+	got := map[string]any{"pk": md.TableConstraints.PrimaryKey.Columns, "clustering": md.Clustering.Fields, "staleness": md.MaxStaleness}
+	if diff := cmp.Diff(got, map[string]any{"pk": []string{"id"}, "clustering": []string{"id"}, "staleness": "0-0 0 0:15:0"}); diff != "" {
+		t.Errorf("table (-got +want):\n%s", diff)
+	}
+}
+
+var users = &cdc.Table{Database: "shop", Name: "users", PrimaryKey: []int{0}, Columns: []cdc.Column{
+	{Name: "id", Type: cdc.TypeInt64},
+	{Name: "email", Type: cdc.TypeString, Nullable: true},
+}}
+
+func user(id int64, email string) []cdc.Value { return []cdc.Value{cdc.Int(id), cdc.Str(email)} }
+
+func userRows(t *testing.T, srv *bqfake.Server) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, r := range rows(t, srv, "shop_users") {
+		for k := range r {
+			if strings.HasPrefix(k, "_strait_") {
+				delete(r, k)
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// TestApplyChanges applies inserts, updates, deletes and a primary-key
+// change, then the same records again and an old change late: the table
+// holds the source state each time.
+func TestApplyChanges(t *testing.T) {
+	srv, w, ctx := newWriter(t)
+	src := newSource(t, users, 7)
+	var tombstone bigquery.Change
+	batch := []bigquery.Change{
+		src.change(cdc.OpCreate, nil, user(1, "a@x")),
+		src.change(cdc.OpCreate, nil, user(2, "b@x")),
+		src.change(cdc.OpCreate, nil, user(3, "c@x")),
+		src.change(cdc.OpUpdate, user(1, "a@x"), user(1, "a2@x")),
+		src.change(cdc.OpDelete, user(2, "b@x"), nil),
+		tombstone,
+		// UPDATE users SET id = 4 WHERE id = 3: the producer sends a
+		// delete of the old key and an insert of the new one.
+		src.change(cdc.OpDelete, user(3, "c@x"), nil),
+		src.change(cdc.OpCreate, nil, user(4, "c@x")),
+	}
+	want := []map[string]any{{"id": int64(1), "email": "a2@x"}, {"id": int64(4), "email": "c@x"}}
+	if err := w.Apply(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(userRows(t, srv), want); diff != "" {
+		t.Fatalf("rows (-got +want):\n%s", diff)
+	}
+	// Redelivery (a crash before the commit) and a late old change.
+	if err := w.Apply(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Apply(ctx, batch[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(userRows(t, srv), want); diff != "" {
+		t.Errorf("rows after redelivery (-got +want):\n%s", diff)
+	}
+}
+
+// TestApplySchemaChange: a value schema that gains a column patches the
+// table before its rows are written; one that changes a type stops the
+// table with an error saying what to do.
+func TestApplySchemaChange(t *testing.T) {
+	srv, w, ctx := newWriter(t)
+	v1 := newSource(t, users, 1)
+	if err := w.Apply(ctx, []bigquery.Change{v1.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
+		t.Fatal(err)
+	}
+	grown := &cdc.Table{Database: "shop", Name: "users", PrimaryKey: []int{0}, Columns: append(append([]cdc.Column{}, users.Columns...),
+		cdc.Column{Name: "age", Type: cdc.TypeInt32, Nullable: true})}
+	v2 := newSource(t, grown, 2)
+	v2.seq = v1.seq
+	if err := w.Apply(ctx, []bigquery.Change{
+		v2.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(2), cdc.Str("b@x"), cdc.Int(42)}),
+		v1.change(cdc.OpUpdate, user(1, "a@x"), user(1, "a1@x")), // an old schema after the new one
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []map[string]any{{"id": int64(1), "email": "a1@x", "age": nil}, {"id": int64(2), "email": "b@x", "age": int64(42)}}
+	if diff := cmp.Diff(userRows(t, srv), want); diff != "" {
+		t.Errorf("rows (-got +want):\n%s", diff)
+	}
+
+	retyped := &cdc.Table{Database: "shop", Name: "users", PrimaryKey: []int{0}, Columns: []cdc.Column{
+		{Name: "id", Type: cdc.TypeInt64}, {Name: "email", Type: cdc.TypeInt64, Nullable: true},
+	}}
+	v3 := newSource(t, retyped, 3)
+	err := w.Apply(ctx, []bigquery.Change{v3.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(3), cdc.Int(3)})})
+	var te *bigquery.TableError
+	if !errors.As(err, &te) || te.Table != "shop_users" || !strings.Contains(err.Error(), "column email is STRING in BigQuery but the source now sends INTEGER") ||
+		!strings.Contains(err.Error(), "drop the table and replay") {
+		t.Errorf("type change: err = %v, want a TableError for shop_users saying what changed and what to do", err)
+	}
+	// The table stays stopped; other tables go on.
+	if err := w.Apply(ctx, []bigquery.Change{v1.change(cdc.OpCreate, nil, user(9, "z@x"))}); !errors.As(err, &te) {
+		t.Errorf("after the type change: err = %v, want the TableError again", err)
+	}
+	other := newSource(t, &cdc.Table{Database: "shop", Name: "orders", PrimaryKey: []int{0}, Columns: users.Columns}, 4)
+	if err := w.Apply(ctx, []bigquery.Change{other.change(cdc.OpCreate, nil, user(1, "o"))}); err != nil {
+		t.Errorf("another table: %v", err)
+	}
+}
+
+func TestApplyWithoutKey(t *testing.T) {
+	_, w, ctx := newWriter(t)
+	src := newSource(t, &cdc.Table{Database: "shop", Name: "log", Columns: users.Columns}, 5)
+	err := w.Apply(ctx, []bigquery.Change{src.change(cdc.OpCreate, nil, user(1, "a"))})
+	if !strings.Contains(err.Error(), "has no primary key") {
+		t.Errorf("err = %v, want one saying the table has no primary key", err)
+	}
+}
