@@ -82,7 +82,7 @@ func loadConfig(name, summary string, args []string, getenv func(string) string,
 	if err := config.Load(cfg, *path, getenv); err != nil {
 		return nil, err
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := config.Parse(fs, args); err != nil {
 		return nil, err
 	}
 	if *printConfig {

@@ -61,7 +61,7 @@ func consumerArgs(prefix, group, dataset string) []string {
 		"-kafka.brokers", strings.Join(env.kafka.ListenAddrs(), ","), "-kafka.group_id", group,
 		"-kafka.topic_prefix", prefix, "-kafka.schema_registry_url", env.registry.URL(), "-kafka.topic_refresh", "1s",
 		"-bigquery.project", project, "-bigquery.dataset", dataset,
-		"-bigquery.endpoint", env.bq.RESTURL(), "-bigquery.write_endpoint", env.bq.GRPCAddr(), "-bigquery.insecure", "true",
+		"-bigquery.endpoint", env.bq.RESTURL(), "-bigquery.write_endpoint", env.bq.GRPCAddr(), "-bigquery.insecure=true",
 		"-http_addr", "127.0.0.1:0", "-log_format", "text",
 	}
 }

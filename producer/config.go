@@ -73,7 +73,7 @@ func loadConfig(name, summary string, args []string, getenv func(string) string,
 	if err := config.Load(cfg, *path, getenv); err != nil {
 		return nil, fs, err
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := config.Parse(fs, args); err != nil {
 		return nil, fs, err
 	}
 	if *printConfig {

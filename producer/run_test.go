@@ -348,7 +348,7 @@ func TestStreamsChangesToTopics(t *testing.T) {
 			t.Errorf("order id = %s, want 18446744073709551615 exactly", id)
 		}
 		src := c.Value["source"].(map[string]any)
-		if unwrap(src["table"]) != "orders" || src["db"] != "shop" || unwrap(src["gtid"]) == nil {
+		if unwrap(src["table"]) != "orders" || src["db"] != "shop" || unwrap(src["gtid"]) == nil || src["query"] != nil {
 			t.Errorf("source block = %v", src)
 		}
 	}

@@ -271,7 +271,8 @@ func decoder(t *testing.T, ctx context.Context) func([]byte) map[string]any {
 }
 
 // Started at a GTID set, the producer publishes exactly the transactions
-// after it; with tombstones off, a delete is one record.
+// after it; with tombstones off, a delete is one record; with
+// source.include_query, each change carries its statement.
 func TestStartAtGTIDWithoutTombstones(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -286,7 +287,7 @@ func TestStartAtGTIDWithoutTombstones(t *testing.T) {
 	if err := env.db.Exec(ctx, "gtids", "INSERT INTO t VALUES (2)", "DELETE FROM t WHERE id = 1"); err != nil {
 		t.Fatal(err)
 	}
-	args := producerArgs(t, ctx, "g1", "gtids.*", "-kafka.tombstones=false")
+	args := producerArgs(t, ctx, "g1", "gtids.*", "-kafka.tombstones=false", "-source.include_query")
 	args = append(args, "-source.start_position=", "-source.start_gtid", *pos[0][0])
 	startProducer(t, args)
 	if err := env.db.Exec(ctx, "gtids", "INSERT INTO t VALUES (3)"); err != nil {
@@ -298,6 +299,10 @@ func TestStartAtGTIDWithoutTombstones(t *testing.T) {
 			t.Fatalf("tombstone for %v with kafka.tombstones=false", c.Key)
 		}
 		got = append(got, fmt.Sprint(c.Value["op"], c.Key["id"]))
+		q := unwrap(c.Value["source"].(map[string]any)["query"])
+		if want := map[int32]string{1: "DELETE FROM t WHERE id = 1", 2: "INSERT INTO t VALUES (2)", 3: "INSERT INTO t VALUES (3)"}[c.Key["id"].(int32)]; q != want {
+			t.Errorf("source.query = %v, want %q (source.include_query on)", q, want)
+		}
 	}
 	sort.Strings(got)
 	if diff := cmp.Diff(got, []string{"c2", "c3", "d1"}); diff != "" {

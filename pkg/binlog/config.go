@@ -37,6 +37,11 @@ type Config struct {
 	HeartbeatPeriod time.Duration `yaml:"heartbeat_period" help:"server heartbeat interval when the binlog is idle"`
 	// ReadTimeout fails a silent connection after this long; default 60s.
 	ReadTimeout time.Duration `yaml:"read_timeout" help:"give up on a silent connection after this long"`
+	// IncludeQuery writes the SQL statement that made each change (from the
+	// server's annotate / rows-query events) into source.query. Off by
+	// default, as in Debezium: statements can carry sensitive values and
+	// make every record larger.
+	IncludeQuery bool `yaml:"include_query" help:"write the SQL statement of each change into source.query (may contain sensitive values)"`
 }
 
 // Defaults fills unset fields with their defaults.

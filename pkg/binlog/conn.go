@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/go-mysql-org/go-mysql/mysql"
 )
 
 // addr returns "host:port" of the source.
@@ -21,4 +23,13 @@ func dial(ctx context.Context, cfg *Config, db string) (*client.Conn, error) {
 		return nil, fmt.Errorf("connect to %s as %s: %w", cfg.addr(), cfg.User, err)
 	}
 	return conn, nil
+}
+
+// text returns a cell of a query result as a string of its own. go-mysql's
+// GetString returns a view of the result's buffer, which the next query on
+// the connection reuses: a schema built from such a string would change
+// under our feet.
+func text(r *mysql.Result, row, col int) string {
+	s, _ := r.GetString(row, col)
+	return strings.Clone(s)
 }

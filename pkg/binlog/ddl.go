@@ -322,9 +322,9 @@ func (l *lookahead) scan(conn *client.Conn, head binlogPos) error {
 		}
 		n, next := res.RowNumber(), binlogPos{}
 		for i := 0; i < n && next.file == "" && l.to.before(head); i++ {
-			typ, _ := res.GetString(i, 2)
+			typ := text(res, i, 2)
 			end, _ := res.GetUint(i, 4)
-			info, _ := res.GetString(i, 5)
+			info := text(res, i, 5)
 			switch typ {
 			case "Query":
 				db, stmt := splitUse(info)

@@ -125,7 +125,7 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Read
 			conn.Close()
 			return nil, fmt.Errorf("read server version: %w", err)
 		}
-		v, _ := res.GetString(0, 0)
+		v := text(res, 0, 0)
 		r.flavor = mysql.MySQLFlavor
 		if strings.Contains(strings.ToLower(v), "mariadb") {
 			r.flavor = mysql.MariaDBFlavor
@@ -153,7 +153,7 @@ func (r *Reader) Current(ctx context.Context) (Start, error) {
 	if res.RowNumber() == 0 {
 		return Start{}, errors.New("SHOW MASTER STATUS is empty: the binlog is off (set log_bin)")
 	}
-	file, _ := res.GetString(0, 0)
+	file := text(res, 0, 0)
 	pos, _ := res.GetUint(0, 1)
 	return Start{File: file, Pos: pos}, nil
 }
@@ -167,7 +167,14 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 			return err
 		}
 	}
+	var dumpFlags uint16
+	if r.cfg.IncludeQuery && r.flavor == mysql.MariaDBFlavor {
+		// MariaDB sends its annotate events (the statement) to replicas
+		// only when asked.
+		dumpFlags |= replication.BINLOG_SEND_ANNOTATE_ROWS_EVENT
+	}
 	r.syncer = replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+		DumpCommandFlag: dumpFlags,
 		ServerID:        r.cfg.ServerID,
 		Flavor:          r.flavor,
 		Host:            r.cfg.Host,
@@ -252,9 +259,9 @@ func (r *Reader) handle(ctx context.Context, tx *Tx, ev *replication.BinlogEvent
 			tx.GTID = set.String()
 		}
 	case *replication.MariadbAnnotateRowsEvent:
-		r.query = string(e.Query)
+		r.setQuery(e.Query)
 	case *replication.RowsQueryEvent:
-		r.query = string(e.Query)
+		r.setQuery(e.Query)
 	case *replication.QueryEvent:
 		return r.queryEvent(tx, ev.Header, e), nil
 	case *replication.TableMapEvent:
@@ -282,6 +289,14 @@ func (r *Reader) handle(ctx context.Context, tx *Tx, ev *replication.BinlogEvent
 		}
 	}
 	return false, nil
+}
+
+// setQuery remembers the statement of the rows events that follow, for
+// source.query, when the configuration asks for it.
+func (r *Reader) setQuery(q []byte) {
+	if r.cfg.IncludeQuery {
+		r.query = string(q)
+	}
 }
 
 func (r *Reader) queryEvent(tx *Tx, h *replication.EventHeader, e *replication.QueryEvent) bool {

@@ -258,11 +258,11 @@ func fromInformationSchema(ctx context.Context, conn *client.Conn, e *replicatio
 	info := &tableInfo{table: t}
 	index := map[string]int{}
 	for i := range r.RowNumber() {
-		colName, _ := r.GetString(i, 0)
-		colType, _ := r.GetString(i, 1)
-		isNull, _ := r.GetString(i, 2)
-		cs, _ := r.GetString(i, 3)
-		dataType, _ := r.GetString(i, 5)
+		colName := text(r, i, 0)
+		colType := text(r, i, 1)
+		isNull := text(r, i, 2)
+		cs := text(r, i, 3)
+		dataType := text(r, i, 5)
 		unsigned := strings.Contains(colType, "unsigned")
 		var values []string
 		if dataType == "enum" || dataType == "set" {
@@ -281,7 +281,7 @@ func fromInformationSchema(ctx context.Context, conn *client.Conn, e *replicatio
 		info.cols = append(info.cols, ci)
 	}
 	for i := range keyRows.RowNumber() {
-		k, _ := keyRows.GetString(i, 0)
+		k := text(keyRows, i, 0)
 		t.PrimaryKey = append(t.PrimaryKey, index[k])
 	}
 	return info, nil
@@ -368,7 +368,7 @@ func loadCharsets(conn *client.Conn) (map[uint64]string, error) {
 		}
 		for i := range r.RowNumber() {
 			id, _ := r.GetUint(i, 0)
-			cs, _ := r.GetString(i, 1)
+			cs := text(r, i, 1)
 			out[id] = cs
 		}
 		r.Close()

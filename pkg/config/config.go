@@ -137,6 +137,9 @@ func (fv flagValue) String() string {
 }
 func (fv flagValue) Set(s string) error { return fv.f.set(s) }
 
+// IsBoolFlag lets a boolean key be given as -key, meaning -key=true.
+func (fv flagValue) IsBoolFlag() bool { return fv.f.v.Kind() == reflect.Bool }
+
 // Flags registers one flag per non-secret key of cfg (a pointer to a struct
 // already holding its defaults) on fs.
 func Flags(fs *flag.FlagSet, cfg any) {
@@ -150,6 +153,19 @@ func Flags(fs *flag.FlagSet, cfg any) {
 		}
 		fs.Var(flagValue{f}, f.key, help+" (env "+f.env+")")
 	}
+}
+
+// Parse parses the command line into fs. An argument left over is an
+// error: it usually follows a boolean flag written "-key false", which Go's
+// flag package reads as -key=true followed by the argument "false".
+func Parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (write booleans as -key=false)", fs.Arg(0))
+	}
+	return nil
 }
 
 // Load fills cfg (holding its defaults) from the YAML file at path (none when

@@ -46,12 +46,12 @@ func TestPrecedenceDefaultsFileEnvFlags(t *testing.T) {
 	}
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	Flags(fs, c)
-	if err := fs.Parse([]string{"-addr", "flag:1"}); err != nil {
+	if err := fs.Parse([]string{"-addr", "flag:1", "-source.enabled"}); err != nil {
 		t.Fatal(err)
 	}
-	want := cfg{Source: source{Host: "from-file", Port: 3308, Password: "s3cret", Timeout: 90 * time.Second, Include: []string{"a.*", "b.c"}}, Addr: "flag:1"}
+	want := cfg{Source: source{Host: "from-file", Port: 3308, Enabled: true, Password: "s3cret", Timeout: 90 * time.Second, Include: []string{"a.*", "b.c"}}, Addr: "flag:1"}
 	if c.Source.Host != want.Source.Host || c.Source.Port != want.Source.Port || c.Source.Password != want.Source.Password ||
-		c.Source.Timeout != want.Source.Timeout || strings.Join(c.Source.Include, ",") != "a.*,b.c" || c.Addr != want.Addr {
+		c.Source.Timeout != want.Source.Timeout || strings.Join(c.Source.Include, ",") != "a.*,b.c" || c.Addr != want.Addr || !c.Source.Enabled {
 		t.Errorf("config = %+v, want %+v", *c, want)
 	}
 	if fs.Lookup("source.password") != nil {
@@ -95,5 +95,10 @@ func TestErrorsNameTheKey(t *testing.T) {
 	Flags(fs, defaults())
 	if err := fs.Parse([]string{"-source.port", "x"}); err == nil || !strings.Contains(err.Error(), "source.port") {
 		t.Errorf("bad flag value: %v, want an error naming source.port", err)
+	}
+	fs = flag.NewFlagSet("t", flag.ContinueOnError)
+	Flags(fs, defaults())
+	if err := Parse(fs, []string{"-source.enabled", "false", "-addr", "x"}); err == nil || !strings.Contains(err.Error(), `"false"`) {
+		t.Errorf("a boolean written -key false: %v, want an error naming the stray argument", err)
 	}
 }
