@@ -131,6 +131,7 @@ func newPublisher(t *testing.T, prefix string) *publisher {
 	cfg := &kafka.Config{}
 	cfg.Defaults()
 	cfg.Brokers, cfg.RegistryURL, cfg.TopicPrefix, cfg.Partitions = env.kafka.ListenAddrs(), env.registry.URL(), prefix, 3
+	cfg.Transactions = false // TODO(issue 5): read transactional topics, whose commit markers take offsets
 	w, err := kafka.NewWriter(cfg, "test", slog.New(slog.NewTextHandler(io.Discard, nil)), kafka.NewMetrics(prometheus.NewRegistry()))
 	if err != nil {
 		t.Fatal(err)

@@ -384,6 +384,7 @@ func producerPass(b *testing.B, ctx context.Context, w *workload, brokers []stri
 	var kcfg kafka.Config
 	kcfg.Defaults()
 	kcfg.Brokers, kcfg.RegistryURL, kcfg.TopicPrefix = brokers, env.registry.URL(), prefix
+	kcfg.Transactions = false // the streaming path, without Kafka transactions
 	writer, err := kafka.NewWriter(&kcfg, version, log, kafka.NewMetrics(reg))
 	if err != nil {
 		b.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -113,66 +114,34 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer writer.Close()
+	// The checkpoint is read after taking over the transactional id, so
+	// that no other producer of this source can still move it.
+	cp, err := writer.ReadCheckpoint(ctx)
+	if err != nil {
+		return err
+	}
+	switch {
+	case start != (binlog.Start{}) && cp != nil:
+		log.Warn("starting where configured, not at the checkpoint", "start", start.String(), "checkpoint", cp.File+":"+strconv.FormatUint(cp.Pos, 10), "checkpoint_gtid", cp.GTIDSet)
+	case cp != nil:
+		start = binlog.Start{GTID: cp.GTIDSet, File: cp.File, Pos: cp.Pos}
+		log.Info("resuming from the checkpoint", "at", start.String(), "file", cp.File, "pos", cp.Pos, "written", cp.Written)
+	}
 	if err := reader.Start(ctx, start); err != nil {
+		return err
+	}
+	resume, err := reader.Resume(ctx)
+	if err != nil {
 		return err
 	}
 	ready.Store(true)
 	defer ready.Store(false)
 
-	if err := stream(ctx, reader, writer); err != nil {
+	if err := stream(ctx, reader, writer, resume, &cfg.Kafka); err != nil {
 		log.Error("producer stopped", "err", err)
 		return err
 	}
 	log.Info("stopped: every record read was published")
-	return nil
-}
-
-// stream is the producer's loop: read one source transaction, hand its
-// changes to the writer, repeat until ctx ends; then drain.
-func stream(ctx context.Context, reader *binlog.Reader, writer *kafka.Writer) error {
-	// Records already read are published even while shutting down:
-	// produce and flush use a context that outlives the signal.
-	pubCtx := context.WithoutCancel(ctx)
-	// A failed delivery (the broker refused a record) stops reading at once,
-	// not only at the next transaction.
-	readCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-writer.Failed():
-			cancel()
-		case <-readCtx.Done():
-		}
-	}()
-	var tx binlog.Tx
-	for {
-		if err := reader.ReadTx(readCtx, &tx); err != nil {
-			if err := writer.Err(); err != nil {
-				return err
-			}
-			if ctx.Err() != nil {
-				break
-			}
-			// The transactions read before the failure are whole and
-			// valid: publish them, then stop.
-			flushCtx, cancel := context.WithTimeout(pubCtx, 30*time.Second)
-			defer cancel()
-			return errors.Join(err, writer.Flush(flushCtx))
-		}
-		if err := writer.Publish(pubCtx, tx.Events); err != nil {
-			return err
-		}
-		for _, d := range tx.DDL {
-			if err := writer.PublishDDL(pubCtx, d); err != nil {
-				return err
-			}
-		}
-	}
-	flushCtx, cancel := context.WithTimeout(pubCtx, 30*time.Second)
-	defer cancel()
-	if err := writer.Flush(flushCtx); err != nil {
-		return fmt.Errorf("drain on shutdown: %w", err)
-	}
 	return nil
 }
 

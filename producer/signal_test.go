@@ -78,11 +78,12 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 	if err := env.db.Exec(ctx, "term", stmts...); err != nil {
 		t.Fatal(err)
 	}
-	// Once everything is read (not necessarily acknowledged), stop.
+	// Once everything is handed to Kafka (not necessarily acknowledged nor
+	// committed), stop.
 	var m string
-	waitFor(t, ctx, "rows read", func() bool {
+	waitFor(t, ctx, "rows published", func() bool {
 		m = metrics()
-		return strings.Contains(m, `strait_producer_rows_read_total{op="d",table="term.t"} 10`)
+		return strings.Contains(m, `strait_producer_records_published_total{table="term.t"} 510`)
 	})
 	for _, want := range []string{
 		`strait_producer_rows_read_total{op="c",table="term.t"} 500`,

@@ -99,6 +99,7 @@ type Reader struct {
 	file      string // current binlog file
 	fileIndex uint64 // numeric suffix of file
 	query     string // SQL of the current statement, when the server logs it
+	started   Start  // where Start began reading
 	epoch     uint64
 	pos       uint64 // end of the last event read: where the next one starts
 	ahead     lookahead
@@ -155,7 +156,11 @@ func (r *Reader) Current(ctx context.Context) (Start, error) {
 	}
 	file := text(res, 0, 0)
 	pos, _ := res.GetUint(0, 1)
-	return Start{File: file, Pos: pos}, nil
+	s := Start{File: file, Pos: pos}
+	if r.flavor == mysql.MySQLFlavor && res.ColumnNumber() >= 5 {
+		s.GTID = strings.ReplaceAll(text(res, 0, 4), "\n", "") // Executed_Gtid_Set at file:pos
+	}
+	return s, nil
 }
 
 // Start opens the replication stream at s; an empty s means the current
@@ -167,6 +172,7 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 			return err
 		}
 	}
+	r.started = s
 	var dumpFlags uint16
 	if r.cfg.IncludeQuery && r.flavor == mysql.MariaDBFlavor {
 		// MariaDB sends its annotate events (the statement) to replicas

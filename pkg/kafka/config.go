@@ -27,6 +27,20 @@ type Config struct {
 	Tombstones bool `yaml:"tombstones" help:"send a tombstone after each delete"`
 	// RegistryURL is the Confluent-compatible Schema Registry.
 	RegistryURL string `yaml:"schema_registry_url" help:"Schema Registry URL"`
+	// Transactions publishes in Kafka transactions, each closed by a
+	// checkpoint: exactly once for read_committed readers, and the producer
+	// resumes where it stopped. Default true; off gives at-least-once
+	// publishing without resume (brokers without transactions).
+	Transactions bool `yaml:"transactions" help:"publish in Kafka transactions with a checkpoint (exactly once, resume after a stop)"`
+	// TransactionMaxRecords, TransactionMaxBytes and TransactionLinger bound
+	// one Kafka transaction: whole source transactions are added until one
+	// bound is reached. Defaults 20,000 records, 32 MiB, 100ms.
+	TransactionMaxRecords int           `yaml:"transaction_max_records" help:"commit a Kafka transaction after this many change records"`
+	TransactionMaxBytes   int           `yaml:"transaction_max_bytes" help:"commit a Kafka transaction after this many key and value bytes"`
+	TransactionLinger     time.Duration `yaml:"transaction_linger" help:"commit a Kafka transaction at most this long after its first record"`
+	// TransactionTimeout is the broker-side timeout of an open transaction;
+	// default 1m.
+	TransactionTimeout time.Duration `yaml:"transaction_timeout" help:"broker-side timeout of an open Kafka transaction"`
 	// MaxRecordBytes is the largest record the producer sends; default 16 MiB.
 	MaxRecordBytes int `yaml:"max_record_bytes" help:"largest record sent (producer.max.request.size)"`
 }
@@ -40,6 +54,11 @@ func (c *Config) Defaults() {
 	c.MinCompactionLag = 7 * 24 * time.Hour
 	c.Tombstones = true
 	c.MaxRecordBytes = 16 << 20
+	c.Transactions = true
+	c.TransactionMaxRecords = 20000
+	c.TransactionMaxBytes = 32 << 20
+	c.TransactionLinger = 100 * time.Millisecond
+	c.TransactionTimeout = time.Minute
 }
 
 // Validate reports every problem of the configuration, naming the key.
@@ -61,6 +80,15 @@ func (c *Config) Validate() error {
 	case "compact", "delete", "compact,delete", "delete,compact":
 	default:
 		errs = append(errs, fmt.Errorf("kafka.cleanup_policy: %q, want compact, delete or compact,delete", c.CleanupPolicy))
+	}
+	if c.TransactionMaxRecords < 1 {
+		errs = append(errs, fmt.Errorf("kafka.transaction_max_records: %d, want at least 1", c.TransactionMaxRecords))
+	}
+	if c.TransactionMaxBytes < 1 {
+		errs = append(errs, fmt.Errorf("kafka.transaction_max_bytes: %d, want at least 1", c.TransactionMaxBytes))
+	}
+	if c.TransactionLinger <= 0 || c.TransactionTimeout <= c.TransactionLinger {
+		errs = append(errs, fmt.Errorf("kafka.transaction_linger (%s) and kafka.transaction_timeout (%s): want 0 < linger < timeout", c.TransactionLinger, c.TransactionTimeout))
 	}
 	if c.RegistryURL == "" {
 		errs = append(errs, errors.New("kafka.schema_registry_url: required"))

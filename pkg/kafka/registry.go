@@ -16,6 +16,7 @@ import (
 type Registry struct {
 	client *sr.Client
 	ids    map[string]int // subject + "\x00" + schema → id
+	inUse  map[string]int // subject → id of the schema last registered
 }
 
 // NewRegistry returns a client of the Schema Registry at url.
@@ -24,7 +25,7 @@ func NewRegistry(url string, opts ...sr.ClientOpt) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schema registry %s: %w", url, err)
 	}
-	return &Registry{client: c, ids: map[string]int{}}, nil
+	return &Registry{client: c, ids: map[string]int{}, inUse: map[string]int{}}, nil
 }
 
 // Register registers schema under subject (a no-op when already
@@ -34,6 +35,7 @@ func NewRegistry(url string, opts ...sr.ClientOpt) (*Registry, error) {
 func (r *Registry) Register(ctx context.Context, subject, schema string) (int, error) {
 	k := subject + "\x00" + schema
 	if id, ok := r.ids[k]; ok {
+		r.inUse[subject] = id
 		return id, nil
 	}
 	s, err := r.client.CreateSchema(ctx, subject, sr.Schema{Schema: schema, Type: sr.TypeAvro})
@@ -45,8 +47,13 @@ func (r *Registry) Register(ctx context.Context, subject, schema string) (int, e
 		return 0, fmt.Errorf("register schema for subject %s: %w (if the change is incompatible, set the subject's compatibility or re-snapshot the table into a new topic)", subject, err)
 	}
 	r.ids[k] = s.ID
+	r.inUse[subject] = s.ID
 	return s.ID, nil
 }
+
+// InUse returns the id last registered under each subject: the schemas the
+// records being written use.
+func (r *Registry) InUse() map[string]int { return r.inUse }
 
 // SchemaRejectedError is the Schema Registry refusing a schema itself: HTTP
 // 409, incompatible with the subject's earlier versions under the subject's

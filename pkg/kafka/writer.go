@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/linkedin/goavro/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -48,6 +49,9 @@ type Writer struct {
 	records    []kgo.Record                // chunk the kgo.Records are cut from
 	onDelivery func(*kgo.Record, error)    // w.delivered, allocated once
 
+	txn     txnState
+	cpCodec *goavro.Codec // schemas.Checkpoint
+
 	failMu sync.Mutex
 	fail   error
 	failed chan struct{} // closed with the first delivery failure
@@ -74,6 +78,14 @@ func NewWriter(cfg *Config, version string, log *slog.Logger, m *Metrics, opts .
 		kgo.ProducerLinger(5 * time.Millisecond),
 		kgo.WithLogger(kslog.New(log)),
 	}
+	txn := txnState{transactional: cfg.Transactions, id: "strait-" + cfg.TopicPrefix}
+	if txn.transactional {
+		base = append(base, kgo.TransactionalID(txn.id), kgo.TransactionTimeout(cfg.TransactionTimeout))
+	}
+	cpCodec, err := goavro.NewCodec(schemas.Checkpoint)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint schema: %w", err)
+	}
 	client, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
@@ -84,7 +96,8 @@ func NewWriter(cfg *Config, version string, log *slog.Logger, m *Metrics, opts .
 		return nil, err
 	}
 	return &Writer{cfg: cfg, log: log, client: client, admin: kadm.NewClient(client), registry: reg,
-		version: version, metrics: m, tables: map[string]*tableWriter{}, topics: map[string]bool{}, failed: make(chan struct{})}, nil
+		version: version, metrics: m, tables: map[string]*tableWriter{}, topics: map[string]bool{}, failed: make(chan struct{}),
+		txn: txn, cpCodec: cpCodec}, nil
 }
 
 // Close releases the client; call Flush first to wait for in-flight records.
@@ -175,6 +188,9 @@ func (w *Writer) Publish(ctx context.Context, events []cdc.Event) error {
 	if err := w.Err(); err != nil {
 		return err
 	}
+	if err := w.begin(); err != nil {
+		return err
+	}
 	now := time.Now()
 	for i := range events {
 		ev := &events[i]
@@ -201,6 +217,8 @@ func (w *Writer) Publish(ctx context.Context, events []cdc.Event) error {
 			continue
 		}
 		w.produce(ctx, w.record(tw.topic, key, value))
+		w.txn.records++
+		w.txn.bytes += len(key) + len(value)
 		tw.pub.records.Inc()
 		tw.pub.bytes.Add(float64(len(key) + len(value)))
 		if ev.Op == cdc.OpDelete && w.cfg.Tombstones && key != nil {
@@ -272,12 +290,18 @@ func (w *Writer) produce(ctx context.Context, r *kgo.Record) {
 func (w *Writer) delivered(r *kgo.Record, err error) {
 	if err != nil && !errors.Is(err, context.Canceled) {
 		w.metrics.errors.WithLabelValues("produce").Inc()
+		if isFenced(err) {
+			err = fmt.Errorf("%w (%v)", ErrFenced, err)
+		}
 		w.setErr(fmt.Errorf("produce to %s: %w", r.Topic, err))
 	}
 }
 
 // PublishDDL sends a schema change to <prefix>._schema_changes.
 func (w *Writer) PublishDDL(ctx context.Context, d cdc.SchemaChange) error {
+	if err := w.begin(); err != nil {
+		return err
+	}
 	topic := w.cfg.TopicPrefix + "._schema_changes"
 	// One partition keeps the DDL in order; history is kept by time.
 	if err := w.ensureTopic(ctx, topic, 1, "delete"); err != nil {
@@ -297,6 +321,9 @@ type Metrics struct {
 	bytes       *prometheus.CounterVec
 	errors      *prometheus.CounterVec
 	deadLetters *prometheus.CounterVec
+	commits     prometheus.Histogram
+	txRecords   prometheus.Histogram
+	checkpoint  prometheus.Gauge
 }
 
 type tableMetrics struct {
@@ -320,7 +347,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "strait_producer_dead_letters_total", Help: "Changes sent to the dead-letter topic instead of their table topic, by table and reason.",
 		}, []string{"table", "reason"}),
 	}
-	reg.MustRegister(m.records, m.bytes, m.errors, m.deadLetters)
+	m.commits = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "strait_producer_commit_seconds", Help: "Time to commit a Kafka transaction (checkpoint, flush, end).",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+	})
+	m.txRecords = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "strait_producer_transaction_records", Help: "Change records per committed Kafka transaction.",
+		Buckets: prometheus.ExponentialBuckets(1, 4, 10),
+	})
+	m.checkpoint = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "strait_producer_checkpoint_source_timestamp_seconds",
+		Help: "Source commit time of the last committed checkpoint; time() minus this is the checkpoint age.",
+	})
+	reg.MustRegister(m.records, m.bytes, m.errors, m.deadLetters, m.commits, m.txRecords, m.checkpoint)
 	return m
 }
 

@@ -1,0 +1,78 @@
+package binlog
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+)
+
+// Resume is the point to resume reading from once the transactions handed
+// to Advance are safely published: the binlog file:pos just after the last
+// of them and, when GTIDs are known, the GTID set including it. It belongs
+// to the goroutine that publishes, which may lag behind the reader.
+type Resume struct {
+	// ServerID is the source server's server_id; Flavor is mysql or mariadb.
+	ServerID uint32
+	Flavor   string
+
+	gtids mysql.GTIDSet // nil when the GTID set is not known
+	file  string
+	pos   uint64
+}
+
+// Resume returns the resume point of where the stream was started (call
+// after Start). With a GTID start the set is the start's; with a file:pos
+// start on MariaDB it is the server's BINLOG_GTID_POS of that position; on
+// MySQL it is known only when started by GTID or at the current position.
+func (r *Reader) Resume(ctx context.Context) (*Resume, error) {
+	p := &Resume{Flavor: r.flavor, file: r.started.File, pos: r.started.Pos}
+	res, err := r.conn.Execute("SELECT @@server_id")
+	if err != nil {
+		return nil, fmt.Errorf("read server_id: %w", err)
+	}
+	id, _ := res.GetUint(0, 0)
+	res.Close()
+	p.ServerID = uint32(id)
+	gtid := r.started.GTID
+	if gtid == "" && r.flavor == mysql.MariaDBFlavor {
+		res, err := r.conn.Execute("SELECT BINLOG_GTID_POS(?, ?)", r.started.File, r.started.Pos)
+		if err != nil {
+			return nil, fmt.Errorf("GTID position of %s: %w", r.started, err)
+		}
+		gtid = text(res, 0, 0)
+		res.Close()
+	}
+	if gtid != "" || r.flavor == mysql.MariaDBFlavor {
+		set, err := mysql.ParseGTIDSet(r.flavor, gtid)
+		if err != nil {
+			return nil, fmt.Errorf("GTID set %q: %w", gtid, err)
+		}
+		p.gtids = set
+	}
+	return p, nil
+}
+
+// Advance moves the resume point past tx.
+func (p *Resume) Advance(tx *Tx) error {
+	if tx.File != "" {
+		p.file, p.pos = tx.File, tx.EndPos
+	}
+	if p.gtids != nil && tx.GTID != "" {
+		if err := p.gtids.Update(tx.GTID); err != nil {
+			return fmt.Errorf("GTID %s: %w", tx.GTID, err)
+		}
+	}
+	return nil
+}
+
+// Start returns where to start reading to continue after everything
+// advanced past: the GTID set when known (the server then finds the
+// position itself, on any replica of the same primary), and file:pos.
+func (p *Resume) Start() Start {
+	s := Start{File: p.file, Pos: p.pos}
+	if p.gtids != nil {
+		s.GTID = p.gtids.String()
+	}
+	return s
+}

@@ -1,0 +1,153 @@
+package kafka
+
+// The checkpoint: where the producer resumes. It is one record in the
+// compacted topic <prefix>._checkpoint (key: the source name), written in
+// the same Kafka transaction as the change records it covers. A
+// read_committed reader therefore sees a checkpoint only together with every
+// record before it, and the producer, resuming from the last committed one,
+// neither loses nor repeats a change.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/linkedin/goavro/v2"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strait-cdc/strait/schemas"
+)
+
+// Checkpoint is the position the producer resumes from (schemas/checkpoint.avsc).
+type Checkpoint struct {
+	Source     string // the source name: the topic prefix
+	ServerID   uint32
+	Flavor     string
+	GTIDSet    string // "" when GTIDs are off or not known
+	File       string
+	Pos        uint64
+	Epoch      uint64
+	SourceTime time.Time      // commit time of the last published source transaction
+	Written    time.Time      // when the checkpoint was written
+	SchemaIDs  map[string]int // registry ids in use, by subject
+	Version    string
+}
+
+func optional(s string) any {
+	if s == "" {
+		return nil
+	}
+	return goavro.Union("string", s)
+}
+
+// CheckpointTopic returns <prefix>._checkpoint.
+func (w *Writer) CheckpointTopic() string { return w.cfg.TopicPrefix + "._checkpoint" }
+
+func (w *Writer) encodeCheckpoint(ctx context.Context, cp *Checkpoint) ([]byte, error) {
+	topic := w.CheckpointTopic()
+	if err := w.ensureTopic(ctx, topic, 1, "compact"); err != nil {
+		return nil, err
+	}
+	id, err := w.registry.Register(ctx, topic+"-value", schemas.Checkpoint)
+	if err != nil {
+		return nil, err
+	}
+	ids := make(map[string]any, len(cp.SchemaIDs))
+	for s, id := range cp.SchemaIDs {
+		ids[s] = id
+	}
+	native := map[string]any{
+		"source": cp.Source, "server_id": int64(cp.ServerID), "server_uuid": nil, "flavor": cp.Flavor,
+		"gtid_set": optional(cp.GTIDSet), "file": cp.File, "pos": int64(cp.Pos), "epoch": int64(cp.Epoch),
+		"rows_done": int64(0), "tx_gtid": nil, "schema_ids": ids,
+		"source_ts_ms": cp.SourceTime.UnixMilli(), "written_ts_ms": cp.Written.UnixMilli(), "version": cp.Version,
+	}
+	return w.cpCodec.BinaryFromNative(header(uint32(id)), native)
+}
+
+func header(id uint32) []byte {
+	return []byte{0, byte(id >> 24), byte(id >> 16), byte(id >> 8), byte(id)}
+}
+
+func (w *Writer) decodeCheckpoint(b []byte) (*Checkpoint, error) {
+	if len(b) < 5 || b[0] != 0 {
+		return nil, errors.New("not a Confluent-framed record")
+	}
+	v, _, err := w.cpCodec.NativeFromBinary(b[5:])
+	if err != nil {
+		return nil, err
+	}
+	m := v.(map[string]any)
+	str := func(k string) string {
+		if u, ok := m[k].(map[string]any); ok {
+			s, _ := u["string"].(string)
+			return s
+		}
+		s, _ := m[k].(string)
+		return s
+	}
+	cp := &Checkpoint{Source: str("source"), ServerID: uint32(m["server_id"].(int64)), Flavor: str("flavor"),
+		GTIDSet: str("gtid_set"), File: str("file"), Pos: uint64(m["pos"].(int64)), Epoch: uint64(m["epoch"].(int64)),
+		SourceTime: time.UnixMilli(m["source_ts_ms"].(int64)), Written: time.UnixMilli(m["written_ts_ms"].(int64)),
+		Version: str("version"), SchemaIDs: map[string]int{}}
+	for s, id := range m["schema_ids"].(map[string]any) {
+		cp.SchemaIDs[s] = int(id.(int32))
+	}
+	return cp, nil
+}
+
+// ReadCheckpoint returns the last committed checkpoint of this source, or
+// nil when there is none. On a transactional writer it first takes over the
+// transactional id, which fences any other producer of the same source and
+// aborts its open transaction, so that what it reads is final.
+func (w *Writer) ReadCheckpoint(ctx context.Context) (*Checkpoint, error) {
+	if w.txn.transactional {
+		if _, _, err := w.client.ProducerID(ctx); err != nil {
+			return nil, fmt.Errorf("take over transactional id %s: %w", w.txn.id, err)
+		}
+	}
+	topic := w.CheckpointTopic()
+	// The last stable offset: everything below it is committed or aborted.
+	offsets, err := w.admin.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoint offsets of %s: %w", topic, err)
+	}
+	lo, ok := offsets.Lookup(topic, 0)
+	if !ok || lo.Err != nil || lo.Offset <= 0 {
+		return nil, nil // no topic, or nothing committed yet
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(w.cfg.Brokers...), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(), // to know when the end is reached
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	var last []byte
+	for reached := false; !reached; {
+		fetches := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("read %s up to offset %d: %w", topic, lo.Offset, err)
+		}
+		if err := fetches.Err(); err != nil {
+			return nil, fmt.Errorf("read %s: %w", topic, err)
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			if r.Attrs.IsControl() {
+				// commit and abort markers
+			} else if string(r.Key) == w.cfg.TopicPrefix && r.Value != nil {
+				last = r.Value
+			}
+			reached = reached || r.Offset >= lo.Offset-1
+		})
+	}
+	if last == nil {
+		return nil, nil
+	}
+	cp, err := w.decodeCheckpoint(last)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint in %s: %w", topic, err)
+	}
+	return cp, nil
+}

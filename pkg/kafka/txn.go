@@ -1,0 +1,107 @@
+package kafka
+
+// Kafka transactions: the producer's exactly-once. Change records of whole
+// source transactions accumulate in one open Kafka transaction, which
+// Commit closes with a checkpoint record; a read_committed reader sees all
+// of them or none. A second producer of the same source (same
+// transactional id) fences this one: its commit then fails, and nothing it
+// wrote since its last commit is ever visible.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// txnState is the open Kafka transaction.
+type txnState struct {
+	transactional bool
+	id            string // transactional id: strait-<prefix>
+	open          bool
+	began         time.Time
+	records       int // change records in the open transaction
+	bytes         int // their key and value bytes
+}
+
+// ErrFenced reports that another producer took over this source.
+var ErrFenced = errors.New("fenced: another producer of this source (same transactional id) took over")
+
+func (w *Writer) begin() error {
+	if !w.txn.transactional || w.txn.open {
+		return nil
+	}
+	if err := w.client.BeginTransaction(); err != nil {
+		return fmt.Errorf("begin Kafka transaction: %w", err)
+	}
+	w.txn.open, w.txn.began, w.txn.records, w.txn.bytes = true, time.Now(), 0, 0
+	return nil
+}
+
+// Pending returns the change records and bytes published since the last
+// Commit and how long ago the first of them was.
+func (w *Writer) Pending() (records, bytes int, age time.Duration) {
+	if !w.txn.open {
+		return 0, 0, 0
+	}
+	return w.txn.records, w.txn.bytes, time.Since(w.txn.began)
+}
+
+// Commit makes everything published since the last Commit visible, together
+// with cp, atomically; it returns once the brokers committed. Without
+// transactions (kafka.transactions off) it writes cp and waits for every
+// record to be acknowledged. On error nothing since the last Commit is
+// visible; ErrFenced means another producer took over.
+func (w *Writer) Commit(ctx context.Context, cp *Checkpoint) error {
+	if err := w.begin(); err != nil {
+		return err
+	}
+	start := time.Now()
+	cp.Source, cp.Written, cp.SchemaIDs = w.cfg.TopicPrefix, start, w.registry.InUse()
+	value, err := w.encodeCheckpoint(ctx, cp)
+	if err != nil {
+		return w.abort(ctx, fmt.Errorf("checkpoint: %w", err))
+	}
+	w.produce(ctx, &kgo.Record{Topic: w.CheckpointTopic(), Key: []byte(w.cfg.TopicPrefix), Value: value})
+	if err := w.client.Flush(ctx); err != nil {
+		return w.abort(ctx, fmt.Errorf("flush: %w", err))
+	}
+	if err := w.Err(); err != nil {
+		return w.abort(ctx, err)
+	}
+	if !w.txn.transactional {
+		return nil
+	}
+	if err := w.client.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return w.abort(ctx, fmt.Errorf("commit Kafka transaction: %w", err))
+	}
+	w.txn.open = false
+	w.metrics.commits.Observe(time.Since(start).Seconds())
+	w.metrics.txRecords.Observe(float64(w.txn.records))
+	w.metrics.checkpoint.Set(float64(cp.SourceTime.UnixMilli()) / 1000)
+	return nil
+}
+
+// abort ends the open transaction without making anything visible and
+// returns err, marked ErrFenced when that is the cause.
+func (w *Writer) abort(ctx context.Context, err error) error {
+	if isFenced(err) || isFenced(w.Err()) {
+		return fmt.Errorf("%w: %v", ErrFenced, err)
+	}
+	if w.txn.transactional && w.txn.open {
+		w.txn.open = false
+		if aerr := w.client.AbortBufferedRecords(ctx); aerr == nil {
+			if aerr := w.client.EndTransaction(ctx, kgo.TryAbort); aerr != nil && isFenced(aerr) {
+				return fmt.Errorf("%w: %v", ErrFenced, err)
+			}
+		}
+	}
+	return err
+}
+
+func isFenced(err error) bool {
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)
+}

@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strait-cdc/strait/pkg/kafka"
+)
+
+// readToEnd returns every committed record of topic, reading each
+// partition up to its last stable offset (a read_committed reader's end).
+func readToEnd(t *testing.T, ctx context.Context, topic string) []change {
+	t.Helper()
+	adm := kadm.NewClient(mustClientOf(t, env.kafka.ListenAddrs()))
+	ends, err := adm.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			want[o.Partition] = o.Offset
+		}
+	})
+	cl, err := kgo.NewClient(kgo.SeedBrokers(env.kafka.ListenAddrs()...), kgo.ConsumeTopics(topic),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords(),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	codecs := map[int]codec{}
+	var out []change
+	for len(want) > 0 {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("%s: partitions %v not read to their end before the deadline", topic, want)
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			if !r.Attrs.IsControl() {
+				out = append(out, change{Topic: r.Topic, Partition: r.Partition,
+					Key: decodeFramed(t, ctx, codecs, r.Key), Value: decodeFramed(t, ctx, codecs, r.Value)})
+			}
+			if end, ok := want[r.Partition]; ok && r.Offset >= end-1 {
+				delete(want, r.Partition)
+			}
+		})
+	}
+	return out
+}
+
+// insertRange inserts rows lo..hi-1, one transaction each.
+func insertRange(t *testing.T, ctx context.Context, lo, hi int) {
+	t.Helper()
+	var stmts []string
+	for i := lo; i < hi; i++ {
+		stmts = append(stmts, fmt.Sprintf("INSERT INTO t VALUES (%d, 'row %d')", i, i))
+	}
+	if err := env.db.Exec(ctx, "resume", stmts...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Stopped cleanly, killed with SIGKILL mid-stream, restarted each time
+// without a start position: the producer resumes from its checkpoint, and a
+// read_committed reader sees every change exactly once.
+func TestResumesFromCheckpointExactlyOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := env.db.Exec(ctx, "", "CREATE DATABASE resume", "CREATE TABLE resume.t (id INT PRIMARY KEY, v VARCHAR(20))"); err != nil {
+		t.Fatal(err)
+	}
+	first := producerArgs(t, ctx, "r1", "resume.*")
+	// Later runs have no start position: they must find the checkpoint.
+	again := append(first[:0:0], first...)
+	at := indexOf(again, "-source.start_position")
+	again = append(again[:at], again[at+2:]...)
+
+	// 1. A clean stop after rows 0..99.
+	p := startProducer(t, first)
+	insertRange(t, ctx, 0, 100)
+	consume(t, ctx, 100, "r1.resume.t")
+	if err := p.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// 2. Rows 100..199 while nothing runs; then a producer killed with
+	// SIGKILL while rows 200..1199 stream in.
+	insertRange(t, ctx, 100, 200)
+	base := committedOffsets(t, ctx)
+	cmd := exec.Command(os.Args[0], again...)
+	cmd.Env = append(os.Environ(), "STRAIT_TEST_RUN_MAIN=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		insertRange(t, ctx, 200, 1200)
+		close(done)
+	}()
+	// Kill it once it has committed part of the stream.
+	waitFor(t, ctx, "commits of the producer to kill", func() bool { return committedOffsets(t, ctx) > base+100 })
+	cmd.Process.Kill()
+	cmd.Wait()
+	<-done
+
+	// 3. A third producer picks up after the last commit of the killed one.
+	p = startProducer(t, again)
+	insertRange(t, ctx, 1200, 1300)
+	var got []string
+	waitFor(t, ctx, "all 1300 rows committed", func() bool {
+		got = got[:0]
+		for _, c := range readToEnd(t, ctx, "r1.resume.t") {
+			got = append(got, fmt.Sprint(c.Key["id"]))
+		}
+		return len(got) >= 1300
+	})
+	if err := p.stop(); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 1300 {
+		want = append(want, fmt.Sprint(i))
+	}
+	sort.Strings(got)
+	sort.Strings(want)
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("changes seen by a read_committed reader, each once (-got +want):\n%s", diff)
+	}
+}
+
+// committedOffsets sums the last stable offsets of r1.resume.t's
+// partitions: it grows with every commit.
+func committedOffsets(t *testing.T, ctx context.Context) int64 {
+	adm := kadm.NewClient(mustClientOf(t, env.kafka.ListenAddrs()))
+	ends, err := adm.ListCommittedOffsets(ctx, "r1.resume.t")
+	if err != nil {
+		return 0
+	}
+	var n int64
+	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+	return n
+}
+
+// A second producer of the same source fences the first: the first stops
+// with ErrFenced, and a read_committed reader sees each change once.
+func TestSecondProducerFencesFirst(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := env.db.Exec(ctx, "", "CREATE DATABASE fence", "CREATE TABLE fence.t (id INT PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	args := producerArgs(t, ctx, "f1", "fence.*")
+	insert := func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			if err := env.db.Exec(ctx, "fence", fmt.Sprintf("INSERT INTO t VALUES (%d)", i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	first := startProducer(t, args)
+	insert(0, 50)
+	consume(t, ctx, 50, "f1.fence.t")
+	again := append(args[:0:0], args...)
+	at := indexOf(again, "-source.start_position")
+	second := startProducer(t, append(again[:at], again[at+2:]...))
+	// The second has taken over once its own first commit is visible.
+	insert(50, 100)
+	err := first.wait(t, ctx)
+	if !errors.Is(err, kafka.ErrFenced) || exitCode(err) == 0 {
+		t.Errorf("first producer ended with %v, want kafka.ErrFenced and a non-zero exit", err)
+	}
+	var got []string
+	waitFor(t, ctx, "rows 0..99", func() bool {
+		got = got[:0]
+		for _, c := range readToEnd(t, ctx, "f1.fence.t") {
+			got = append(got, fmt.Sprint(c.Key["id"]))
+		}
+		return len(got) >= 100
+	})
+	if err := second.stop(); err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(got)
+	want := make([]string, 100)
+	for i := range want {
+		want[i] = fmt.Sprint(i)
+	}
+	sort.Strings(want)
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("changes, each once (-got +want):\n%s", diff)
+	}
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/strait-cdc/strait/pkg/binlog"
+	"github.com/strait-cdc/strait/pkg/kafka"
+)
+
+// stream is the producer's loop. One goroutine reads whole source
+// transactions from the binlog; this one publishes them, in order, into the
+// open Kafka transaction and commits it with a checkpoint once it holds
+// kafka.transaction_max_records records or _max_bytes bytes, or
+// kafka.transaction_linger after its first source transaction. The
+// checkpoint names the point just after the last source transaction
+// published, so a restart continues exactly there.
+//
+// On shutdown (ctx ends) reading stops, every whole source transaction read
+// is published and committed, and stream returns nil. A transaction cut off
+// mid-way is not lost: it lies after the checkpoint and is read again on
+// restart.
+func stream(ctx context.Context, reader *binlog.Reader, writer *kafka.Writer, resume *binlog.Resume, cfg *kafka.Config) error {
+	// Publishing and committing outlive the signal: what was read is
+	// published and committed before stream returns.
+	pubCtx := context.WithoutCancel(ctx)
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+
+	// Two transactions in turn: the reader fills one while this goroutine
+	// publishes the other.
+	read, free := make(chan *binlog.Tx), make(chan *binlog.Tx, 2)
+	free <- new(binlog.Tx)
+	free <- new(binlog.Tx)
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			var tx *binlog.Tx
+			select {
+			case tx = <-free:
+			case <-readCtx.Done():
+				readErr <- readCtx.Err()
+				return
+			}
+			if err := reader.ReadTx(readCtx, tx); err != nil {
+				readErr <- err
+				return
+			}
+			read <- tx // a whole transaction read is published, even when stopping
+		}
+	}()
+
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	var (
+		dirty      bool // the resume point moved since the last commit
+		sourceTime time.Time
+	)
+	commit := func() error {
+		linger.Stop()
+		if !dirty {
+			return nil
+		}
+		s := resume.Start()
+		cp := &kafka.Checkpoint{ServerID: resume.ServerID, Flavor: resume.Flavor, GTIDSet: s.GTID,
+			File: s.File, Pos: s.Pos, SourceTime: sourceTime, Version: version}
+		if err := writer.Commit(pubCtx, cp); err != nil {
+			return err
+		}
+		dirty = false
+		return nil
+	}
+	for {
+		select {
+		case tx := <-read:
+			if err := publish(pubCtx, writer, tx); err != nil {
+				return err
+			}
+			if err := resume.Advance(tx); err != nil {
+				return err
+			}
+			if !tx.CommitTime.IsZero() {
+				sourceTime = tx.CommitTime
+			}
+			free <- tx
+			if !dirty {
+				dirty = true
+				linger.Reset(cfg.TransactionLinger)
+			}
+			if records, bytes, _ := writer.Pending(); records >= cfg.TransactionMaxRecords || bytes >= cfg.TransactionMaxBytes {
+				if err := commit(); err != nil {
+					return err
+				}
+			}
+		case <-linger.C:
+			if err := commit(); err != nil {
+				return err
+			}
+		case <-writer.Failed():
+			// The open Kafka transaction is never committed: nothing of it
+			// becomes visible, and the next start resumes before it.
+			return writer.Err()
+		case err := <-readErr:
+			if werr := writer.Err(); werr != nil {
+				return werr
+			}
+			// The source transactions published before the stop are
+			// whole: commit them, then stop.
+			if cerr := commit(); cerr != nil {
+				return fmt.Errorf("commit on shutdown: %w", cerr)
+			}
+			if ctx.Err() != nil {
+				return nil // shutdown
+			}
+			return err
+		}
+	}
+}
+
+// publish hands one source transaction's changes and DDL to the writer.
+func publish(ctx context.Context, writer *kafka.Writer, tx *binlog.Tx) error {
+	if err := writer.Publish(ctx, tx.Events); err != nil {
+		return err
+	}
+	for _, d := range tx.DDL {
+		if err := writer.PublishDDL(ctx, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
