@@ -3,22 +3,18 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/strait-cdc/strait/pkg/bigquery"
 	"github.com/strait-cdc/strait/pkg/kafka"
+	"github.com/strait-cdc/strait/pkg/service"
 )
 
 // version is stamped at build time (-ldflags "-X main.version=...").
@@ -38,45 +34,7 @@ Run 'consumer <command> -h' for the command's flags.
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return errUsage
-	}
-	var err error
-	switch args[0] {
-	case "run":
-		err = runConsume(ctx, args[1:], getenv, stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "strait consumer", version)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stdout, usage)
-	default:
-		fmt.Fprintf(stderr, "consumer: unknown command %q\n\n%s", args[0], usage)
-		return errUsage
-	}
-	if errors.Is(err, flag.ErrHelp) || errors.Is(err, errPrinted) {
-		return nil
-	}
-	return err
-}
-
-var errUsage = errors.New("usage")
-
-func exitCode(err error) int {
-	if errors.Is(err, errUsage) {
-		return 2
-	}
-	return 1
-}
-
-func newLogger(cfg *Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	level.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
-	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return service.Dispatch(ctx, "consumer", version, usage, map[string]service.Command{"run": runConsume}, args, getenv, stdout, stderr)
 }
 
 // runConsume is `consumer run`. Shutdown, in reverse order of start-up:
@@ -87,12 +45,11 @@ func runConsume(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg, stderr)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	log := service.NewLogger(cfg.LogLevel, cfg.LogFormat, stderr)
+	reg := service.NewRegistry()
 
 	var ready atomic.Bool
-	srv, err := serveHTTP(cfg.HTTPAddr, reg, &ready, log)
+	srv, err := service.ServeHTTP(cfg.HTTPAddr, reg, &ready, log)
 	if err != nil {
 		return err
 	}
@@ -241,31 +198,4 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	reg.MustRegister(m.errors, m.stopped)
 	return m
-}
-
-// serveHTTP serves /metrics, /healthz (the process is alive) and /readyz
-// (connected and consuming) until the returned server is closed.
-func serveHTTP(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *slog.Logger) (*http.Server, error) {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		io.WriteString(w, "ready\n")
-	})
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("http_addr %s: %w", addr, err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	log.Info("serving metrics and health", "addr", l.Addr().String())
-	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http server stopped", "err", err)
-		}
-	}()
-	return srv, nil
 }

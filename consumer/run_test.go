@@ -9,7 +9,6 @@ import (
 	"math/big"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -71,7 +70,7 @@ type consumerProc struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error
-	logs   syncBuffer
+	logs   testenv.Buffer
 }
 
 // startConsumer runs `consumer run` until the test ends or calls stop,
@@ -100,23 +99,6 @@ func (c *consumerProc) stop() error {
 	c.cancel()
 	<-c.done
 	return c.err
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // publisher writes change events with the producer's real Kafka writer.

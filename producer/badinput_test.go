@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strait-cdc/strait/pkg/service"
 	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
@@ -228,7 +229,7 @@ func TestBrokerRefusalStopsWithClearError(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "b2.refusal.denied") || !strings.Contains(err.Error(), "TOPIC_AUTHORIZATION_FAILED") {
 		t.Fatalf("producer ended with %v, want an error naming the topic and the broker's reason", err)
 	}
-	if exitCode(err) == 0 {
+	if service.ExitCode(err) == 0 {
 		t.Error("exit code 0 after a refused produce")
 	}
 	// The records published before the refusal are intact.

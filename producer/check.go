@@ -17,7 +17,7 @@ var errChecksFailed = errors.New("checks failed")
 // runCheck is `producer check`: one line per check with PASS/WARN/FAIL and
 // the fix; non-zero exit on any FAIL.
 func runCheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, _, err := loadConfig("check", "Validate the source (binlog settings, privileges, retention, timeouts), Kafka and the Schema Registry; print the fix for each problem.", args, getenv, stdout, stderr)
+	cfg, err := loadConfig("check", "Validate the source (binlog settings, privileges, retention, timeouts), Kafka and the Schema Registry; print the fix for each problem.", args, getenv, stdout, stderr)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/config"
 	"github.com/strait-cdc/strait/pkg/kafka"
+	"github.com/strait-cdc/strait/pkg/service"
 )
 
 // Config is the producer's whole configuration (README, "Configuration").
@@ -36,61 +36,27 @@ func defaults() *Config {
 func (c *Config) Validate() error {
 	var errs []error
 	errs = append(errs, c.Source.Validate(), c.Kafka.Validate())
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		errs = append(errs, fmt.Errorf("log_level: %q, want debug, info, warn or error", c.LogLevel))
-	}
-	if c.LogFormat != "json" && c.LogFormat != "text" {
-		errs = append(errs, fmt.Errorf("log_format: %q, want json or text", c.LogFormat))
-	}
+	errs = append(errs, service.ValidateLogging(c.LogLevel, c.LogFormat)...)
 	return errors.Join(errs...)
 }
 
-// loadConfig parses a subcommand's flags and builds its configuration:
-// defaults < YAML file (-config or STRAIT_CONFIG) < STRAIT_* environment <
-// flags.
-func loadConfig(name, summary string, args []string, getenv func(string) string, stdout, stderr io.Writer) (*Config, *flag.FlagSet, error) {
+// loadConfig builds a subcommand's configuration: defaults < YAML file
+// (-config or STRAIT_CONFIG) < STRAIT_* environment < flags.
+func loadConfig(name, summary string, args []string, getenv func(string) string, stdout, stderr io.Writer) (*Config, error) {
 	cfg := defaults()
-	fs := flag.NewFlagSet("producer "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", getenv("STRAIT_CONFIG"), "YAML configuration file (env STRAIT_CONFIG)")
-	printConfig := fs.Bool("print-config", false, "print the effective configuration (secrets redacted) and exit")
-	config.Flags(fs, cfg)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: producer %s [flags]\n\n%s\n\nEvery flag is also a YAML key and a STRAIT_* variable; secrets (STRAIT_SOURCE_PASSWORD) only from the environment or files.\n\nFlags:\n", name, summary)
-		fs.PrintDefaults()
-	}
-	// The file and the environment are read before the flags are parsed, so
-	// flags win; -config itself is looked up first.
-	for i, a := range args {
-		if v, ok := strings.CutPrefix(strings.TrimLeft(a, "-"), "config="); ok && strings.HasPrefix(a, "-") {
-			*path = v
-		} else if strings.TrimLeft(a, "-") == "config" && strings.HasPrefix(a, "-") && i+1 < len(args) {
-			*path = args[i+1]
-		}
-	}
-	if err := config.Load(cfg, *path, getenv); err != nil {
-		return nil, fs, err
-	}
-	if err := config.Parse(fs, args); err != nil {
-		return nil, fs, err
-	}
-	if *printConfig {
-		fmt.Fprint(stdout, config.Dump(cfg))
-		return nil, fs, errPrinted
+	if err := config.FromArgs(cfg, "producer", name, summary,
+		"Secrets (STRAIT_SOURCE_PASSWORD) only from the environment or files.", args, getenv, stdout, stderr); err != nil {
+		return nil, err
 	}
 	if cfg.Source.PasswordFile != "" {
 		b, err := os.ReadFile(cfg.Source.PasswordFile)
 		if err != nil {
-			return nil, fs, fmt.Errorf("source.password_file: %w", err)
+			return nil, fmt.Errorf("source.password_file: %w", err)
 		}
 		cfg.Source.Password = strings.TrimRight(string(b), "\r\n")
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, fs, fmt.Errorf("configuration:\n%w", err)
+		return nil, fmt.Errorf("configuration:\n%w", err)
 	}
-	return cfg, fs, nil
+	return cfg, nil
 }
-
-var errPrinted = errors.New("configuration printed")

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/strait-cdc/strait/pkg/service"
 )
 
 func main() {
@@ -18,6 +20,6 @@ func main() {
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "producer:", err)
-		os.Exit(exitCode(err))
+		os.Exit(service.ExitCode(err))
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strait-cdc/strait/pkg/kafka"
+	"github.com/strait-cdc/strait/pkg/service"
 )
 
 // readToEnd returns every committed record of topic, reading each
@@ -177,7 +178,7 @@ func TestSecondProducerFencesFirst(t *testing.T) {
 	// The second has taken over once its own first commit is visible.
 	insert(50, 100)
 	err := first.wait(t, ctx)
-	if !errors.Is(err, kafka.ErrFenced) || exitCode(err) == 0 {
+	if !errors.Is(err, kafka.ErrFenced) || service.ExitCode(err) == 0 {
 		t.Errorf("first producer ended with %v, want kafka.ErrFenced and a non-zero exit", err)
 	}
 	var got []string

@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
+	"github.com/strait-cdc/strait/pkg/service"
 	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
@@ -114,7 +115,7 @@ type producer struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when run returned
 	err    error         // run's result, once done
-	logs   syncBuffer
+	logs   testenv.Buffer
 	waited bool // the test looked at err itself
 }
 
@@ -161,23 +162,6 @@ func (p *producer) wait(t *testing.T, ctx context.Context) error {
 		t.Fatal("producer still running at the deadline")
 		return nil
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // change is a consumed record, decoded.
@@ -438,7 +422,7 @@ func TestCheckReportsEachSettingAndFails(t *testing.T) {
 
 	// A registry nobody answers at: a FAIL line with the fix, non-zero exit.
 	out, err = check("http://127.0.0.1:1")
-	if !errors.Is(err, errChecksFailed) || exitCode(err) == 0 {
+	if !errors.Is(err, errChecksFailed) || service.ExitCode(err) == 0 {
 		t.Errorf("check with a dead registry: err %v, want errChecksFailed and a non-zero exit", err)
 	}
 	if !strings.Contains(out, "FAIL schema registry: ") || !strings.Contains(out, "fix: ") {

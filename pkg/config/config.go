@@ -155,6 +155,47 @@ func Flags(fs *flag.FlagSet, cfg any) {
 	}
 }
 
+// ErrPrinted reports that -print-config printed the configuration: the
+// command has nothing more to do.
+var ErrPrinted = errors.New("configuration printed")
+
+// FromArgs fills cfg (a pointer to a struct holding its defaults) for the
+// subcommand "program name": from the YAML file named by -config (or
+// STRAIT_CONFIG), then the STRAIT_* environment, then the flags in args.
+// summary and note make the -h text. -print-config prints the result with
+// secrets redacted and returns ErrPrinted.
+func FromArgs(cfg any, program, name, summary, note string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet(program+" "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", getenv("STRAIT_CONFIG"), "YAML configuration file (env STRAIT_CONFIG)")
+	printConfig := fs.Bool("print-config", false, "print the effective configuration (secrets redacted) and exit")
+	Flags(fs, cfg)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s %s [flags]\n\n%s\n\nEvery flag is also a YAML key and a STRAIT_* variable. %s\n\nFlags:\n", program, name, summary, note)
+		fs.PrintDefaults()
+	}
+	// The file and the environment are read before the flags are parsed,
+	// so flags win; -config itself is looked up first.
+	for i, a := range args {
+		if v, ok := strings.CutPrefix(strings.TrimLeft(a, "-"), "config="); ok && strings.HasPrefix(a, "-") {
+			*path = v
+		} else if strings.TrimLeft(a, "-") == "config" && strings.HasPrefix(a, "-") && i+1 < len(args) {
+			*path = args[i+1]
+		}
+	}
+	if err := Load(cfg, *path, getenv); err != nil {
+		return err
+	}
+	if err := Parse(fs, args); err != nil {
+		return err
+	}
+	if *printConfig {
+		fmt.Fprint(stdout, Dump(cfg))
+		return ErrPrinted
+	}
+	return nil
+}
+
 // Parse parses the command line into fs. An argument left over is an
 // error: it usually follows a boolean flag written "-key false", which Go's
 // flag package reads as -key=true followed by the argument "false".

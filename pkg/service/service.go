@@ -1,0 +1,125 @@
+// Package service is what the producer and the consumer binaries share
+// around their loops: subcommand dispatch, logging, the /metrics /healthz
+// /readyz endpoint, and exit codes.
+package service
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/strait-cdc/strait/pkg/config"
+)
+
+// ErrUsage reports a command line that names no known command.
+var ErrUsage = errors.New("usage")
+
+// ExitCode is the process status for err: 2 for a usage error, else 1.
+func ExitCode(err error) int {
+	if errors.Is(err, ErrUsage) {
+		return 2
+	}
+	return 1
+}
+
+// NewLogger returns the binary's logger: level debug, info, warn or error;
+// format json (default) or text.
+func NewLogger(level, format string, w io.Writer) *slog.Logger {
+	var l slog.Level
+	l.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// ServeHTTP serves /metrics from reg, /healthz (the process is alive) and
+// /readyz (ready is true: the binary's loop runs) on addr until the
+// returned server is closed.
+func ServeHTTP(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *slog.Logger) (*http.Server, error) {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		io.WriteString(w, "ready\n")
+	})
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("http_addr %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("serving metrics and health", "addr", l.Addr().String())
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "err", err)
+		}
+	}()
+	return srv, nil
+}
+
+// Command is one subcommand of a binary; args follow the command's name.
+type Command func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error
+
+// Dispatch runs the command named by args[0]; "version" and "help" are
+// built in. Asking for help, or for -print-config, is not an error.
+func Dispatch(ctx context.Context, program, version, usage string, commands map[string]Command,
+	args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return ErrUsage
+	}
+	var err error
+	switch cmd, ok := commands[args[0]]; {
+	case ok:
+		err = cmd(ctx, args[1:], getenv, stdout, stderr)
+	case args[0] == "version":
+		fmt.Fprintln(stdout, "strait", program, version)
+	case args[0] == "-h", args[0] == "-help", args[0] == "--help", args[0] == "help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "%s: unknown command %q\n\n%s", program, args[0], usage)
+		return ErrUsage
+	}
+	if errors.Is(err, flag.ErrHelp) || errors.Is(err, config.ErrPrinted) {
+		return nil
+	}
+	return err
+}
+
+// ValidateLogging reports a log_level or log_format the binaries do not know.
+func ValidateLogging(level, format string) []error {
+	var errs []error
+	switch level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log_level: %q, want debug, info, warn or error", level))
+	}
+	if format != "json" && format != "text" {
+		errs = append(errs, fmt.Errorf("log_format: %q, want json or text", format))
+	}
+	return errs
+}
+
+// NewRegistry returns a metrics registry holding the Go runtime and process
+// metrics.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
