@@ -368,8 +368,10 @@ func baselinePass(b *testing.B, ctx context.Context, w *workload, serverID uint3
 }
 
 // producerPass streams w's binlog range through the producer's reader and
-// writer, the loop of stream, until every record is acknowledged.
-func producerPass(b *testing.B, ctx context.Context, w *workload, brokers []string, serverID uint32, prefix string, half func()) (rows, txs int) {
+// writer until every record is acknowledged: without Kafka transactions
+// (the streaming path), or with them, committing a checkpoint after every
+// kafka.transaction_max_records records as stream does.
+func producerPass(b *testing.B, ctx context.Context, w *workload, brokers []string, serverID uint32, prefix string, transactional bool, half func()) (rows, txs int) {
 	b.Helper()
 	log := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
@@ -384,7 +386,7 @@ func producerPass(b *testing.B, ctx context.Context, w *workload, brokers []stri
 	var kcfg kafka.Config
 	kcfg.Defaults()
 	kcfg.Brokers, kcfg.RegistryURL, kcfg.TopicPrefix = brokers, env.registry.URL(), prefix
-	kcfg.Transactions = false // the streaming path, without Kafka transactions
+	kcfg.Transactions = transactional
 	writer, err := kafka.NewWriter(&kcfg, version, log, kafka.NewMetrics(reg))
 	if err != nil {
 		b.Fatal(err)
@@ -408,7 +410,14 @@ func producerPass(b *testing.B, ctx context.Context, w *workload, brokers []stri
 		if err := writer.Publish(ctx, tx.Events); err != nil {
 			b.Fatal(err)
 		}
-		if reached(tx.File, tx.EndPos, w.end) {
+		end := reached(tx.File, tx.EndPos, w.end)
+		if n, _, _ := writer.Pending(); transactional && (end || n >= kcfg.TransactionMaxRecords) {
+			cp := &kafka.Checkpoint{File: tx.File, Pos: tx.EndPos, SourceTime: tx.CommitTime}
+			if err := writer.Commit(ctx, cp); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if end {
 			break
 		}
 	}
@@ -444,13 +453,22 @@ func BenchmarkProducer(b *testing.B) {
 					// so the timed pass meets known subjects, as a restarted
 					// producer does.
 					b.StopTimer()
-					producerPass(b, ctx, w, brokers, id+2, prefix, func() {})
+					producerPass(b, ctx, w, brokers, id+2, prefix, false, func() {})
 					b.StartTimer()
 				}
 				base := measure(b, kafkaPid, func(half func()) (int, int) { return baselinePass(b, ctx, w, id, half) })
 				prod := measure(b, kafkaPid, func(half func()) (int, int) {
-					return producerPass(b, ctx, w, brokers, id+1, prefix, half)
+					return producerPass(b, ctx, w, brokers, id+1, prefix, false, half)
 				})
+				var txn measurement
+				if c.workload != "t" {
+					serverIDs++
+					txn = measure(b, kafkaPid, func(half func()) (int, int) {
+						return producerPass(b, ctx, w, brokers, serverIDs+2, prefix+"tx", true, half)
+					})
+					b.ReportMetric(txn.rowsPerSec(), "txn-rows/s")
+					b.ReportMetric(txn.rowsPerSec()/prod.rowsPerSec(), "txn-ratio")
+				}
 				if base.rows != w.rows || prod.rows != w.rows || prod.txs != w.txs {
 					b.Fatalf("rows: baseline %d, producer %d in %d transactions; loaded %d in %d", base.rows, prod.rows, prod.txs, w.rows, w.txs)
 				}
