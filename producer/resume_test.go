@@ -202,3 +202,42 @@ func TestSecondProducerFencesFirst(t *testing.T) {
 		t.Errorf("changes, each once (-got +want):\n%s", diff)
 	}
 }
+
+// While the captured tables are idle, heartbeats still carry the position
+// the producer has read to and the source time, and the checkpoint follows.
+func TestHeartbeatsCarryPositionWhenIdle(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := env.db.Exec(ctx, "", "CREATE DATABASE hb", "CREATE TABLE hb.idle (id INT PRIMARY KEY)",
+		"CREATE DATABASE hb_other", "CREATE TABLE hb_other.busy (id INT PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	startProducer(t, producerArgs(t, ctx, "h1", "hb.*", "-kafka.heartbeat_interval", "50ms"))
+	if err := env.db.Exec(ctx, "hb_other", "INSERT INTO busy VALUES (1), (2)"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := env.db.Query(ctx, "", "SHOW MASTER STATUS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, pos := *st[0][0], atoi(*st[0][1])
+	// A heartbeat at or past the position of the last (uncaptured) write.
+	codecs := map[int]codec{}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(env.kafka.ListenAddrs()...), kgo.ConsumeTopics("h1._heartbeat"),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var last map[string]any
+	for last == nil || last["file"] != file || int(last["pos"].(int64)) < pos {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("no heartbeat at %s:%d before the deadline; last %v", file, pos, last)
+		}
+		fetches.EachRecord(func(r *kgo.Record) { last = decodeFramed(t, ctx, codecs, r.Value) })
+	}
+	if last["source"] != "h1" || unwrap(last["gtid_set"]) == nil || last["source_ts_ms"].(int64) == 0 {
+		t.Errorf("heartbeat = %v, want source h1, a GTID set and the source time", last)
+	}
+}

@@ -57,15 +57,29 @@ func stream(ctx context.Context, reader *binlog.Reader, writer *kafka.Writer, re
 		dirty      bool // the resume point moved since the last commit
 		sourceTime time.Time
 	)
+	position := func() *kafka.Checkpoint {
+		s := resume.Start()
+		return &kafka.Checkpoint{ServerID: resume.ServerID, Flavor: resume.Flavor, GTIDSet: s.GTID,
+			File: s.File, Pos: s.Pos, SourceTime: sourceTime, Version: version}
+	}
+	changed := func() {
+		if !dirty {
+			dirty = true
+			linger.Reset(cfg.TransactionLinger)
+		}
+	}
+	var heartbeat <-chan time.Time
+	if cfg.HeartbeatInterval > 0 {
+		t := time.NewTicker(cfg.HeartbeatInterval)
+		defer t.Stop()
+		heartbeat = t.C
+	}
 	commit := func() error {
 		linger.Stop()
 		if !dirty {
 			return nil
 		}
-		s := resume.Start()
-		cp := &kafka.Checkpoint{ServerID: resume.ServerID, Flavor: resume.Flavor, GTIDSet: s.GTID,
-			File: s.File, Pos: s.Pos, SourceTime: sourceTime, Version: version}
-		if err := writer.Commit(pubCtx, cp); err != nil {
+		if err := writer.Commit(pubCtx, position()); err != nil {
 			return err
 		}
 		dirty = false
@@ -84,15 +98,17 @@ func stream(ctx context.Context, reader *binlog.Reader, writer *kafka.Writer, re
 				sourceTime = tx.CommitTime
 			}
 			free <- tx
-			if !dirty {
-				dirty = true
-				linger.Reset(cfg.TransactionLinger)
-			}
+			changed()
 			if records, bytes, _ := writer.Pending(); records >= cfg.TransactionMaxRecords || bytes >= cfg.TransactionMaxBytes {
 				if err := commit(); err != nil {
 					return err
 				}
 			}
+		case <-heartbeat:
+			if err := writer.PublishHeartbeat(pubCtx, position()); err != nil {
+				return err
+			}
+			changed()
 		case <-linger.C:
 			if err := commit(); err != nil {
 				return err

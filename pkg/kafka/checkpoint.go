@@ -44,8 +44,29 @@ func optional(s string) any {
 // CheckpointTopic returns <prefix>._checkpoint.
 func (w *Writer) CheckpointTopic() string { return w.cfg.TopicPrefix + "._checkpoint" }
 
-func (w *Writer) encodeCheckpoint(ctx context.Context, cp *Checkpoint) ([]byte, error) {
-	topic := w.CheckpointTopic()
+// HeartbeatTopic returns <prefix>._heartbeat.
+func (w *Writer) HeartbeatTopic() string { return w.cfg.TopicPrefix + "._heartbeat" }
+
+// PublishHeartbeat writes cp, the current position and source time, to
+// <prefix>._heartbeat: even when the captured tables are idle, readers see
+// how far the producer has read and how old the source's newest change is.
+func (w *Writer) PublishHeartbeat(ctx context.Context, cp *Checkpoint) error {
+	if err := w.begin(); err != nil {
+		return err
+	}
+	cp.Source, cp.Written, cp.SchemaIDs = w.cfg.TopicPrefix, time.Now(), w.registry.InUse()
+	value, err := w.encodeCheckpoint(ctx, w.HeartbeatTopic(), cp)
+	if err != nil {
+		return fmt.Errorf("heartbeat: %w", err)
+	}
+	w.produce(ctx, &kgo.Record{Topic: w.HeartbeatTopic(), Key: []byte(w.cfg.TopicPrefix), Value: value})
+	return nil
+}
+
+// encodeCheckpoint encodes cp for topic (the checkpoint or heartbeat topic,
+// created compacted on first use), registering the schema under
+// <topic>-value.
+func (w *Writer) encodeCheckpoint(ctx context.Context, topic string, cp *Checkpoint) ([]byte, error) {
 	if err := w.ensureTopic(ctx, topic, 1, "compact"); err != nil {
 		return nil, err
 	}

@@ -41,6 +41,9 @@ type Config struct {
 	// TransactionTimeout is the broker-side timeout of an open transaction;
 	// default 1m.
 	TransactionTimeout time.Duration `yaml:"transaction_timeout" help:"broker-side timeout of an open Kafka transaction"`
+	// HeartbeatInterval is how often the current position and source time
+	// go to <prefix>._heartbeat; 0 turns heartbeats off. Default 10s.
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval" help:"interval of position records in <prefix>._heartbeat (0: off)"`
 	// MaxRecordBytes is the largest record the producer sends; default 16 MiB.
 	MaxRecordBytes int `yaml:"max_record_bytes" help:"largest record sent (producer.max.request.size)"`
 }
@@ -55,6 +58,7 @@ func (c *Config) Defaults() {
 	c.Tombstones = true
 	c.MaxRecordBytes = 16 << 20
 	c.Transactions = true
+	c.HeartbeatInterval = 10 * time.Second
 	c.TransactionMaxRecords = 20000
 	c.TransactionMaxBytes = 32 << 20
 	c.TransactionLinger = 100 * time.Millisecond

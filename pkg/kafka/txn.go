@@ -61,7 +61,7 @@ func (w *Writer) Commit(ctx context.Context, cp *Checkpoint) error {
 	}
 	start := time.Now()
 	cp.Source, cp.Written, cp.SchemaIDs = w.cfg.TopicPrefix, start, w.registry.InUse()
-	value, err := w.encodeCheckpoint(ctx, cp)
+	value, err := w.encodeCheckpoint(ctx, w.CheckpointTopic(), cp)
 	if err != nil {
 		return w.abort(ctx, fmt.Errorf("checkpoint: %w", err))
 	}
