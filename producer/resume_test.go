@@ -7,12 +7,16 @@ import (
 	"os"
 	"os/exec"
 	"sort"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strait-cdc/strait/pkg/kafka"
 	"github.com/strait-cdc/strait/pkg/service"
@@ -49,8 +53,11 @@ func readToEnd(t *testing.T, ctx context.Context, topic string) []change {
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
 			if !r.Attrs.IsControl() {
-				out = append(out, change{Topic: r.Topic, Partition: r.Partition,
-					Key: decodeFramed(t, ctx, codecs, r.Key), Value: decodeFramed(t, ctx, codecs, r.Value)})
+				c := change{Topic: r.Topic, Partition: r.Partition, Value: decodeFramed(t, ctx, codecs, r.Value)}
+				if len(r.Key) > 0 && r.Key[0] == 0 { // an Avro key (internal topics have plain ones)
+					c.Key = decodeFramed(t, ctx, codecs, r.Key)
+				}
+				out = append(out, c)
 			}
 			if end, ok := want[r.Partition]; ok && r.Offset >= end-1 {
 				delete(want, r.Partition)
@@ -239,5 +246,77 @@ func TestHeartbeatsCarryPositionWhenIdle(t *testing.T) {
 	}
 	if last["source"] != "h1" || unwrap(last["gtid_set"]) == nil || last["source_ts_ms"].(int64) == 0 {
 		t.Errorf("heartbeat = %v, want source h1, a GTID set and the source time", last)
+	}
+}
+
+// A source transaction larger than source.chunk_rows is published in parts
+// over several Kafka transactions; when the producer stops after some of
+// them committed, the next one resumes inside the source transaction at
+// the first row not yet committed.
+func TestLargeTransactionResumesInside(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const rows = 5000
+	if err := env.db.Exec(ctx, "", "CREATE DATABASE big", "CREATE TABLE big.t (id INT PRIMARY KEY, v VARCHAR(20))",
+		"CREATE TABLE big.seq (n INT PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	// The broker refuses to commit the producer's 6th Kafka transaction:
+	// the producer stops with 5 committed, in the middle of the source one.
+	var commits atomic.Int32
+	env.kafka.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		env.kafka.KeepControl()
+		r := req.(*kmsg.EndTxnRequest)
+		if r.TransactionalID != "strait-k1" || !r.Commit || commits.Add(1) <= 5 {
+			return nil, nil, false
+		}
+		resp := r.ResponseKind().(*kmsg.EndTxnResponse)
+		resp.ErrorCode = kerr.InvalidTxnState.Code
+		return resp, nil, true
+	})
+	args := producerArgs(t, ctx, "k1", "big.t", "-source.chunk_rows", "100", "-kafka.transaction_max_records", "300")
+	p := startProducer(t, args)
+	if err := env.db.Exec(ctx, "big",
+		"INSERT INTO seq SELECT seq FROM seq_1_to_5000",      // MariaDB's sequence engine
+		"INSERT INTO t SELECT n, CONCAT('row ', n) FROM seq", // one source transaction
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.wait(t, ctx); err == nil || !strings.Contains(err.Error(), "INVALID_TXN_STATE") {
+		t.Fatalf("producer ended with %v, want the refused commit", err)
+	}
+	commits.Store(-1 << 30) // commits are accepted from now on
+
+	var cp map[string]any
+	for _, c := range readToEnd(t, ctx, "k1._checkpoint") {
+		cp = c.Value
+	}
+	if cp == nil || cp["rows_done"].(int64) == 0 || cp["rows_done"].(int64) >= rows {
+		t.Fatalf("last checkpoint %v, want one inside the source transaction", cp)
+	}
+	t.Logf("stopped inside the transaction after %d of its %d rows", cp["rows_done"], rows)
+
+	again := append(args[:0:0], args...)
+	at := indexOf(again, "-source.start_position")
+	p = startProducer(t, append(again[:at], again[at+2:]...))
+	var got []string
+	waitFor(t, ctx, "all rows committed", func() bool {
+		got = got[:0]
+		for _, c := range readToEnd(t, ctx, "k1.big.t") {
+			got = append(got, fmt.Sprint(c.Key["id"]))
+		}
+		return len(got) >= rows
+	})
+	if err := p.stop(); err != nil {
+		t.Fatal(err)
+	}
+	want := make([]string, rows)
+	for i := range want {
+		want[i] = fmt.Sprint(i + 1)
+	}
+	sort.Strings(got)
+	sort.Strings(want)
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("rows of the large transaction, each once (-got +want):\n%s", diff)
 	}
 }

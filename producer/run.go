@@ -73,8 +73,9 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 	case start != (binlog.Start{}) && cp != nil:
 		log.Warn("starting where configured, not at the checkpoint", "start", start.String(), "checkpoint", cp.File+":"+strconv.FormatUint(cp.Pos, 10), "checkpoint_gtid", cp.GTIDSet)
 	case cp != nil:
-		start = binlog.Start{GTID: cp.GTIDSet, File: cp.File, Pos: cp.Pos}
-		log.Info("resuming from the checkpoint", "at", start.String(), "file", cp.File, "pos", cp.Pos, "written", cp.Written)
+		start = binlog.Start{GTID: cp.GTIDSet, File: cp.File, Pos: cp.Pos, SkipRows: cp.RowsDone, TxGTID: cp.TxGTID}
+		log.Info("resuming from the checkpoint", "at", start.String(), "file", cp.File, "pos", cp.Pos,
+			"rows_done", cp.RowsDone, "written", cp.Written)
 	}
 	if err := reader.Start(ctx, start); err != nil {
 		return err

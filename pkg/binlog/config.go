@@ -42,6 +42,9 @@ type Config struct {
 	// default, as in Debezium: statements can carry sensitive values and
 	// make every record larger.
 	IncludeQuery bool `yaml:"include_query" help:"write the SQL statement of each change into source.query (may contain sensitive values)"`
+	// ChunkRows bounds memory: a source transaction with more row changes
+	// is handed over in parts of about this many. Default 10,000.
+	ChunkRows int `yaml:"chunk_rows" help:"row changes of one source transaction held at once; larger transactions are published in parts"`
 }
 
 // Defaults fills unset fields with their defaults.
@@ -57,6 +60,9 @@ func (c *Config) Defaults() {
 	}
 	if c.ReadTimeout == 0 {
 		c.ReadTimeout = 60 * time.Second
+	}
+	if c.ChunkRows == 0 {
+		c.ChunkRows = 10000
 	}
 }
 

@@ -45,6 +45,15 @@ type Tx struct {
 	CommitTime time.Time // source commit time
 	Heartbeat  bool      // true for an idle heartbeat: no events, position only
 
+	// A source transaction with more than source.chunk_rows row changes
+	// comes in parts: each but the last has Partial set (File and EndPos
+	// are then where the part ends). Begin is where the transaction starts
+	// in the binlog, RowsBefore how many of its row changes earlier parts
+	// held: together with GTID, where to resume inside it.
+	Partial    bool
+	Begin      Start
+	RowsBefore int
+
 	values []cdc.Value // slab the events' rows are cut from
 }
 
@@ -52,6 +61,7 @@ func (tx *Tx) reset() {
 	clear(tx.Events) // drop references to old rows and tables
 	tx.Events, tx.DDL = tx.Events[:0], tx.DDL[:0]
 	tx.GTID, tx.File, tx.EndPos, tx.Heartbeat = "", "", 0, false
+	tx.Partial, tx.Begin, tx.RowsBefore = false, Start{}, 0
 	// The previous transaction is published (Publish encodes before it
 	// returns): its rows' slab is reused, so a small transaction allocates
 	// nothing here.
@@ -74,6 +84,11 @@ type Start struct {
 	GTID string // a GTID set; wins over File/Pos when set
 	File string
 	Pos  uint64
+	// SkipRows row changes of the first transaction read are already
+	// published (a part of a large transaction): they are skipped. TxGTID,
+	// when set, is that transaction's GTID, checked.
+	SkipRows int
+	TxGTID   string
 }
 
 // String renders the start point for logs.
@@ -100,6 +115,8 @@ type Reader struct {
 	fileIndex uint64 // numeric suffix of file
 	query     string // SQL of the current statement, when the server logs it
 	started   Start  // where Start began reading
+	cur       curTx  // the source transaction being read
+	skip      int    // row changes still to skip (Start.SkipRows)
 	epoch     uint64
 	pos       uint64 // end of the last event read: where the next one starts
 	ahead     lookahead
@@ -111,6 +128,14 @@ type tableState struct {
 	info     *tableInfo
 	conv     *converter
 	err      error // why the table cannot be decoded
+}
+
+// curTx is what the reader knows of the source transaction it is in.
+type curTx struct {
+	open  bool
+	begin Start  // where it starts
+	gtid  string // its GTID
+	rows  int    // its row changes handed out in earlier parts
 }
 
 // Open connects to the source and prepares to stream. Call Start next.
@@ -172,7 +197,7 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 			return err
 		}
 	}
-	r.started = s
+	r.started, r.skip = s, s.SkipRows
 	var dumpFlags uint16
 	if r.cfg.IncludeQuery && r.flavor == mysql.MariaDBFlavor {
 		// MariaDB sends its annotate events (the statement) to replicas
@@ -231,6 +256,9 @@ func (r *Reader) Close() {
 // position advances; a heartbeat returns with tx.Heartbeat set.
 func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 	tx.reset()
+	if r.cur.open { // the rest of a large transaction
+		tx.GTID = r.cur.gtid
+	}
 	for {
 		ev, err := r.stream.GetEvent(ctx)
 		if err != nil {
@@ -241,11 +269,19 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 		if err != nil {
 			return err
 		}
-		if done {
+		if done || len(tx.Events) >= r.cfg.ChunkRows && r.cfg.ChunkRows > 0 {
 			tx.File = r.file
 			tx.EndPos = uint64(ev.Header.LogPos)
 			if ev.Header.Timestamp != 0 {
 				tx.CommitTime = time.Unix(int64(ev.Header.Timestamp), 0)
+			}
+			tx.Begin, tx.RowsBefore = r.cur.begin, r.cur.rows
+			if done {
+				r.cur = curTx{}
+			} else {
+				tx.Partial = true
+				r.cur.gtid = tx.GTID
+				r.cur.rows += len(tx.Events)
 			}
 			r.metrics.observePosition(r.fileIndex, tx.EndPos, tx.CommitTime)
 			return nil
@@ -260,10 +296,12 @@ func (r *Reader) handle(ctx context.Context, tx *Tx, ev *replication.BinlogEvent
 		r.file, r.fileIndex = string(e.NextLogName), fileIndex(string(e.NextLogName))
 	case *replication.MariadbGTIDEvent:
 		tx.GTID = mariadbGTID(&e.GTID)
+		return false, r.beginTx(tx, ev.Header)
 	case *replication.GTIDEvent:
 		if set, err := e.GTIDNext(); err == nil {
 			tx.GTID = set.String()
 		}
+		return false, r.beginTx(tx, ev.Header)
 	case *replication.MariadbAnnotateRowsEvent:
 		r.setQuery(e.Query)
 	case *replication.RowsQueryEvent:
@@ -309,6 +347,9 @@ func (r *Reader) queryEvent(tx *Tx, h *replication.EventHeader, e *replication.Q
 	q := string(e.Query)
 	switch strings.ToUpper(strings.TrimSpace(q)) {
 	case "BEGIN":
+		if !r.cur.open { // no GTID event before it
+			r.beginTx(tx, h)
+		}
 		return false
 	case "COMMIT": // transactions on non-transactional engines (MyISAM, Aria)
 		return true
@@ -480,6 +521,17 @@ func (r *Reader) captured(db, table string) bool {
 	return false
 }
 
+// beginTx notes where the transaction starting with the event of h begins,
+// and checks a resume inside a transaction lands in the right one.
+func (r *Reader) beginTx(tx *Tx, h *replication.EventHeader) error {
+	r.cur = curTx{open: true, begin: Start{File: r.file, Pos: uint64(h.LogPos) - uint64(h.EventSize)}}
+	if r.skip > 0 && r.started.TxGTID != "" && tx.GTID != "" && tx.GTID != r.started.TxGTID {
+		return fmt.Errorf("resuming inside transaction %s (%d row changes already published), but the binlog continues with %s at %s:%d: the source changed under the checkpoint; re-snapshot",
+			r.started.TxGTID, r.skip, tx.GTID, r.file, h.LogPos)
+	}
+	return nil
+}
+
 // rows turns a rows event into events appended to tx.
 func (r *Reader) rows(tx *Tx, h *replication.EventHeader, e *replication.RowsEvent) error {
 	st := r.tables[e.TableID]
@@ -504,6 +556,10 @@ func (r *Reader) rows(tx *Tx, h *replication.EventHeader, e *replication.RowsEve
 	}
 	commit := time.Unix(int64(h.Timestamp), 0)
 	for i := 0; i+step <= len(e.Rows); i += step {
+		if r.skip > 0 { // published before the restart
+			r.skip--
+			continue
+		}
 		ev := cdc.Event{
 			Table:      info.table,
 			Op:         op,

@@ -19,6 +19,9 @@ type Resume struct {
 	gtids mysql.GTIDSet // nil when the GTID set is not known
 	file  string
 	pos   uint64
+	// inside: the last transaction advanced past was a part: resume at its
+	// begin, skipping its rows published so far.
+	inside *Start
 }
 
 // Resume returns the resume point of where the stream was started (call
@@ -27,6 +30,10 @@ type Resume struct {
 // MySQL it is known only when started by GTID or at the current position.
 func (r *Reader) Resume(ctx context.Context) (*Resume, error) {
 	p := &Resume{Flavor: r.flavor, file: r.started.File, pos: r.started.Pos}
+	if r.started.SkipRows > 0 {
+		inside := r.started
+		p.inside = &inside
+	}
 	res, err := r.conn.Execute("SELECT @@server_id")
 	if err != nil {
 		return nil, fmt.Errorf("read server_id: %w", err)
@@ -55,6 +62,11 @@ func (r *Reader) Resume(ctx context.Context) (*Resume, error) {
 
 // Advance moves the resume point past tx.
 func (p *Resume) Advance(tx *Tx) error {
+	if tx.Partial {
+		p.inside = &Start{File: tx.Begin.File, Pos: tx.Begin.Pos, SkipRows: tx.RowsBefore + len(tx.Events), TxGTID: tx.GTID}
+		return nil
+	}
+	p.inside = nil
 	if tx.File != "" {
 		p.file, p.pos = tx.File, tx.EndPos
 	}
@@ -71,8 +83,11 @@ func (p *Resume) Advance(tx *Tx) error {
 // position itself, on any replica of the same primary), and file:pos.
 func (p *Resume) Start() Start {
 	s := Start{File: p.file, Pos: p.pos}
+	if p.inside != nil {
+		s = *p.inside
+	}
 	if p.gtids != nil {
-		s.GTID = p.gtids.String()
+		s.GTID = p.gtids.String() // the set before the transaction in progress
 	}
 	return s
 }

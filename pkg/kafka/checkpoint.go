@@ -28,6 +28,8 @@ type Checkpoint struct {
 	File       string
 	Pos        uint64
 	Epoch      uint64
+	RowsDone   int            // row changes of the transaction at File:Pos already published (a large one, in parts)
+	TxGTID     string         // that transaction's GTID
 	SourceTime time.Time      // commit time of the last published source transaction
 	Written    time.Time      // when the checkpoint was written
 	SchemaIDs  map[string]int // registry ids in use, by subject
@@ -81,7 +83,7 @@ func (w *Writer) encodeCheckpoint(ctx context.Context, topic string, cp *Checkpo
 	native := map[string]any{
 		"source": cp.Source, "server_id": int64(cp.ServerID), "server_uuid": nil, "flavor": cp.Flavor,
 		"gtid_set": optional(cp.GTIDSet), "file": cp.File, "pos": int64(cp.Pos), "epoch": int64(cp.Epoch),
-		"rows_done": int64(0), "tx_gtid": nil, "schema_ids": ids,
+		"rows_done": int64(cp.RowsDone), "tx_gtid": optional(cp.TxGTID), "schema_ids": ids,
 		"source_ts_ms": cp.SourceTime.UnixMilli(), "written_ts_ms": cp.Written.UnixMilli(), "version": cp.Version,
 	}
 	return w.cpCodec.BinaryFromNative(header(uint32(id)), native)
@@ -110,6 +112,7 @@ func (w *Writer) decodeCheckpoint(b []byte) (*Checkpoint, error) {
 	}
 	cp := &Checkpoint{Source: str("source"), ServerID: uint32(m["server_id"].(int64)), Flavor: str("flavor"),
 		GTIDSet: str("gtid_set"), File: str("file"), Pos: uint64(m["pos"].(int64)), Epoch: uint64(m["epoch"].(int64)),
+		RowsDone: int(m["rows_done"].(int64)), TxGTID: str("tx_gtid"),
 		SourceTime: time.UnixMilli(m["source_ts_ms"].(int64)), Written: time.UnixMilli(m["written_ts_ms"].(int64)),
 		Version: str("version"), SchemaIDs: map[string]int{}}
 	for s, id := range m["schema_ids"].(map[string]any) {
