@@ -42,7 +42,7 @@ func TestConcurrentWritersKeepPerKeyOrderAndMatchSelect(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- write(ctx, w, writers, tables, txPerWriter)
+			errs <- write(ctx, "busy", uint64(w), w, writers, tables, txPerWriter)
 		}()
 	}
 	wg.Wait()
@@ -53,20 +53,7 @@ func TestConcurrentWritersKeepPerKeyOrderAndMatchSelect(t *testing.T) {
 		}
 	}
 
-	want := map[string]map[int32][]string{}
-	for i := range tables {
-		name := fmt.Sprintf("t%d", i)
-		rows, err := env.db.Query(ctx, "busy", "SELECT id, ver, s, amount, DATE_FORMAT(at, '%Y-%m-%d %H:%i:%s.%f'), n FROM "+name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want[name] = map[int32][]string{}
-		for _, r := range rows {
-			var id int32
-			fmt.Sscan(*r[0], &id)
-			want[name][id] = strs(r)
-		}
-	}
+	want := selectTables(t, ctx, "busy", tables)
 
 	var topics []string
 	for i := range tables {
@@ -88,15 +75,35 @@ func TestConcurrentWritersKeepPerKeyOrderAndMatchSelect(t *testing.T) {
 	t.Logf("%d changes replayed into %d rows of %d tables", r.changes, n, tables)
 }
 
-// write runs n random transactions of writer w; it touches only keys ≡ w
-// (mod writers), so writers never wait on each other's row locks.
-func write(ctx context.Context, w, writers, tables, n int) error {
-	c, err := env.db.Conn(ctx, "busy")
+// selectTables returns tables t0.. of db as SELECT prints them, by table
+// and id, in the shape the replayer builds.
+func selectTables(t *testing.T, ctx context.Context, db string, tables int) map[string]map[int32][]string {
+	t.Helper()
+	want := map[string]map[int32][]string{}
+	for i := range tables {
+		name := fmt.Sprintf("t%d", i)
+		rows, err := env.db.Query(ctx, db, "SELECT id, ver, s, amount, DATE_FORMAT(at, '%Y-%m-%d %H:%i:%s.%f'), n FROM "+name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[name] = map[int32][]string{}
+		for _, r := range rows {
+			want[name][int32(atoi(*r[0]))] = strs(r)
+		}
+	}
+	return want
+}
+
+// write runs n random transactions of writer w on tables t0.. of db; it
+// touches only keys ≡ w (mod writers), so writers never wait on each
+// other's row locks. seed picks the sequence.
+func write(ctx context.Context, db string, seed uint64, w, writers, tables, n int) error {
+	c, err := env.db.Conn(ctx, db)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	rnd := rand.New(rand.NewPCG(uint64(w), 7))
+	rnd := rand.New(rand.NewPCG(seed, 7))
 	key := func() int { return rnd.IntN(12)*writers + w }
 	table := func() string { return fmt.Sprintf("t%d", rnd.IntN(tables)) }
 	for range n {
