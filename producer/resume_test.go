@@ -409,3 +409,46 @@ func TestKilledTwentyTimesExactlyOnce(t *testing.T) {
 	}
 	t.Logf("%d changes replayed exactly once after %d kills", r.changes, kills)
 }
+
+// When the binlog the checkpoint points into is purged, the producer stops
+// with an error naming the position and the fix, never skipping ahead.
+func TestPurgedBinlogStopsWithClearError(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	db := env.db
+	if err := db.Exec(ctx, "", "CREATE DATABASE purged", "CREATE TABLE purged.t (id INT PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	args := producerArgs(t, ctx, "pg1", "purged.*")
+	p := startProducer(t, args)
+	if err := db.Exec(ctx, "purged", "INSERT INTO t VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	consume(t, ctx, 1, "pg1.purged.t")
+	if err := p.stop(); err != nil {
+		t.Fatal(err)
+	}
+	// A change the next producer must not skip, in a binlog then purged.
+	if err := db.Exec(ctx, "purged", "INSERT INTO t VALUES (2)", "FLUSH BINARY LOGS"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := db.Query(ctx, "", "SHOW MASTER STATUS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The server purges a binlog once its transactions are durable in
+	// InnoDB (its binlog checkpoint): retry until it is gone.
+	waitFor(t, ctx, "the old binlog purged", func() bool {
+		if err := db.Exec(ctx, "", "PURGE BINARY LOGS TO '"+*st[0][0]+"'"); err != nil {
+			t.Fatal(err)
+		}
+		logs, err := db.Query(ctx, "", "SHOW BINARY LOGS")
+		return err == nil && len(logs) == 1
+	})
+	at := indexOf(args, "-source.start_position")
+	p = startProducer(t, append(args[:at:at], args[at+2:]...)) // from the checkpoint
+	err = p.wait(t, ctx)
+	if err == nil || !strings.Contains(err.Error(), "no longer has the binlog") || !strings.Contains(err.Error(), "re-snapshot") {
+		t.Fatalf("producer ended with %v, want the purged binlog named with the fix", err)
+	}
+}

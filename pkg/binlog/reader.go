@@ -93,7 +93,10 @@ type Start struct {
 
 // String renders the start point for logs.
 func (s Start) String() string {
-	if s.GTID != "" {
+	switch {
+	case s.GTID != "" && s.File != "":
+		return fmt.Sprintf("gtid %s (%s:%d)", s.GTID, s.File, s.Pos)
+	case s.GTID != "":
 		return "gtid " + s.GTID
 	}
 	return fmt.Sprintf("%s:%d", s.File, s.Pos)
@@ -261,6 +264,11 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 	}
 	for {
 		ev, err := r.stream.GetEvent(ctx)
+		var me *mysql.MyError
+		if errors.As(err, &me) && me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
+			return fmt.Errorf("the source no longer has the binlog to continue from %s (purged past the checkpoint, or another server): %w; "+
+				"fix: keep binlogs longer (check `producer check`), re-snapshot the captured tables and start at the current position (source.start_position)", r.started, err)
+		}
 		if err != nil {
 			return err
 		}
