@@ -452,3 +452,74 @@ func TestPurgedBinlogStopsWithClearError(t *testing.T) {
 		t.Fatalf("producer ended with %v, want the purged binlog named with the fix", err)
 	}
 }
+
+// Transient broker faults — produce answered NOT_ENOUGH_REPLICAS, the
+// transaction coordinator loading or moving — are retried: the producer
+// keeps running and every change is committed exactly once.
+func TestBrokerFaultsRecoverExactlyOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := env.db.Exec(ctx, "", "CREATE DATABASE faults", "CREATE TABLE faults.t (id INT PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	const txnID = "strait-bf1"
+	var produces, ends atomic.Int32
+	env.kafka.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		env.kafka.KeepControl()
+		pr := req.(*kmsg.ProduceRequest)
+		if pr.TransactionID == nil || *pr.TransactionID != txnID || produces.Add(1) > 4 {
+			return nil, nil, false
+		}
+		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+		for _, tp := range pr.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic, rt.TopicID = tp.Topic, tp.TopicID
+			for _, p := range tp.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = p.Partition, kerr.NotEnoughReplicas.Code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	env.kafka.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		env.kafka.KeepControl()
+		r := req.(*kmsg.EndTxnRequest)
+		if r.TransactionalID != txnID || ends.Add(1) > 3 {
+			return nil, nil, false
+		}
+		resp := r.ResponseKind().(*kmsg.EndTxnResponse)
+		resp.ErrorCode = []int16{kerr.CoordinatorLoadInProgress.Code, kerr.NotCoordinator.Code, kerr.CoordinatorNotAvailable.Code}[ends.Load()-1]
+		return resp, nil, true
+	})
+	p := startProducer(t, producerArgs(t, ctx, "bf1", "faults.*"))
+	for i := range 200 {
+		if err := env.db.Exec(ctx, "faults", fmt.Sprintf("INSERT INTO t VALUES (%d)", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	waitFor(t, ctx, "all rows committed", func() bool {
+		got = got[:0]
+		for _, c := range readToEnd(t, ctx, "bf1.faults.t") {
+			got = append(got, fmt.Sprint(c.Key["id"]))
+		}
+		return len(got) >= 200
+	})
+	if err := p.stop(); err != nil {
+		t.Fatalf("producer: %v (transient faults must be retried)", err)
+	}
+	if produces.Load() < 4 || ends.Load() < 3 {
+		t.Errorf("faults injected: %d produce, %d end-transaction; want 4 and 3", produces.Load(), ends.Load())
+	}
+	want := make([]string, 200)
+	for i := range want {
+		want[i] = fmt.Sprint(i)
+	}
+	sort.Strings(got)
+	sort.Strings(want)
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("rows, each once (-got +want):\n%s", diff)
+	}
+}
