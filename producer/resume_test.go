@@ -79,6 +79,52 @@ func insertRange(t *testing.T, ctx context.Context, lo, hi int) {
 	}
 }
 
+// withoutStart returns args without -source.start_position, so that the
+// producer starts from its checkpoint.
+func withoutStart(args []string) []string {
+	at := indexOf(args, "-source.start_position")
+	return append(args[:at:at], args[at+2:]...)
+}
+
+// waitEachOnce waits until topic holds n committed changes, then checks
+// their keys' ids are exactly lo..lo+n-1, each once.
+func waitEachOnce(t *testing.T, ctx context.Context, topic string, lo, n int) {
+	t.Helper()
+	var got []string
+	waitFor(t, ctx, fmt.Sprintf("%d changes in %s", n, topic), func() bool {
+		got = got[:0]
+		for _, c := range readToEnd(t, ctx, topic) {
+			got = append(got, fmt.Sprint(c.Key["id"]))
+		}
+		return len(got) >= n
+	})
+	want := make([]string, n)
+	for i := range want {
+		want[i] = fmt.Sprint(lo + i)
+	}
+	sort.Strings(got)
+	sort.Strings(want)
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("%s: changes, each once (-got +want):\n%s", topic, diff)
+	}
+}
+
+// produceError answers a produce request with code for every partition.
+func produceError(pr *kmsg.ProduceRequest, code int16) *kmsg.ProduceResponse {
+	resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+	for _, tp := range pr.Topics {
+		rt := kmsg.NewProduceResponseTopic()
+		rt.Topic, rt.TopicID = tp.Topic, tp.TopicID
+		for _, p := range tp.Partitions {
+			rp := kmsg.NewProduceResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p.Partition, code
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
+
 // Stopped cleanly, killed with SIGKILL mid-stream, restarted each time
 // without a start position: the producer resumes from its checkpoint, and a
 // read_committed reader sees every change exactly once.
@@ -90,9 +136,7 @@ func TestResumesFromCheckpointExactlyOnce(t *testing.T) {
 	}
 	first := producerArgs(t, ctx, "r1", "resume.*")
 	// Later runs have no start position: they must find the checkpoint.
-	again := append(first[:0:0], first...)
-	at := indexOf(again, "-source.start_position")
-	again = append(again[:at], again[at+2:]...)
+	again := withoutStart(first)
 
 	// 1. A clean stop after rows 0..99.
 	p := startProducer(t, first)
@@ -125,25 +169,9 @@ func TestResumesFromCheckpointExactlyOnce(t *testing.T) {
 	// 3. A third producer picks up after the last commit of the killed one.
 	p = startProducer(t, again)
 	insertRange(t, ctx, 1200, 1300)
-	var got []string
-	waitFor(t, ctx, "all 1300 rows committed", func() bool {
-		got = got[:0]
-		for _, c := range readToEnd(t, ctx, "r1.resume.t") {
-			got = append(got, fmt.Sprint(c.Key["id"]))
-		}
-		return len(got) >= 1300
-	})
+	waitEachOnce(t, ctx, "r1.resume.t", 0, 1300)
 	if err := p.stop(); err != nil {
 		t.Fatal(err)
-	}
-	var want []string
-	for i := range 1300 {
-		want = append(want, fmt.Sprint(i))
-	}
-	sort.Strings(got)
-	sort.Strings(want)
-	if diff := cmp.Diff(got, want); diff != "" {
-		t.Errorf("changes seen by a read_committed reader, each once (-got +want):\n%s", diff)
 	}
 }
 
@@ -179,34 +207,16 @@ func TestSecondProducerFencesFirst(t *testing.T) {
 	first := startProducer(t, args)
 	insert(0, 50)
 	consume(t, ctx, 50, "f1.fence.t")
-	again := append(args[:0:0], args...)
-	at := indexOf(again, "-source.start_position")
-	second := startProducer(t, append(again[:at], again[at+2:]...))
+	second := startProducer(t, withoutStart(args))
 	// The second has taken over once its own first commit is visible.
 	insert(50, 100)
 	err := first.wait(t, ctx)
 	if !errors.Is(err, kafka.ErrFenced) || service.ExitCode(err) == 0 {
 		t.Errorf("first producer ended with %v, want kafka.ErrFenced and a non-zero exit", err)
 	}
-	var got []string
-	waitFor(t, ctx, "rows 0..99", func() bool {
-		got = got[:0]
-		for _, c := range readToEnd(t, ctx, "f1.fence.t") {
-			got = append(got, fmt.Sprint(c.Key["id"]))
-		}
-		return len(got) >= 100
-	})
+	waitEachOnce(t, ctx, "f1.fence.t", 0, 100)
 	if err := second.stop(); err != nil {
 		t.Fatal(err)
-	}
-	sort.Strings(got)
-	want := make([]string, 100)
-	for i := range want {
-		want[i] = fmt.Sprint(i)
-	}
-	sort.Strings(want)
-	if diff := cmp.Diff(got, want); diff != "" {
-		t.Errorf("changes, each once (-got +want):\n%s", diff)
 	}
 }
 
@@ -296,28 +306,10 @@ func TestLargeTransactionResumesInside(t *testing.T) {
 	}
 	t.Logf("stopped inside the transaction after %d of its %d rows", cp["rows_done"], rows)
 
-	again := append(args[:0:0], args...)
-	at := indexOf(again, "-source.start_position")
-	p = startProducer(t, append(again[:at], again[at+2:]...))
-	var got []string
-	waitFor(t, ctx, "all rows committed", func() bool {
-		got = got[:0]
-		for _, c := range readToEnd(t, ctx, "k1.big.t") {
-			got = append(got, fmt.Sprint(c.Key["id"]))
-		}
-		return len(got) >= rows
-	})
+	p = startProducer(t, withoutStart(args))
+	waitEachOnce(t, ctx, "k1.big.t", 1, rows)
 	if err := p.stop(); err != nil {
 		t.Fatal(err)
-	}
-	want := make([]string, rows)
-	for i := range want {
-		want[i] = fmt.Sprint(i + 1)
-	}
-	sort.Strings(got)
-	sort.Strings(want)
-	if diff := cmp.Diff(got, want); diff != "" {
-		t.Errorf("rows of the large transaction, each once (-got +want):\n%s", diff)
 	}
 }
 
@@ -341,9 +333,7 @@ func TestKilledTwentyTimesExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	args := producerArgs(t, ctx, "x1", "crash.*", "-source.chunk_rows", "50", "-kafka.transaction_max_records", "100")
-	again := append(args[:0:0], args...)
-	at := indexOf(again, "-source.start_position")
-	again = append(again[:at], again[at+2:]...)
+	again := withoutStart(args)
 	var topics []string
 	for i := range tables {
 		topics = append(topics, fmt.Sprintf("x1.crash.t%d", i))
@@ -445,8 +435,7 @@ func TestPurgedBinlogStopsWithClearError(t *testing.T) {
 		logs, err := db.Query(ctx, "", "SHOW BINARY LOGS")
 		return err == nil && len(logs) == 1
 	})
-	at := indexOf(args, "-source.start_position")
-	p = startProducer(t, append(args[:at:at], args[at+2:]...)) // from the checkpoint
+	p = startProducer(t, withoutStart(args))
 	err = p.wait(t, ctx)
 	if err == nil || !strings.Contains(err.Error(), "no longer has the binlog") || !strings.Contains(err.Error(), "re-snapshot") {
 		t.Fatalf("producer ended with %v, want the purged binlog named with the fix", err)
@@ -470,18 +459,7 @@ func TestBrokerFaultsRecoverExactlyOnce(t *testing.T) {
 		if pr.TransactionID == nil || *pr.TransactionID != txnID || produces.Add(1) > 4 {
 			return nil, nil, false
 		}
-		resp := pr.ResponseKind().(*kmsg.ProduceResponse)
-		for _, tp := range pr.Topics {
-			rt := kmsg.NewProduceResponseTopic()
-			rt.Topic, rt.TopicID = tp.Topic, tp.TopicID
-			for _, p := range tp.Partitions {
-				rp := kmsg.NewProduceResponseTopicPartition()
-				rp.Partition, rp.ErrorCode = p.Partition, kerr.NotEnoughReplicas.Code
-				rt.Partitions = append(rt.Partitions, rp)
-			}
-			resp.Topics = append(resp.Topics, rt)
-		}
-		return resp, nil, true
+		return produceError(pr, kerr.NotEnoughReplicas.Code), nil, true
 	})
 	env.kafka.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		env.kafka.KeepControl()
@@ -499,27 +477,11 @@ func TestBrokerFaultsRecoverExactlyOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var got []string
-	waitFor(t, ctx, "all rows committed", func() bool {
-		got = got[:0]
-		for _, c := range readToEnd(t, ctx, "bf1.faults.t") {
-			got = append(got, fmt.Sprint(c.Key["id"]))
-		}
-		return len(got) >= 200
-	})
+	waitEachOnce(t, ctx, "bf1.faults.t", 0, 200)
 	if err := p.stop(); err != nil {
 		t.Fatalf("producer: %v (transient faults must be retried)", err)
 	}
 	if produces.Load() < 4 || ends.Load() < 3 {
 		t.Errorf("faults injected: %d produce, %d end-transaction; want 4 and 3", produces.Load(), ends.Load())
-	}
-	want := make([]string, 200)
-	for i := range want {
-		want[i] = fmt.Sprint(i)
-	}
-	sort.Strings(got)
-	sort.Strings(want)
-	if diff := cmp.Diff(got, want); diff != "" {
-		t.Errorf("rows, each once (-got +want):\n%s", diff)
 	}
 }
