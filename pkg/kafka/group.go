@@ -95,6 +95,10 @@ func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, erro
 		kgo.ConsumeTopics(TopicPattern(cfg.TopicPrefix)),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// The producer writes in transactions: their commit markers take
+		// offsets. Seeing them lets Commit move past them, so a drained
+		// partition shows no lag.
+		kgo.KeepControlRecords(),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -139,7 +143,6 @@ type Record struct {
 	Offset    int64
 	Key       Message
 	Value     Message
-	rec       *kgo.Record
 }
 
 // TopicBatch is the records of one topic from one poll, in offset order
@@ -149,6 +152,8 @@ type TopicBatch struct {
 	Topic   string
 	Records []Record
 	Err     error
+
+	polled []*kgo.Record // the records and transaction markers, in offset order: what Commit commits
 }
 
 // Poll waits for records and returns them by topic. After processing them
@@ -180,7 +185,11 @@ func (g *Group) Poll(ctx context.Context) ([]*TopicBatch, error) {
 		if tb.Err != nil {
 			return
 		}
-		rec := Record{Partition: r.Partition, Offset: r.Offset, rec: r}
+		if r.Attrs.IsControl() {
+			tb.polled = append(tb.polled, r)
+			return
+		}
+		rec := Record{Partition: r.Partition, Offset: r.Offset}
 		var derr error
 		if rec.Key, derr = g.decode(ctx, r.Key); derr == nil {
 			rec.Value, derr = g.decode(ctx, r.Value)
@@ -193,6 +202,7 @@ func (g *Group) Poll(ctx context.Context) ([]*TopicBatch, error) {
 			err = derr // the registry is unreachable: nothing can be decoded
 		default:
 			tb.Records = append(tb.Records, rec)
+			tb.polled = append(tb.polled, r)
 		}
 	})
 	return out, err
@@ -234,9 +244,7 @@ func (g *Group) decode(ctx context.Context, b []byte) (Message, error) {
 func (g *Group) Commit(ctx context.Context, batches []*TopicBatch) error {
 	var recs []*kgo.Record
 	for _, tb := range batches {
-		for i := range tb.Records {
-			recs = append(recs, tb.Records[i].rec)
-		}
+		recs = append(recs, tb.polled...)
 	}
 	if len(recs) == 0 {
 		return nil
