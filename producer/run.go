@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"sync/atomic"
 
@@ -73,9 +75,12 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 	case start != (binlog.Start{}) && cp != nil:
 		log.Warn("starting where configured, not at the checkpoint", "start", start.String(), "checkpoint", cp.File+":"+strconv.FormatUint(cp.Pos, 10), "checkpoint_gtid", cp.GTIDSet)
 	case cp != nil:
-		start = binlog.Start{GTID: cp.GTIDSet, File: cp.File, Pos: cp.Pos, SkipRows: cp.RowsDone, TxGTID: cp.TxGTID}
+		start = binlog.Start{GTID: cp.GTIDSet, File: cp.File, Pos: cp.Pos, SkipRows: cp.RowsDone, TxGTID: cp.TxGTID, Epoch: cp.Epoch}
+		if start, err = onServer(reader, start, cp.ServerID, log); err != nil {
+			return err
+		}
 		log.Info("resuming from the checkpoint", "at", start.String(), "file", cp.File, "pos", cp.Pos,
-			"rows_done", cp.RowsDone, "written", cp.Written)
+			"rows_done", cp.RowsDone, "epoch", start.Epoch, "written", cp.Written)
 	}
 	if err := reader.Start(ctx, start); err != nil {
 		return err
@@ -93,4 +98,24 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	log.Info("stopped: every record read was published")
 	return nil
+}
+
+// onServer adapts a checkpoint's start, written while reading the server
+// cpServer, to the server the reader is connected to. The same server: as
+// it is. Another one (a failover to another replica of the same primary):
+// only the GTID set carries over — file names and positions are that
+// server's own — and the sequence epoch rises, so that every change's
+// sequence stays above those published before.
+func onServer(reader *binlog.Reader, start binlog.Start, cpServer uint32, log *slog.Logger) (binlog.Start, error) {
+	id, err := reader.ServerID()
+	if err != nil || id == cpServer {
+		return start, err
+	}
+	if start.GTID == "" {
+		return start, fmt.Errorf("the checkpoint is of server_id %d, this server is %d, and without a GTID set the position cannot carry over: "+
+			"enable GTIDs, or re-snapshot and start at the current position (source.start_position)", cpServer, id)
+	}
+	log.Warn("continuing on another server by GTID set: the sequence epoch rises", "checkpoint_server_id", cpServer,
+		"server_id", id, "gtid", start.GTID, "epoch", start.Epoch+1)
+	return binlog.Start{GTID: start.GTID, SkipRows: start.SkipRows, TxGTID: start.TxGTID, Epoch: start.Epoch + 1}, nil
 }

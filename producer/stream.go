@@ -60,7 +60,7 @@ func stream(ctx context.Context, reader *binlog.Reader, writer *kafka.Writer, re
 	position := func() *kafka.Checkpoint {
 		s := resume.Start()
 		return &kafka.Checkpoint{ServerID: resume.ServerID, Flavor: resume.Flavor, GTIDSet: s.GTID,
-			File: s.File, Pos: s.Pos, RowsDone: s.SkipRows, TxGTID: s.TxGTID, SourceTime: sourceTime, Version: version}
+			File: s.File, Pos: s.Pos, Epoch: resume.Epoch, RowsDone: s.SkipRows, TxGTID: s.TxGTID, SourceTime: sourceTime, Version: version}
 	}
 	changed := func() {
 		if !dirty {

@@ -89,6 +89,10 @@ type Start struct {
 	// when set, is that transaction's GTID, checked.
 	SkipRows int
 	TxGTID   string
+	// Epoch is the first section of every change's sequence; it rises
+	// when the producer continues on another server (failover), whose
+	// binlog file names and positions start over.
+	Epoch uint64
 }
 
 // String renders the start point for logs.
@@ -167,6 +171,17 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Read
 	return r, nil
 }
 
+// ServerID returns the source server's server_id.
+func (r *Reader) ServerID() (uint32, error) {
+	res, err := r.conn.Execute("SELECT @@server_id")
+	if err != nil {
+		return 0, fmt.Errorf("read server_id: %w", err)
+	}
+	defer res.Close()
+	id, _ := res.GetUint(0, 0)
+	return uint32(id), nil
+}
+
 // Current returns the server's current binlog position: where a reader with
 // no checkpoint starts.
 func (r *Reader) Current(ctx context.Context) (Start, error) {
@@ -200,7 +215,7 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 			return err
 		}
 	}
-	r.started, r.skip = s, s.SkipRows
+	r.started, r.skip, r.epoch = s, s.SkipRows, s.Epoch
 	var dumpFlags uint16
 	if r.cfg.IncludeQuery && r.flavor == mysql.MariaDBFlavor {
 		// MariaDB sends its annotate events (the statement) to replicas

@@ -15,6 +15,7 @@ type Resume struct {
 	// ServerID is the source server's server_id; Flavor is mysql or mariadb.
 	ServerID uint32
 	Flavor   string
+	Epoch    uint64 // the sequence epoch in force
 
 	gtids mysql.GTIDSet // nil when the GTID set is not known
 	file  string
@@ -29,18 +30,15 @@ type Resume struct {
 // start on MariaDB it is the server's BINLOG_GTID_POS of that position; on
 // MySQL it is known only when started by GTID or at the current position.
 func (r *Reader) Resume(ctx context.Context) (*Resume, error) {
-	p := &Resume{Flavor: r.flavor, file: r.started.File, pos: r.started.Pos}
+	p := &Resume{Flavor: r.flavor, Epoch: r.started.Epoch, file: r.started.File, pos: r.started.Pos}
 	if r.started.SkipRows > 0 {
 		inside := r.started
 		p.inside = &inside
 	}
-	res, err := r.conn.Execute("SELECT @@server_id")
-	if err != nil {
-		return nil, fmt.Errorf("read server_id: %w", err)
+	var err error
+	if p.ServerID, err = r.ServerID(); err != nil {
+		return nil, err
 	}
-	id, _ := res.GetUint(0, 0)
-	res.Close()
-	p.ServerID = uint32(id)
 	gtid := r.started.GTID
 	if gtid == "" && r.flavor == mysql.MariaDBFlavor {
 		res, err := r.conn.Execute("SELECT BINLOG_GTID_POS(?, ?)", r.started.File, r.started.Pos)
