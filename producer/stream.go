@@ -34,6 +34,8 @@ func stream(ctx context.Context, reader *binlog.Reader, writer *kafka.Writer, re
 	free <- new(binlog.Tx)
 	free <- new(binlog.Tx)
 	readErr := make(chan error, 1)
+	quit := make(chan struct{}) // stream returned: nobody receives any more
+	defer close(quit)
 	go func() {
 		for {
 			var tx *binlog.Tx
@@ -47,7 +49,11 @@ func stream(ctx context.Context, reader *binlog.Reader, writer *kafka.Writer, re
 				readErr <- err
 				return
 			}
-			read <- tx // a whole transaction read is published, even when stopping
+			select {
+			case read <- tx: // a whole transaction read is published, even when stopping
+			case <-quit:
+				return
+			}
 		}
 	}()
 
