@@ -283,13 +283,13 @@ func (p *valuePlan) readSource(b []byte, typ *avroType, e *envelope) ([]byte, er
 // reads are upserts), _CHANGE_SEQUENCE_NUMBER from source.sequence, the row
 // (after, or before for a delete, whose key identifies the row) and the
 // metadata columns. ingested is the ingestion time in µs.
-func (bd *binding) appendRow(dst, value []byte, ingested int64) ([]byte, byte, error) {
+func (bd *binding) appendRow(dst, value []byte, ingested int64) ([]byte, byte, int64, error) {
 	e, err := bd.plan.readEnvelope(value)
 	if err != nil {
-		return dst, 0, err
+		return dst, 0, 0, err
 	}
 	if len(e.op) != 1 {
-		return dst, 0, fmt.Errorf("op %q: want c, u, d or r", e.op)
+		return dst, 0, 0, fmt.Errorf("op %q: want c, u, d or r", e.op)
 	}
 	op := e.op[0]
 	row, change := e.after, "UPSERT"
@@ -298,10 +298,10 @@ func (bd *binding) appendRow(dst, value []byte, ingested int64) ([]byte, byte, e
 	case 'd':
 		row, change = e.before, "DELETE"
 	default:
-		return dst, 0, fmt.Errorf("op %q: want c, u, d or r", e.op)
+		return dst, 0, 0, fmt.Errorf("op %q: want c, u, d or r", e.op)
 	}
 	if row == nil {
-		return dst, 0, fmt.Errorf("op %c without its row", op)
+		return dst, 0, 0, fmt.Errorf("op %c without its row", op)
 	}
 	dst = protowire.AppendTag(dst, numChangeType, protowire.BytesType)
 	dst = protowire.AppendString(dst, change)
@@ -313,10 +313,10 @@ func (bd *binding) appendRow(dst, value []byte, ingested int64) ([]byte, byte, e
 	}
 	rest, dst, err := appendColumns(dst, row, bd.columns)
 	if err != nil {
-		return dst, 0, err
+		return dst, 0, 0, err
 	}
 	if len(rest) != 0 {
-		return dst, 0, fmt.Errorf("avro: %d bytes left after the row", len(rest))
+		return dst, 0, 0, fmt.Errorf("avro: %d bytes left after the row", len(rest))
 	}
 	dst = protowire.AppendTag(dst, bd.meta[0], protowire.BytesType)
 	dst = protowire.AppendBytes(dst, e.op)
@@ -326,7 +326,7 @@ func (bd *binding) appendRow(dst, value []byte, ingested int64) ([]byte, byte, e
 	}
 	dst = protowire.AppendTag(dst, bd.meta[3], protowire.VarintType)
 	dst = protowire.AppendVarint(dst, uint64(ingested))
-	return dst, op, nil
+	return dst, op, e.srcMillis, nil
 }
 
 // appendColumns converts one Avro record (at b) to proto fields appended to

@@ -77,6 +77,7 @@ type table struct {
 	stream   *managedwriter.ManagedStream
 	bindings map[int]*binding // by value schema id
 	failed   error            // a permanent error: the table is stopped
+	source   int64            // newest source commit time acknowledged, ms
 }
 
 // NewWriter connects to BigQuery and creates the dataset if missing.
@@ -273,17 +274,19 @@ func (t *table) reset() {
 
 // batch is the rows of one AppendRows request being filled.
 type batch struct {
-	rows  [][]byte
-	bytes int
-	ops   [256]int // rows by op letter
+	rows   [][]byte
+	bytes  int
+	ops    [256]int // rows by op letter
+	source int64    // newest source commit time among the rows, ms
 }
 
 // inflight is a sent request awaiting its result.
 type inflight struct {
-	res   *managedwriter.AppendResult
-	sent  time.Time
-	bytes int
-	ops   [256]int
+	res    *managedwriter.AppendResult
+	sent   time.Time
+	bytes  int
+	ops    [256]int
+	source int64
 }
 
 func (w *Writer) apply(ctx context.Context, t *table, changes []Change) error {
@@ -302,7 +305,7 @@ func (w *Writer) apply(ctx context.Context, t *table, changes []Change) error {
 			return fmt.Errorf("append to %s: %w", t.state.id, err)
 		}
 		w.metrics.requestBytes.Observe(float64(b.bytes))
-		pending = append(pending, inflight{res: res, sent: time.Now(), bytes: b.bytes, ops: b.ops})
+		pending = append(pending, inflight{res: res, sent: time.Now(), bytes: b.bytes, ops: b.ops, source: b.source})
 		b = batch{}
 		return nil
 	}
@@ -315,6 +318,10 @@ func (w *Writer) apply(ctx context.Context, t *table, changes []Change) error {
 				return fmt.Errorf("append to %s: %w", t.state.id, rowErrors(ctx, f.res, err))
 			}
 			w.metrics.appendSeconds.Observe(time.Since(f.sent).Seconds())
+			if f.source > t.source { // a late old change does not move it back
+				t.source = f.source
+				w.metrics.source.WithLabelValues(t.state.id).Set(float64(f.source) / 1000)
+			}
 			for op, n := range f.ops {
 				if n > 0 {
 					w.metrics.rows.WithLabelValues(t.state.id, string(rune(op))).Add(float64(n))
@@ -343,8 +350,9 @@ func (w *Writer) apply(ctx context.Context, t *table, changes []Change) error {
 		}
 		start := len(buf)
 		var op byte
+		var src int64
 		var err error
-		if buf, op, err = bd.appendRow(buf, c.Value, now); err != nil {
+		if buf, op, src, err = bd.appendRow(buf, c.Value, now); err != nil {
 			return permanent(fmt.Errorf("record %s/%d@%d: %w", c.Topic, c.Partition, c.Offset, err))
 		}
 		row := buf[start:len(buf):len(buf)]
@@ -360,6 +368,7 @@ func (w *Writer) apply(ctx context.Context, t *table, changes []Change) error {
 		b.rows = append(b.rows, row)
 		b.bytes += size
 		b.ops[op]++
+		b.source = max(b.source, src)
 	}
 	return wait()
 }
@@ -436,6 +445,7 @@ type Metrics struct {
 	appendSeconds prometheus.Histogram
 	requestBytes  prometheus.Histogram
 	errors        *prometheus.CounterVec
+	source        *prometheus.GaugeVec
 }
 
 // NewMetrics registers the writer's metrics with reg.
@@ -456,6 +466,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "strait_consumer_bigquery_errors_total", Help: "BigQuery errors by kind: append (retried), table (the table stopped), schema (a value schema strait cannot read).",
 		}, []string{"kind"}),
 	}
-	reg.MustRegister(m.rows, m.appendSeconds, m.requestBytes, m.errors)
+	m.source = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "strait_consumer_source_timestamp_seconds",
+		Help: "Source commit time of the newest change BigQuery acknowledged, by BigQuery table: time() minus this is how far the table is behind the source.",
+	}, []string{"table"})
+	reg.MustRegister(m.rows, m.appendSeconds, m.requestBytes, m.errors, m.source)
 	return m
 }

@@ -14,6 +14,7 @@ import (
 	"cloud.google.com/go/civil"
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/strait-cdc/strait/pkg/avro"
 	"github.com/strait-cdc/strait/pkg/bigquery"
@@ -30,6 +31,13 @@ const (
 // real clients.
 func newWriter(t *testing.T) (*bqfake.Server, *bigquery.Writer, context.Context) {
 	t.Helper()
+	srv, w, ctx, _ := newWriterWithMetrics(t)
+	return srv, w, ctx
+}
+
+// newWriterWithMetrics is newWriter, also returning its metrics registry.
+func newWriterWithMetrics(t *testing.T) (*bqfake.Server, *bigquery.Writer, context.Context, *prometheus.Registry) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
 	srv, err := bqfake.New()
@@ -44,12 +52,13 @@ func newWriter(t *testing.T) (*bqfake.Server, *bigquery.Writer, context.Context)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	w, err := bigquery.NewWriter(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), bigquery.NewMetrics(prometheus.NewRegistry()))
+	reg := prometheus.NewRegistry()
+	w, err := bigquery.NewWriter(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), bigquery.NewMetrics(reg))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.Close() })
-	return srv, w, ctx
+	return srv, w, ctx, reg
 }
 
 // source is one table version encoded as the producer encodes it.
@@ -234,7 +243,7 @@ func userRows(t *testing.T, srv *bqfake.Server) []map[string]any {
 // change, then the same records again and an old change late: the table
 // holds the source state each time.
 func TestApplyChanges(t *testing.T) {
-	srv, w, ctx := newWriter(t)
+	srv, w, ctx, reg := newWriterWithMetrics(t)
 	src := newSource(t, users, 7)
 	var tombstone bigquery.Change
 	batch := []bigquery.Change{
@@ -265,6 +274,19 @@ func TestApplyChanges(t *testing.T) {
 	}
 	if diff := cmp.Diff(userRows(t, srv), want); diff != "" {
 		t.Errorf("rows after redelivery (-got +want):\n%s", diff)
+	}
+	// How far the table is behind the source: the newest change applied
+	// (the 7th, committed at 1700000007), not moved back by the late one.
+	lag, err := testutil.GatherAndCount(reg, "strait_consumer_source_timestamp_seconds")
+	if err != nil || lag != 1 {
+		t.Fatalf("source timestamp series: %d (%v), want 1", lag, err)
+	}
+	want7 := strings.NewReader(`# HELP strait_consumer_source_timestamp_seconds Source commit time of the newest change BigQuery acknowledged, by BigQuery table: time() minus this is how far the table is behind the source.
+# TYPE strait_consumer_source_timestamp_seconds gauge
+strait_consumer_source_timestamp_seconds{table="shop_users"} 1.700000007e+09
+`)
+	if err := testutil.GatherAndCompare(reg, want7, "strait_consumer_source_timestamp_seconds"); err != nil {
+		t.Error(err)
 	}
 }
 
