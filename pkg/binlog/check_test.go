@@ -31,9 +31,6 @@ func expectStatuses(notPass map[string]cdc.Status) []string {
 }
 
 func TestCheck(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a MariaDB server")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -208,9 +205,6 @@ func formatResults(res []cdc.CheckResult) string {
 }
 
 func TestCheckCancelled(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a MariaDB server")
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	res := Check(ctx, &Config{Host: server.Host, Port: server.Port, User: server.User})
@@ -320,9 +314,6 @@ func TestCheckMySQL(t *testing.T) {
 }
 
 func TestCheckQueryReadsCall(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a MariaDB server")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := server.Exec(ctx, "", "CREATE DATABASE IF NOT EXISTS strait_check",
