@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,15 +44,12 @@ func runConsume(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	log := service.NewLogger(cfg.LogLevel, cfg.LogFormat, stderr)
-	reg := service.NewRegistry()
-
-	var ready atomic.Bool
-	srv, err := service.ServeHTTP(cfg.HTTPAddr, reg, &ready, log)
+	proc, err := service.Start(cfg.HTTPAddr, cfg.LogLevel, cfg.LogFormat, stderr)
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
+	defer proc.Close()
+	log, reg := proc.Log, proc.Metrics
 
 	writer, err := bigquery.NewWriter(ctx, &cfg.BigQuery, log, bigquery.NewMetrics(reg))
 	if err != nil {
@@ -68,8 +64,8 @@ func runConsume(ctx context.Context, args []string, getenv func(string) string, 
 	if err := group.Ping(ctx); err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}
-	ready.Store(true)
-	defer ready.Store(false)
+	proc.Ready.Store(true)
+	defer proc.Ready.Store(false)
 	log.Info("consuming", "topics", kafka.TopicPattern(cfg.Kafka.TopicPrefix), "group", cfg.Kafka.GroupID,
 		"dataset", cfg.BigQuery.Project+"."+cfg.BigQuery.Dataset)
 

@@ -420,7 +420,7 @@ func producerPass(b *testing.B, ctx context.Context, w *workload, brokers []stri
 			b.Fatal(err)
 		}
 		end := reached(tx.File, tx.EndPos, w.end)
-		if n, _, _ := writer.Pending(); transactional && (end || n >= kcfg.TransactionMaxRecords) {
+		if n, _ := writer.Pending(); transactional && (end || n >= kcfg.TransactionMaxRecords) {
 			cp := &kafka.Checkpoint{File: tx.File, Pos: tx.EndPos, SourceTime: tx.CommitTime}
 			if err := writer.Commit(ctx, cp); err != nil {
 				b.Fatal(err)

@@ -257,6 +257,14 @@ func TestHeartbeatsCarryPositionWhenIdle(t *testing.T) {
 	if last["source"] != "h1" || unwrap(last["gtid_set"]) == nil || last["source_ts_ms"].(int64) == 0 {
 		t.Errorf("heartbeat = %v, want source h1, a GTID set and the source time", last)
 	}
+	// The heartbeat is committed with a checkpoint at the same position.
+	var cp map[string]any
+	for _, c := range readToEnd(t, ctx, "h1._checkpoint") {
+		cp = c.Value
+	}
+	if cp == nil || cp["file"] != file || int(cp["pos"].(int64)) < pos {
+		t.Errorf("checkpoint = %v, want one at or past %s:%d", cp, file, pos)
+	}
 }
 
 // A source transaction larger than source.chunk_rows is published in parts

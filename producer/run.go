@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
-	"sync/atomic"
 
 	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/kafka"
@@ -41,15 +40,12 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	log := service.NewLogger(cfg.LogLevel, cfg.LogFormat, stderr)
-	reg := service.NewRegistry()
-
-	var ready atomic.Bool
-	srv, err := service.ServeHTTP(cfg.HTTPAddr, reg, &ready, log)
+	proc, err := service.Start(cfg.HTTPAddr, cfg.LogLevel, cfg.LogFormat, stderr)
 	if err != nil {
 		return err
 	}
-	defer srv.Close()
+	defer proc.Close()
+	log, reg := proc.Log, proc.Metrics
 
 	start, err := binlog.StartFromConfig(&cfg.Source)
 	if err != nil {
@@ -89,8 +85,8 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	ready.Store(true)
-	defer ready.Store(false)
+	proc.Ready.Store(true)
+	defer proc.Ready.Store(false)
 
 	if err := stream(ctx, reader, writer, resume, &cfg.Kafka); err != nil {
 		log.Error("producer stopped", "err", err)

@@ -105,7 +105,7 @@ func stream(ctx context.Context, reader *binlog.Reader, writer *kafka.Writer, re
 			}
 			free <- tx
 			changed()
-			if records, bytes, _ := writer.Pending(); records >= cfg.TransactionMaxRecords || bytes >= cfg.TransactionMaxBytes {
+			if records, bytes := writer.Pending(); records >= cfg.TransactionMaxRecords || bytes >= cfg.TransactionMaxBytes {
 				if err := commit(); err != nil {
 					return err
 				}

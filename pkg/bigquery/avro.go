@@ -205,6 +205,19 @@ func readBytes(b []byte) ([]byte, []byte, error) {
 }
 
 // readBranch reads a union's branch index.
+// readOptional reads the union branch of a nullable t (nothing for a plain
+// type) and reports whether a value follows.
+func readOptional(b []byte, t *avroType) (bool, []byte, error) {
+	if ft, _ := t.nullable(); ft == t {
+		return true, b, nil
+	}
+	br, b, err := readBranch(b, t)
+	if err != nil {
+		return false, nil, err
+	}
+	return t.branches[br].kind != "null", b, nil
+}
+
 func readBranch(b []byte, t *avroType) (int, []byte, error) {
 	i, b, err := readLong(b)
 	if err != nil {

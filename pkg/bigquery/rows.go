@@ -241,30 +241,24 @@ func (p *valuePlan) readSource(b []byte, typ *avroType, e *envelope) ([]byte, er
 	for i, f := range t.fields {
 		switch i {
 		case p.srcTime:
-			ft, _ := f.typ.nullable()
-			if ft != f.typ {
-				var br int
-				if br, b, err = readBranch(b, f.typ); err != nil {
+			var present bool
+			if present, b, err = readOptional(b, f.typ); err != nil || !present {
+				if err != nil {
 					return nil, err
 				}
-				if f.typ.branches[br].kind == "null" {
-					continue
-				}
+				continue
 			}
 			if e.srcMillis, b, err = readLong(b); err != nil {
 				return nil, err
 			}
 			e.hasSrcTime = true
 		case p.srcSeq:
-			ft, _ := f.typ.nullable()
-			if ft != f.typ {
-				var br int
-				if br, b, err = readBranch(b, f.typ); err != nil {
+			var present bool
+			if present, b, err = readOptional(b, f.typ); err != nil || !present {
+				if err != nil {
 					return nil, err
 				}
-				if f.typ.branches[br].kind == "null" {
-					continue
-				}
+				continue
 			}
 			if e.seq, b, err = readBytes(b); err != nil {
 				return nil, err

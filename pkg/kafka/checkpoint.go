@@ -158,10 +158,8 @@ func (w *Writer) ReadCheckpoint(ctx context.Context) (*Checkpoint, error) {
 			return nil, fmt.Errorf("read %s: %w", topic, err)
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
-			if r.Attrs.IsControl() {
-				// commit and abort markers
-			} else if string(r.Key) == w.cfg.TopicPrefix && r.Value != nil {
-				last = r.Value
+			if !r.Attrs.IsControl() && string(r.Key) == w.cfg.TopicPrefix && r.Value != nil {
+				last = r.Value // control records are the transactions' markers
 			}
 			reached = reached || r.Offset >= lo.Offset-1
 		})

@@ -8,13 +8,10 @@ package kafka
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/strait-cdc/strait/pkg/avro"
 	"github.com/strait-cdc/strait/pkg/cdc"
@@ -34,15 +31,6 @@ const (
 
 // DeadLetterTopic returns <prefix>._dead_letter.
 func (w *Writer) DeadLetterTopic() string { return w.cfg.TopicPrefix + "._dead_letter" }
-
-// isRejection reports whether a registry error is the registry refusing the
-// schema itself (HTTP 409 incompatible, 422 invalid or read-only subject),
-// as opposed to the registry being unreachable or failing, which is retried
-// and then stops the producer.
-func isRejection(err error) bool {
-	var re *sr.ResponseError
-	return errors.As(err, &re) && (re.StatusCode == http.StatusConflict || re.StatusCode == http.StatusUnprocessableEntity)
-}
 
 // deadLetter publishes ev to the dead-letter topic with the reason. key and
 // value are the record's Avro bodies without the Confluent header (nil when

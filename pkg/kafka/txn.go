@@ -22,8 +22,7 @@ type txnState struct {
 	transactional bool
 	id            string // transactional id: strait-<prefix>
 	open          bool
-	began         time.Time
-	records       int // change records in the open transaction
+	records       int // change records since the last Commit
 	bytes         int // their key and value bytes
 }
 
@@ -37,18 +36,13 @@ func (w *Writer) begin() error {
 	if err := w.client.BeginTransaction(); err != nil {
 		return fmt.Errorf("begin Kafka transaction: %w", err)
 	}
-	w.txn.open, w.txn.began, w.txn.records, w.txn.bytes = true, time.Now(), 0, 0
+	w.txn.open = true
 	return nil
 }
 
-// Pending returns the change records and bytes published since the last
-// Commit and how long ago the first of them was.
-func (w *Writer) Pending() (records, bytes int, age time.Duration) {
-	if !w.txn.open {
-		return 0, 0, 0
-	}
-	return w.txn.records, w.txn.bytes, time.Since(w.txn.began)
-}
+// Pending returns the change records and their bytes published since the
+// last Commit.
+func (w *Writer) Pending() (records, bytes int) { return w.txn.records, w.txn.bytes }
 
 // Commit makes everything published since the last Commit visible, together
 // with cp, atomically; it returns once the brokers committed. Without
@@ -60,6 +54,13 @@ func (w *Writer) Commit(ctx context.Context, cp *Checkpoint) error {
 		return err
 	}
 	start := time.Now()
+	if !w.txn.transactional {
+		// At least once: the checkpoint goes out only once every record
+		// before it is acknowledged.
+		if err := w.Flush(ctx); err != nil {
+			return err
+		}
+	}
 	cp.Source, cp.Written, cp.SchemaIDs = w.cfg.TopicPrefix, start, w.registry.InUse()
 	value, err := w.encodeCheckpoint(ctx, w.CheckpointTopic(), cp)
 	if err != nil {
@@ -72,16 +73,16 @@ func (w *Writer) Commit(ctx context.Context, cp *Checkpoint) error {
 	if err := w.Err(); err != nil {
 		return w.abort(ctx, err)
 	}
-	if !w.txn.transactional {
-		return nil
+	if w.txn.transactional {
+		if err := w.client.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			return w.abort(ctx, fmt.Errorf("commit Kafka transaction: %w", err))
+		}
+		w.txn.open = false
 	}
-	if err := w.client.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		return w.abort(ctx, fmt.Errorf("commit Kafka transaction: %w", err))
-	}
-	w.txn.open = false
 	w.metrics.commits.Observe(time.Since(start).Seconds())
 	w.metrics.txRecords.Observe(float64(w.txn.records))
 	w.metrics.checkpoint.Set(float64(cp.SourceTime.UnixMilli()) / 1000)
+	w.txn.records, w.txn.bytes = 0, 0
 	return nil
 }
 

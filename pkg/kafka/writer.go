@@ -163,8 +163,6 @@ func (w *Writer) writerFor(ctx context.Context, t *cdc.Table) (*tableWriter, err
 		if tw != nil {
 			rej.Changes = columnChanges(tw.enc.Table(), t)
 		}
-	}
-	if isRejection(err) {
 		tw = w.rejectedWriter(t, topic, s, err)
 		w.tables[t.ID()] = tw
 		return tw, nil
@@ -199,7 +197,7 @@ func (w *Writer) Publish(ctx context.Context, events []cdc.Event) error {
 			return fmt.Errorf("publish %s at %s:%d: %w", ev.Table.ID(), ev.Source.File, ev.Source.Pos, err)
 		}
 		key, err := tw.enc.AppendKey(w.take(), ev)
-		if key = w.commit(key); len(key) == 0 {
+		if key = w.keep(key); len(key) == 0 {
 			key = nil // no primary key: no record key (partition 0, order kept)
 		}
 		if err != nil {
@@ -209,7 +207,7 @@ func (w *Writer) Publish(ctx context.Context, events []cdc.Event) error {
 			continue
 		}
 		value, err := tw.enc.AppendValue(w.take(), ev, now)
-		value = w.commit(value)
+		value = w.keep(value)
 		if reason, cause := w.unfit(tw, key, value, err); reason != "" {
 			if err := w.deadLetter(ctx, tw, ev, reason, cause, body(key), body(value)); err != nil {
 				return err
@@ -253,7 +251,8 @@ func (w *Writer) writerOf(ctx context.Context, t *cdc.Table) (*tableWriter, erro
 // delivered (and dropped) the last record pointing into it.
 const arenaSize = 64 << 10
 
-// take returns the free tail of the arena, to append one key or value to.
+// take returns the free tail of the arena, to append one key or value to
+// (then keep it).
 func (w *Writer) take() []byte {
 	if cap(w.arena)-len(w.arena) < arenaSize/16 {
 		w.arena = make([]byte, 0, arenaSize)
@@ -261,10 +260,10 @@ func (w *Writer) take() []byte {
 	return w.arena[len(w.arena):len(w.arena)]
 }
 
-// commit marks b, the tail returned by take with bytes appended, as used and
+// keep marks b, the tail returned by take with bytes appended, as used and
 // returns it capped at its length. A b that outgrew the tail is its own
 // allocation and leaves the arena as it was.
-func (w *Writer) commit(b []byte) []byte {
+func (w *Writer) keep(b []byte) []byte {
 	if n := len(w.arena); len(b) <= cap(w.arena)-n {
 		w.arena = w.arena[:n+len(b)]
 	}

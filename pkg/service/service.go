@@ -33,9 +33,34 @@ func ExitCode(err error) int {
 	return 1
 }
 
-// NewLogger returns the binary's logger: level debug, info, warn or error;
+// Process is what a running command has around its loop: a logger, a
+// metrics registry and a readiness flag, served on /metrics, /healthz and
+// /readyz until Close.
+type Process struct {
+	Log     *slog.Logger
+	Metrics *prometheus.Registry
+	Ready   atomic.Bool // set while the loop runs: /readyz answers 200
+	srv     *http.Server
+}
+
+// Start builds the logger (level, format: see newLogger) writing to w and
+// serves the HTTP endpoint on addr.
+func Start(addr, level, format string, w io.Writer) (*Process, error) {
+	p := &Process{Log: newLogger(level, format, w), Metrics: newRegistry()}
+	srv, err := serveHTTP(addr, p.Metrics, &p.Ready, p.Log)
+	if err != nil {
+		return nil, err
+	}
+	p.srv = srv
+	return p, nil
+}
+
+// Close stops the HTTP endpoint.
+func (p *Process) Close() { p.srv.Close() }
+
+// newLogger returns the binary's logger: level debug, info, warn or error;
 // format json (default) or text.
-func NewLogger(level, format string, w io.Writer) *slog.Logger {
+func newLogger(level, format string, w io.Writer) *slog.Logger {
 	var l slog.Level
 	l.UnmarshalText([]byte(level))
 	opts := &slog.HandlerOptions{Level: l}
@@ -45,10 +70,10 @@ func NewLogger(level, format string, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// ServeHTTP serves /metrics from reg, /healthz (the process is alive) and
+// serveHTTP serves /metrics from reg, /healthz (the process is alive) and
 // /readyz (ready is true: the binary's loop runs) on addr until the
 // returned server is closed.
-func ServeHTTP(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *slog.Logger) (*http.Server, error) {
+func serveHTTP(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *slog.Logger) (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
@@ -116,9 +141,9 @@ func ValidateLogging(level, format string) []error {
 	return errs
 }
 
-// NewRegistry returns a metrics registry holding the Go runtime and process
+// newRegistry returns a metrics registry holding the Go runtime and process
 // metrics.
-func NewRegistry() *prometheus.Registry {
+func newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
