@@ -7,6 +7,16 @@ import (
 	"time"
 )
 
+// The write modes (Config.Mode).
+const (
+	// ModeUpsert applies each change to a table that holds the source
+	// state: BigQuery CDC upserts and deletes by primary key.
+	ModeUpsert = "upsert"
+	// ModeAppend appends each change as a row of a changelog table, with a
+	// view of the latest row per primary key.
+	ModeAppend = "append"
+)
+
 // Config is where and how changes are written to BigQuery.
 type Config struct {
 	// Project is the Google Cloud project of the dataset.
@@ -18,6 +28,13 @@ type Config struct {
 	// TableTemplate names a source table's BigQuery table: {database} and
 	// {table} are replaced by the source names; default "{database}_{table}".
 	TableTemplate string `yaml:"table_template" help:"BigQuery table name of a source table: {database} and {table} are replaced"`
+	// Mode is how changes are written: ModeUpsert (default) or ModeAppend.
+	// In upsert mode a table without a primary key is written in append
+	// mode, with a warning.
+	Mode string `yaml:"mode" help:"upsert (tables hold the source state) or append (changelog tables and a view of the latest rows)"`
+	// ViewSuffix names the view of a changelog table in append mode: the
+	// table's name followed by the suffix; default "_latest".
+	ViewSuffix string `yaml:"view_suffix" help:"append mode: the latest-row view of a changelog table is named <table><view_suffix>"`
 	// MaxStaleness is the max_staleness of tables strait creates: how old
 	// a query's view of the CDC changes may be, traded against merge cost;
 	// default 15m.
@@ -41,6 +58,8 @@ type Config struct {
 func (c *Config) Defaults() {
 	c.Location = "US"
 	c.TableTemplate = "{database}_{table}"
+	c.Mode = ModeUpsert
+	c.ViewSuffix = "_latest"
 	c.MaxStaleness = 15 * time.Minute
 	c.MaxRequestBytes = 9 << 20
 }
@@ -56,6 +75,12 @@ func (c *Config) Validate() error {
 	}
 	if !strings.Contains(c.TableTemplate, "{table}") {
 		errs = append(errs, fmt.Errorf("bigquery.table_template: %q must contain {table}", c.TableTemplate))
+	}
+	if c.Mode != ModeUpsert && c.Mode != ModeAppend {
+		errs = append(errs, fmt.Errorf("bigquery.mode: %q, want %s or %s", c.Mode, ModeUpsert, ModeAppend))
+	}
+	if c.ViewSuffix == "" || !tableNameChars(c.ViewSuffix) {
+		errs = append(errs, fmt.Errorf("bigquery.view_suffix: %q, want letters, digits, '_' or '-'", c.ViewSuffix))
 	}
 	if c.MaxStaleness < 0 {
 		errs = append(errs, fmt.Errorf("bigquery.max_staleness: %s is negative", c.MaxStaleness))
@@ -76,9 +101,22 @@ func (c *Config) TableName(database, table string) string {
 	s := strings.NewReplacer("{database}", database, "{table}", table).Replace(c.TableTemplate)
 	b := []byte(s)
 	for i, ch := range b {
-		if !(ch == '_' || ch == '-' || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')) {
+		if !tableNameChar(ch) {
 			b[i] = '_'
 		}
 	}
 	return string(b)
+}
+
+func tableNameChar(ch byte) bool {
+	return ch == '_' || ch == '-' || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')
+}
+
+func tableNameChars(s string) bool {
+	for i := range len(s) {
+		if !tableNameChar(s[i]) {
+			return false
+		}
+	}
+	return true
 }

@@ -54,15 +54,19 @@ var protoTypes = map[bigquery.FieldType]descriptorpb.FieldDescriptorProto_Type{
 }
 
 // writerSchema builds the proto descriptor of a table's rows for
-// managedwriter: one message with the CDC pseudo-columns and every column,
-// normalized (nested messages inlined) by adapt.NormalizeDescriptor.
-func writerSchema(schema bigquery.Schema) (*descriptorpb.DescriptorProto, error) {
+// managedwriter: one message with every column and, when cdc is set, the
+// CDC pseudo-columns, normalized (nested messages inlined) by
+// adapt.NormalizeDescriptor. Without cdc (append mode) the pseudo-columns
+// are left out: BigQuery accepts them only on a table with a primary key.
+func writerSchema(schema bigquery.Schema, cdc bool) (*descriptorpb.DescriptorProto, error) {
 	root := &descriptorpb.DescriptorProto{Name: proto.String("row")}
-	optional := descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum()
-	str := descriptorpb.FieldDescriptorProto_TYPE_STRING.Enum()
-	root.Field = []*descriptorpb.FieldDescriptorProto{
-		{Name: proto.String("_CHANGE_TYPE"), Number: proto.Int32(numChangeType), Label: optional, Type: str},
-		{Name: proto.String("_CHANGE_SEQUENCE_NUMBER"), Number: proto.Int32(numChangeSeq), Label: optional, Type: str},
+	if cdc {
+		optional := descriptorpb.FieldDescriptorProto_LABEL_OPTIONAL.Enum()
+		str := descriptorpb.FieldDescriptorProto_TYPE_STRING.Enum()
+		root.Field = []*descriptorpb.FieldDescriptorProto{
+			{Name: proto.String("_CHANGE_TYPE"), Number: proto.Int32(numChangeType), Label: optional, Type: str},
+			{Name: proto.String("_CHANGE_SEQUENCE_NUMBER"), Number: proto.Int32(numChangeSeq), Label: optional, Type: str},
+		}
 	}
 	n := 0
 	if err := addFields(root, root, schema, numFirstCol, &n); err != nil {
@@ -147,14 +151,15 @@ type binding struct {
 	plan    *valuePlan
 	columns []column
 	meta    [4]protowire.Number // ColOp, ColSequence, ColSourceTime, ColIngestedAt
+	cdc     bool                // upsert mode: rows carry _CHANGE_TYPE and _CHANGE_SEQUENCE_NUMBER
 }
 
-func bind(p *valuePlan, schema bigquery.Schema) (*binding, error) {
+func bind(p *valuePlan, schema bigquery.Schema, cdc bool) (*binding, error) {
 	cols, err := bindColumns(p.columns, schema, numFirstCol)
 	if err != nil {
 		return nil, err
 	}
-	b := &binding{plan: p, columns: cols}
+	b := &binding{plan: p, columns: cols, cdc: cdc}
 	for i, name := range []string{ColOp, ColSequence, ColSourceTime, ColIngestedAt} {
 		b.meta[i] = 0
 		for j, f := range schema {
@@ -272,11 +277,17 @@ func (p *valuePlan) readSource(b []byte, typ *avroType, e *envelope) ([]byte, er
 	return b, nil
 }
 
-// appendRow appends the proto row of one change to dst: _CHANGE_TYPE
-// (BigQuery accepts only UPSERT and DELETE: inserts, updates and snapshot
-// reads are upserts), _CHANGE_SEQUENCE_NUMBER from source.sequence, the row
-// (after, or before for a delete, whose key identifies the row) and the
-// metadata columns. ingested is the ingestion time in µs.
+// appendRow appends the proto row of one change to dst: in upsert mode
+// _CHANGE_TYPE (BigQuery accepts only UPSERT and DELETE: inserts, updates
+// and snapshot reads are upserts) and _CHANGE_SEQUENCE_NUMBER from
+// source.sequence; then the row (after, or before for a delete, whose key
+// identifies the row) and the metadata columns. ingested is the ingestion
+// time in µs.
+//
+// In append mode _strait_sequence is what orders a key's changes in the
+// latest-row view, as text: it is written in canonical form (see
+// canonicalSequence), and a sequence that is not a valid
+// _CHANGE_SEQUENCE_NUMBER is an error, as BigQuery makes it in upsert mode.
 func (bd *binding) appendRow(dst, value []byte, ingested int64) ([]byte, byte, int64, error) {
 	e, err := bd.plan.readEnvelope(value)
 	if err != nil {
@@ -297,11 +308,19 @@ func (bd *binding) appendRow(dst, value []byte, ingested int64) ([]byte, byte, i
 	if row == nil {
 		return dst, 0, 0, fmt.Errorf("op %c without its row", op)
 	}
-	dst = protowire.AppendTag(dst, numChangeType, protowire.BytesType)
-	dst = protowire.AppendString(dst, change)
+	if bd.cdc {
+		dst = protowire.AppendTag(dst, numChangeType, protowire.BytesType)
+		dst = protowire.AppendString(dst, change)
+		if e.seq != nil {
+			dst = protowire.AppendTag(dst, numChangeSeq, protowire.BytesType)
+			dst = protowire.AppendBytes(dst, e.seq)
+		}
+	} else if e.seq != nil {
+		if e.seq, err = canonicalSequence(e.seq); err != nil {
+			return dst, 0, 0, err
+		}
+	}
 	if e.seq != nil {
-		dst = protowire.AppendTag(dst, numChangeSeq, protowire.BytesType)
-		dst = protowire.AppendBytes(dst, e.seq)
 		dst = protowire.AppendTag(dst, bd.meta[1], protowire.BytesType)
 		dst = protowire.AppendBytes(dst, e.seq)
 	}
@@ -321,6 +340,61 @@ func (bd *binding) appendRow(dst, value []byte, ingested int64) ([]byte, byte, i
 	dst = protowire.AppendTag(dst, bd.meta[3], protowire.VarintType)
 	dst = protowire.AppendVarint(dst, uint64(ingested))
 	return dst, op, e.srcMillis, nil
+}
+
+// seqSection is the width of a canonical sequence section: 16 hex digits,
+// a uint64.
+const seqSection = 16
+
+// canonicalSequence returns a source sequence in the canonical form of a
+// _CHANGE_SEQUENCE_NUMBER: one to four '/'-separated sections, each
+// zero-padded to 16 upper-case hexadecimal digits. In that form text order
+// is BigQuery's order (section by section, by value; when one sequence is
+// a prefix of the other, the shorter first), so SQL can ORDER BY it.
+// strait's producer writes this form (cdc.Position), which is returned
+// as is; another producer's valid sequence is rewritten.
+func canonicalSequence(seq []byte) ([]byte, error) {
+	if isCanonicalSequence(seq) {
+		return seq, nil
+	}
+	sections := strings.Split(string(seq), "/")
+	if len(sections) > 4 {
+		return nil, fmt.Errorf("source.sequence %q has %d sections, a _CHANGE_SEQUENCE_NUMBER at most 4", seq, len(sections))
+	}
+	out := make([]byte, 0, len(sections)*(seqSection+1))
+	for i, sec := range sections {
+		if _, err := strconv.ParseUint(sec, 16, 64); err != nil || len(sec) > seqSection {
+			return nil, fmt.Errorf("source.sequence %q is not a _CHANGE_SEQUENCE_NUMBER (1 to 4 '/'-separated sections of 1 to 16 hex digits)", seq)
+		}
+		if i > 0 {
+			out = append(out, '/')
+		}
+		for range seqSection - len(sec) {
+			out = append(out, '0')
+		}
+		out = append(out, strings.ToUpper(sec)...)
+	}
+	return out, nil
+}
+
+// isCanonicalSequence reports whether s is 1 to 4 sections of exactly 16
+// upper-case hex digits separated by '/', without allocating: the form of
+// every sequence strait's producer writes.
+func isCanonicalSequence(s []byte) bool {
+	const step = seqSection + 1
+	if (len(s)+1)%step != 0 || (len(s)+1)/step > 4 {
+		return false
+	}
+	for i, c := range s {
+		if (i+1)%step == 0 {
+			if c != '/' {
+				return false
+			}
+		} else if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // appendColumns converts one Avro record (at b) to proto fields appended to

@@ -19,6 +19,11 @@ const (
 	ColIngestedAt = "_strait_ingested_at" // TIMESTAMP: when the consumer appended the row
 )
 
+// colRank is the column the latest-row view of a changelog ranks a key's
+// changes in (and leaves out of its result); a source column may not have
+// its name either.
+const colRank = "_strait_rank"
+
 // conv says how a value travels from its Avro encoding to the proto wire.
 type conv uint8
 
@@ -182,7 +187,7 @@ func planValue(schema string) (*valuePlan, error) {
 	}
 	for _, f := range row.fields {
 		switch f.name {
-		case ColOp, ColSequence, ColSourceTime, ColIngestedAt:
+		case ColOp, ColSequence, ColSourceTime, ColIngestedAt, colRank:
 			return nil, fmt.Errorf("column %s: the name is taken by strait's metadata column", f.name)
 		}
 		c, err := mapColumn(f.name, f.typ, 1)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"cloud.google.com/go/bigquery"
@@ -20,10 +21,12 @@ var clusterTypes = map[bigquery.FieldType]bool{
 }
 
 // BigQuery's limits for CDC tables ("Stream table updates with change data
-// capture"; "Introduction to clustered tables").
+// capture"; "Introduction to clustered tables") and for any table ("Quotas
+// and limits": 10,000 columns).
 const (
 	maxKeyColumns     = 16
 	maxCDCColumns     = 2000
+	maxColumns        = 10000
 	maxClusterColumns = 4
 )
 
@@ -34,26 +37,38 @@ type tableState struct {
 	schema bigquery.Schema
 	key    []string
 	etag   string
+	// appendMode: the table is a changelog (append mode), written without
+	// the CDC pseudo-columns.
+	appendMode bool
+	// view and viewColumns are the query and the table's column count the
+	// latest-row view was last confirmed with (append mode).
+	view        string
+	viewColumns int
 }
 
 // ensureTable makes the table ready for rows of plan p with primary key
 // key: it reads it or creates it on first sight, and adds the columns p
 // has and the table lacks (BigQuery allows adding NULLABLE columns only).
-// It returns whether the schema changed. A changed type or key is a
-// permanent error that says what to do.
+// It returns whether the schema changed. A changed type, a changed key in
+// upsert mode, or a table of the other mode is a permanent error that
+// says what to do.
 func (w *Writer) ensureTable(ctx context.Context, t *tableState, p *valuePlan, key []string) (bool, error) {
 	ref := w.bq.Dataset(w.cfg.Dataset).Table(t.id)
 	if !t.known {
 		md, err := ref.Metadata(ctx)
 		if isHTTP(err, http.StatusNotFound) {
-			md, err = w.createTable(ctx, ref, p, key)
+			md, err = w.createTable(ctx, ref, p, key, t.appendMode)
 		}
 		if err != nil {
 			return false, fmt.Errorf("table %s: %w", t.id, err)
 		}
 		t.load(md)
 	}
-	if !equalFold(t.key, key) {
+	switch {
+	case t.appendMode && len(t.key) > 0:
+		return false, permanent(fmt.Errorf("table %s has a primary key (%s), so it holds upserts, but its changes are now appended (append mode): write the changelog elsewhere (another bigquery.dataset or bigquery.table_template), or drop the table and replay the topic from the beginning (consumer reset)",
+			t.id, strings.Join(t.key, ", ")))
+	case !t.appendMode && !equalFold(t.key, key):
 		return false, permanent(fmt.Errorf("table %s has primary key (%s) but the source key is now (%s): drop the BigQuery table and replay the topic from the beginning (consumer reset), or name the new version differently with bigquery.table_template",
 			t.id, strings.Join(t.key, ", "), strings.Join(key, ", ")))
 	}
@@ -71,8 +86,8 @@ func (w *Writer) ensureTable(ctx context.Context, t *tableState, p *valuePlan, k
 	if len(add) == 0 {
 		return false, nil
 	}
-	if len(t.schema)+len(add) > maxCDCColumns {
-		return false, permanent(fmt.Errorf("table %s would have %d columns, more than the %d BigQuery allows for CDC tables", t.id, len(t.schema)+len(add), maxCDCColumns))
+	if limit, what := columnLimit(t.appendMode); len(t.schema)+len(add) > limit {
+		return false, permanent(fmt.Errorf("table %s would have %d columns, more than the %d BigQuery allows for %s", t.id, len(t.schema)+len(add), limit, what))
 	}
 	schema := append(append(bigquery.Schema{}, t.schema...), add...)
 	md, err := ref.Update(ctx, bigquery.TableMetadataToUpdate{Schema: schema}, t.etag)
@@ -88,20 +103,32 @@ func (w *Writer) ensureTable(ctx context.Context, t *tableState, p *valuePlan, k
 	return true, nil
 }
 
-func (w *Writer) createTable(ctx context.Context, ref *bigquery.Table, p *valuePlan, key []string) (*bigquery.TableMetadata, error) {
-	if len(key) == 0 {
-		return nil, permanent(fmt.Errorf("source table %s.%s has no primary key: upsert mode needs one (append mode is not implemented yet)", p.database, p.table))
+// columnLimit is the most columns a table of the mode may have.
+func columnLimit(appendMode bool) (int, string) {
+	if appendMode {
+		return maxColumns, "a table"
 	}
-	if len(key) > maxKeyColumns {
-		return nil, permanent(fmt.Errorf("source table %s.%s has %d primary-key columns, more than the %d BigQuery allows for CDC tables", p.database, p.table, len(key), maxKeyColumns))
+	return maxCDCColumns, "CDC tables (bigquery.mode: append has no such limit)"
+}
+
+// createTable creates the table of plan p. In upsert mode it gets
+// PRIMARY KEY (key) NOT ENFORCED and max_staleness; in append mode it is a
+// changelog without a primary key. Both are clustered on the key, which
+// serves upserts and the latest-row view alike.
+func (w *Writer) createTable(ctx context.Context, ref *bigquery.Table, p *valuePlan, key []string, appendMode bool) (*bigquery.TableMetadata, error) {
+	if !appendMode && len(key) == 0 {
+		return nil, permanent(fmt.Errorf("source table %s.%s has no primary key: upsert mode needs one", p.database, p.table))
+	}
+	if !appendMode && len(key) > maxKeyColumns {
+		return nil, permanent(fmt.Errorf("source table %s.%s has %d primary-key columns, more than the %d BigQuery allows for CDC tables (bigquery.mode: append has no such limit)", p.database, p.table, len(key), maxKeyColumns))
 	}
 	var schema bigquery.Schema
 	for _, c := range p.columns {
 		schema = append(schema, c.field)
 	}
 	schema = append(schema, metadataColumns()...)
-	if len(schema) > maxCDCColumns {
-		return nil, permanent(fmt.Errorf("source table %s.%s has %d columns, more than the %d BigQuery allows for CDC tables", p.database, p.table, len(schema), maxCDCColumns))
+	if limit, what := columnLimit(appendMode); len(schema) > limit {
+		return nil, permanent(fmt.Errorf("source table %s.%s has %d columns, more than the %d BigQuery allows for %s", p.database, p.table, len(schema), limit, what))
 	}
 	var cluster []string
 	for _, k := range key {
@@ -113,16 +140,18 @@ func (w *Writer) createTable(ctx context.Context, ref *bigquery.Table, p *valueP
 			cluster = append(cluster, f.Name)
 		}
 	}
-	md := &bigquery.TableMetadata{
-		Description:      fmt.Sprintf("strait: changes of %s.%s, applied as upserts", p.database, p.table),
-		Schema:           schema,
-		TableConstraints: &bigquery.TableConstraints{PrimaryKey: &bigquery.PrimaryKey{Columns: key}},
+	md := &bigquery.TableMetadata{Schema: schema}
+	if appendMode {
+		md.Description = fmt.Sprintf("strait: changelog of %s.%s, every change appended as a row", p.database, p.table)
+	} else {
+		md.Description = fmt.Sprintf("strait: changes of %s.%s, applied as upserts", p.database, p.table)
+		md.TableConstraints = &bigquery.TableConstraints{PrimaryKey: &bigquery.PrimaryKey{Columns: key}}
+		if w.cfg.MaxStaleness > 0 {
+			md.MaxStaleness = bigquery.IntervalValueFromDuration(w.cfg.MaxStaleness)
+		}
 	}
 	if len(cluster) > 0 {
 		md.Clustering = &bigquery.Clustering{Fields: cluster}
-	}
-	if w.cfg.MaxStaleness > 0 {
-		md.MaxStaleness = bigquery.IntervalValueFromDuration(w.cfg.MaxStaleness)
 	}
 	err := ref.Create(ctx, md)
 	if isHTTP(err, http.StatusConflict) { // another consumer was first
@@ -131,8 +160,92 @@ func (w *Writer) createTable(ctx context.Context, ref *bigquery.Table, p *valueP
 	if err != nil {
 		return nil, fmt.Errorf("create: %w", err)
 	}
-	w.log.Info("table created", "table", ref.TableID, "primary_key", key, "clustering", cluster)
+	if appendMode {
+		w.log.Info("changelog table created", "table", ref.TableID, "clustering", cluster)
+	} else {
+		w.log.Info("table created", "table", ref.TableID, "primary_key", key, "clustering", cluster)
+	}
 	return ref.Metadata(ctx)
+}
+
+// viewColumnsLabel is the label of a latest-row view that records how many
+// columns its changelog had when the view was last defined.
+const viewColumnsLabel = "strait_columns"
+
+// ensureView makes the latest-row view of changelog t (append mode, a
+// source table with primary key key): it creates it, or updates it when
+// its query differs (a new key) or the changelog gained columns since it
+// was defined. BigQuery keeps a view's schema from when the view was
+// defined, so re-defining it is what brings new columns into the view's
+// schema; the columns it was defined with are in the label
+// strait_columns.
+func (w *Writer) ensureView(ctx context.Context, t *tableState, key []string) error {
+	query := viewQuery(w.cfg.Project, w.cfg.Dataset, t.id, key)
+	if t.view == query && t.viewColumns == len(t.schema) {
+		return nil
+	}
+	name := t.id + w.cfg.ViewSuffix
+	ref := w.bq.Dataset(w.cfg.Dataset).Table(name)
+	desc := fmt.Sprintf("strait: the latest row per primary key (%s) of changelog %s, by %s; keys whose latest change is a delete are left out",
+		strings.Join(key, ", "), t.id, ColSequence)
+	cols := strconv.Itoa(len(t.schema))
+	md, err := ref.Metadata(ctx)
+	if isHTTP(err, http.StatusNotFound) {
+		err = ref.Create(ctx, &bigquery.TableMetadata{ViewQuery: query, Description: desc, Labels: map[string]string{viewColumnsLabel: cols}})
+		if err == nil {
+			w.log.Info("view created", "view", name, "table", t.id, "primary_key", key)
+			t.view, t.viewColumns = query, len(t.schema)
+			return nil
+		}
+		if isHTTP(err, http.StatusConflict) { // another consumer was first
+			md, err = ref.Metadata(ctx)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("view %s of %s: %w", name, t.id, err)
+	}
+	if md.Type != bigquery.ViewTable {
+		return permanent(fmt.Errorf("%s, the name of the latest-row view of %s, is taken by a %s: rename it or choose another bigquery.view_suffix", name, t.id, md.Type))
+	}
+	if n, _ := strconv.Atoi(md.Labels[viewColumnsLabel]); md.ViewQuery != query || md.UseLegacySQL || n < len(t.schema) {
+		upd := bigquery.TableMetadataToUpdate{ViewQuery: query, UseLegacySQL: false, Description: desc}
+		upd.SetLabel(viewColumnsLabel, cols)
+		_, err := ref.Update(ctx, upd, md.ETag)
+		if isHTTP(err, http.StatusPreconditionFailed) { // changed meanwhile: look again
+			return w.ensureView(ctx, t, key)
+		}
+		if err != nil {
+			return fmt.Errorf("view %s of %s: update: %w", name, t.id, err)
+		}
+		w.log.Info("view updated", "view", name, "table", t.id, "primary_key", key, "columns", len(t.schema))
+	}
+	t.view, t.viewColumns = query, len(t.schema)
+	return nil
+}
+
+// viewQuery is the standard-SQL query of the latest-row view of a
+// changelog: per primary key, the row of the newest change, that is the
+// highest _strait_sequence (the writer stores it in canonical form, whose
+// text order is sequence order; ties, which are redeliveries of one
+// change, go to the later ingestion), unless that change is a delete.
+func viewQuery(project, dataset, table string, key []string) string {
+	part := make([]string, len(key))
+	for i, k := range key {
+		part[i] = quoteIdent(k)
+	}
+	return fmt.Sprintf(`SELECT * EXCEPT (%[1]s)
+FROM (
+  SELECT *, ROW_NUMBER() OVER (PARTITION BY %[2]s ORDER BY %[3]s DESC, %[4]s DESC) AS %[1]s
+  FROM %[5]s
+)
+WHERE %[1]s = 1 AND %[6]s != 'd'`,
+		colRank, strings.Join(part, ", "), ColSequence, ColIngestedAt,
+		quoteIdent(project+"."+dataset+"."+table), ColOp)
+}
+
+// quoteIdent quotes a GoogleSQL identifier or path in backticks.
+func quoteIdent(s string) string {
+	return "`" + strings.NewReplacer(`\`, `\\`, "`", "\\`").Replace(s) + "`"
 }
 
 func (t *tableState) load(md *bigquery.TableMetadata) {

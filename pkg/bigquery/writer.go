@@ -7,9 +7,11 @@
 //   - rows.go: Avro body → protobuf row bytes, from a field plan made once
 //     per schema; the writer schema (proto descriptor) of a table.
 //   - table.go: tables created on first sight (primary key, clustering,
-//     max_staleness) and patched when a schema gains columns.
+//     max_staleness) and patched when a schema gains columns; in append
+//     mode changelog tables and their latest-row views.
 //   - writer.go: Apply: batches within the request limit, appended to each
-//     table's default stream as CDC upserts and deletes.
+//     table's default stream as CDC upserts and deletes (upsert mode) or
+//     as plain rows (append mode, and tables without a primary key).
 //
 // Rows are built with protowire from a precompiled plan, not with dynamicpb
 // or goavro: issue 5 measured about 7.5 µs a row for dynamicpb against
@@ -78,6 +80,7 @@ type table struct {
 	bindings map[int]*binding // by value schema id
 	failed   error            // a permanent error: the table is stopped
 	source   int64            // newest source commit time acknowledged, ms
+	warned   bool             // the no-primary-key fallback to append mode was logged
 }
 
 // NewWriter connects to BigQuery and creates the dataset if missing.
@@ -269,6 +272,7 @@ func (t *table) reset() {
 		t.stream = nil
 	}
 	t.state.known = false
+	t.state.view = ""
 	t.bindings = map[int]*binding{}
 }
 
@@ -384,16 +388,34 @@ func (w *Writer) bindSchema(ctx context.Context, t *table, c *Change) (*binding,
 	if err != nil {
 		return nil, permanent(fmt.Errorf("key schema of %s: %w", c.Topic, err))
 	}
+	// Upserts need a primary key: a table without one is written as a
+	// changelog, whatever the mode.
+	appendMode := w.cfg.Mode == ModeAppend || len(key) == 0
+	if appendMode && w.cfg.Mode != ModeAppend && !t.warned {
+		w.log.Warn("source table has no primary key: its changes are appended to a changelog table instead of upserted",
+			"table", t.state.id, "source", p.database+"."+p.table, "topic", c.Topic)
+		t.warned = true
+	}
+	modeChanged := appendMode != t.state.appendMode
+	if modeChanged {
+		t.state.appendMode = appendMode
+		t.bindings = map[int]*binding{} // bound for the other mode
+	}
 	changed, err := w.ensureTable(ctx, &t.state, p, key)
 	if err != nil {
 		return nil, err
 	}
-	if changed || t.stream == nil {
+	if appendMode && len(key) > 0 {
+		if err := w.ensureView(ctx, &t.state, key); err != nil {
+			return nil, err
+		}
+	}
+	if changed || modeChanged || t.stream == nil {
 		if err := w.openStream(ctx, t); err != nil {
 			return nil, err
 		}
 	}
-	bd, err := bind(p, t.state.schema)
+	bd, err := bind(p, t.state.schema, !appendMode)
 	if err != nil {
 		return nil, permanent(fmt.Errorf("table %s: %w", t.state.id, err))
 	}
@@ -404,7 +426,7 @@ func (w *Writer) bindSchema(ctx context.Context, t *table, c *Change) (*binding,
 // openStream (re)opens the table's default stream with a writer schema of
 // the table's current columns.
 func (w *Writer) openStream(ctx context.Context, t *table) error {
-	desc, err := writerSchema(t.state.schema)
+	desc, err := writerSchema(t.state.schema, !t.state.appendMode)
 	if err != nil {
 		return permanent(fmt.Errorf("table %s: %w", t.state.id, err))
 	}

@@ -23,4 +23,19 @@
 //     columns or relax REQUIRED to NULLABLE.
 //   - "Introduction to clustered tables", "Specifying a schema", "Quotas and
 //     limits": clustering columns, column names, 10,000 columns.
+//   - "Create logical views", "Manage logical views" and the tables
+//     resource reference (view.query, view.useLegacySql): tables.insert of
+//     a view takes its query and no schema; useLegacySql defaults to true
+//     when left out; the query must be in the view's dialect and the tables
+//     it names must exist in the view's location (404 otherwise), checked
+//     again when tables.patch or tables.update changes the query; a table
+//     does not turn into a view or back; a view is not written to.
+//     bqfake neither parses nor runs SQL: it tells the dialect from how
+//     tables are quoted (`project.dataset.table` is GoogleSQL,
+//     [project:dataset.table] legacy SQL), checks the backtick-quoted
+//     three-part names, and stores the definition for tests to read (Table).
+//     A patch replaces the view object as a whole (how BigQuery merges
+//     nested fields is not modelled), so here a change of the query keeps
+//     GoogleSQL only when it sends useLegacySql=false too, as the Go
+//     client's Update does when UseLegacySQL is set: the safe reading.
 package bqfake

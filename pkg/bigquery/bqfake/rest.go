@@ -220,9 +220,14 @@ func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) insertTable(w http.ResponseWriter, r *http.Request) {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		writeError(w, errInvalid("read request: %v", err))
+		return
+	}
 	var in bq.Table
-	if aerr := decodeBody(r, &in); aerr != nil {
-		writeError(w, aerr)
+	if err := json.Unmarshal(b, &in); err != nil {
+		writeError(w, errInvalid("Invalid JSON payload received: %v", err))
 		return
 	}
 	project, ds := r.PathValue("project"), r.PathValue("dataset")
@@ -246,6 +251,13 @@ func (s *Server) insertTable(w http.ResponseWriter, r *http.Request) {
 	if aerr := validateTable(name, &in); aerr != nil {
 		writeError(w, aerr)
 		return
+	}
+	if in.View != nil && in.View.Query != "" {
+		defaultLegacySQL(in.View, b)
+		if aerr := s.validateViewLocked(d.meta.Location, in.View); aerr != nil {
+			writeError(w, aerr)
+			return
+		}
 	}
 	in.Kind = "bigquery#table"
 	in.Id = name
@@ -341,6 +353,14 @@ func (s *Server) updateTable(w http.ResponseWriter, r *http.Request) {
 	if aerr := validateTable(name, next); aerr != nil {
 		writeError(w, aerr)
 		return
+	}
+	if isView {
+		defaultLegacySQL(next.View, mb)
+		d := s.datasets[datasetKey{project, ds}]
+		if aerr := s.validateViewLocked(d.meta.Location, next.View); aerr != nil {
+			writeError(w, aerr)
+			return
+		}
 	}
 	var oldFields, newFields []*bq.TableFieldSchema
 	if t.meta.Schema != nil {

@@ -2,7 +2,10 @@ package bqfake
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -130,6 +133,63 @@ func validateTable(name string, t *bq.Table) *apiError {
 		}
 	}
 	return nil
+}
+
+// defaultLegacySQL applies the documented default of view.useLegacySql,
+// true, when the resource (raw, its JSON) leaves it out, and makes it
+// explicit in responses, as BigQuery's are.
+func defaultLegacySQL(v *bq.ViewDefinition, raw []byte) {
+	var in struct {
+		View struct {
+			UseLegacySQL *bool `json:"useLegacySql"`
+		} `json:"view"`
+	}
+	if json.Unmarshal(raw, &in) == nil && in.View.UseLegacySQL == nil {
+		v.UseLegacySql = true
+	}
+	v.ForceSendFields = append(v.ForceSendFields, "UseLegacySql")
+}
+
+// quotedPath is a backtick-quoted GoogleSQL path; legacySQLTable is a legacy
+// SQL table reference, [project:dataset.table].
+var (
+	quotedPath     = regexp.MustCompile("`([^`]+)`")
+	legacySQLTable = regexp.MustCompile(`\[[^\]]+:[^\]]+\]`)
+)
+
+// validateViewLocked checks a view definition the way BigQuery checks its
+// query on tables.insert and tables.update ("Create logical views"): the
+// query must parse in its dialect and the tables it names must exist in
+// the view's location. bqfake runs no SQL: it checks the dialect by its
+// table references (backtick-quoted paths are GoogleSQL, [p:d.t] legacy
+// SQL) and the existence of every backtick-quoted project.dataset.table.
+// s.mu is held.
+func (s *Server) validateViewLocked(location string, v *bq.ViewDefinition) *apiError {
+	switch {
+	case v.UseLegacySql && strings.Contains(v.Query, "`"):
+		return errInvalidQuery("Invalid view query in legacy SQL: backtick-quoted names are GoogleSQL; set view.useLegacySql to false")
+	case !v.UseLegacySql && legacySQLTable.MatchString(v.Query):
+		return errInvalidQuery("Invalid view query in GoogleSQL: %s is a legacy SQL table reference; quote it as `project.dataset.table`", legacySQLTable.FindString(v.Query))
+	}
+	for _, m := range quotedPath.FindAllStringSubmatch(v.Query, -1) {
+		parts := strings.Split(m[1], ".")
+		if len(parts) < 3 {
+			continue // a column, an alias, or dataset.table: not checked
+		}
+		p, ds, tbl := strings.Join(parts[:len(parts)-2], "."), parts[len(parts)-2], parts[len(parts)-1]
+		d := s.datasets[datasetKey{p, ds}]
+		if d == nil || d.meta.Location != location {
+			return errNotFound("Not found: Dataset %s:%s was not found in location %s", p, ds, location)
+		}
+		if d.tables[tbl] == nil {
+			return errNotFound("Not found: Table %s was not found in location %s", tableName(p, ds, tbl), location)
+		}
+	}
+	return nil
+}
+
+func errInvalidQuery(format string, args ...any) *apiError {
+	return &apiError{http.StatusBadRequest, "invalidQuery", fmt.Sprintf(format, args...)}
 }
 
 // validateFields checks one level of a schema and returns how many columns

@@ -86,12 +86,18 @@ func (s *Server) Table(project, ds, tbl string) (*bq.Table, error) {
 // *big.Rat, DATE civil.Date, DATETIME civil.DateTime, TIME civil.Time,
 // TIMESTAMP time.Time in UTC, RECORD map[string]any, REPEATED []any (empty,
 // never nil), NULL nil.
+//
+// A view has no rows of its own and bqfake runs no SQL: Rows of a view is
+// an error; read its definition with Table.
 func (s *Server) Rows(project, ds, tbl string) ([]map[string]any, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t, aerr := s.lookupTableLocked(project, ds, tbl)
 	if aerr != nil {
 		return nil, aerr
+	}
+	if t.meta.Type == "VIEW" {
+		return nil, fmt.Errorf("bqfake: %s is a view; bqfake does not run its query", t.meta.Id)
 	}
 	return t.snapshot(), nil
 }
