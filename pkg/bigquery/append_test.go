@@ -275,3 +275,30 @@ func TestAppendModeOnUpsertTable(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendViewNameTaken: a source table whose BigQuery name is another
+// changelog's view stops with an error naming the way out, and so does a
+// view name taken by a table.
+func TestAppendViewNameTaken(t *testing.T) {
+	_, w, ctx, _ := startWriter(t, appendMode, io.Discard)
+	src := newSource(t, users, 1)
+	if err := w.Apply(ctx, []bigquery.Change{src.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
+		t.Fatal(err)
+	}
+	latest := newSource(t, &cdc.Table{Database: "shop", Name: "users_latest", PrimaryKey: []int{0}, Columns: users.Columns}, 2)
+	err := w.Apply(ctx, []bigquery.Change{latest.change(cdc.OpCreate, nil, user(1, "a@x"))})
+	if err == nil || !strings.Contains(err.Error(), "table shop_users_latest is a VIEW in BigQuery") {
+		t.Errorf("a table named like a view: err = %v, want one saying it is a view", err)
+	}
+
+	// The other way round: shop_orders_latest exists as a changelog first.
+	ordersLatest := newSource(t, &cdc.Table{Database: "shop", Name: "orders_latest", PrimaryKey: []int{0}, Columns: users.Columns}, 3)
+	if err := w.Apply(ctx, []bigquery.Change{ordersLatest.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
+		t.Fatal(err)
+	}
+	orders := newSource(t, &cdc.Table{Database: "shop", Name: "orders", PrimaryKey: []int{0}, Columns: users.Columns}, 4)
+	err = w.Apply(ctx, []bigquery.Change{orders.change(cdc.OpCreate, nil, user(1, "a@x"))})
+	if err == nil || !strings.Contains(err.Error(), "shop_orders_latest, the name of the latest-row view of shop_orders, is taken by a TABLE") {
+		t.Errorf("a view named like a table: err = %v, want one saying the name is taken", err)
+	}
+}

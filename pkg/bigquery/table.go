@@ -62,6 +62,9 @@ func (w *Writer) ensureTable(ctx context.Context, t *tableState, p *valuePlan, k
 		if err != nil {
 			return false, fmt.Errorf("table %s: %w", t.id, err)
 		}
+		if md.Type != bigquery.RegularTable {
+			return false, permanent(fmt.Errorf("table %s is a %s in BigQuery (the latest-row view of another changelog?): name the tables differently with bigquery.table_template or bigquery.view_suffix", t.id, md.Type))
+		}
 		t.load(md)
 	}
 	switch {
