@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
 
 	"github.com/strait-cdc/strait/pkg/binlog"
@@ -67,8 +69,9 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
+	configured := start != (binlog.Start{})
 	switch {
-	case start != (binlog.Start{}) && cp != nil:
+	case configured && cp != nil:
 		log.Warn("starting where configured, not at the checkpoint", "start", start.String(), "checkpoint", cp.File+":"+strconv.FormatUint(cp.Pos, 10), "checkpoint_gtid", cp.GTIDSet)
 	case cp != nil:
 		start = binlog.Start{GTID: cp.GTIDSet, File: cp.File, Pos: cp.Pos, SkipRows: cp.RowsDone, TxGTID: cp.TxGTID, Epoch: cp.Epoch}
@@ -77,6 +80,9 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 		}
 		log.Info("resuming from the checkpoint", "at", start.String(), "file", cp.File, "pos", cp.Pos,
 			"rows_done", cp.RowsDone, "epoch", start.Epoch, "written", cp.Written)
+	}
+	if err := schemaHistory(ctx, reader, writer, cp, !configured, cfg.Kafka.Transactions); err != nil {
+		return err
 	}
 	if err := reader.Start(ctx, start); err != nil {
 		return err
@@ -114,4 +120,30 @@ func onServer(reader *binlog.Reader, start binlog.Start, cpServer uint32, log *s
 	log.Warn("continuing on another server by GTID set: the sequence epoch rises", "checkpoint_server_id", cpServer,
 		"server_id", id, "gtid", start.GTID, "epoch", start.Epoch+1)
 	return binlog.Start{GTID: start.GTID, SkipRows: start.SkipRows, TxGTID: start.TxGTID, Epoch: start.Epoch + 1}, nil
+}
+
+// schemaHistory gives the reader the schema history (pkg/binlog/history.go)
+// when it resumes from the checkpoint cp; a run starting anywhere else
+// erases the recorded entries, which describe other positions. Without
+// transactions, entries may lie past the checkpoint (written before a crash
+// that lost the checkpoint after them): those of the checkpoint's server
+// are dropped by position, and the table's schema is read again.
+func schemaHistory(ctx context.Context, reader *binlog.Reader, writer *kafka.Writer, cp *kafka.Checkpoint, resuming, transactional bool) error {
+	h, err := writer.ReadSchemaHistory(ctx)
+	if err != nil {
+		return err
+	}
+	if cp == nil || !resuming {
+		reader.ResetSchemaHistory(slices.Sorted(maps.Keys(h)))
+		return nil
+	}
+	if !transactional {
+		for id, s := range h {
+			if s.ServerID != cp.ServerID || binlog.After(s.File, s.Pos, cp.File, cp.Pos) {
+				delete(h, id)
+			}
+		}
+	}
+	reader.SetSchemaHistory(h)
+	return nil
 }

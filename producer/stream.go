@@ -140,8 +140,12 @@ func stream(ctx context.Context, reader *binlog.Reader, writer *kafka.Writer, re
 	}
 }
 
-// publish hands one source transaction's changes and DDL to the writer.
+// publish hands one source transaction's schema-history entries, changes
+// and DDL to the writer.
 func publish(ctx context.Context, writer *kafka.Writer, tx *binlog.Tx) error {
+	if err := writer.PublishSchemas(ctx, tx.Schemas); err != nil {
+		return err
+	}
 	if err := writer.Publish(ctx, tx.Events); err != nil {
 		return err
 	}

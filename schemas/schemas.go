@@ -1,6 +1,6 @@
 // Package schemas holds the Avro schemas strait owns: the source block and
-// the envelope of every change record, the schema-change record and the
-// producer's checkpoint. They
+// the envelope of every change record, the schema-change record, the
+// producer's checkpoint and its schema history. They
 // are files so that readers of our topics can see the contract without
 // reading Go.
 package schemas
@@ -27,3 +27,10 @@ var SchemaChange string
 //
 //go:embed checkpoint.avsc
 var Checkpoint string
+
+// SchemaHistory is the record of the <prefix>._schema_history topic: a
+// table's schema from a binlog position on, for sources without full row
+// metadata.
+//
+//go:embed schema_history.avsc
+var SchemaHistory string

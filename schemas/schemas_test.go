@@ -13,6 +13,7 @@ func TestSchemasParse(t *testing.T) {
 		"source":        Source,
 		"schema_change": SchemaChange,
 		"checkpoint":    Checkpoint,
+		"history":       SchemaHistory,
 		// The envelope parses once its placeholder types are defined.
 		"envelope": `[` + Source + `,` + value + `,` + Envelope + `]`,
 	} {

@@ -270,11 +270,22 @@ func (p binlogPos) before(o binlogPos) bool {
 	return p.pos < o.pos
 }
 
+// After reports whether binlog position file:pos lies after of:opos, both
+// of one server (files compare by their numeric suffix).
+func After(file string, pos uint64, ofile string, opos uint64) bool {
+	return binlogPos{ofile, opos}.before(binlogPos{file, pos})
+}
+
 // aheadDDL is a statement found ahead of the reader.
 type aheadDDL struct {
 	at    binlogPos // where the statement ends
 	stmt  string
 	scope ddlScope
+}
+
+// Error makes a DDL ahead the reason a schema cannot be pinned down.
+func (d *aheadDDL) Error() string {
+	return fmt.Sprintf("%q (ending at %s) changes the table later", d.stmt, d.at)
 }
 
 // lookahead is the DDL found by scanning the binlog ahead of the reader, so

@@ -44,6 +44,10 @@ type Tx struct {
 	EndPos     uint64    // position just after the transaction's commit
 	CommitTime time.Time // source commit time
 	Heartbeat  bool      // true for an idle heartbeat: no events, position only
+	// Schemas are schema-history entries recorded while reading this
+	// transaction (see history.go): published with it, so that a restart
+	// from a checkpoint after it decodes with the schemas in force there.
+	Schemas []cdc.TableSchema
 
 	// A source transaction with more than source.chunk_rows row changes
 	// comes in parts: each but the last has Partial set (File and EndPos
@@ -59,7 +63,7 @@ type Tx struct {
 
 func (tx *Tx) reset() {
 	clear(tx.Events) // drop references to old rows and tables
-	tx.Events, tx.DDL = tx.Events[:0], tx.DDL[:0]
+	tx.Events, tx.DDL, tx.Schemas = tx.Events[:0], tx.DDL[:0], tx.Schemas[:0]
 	tx.GTID, tx.File, tx.EndPos, tx.Heartbeat = "", "", 0, false
 	tx.Partial, tx.Begin, tx.RowsBefore = false, Start{}, 0
 	// The previous transaction is published (Publish encodes before it
@@ -117,6 +121,11 @@ type Reader struct {
 	stream   *replication.BinlogStreamer
 	charsets map[uint64]string
 	tables   map[uint64]*tableState
+	full     bool   // binlog_row_metadata=FULL: TABLE_MAPs name their columns
+	serverID uint32 // the source's server_id
+
+	history map[string]*cdc.TableSchema // schema history as of the reader's position, by "db.table"
+	pending []cdc.TableSchema           // history entries for the transaction being read
 
 	file      string // current binlog file
 	fileIndex uint64 // numeric suffix of file
@@ -151,7 +160,8 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Read
 	if err != nil {
 		return nil, err
 	}
-	r := &Reader{cfg: cfg, log: log, metrics: m, conn: conn, tables: map[uint64]*tableState{}, flavor: cfg.Flavor}
+	r := &Reader{cfg: cfg, log: log, metrics: m, conn: conn, tables: map[uint64]*tableState{}, flavor: cfg.Flavor,
+		history: map[string]*cdc.TableSchema{}}
 	if r.flavor == "" {
 		res, err := conn.Execute("SELECT VERSION()")
 		if err != nil {
@@ -167,6 +177,16 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Read
 	if r.charsets, err = loadCharsets(conn); err != nil {
 		conn.Close()
 		return nil, err
+	}
+	if r.serverID, err = r.ServerID(); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	// Servers without the variable (MySQL 5.7, MariaDB before 10.5) log
+	// minimal metadata.
+	if res, err := conn.Execute("SELECT @@binlog_row_metadata"); err == nil {
+		r.full = strings.EqualFold(text(res, 0, 0), "FULL")
+		res.Close()
 	}
 	return r, nil
 }
@@ -216,6 +236,13 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 		}
 	}
 	r.started, r.skip, r.epoch = s, s.SkipRows, s.Epoch
+	if !r.full && s.File != "" {
+		// A binlog file:pos of this server: the schemas of the captured
+		// tables can be pinned to it (history.go).
+		if err := r.snapshotSchemas(ctx, binlogPos{file: s.File, pos: s.Pos}); err != nil {
+			r.log.Warn("schemas not recorded at the start; each is read when its table's rows come", "at", s.String(), "err", err)
+		}
+	}
 	var dumpFlags uint16
 	if r.cfg.IncludeQuery && r.flavor == mysql.MariaDBFlavor {
 		// MariaDB sends its annotate events (the statement) to replicas
@@ -293,6 +320,8 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 			return err
 		}
 		if done || len(tx.Events) >= r.cfg.ChunkRows && r.cfg.ChunkRows > 0 {
+			tx.Schemas = append(tx.Schemas, r.pending...)
+			r.pending = r.pending[:0]
 			tx.File = r.file
 			tx.EndPos = uint64(ev.Header.LogPos)
 			if ev.Header.Timestamp != 0 {
@@ -330,7 +359,7 @@ func (r *Reader) handle(ctx context.Context, tx *Tx, ev *replication.BinlogEvent
 	case *replication.RowsQueryEvent:
 		r.setQuery(e.Query)
 	case *replication.QueryEvent:
-		return r.queryEvent(tx, ev.Header, e), nil
+		return r.queryEvent(ctx, tx, ev.Header, e), nil
 	case *replication.TableMapEvent:
 		return false, r.tableMap(ctx, e)
 	case *replication.RowsEvent:
@@ -366,7 +395,7 @@ func (r *Reader) setQuery(q []byte) {
 	}
 }
 
-func (r *Reader) queryEvent(tx *Tx, h *replication.EventHeader, e *replication.QueryEvent) bool {
+func (r *Reader) queryEvent(ctx context.Context, tx *Tx, h *replication.EventHeader, e *replication.QueryEvent) bool {
 	q := string(e.Query)
 	switch strings.ToUpper(strings.TrimSpace(q)) {
 	case "BEGIN":
@@ -389,6 +418,7 @@ func (r *Reader) queryEvent(tx *Tx, h *replication.EventHeader, e *replication.Q
 			delete(r.tables, id)
 		}
 	}
+	r.schemaChanged(ctx, scope)
 	if !r.ddlCaptured(scope, string(e.Schema)) {
 		return true
 	}
@@ -452,10 +482,13 @@ func (r *Reader) tableMap(ctx context.Context, e *replication.TableMapEvent) err
 	}
 	var info *tableInfo
 	var err error
-	if e.ColumnName != nil {
+	switch {
+	case e.ColumnName != nil:
 		info, err = fromTableMap(e, r.charsets)
-	} else {
-		info, err = r.fromInformationSchema(ctx, e)
+	default:
+		if info = r.fromHistory(e); info == nil {
+			info, err = r.fromInformationSchema(ctx, e)
+		}
 	}
 	if err == nil {
 		st.conv, err = newConverter(info)

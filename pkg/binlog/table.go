@@ -2,6 +2,7 @@ package binlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -176,19 +177,20 @@ func fromTableMap(e *replication.TableMapEvent, charsets map[uint64]string) (*ta
 
 // Without full row metadata (binlog_row_metadata=MINIMAL, or MySQL 5.7) a
 // TABLE_MAP event carries only column types, so names, signedness, charsets,
-// ENUM labels and the primary key come from information_schema. That
-// describes the table as it is now, while the rows being decoded may be older
-// than a DDL that already ran (the reader lags, or restarts at an older
+// ENUM labels and the primary key come from elsewhere: from the schema
+// history when it knows the table (history.go), else from information_schema.
+// That describes the table as it is now, while the rows being decoded may be
+// older than a DDL that already ran (the reader lags, or restarts at an older
 // position). Checking the TABLE_MAP's column count and types against it
-// (fromInformationSchema) catches added, dropped and retyped columns, but not
-// a rename or a swap of same-typed columns, nor a change of signedness or
-// character set: those would be silently mis-decoded.
+// (fromSchema) catches added, dropped and retyped columns, but not a rename
+// or a swap of same-typed columns, nor a change of signedness or character
+// set: those would be silently mis-decoded.
 //
 // So the race is closed by position, exactly and without buffering:
 //
-//  1. A table's schema is (re)read only at a TABLE_MAP the cache cannot
-//     serve: first sight, or after a DDL touching the table was read (the
-//     reader then forgets that table's schema; see Reader.queryEvent).
+//  1. A table's schema is (re)read only at a TABLE_MAP the cache and the
+//     history cannot serve: first sight, or after a DDL touching the table
+//     was read whose result could not be pinned down (see history.go).
 //  2. Right after reading information_schema the reader reads the server's
 //     binlog position P (SHOW MASTER STATUS). A DDL visible in
 //     information_schema is already in the binlog before P: the server
@@ -197,22 +199,49 @@ func fromTableMap(e *replication.TableMapEvent, charsets map[uint64]string) (*ta
 //  3. The reader scans the binlog from the rows event up to P (SHOW BINLOG
 //     EVENTS, the reader's own query connection). No DDL touching the table
 //     in that range means information_schema showed the table exactly as it
-//     was at the rows event, and the schema is used until the reader itself
-//     reaches the next DDL touching the table. A DDL in the range means the
-//     rows predate a change strait cannot undo: the table's rows stop the
-//     producer with an error naming the table, the row position and the
-//     DDL, before anything of that transaction is published.
+//     was at the rows event, and the schema is used (and recorded in the
+//     history) until the reader itself reaches the next DDL touching the
+//     table. A DDL in the range means the rows predate a change strait
+//     cannot undo: the table's rows stop the producer with an error naming
+//     the table, the row position and the DDL, before anything of that
+//     transaction is published.
 //
 // Limits, honestly: the scan reads the binlog between the reader and the
 // server's head once (the DDL found is kept until the reader passes it: see
-// lookahead), which after a long outage is a long read; any DDL touching the table in the window stops the producer,
-// even one that changes no column (ADD INDEX), because telling them apart
-// would need a SQL parser; and a statement strait does not recognise counts
-// as touching every table (see parseDDL). The fix for all of them is
-// binlog_row_metadata=FULL, where every TABLE_MAP is self-describing and none
-// of this runs.
+// lookahead), which after a long outage is a long read; any DDL touching the
+// table in the window stops the producer, even one that changes no column
+// (ADD INDEX), because telling them apart would need a SQL parser; and a
+// statement strait does not recognise counts as touching every table (see
+// parseDDL). The schema history makes the window rare — it opens only for a
+// table the history does not know at the resume point — and
+// binlog_row_metadata=FULL closes it: every TABLE_MAP is then
+// self-describing and none of this runs.
 func (r *Reader) fromInformationSchema(ctx context.Context, e *replication.TableMapEvent) (*tableInfo, error) {
-	info, err := fromInformationSchema(ctx, r.conn, e)
+	db, name := string(e.Schema), string(e.Table)
+	rows := binlogPos{file: r.file, pos: r.pos}
+	s, err := r.pinSchema(ctx, db, name, rows)
+	var ahead *aheadDDL
+	if errors.As(err, &ahead) {
+		return nil, fmt.Errorf("table %s.%s: these rows were written before %q (ending at %s) changed the table, and without binlog_row_metadata=FULL their columns cannot be known (information_schema shows the table after the change, and the schema history does not know the table at this position): set binlog_row_metadata=FULL on the source for binlogs written from then on, or restart with source.start_position=%s and re-snapshot the table", db, name, ahead.stmt, ahead.at, ahead.at)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("table %s.%s at %s: %w", db, name, rows, err)
+	}
+	info, err := fromSchema(s, e)
+	if err != nil {
+		return nil, err
+	}
+	r.record(s)
+	return info, nil
+}
+
+// pinSchema reads the schema of db.table from information_schema and proves
+// it is the schema in force at position at: no DDL touching the table lies
+// between at and the server's head read after it. It returns an *aheadDDL
+// error naming such a DDL, and a schema with no columns when the table does
+// not exist.
+func (r *Reader) pinSchema(ctx context.Context, db, table string, at binlogPos) (*cdc.TableSchema, error) {
+	s, err := readSchema(r.conn, db, table)
 	if err != nil {
 		return nil, err
 	}
@@ -220,69 +249,103 @@ func (r *Reader) fromInformationSchema(ctx context.Context, e *replication.Table
 	if err != nil {
 		return nil, err
 	}
-	db, name := string(e.Schema), string(e.Table)
-	rows := binlogPos{file: r.file, pos: r.pos}
-	d, err := r.ahead.find(r.conn, db, name, rows, binlogPos{file: head.File, pos: head.Pos})
+	d, err := r.ahead.find(r.conn, db, table, at, binlogPos{file: head.File, pos: head.Pos})
 	if err != nil {
-		return nil, fmt.Errorf("table %s.%s at %s: %w", db, name, rows, err)
+		return nil, err
 	}
 	if d != nil {
-		return nil, fmt.Errorf("table %s.%s: these rows were written before %q (ending at %s) changed the table, and without binlog_row_metadata=FULL their columns cannot be known (information_schema shows the table after the change): set binlog_row_metadata=FULL on the source for binlogs written from then on, or restart with source.start_position=%s and re-snapshot the table", db, name, d.stmt, d.at, d.at)
+		return nil, d
 	}
-	return info, nil
+	s.File, s.Pos = at.file, at.pos
+	return s, nil
 }
 
-// fromInformationSchema builds the schema of a table whose TABLE_MAP event
-// lacks full metadata from information_schema, checked against the event:
-// its column count and types are authoritative, and a schema that disagrees
-// with them is an error naming the column, never a silent mis-decode.
-func fromInformationSchema(ctx context.Context, conn *client.Conn, e *replication.TableMapEvent) (*tableInfo, error) {
-	db, name := string(e.Schema), string(e.Table)
-	r, err := conn.Execute(`SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COALESCE(CHARACTER_SET_NAME, ''), COLUMN_KEY, DATA_TYPE
-		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, db, name)
+// readSchema reads a table's columns and primary key from information_schema
+// (no columns: the table does not exist).
+func readSchema(conn *client.Conn, db, table string) (*cdc.TableSchema, error) {
+	m, err := readSchemas(conn, "TABLE_SCHEMA = ? AND TABLE_NAME = ?", db, table)
 	if err != nil {
-		return nil, fmt.Errorf("read schema of %s.%s: %w", db, name, err)
+		return nil, fmt.Errorf("read schema of %s.%s: %w", db, table, err)
+	}
+	if s := m[db+"."+table]; s != nil {
+		return s, nil
+	}
+	return &cdc.TableSchema{Database: db, Table: table}, nil
+}
+
+// readSchemas reads the columns and primary keys of the tables selected by
+// a condition on TABLE_SCHEMA and TABLE_NAME, by "database.table".
+func readSchemas(conn *client.Conn, where string, args ...any) (map[string]*cdc.TableSchema, error) {
+	r, err := conn.Execute(`SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, COALESCE(CHARACTER_SET_NAME, ''), DATA_TYPE
+		FROM information_schema.COLUMNS WHERE `+where+` ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION`, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer r.Close()
-	if r.RowNumber() != int(e.ColumnCount) {
-		return nil, fmt.Errorf("table %s.%s: the binlog event has %d columns but information_schema has %d: the table changed since this event; enable binlog_row_metadata=FULL (or restart from a position after the DDL)", db, name, e.ColumnCount, r.RowNumber())
+	out := map[string]*cdc.TableSchema{}
+	get := func(db, table string) *cdc.TableSchema {
+		s := out[db+"."+table]
+		if s == nil {
+			s = &cdc.TableSchema{Database: db, Table: table}
+			out[db+"."+table] = s
+		}
+		return s
 	}
-	keyRows, err := conn.Execute(`SELECT COLUMN_NAME FROM information_schema.STATISTICS
-		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX`, db, name)
+	for i := range r.RowNumber() {
+		s := get(text(r, i, 0), text(r, i, 1))
+		s.Columns = append(s.Columns, cdc.SchemaColumn{Name: text(r, i, 2), ColumnType: text(r, i, 3),
+			Nullable: text(r, i, 4) == "YES", Charset: text(r, i, 5), DataType: text(r, i, 6)})
+	}
+	keys, err := conn.Execute(`SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.STATISTICS
+		WHERE INDEX_NAME = 'PRIMARY' AND `+where+` ORDER BY TABLE_SCHEMA, TABLE_NAME, SEQ_IN_INDEX`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("read primary key of %s.%s: %w", db, name, err)
+		return nil, fmt.Errorf("primary keys: %w", err)
 	}
-	defer keyRows.Close()
+	defer keys.Close()
+	for i := range keys.RowNumber() {
+		if s := out[text(keys, i, 0)+"."+text(keys, i, 1)]; s != nil {
+			s.PrimaryKey = append(s.PrimaryKey, text(keys, i, 2))
+		}
+	}
+	return out, nil
+}
 
+// fromSchema builds the decoding schema of a TABLE_MAP event without full
+// metadata from s, checked against the event: its column count and types
+// are authoritative, and a schema that disagrees with them is an error
+// naming the column, never a silent mis-decode.
+func fromSchema(s *cdc.TableSchema, e *replication.TableMapEvent) (*tableInfo, error) {
+	db, name := string(e.Schema), string(e.Table)
+	if len(s.Columns) != int(e.ColumnCount) {
+		return nil, fmt.Errorf("table %s.%s: the binlog event has %d columns but the schema (from information_schema) has %d: the table changed since this event; enable binlog_row_metadata=FULL (or restart from a position after the DDL)", db, name, e.ColumnCount, len(s.Columns))
+	}
 	t := &cdc.Table{Database: db, Name: name}
 	info := &tableInfo{table: t}
 	index := map[string]int{}
-	for i := range r.RowNumber() {
-		colName := text(r, i, 0)
-		colType := text(r, i, 1)
-		isNull := text(r, i, 2)
-		cs := text(r, i, 3)
-		dataType := text(r, i, 5)
-		unsigned := strings.Contains(colType, "unsigned")
+	for i, sc := range s.Columns {
+		unsigned := strings.Contains(sc.ColumnType, "unsigned")
 		var values []string
-		if dataType == "enum" || dataType == "set" {
-			values = parseEnumValues(colType)
+		if sc.DataType == "enum" || sc.DataType == "set" {
+			values = parseEnumValues(sc.ColumnType)
 		}
-		c, ci, err := column(colName, e.ColumnType[i], e.ColumnMeta[i], unsigned, cs, isNull == "YES", values)
+		c, ci, err := column(sc.Name, e.ColumnType[i], e.ColumnMeta[i], unsigned, sc.Charset, sc.Nullable, values)
 		if err != nil {
 			return nil, fmt.Errorf("table %s.%s: %w", db, name, err)
 		}
-		if want := expectedBinlogType(dataType); want != 0 && want != ci.binType && !(want == mysql.MYSQL_TYPE_BLOB && ci.binType == mysql.MYSQL_TYPE_STRING) {
-			return nil, fmt.Errorf("table %s.%s column %s: information_schema says %s but the binlog event carries type %d: the table changed since this event; enable binlog_row_metadata=FULL", db, name, colName, colType, ci.binType)
+		if want := expectedBinlogType(sc.DataType); want != 0 && want != ci.binType && !(want == mysql.MYSQL_TYPE_BLOB && ci.binType == mysql.MYSQL_TYPE_STRING) {
+			return nil, fmt.Errorf("table %s.%s column %s: the schema (from information_schema) says %s but the binlog event carries type %d: the table changed since this event; enable binlog_row_metadata=FULL", db, name, sc.Name, sc.ColumnType, ci.binType)
 		}
-		c.SQLType = colType
-		index[colName] = i
+		c.SQLType = sc.ColumnType
+		index[sc.Name] = i
 		t.Columns = append(t.Columns, c)
 		info.cols = append(info.cols, ci)
 	}
-	for i := range keyRows.RowNumber() {
-		k := text(keyRows, i, 0)
-		t.PrimaryKey = append(t.PrimaryKey, index[k])
+	for _, k := range s.PrimaryKey {
+		i, ok := index[k]
+		if !ok {
+			return nil, fmt.Errorf("table %s.%s: primary-key column %s is not among the columns", db, name, k)
+		}
+		t.PrimaryKey = append(t.PrimaryKey, i)
 	}
 	return info, nil
 }

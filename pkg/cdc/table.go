@@ -90,3 +90,36 @@ func (t *Table) SameShape(o *Table) bool {
 	}
 	return true
 }
+
+// TableSchema is a table's columns as the source's information_schema
+// describes them, valid from a binlog position until the next DDL touching
+// the table: an entry of the producer's schema history. Without full row
+// metadata a binlog event carries only column types, so rows older than a
+// DDL can be decoded only with the schema recorded before it.
+type TableSchema struct {
+	Database string
+	Table    string
+	// Columns in ordinal order; nil means the schema is not known from
+	// here on (the table was dropped, or changed again before it could be
+	// read), and is looked up again when needed.
+	Columns    []SchemaColumn
+	PrimaryKey []string // the primary-key columns, in key order
+	// Where the schema was recorded: the server and the binlog position
+	// (the history holds only entries at or before the checkpoint).
+	ServerID uint32
+	File     string
+	Pos      uint64
+}
+
+// ID returns "database.table".
+func (s *TableSchema) ID() string { return s.Database + "." + s.Table }
+
+// SchemaColumn is one column of a TableSchema, as in
+// information_schema.COLUMNS.
+type SchemaColumn struct {
+	Name       string
+	ColumnType string // COLUMN_TYPE, e.g. "bigint(20) unsigned", "enum('a','b')"
+	DataType   string // DATA_TYPE, e.g. "bigint"
+	Charset    string // CHARACTER_SET_NAME; "" for non-text columns
+	Nullable   bool
+}

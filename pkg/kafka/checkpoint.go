@@ -131,45 +131,58 @@ func (w *Writer) ReadCheckpoint(ctx context.Context) (*Checkpoint, error) {
 			return nil, fmt.Errorf("take over transactional id %s: %w", w.txn.id, err)
 		}
 	}
-	topic := w.CheckpointTopic()
-	// The last stable offset: everything below it is committed or aborted.
-	offsets, err := w.admin.ListCommittedOffsets(ctx, topic)
-	if err != nil {
-		return nil, fmt.Errorf("read checkpoint offsets of %s: %w", topic, err)
-	}
-	lo, ok := offsets.Lookup(topic, 0)
-	if !ok || lo.Err != nil || lo.Offset <= 0 {
-		return nil, nil // no topic, or nothing committed yet
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(w.cfg.Brokers...), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(), // to know when the end is reached
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
+	var last []byte
+	err := w.readCommitted(ctx, w.CheckpointTopic(), func(r *kgo.Record) {
+		if string(r.Key) == w.cfg.TopicPrefix && r.Value != nil {
+			last = r.Value
+		}
+	})
 	if err != nil {
 		return nil, err
-	}
-	defer cl.Close()
-	var last []byte
-	for reached := false; !reached; {
-		fetches := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("read %s up to offset %d: %w", topic, lo.Offset, err)
-		}
-		if err := fetches.Err(); err != nil {
-			return nil, fmt.Errorf("read %s: %w", topic, err)
-		}
-		fetches.EachRecord(func(r *kgo.Record) {
-			if !r.Attrs.IsControl() && string(r.Key) == w.cfg.TopicPrefix && r.Value != nil {
-				last = r.Value // control records are the transactions' markers
-			}
-			reached = reached || r.Offset >= lo.Offset-1
-		})
 	}
 	if last == nil {
 		return nil, nil
 	}
 	cp, err := w.decodeCheckpoint(last)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint in %s: %w", topic, err)
+		return nil, fmt.Errorf("checkpoint in %s: %w", w.CheckpointTopic(), err)
 	}
 	return cp, nil
+}
+
+// readCommitted calls fn with each committed record of partition 0 of topic,
+// in order, up to its last stable offset (everything below it is committed
+// or aborted); nothing when the topic does not exist.
+func (w *Writer) readCommitted(ctx context.Context, topic string, fn func(*kgo.Record)) error {
+	offsets, err := w.admin.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("read the offsets of %s: %w", topic, err)
+	}
+	lo, ok := offsets.Lookup(topic, 0)
+	if !ok || lo.Err != nil || lo.Offset <= 0 {
+		return nil // no topic, or nothing committed yet
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(w.cfg.Brokers...), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(), // to know when the end is reached
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for reached := false; !reached; {
+		fetches := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("read %s up to offset %d: %w", topic, lo.Offset, err)
+		}
+		if err := fetches.Err(); err != nil {
+			return fmt.Errorf("read %s: %w", topic, err)
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			if !r.Attrs.IsControl() { // control records are the transactions' markers
+				fn(r)
+			}
+			reached = reached || r.Offset >= lo.Offset-1
+		})
+	}
+	return nil
 }

@@ -49,8 +49,9 @@ type Writer struct {
 	records    []kgo.Record                // chunk the kgo.Records are cut from
 	onDelivery func(*kgo.Record, error)    // w.delivered, allocated once
 
-	txn     txnState
-	cpCodec *goavro.Codec // schemas.Checkpoint
+	txn       txnState
+	cpCodec   *goavro.Codec // schemas.Checkpoint
+	histCodec *goavro.Codec // schemas.SchemaHistory
 
 	failMu sync.Mutex
 	fail   error
@@ -86,6 +87,10 @@ func NewWriter(cfg *Config, version string, log *slog.Logger, m *Metrics, opts .
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint schema: %w", err)
 	}
+	histCodec, err := goavro.NewCodec(schemas.SchemaHistory)
+	if err != nil {
+		return nil, fmt.Errorf("schema history schema: %w", err)
+	}
 	client, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
@@ -97,7 +102,7 @@ func NewWriter(cfg *Config, version string, log *slog.Logger, m *Metrics, opts .
 	}
 	return &Writer{cfg: cfg, log: log, client: client, admin: kadm.NewClient(client), registry: reg,
 		version: version, metrics: m, tables: map[string]*tableWriter{}, topics: map[string]bool{}, failed: make(chan struct{}),
-		txn: txn, cpCodec: cpCodec}, nil
+		txn: txn, cpCodec: cpCodec, histCodec: histCodec}, nil
 }
 
 // Close releases the client; call Flush first to wait for in-flight records.
