@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -184,6 +186,10 @@ func (c *consumer) apply(ctx context.Context, batches []*kafka.TopicBatch) []*ka
 	if len(letters) == 0 {
 		return done
 	}
+	// In source order per partition, as a reader of the topic expects.
+	slices.SortFunc(letters, func(a, b kafka.BadRecord) int {
+		return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
+	})
 	if err := c.group.DeadLetter(ctx, letters); err != nil {
 		// The topics of the dead letters are not committed; unless this
 		// is the shutdown, they stop, as a bad record does with stop.
