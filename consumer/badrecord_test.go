@@ -54,7 +54,7 @@ func TestBadRecordsDeadLetter(t *testing.T) {
 	unknownID := make([]byte, 5, 8)
 	binary.BigEndian.PutUint32(unknownID[1:], 999999)
 	want := map[int64]string{ // users offset → reason
-		raw.produce(ctx, usersTopic, first.Key, []byte("not avro")):                                kafka.ReasonBadFraming,
+		raw.produce(ctx, usersTopic, first.Key, []byte("not avro")):                              kafka.ReasonBadFraming,
 		raw.produce(ctx, usersTopic, first.Key, append(unknownID, 2, 4, 6)):                      kafka.ReasonUnknownSchema,
 		raw.produce(ctx, usersTopic, first.Key, append(confluent(valueID), first.Value[5:8]...)): "undecodable",
 	}
