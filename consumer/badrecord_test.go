@@ -356,3 +356,16 @@ func (m metricsText) value(name string, labels ...string) float64 {
 	}
 	return sum
 }
+
+// count returns how many series of name there are.
+func (m metricsText) count(name string) int {
+	n := 0
+	for _, l := range m {
+		if strings.HasPrefix(l, name+"{") || strings.HasPrefix(l, name+" ") {
+			n++
+		}
+	}
+	return n
+}
+
+func regexpQuote(s string) *regexp.Regexp { return regexp.MustCompile(regexp.QuoteMeta(s)) }

@@ -100,11 +100,15 @@ func NewWriter(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (
 			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())),
 			option.WithGRPCConnectionPool(1))
 	}
-	bq, err := bigquery.NewClient(ctx, cfg.Project, rest...)
+	// Both clients keep the context they are made with (managedwriter's
+	// connections, token sources): they live until Close, not until ctx
+	// ends, so that appends after a SIGTERM still finish.
+	life := context.WithoutCancel(ctx)
+	bq, err := bigquery.NewClient(life, cfg.Project, rest...)
 	if err != nil {
 		return nil, fmt.Errorf("bigquery client: %w", err)
 	}
-	mw, err := managedwriter.NewClient(ctx, cfg.Project, grpcOpts...)
+	mw, err := managedwriter.NewClient(life, cfg.Project, grpcOpts...)
 	if err != nil {
 		bq.Close()
 		return nil, fmt.Errorf("bigquery storage write client: %w", err)
