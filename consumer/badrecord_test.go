@@ -369,3 +369,53 @@ func (m metricsText) count(name string) int {
 }
 
 func regexpQuote(s string) *regexp.Regexp { return regexp.MustCompile(regexp.QuoteMeta(s)) }
+
+// TestTableProblemsAreNotDeadLettered: with on_bad_record dead_letter, a
+// problem of the table rather than of a record — a column type BigQuery
+// cannot change, every row of a request refused — stops the table instead of
+// dead-lettering its changes; another table keeps flowing.
+func TestTableProblemsAreNotDeadLettered(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const prefix, group, dataset = "tblprob", "g", "ds_tblprob"
+	usersTopic, visitsTopic := prefix+".shop.users", prefix+".shop.visits"
+	pub := newPublisherPartitions(t, prefix, 1)
+	retyped := &cdc.Table{Database: "shop", Name: "users", PrimaryKey: []int{0}, Columns: []cdc.Column{
+		{Name: "id", Type: cdc.TypeInt64}, {Name: "email", Type: cdc.TypeInt64, Nullable: true},
+	}}
+	pub.publish(ctx, ins(users, user(1, "a@x", "1.00")...))
+	pub.publish(ctx, ins(retyped, cdc.Int(2), cdc.Int(2)))
+	pub.publish(ctx, ins(visits, cdc.Int(1), cdc.Int(farDay)), ins(visits, cdc.Int(2), cdc.Int(farDay+1)))
+	pub.publish(ctx, ins(orders, cdc.Str("t"), cdc.Int(1), cdc.Null))
+
+	c := startConsumer(t, consumerArgs(prefix, group, dataset))
+	waitRows(t, ctx, dataset, "shop_orders", []map[string]any{{"tenant": "t", "id": int64(1), "at": nil}})
+	waitLog(t, ctx, c, regexp.MustCompile(`table stopped; its topic is paused.*topic=`+regexp.QuoteMeta(usersTopic)+`.*column email is STRING in BigQuery`))
+	waitLog(t, ctx, c, regexp.MustCompile(`table stopped; its topic is paused.*topic=`+regexp.QuoteMeta(visitsTopic)+`.*DATE of 4000000 days`))
+	pub.publish(ctx, ins(orders, cdc.Str("t"), cdc.Int(2), cdc.Null))
+	waitRows(t, ctx, dataset, "shop_orders", []map[string]any{{"tenant": "t", "id": int64(1), "at": nil}, {"tenant": "t", "id": int64(2), "at": nil}})
+	if letters := readTopic(t, ctx, prefix+"._dead_letter."+group, -1); len(letters) != 0 {
+		t.Errorf("%d dead letters for table problems, want none", len(letters))
+	}
+	if v := scrape(t, c).value("strait_consumer_bad_records_total"); v != 0 {
+		t.Errorf("strait_consumer_bad_records_total = %v, want 0", v)
+	}
+}
+
+// TestBadRecordConfig: on_bad_record and kafka.dead_letter_topic are
+// checked, naming the key.
+func TestBadRecordConfig(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-on_bad_record", "skip"}, `on_bad_record: "skip", want dead_letter or stop`},
+		{[]string{"-kafka.dead_letter_topic", "cfg.shop.dead"}, `kafka.dead_letter_topic: "cfg.shop.dead" is one of the table topics`},
+		{[]string{"-bigquery.retry_max_backoff", "0s"}, `bigquery.retry_max_backoff: 0s, want more than 0`},
+	} {
+		err := run(context.Background(), append(consumerArgs("cfg", "g", "ds"), tc.args...), func(string) string { return "" }, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error with %q", tc.args, err, tc.want)
+		}
+	}
+}

@@ -539,8 +539,10 @@ func rejectedRows(ctx context.Context, f inflight, changes []Change) *rowsReject
 
 // rowErrors adds BigQuery's per-row reasons to a failed append's error.
 func rowErrors(ctx context.Context, res *managedwriter.AppendResult, err error) error {
-	full, ferr := res.FullResponse(ctx)
-	if ferr != nil || len(full.GetRowErrors()) == 0 {
+	// FullResponse returns the response's embedded error too: the rows
+	// are in the response.
+	full, _ := res.FullResponse(ctx)
+	if len(full.GetRowErrors()) == 0 {
 		return err
 	}
 	re := full.GetRowErrors()[0]
