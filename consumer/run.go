@@ -183,6 +183,12 @@ func (c *consumer) apply(ctx context.Context, batches []*kafka.TopicBatch) []*ka
 			c.stop(tb.Topic, stops[i])
 		}
 	}
+	return c.deadLetter(ctx, letters, done)
+}
+
+// deadLetter sends letters to the dead-letter topic and returns done, less
+// the batches of the topics whose dead letters Kafka did not acknowledge.
+func (c *consumer) deadLetter(ctx context.Context, letters []kafka.BadRecord, done []*kafka.TopicBatch) []*kafka.TopicBatch {
 	if len(letters) == 0 {
 		return done
 	}
@@ -191,19 +197,18 @@ func (c *consumer) apply(ctx context.Context, batches []*kafka.TopicBatch) []*ka
 		return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
 	})
 	if err := c.group.DeadLetter(ctx, letters); err != nil {
-		// The topics of the dead letters are not committed; unless this
-		// is the shutdown, they stop, as a bad record does with stop.
+		// Not committed; unless this is the shutdown, the topics stop, as
+		// a bad record does with on_bad_record stop.
 		failed := map[string]bool{}
 		for _, b := range letters {
 			failed[b.Topic] = true
 		}
-		done = slices.DeleteFunc(done, func(tb *kafka.TopicBatch) bool { return failed[tb.Topic] })
 		for topic := range failed {
 			if ctx.Err() == nil {
 				c.stop(topic, err)
 			}
 		}
-		return done
+		return slices.DeleteFunc(done, func(tb *kafka.TopicBatch) bool { return failed[tb.Topic] })
 	}
 	for _, b := range letters {
 		c.badRecord(b, onBadDeadLetter)
