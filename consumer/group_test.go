@@ -121,7 +121,7 @@ func healBigQuery(t *testing.T) {
 	t.Cleanup(func() { env.bq.FailAppends(codes.OK, 0) })
 }
 
-// describeGroup waits until cond holds for the group's description.
+// waitGroup waits until cond holds for the group's description.
 func waitGroup(t *testing.T, ctx context.Context, group, what string, cond func(kadm.DescribedGroup) bool) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(env.kafka.ListenAddrs()...))
