@@ -16,6 +16,12 @@ import (
 type Config struct {
 	Kafka    kafka.GroupConfig `yaml:"kafka"`
 	BigQuery bigquery.Config   `yaml:"bigquery"`
+	// OnBadRecord is what a record that can never be applied does (not in
+	// the Confluent wire format, an unknown schema id, an Avro body that
+	// cannot be read, a row over the request limit or that BigQuery
+	// rejects): dead_letter (default) sends it to kafka.dead_letter_topic
+	// and goes on; stop stops its table (pauses its topic) with the error.
+	OnBadRecord string `yaml:"on_bad_record" help:"dead_letter or stop: what a record that can never be applied does"`
 	// ParallelTables is how many tables are written at once; default 8.
 	ParallelTables int `yaml:"parallel_tables" help:"tables written at once"`
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight appends
@@ -29,8 +35,14 @@ type Config struct {
 	LogFormat string `yaml:"log_format" help:"json or text"`
 }
 
+// The values of on_bad_record.
+const (
+	onBadDeadLetter = "dead_letter"
+	onBadStop       = "stop"
+)
+
 func defaults() *Config {
-	c := &Config{ParallelTables: 8, ShutdownTimeout: 30 * time.Second, HTTPAddr: ":9465", LogLevel: "info", LogFormat: "json"}
+	c := &Config{OnBadRecord: onBadDeadLetter, ParallelTables: 8, ShutdownTimeout: 30 * time.Second, HTTPAddr: ":9465", LogLevel: "info", LogFormat: "json"}
 	c.Kafka.Defaults()
 	c.BigQuery.Defaults()
 	return c
@@ -39,6 +51,9 @@ func defaults() *Config {
 // Validate reports every problem, naming the key.
 func (c *Config) Validate() error {
 	errs := []error{c.Kafka.Validate(), c.BigQuery.Validate()}
+	if c.OnBadRecord != onBadDeadLetter && c.OnBadRecord != onBadStop {
+		errs = append(errs, fmt.Errorf("on_bad_record: %q, want %s or %s", c.OnBadRecord, onBadDeadLetter, onBadStop))
+	}
 	if c.ParallelTables < 1 {
 		errs = append(errs, fmt.Errorf("parallel_tables: %d, want at least 1", c.ParallelTables))
 	}

@@ -52,6 +52,10 @@ type Config struct {
 	// MaxRequestBytes caps an AppendRows request's rows; default 9 MiB,
 	// under BigQuery's 10 MB request limit.
 	MaxRequestBytes int `yaml:"max_request_bytes" help:"largest AppendRows request (below BigQuery's 10 MB)"`
+	// RetryMaxBackoff caps the wait between two attempts of an append
+	// BigQuery may accept later (over quota, unavailable); the wait starts
+	// at 500ms and doubles. Default 1m.
+	RetryMaxBackoff time.Duration `yaml:"retry_max_backoff" help:"longest wait between retries of a failed append"`
 }
 
 // Defaults fills unset fields with their defaults.
@@ -62,6 +66,7 @@ func (c *Config) Defaults() {
 	c.ViewSuffix = "_latest"
 	c.MaxStaleness = 15 * time.Minute
 	c.MaxRequestBytes = 9 << 20
+	c.RetryMaxBackoff = time.Minute
 }
 
 // Validate reports every problem of the configuration, naming the key.
@@ -87,6 +92,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRequestBytes < 1<<20 || c.MaxRequestBytes > 10<<20-64<<10 {
 		errs = append(errs, fmt.Errorf("bigquery.max_request_bytes: %d, want 1 MiB to 9.9 MiB", c.MaxRequestBytes))
+	}
+	if c.RetryMaxBackoff <= 0 {
+		errs = append(errs, fmt.Errorf("bigquery.retry_max_backoff: %s, want more than 0", c.RetryMaxBackoff))
 	}
 	if c.Insecure && c.Endpoint == "" && c.WriteEndpoint == "" {
 		errs = append(errs, errors.New("bigquery.insecure: only allowed with bigquery.endpoint or bigquery.write_endpoint"))

@@ -25,6 +25,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -102,11 +103,15 @@ func NewWriter(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (
 			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())),
 			option.WithGRPCConnectionPool(1))
 	}
-	bq, err := bigquery.NewClient(ctx, cfg.Project, rest...)
+	// Both clients keep the context they are made with (managedwriter's
+	// connections, token sources): they live until Close, not until ctx
+	// ends, so that appends after a SIGTERM still finish.
+	life := context.WithoutCancel(ctx)
+	bq, err := bigquery.NewClient(life, cfg.Project, rest...)
 	if err != nil {
 		return nil, fmt.Errorf("bigquery client: %w", err)
 	}
-	mw, err := managedwriter.NewClient(ctx, cfg.Project, grpcOpts...)
+	mw, err := managedwriter.NewClient(life, cfg.Project, grpcOpts...)
 	if err != nil {
 		bq.Close()
 		return nil, fmt.Errorf("bigquery storage write client: %w", err)
@@ -135,8 +140,8 @@ func (w *Writer) Close() error {
 }
 
 // TableError is a table that stopped: a change BigQuery cannot take in
-// place (a type or key change), a record that cannot be decoded, a row
-// BigQuery rejects. Other tables go on; the table's records are not
+// place (a type or key change), a value schema strait cannot read, a
+// request BigQuery refuses as a whole. Other tables go on; the table's records are not
 // acknowledged, so they are applied again once the cause is fixed.
 type TableError struct {
 	Table string // the BigQuery table, or the topic when no table was found
@@ -148,6 +153,47 @@ func (e *TableError) Error() string { return fmt.Sprintf("table %s stopped: %v",
 
 // Unwrap returns the cause.
 func (e *TableError) Unwrap() error { return e.Err }
+
+// Reasons a change is rejected (Rejection.Reason): the change itself can
+// never be written, while the table's other changes can.
+const (
+	// ReasonUndecodable: the Avro body cannot be read with its schema
+	// (corrupt bytes, an op or row missing).
+	ReasonUndecodable = "undecodable"
+	// ReasonRowTooLarge: the row alone exceeds the AppendRows request limit
+	// (bigquery.max_request_bytes).
+	ReasonRowTooLarge = "row_too_large"
+	// ReasonRowRejected: BigQuery rejected the row (a row error of
+	// AppendRows, e.g. a value out of range for its column).
+	ReasonRowRejected = "row_rejected"
+)
+
+// Rejection is one change Apply left out.
+type Rejection struct {
+	Index  int // in the changes given to Apply
+	Reason string
+	Err    error
+}
+
+// RejectedError reports changes that can never be written. Apply returns
+// it after BigQuery acknowledged every other change of the call; the table
+// goes on.
+type RejectedError struct {
+	Table      string
+	Rejections []Rejection // by Index
+}
+
+// Error names the table and the first rejection.
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("table %s: %d changes rejected, first: %v", e.Table, len(e.Rejections), e.Rejections[0].Err)
+}
+
+// rowsRejectedError is an AppendRows request BigQuery refused for some of
+// its rows: the changes at indexes (in Apply's changes) with their reasons.
+// Nothing of the request was applied.
+type rowsRejectedError struct{ rejections []Rejection }
+
+func (e *rowsRejectedError) Error() string { return e.rejections[0].Err.Error() }
 
 // permanentError marks an error that retrying cannot fix.
 type permanentError struct{ err error }
@@ -215,6 +261,11 @@ func (w *Writer) table(name string) *table {
 // until ctx ends (applying a change twice is harmless: BigQuery orders
 // changes by _CHANGE_SEQUENCE_NUMBER); any other failure stops the table
 // and is returned as a *TableError, now and on every later call.
+//
+// A change that can never be written while the others can — its Avro body
+// cannot be read, its row exceeds the request limit, BigQuery rejects its
+// row — is left out: Apply writes the others and then returns a
+// *RejectedError naming the changes left out.
 func (w *Writer) Apply(ctx context.Context, changes []Change) error {
 	first := -1
 	for i := range changes {
@@ -238,14 +289,25 @@ func (w *Writer) Apply(ctx context.Context, changes []Change) error {
 	if t.failed != nil {
 		return t.failed
 	}
-	backoff := 500 * time.Millisecond
+	backoff := min(500*time.Millisecond, w.cfg.RetryMaxBackoff)
+	var rejected []Rejection
 	for {
-		err := w.apply(ctx, t, changes)
-		if err == nil {
+		err := w.apply(ctx, t, changes, &rejected)
+		var rows *rowsRejectedError
+		switch {
+		case err == nil && len(rejected) == 0:
 			return nil
-		}
-		if ctx.Err() != nil {
+		case err == nil:
+			slices.SortFunc(rejected, func(a, b Rejection) int { return a.Index - b.Index })
+			return &RejectedError{Table: t.state.id, Rejections: rejected}
+		case ctx.Err() != nil:
 			return ctx.Err()
+		case errors.As(err, &rows):
+			// Nothing of that request was applied: write again without
+			// the rejected rows (what was acknowledged before is
+			// harmlessly applied twice).
+			rejected = append(rejected, rows.rejections...)
+			continue
 		}
 		if !IsRetryable(err) {
 			w.metrics.errors.WithLabelValues("table").Inc()
@@ -262,7 +324,7 @@ func (w *Writer) Apply(ctx context.Context, changes []Change) error {
 			return ctx.Err()
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, time.Minute)
+		backoff = min(2*backoff, w.cfg.RetryMaxBackoff)
 	}
 }
 
@@ -279,6 +341,7 @@ func (t *table) reset() {
 // batch is the rows of one AppendRows request being filled.
 type batch struct {
 	rows   [][]byte
+	index  []int // of each row's change
 	bytes  int
 	ops    [256]int // rows by op letter
 	source int64    // newest source commit time among the rows, ms
@@ -286,6 +349,7 @@ type batch struct {
 
 // inflight is a sent request awaiting its result.
 type inflight struct {
+	index  []int // of each row's change
 	res    *managedwriter.AppendResult
 	sent   time.Time
 	bytes  int
@@ -293,7 +357,17 @@ type inflight struct {
 	source int64
 }
 
-func (w *Writer) apply(ctx context.Context, t *table, changes []Change) error {
+// apply writes changes except those already in rejected, adding to
+// rejected the changes whose rows cannot be built; a *rowsRejectedError
+// reports rows BigQuery refused.
+func (w *Writer) apply(ctx context.Context, t *table, changes []Change, rejected *[]Rejection) error {
+	skip := make(map[int]bool, len(*rejected))
+	for _, r := range *rejected {
+		skip[r.Index] = true
+	}
+	reject := func(i int, reason string, err error) {
+		*rejected = append(*rejected, Rejection{Index: i, Reason: reason, Err: err})
+	}
 	now := time.Now().UnixMicro()
 	var (
 		b       batch
@@ -309,7 +383,7 @@ func (w *Writer) apply(ctx context.Context, t *table, changes []Change) error {
 			return fmt.Errorf("append to %s: %w", t.state.id, err)
 		}
 		w.metrics.requestBytes.Observe(float64(b.bytes))
-		pending = append(pending, inflight{res: res, sent: time.Now(), bytes: b.bytes, ops: b.ops, source: b.source})
+		pending = append(pending, inflight{res: res, sent: time.Now(), bytes: b.bytes, ops: b.ops, source: b.source, index: b.index})
 		b = batch{}
 		return nil
 	}
@@ -319,6 +393,9 @@ func (w *Writer) apply(ctx context.Context, t *table, changes []Change) error {
 		}
 		for _, f := range pending {
 			if _, err := f.res.GetResult(ctx); err != nil {
+				if rows := rejectedRows(ctx, f, changes); rows != nil {
+					return rows
+				}
 				return fmt.Errorf("append to %s: %w", t.state.id, rowErrors(ctx, f.res, err))
 			}
 			w.metrics.appendSeconds.Observe(time.Since(f.sent).Seconds())
@@ -337,7 +414,7 @@ func (w *Writer) apply(ctx context.Context, t *table, changes []Change) error {
 	}
 	for i := range changes {
 		c := &changes[i]
-		if c.Value == nil {
+		if c.Value == nil || skip[i] {
 			continue
 		}
 		bd := t.bindings[c.ValueSchemaID]
@@ -357,12 +434,19 @@ func (w *Writer) apply(ctx context.Context, t *table, changes []Change) error {
 		var src int64
 		var err error
 		if buf, op, src, err = bd.appendRow(buf, c.Value, now); err != nil {
-			return permanent(fmt.Errorf("record %s/%d@%d: %w", c.Topic, c.Partition, c.Offset, err))
+			buf = buf[:start]
+			skip[i] = true
+			reject(i, ReasonUndecodable, fmt.Errorf("record %s/%d@%d: %w", c.Topic, c.Partition, c.Offset, err))
+			continue
 		}
 		row := buf[start:len(buf):len(buf)]
 		size := len(row) + 8 // the row and its framing in the request
 		if size > w.cfg.MaxRequestBytes {
-			return permanent(fmt.Errorf("record %s/%d@%d: a row of %d bytes exceeds the AppendRows request limit", c.Topic, c.Partition, c.Offset, len(row)))
+			buf = buf[:start]
+			skip[i] = true
+			reject(i, ReasonRowTooLarge, fmt.Errorf("record %s/%d@%d: a row of %d bytes exceeds the AppendRows request limit (bigquery.max_request_bytes=%d)",
+				c.Topic, c.Partition, c.Offset, len(row), w.cfg.MaxRequestBytes))
+			continue
 		}
 		if b.bytes+size > w.cfg.MaxRequestBytes {
 			if err := send(); err != nil {
@@ -370,6 +454,7 @@ func (w *Writer) apply(ctx context.Context, t *table, changes []Change) error {
 			}
 		}
 		b.rows = append(b.rows, row)
+		b.index = append(b.index, i)
 		b.bytes += size
 		b.ops[op]++
 		b.source = max(b.source, src)
@@ -451,10 +536,35 @@ func (w *Writer) newStream(ctx context.Context, table string, desc *descriptorpb
 		managedwriter.EnableWriteRetries(true))
 }
 
+// rejectedRows returns the changes of a failed request that BigQuery
+// rejected row by row, or nil when it refused the request as a whole.
+func rejectedRows(ctx context.Context, f inflight, changes []Change) *rowsRejectedError {
+	full, _ := f.res.FullResponse(ctx)
+	var out []Rejection
+	for _, re := range full.GetRowErrors() {
+		if re.GetIndex() < 0 || re.GetIndex() >= int64(len(f.index)) {
+			return nil // not ours to map: treat the request as refused
+		}
+		i := f.index[re.GetIndex()]
+		c := &changes[i]
+		out = append(out, Rejection{Index: i, Reason: ReasonRowRejected,
+			Err: fmt.Errorf("record %s/%d@%d: BigQuery rejected the row: %s", c.Topic, c.Partition, c.Offset, re.GetMessage())})
+	}
+	// Every row of a request refused is a table's problem (e.g. its
+	// schema), not bad records: the table stops rather than dead-lettering
+	// all its changes. One row alone is taken as a bad record.
+	if len(out) == 0 || (len(out) == len(f.index) && len(out) > 1) {
+		return nil
+	}
+	return &rowsRejectedError{out}
+}
+
 // rowErrors adds BigQuery's per-row reasons to a failed append's error.
 func rowErrors(ctx context.Context, res *managedwriter.AppendResult, err error) error {
-	full, ferr := res.FullResponse(ctx)
-	if ferr != nil || len(full.GetRowErrors()) == 0 {
+	// FullResponse returns the response's embedded error too: the rows
+	// are in the response.
+	full, _ := res.FullResponse(ctx)
+	if len(full.GetRowErrors()) == 0 {
 		return err
 	}
 	re := full.GetRowErrors()[0]

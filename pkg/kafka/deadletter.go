@@ -1,16 +1,27 @@
 package kafka
 
-// The dead-letter topic: where a change goes that cannot be published to its
-// table topic, with the reason, so that one poison record never stops the
-// other tables nor is silently dropped. A dead letter carries the change
-// itself (Avro bodies plus the schemas to read them, in headers) whenever it
-// fits, and always what identifies it: table, key, binlog position, GTID.
+// The dead-letter topics: where a change goes that cannot be published to its
+// table topic (producer), or applied from it (consumer), with the reason, so
+// that one poison record never stops the other tables nor is silently
+// dropped.
+//
+// Producer: <prefix>._dead_letter. A dead letter carries the change itself
+// (Avro bodies plus the schemas to read them, in headers) whenever it fits,
+// and always what identifies it: table, key, binlog position, GTID.
+//
+// Consumer: <prefix>._dead_letter.<group_id> by default, one topic per group
+// because whether a record can be applied depends on the group's target
+// (dataset, mode). A dead letter is the source record unchanged — key and
+// value bytes as read, Confluent framing included, its headers — plus
+// headers naming the source topic, partition and offset and the reason.
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strait-cdc/strait/pkg/avro"
@@ -113,4 +124,87 @@ func (w *Writer) rejectedWriter(t *cdc.Table, topic string, s *avro.Schemas, err
 		"table", t.ID(), "topic", topic, "dead_letter_topic", w.DeadLetterTopic(), "err", err)
 	return &tableWriter{topic: topic, schemas: *s, rejected: err,
 		enc: avro.NewEncoder(t, w.cfg.TopicPrefix, w.version, 0, 0), pub: w.metrics.table(t.ID())}
+}
+
+// deadLetterMaxBytes is the largest dead letter the consumer sends, the
+// producer's default kafka.max_record_bytes: any record it published fits.
+const deadLetterMaxBytes = 16 << 20
+
+// DeadLetters returns the consumer's dead-letter topic:
+// kafka.dead_letter_topic, default <prefix>._dead_letter.<group_id>.
+func (c *GroupConfig) DeadLetters() string {
+	if c.DeadLetterTopic != "" {
+		return c.DeadLetterTopic
+	}
+	return c.TopicPrefix + "._dead_letter." + topicPart(c.GroupID)
+}
+
+// DeadLetterTopic returns the group's dead-letter topic.
+func (g *Group) DeadLetterTopic() string { return g.deadLetter }
+
+// DeadLetter writes bad to the dead-letter topic and returns once Kafka
+// acknowledged every one (then their offsets may be committed). Each dead
+// letter is the source record's key, value and headers, plus strait.reason,
+// strait.error, strait.topic, strait.partition, strait.offset,
+// strait.timestamp (of the source record, ms) and strait.group. A value too
+// large for the topic is left out (strait.value.omitted says its size).
+func (g *Group) DeadLetter(ctx context.Context, bad []BadRecord) error {
+	if len(bad) == 0 {
+		return nil
+	}
+	g.ensureDeadLetterTopic(ctx)
+	recs := make([]*kgo.Record, len(bad))
+	for i, b := range bad {
+		h := append([]kgo.RecordHeader{}, b.raw.Headers...)
+		h = append(h,
+			kgo.RecordHeader{Key: "strait.reason", Value: []byte(b.Reason)},
+			kgo.RecordHeader{Key: "strait.error", Value: []byte(b.Err.Error())},
+			kgo.RecordHeader{Key: "strait.topic", Value: []byte(b.Topic)},
+			kgo.RecordHeader{Key: "strait.partition", Value: strconv.AppendInt(nil, int64(b.Partition), 10)},
+			kgo.RecordHeader{Key: "strait.offset", Value: strconv.AppendInt(nil, b.Offset, 10)},
+			kgo.RecordHeader{Key: "strait.timestamp", Value: strconv.AppendInt(nil, b.raw.Timestamp.UnixMilli(), 10)},
+			kgo.RecordHeader{Key: "strait.group", Value: []byte(g.groupID)},
+		)
+		recs[i] = &kgo.Record{Topic: g.deadLetter, Key: b.raw.Key, Value: b.raw.Value, Headers: h}
+	}
+	var errs []error
+	for i, res := range g.client.ProduceSync(ctx, recs...) {
+		err := res.Err
+		if errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) {
+			r := recs[i]
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: "strait.value.omitted", Value: []byte(strconv.Itoa(len(r.Value)) + " bytes")})
+			r.Value = nil
+			err = g.client.ProduceSync(ctx, r).FirstErr()
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("dead letter of %s/%d@%d to %s: %w", bad[i].Topic, bad[i].Partition, bad[i].Offset, g.deadLetter, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ensureDeadLetterTopic creates the dead-letter topic unless it exists:
+// one partition (dead letters in the order they were found), deleted by
+// time, records as large as deadLetterMaxBytes. A failure is only logged:
+// the topic may exist and the group lack the right to create topics;
+// producing then says what is wrong.
+func (g *Group) ensureDeadLetterTopic(ctx context.Context) {
+	if g.dlqReady {
+		return
+	}
+	cleanup, maxBytes := "delete", strconv.Itoa(deadLetterMaxBytes+recordOverhead)
+	resp, err := g.admin.CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &cleanup, "max.message.bytes": &maxBytes}, g.deadLetter)
+	if err == nil {
+		err = resp.Err
+	}
+	switch {
+	case ctx.Err() != nil:
+		return // try again with the next dead letters
+	case err == nil:
+		g.log.Info("topic created", "topic", g.deadLetter, "partitions", 1, "cleanup.policy", cleanup)
+	case errors.Is(err, kerr.TopicAlreadyExists):
+	default:
+		g.log.Warn("cannot create the dead-letter topic", "topic", g.deadLetter, "err", err)
+	}
+	g.dlqReady = true
 }

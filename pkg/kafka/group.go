@@ -12,8 +12,10 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/plugin/kslog"
@@ -37,6 +39,11 @@ type GroupConfig struct {
 	// MaxPollRecords bounds the records handled per poll (memory and
 	// latency of one round); default 50000.
 	MaxPollRecords int `yaml:"max_poll_records" help:"most records handled per poll"`
+	// DeadLetterTopic receives the records this group cannot apply (see
+	// deadletter.go); default <prefix>._dead_letter.<group_id>, one per
+	// group because whether a record can be applied depends on the group's
+	// target. It must not match the table topics' pattern.
+	DeadLetterTopic string `yaml:"dead_letter_topic" help:"topic of the records the group cannot apply (default <topic_prefix>._dead_letter.<group_id>)"`
 }
 
 // Defaults fills unset fields with their defaults.
@@ -68,6 +75,9 @@ func (c *GroupConfig) Validate() error {
 	if c.MaxPollRecords < 1 {
 		errs = append(errs, fmt.Errorf("kafka.max_poll_records: %d, want at least 1", c.MaxPollRecords))
 	}
+	if c.TopicPrefix != "" && regexp.MustCompile(TopicPattern(c.TopicPrefix)).MatchString(c.DeadLetters()) {
+		errs = append(errs, fmt.Errorf("kafka.dead_letter_topic: %q is one of the table topics the group reads; start its last part with '_' (e.g. %s._dead_letter)", c.DeadLetterTopic, c.TopicPrefix))
+	}
 	return errors.Join(errs...)
 }
 
@@ -76,18 +86,40 @@ func (c *GroupConfig) Validate() error {
 // producer transactions), no automatic commits. Rebalances wait while a
 // polled batch is processed (until AllowRebalance), so a partition never
 // changes hands between its records being applied and its offsets being
-// committed. Poll and Commit are called from one goroutine.
+// committed. Poll, Commit and DeadLetter are called from one goroutine;
+// Lag from any.
 type Group struct {
-	log      *slog.Logger
-	client   *kgo.Client
-	registry *sr.Client
-	max      int
-	schemas  map[int]string // schema text by id; ids never change meaning
+	log        *slog.Logger
+	client     *kgo.Client
+	admin      *kadm.Client
+	registry   *sr.Client
+	max        int
+	groupID    string
+	deadLetter string         // the dead-letter topic
+	dlqReady   bool           // deadLetter exists (or could not be created: producing says why)
+	schemas    map[int]string // schema text by id; ids never change meaning
+
+	lagMu sync.Mutex
+	lag   map[TopicPartition]*partitionLag
+}
+
+// TopicPartition names a partition.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+// partitionLag is what Lag computes a partition's lag from.
+type partitionLag struct {
+	end       int64 // last stable offset of the latest fetch: the end a read_committed reader can reach
+	committed int64 // next offset to read, as committed (or first polled); -1 unknown
 }
 
 // NewGroup joins the group. opts are extra client options (security,
 // tests).
 func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, error) {
+	g := &Group{log: log, max: cfg.MaxPollRecords, groupID: cfg.GroupID, deadLetter: cfg.DeadLetters(),
+		schemas: map[int]string{}, lag: map[TopicPartition]*partitionLag{}}
 	base := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumerGroup(cfg.GroupID),
@@ -104,6 +136,12 @@ func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, erro
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.MetadataMaxAge(cfg.TopicRefresh),
 		kgo.MetadataMinAge(min(cfg.TopicRefresh, 5*time.Second)),
+		kgo.OnPartitionsRevoked(g.forget),
+		kgo.OnPartitionsLost(g.forget),
+		// Dead letters carry the record as it was: allow records as large
+		// as the producer sends (its kafka.max_record_bytes default).
+		kgo.ProducerBatchMaxBytes(deadLetterMaxBytes),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.WithLogger(kslog.New(log)),
 	}
 	client, err := kgo.NewClient(append(base, opts...)...)
@@ -115,7 +153,8 @@ func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, erro
 		client.Close()
 		return nil, fmt.Errorf("schema registry %s: %w", cfg.RegistryURL, err)
 	}
-	return &Group{log: log, client: client, registry: reg, max: cfg.MaxPollRecords, schemas: map[int]string{}}, nil
+	g.client, g.admin, g.registry = client, kadm.NewClient(client), reg
+	return g, nil
 }
 
 // TopicPattern is the regular expression of the table topics of prefix:
@@ -143,17 +182,54 @@ type Record struct {
 	Offset    int64
 	Key       Message
 	Value     Message
+
+	raw *kgo.Record // as polled: what a dead letter carries
+	at  int         // index in TopicBatch.polled
 }
 
 // TopicBatch is the records of one topic from one poll, in offset order
-// per partition. Err is set when a record could not be decoded (corrupt
-// framing, unknown schema id): the batch then holds the records before it.
+// per partition. Records are the decoded ones; Undecodable those that can
+// never be decoded (not in the Confluent wire format, a schema id the
+// registry does not know), also in offset order per partition.
 type TopicBatch struct {
-	Topic   string
-	Records []Record
-	Err     error
+	Topic       string
+	Records     []Record
+	Undecodable []BadRecord
 
 	polled []*kgo.Record // the records and transaction markers, in offset order: what Commit commits
+}
+
+// BadRecord is a record that cannot be applied: undecodable (from Poll) or
+// refused by its target (from TopicBatch.Reject). DeadLetter sends it to the
+// dead-letter topic.
+type BadRecord struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Reason    string // the strait.reason header: ReasonBadFraming, ReasonUnknownSchema or the target's reason
+	Err       error
+
+	raw *kgo.Record
+	at  int // index in TopicBatch.polled
+}
+
+// Reject returns Records[i] as a bad record, for the reason and error its
+// target gave.
+func (tb *TopicBatch) Reject(i int, reason string, err error) BadRecord {
+	r := &tb.Records[i]
+	return BadRecord{Topic: tb.Topic, Partition: r.Partition, Offset: r.Offset, Reason: reason, Err: err, raw: r.raw, at: r.at}
+}
+
+// CutAt keeps only what was polled before b, which must be one of tb's
+// records: committing tb then commits no offset at or after b's.
+func (tb *TopicBatch) CutAt(b BadRecord) {
+	n := 0
+	for n < len(tb.Records) && tb.Records[n].at < b.at {
+		n++
+	}
+	tb.Records = tb.Records[:n]
+	tb.Undecodable = nil
+	tb.polled = tb.polled[:b.at]
 }
 
 // Poll waits for records and returns them by topic. After processing them
@@ -169,6 +245,7 @@ func (g *Group) Poll(ctx context.Context) ([]*TopicBatch, error) {
 	fetches.EachError(func(topic string, p int32, err error) {
 		g.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
 	})
+	g.noteEnds(fetches)
 	var out []*TopicBatch
 	byTopic := map[string]*TopicBatch{}
 	var err error
@@ -182,22 +259,22 @@ func (g *Group) Poll(ctx context.Context) ([]*TopicBatch, error) {
 			byTopic[r.Topic] = tb
 			out = append(out, tb)
 		}
-		if tb.Err != nil {
-			return
-		}
+		at := len(tb.polled)
 		if r.Attrs.IsControl() {
 			tb.polled = append(tb.polled, r)
 			return
 		}
-		rec := Record{Partition: r.Partition, Offset: r.Offset}
+		rec := Record{Partition: r.Partition, Offset: r.Offset, raw: r, at: at}
 		var derr error
 		if rec.Key, derr = g.decode(ctx, r.Key); derr == nil {
 			rec.Value, derr = g.decode(ctx, r.Value)
 		}
-		var perm *badRecordError
+		var bad *decodeError
 		switch {
-		case errors.As(derr, &perm):
-			tb.Err = fmt.Errorf("record %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, derr)
+		case errors.As(derr, &bad):
+			tb.Undecodable = append(tb.Undecodable, BadRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
+				Reason: bad.reason, Err: fmt.Errorf("record %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, derr), raw: r, at: at})
+			tb.polled = append(tb.polled, r)
 		case derr != nil:
 			err = derr // the registry is unreachable: nothing can be decoded
 		default:
@@ -208,11 +285,24 @@ func (g *Group) Poll(ctx context.Context) ([]*TopicBatch, error) {
 	return out, err
 }
 
-// badRecordError is a record that can never be decoded.
-type badRecordError struct{ err error }
+// Reasons a record cannot be decoded: the strait.reason header of its dead
+// letter.
+const (
+	// ReasonBadFraming: the key or value is not in the Confluent wire
+	// format (magic byte 0 and a 4-byte schema id).
+	ReasonBadFraming = "bad_framing"
+	// ReasonUnknownSchema: the Schema Registry does not know the schema id.
+	ReasonUnknownSchema = "unknown_schema"
+)
 
-func (e *badRecordError) Error() string { return e.err.Error() }
-func (e *badRecordError) Unwrap() error { return e.err }
+// decodeError is a record that can never be decoded.
+type decodeError struct {
+	reason string
+	err    error
+}
+
+func (e *decodeError) Error() string { return e.err.Error() }
+func (e *decodeError) Unwrap() error { return e.err }
 
 // decode splits a framed message and looks up its schema (cached by id).
 func (g *Group) decode(ctx context.Context, b []byte) (Message, error) {
@@ -220,7 +310,7 @@ func (g *Group) decode(ctx context.Context, b []byte) (Message, error) {
 		return Message{}, nil
 	}
 	if len(b) < 5 || b[0] != 0 {
-		return Message{}, &badRecordError{errors.New("not in the Confluent wire format (magic byte 0, schema id)")}
+		return Message{}, &decodeError{ReasonBadFraming, errors.New("not in the Confluent wire format (magic byte 0, schema id)")}
 	}
 	id := int(binary.BigEndian.Uint32(b[1:5]))
 	s, ok := g.schemas[id]
@@ -228,7 +318,7 @@ func (g *Group) decode(ctx context.Context, b []byte) (Message, error) {
 		sch, err := g.registry.SchemaByID(ctx, id)
 		var re *sr.ResponseError
 		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
-			return Message{}, &badRecordError{fmt.Errorf("schema id %d: unknown to the registry", id)}
+			return Message{}, &decodeError{ReasonUnknownSchema, fmt.Errorf("schema id %d: unknown to the registry", id)}
 		}
 		if err != nil {
 			return Message{}, fmt.Errorf("schema id %d: %w", id, err)
@@ -240,7 +330,8 @@ func (g *Group) decode(ctx context.Context, b []byte) (Message, error) {
 }
 
 // Commit commits, for every partition in batches, the offset after its
-// last record: call it only once every record of batches is applied.
+// last record: call it only once every record of batches is applied (or
+// dead-lettered).
 func (g *Group) Commit(ctx context.Context, batches []*TopicBatch) error {
 	var recs []*kgo.Record
 	for _, tb := range batches {
@@ -252,6 +343,7 @@ func (g *Group) Commit(ctx context.Context, batches []*TopicBatch) error {
 	if err := g.client.CommitRecords(ctx, recs...); err != nil {
 		return fmt.Errorf("commit offsets: %w", err)
 	}
+	g.noteCommitted(recs)
 	return nil
 }
 
@@ -261,3 +353,69 @@ func (g *Group) AllowRebalance() { g.client.AllowRebalance() }
 // Pause stops fetching topic until the process restarts: its table stopped
 // and its uncommitted records are read again after the restart.
 func (g *Group) Pause(topic string) { g.client.PauseFetchTopics(topic) }
+
+// Lag returns, for every partition this member reads and has fetched from,
+// how many offsets lie between its committed offset and the end a
+// read_committed reader can reach (the last stable offset of the latest
+// fetch). It counts transaction markers too, so it is an upper bound of the
+// changes still to apply.
+func (g *Group) Lag() map[TopicPartition]int64 {
+	g.lagMu.Lock()
+	defer g.lagMu.Unlock()
+	out := make(map[TopicPartition]int64, len(g.lag))
+	for tp, l := range g.lag {
+		if l.committed >= 0 {
+			out[tp] = max(0, l.end-l.committed)
+		}
+	}
+	return out
+}
+
+// noteEnds records each fetched partition's end and, for a partition seen
+// for the first time, the offset reading starts at.
+func (g *Group) noteEnds(fetches kgo.Fetches) {
+	g.lagMu.Lock()
+	defer g.lagMu.Unlock()
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if p.Err != nil {
+			return
+		}
+		tp := TopicPartition{p.Topic, p.Partition}
+		l := g.lag[tp]
+		if l == nil {
+			l = &partitionLag{committed: -1}
+			g.lag[tp] = l
+		}
+		end := p.LastStableOffset
+		if end < 0 { // brokers before KIP-98 report none
+			end = p.HighWatermark
+		}
+		l.end = max(l.end, end)
+		if l.committed < 0 && len(p.Records) > 0 {
+			l.committed = p.Records[0].Offset
+		}
+	})
+}
+
+// noteCommitted records committed offsets: the offset after each
+// partition's last record in recs.
+func (g *Group) noteCommitted(recs []*kgo.Record) {
+	g.lagMu.Lock()
+	defer g.lagMu.Unlock()
+	for _, r := range recs {
+		if l := g.lag[TopicPartition{r.Topic, r.Partition}]; l != nil && r.Offset+1 > l.committed {
+			l.committed = r.Offset + 1
+		}
+	}
+}
+
+// forget drops the lag of partitions this member no longer reads.
+func (g *Group) forget(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	g.lagMu.Lock()
+	defer g.lagMu.Unlock()
+	for topic, ps := range lost {
+		for _, p := range ps {
+			delete(g.lag, TopicPartition{topic, p})
+		}
+	}
+}
