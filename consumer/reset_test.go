@@ -291,3 +291,28 @@ func nextMilli(t time.Time) time.Time {
 		runtime.Gosched() // the clock is the condition: at most a millisecond
 	}
 }
+
+// TestCommandHelp: reset and tail list their own flags and the
+// configuration keys they share with run.
+func TestCommandHelp(t *testing.T) {
+	for cmd, flags := range map[string][]string{
+		"reset": {"-to-earliest", "-to-time", "-to-offsets", "-topics", "-dry-run", "-kafka.group_id", "STRAIT_KAFKA_BROKERS"},
+		"tail":  {"-from-beginning", "-topics", "-n", "-kafka.schema_registry_url"},
+	} {
+		var out, errOut bytes.Buffer
+		if err := run(context.Background(), []string{cmd, "-h"}, func(string) string { return "" }, &out, &errOut); err != nil {
+			t.Errorf("%s -h: %v", cmd, err)
+		}
+		for _, f := range flags {
+			if !strings.Contains(errOut.String(), f) {
+				t.Errorf("%s -h does not mention %s:\n%s", cmd, f, errOut.String())
+			}
+		}
+	}
+	// Without kafka.brokers the commands name the key; BigQuery keys are
+	// not required.
+	err := run(context.Background(), []string{"tail"}, func(string) string { return "" }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "kafka.brokers: required") || strings.Contains(err.Error(), "bigquery") {
+		t.Errorf("tail without configuration: %v", err)
+	}
+}
