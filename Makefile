@@ -15,9 +15,10 @@ build:
 test: build lint
 	$(GO) test $(TESTFLAGS) $(PKGS)
 
-## bench: producer throughput against the bare go-mysql parse baseline (see README, "Performance")
+## bench: producer throughput against the bare go-mysql parse baseline, consumer throughput against bare
+## franz-go group consumption (see README, "Performance")
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./pkg/... ./producer/...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./pkg/... ./producer/... ./consumer/...
 
 ## lint: gofmt + go vet
 lint:

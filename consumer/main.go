@@ -1,7 +1,8 @@
 // Command consumer applies the change topics written by the producer to
 // BigQuery as CDC upserts and deletes. See README.md, "Consumer".
 //
-// Subcommands: run (consume until stopped), version.
+// Subcommands: run (consume until stopped), reset (move the group's
+// offsets to replay), tail (print changes as JSON lines), version.
 package main
 
 import (

@@ -31,13 +31,15 @@ CDC upsert or delete, one table per source table.
 
 Commands:
   run      consume until stopped (SIGTERM finishes in-flight appends, commits, exits 0)
+  reset    move the group's committed offsets (earliest, a time, explicit offsets) to replay; the group must be stopped
+  tail     print the changes of the table topics as JSON lines (no group, nothing committed)
   version  print the version
 
 Run 'consumer <command> -h' for the command's flags.
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return service.Dispatch(ctx, "consumer", version, usage, map[string]service.Command{"run": runConsume}, args, getenv, stdout, stderr)
+	return service.Dispatch(ctx, "consumer", version, usage, map[string]service.Command{"run": runConsume, "reset": runReset, "tail": runTail}, args, getenv, stdout, stderr)
 }
 
 // runConsume is `consumer run`. Shutdown, in reverse order of start-up:
