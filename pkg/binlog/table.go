@@ -328,7 +328,7 @@ func fromSchema(s *cdc.TableSchema, e *replication.TableMapEvent) (*tableInfo, e
 		if sc.DataType == "enum" || sc.DataType == "set" {
 			values = parseEnumValues(sc.ColumnType)
 		}
-		c, ci, err := column(sc.Name, e.ColumnType[i], e.ColumnMeta[i], unsigned, sc.Charset, sc.Nullable, values)
+		c, ci, err := column(sc.Name, e.ColumnType[i], e.ColumnMeta[i], unsigned, schemaCharset(sc), sc.Nullable, values)
 		if err != nil {
 			return nil, fmt.Errorf("table %s.%s: %w", db, name, err)
 		}

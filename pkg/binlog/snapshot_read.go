@@ -1,0 +1,566 @@
+package binlog
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/strait-cdc/strait/pkg/cdc"
+)
+
+// Snapshot reads: a table's rows read with SELECT, in primary-key chunks,
+// decoded into exactly the cdc.Table and cdc.Values the binlog path produces
+// for the same rows, so a snapshot row and a streamed row of the same table
+// share one Avro schema (one registry id) and compare equal value by value.
+//
+// By construction rather than by a second mapping:
+//   - snapshotInfo synthesizes, from information_schema alone, the binlog
+//     type and metadata the server writes in a TABLE_MAP event for each
+//     column, and builds the schema with column(), as the stream does.
+//   - readChunk reads rows with the binary protocol (a prepared statement:
+//     FLOAT and DOUBLE arrive as their exact bits, not as text), adapts each
+//     cell to the Go value go-mysql's binlog decoder yields for that type
+//     (ENUM and SET selected as col+0: the index and bitmap the binlog logs;
+//     BIT as an integer; temporal values and decimals as text), and converts
+//     it with converter.value.
+//
+// The session (snapshotConn) must read TIMESTAMPs in UTC, return column
+// bytes unconverted (character_set_results = NULL: text is decoded with the
+// column's own character set, like the binlog's) and is read-only.
+
+// snapshotInfo builds the decoding schema of a table without a TABLE_MAP
+// event, from information_schema alone. With full it equals what
+// fromTableMap builds from a TABLE_MAP with full row metadata (no SQLType);
+// without, what fromSchema builds (SQLType = COLUMN_TYPE).
+//
+// Two colInfo details information_schema cannot tell, neither used when
+// decoding: columns still in the pre-5.6 temporal format (tables not
+// rebuilt since MySQL 5.5 / MariaDB 10.0) are taken to be in the current
+// one (their cdc.Column is the same either way), and geometry columns get
+// the "binary" character set, as MariaDB's full metadata gives them
+// (MySQL's gives none).
+func snapshotInfo(s *cdc.TableSchema, full bool) (*tableInfo, error) {
+	if len(s.Columns) == 0 {
+		return nil, fmt.Errorf("table %s.%s: no columns (the table does not exist)", s.Database, s.Table)
+	}
+	t := &cdc.Table{Database: s.Database, Name: s.Table}
+	info := &tableInfo{table: t}
+	index := map[string]int{}
+	for i, sc := range s.Columns {
+		tp, meta, err := binlogTypeOf(sc)
+		if err != nil {
+			return nil, fmt.Errorf("table %s.%s column %s: %w", s.Database, s.Table, sc.Name, err)
+		}
+		cs := schemaCharset(sc)
+		if tp != mysql.MYSQL_TYPE_STRING && tp != mysql.MYSQL_TYPE_VARCHAR && tp != mysql.MYSQL_TYPE_BLOB && tp != mysql.MYSQL_TYPE_GEOMETRY {
+			cs = "" // numbers, temporals, MySQL's JSON: no character set in a TABLE_MAP
+		}
+		var values []string
+		if sc.DataType == "enum" || sc.DataType == "set" {
+			values = parseEnumValues(sc.ColumnType)
+		}
+		c, ci, err := column(sc.Name, tp, meta, strings.Contains(sc.ColumnType, "unsigned"), cs, sc.Nullable, values)
+		if err != nil {
+			return nil, fmt.Errorf("table %s.%s: %w", s.Database, s.Table, err)
+		}
+		if !full {
+			c.SQLType = sc.ColumnType
+		}
+		index[sc.Name] = i
+		t.Columns = append(t.Columns, c)
+		info.cols = append(info.cols, ci)
+	}
+	for _, k := range s.PrimaryKey {
+		i, ok := index[k]
+		if !ok {
+			return nil, fmt.Errorf("table %s.%s: primary-key column %s is not among the columns", s.Database, s.Table, k)
+		}
+		t.PrimaryKey = append(t.PrimaryKey, i)
+	}
+	return info, nil
+}
+
+// binlogTypeOf returns the type and metadata a TABLE_MAP event carries for
+// a column, as go-mysql decodes them, from its DATA_TYPE and COLUMN_TYPE.
+// MariaDB 10.1+ and MySQL 5.6+ log temporal types in their "2" formats.
+func binlogTypeOf(sc cdc.SchemaColumn) (byte, uint16, error) {
+	args := typeArgs(sc.ColumnType)
+	arg := func(i int) int {
+		if i < len(args) {
+			return args[i]
+		}
+		return 0
+	}
+	switch sc.DataType {
+	case "tinyint":
+		return mysql.MYSQL_TYPE_TINY, 0, nil
+	case "smallint":
+		return mysql.MYSQL_TYPE_SHORT, 0, nil
+	case "mediumint":
+		return mysql.MYSQL_TYPE_INT24, 0, nil
+	case "int":
+		return mysql.MYSQL_TYPE_LONG, 0, nil
+	case "bigint":
+		return mysql.MYSQL_TYPE_LONGLONG, 0, nil
+	case "year":
+		return mysql.MYSQL_TYPE_YEAR, 0, nil
+	case "decimal":
+		p, sc := arg(0), arg(1)
+		if len(args) == 0 {
+			p = 10 // DECIMAL without arguments is DECIMAL(10,0)
+		}
+		return mysql.MYSQL_TYPE_NEWDECIMAL, uint16(p)<<8 | uint16(sc), nil
+	case "float":
+		return mysql.MYSQL_TYPE_FLOAT, 4, nil
+	case "double":
+		return mysql.MYSQL_TYPE_DOUBLE, 8, nil
+	case "bit":
+		n := arg(0)
+		if len(args) == 0 {
+			n = 1
+		}
+		return mysql.MYSQL_TYPE_BIT, uint16(n/8)<<8 | uint16(n%8), nil
+	case "date":
+		return mysql.MYSQL_TYPE_DATE, 0, nil
+	case "time":
+		return mysql.MYSQL_TYPE_TIME2, uint16(arg(0)), nil
+	case "datetime":
+		return mysql.MYSQL_TYPE_DATETIME2, uint16(arg(0)), nil
+	case "timestamp":
+		return mysql.MYSQL_TYPE_TIMESTAMP2, uint16(arg(0)), nil
+	case "char", "binary":
+		n := arg(0)
+		if len(args) == 0 {
+			n = 1
+		}
+		return mysql.MYSQL_TYPE_STRING, stringMeta(mysql.MYSQL_TYPE_STRING, n*maxBytesPerChar(sc.Charset)), nil
+	case "varchar", "varbinary":
+		return mysql.MYSQL_TYPE_VARCHAR, uint16(arg(0) * maxBytesPerChar(sc.Charset)), nil
+	case "enum":
+		n := len(parseEnumValues(sc.ColumnType))
+		return mysql.MYSQL_TYPE_STRING, uint16(mysql.MYSQL_TYPE_ENUM)<<8 | uint16(1+n/256), nil
+	case "set":
+		n := (len(parseEnumValues(sc.ColumnType)) + 7) / 8
+		if n > 4 {
+			n = 8
+		}
+		return mysql.MYSQL_TYPE_STRING, uint16(mysql.MYSQL_TYPE_SET)<<8 | uint16(n), nil
+	case "tinytext", "tinyblob":
+		return mysql.MYSQL_TYPE_BLOB, 1, nil
+	case "text", "blob":
+		return mysql.MYSQL_TYPE_BLOB, 2, nil
+	case "mediumtext", "mediumblob":
+		return mysql.MYSQL_TYPE_BLOB, 3, nil
+	case "longtext", "longblob": // MariaDB's JSON is a LONGTEXT
+		return mysql.MYSQL_TYPE_BLOB, 4, nil
+	case "json": // MySQL's
+		return mysql.MYSQL_TYPE_JSON, 4, nil
+	}
+	if isGeometry(sc.DataType) {
+		return mysql.MYSQL_TYPE_GEOMETRY, 4, nil
+	}
+	return 0, 0, fmt.Errorf("type %s (%s) cannot be snapshotted: it has no known binlog form", sc.ColumnType, sc.DataType)
+}
+
+// stringMeta packs a MYSQL_TYPE_STRING's real type and byte length into
+// its metadata as the server does (lengths above 255 borrow two bits of the
+// type byte); realType unpacks it.
+func stringMeta(real byte, length int) uint16 {
+	return uint16(real^byte((length&0x300)>>4))<<8 | uint16(length&0xFF)
+}
+
+// typeArgs returns the numbers in a COLUMN_TYPE's parentheses:
+// "decimal(10,4) unsigned" → [10 4]; none for "enum(...)".
+func typeArgs(colType string) []int {
+	open := strings.IndexByte(colType, '(')
+	end := strings.IndexByte(colType, ')')
+	if open < 0 || end < open {
+		return nil
+	}
+	var out []int
+	for _, f := range strings.Split(colType[open+1:end], ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// schemaCharset is a column's character set as a TABLE_MAP's collation
+// gives it: information_schema has none (NULL) for binary strings, which the
+// binlog marks with the "binary" character set, and none for geometry,
+// which MariaDB's full metadata also gives "binary".
+func schemaCharset(sc cdc.SchemaColumn) string {
+	if sc.Charset == "" && (isBinaryString(sc.DataType) || isGeometry(sc.DataType)) {
+		return "binary"
+	}
+	return sc.Charset
+}
+
+func isBinaryString(dataType string) bool {
+	switch dataType {
+	case "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob":
+		return true
+	}
+	return false
+}
+
+func isGeometry(dataType string) bool {
+	switch dataType {
+	case "geometry", "point", "linestring", "polygon", "multipoint", "multilinestring",
+		"multipolygon", "geometrycollection", "geomcollection":
+		return true
+	}
+	return false
+}
+
+// maxBytesPerChar is a character set's longest character in bytes (the
+// server sizes CHAR and VARCHAR metadata with it); 1 for binary strings.
+func maxBytesPerChar(charset string) int {
+	switch charset {
+	case "utf8mb4", "utf16", "utf16le", "utf32", "gb18030":
+		return 4
+	case "utf8mb3", "utf8", "ujis", "eucjpms":
+		return 3
+	case "ucs2", "sjis", "cp932", "gbk", "gb2312", "big5", "euckr":
+		return 2
+	}
+	return 1
+}
+
+// snapshotConn opens a query connection for snapshot reads: TIMESTAMPs in
+// UTC (time_zone = '+00:00'), column bytes unconverted
+// (character_set_results = NULL: each column is decoded by its own
+// character set, as in the binlog), an sql_mode with nothing that changes
+// what SELECT returns (zero dates are read as stored, CHAR is not padded),
+// and read-only transactions: a snapshot never writes and takes no locks
+// beyond InnoDB's consistent reads.
+func snapshotConn(ctx context.Context, cfg *Config) (*client.Conn, error) {
+	conn, err := dial(ctx, cfg, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, q := range []string{
+		"SET SESSION time_zone = '+00:00', SESSION character_set_results = NULL, SESSION sql_mode = ''",
+		"SET SESSION TRANSACTION READ ONLY",
+	} {
+		if _, err := conn.Execute(q); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("snapshot session on %s (%s): %w", cfg.addr(), q, err)
+		}
+	}
+	return conn, nil
+}
+
+// readChunk reads up to limit rows of a table in primary-key order, those
+// whose key comes after the key values after (nil: from the first row) and
+// that match filter (an SQL condition; "" for all rows), on a connection
+// from snapshotConn. The rows are the binlog path's canonical values
+// (info and conv as for a streamed row of the table; conv from
+// newConverter(info)); a zero or partial date becomes NULL, as in the
+// stream. limit < 1 reads every remaining row.
+//
+// A composite key k1, k2, ... continues with
+// k1 >= a1 AND (k1 > a1 OR (k1 = a1 AND k2 > a2) OR ...), which the
+// optimizer serves as a range of the primary key. Text keys compare in the
+// column's collation (the value is sent as UTF-8 and converted by the
+// server), as ORDER BY sorts them.
+//
+// A table without a primary key is read whole in one call, unordered
+// (limit and after do not apply): there is no key to resume at. A key
+// column that cannot be compared exactly (FLOAT, ENUM, SET, JSON,
+// GEOMETRY) is an error; such a table is snapshotted whole or by another
+// unique key, as the caller decides.
+//
+// A cancelled ctx interrupts the read; the connection is then unusable.
+func readChunk(ctx context.Context, conn *client.Conn, info *tableInfo, conv *converter, after []cdc.Value, limit int, filter string) ([][]cdc.Value, error) {
+	t := info.table
+	q, args, err := chunkQuery(info, after, limit, filter)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// go-mysql has no context: a past deadline fails its blocked read.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	stmt, err := conn.Prepare(q)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s: prepare %s: %w", t.ID(), q, chunkErr(ctx, err))
+	}
+	defer stmt.Close()
+	var rows [][]cdc.Value
+	var convErr error // kept while the rest of the result is drained, so the connection stays usable
+	var res mysql.Result
+	err = stmt.ExecuteSelectStreaming(&res, func(raw []mysql.FieldValue) error {
+		if convErr != nil {
+			return nil
+		}
+		if len(raw) != len(t.Columns) {
+			convErr = fmt.Errorf("snapshot %s: row has %d columns, schema %d", t.ID(), len(raw), len(t.Columns))
+			return nil
+		}
+		row := make([]cdc.Value, len(raw))
+		for i := range raw {
+			v, err := snapshotValue(info, conv, i, &raw[i])
+			if err != nil {
+				convErr = fmt.Errorf("snapshot %s column %s (%s) after key %s: %w", t.ID(), t.Columns[i].Name, t.Columns[i].Type, keyText(info, after), err)
+				return nil
+			}
+			row[i] = v
+		}
+		rows = append(rows, row)
+		return nil
+	}, nil, args...)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %s after key %s: %w", t.ID(), keyText(info, after), chunkErr(ctx, err))
+	}
+	if convErr != nil {
+		return nil, convErr
+	}
+	return rows, nil
+}
+
+func chunkErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+// chunkQuery builds readChunk's statement and its arguments.
+func chunkQuery(info *tableInfo, after []cdc.Value, limit int, filter string) (string, []any, error) {
+	t := info.table
+	var b strings.Builder
+	b.WriteString("SELECT ")
+	for i, c := range t.Columns {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(quoteName(c.Name))
+		if bt := info.cols[i].binType; bt == mysql.MYSQL_TYPE_ENUM || bt == mysql.MYSQL_TYPE_SET {
+			b.WriteString("+0") // the index / bitmap, as the binlog logs it
+		}
+	}
+	b.WriteString(" FROM " + quoteName(t.Database) + "." + quoteName(t.Name))
+	var conds []string
+	if filter != "" {
+		conds = append(conds, filter)
+	}
+	if !t.HasKey() {
+		if after != nil {
+			return "", nil, fmt.Errorf("snapshot %s: a table without a primary key is read whole, not after a key", t.ID())
+		}
+		if filter != "" {
+			b.WriteString(" WHERE (" + filter + ")")
+		}
+		return b.String(), nil, nil
+	}
+	keys := make([]string, len(t.PrimaryKey))
+	marks := make([]string, len(t.PrimaryKey))
+	for j, k := range t.PrimaryKey {
+		keys[j] = quoteName(t.Columns[k].Name)
+		var err error
+		if marks[j], err = keyMark(info, k); err != nil {
+			return "", nil, err
+		}
+	}
+	var args []any
+	if after != nil {
+		if len(after) != len(t.PrimaryKey) {
+			return "", nil, fmt.Errorf("snapshot %s: %d key values for a %d-column primary key", t.ID(), len(after), len(t.PrimaryKey))
+		}
+		vals := make([]any, len(after))
+		for j, k := range t.PrimaryKey {
+			var err error
+			if vals[j], err = keyArg(&t.Columns[k], after[j]); err != nil {
+				return "", nil, fmt.Errorf("snapshot %s key column %s: %w", t.ID(), t.Columns[k].Name, err)
+			}
+		}
+		// k1 > ? OR (k1 = ? AND k2 > ?) OR ..., led by k1 >= ? for the
+		// optimizer when the key has several columns.
+		var ors []string
+		if len(keys) > 1 {
+			conds = append(conds, keys[0]+" >= "+marks[0])
+			args = append(args, vals[0])
+		}
+		for j := range keys {
+			var ands []string
+			for i := range j {
+				ands = append(ands, keys[i]+" = "+marks[i])
+				args = append(args, vals[i])
+			}
+			ands = append(ands, keys[j]+" > "+marks[j])
+			args = append(args, vals[j])
+			ors = append(ors, strings.Join(ands, " AND "))
+		}
+		if len(ors) == 1 {
+			conds = append(conds, ors[0])
+		} else {
+			conds = append(conds, "("+strings.Join(ors, ") OR (")+")")
+		}
+	}
+	if len(conds) > 0 {
+		b.WriteString(" WHERE (" + strings.Join(conds, ") AND (") + ")")
+	}
+	b.WriteString(" ORDER BY " + strings.Join(keys, ", "))
+	if limit > 0 {
+		b.WriteString(" LIMIT " + strconv.Itoa(limit))
+	}
+	return b.String(), args, nil
+}
+
+// keyMark is the placeholder of key column k: a DECIMAL value is cast to
+// the column's type, which a string compared with a DECIMAL would not be
+// (the comparison would be in floating point). Types that cannot be
+// compared exactly are refused.
+func keyMark(info *tableInfo, k int) (string, error) {
+	c := &info.table.Columns[k]
+	switch bt := info.cols[k].binType; {
+	case c.Type == cdc.TypeFloat32, c.Type == cdc.TypeJSON, c.Type == cdc.TypeGeometry,
+		bt == mysql.MYSQL_TYPE_ENUM, bt == mysql.MYSQL_TYPE_SET:
+		return "", fmt.Errorf("snapshot %s: primary-key column %s (%s) cannot be compared exactly to resume a chunk: snapshot the table by another unique key, or whole", info.table.ID(), c.Name, c.Type)
+	case c.Type == cdc.TypeDecimal:
+		return fmt.Sprintf("CAST(? AS DECIMAL(%d,%d))", c.Precision, c.Scale), nil
+	}
+	return "?", nil
+}
+
+// keyArg turns a canonical key value into a statement argument the server
+// compares exactly with the column.
+func keyArg(c *cdc.Column, v cdc.Value) (any, error) {
+	if v.Null {
+		return nil, errors.New("the key value is NULL (a zero or partial date, which has no canonical value): snapshot the table whole")
+	}
+	switch c.Type {
+	case cdc.TypeInt32, cdc.TypeInt64:
+		return v.Int, nil
+	case cdc.TypeUint64, cdc.TypeBool, cdc.TypeBits:
+		return uint64(v.Int), nil
+	case cdc.TypeFloat64:
+		return v.Float, nil
+	case cdc.TypeDecimal, cdc.TypeString:
+		return v.Str, nil
+	case cdc.TypeBytes:
+		return []byte(v.Str), nil
+	case cdc.TypeDate:
+		return time.Unix(v.Int*86400, 0).UTC().Format("2006-01-02"), nil
+	case cdc.TypeDateTime, cdc.TypeTimestamp:
+		return time.UnixMicro(v.Int).UTC().Format("2006-01-02 15:04:05.000000"), nil
+	case cdc.TypeTime:
+		return formatDuration(v.Int), nil
+	}
+	return nil, fmt.Errorf("type %s cannot resume a chunk", c.Type)
+}
+
+// formatDuration formats microseconds as TIME's "[-]H:MM:SS.ffffff".
+func formatDuration(us int64) string {
+	sign := ""
+	if us < 0 {
+		sign, us = "-", -us
+	}
+	s := us / 1_000_000
+	return fmt.Sprintf("%s%d:%02d:%02d.%06d", sign, s/3600, s/60%60, s%60, us%1_000_000)
+}
+
+// snapshotValue converts cell i of a binary-protocol row: the cell is first
+// given the Go form go-mysql's binlog decoder yields for the column's type,
+// then converted by converter.value, the stream's own conversion.
+func snapshotValue(info *tableInfo, conv *converter, i int, fv *mysql.FieldValue) (cdc.Value, error) {
+	var v any
+	switch fv.Type {
+	case mysql.FieldValueTypeNull:
+	case mysql.FieldValueTypeSigned:
+		v = fv.AsInt64()
+	case mysql.FieldValueTypeUnsigned:
+		v = fv.AsUint64()
+	case mysql.FieldValueTypeFloat:
+		v = fv.AsFloat64()
+	case mysql.FieldValueTypeString:
+		b := fv.AsString() // reused for the next row; converter.value copies it (asString)
+		switch info.table.Columns[i].Type {
+		case cdc.TypeBool, cdc.TypeBits:
+			if len(b) > 8 {
+				return cdc.Value{}, fmt.Errorf("BIT value of %d bytes", len(b))
+			}
+			var buf [8]byte
+			copy(buf[8-len(b):], b)
+			v = binary.BigEndian.Uint64(buf[:])
+		case cdc.TypeDecimal, cdc.TypeDate, cdc.TypeTime, cdc.TypeDateTime, cdc.TypeTimestamp:
+			v = string(b)
+		default:
+			v = b
+		}
+	}
+	val, err := conv.value(info, i, v)
+	if errors.Is(err, errUnrepresentable) {
+		return cdc.Null, nil
+	}
+	return val, err
+}
+
+// keyOf returns a compact identity of a row's primary-key values: equal
+// byte for byte exactly when the values are. Text keys compare by their
+// bytes, not by collation: a binlog event carries the row's key exactly as
+// stored, so matching an event against a chunk row by keyOf is exact when
+// both the before and after images of the event are matched.
+func keyOf(info *tableInfo, row []cdc.Value) string {
+	b := make([]byte, 0, 16*len(info.table.PrimaryKey))
+	for _, k := range info.table.PrimaryKey {
+		v := row[k]
+		switch {
+		case v.Null:
+			b = append(b, 0)
+		case info.table.Columns[k].Type == cdc.TypeFloat32 || info.table.Columns[k].Type == cdc.TypeFloat64:
+			b = binary.BigEndian.AppendUint64(append(b, 1), math.Float64bits(v.Float))
+		case usesStr(info.table.Columns[k].Type):
+			b = binary.AppendUvarint(append(b, 1), uint64(len(v.Str)))
+			b = append(b, v.Str...)
+		default:
+			b = binary.BigEndian.AppendUint64(append(b, 1), uint64(v.Int))
+		}
+	}
+	return string(b)
+}
+
+func usesStr(t cdc.Type) bool {
+	switch t {
+	case cdc.TypeDecimal, cdc.TypeString, cdc.TypeBytes, cdc.TypeJSON, cdc.TypeGeometry:
+		return true
+	}
+	return false
+}
+
+// keyText renders key values for error messages.
+func keyText(info *tableInfo, key []cdc.Value) string {
+	if key == nil {
+		return "(start)"
+	}
+	parts := make([]string, len(key))
+	for j, v := range key {
+		switch {
+		case v.Null:
+			parts[j] = "NULL"
+		case j < len(info.table.PrimaryKey) && usesStr(info.table.Columns[info.table.PrimaryKey[j]].Type):
+			parts[j] = strconv.Quote(truncate(v.Str))
+		case v.Float != 0:
+			parts[j] = strconv.FormatFloat(v.Float, 'g', -1, 64)
+		default:
+			parts[j] = strconv.FormatInt(v.Int, 10)
+		}
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+func quoteName(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
