@@ -301,6 +301,7 @@ func readChunk(ctx context.Context, conn *client.Conn, info *tableInfo, conv *co
 	}
 	defer stmt.Close()
 	var rows [][]cdc.Value
+	var slab []cdc.Value
 	var convErr error // kept while the rest of the result is drained, so the connection stays usable
 	var res mysql.Result
 	err = stmt.ExecuteSelectStreaming(&res, func(raw []mysql.FieldValue) error {
@@ -311,7 +312,11 @@ func readChunk(ctx context.Context, conn *client.Conn, info *tableInfo, conv *co
 			convErr = fmt.Errorf("snapshot %s: row has %d columns, schema %d", t.ID(), len(raw), len(t.Columns))
 			return nil
 		}
-		row := make([]cdc.Value, len(raw))
+		if len(slab) < len(raw) {
+			slab = make([]cdc.Value, 256*len(raw)) // rows are carved from slabs: one allocation per 256 rows
+		}
+		row := slab[:len(raw):len(raw)]
+		slab = slab[len(raw):]
 		for i := range raw {
 			v, err := snapshotValue(info, conv, i, &raw[i])
 			if err != nil {

@@ -2,6 +2,7 @@ package binlog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -357,4 +358,56 @@ func TestSnapshotRefusesInexactKeys(t *testing.T) {
 			t.Errorf("got %v, want an error about the NULL key value", err)
 		}
 	})
+}
+
+// TestSnapshotChunkUsesPrimaryKeyRange checks that a composite key's
+// continuation is served as a range of the primary key, in key order
+// (no filesort), so each chunk costs its own rows, not the table's.
+func TestSnapshotChunkUsesPrimaryKeyRange(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := server.Exec(ctx, "", "CREATE DATABASE IF NOT EXISTS snap_chunks"); err != nil {
+		t.Fatal(err)
+	}
+	conn := newSnapshotConn(t, ctx, sourceConfig(server))
+	var rows []string
+	for i := range 2000 {
+		rows = append(rows, fmt.Sprintf("%d, 'v%d', %d", i%50, i, i%7))
+	}
+	info := snapTable(t, ctx, conn, "ranged", "a INT, b VARCHAR(10), c INT", "a, b, c", rows)
+	q, args, err := chunkQuery(info, []cdc.Value{cdc.Int(10), cdc.Str("v100"), cdc.Int(3)}, 100, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := conn.Execute("EXPLAIN "+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	plan := map[string]string{}
+	for j := range r.ColumnNumber() {
+		plan[string(r.Fields[j].Name)] = text(r, 0, j)
+	}
+	if plan["type"] != "range" || plan["key"] != "PRIMARY" || strings.Contains(plan["Extra"], "filesort") {
+		t.Errorf("plan of %s: %v, want a range of PRIMARY without filesort", q, plan)
+	}
+}
+
+func TestSnapshotChunkCancelled(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := server.Exec(ctx, "", "CREATE DATABASE IF NOT EXISTS snap_chunks"); err != nil {
+		t.Fatal(err)
+	}
+	conn := newSnapshotConn(t, ctx, sourceConfig(server))
+	info := snapTable(t, ctx, conn, "cancelled", "k INT", "k", []string{"1", "2"})
+	conv, err := newConverter(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, stop := context.WithCancel(ctx)
+	stop()
+	if _, err := readChunk(done, conn, info, conv, nil, 10, ""); !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want context.Canceled", err)
+	}
 }
