@@ -370,7 +370,7 @@ func TestKilledTwentyTimesExactlyOnce(t *testing.T) {
 		}
 		// 2 writers × 30 transactions, and every third round a large
 		// transaction (a multi-row UPDATE of many keys, in parts).
-		if err := write(ctx, "crash", uint64(k), k%2, 2, tables, 30); err != nil {
+		if err := write(ctx, "crash", uint64(k), k%2, 2, tables, 30, 24); err != nil {
 			t.Fatal(err)
 		}
 		if k%3 == 0 {

@@ -2,14 +2,19 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
 
 	"github.com/strait-cdc/strait/pkg/binlog"
+	"github.com/strait-cdc/strait/pkg/cdc"
 	"github.com/strait-cdc/strait/pkg/kafka"
 	"github.com/strait-cdc/strait/pkg/service"
 )
@@ -84,6 +89,9 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 	if err := schemaHistory(ctx, reader, writer, cp, !configured, cfg.Kafka.Transactions); err != nil {
 		return err
 	}
+	if err := planSnapshot(ctx, reader, cp, configured, cfg.Source.Snapshot, log); err != nil {
+		return err
+	}
 	if err := reader.Start(ctx, start); err != nil {
 		return err
 	}
@@ -94,7 +102,10 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 	proc.Ready.Store(true)
 	defer proc.Ready.Store(false)
 
-	if err := stream(ctx, reader, writer, resume, &cfg.Kafka); err != nil {
+	var last atomic.Pointer[kafka.Checkpoint]
+	last.Store(cp)
+	proc.SetStatus(func() any { return statusOf(last.Load()) })
+	if err := stream(ctx, reader, writer, resume, &cfg.Kafka, func(cp *kafka.Checkpoint) { last.Store(cp) }); err != nil {
 		log.Error("producer stopped", "err", err)
 		return err
 	}
@@ -146,4 +157,82 @@ func schemaHistory(ctx context.Context, reader *binlog.Reader, writer *kafka.Wri
 	}
 	reader.SetSchemaHistory(h)
 	return nil
+}
+
+// planSnapshot tells the reader which tables to backfill: the rest of the
+// snapshot the checkpoint cp was taking, or — on a first start (no
+// checkpoint, no configured start position) with source.snapshot=initial —
+// every captured table.
+func planSnapshot(ctx context.Context, reader *binlog.Reader, cp *kafka.Checkpoint, configured bool, mode string, log *slog.Logger) error {
+	var st binlog.SnapshotState
+	switch {
+	case cp != nil:
+		st = binlog.SnapshotState{Tables: cp.SnapshotTables, After: cp.SnapshotAfter}
+	case !configured && mode == "initial":
+		tables, err := reader.CapturedTables(ctx)
+		if err != nil {
+			return err
+		}
+		st.Tables = tables
+	}
+	if len(st.Tables) > 0 {
+		log.Info("snapshot: backfilling tables alongside the stream", "tables", len(st.Tables), "first", st.Tables[0], "resuming_after_key", st.After != nil)
+		reader.Snapshot(st)
+	}
+	return nil
+}
+
+// status is what GET /status shows: the last committed checkpoint — where
+// a restart would resume — and the snapshot's progress.
+type status struct {
+	Checkpoint *checkpointStatus `json:"checkpoint"` // null before the first commit
+	Snapshot   *snapshotStatus   `json:"snapshot"`   // null when no snapshot runs
+}
+
+type checkpointStatus struct {
+	GTIDSet    string    `json:"gtid_set,omitempty"`
+	File       string    `json:"file"`
+	Pos        uint64    `json:"pos"`
+	RowsDone   int       `json:"rows_done,omitempty"`
+	Epoch      uint64    `json:"epoch"`
+	ServerID   uint32    `json:"server_id"`
+	SourceTime time.Time `json:"source_time"`
+	Written    time.Time `json:"written"`
+}
+
+type snapshotStatus struct {
+	Table     string   `json:"table"`               // being read
+	AfterKey  []string `json:"after_key,omitempty"` // key of the last row published
+	Remaining []string `json:"remaining"`           // after it
+}
+
+func statusOf(cp *kafka.Checkpoint) status {
+	if cp == nil {
+		return status{}
+	}
+	st := status{Checkpoint: &checkpointStatus{GTIDSet: cp.GTIDSet, File: cp.File, Pos: cp.Pos, RowsDone: cp.RowsDone,
+		Epoch: cp.Epoch, ServerID: cp.ServerID, SourceTime: cp.SourceTime, Written: cp.Written}}
+	if len(cp.SnapshotTables) > 0 {
+		st.Snapshot = &snapshotStatus{Table: cp.SnapshotTables[0], Remaining: cp.SnapshotTables[1:]}
+		for _, v := range cp.SnapshotAfter {
+			st.Snapshot.AfterKey = append(st.Snapshot.AfterKey, keyText(v))
+		}
+	}
+	return st
+}
+
+// keyText renders a key value for people: text as is, numbers in decimal,
+// binary that is not UTF-8 in hex.
+func keyText(v cdc.Value) string {
+	switch {
+	case v.Null:
+		return "NULL"
+	case v.Str != "" && utf8.ValidString(v.Str):
+		return v.Str
+	case v.Str != "":
+		return "0x" + hex.EncodeToString([]byte(v.Str))
+	case v.Float != 0:
+		return strconv.FormatFloat(v.Float, 'g', -1, 64)
+	}
+	return strconv.FormatInt(v.Int, 10)
 }

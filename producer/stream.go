@@ -21,7 +21,10 @@ import (
 // is published and committed, and stream returns nil. A transaction cut off
 // mid-way is not lost: it lies after the checkpoint and is read again on
 // restart.
-func stream(ctx context.Context, reader *binlog.Reader, writer *kafka.Writer, resume *binlog.Resume, cfg *kafka.Config) error {
+//
+// committed receives each checkpoint once the brokers committed it (for
+// /status).
+func stream(ctx context.Context, reader *binlog.Reader, writer *kafka.Writer, resume *binlog.Resume, cfg *kafka.Config, committed func(*kafka.Checkpoint)) error {
 	// Publishing and committing outlive the signal: what was read is
 	// published and committed before stream returns.
 	pubCtx := context.WithoutCancel(ctx)
@@ -64,9 +67,10 @@ func stream(ctx context.Context, reader *binlog.Reader, writer *kafka.Writer, re
 		sourceTime time.Time
 	)
 	position := func() *kafka.Checkpoint {
-		s := resume.Start()
+		s, snap := resume.Start(), resume.Snapshot()
 		return &kafka.Checkpoint{ServerID: resume.ServerID, Flavor: resume.Flavor, GTIDSet: s.GTID,
-			File: s.File, Pos: s.Pos, Epoch: resume.Epoch, RowsDone: s.SkipRows, TxGTID: s.TxGTID, SourceTime: sourceTime, Version: version}
+			File: s.File, Pos: s.Pos, Epoch: resume.Epoch, RowsDone: s.SkipRows, TxGTID: s.TxGTID, SourceTime: sourceTime, Version: version,
+			SnapshotTables: snap.Tables, SnapshotAfter: snap.After}
 	}
 	changed := func() {
 		if !dirty {
@@ -85,9 +89,11 @@ func stream(ctx context.Context, reader *binlog.Reader, writer *kafka.Writer, re
 		if !dirty {
 			return nil
 		}
-		if err := writer.Commit(pubCtx, position()); err != nil {
+		cp := position()
+		if err := writer.Commit(pubCtx, cp); err != nil {
 			return err
 		}
+		committed(cp)
 		dirty = false
 		return nil
 	}

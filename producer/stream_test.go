@@ -42,7 +42,7 @@ func TestConcurrentWritersKeepPerKeyOrderAndMatchSelect(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- write(ctx, "busy", uint64(w), w, writers, tables, txPerWriter)
+			errs <- write(ctx, "busy", uint64(w), w, writers, tables, txPerWriter, 12*writers)
 		}()
 	}
 	wg.Wait()
@@ -95,16 +95,16 @@ func selectTables(t *testing.T, ctx context.Context, db string, tables int) map[
 }
 
 // write runs n random transactions of writer w on tables t0.. of db; it
-// touches only keys ≡ w (mod writers), so writers never wait on each
-// other's row locks. seed picks the sequence.
-func write(ctx context.Context, db string, seed uint64, w, writers, tables, n int) error {
+// touches only keys ≡ w (mod writers) below keys, so writers never wait on
+// each other's row locks. seed picks the sequence.
+func write(ctx context.Context, db string, seed uint64, w, writers, tables, n, keys int) error {
 	c, err := env.db.Conn(ctx, db)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	rnd := rand.New(rand.NewPCG(seed, 7))
-	key := func() int { return rnd.IntN(12)*writers + w }
+	key := func() int { return rnd.IntN(max(1, keys/writers))*writers + w }
 	table := func() string { return fmt.Sprintf("t%d", rnd.IntN(tables)) }
 	for range n {
 		stmts := []string{"BEGIN"}
@@ -176,6 +176,9 @@ type replayer struct {
 	decode  func([]byte) map[string]any
 	state   map[string]map[int32][]string
 	changes int
+
+	snapshotted map[string]map[int32]bool // keys read by a snapshot (op r), each at most once
+	preexisting bool                      // rows may predate the stream: a change may come before the row's snapshot
 }
 
 func newReplayer(t *testing.T, ctx context.Context, topics []string) *replayer {
@@ -185,7 +188,8 @@ func newReplayer(t *testing.T, ctx context.Context, topics []string) *replayer {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	r := &replayer{t: t, ctx: ctx, cl: cl, decode: decoder(t, ctx), state: map[string]map[int32][]string{}}
+	r := &replayer{t: t, ctx: ctx, cl: cl, decode: decoder(t, ctx), state: map[string]map[int32][]string{},
+		snapshotted: map[string]map[int32]bool{}}
 	for _, tp := range topics {
 		r.state[tp[strings.LastIndex(tp, ".")+1:]] = map[int32][]string{}
 	}
@@ -218,13 +222,28 @@ func (r *replayer) apply(table string, v map[string]any) {
 		}
 		rows[key(after)] = after
 	case "u":
-		prev := rows[key(after)]
+		prev, ok := rows[key(after)]
+		if !ok && r.preexisting {
+			prev = before // a row older than the stream, not snapshotted yet
+		}
 		if !cmp.Equal(prev, before) || fmt.Sprint(atoi(before[1])+1) != after[1] {
 			r.t.Errorf("%s: update out of order: before %v, state %v, after %v", table, before, prev, after)
 		}
 		rows[key(after)] = after
+	case "r": // a snapshot row: the row as it is at its place in the stream
+		if prev, ok := rows[key(after)]; ok && !cmp.Equal(prev, after) {
+			r.t.Errorf("%s: snapshot row %v differs from the state %v", table, after, prev)
+		}
+		if r.snapshotted[table] == nil {
+			r.snapshotted[table] = map[int32]bool{}
+		}
+		if r.snapshotted[table][key(after)] {
+			r.t.Errorf("%s: key %d snapshotted twice", table, key(after))
+		}
+		r.snapshotted[table][key(after)] = true
+		rows[key(after)] = after
 	case "d":
-		if !cmp.Equal(rows[key(before)], before) {
+		if prev, ok := rows[key(before)]; (ok || !r.preexisting) && !cmp.Equal(prev, before) {
 			r.t.Errorf("%s: delete of %v, state %v", table, before, rows[key(before)])
 		}
 		delete(rows, key(before))

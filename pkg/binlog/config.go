@@ -45,6 +45,13 @@ type Config struct {
 	// ChunkRows bounds memory: a source transaction with more row changes
 	// is handed over in parts of about this many. Default 10,000.
 	ChunkRows int `yaml:"chunk_rows" help:"row changes of one source transaction held at once; larger transactions are published in parts"`
+	// Snapshot is when the captured tables' existing rows are backfilled
+	// (op r) alongside the stream: "initial" (default) on a start with no
+	// checkpoint and no configured start position, or "never".
+	Snapshot string `yaml:"snapshot" help:"backfill existing rows: initial (first start without a checkpoint) or never"`
+	// SnapshotChunkRows is how many rows a snapshot reads per query, in
+	// primary-key order; default 8192.
+	SnapshotChunkRows int `yaml:"snapshot_chunk_rows" help:"rows per snapshot query (primary-key chunks)"`
 }
 
 // Defaults fills unset fields with their defaults.
@@ -63,6 +70,12 @@ func (c *Config) Defaults() {
 	}
 	if c.ChunkRows == 0 {
 		c.ChunkRows = 10000
+	}
+	if c.Snapshot == "" {
+		c.Snapshot = "initial"
+	}
+	if c.SnapshotChunkRows == 0 {
+		c.SnapshotChunkRows = 8192
 	}
 }
 
@@ -88,6 +101,12 @@ func (c *Config) Validate() error {
 		if _, err := parseFilePos(c.StartPosition); err != nil {
 			errs = append(errs, fmt.Errorf("source.start_position: %w", err))
 		}
+	}
+	if c.Snapshot != "initial" && c.Snapshot != "never" {
+		errs = append(errs, fmt.Errorf("source.snapshot: %q, want initial or never", c.Snapshot))
+	}
+	if c.SnapshotChunkRows < 1 {
+		errs = append(errs, fmt.Errorf("source.snapshot_chunk_rows: %d, want at least 1", c.SnapshotChunkRows))
 	}
 	for _, p := range append(append([]string{}, c.Include...), c.Exclude...) {
 		if _, err := path.Match(p, ""); err != nil {

@@ -15,6 +15,9 @@ type Metrics struct {
 	file            prometheus.Gauge
 	pos             prometheus.Gauge
 	lag             prometheus.Gauge
+	snapshotRows    *prometheus.CounterVec
+	snapshotTables  prometheus.Gauge
+	snapshotChunk   prometheus.Histogram
 
 	rowCounters map[rowsKey]prometheus.Counter
 }
@@ -37,8 +40,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "strait_producer_source_lag_seconds", Help: "Seconds between the source commit of the last transaction read and now.",
 		}),
+		snapshotRows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strait_producer_snapshot_rows_total", Help: "Rows published by the snapshot (op r), by table.",
+		}, []string{"table"}),
+		snapshotTables: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "strait_producer_snapshot_tables_remaining", Help: "Tables the snapshot has still to finish (0 when none runs).",
+		}),
+		snapshotChunk: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "strait_producer_snapshot_chunk_seconds", Help: "Time to read one snapshot chunk from the source.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
 	}
-	reg.MustRegister(m.rows, m.unrepresentable, m.file, m.pos, m.lag)
+	reg.MustRegister(m.rows, m.unrepresentable, m.file, m.pos, m.lag, m.snapshotRows, m.snapshotTables, m.snapshotChunk)
 	return m
 }
 
@@ -76,3 +89,9 @@ func (m *Metrics) observePosition(file, pos uint64, commit time.Time) {
 		m.lag.Set(max(0, time.Since(commit).Seconds()))
 	}
 }
+
+func (m *Metrics) countSnapshotRows(table string, n int) {
+	m.snapshotRows.WithLabelValues(table).Add(float64(n))
+}
+
+func (m *Metrics) observeChunk(d time.Duration) { m.snapshotChunk.Observe(d.Seconds()) }

@@ -48,6 +48,9 @@ type Tx struct {
 	// transaction (see history.go): published with it, so that a restart
 	// from a checkpoint after it decodes with the schemas in force there.
 	Schemas []cdc.TableSchema
+	// Snapshot is set on a transaction of snapshot rows (op r): the
+	// snapshot's progress once it is published.
+	Snapshot *SnapshotState
 
 	// A source transaction with more than source.chunk_rows row changes
 	// comes in parts: each but the last has Partial set (File and EndPos
@@ -64,7 +67,7 @@ type Tx struct {
 func (tx *Tx) reset() {
 	clear(tx.Events) // drop references to old rows and tables
 	tx.Events, tx.DDL, tx.Schemas = tx.Events[:0], tx.DDL[:0], tx.Schemas[:0]
-	tx.GTID, tx.File, tx.EndPos, tx.Heartbeat = "", "", 0, false
+	tx.GTID, tx.File, tx.EndPos, tx.Heartbeat, tx.Snapshot = "", "", 0, false, nil
 	tx.Partial, tx.Begin, tx.RowsBefore = false, Start{}, 0
 	// The previous transaction is published (Publish encodes before it
 	// returns): its rows' slab is reused, so a small transaction allocates
@@ -126,6 +129,7 @@ type Reader struct {
 
 	history map[string]*cdc.TableSchema // schema history as of the reader's position, by "db.table"
 	pending []cdc.TableSchema           // history entries for the transaction being read
+	snap    *snapshot                   // the snapshot in progress (snapshot.go)
 
 	file      string // current binlog file
 	fileIndex uint64 // numeric suffix of file
@@ -236,6 +240,9 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 		}
 	}
 	r.started, r.skip, r.epoch = s, s.SkipRows, s.Epoch
+	if s.GTID == "" {
+		r.file, r.fileIndex, r.pos = s.File, fileIndex(s.File), s.Pos
+	}
 	if !r.full && s.File != "" {
 		// A binlog file:pos of this server: the schemas of the captured
 		// tables can be pinned to it (history.go).
@@ -278,7 +285,6 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 		}
 		r.stream, err = r.syncer.StartSyncGTID(set)
 	} else {
-		r.file, r.fileIndex = s.File, fileIndex(s.File)
 		r.stream, err = r.syncer.StartSync(mysql.Position{Name: s.File, Pos: uint32(s.Pos)})
 	}
 	if err != nil {
@@ -304,6 +310,10 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 	if r.cur.open { // the rest of a large transaction
 		tx.GTID = r.cur.gtid
 	}
+	if published, err := r.snapshotStep(ctx, tx); err != nil || published {
+		r.drainSchemas(tx)
+		return err
+	}
 	for {
 		ev, err := r.stream.GetEvent(ctx)
 		var me *mysql.MyError
@@ -314,14 +324,15 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 		if err != nil {
 			return err
 		}
-		r.pos = uint64(ev.Header.LogPos)
+		if lp := uint64(ev.Header.LogPos); lp > r.pos {
+			r.pos = lp // artificial events (position 0, or the file's header when starting inside it) do not move it back
+		}
 		done, err := r.handle(ctx, tx, ev)
 		if err != nil {
 			return err
 		}
 		if done || len(tx.Events) >= r.cfg.ChunkRows && r.cfg.ChunkRows > 0 {
-			tx.Schemas = append(tx.Schemas, r.pending...)
-			r.pending = r.pending[:0]
+			r.drainSchemas(tx)
 			tx.File = r.file
 			tx.EndPos = uint64(ev.Header.LogPos)
 			if ev.Header.Timestamp != 0 {
@@ -345,7 +356,7 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 func (r *Reader) handle(ctx context.Context, tx *Tx, ev *replication.BinlogEvent) (bool, error) {
 	switch e := ev.Event.(type) {
 	case *replication.RotateEvent:
-		r.file, r.fileIndex = string(e.NextLogName), fileIndex(string(e.NextLogName))
+		r.file, r.fileIndex, r.pos = string(e.NextLogName), fileIndex(string(e.NextLogName)), e.Position
 	case *replication.MariadbGTIDEvent:
 		tx.GTID = mariadbGTID(&e.GTID)
 		return false, r.beginTx(tx, ev.Header)
@@ -419,6 +430,7 @@ func (r *Reader) queryEvent(ctx context.Context, tx *Tx, h *replication.EventHea
 		}
 	}
 	r.schemaChanged(ctx, scope)
+	r.snapshotDDL(scope)
 	if !r.ddlCaptured(scope, string(e.Schema)) {
 		return true
 	}
@@ -639,6 +651,9 @@ func (r *Reader) rows(tx *Tx, h *replication.EventHeader, e *replication.RowsEve
 			}
 		}
 		tx.Events = append(tx.Events, ev)
+		if r.snap != nil {
+			r.snapshotChange(info, ev.Before, ev.After)
+		}
 	}
 	r.metrics.countRows(info.table, op, len(e.Rows)/step)
 	return nil
@@ -708,4 +723,10 @@ func StartFromConfig(cfg *Config) (Start, error) {
 		return parseFilePos(cfg.StartPosition)
 	}
 	return Start{}, nil
+}
+
+// drainSchemas moves the schema-history entries recorded so far into tx.
+func (r *Reader) drainSchemas(tx *Tx) {
+	tx.Schemas = append(tx.Schemas, r.pending...)
+	r.pending = r.pending[:0]
 }

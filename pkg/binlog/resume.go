@@ -23,6 +23,9 @@ type Resume struct {
 	// inside: the last transaction advanced past was a part: resume at its
 	// begin, skipping its rows published so far.
 	inside *Start
+	// snapshot is the progress of the snapshot, as of the last snapshot
+	// transaction advanced past.
+	snapshot SnapshotState
 }
 
 // Resume returns the resume point of where the stream was started (call
@@ -31,6 +34,9 @@ type Resume struct {
 // MySQL it is known only when started by GTID or at the current position.
 func (r *Reader) Resume(ctx context.Context) (*Resume, error) {
 	p := &Resume{Flavor: r.flavor, Epoch: r.started.Epoch, file: r.started.File, pos: r.started.Pos}
+	if r.snap != nil {
+		p.snapshot = r.snap.state
+	}
 	if r.started.SkipRows > 0 {
 		inside := r.started
 		p.inside = &inside
@@ -60,6 +66,9 @@ func (r *Reader) Resume(ctx context.Context) (*Resume, error) {
 
 // Advance moves the resume point past tx.
 func (p *Resume) Advance(tx *Tx) error {
+	if tx.Snapshot != nil {
+		p.snapshot = *tx.Snapshot
+	}
 	if tx.Partial {
 		p.inside = &Start{File: tx.Begin.File, Pos: tx.Begin.Pos, SkipRows: tx.RowsBefore + len(tx.Events), TxGTID: tx.GTID}
 		return nil
@@ -89,3 +98,7 @@ func (p *Resume) Start() Start {
 	}
 	return s
 }
+
+// Snapshot returns the snapshot's progress to resume from: tables left
+// and the key of the last row published (empty when no snapshot runs).
+func (p *Resume) Snapshot() SnapshotState { return p.snapshot }

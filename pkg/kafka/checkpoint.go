@@ -9,6 +9,7 @@ package kafka
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/strait-cdc/strait/pkg/cdc"
 	"github.com/strait-cdc/strait/schemas"
 )
 
@@ -34,6 +36,45 @@ type Checkpoint struct {
 	Written    time.Time      // when the checkpoint was written
 	SchemaIDs  map[string]int // registry ids in use, by subject
 	Version    string
+	// The snapshot's progress: tables left (the first being read) and the
+	// primary-key values of the last row published of the first.
+	SnapshotTables []string
+	SnapshotAfter  []cdc.Value
+}
+
+// keyValue is a cdc.Value in JSON; Str as base64, since keys may be binary.
+type keyValue struct {
+	Null  bool    `json:"null,omitempty"`
+	Int   int64   `json:"int,omitempty"`
+	Float float64 `json:"float,omitempty"`
+	Str   []byte  `json:"str,omitempty"`
+}
+
+func encodeKey(vs []cdc.Value) any {
+	if vs == nil {
+		return nil
+	}
+	kv := make([]keyValue, len(vs))
+	for i, v := range vs {
+		kv[i] = keyValue{Null: v.Null, Int: v.Int, Float: v.Float, Str: []byte(v.Str)}
+	}
+	b, _ := json.Marshal(kv) // cannot fail: no floats beyond JSON in keys
+	return goavro.Union("string", string(b))
+}
+
+func decodeKey(s string) ([]cdc.Value, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var kv []keyValue
+	if err := json.Unmarshal([]byte(s), &kv); err != nil {
+		return nil, fmt.Errorf("snapshot_after %q: %w", s, err)
+	}
+	out := make([]cdc.Value, len(kv))
+	for i, k := range kv {
+		out[i] = cdc.Value{Null: k.Null, Int: k.Int, Float: k.Float, Str: string(k.Str)}
+	}
+	return out, nil
 }
 
 func optional(s string) any {
@@ -76,6 +117,10 @@ func (w *Writer) encodeCheckpoint(ctx context.Context, topic string, cp *Checkpo
 	if err != nil {
 		return nil, err
 	}
+	tables := make([]any, len(cp.SnapshotTables))
+	for i, t := range cp.SnapshotTables {
+		tables[i] = t
+	}
 	ids := make(map[string]any, len(cp.SchemaIDs))
 	for s, id := range cp.SchemaIDs {
 		ids[s] = id
@@ -85,6 +130,7 @@ func (w *Writer) encodeCheckpoint(ctx context.Context, topic string, cp *Checkpo
 		"gtid_set": optional(cp.GTIDSet), "file": cp.File, "pos": int64(cp.Pos), "epoch": int64(cp.Epoch),
 		"rows_done": int64(cp.RowsDone), "tx_gtid": optional(cp.TxGTID), "schema_ids": ids,
 		"source_ts_ms": cp.SourceTime.UnixMilli(), "written_ts_ms": cp.Written.UnixMilli(), "version": cp.Version,
+		"snapshot_tables": tables, "snapshot_after": encodeKey(cp.SnapshotAfter),
 	}
 	return w.cpCodec.BinaryFromNative(header(uint32(id)), native)
 }
@@ -117,6 +163,12 @@ func (w *Writer) decodeCheckpoint(b []byte) (*Checkpoint, error) {
 		Version: str("version"), SchemaIDs: map[string]int{}}
 	for s, id := range m["schema_ids"].(map[string]any) {
 		cp.SchemaIDs[s] = int(id.(int32))
+	}
+	for _, t := range m["snapshot_tables"].([]any) {
+		cp.SnapshotTables = append(cp.SnapshotTables, t.(string))
+	}
+	if cp.SnapshotAfter, err = decodeKey(str("snapshot_after")); err != nil {
+		return nil, err
 	}
 	return cp, nil
 }

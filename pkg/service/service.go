@@ -5,6 +5,7 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -40,14 +41,19 @@ type Process struct {
 	Log     *slog.Logger
 	Metrics *prometheus.Registry
 	Ready   atomic.Bool // set while the loop runs: /readyz answers 200
+	status  atomic.Pointer[func() any]
 	srv     *http.Server
 }
+
+// SetStatus makes GET /status answer with f's result as JSON: what the
+// loop has done so far, for people and scripts.
+func (p *Process) SetStatus(f func() any) { p.status.Store(&f) }
 
 // Start builds the logger (level, format: see newLogger) writing to w and
 // serves the HTTP endpoint on addr.
 func Start(addr, level, format string, w io.Writer) (*Process, error) {
 	p := &Process{Log: newLogger(level, format, w), Metrics: newRegistry()}
-	srv, err := serveHTTP(addr, p.Metrics, &p.Ready, p.Log)
+	srv, err := serveHTTP(addr, p.Metrics, &p.Ready, &p.status, p.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -70,10 +76,10 @@ func newLogger(level, format string, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// serveHTTP serves /metrics from reg, /healthz (the process is alive) and
-// /readyz (ready is true: the binary's loop runs) on addr until the
-// returned server is closed.
-func serveHTTP(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *slog.Logger) (*http.Server, error) {
+// serveHTTP serves /metrics from reg, /healthz (the process is alive),
+// /readyz (ready is true: the binary's loop runs) and /status (status's
+// answer, as JSON) on addr until the returned server is closed.
+func serveHTTP(addr string, reg *prometheus.Registry, ready *atomic.Bool, status *atomic.Pointer[func() any], log *slog.Logger) (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
@@ -83,6 +89,17 @@ func serveHTTP(addr string, reg *prometheus.Registry, ready *atomic.Bool, log *s
 			return
 		}
 		io.WriteString(w, "ready\n")
+	})
+	mux.HandleFunc("/status", func(w http.ResponseWriter, _ *http.Request) {
+		f := status.Load()
+		if f == nil {
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode((*f)())
 	})
 	l, err := net.Listen("tcp", addr)
 	if err != nil {

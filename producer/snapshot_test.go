@@ -1,0 +1,350 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strait-cdc/strait/pkg/testenv"
+)
+
+// The initial snapshot under load: tables that already hold rows are
+// backfilled (op r) in small primary-key chunks while writers insert,
+// update and delete across the whole key range, and the producer is killed
+// (SIGKILL) several times mid-snapshot and restarted from its checkpoint.
+// Replayed per partition, the topics reproduce every table exactly as
+// SELECT shows it at the end: every row the stream did not change arrives
+// as a snapshot row once, every changed row from the binlog, each key's
+// history chained (a snapshot row equals the state before it, an update's
+// before image equals the state), nothing twice.
+func TestSnapshotUnderLoadMatchesSelect(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	const tables, writers, kills, keys = 4, 2, 4, 6000
+	sizes := []int{5000, 1, 0, 1200} // rows already in t0..t3 (t1: one row, t2: empty)
+	stmts := []string{"CREATE DATABASE snap", "SET SESSION max_recursive_iterations = 100000"}
+	for i, n := range sizes {
+		stmts = append(stmts, fmt.Sprintf(`CREATE TABLE snap.t%d (id INT PRIMARY KEY, ver INT NOT NULL,
+			s VARCHAR(40) CHARACTER SET utf8mb4, amount DECIMAL(12,3), at DATETIME(6), n BIGINT)`, i))
+		if n > 0 {
+			stmts = append(stmts, fmt.Sprintf(`INSERT INTO snap.t%d
+				WITH RECURSIVE seq(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM seq WHERE k < %d)
+				SELECT k, 0, CONCAT('pre ', k, ' ✓'), k / 8, '2023-12-31 23:59:59.999999', k * 1000003 FROM seq`, i, n-1))
+		}
+	}
+	if err := env.db.Exec(ctx, "", stmts...); err != nil {
+		t.Fatal(err)
+	}
+	// No start position: a first start, which snapshots the tables.
+	args := withoutStart(producerArgs(t, ctx, "s1", "snap.*", "-source.snapshot_chunk_rows", "250",
+		"-kafka.transaction_max_records", "600", "-kafka.partitions", "2"))
+	var topics []string
+	for i := range tables {
+		topics = append(topics, fmt.Sprintf("s1.snap.t%d", i))
+	}
+	committed := func() int64 {
+		ends, err := kadm.NewClient(mustClientOf(t, env.kafka.ListenAddrs())).ListCommittedOffsets(ctx, topics...)
+		if err != nil {
+			return 0
+		}
+		var n int64
+		ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
+		return n
+	}
+
+	// Writers run through every round, across the whole key range.
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- write(ctx, "snap", uint64(100+w), w, writers, tables, 400, keys)
+		}()
+	}
+	for k := range kills {
+		before := committed()
+		cmd := exec.Command(os.Args[0], args...)
+		cmd.Env = append(os.Environ(), "STRAIT_TEST_RUN_MAIN=1")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, ctx, fmt.Sprintf("commits of producer %d", k+1), func() bool { return committed() > before+500 })
+		cmd.Process.Kill()
+		cmd.Wait()
+	}
+	addr := freeAddr(t)
+	p := startProducer(t, append(args, "-http_addr", addr))
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	want := selectTables(t, ctx, "snap", tables)
+	r := newReplayer(t, ctx, topics)
+	r.preexisting = true
+	for !cmp.Equal(r.state, want) {
+		if !r.poll() {
+			t.Fatalf("topics never matched SELECT after %d kills (-topics +select):\n%s", kills, cmp.Diff(r.state, want))
+		}
+	}
+	waitFor(t, ctx, "/status without a snapshot", func() bool {
+		var st status
+		return getJSON(addr+"/status", &st) == nil && st.Checkpoint != nil && st.Snapshot == nil
+	})
+	if err := p.stop(); err != nil {
+		t.Fatal(err)
+	}
+	total, reads := 0, 0
+	for _, topic := range topics {
+		for _, c := range readToEnd(t, ctx, topic) {
+			if c.Value != nil {
+				total++
+				if c.Value["op"] == "r" {
+					reads++
+				}
+			}
+		}
+	}
+	if total != r.changes {
+		t.Errorf("%d changes in the topics, %d replayed to reach the source state: duplicates", total, r.changes)
+	}
+	if reads < 1000 {
+		t.Errorf("%d snapshot rows, want most of the %d rows there were", reads, 5000+1+1200)
+	}
+	t.Logf("%d changes (%d snapshot rows) replayed exactly once after %d kills mid-snapshot", total, reads, kills)
+}
+
+// freeAddr returns a loopback address that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// getJSON decodes the JSON answer of GET http://addr into v.
+func getJSON(addr string, v any) error {
+	resp, err := http.Get("http://" + addr)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", addr, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// The snapshot on a read-only replica, as a capture user without write
+// rights: composite, binary (UUID), DATETIME and non-ASCII VARCHAR keys, an
+// empty table, a one-row table, a table without a key, and a table dropped
+// while it is read. Writes keep running on the source with one-second lock
+// timeouts: the snapshot holds no lock that blocks them. Every table's
+// topic ends as SELECT shows it.
+func TestSnapshotReadOnlyKeysAndLocks(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	db, err := testenv.StartMariaDB(ctx, testenv.MariaDBOptions{ServerID: 31, Args: []string{"--read-only=1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Stop)
+	seq := func(n int) string {
+		return fmt.Sprintf("WITH RECURSIVE seq(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM seq WHERE k < %d) ", n)
+	}
+	if err := db.Exec(ctx, "", "CREATE DATABASE ro", "SET SESSION max_recursive_iterations = 100000",
+		"CREATE USER capture@'%'", "GRANT SELECT, REPLICATION SLAVE, BINLOG MONITOR ON *.* TO capture@'%'",
+		"CREATE TABLE ro.comp (a INT, b VARCHAR(20), v INT, PRIMARY KEY (a, b))",
+		"INSERT INTO ro.comp "+seq(300)+"SELECT k % 7, CONCAT('b', k), k FROM seq",
+		"CREATE TABLE ro.uuid (id BINARY(16) PRIMARY KEY, v INT)",
+		"INSERT INTO ro.uuid "+seq(200)+"SELECT UNHEX(MD5(k)), k FROM seq",
+		"CREATE TABLE ro.dt (at DATETIME(6) PRIMARY KEY, v INT)",
+		"INSERT INTO ro.dt "+seq(150)+"SELECT TIMESTAMPADD(MICROSECOND, k * 1234567, '1999-12-31 23:59:59'), k FROM seq",
+		"CREATE TABLE ro.vc (name VARCHAR(30) CHARACTER SET utf8mb4 PRIMARY KEY, v INT)",
+		"INSERT INTO ro.vc "+seq(100)+"SELECT CONCAT(ELT(1 + k % 4, 'Ärger', 'zebra', 'ñu', '🐬'), k), k FROM seq",
+		"CREATE TABLE ro.empty (id INT PRIMARY KEY)",
+		"CREATE TABLE ro.one (id INT PRIMARY KEY, v INT)", "INSERT INTO ro.one VALUES (1, 1)",
+		"CREATE TABLE ro.nokey (v INT, w VARCHAR(10))",
+		"INSERT INTO ro.nokey "+seq(50)+"SELECT k, 'x' FROM seq",
+		"CREATE TABLE ro.gone (id INT PRIMARY KEY, v INT, pad VARCHAR(200))",
+		"INSERT INTO ro.gone "+seq(5000)+"SELECT k, k, REPEAT('p', 200) FROM seq",
+	); err != nil {
+		t.Fatal(err)
+	}
+	prefix := "ro1"
+	// The first records of ro.gone are held at the broker until the table
+	// is dropped: the producer, committing every chunk, waits there with
+	// the rest of the table unread.
+	adm := kadm.NewClient(mustClientOf(t, env.kafka.ListenAddrs()))
+	created, err := adm.CreateTopic(ctx, 1, 1, nil, prefix+".ro.gone")
+	if err == nil {
+		err = created.Err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held atomic.Bool
+	seen, release := make(chan struct{}), make(chan struct{})
+	env.kafka.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		if held.Load() {
+			env.kafka.DropControl()
+			return nil, nil, false
+		}
+		env.kafka.KeepControl()
+		for _, tp := range req.(*kmsg.ProduceRequest).Topics {
+			if (tp.Topic == created.Topic || tp.TopicID == created.ID) && held.CompareAndSwap(false, true) {
+				close(seen)
+				env.kafka.SleepControl(func() { <-release })
+			}
+		}
+		return nil, nil, false
+	})
+	args := withoutStart(producerArgs(t, ctx, prefix, "ro.*", "-source.host", db.Host, "-source.port", fmt.Sprint(db.Port),
+		"-source.user", "capture", "-source.server_id", "3101", "-source.snapshot_chunk_rows", "40", "-kafka.partitions", "1",
+		"-kafka.transaction_max_records", "40"))
+	addr := freeAddr(t)
+	startProducer(t, append(args, "-http_addr", addr))
+
+	// Writers with one-second lock timeouts, while the snapshot runs.
+	writes := make(chan error, 1)
+	go func() {
+		c, err := db.Conn(ctx, "ro")
+		if err != nil {
+			writes <- err
+			return
+		}
+		defer c.Close()
+		for _, s := range []string{"SET SESSION innodb_lock_wait_timeout = 1", "SET SESSION lock_wait_timeout = 1"} {
+			if _, err := c.Execute(s); err != nil {
+				writes <- err
+				return
+			}
+		}
+		for i := range 200 {
+			for _, s := range []string{
+				fmt.Sprintf("UPDATE comp SET v = v + 1000 WHERE a = %d AND b = 'b%d'", (i*13)%7, (i*13)%300+1),
+				fmt.Sprintf("UPDATE vc SET v = v + 1000 WHERE v = %d", i%100+1),
+				fmt.Sprintf("DELETE FROM uuid WHERE id = UNHEX(MD5(%d))", i+1),
+				fmt.Sprintf("INSERT INTO dt VALUES (TIMESTAMPADD(SECOND, %d, '2030-01-01'), %d)", i, 10000+i),
+			} {
+				if _, err := c.Execute(s); err != nil {
+					writes <- fmt.Errorf("a write blocked or failed while the snapshot ran: %s: %w", s, err)
+					return
+				}
+			}
+		}
+		writes <- nil
+	}()
+	// The table dropped mid-snapshot.
+	select {
+	case <-seen:
+	case <-ctx.Done():
+		t.Fatal("no records of ro.gone before the deadline")
+	}
+	// Held there, /status shows the snapshot's committed progress: the
+	// tables before gone are done, gone is next.
+	var st status
+	waitFor(t, ctx, "/status with the snapshot's progress", func() bool {
+		st = status{}
+		return getJSON(addr+"/status", &st) == nil && st.Snapshot != nil && st.Snapshot.Table == "ro.gone"
+	})
+	if diff := cmp.Diff(st.Snapshot.Remaining, []string{"ro.nokey", "ro.one", "ro.uuid", "ro.vc"}); diff != "" || st.Checkpoint == nil || st.Checkpoint.File == "" {
+		t.Errorf("/status mid-snapshot: %+v, remaining tables (-got +want):\n%s", st, diff)
+	}
+	err = db.Exec(ctx, "ro", "DROP TABLE gone")
+	close(release)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-writes; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the snapshot to finish", func() bool {
+		var st status
+		return getJSON(addr+"/status", &st) == nil && st.Checkpoint != nil && st.Snapshot == nil
+	})
+
+	// Each table's topic, replayed (last change per key wins), is SELECT.
+	keyed := map[string]string{
+		"comp": "SELECT CONCAT(a, '|', b), v FROM comp",
+		"uuid": "SELECT HEX(id), v FROM uuid",
+		"dt":   "SELECT DATE_FORMAT(at, '%Y-%m-%d %H:%i:%s.%f'), v FROM dt",
+		"vc":   "SELECT name, v FROM vc",
+		"one":  "SELECT id, v FROM one",
+	}
+	keyOf := func(table string, k map[string]any) string {
+		switch table {
+		case "comp":
+			return fmt.Sprintf("%v|%v", k["a"], k["b"])
+		case "uuid":
+			return strings.ToUpper(hex.EncodeToString(k["id"].([]byte)))
+		case "dt":
+			return time.UnixMicro(k["at"].(int64)).UTC().Format("2006-01-02 15:04:05.000000")
+		case "vc":
+			return k["name"].(string)
+		}
+		return fmt.Sprint(k["id"])
+	}
+	for table, q := range keyed {
+		rows, err := db.Query(ctx, "ro", q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{}
+		for _, r := range rows {
+			want[*r[0]] = *r[1]
+		}
+		waitFor(t, ctx, table+" replayed equal to SELECT", func() bool {
+			got := map[string]string{}
+			for _, c := range readToEnd(t, ctx, prefix+".ro."+table) {
+				if c.Value == nil {
+					continue
+				}
+				if after := plain(row(c.Value, "after")); after != nil {
+					got[keyOf(table, c.Key)] = fmt.Sprint(after["v"])
+				} else {
+					delete(got, keyOf(table, c.Key))
+				}
+			}
+			if !cmp.Equal(got, want) {
+				t.Logf("%s (-topic +select):\n%s", table, cmp.Diff(got, want))
+				return false
+			}
+			return true
+		})
+	}
+	if n := len(readToEnd(t, ctx, prefix+".ro.nokey")); n != 50 {
+		t.Errorf("nokey: %d records, want its 50 rows", n)
+	}
+	if n := len(readToEnd(t, ctx, prefix+".ro.gone")); n == 0 || n >= 5000 {
+		t.Errorf("gone: %d snapshot rows, want some and not all of 5000 (dropped while read)", n)
+	}
+	topics, err := adm.ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if topics.Has(prefix + ".ro.empty") {
+		t.Errorf("empty: a topic with records for an empty table")
+	}
+}
