@@ -26,15 +26,6 @@ import (
 // go test runs).
 const root = ".."
 
-// pendingMetrics are metric names the deployment files use before the
-// branch exporting them is merged (the consumer's lag and bad-record
-// metrics). Remove each one once the Go sources export it:
-// TestPendingMetricsStillPending fails as a reminder.
-var pendingMetrics = []string{
-	"strait_consumer_lag_records",
-	"strait_consumer_bad_records_total",
-}
-
 // buildDir holds the binaries built for the tests (see binaries).
 var buildDir string
 
@@ -313,16 +304,6 @@ func stringLit(e ast.Expr) string {
 	return s
 }
 
-// allowedMetrics is exportedMetrics plus pendingMetrics.
-func allowedMetrics(t *testing.T) map[string]bool {
-	t.Helper()
-	m := exportedMetrics(t)
-	for _, name := range pendingMetrics {
-		m[name] = true
-	}
-	return m
-}
-
 var (
 	quotedRE = regexp.MustCompile(`"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|` + "`[^`]*`")
 	metricRE = regexp.MustCompile(`\bstrait_[a-zA-Z0-9_]+`)
@@ -445,17 +426,6 @@ func TestEveryFileParses(t *testing.T) {
 				t.Fatal("no document")
 			}
 		})
-	}
-}
-
-// TestPendingMetricsStillPending fails once a pending metric is exported:
-// then it belongs to the sources and must leave pendingMetrics.
-func TestPendingMetricsStillPending(t *testing.T) {
-	exported := exportedMetrics(t)
-	for _, name := range pendingMetrics {
-		if exported[name] {
-			t.Errorf("%s is exported by the Go sources now: remove it from pendingMetrics in deploy/deploy_test.go", name)
-		}
 	}
 }
 

@@ -331,7 +331,7 @@ func checkContainer(t *testing.T, m *manifests, b *binary, c any, volumes map[st
 // TestK8sAutoscalingMetric checks that the consumer's HPA scales on a
 // metric the consumer exports, served by the prometheus-adapter rule.
 func TestK8sAutoscalingMetric(t *testing.T) {
-	allowed := allowedMetrics(t)
+	allowed := exportedMetrics(t)
 	m := readManifests(t)
 	rules := getList(readYAML(t, filepath.Join("k8s", "prometheus-adapter", "values.yaml"))[0], "rules", "external")
 	served := map[string]bool{}

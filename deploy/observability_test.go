@@ -48,7 +48,7 @@ var requiredAlerts = map[string]string{
 // file shape, labels and annotations, and metric names the binaries
 // export.
 func TestAlertRules(t *testing.T) {
-	allowed := allowedMetrics(t)
+	allowed := exportedMetrics(t)
 	docs := readYAML(t, filepath.Join("prometheus", "alerts.yml"))
 	names := map[string]bool{}
 	var exprs []string
@@ -144,7 +144,7 @@ func panelTargets(t *testing.T, panels []any, ids map[float64]bool) map[string][
 // shape, a datasource variable the panels use, and metric names the
 // binaries export in every query.
 func TestDashboard(t *testing.T) {
-	allowed := allowedMetrics(t)
+	allowed := exportedMetrics(t)
 	data, err := os.ReadFile(filepath.Join("grafana", "strait.json"))
 	if err != nil {
 		t.Fatal(err)
