@@ -4,7 +4,7 @@ BIN      := bin
 PKGS     := ./...
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: build test bench lint fmt tidy clean
+.PHONY: build test bench lint fmt tidy clean images
 
 ## build: compile bin/producer and bin/consumer (the default target)
 build:
@@ -25,6 +25,12 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+
+## images: container images of both binaries (deploy/docker/Dockerfile; needs Docker)
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+images:
+	docker build -f deploy/docker/Dockerfile --target producer --build-arg VERSION=$(VERSION) -t strait-producer:$(VERSION) .
+	docker build -f deploy/docker/Dockerfile --target consumer --build-arg VERSION=$(VERSION) -t strait-consumer:$(VERSION) .
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -1,0 +1,11 @@
+// Package deploy holds what runs strait outside this repository's tests:
+// the Dockerfile of both binaries (docker/), Kubernetes manifests (k8s/),
+// Terraform for BigQuery and the RDS parameter group (terraform/),
+// Prometheus alert rules (prometheus/), the Grafana dashboard (grafana/)
+// and the files of the root docker-compose.yml stack (compose/).
+//
+// It has no Go code of its own yet; its tests parse every one of those
+// files and check them against the binaries: configuration keys and
+// environment variables the binaries know, their default ports, the metric
+// names their sources export, and references between the files.
+package deploy
