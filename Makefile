@@ -15,7 +15,7 @@ build:
 test: build lint
 	$(GO) test $(TESTFLAGS) $(PKGS)
 
-## bench: producer throughput against the bare go-mysql parse baseline, consumer throughput against bare
+## bench: producer throughput against the bare go-mysql parse baseline, snapshot against a bare SELECT scan, consumer throughput against bare
 ## franz-go group consumption (see README, "Performance")
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 60m ./pkg/... ./producer/... ./consumer/...

@@ -153,19 +153,7 @@ func loadWorkload(b *testing.B, name string) *workload {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	rows := benchRows()
-	forty := make([]string, 40)
-	for n := range forty {
-		forty[n] = fmt.Sprintf("(%d)", n)
-	}
-	if err := env.db.Exec(ctx, "", "CREATE DATABASE IF NOT EXISTS bench", "CREATE TABLE IF NOT EXISTS bench.src "+benchColumns,
-		"CREATE TABLE IF NOT EXISTS bench.forty (n INT PRIMARY KEY)",
-		"INSERT IGNORE INTO bench.forty VALUES "+strings.Join(forty, ","),
-		// 40⁴ = 2,560,000 candidate rows, in one statement.
-		"INSERT IGNORE INTO bench.src SELECT "+benchValues+` FROM (SELECT a.n + 40 * b.n + 1600 * c.n + 64000 * d.n AS i
-			FROM bench.forty a, bench.forty b, bench.forty c, bench.forty d) r WHERE i < `+strconv.Itoa(rows),
-	); err != nil {
-		b.Fatal(err)
-	}
+	loadSource(b, ctx, rows)
 	w := &workload{include: "bench." + name, rows: rows, txs: rows}
 	var proc string // a procedure filling [first, last)
 	switch name {
@@ -241,6 +229,24 @@ func loadWorkload(b *testing.B, name string) *workload {
 	}
 	workloads.done[name] = w
 	return w
+}
+
+// loadSource fills bench.src with rows 0..rows-1 (once: INSERT IGNORE).
+func loadSource(b *testing.B, ctx context.Context, rows int) {
+	b.Helper()
+	forty := make([]string, 40)
+	for n := range forty {
+		forty[n] = fmt.Sprintf("(%d)", n)
+	}
+	if err := env.db.Exec(ctx, "", "CREATE DATABASE IF NOT EXISTS bench", "CREATE TABLE IF NOT EXISTS bench.src "+benchColumns,
+		"CREATE TABLE IF NOT EXISTS bench.forty (n INT PRIMARY KEY)",
+		"INSERT IGNORE INTO bench.forty VALUES "+strings.Join(forty, ","),
+		// 40⁴ = 2,560,000 candidate rows, in one statement.
+		"INSERT IGNORE INTO bench.src SELECT "+benchValues+` FROM (SELECT a.n + 40 * b.n + 1600 * c.n + 64000 * d.n AS i
+			FROM bench.forty a, bench.forty b, bench.forty c, bench.forty d) r WHERE i < `+strconv.Itoa(rows),
+	); err != nil {
+		b.Fatal(err)
+	}
 }
 
 func masterStatus(b *testing.B, ctx context.Context) mysql.Position {

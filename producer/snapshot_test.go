@@ -50,11 +50,11 @@ func TestSnapshotUnderLoadMatchesSelect(t *testing.T) {
 		t.Fatal(err)
 	}
 	// No start position: a first start, which snapshots the tables.
-	args := withoutStart(producerArgs(t, ctx, "s1", "snap.*", "-source.snapshot_chunk_rows", "250",
+	args := withoutStart(producerArgs(t, ctx, "snapload", "snap.*", "-source.snapshot_chunk_rows", "250",
 		"-kafka.transaction_max_records", "600", "-kafka.partitions", "2"))
 	var topics []string
 	for i := range tables {
-		topics = append(topics, fmt.Sprintf("s1.snap.t%d", i))
+		topics = append(topics, fmt.Sprintf("snapload.snap.t%d", i))
 	}
 	committed := func() int64 {
 		ends, err := kadm.NewClient(mustClientOf(t, env.kafka.ListenAddrs())).ListCommittedOffsets(ctx, topics...)
@@ -192,7 +192,7 @@ func TestSnapshotReadOnlyKeysAndLocks(t *testing.T) {
 	); err != nil {
 		t.Fatal(err)
 	}
-	prefix := "ro1"
+	prefix := "snapro"
 	// The first records of ro.gone are held at the broker until the table
 	// is dropped: the producer, committing every chunk, waits there with
 	// the rest of the table unread.

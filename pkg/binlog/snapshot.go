@@ -67,11 +67,11 @@ const recentWindow = 2 * time.Second
 
 // window is a chunk between its read and its publication.
 type window struct {
-	high  binlogPos
-	rows  map[string][]cdc.Value // by key; a change in the stream removes its row
-	order []string               // the keys in primary-key order
-	last  []cdc.Value            // key of the chunk's last row: where the next chunk starts
-	done  bool                   // the chunk ends the table
+	high    binlogPos
+	rows    [][]cdc.Value       // in primary-key order
+	changed map[string]struct{} // keys the stream changed: their rows are not published
+	last    []cdc.Value         // key of the chunk's last row: where the next chunk starts
+	done    bool                // the chunk ends the table
 }
 
 // Snapshot asks the reader to backfill the tables of st, continuing after
@@ -186,15 +186,10 @@ func (r *Reader) readNextChunk(ctx context.Context) error {
 		return err
 	}
 	r.metrics.observeChunk(time.Since(began))
-	w := &window{high: binlogPos{file: high.File, pos: high.Pos}, rows: make(map[string][]cdc.Value, len(rows)),
-		order: make([]string, 0, len(rows)), done: !s.info.table.HasKey() || len(rows) < r.cfg.SnapshotChunkRows}
-	for _, row := range rows {
-		k := keyOf(s.info, row)
-		w.rows[k] = row
-		w.order = append(w.order, k)
-	}
+	w := &window{high: binlogPos{file: high.File, pos: high.Pos}, rows: rows, changed: map[string]struct{}{},
+		done: !s.info.table.HasKey() || len(rows) < r.cfg.SnapshotChunkRows}
 	for _, rk := range s.recent {
-		delete(w.rows, rk.key)
+		w.changed[rk.key] = struct{}{}
 	}
 	if n := len(rows); n > 0 && s.info.table.HasKey() {
 		w.last = keyValues(s.info.table, rows[n-1])
@@ -220,10 +215,11 @@ func (r *Reader) publishChunk(tx *Tx) {
 	s := r.snap
 	w := s.win
 	now := time.Now()
-	for _, k := range w.order {
-		row, ok := w.rows[k]
-		if !ok {
-			continue // changed in the window: the stream published it
+	for _, row := range w.rows {
+		if len(w.changed) > 0 {
+			if _, changed := w.changed[keyOf(s.info, row)]; changed {
+				continue // changed in the window: the stream published it
+			}
 		}
 		n := len(tx.Events)
 		tx.Events = append(tx.Events, cdc.Event{
@@ -255,8 +251,8 @@ func (r *Reader) publishChunk(tx *Tx) {
 // the next chunk's read (see recentWindow).
 func (r *Reader) snapshotChange(info *tableInfo, rows ...[]cdc.Value) {
 	s := r.snap
-	if s == nil || len(s.state.Tables) == 0 || info.table.ID() != s.state.Tables[0] {
-		return
+	if s == nil || len(s.state.Tables) == 0 || !info.table.HasKey() || info.table.ID() != s.state.Tables[0] {
+		return // a table without a key is read whole, unmatched (README, "Snapshots")
 	}
 	now := time.Now()
 	drop := 0
@@ -271,7 +267,7 @@ func (r *Reader) snapshotChange(info *tableInfo, rows ...[]cdc.Value) {
 		k := keyOf(info, row)
 		s.recent = append(s.recent, recentKey{key: k, at: now})
 		if s.win != nil {
-			delete(s.win.rows, k)
+			s.win.changed[k] = struct{}{}
 		}
 	}
 }

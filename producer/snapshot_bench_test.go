@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/strait-cdc/strait/pkg/binlog"
+	"github.com/strait-cdc/strait/pkg/kafka"
+)
+
+// BenchmarkSnapshot compares the snapshot of a table (benchRows rows of the
+// ten benchmark columns) into kfake with a bare SELECT scan of the same
+// table in the same run: the target is half the scan's rows/s.
+func BenchmarkSnapshot(b *testing.B) {
+	brokers, kafkaPid := startBenchKafka(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	rows := benchRows()
+	loadSource(b, ctx, rows)
+	if err := env.db.Exec(ctx, "bench", "CREATE TABLE IF NOT EXISTS snap LIKE src", "INSERT IGNORE INTO snap SELECT * FROM src"); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		base := measure(b, kafkaPid, func(half func()) (int, int) { return scanPass(b, ctx, rows, half), 1 })
+		serverIDs += 2
+		prefix := fmt.Sprintf("snapbench%d", serverIDs)
+		snap := measure(b, kafkaPid, func(half func()) (int, int) {
+			return snapshotPass(b, ctx, brokers, serverIDs, prefix, rows, half), 1
+		})
+		if base.rows != rows || snap.rows != rows {
+			b.Fatalf("rows: scan %d, snapshot %d; table has %d", base.rows, snap.rows, rows)
+		}
+		b.ReportMetric(base.rowsPerSec(), "scan-rows/s")
+		b.ReportMetric(base.cpu.Seconds()*1e6/float64(base.rows), "scan-cpu-µs/row")
+		b.ReportMetric(snap.rowsPerSec(), "rows/s")
+		b.ReportMetric(snap.rowsPerSec()/base.rowsPerSec(), "ratio")
+		b.ReportMetric(snap.cpu.Seconds()*1e6/float64(snap.rows), "cpu-µs/row")
+		b.ReportMetric(float64(snap.mallocs)/float64(snap.rows), "allocs/row")
+		b.ReportMetric(snap.server.Seconds()*1e6/float64(snap.rows), "server-cpu-µs/row")
+		b.ReportMetric(base.server.Seconds()*1e6/float64(base.rows), "scan-server-cpu-µs/row")
+		b.ReportMetric(snap.peakRSS, "peak-RSS-MiB")
+		b.ReportMetric(chunkSeconds/snap.wall.Seconds(), "chunk-read-share")
+	}
+}
+
+// scanPass reads the table with one streaming SELECT, touching every
+// value: the fastest a client can read it.
+func scanPass(b *testing.B, ctx context.Context, total int, half func()) int {
+	b.Helper()
+	conn, err := client.ConnectWithContext(ctx, env.db.Addr(), env.db.User, env.db.Password, "bench", 10*time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	var res mysql.Result
+	n, bytes := 0, 0
+	err = conn.ExecuteSelectStreaming("SELECT * FROM snap", &res, func(row []mysql.FieldValue) error {
+		for i := range row {
+			bytes += len(row[i].AsString())
+		}
+		if n++; n == total/2 {
+			half()
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+// snapshotPass snapshots the table through the producer's own loop
+// (stream: reader and publisher on their goroutines, transactional
+// commits) until a committed checkpoint says the snapshot is done.
+func snapshotPass(b *testing.B, ctx context.Context, brokers []string, serverID uint32, prefix string, total int, half func()) int {
+	b.Helper()
+	log := slog.New(slog.DiscardHandler)
+	reg := prometheus.NewRegistry()
+	src := binlog.Config{Host: env.db.Host, Port: env.db.Port, User: env.db.User, Password: env.db.Password,
+		ServerID: serverID, Include: []string{"bench.snap"}}
+	src.Defaults()
+	reader, err := binlog.Open(ctx, &src, log, binlog.NewMetrics(reg))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer reader.Close()
+	var kcfg kafka.Config
+	kcfg.Defaults()
+	kcfg.Brokers, kcfg.RegistryURL, kcfg.TopicPrefix = brokers, env.registry.URL(), prefix
+	writer, err := kafka.NewWriter(&kcfg, version, log, kafka.NewMetrics(reg))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer writer.Close()
+	if _, err := writer.ReadCheckpoint(ctx); err != nil { // takes over the transactional id
+		b.Fatal(err)
+	}
+	reader.Snapshot(binlog.SnapshotState{Tables: []string{"bench.snap"}})
+	if err := reader.Start(ctx, binlog.Start{}); err != nil {
+		b.Fatal(err)
+	}
+	resume, err := reader.Resume(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	done, stop := context.WithCancel(ctx)
+	defer stop()
+	var halved bool
+	err = stream(done, reader, writer, resume, &kcfg, func(cp *kafka.Checkpoint) {
+		if !halved && len(cp.SnapshotAfter) > 0 && cp.SnapshotAfter[0].Int >= int64(total/2) {
+			halved = true
+			half()
+		}
+		if len(cp.SnapshotTables) == 0 {
+			stop()
+		}
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	chunkSeconds = counted(b, reg, "strait_producer_snapshot_chunk_seconds")
+	return int(counted(b, reg, "strait_producer_snapshot_rows_total"))
+}
+
+// chunkSeconds is the time the last snapshotPass spent reading chunks.
+var chunkSeconds float64
+
+// counted sums the series of a counter (or the sums of a histogram) in reg.
+func counted(b *testing.B, reg *prometheus.Registry, name string) float64 {
+	b.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n float64
+	for _, f := range families {
+		if f.GetName() == name {
+			for _, m := range f.GetMetric() {
+				n += m.GetCounter().GetValue() + m.GetHistogram().GetSampleSum()
+			}
+		}
+	}
+	return n
+}
