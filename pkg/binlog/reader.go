@@ -127,6 +127,9 @@ type Reader struct {
 	epoch     uint64
 	pos       uint64 // end of the last event read: where the next one starts
 	ahead     lookahead
+	// goMySQLRows leaves every rows event to go-mysql's decoding (tests
+	// compare it with decode.go's).
+	goMySQLRows bool
 }
 
 type tableState struct {
@@ -222,6 +225,10 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 		// only when asked.
 		dumpFlags |= replication.BINLOG_SEND_ANNOTATE_ROWS_EVENT
 	}
+	decodeRows := decodeRowsLater // see decode.go
+	if r.goMySQLRows {
+		decodeRows = nil
+	}
 	r.syncer = replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
 		DumpCommandFlag: dumpFlags,
 		ServerID:        r.cfg.ServerID,
@@ -241,7 +248,11 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 		// held ~100 MiB of parsed 40-row events when publishing was the
 		// slower side; 512 keeps memory flat and the parser busy
 		// (measured: producer/bench_test.go).
-		EventCacheCount: 512,
+		EventCacheCount:     512,
+		RowsEventDecodeFunc: decodeRows,
+		// The GTID set go-mysql would copy into every XID and QUERY event
+		// is not read (Resume keeps its own).
+		DiscardGTIDSet: true,
 	})
 	var err error
 	if s.GTID != "" {
@@ -279,13 +290,8 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 	}
 	for {
 		ev, err := r.stream.GetEvent(ctx)
-		var me *mysql.MyError
-		if errors.As(err, &me) && me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
-			return fmt.Errorf("the source no longer has the binlog to continue from %s (purged past the checkpoint, or another server): %w; "+
-				"fix: keep binlogs longer (check `producer check`), re-snapshot the captured tables and start at the current position (source.start_position)", r.started, err)
-		}
 		if err != nil {
-			return err
+			return r.streamError(err)
 		}
 		r.pos = uint64(ev.Header.LogPos)
 		done, err := r.handle(ctx, tx, ev)
@@ -310,6 +316,17 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 			return nil
 		}
 	}
+}
+
+// streamError explains a purged binlog; other errors pass through. (Kept out
+// of ReadTx's loop: the *MyError target escapes, one allocation a call.)
+func (r *Reader) streamError(err error) error {
+	var me *mysql.MyError
+	if errors.As(err, &me) && me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
+		return fmt.Errorf("the source no longer has the binlog to continue from %s (purged past the checkpoint, or another server): %w; "+
+			"fix: keep binlogs longer (check `producer check`), re-snapshot the captured tables and start at the current position (source.start_position)", r.started, err)
+	}
+	return err
 }
 
 // handle processes one event and reports whether it ends a transaction.
@@ -578,7 +595,38 @@ func (r *Reader) rows(tx *Tx, h *replication.EventHeader, e *replication.RowsEve
 		return fmt.Errorf("table %s at %s:%d: unknown rows event type %v", info.table.ID(), r.file, h.LogPos, h.EventType)
 	}
 	commit := time.Unix(int64(h.Timestamp), 0)
-	for i := 0; i+step <= len(e.Rows); i += step {
+	images, deferred := deferredImages(e) // see decode.go
+	if deferred {
+		if int(e.ColumnCount) != len(info.table.Columns) {
+			return fmt.Errorf("table %s at %s:%d: rows event has %d columns, schema %d", info.table.ID(), r.file, h.LogPos, e.ColumnCount, len(info.table.Columns))
+		}
+		if compressedRows(h.EventType) {
+			var err error
+			if images, err = mysql.DecompressMariadbData(images); err != nil {
+				return fmt.Errorf("table %s at %s:%d: decompress rows: %w", info.table.ID(), r.file, h.LogPos, err)
+			}
+		}
+	}
+	row := 0
+	for ; deferred && len(images) > 0 || !deferred && (row+1)*step <= len(e.Rows); row++ {
+		// Each row change is decoded, also one already published and
+		// skipped: a deferred event's images are read in sequence.
+		var img, img2 []cdc.Value
+		var err error
+		if deferred {
+			img, images, err = r.rawImage(tx, st, e.ColumnBitmap1, images, h)
+			if err == nil && op == cdc.OpUpdate {
+				img2, images, err = r.rawImage(tx, st, e.ColumnBitmap2, images, h)
+			}
+		} else {
+			img, err = r.image(tx, st, e.Rows[row*step], h)
+			if err == nil && op == cdc.OpUpdate {
+				img2, err = r.image(tx, st, e.Rows[row*step+1], h)
+			}
+		}
+		if err != nil {
+			return err
+		}
 		if r.skip > 0 { // published before the restart
 			r.skip--
 			continue
@@ -586,13 +634,9 @@ func (r *Reader) rows(tx *Tx, h *replication.EventHeader, e *replication.RowsEve
 		ev := cdc.Event{
 			Table:      info.table,
 			Op:         op,
-			Position:   cdc.Position{Epoch: r.epoch, File: r.fileIndex, Pos: uint64(h.LogPos), Row: uint64(i / step)},
-			Source:     cdc.Source{ServerID: h.ServerID, GTID: tx.GTID, File: r.file, Pos: uint64(h.LogPos), Row: uint32(i / step), Query: r.query},
+			Position:   cdc.Position{Epoch: r.epoch, File: r.fileIndex, Pos: uint64(h.LogPos), Row: uint64(row)},
+			Source:     cdc.Source{ServerID: h.ServerID, GTID: tx.GTID, File: r.file, Pos: uint64(h.LogPos), Row: uint32(row), Query: r.query},
 			CommitTime: commit,
-		}
-		img, err := r.image(tx, st, e.Rows[i], h)
-		if err != nil {
-			return err
 		}
 		switch op {
 		case cdc.OpCreate:
@@ -600,17 +644,15 @@ func (r *Reader) rows(tx *Tx, h *replication.EventHeader, e *replication.RowsEve
 		case cdc.OpDelete:
 			ev.Before = img
 		case cdc.OpUpdate:
-			ev.Before = img
-			if ev.After, err = r.image(tx, st, e.Rows[i+1], h); err != nil {
-				return err
-			}
+			ev.Before, ev.After = img, img2
 		}
 		tx.Events = append(tx.Events, ev)
 	}
-	r.metrics.countRows(info.table, op, len(e.Rows)/step)
+	r.metrics.countRows(info.table, op, row)
 	return nil
 }
 
+// image converts a row image go-mysql decoded.
 func (r *Reader) image(tx *Tx, st *tableState, raw []any, h *replication.EventHeader) ([]cdc.Value, error) {
 	info := st.info
 	if len(raw) != len(info.table.Columns) {
@@ -619,16 +661,54 @@ func (r *Reader) image(tx *Tx, st *tableState, raw []any, h *replication.EventHe
 	row := tx.row(len(raw))
 	for i, v := range raw {
 		val, err := st.conv.value(info, i, v)
-		if errors.Is(err, errUnrepresentable) {
-			r.metrics.countUnrepresentable(info.table, info.table.Columns[i].Name)
-			val, err = cdc.Null, nil
+		if row[i], err = r.checkValue(info, i, val, err, h); err != nil {
+			return nil, err
 		}
-		if err != nil {
-			return nil, fmt.Errorf("decode %s column %s (%s) at %s:%d: %w", info.table.ID(), info.table.Columns[i].Name, info.table.Columns[i].Type, r.file, h.LogPos, err)
-		}
-		row[i] = val
 	}
 	return row, nil
+}
+
+// rawImage decodes the row image at the start of images (decode.go), whose
+// columns are those set in present (the others are NULL, as go-mysql has
+// them), and returns the images after it.
+func (r *Reader) rawImage(tx *Tx, st *tableState, present, images []byte, h *replication.EventHeader) ([]cdc.Value, []byte, error) {
+	info := st.info
+	nulls, data, err := imageNulls(present, images, len(info.table.Columns))
+	if err != nil {
+		return nil, nil, fmt.Errorf("table %s at %s:%d: %w", info.table.ID(), r.file, h.LogPos, err)
+	}
+	row := tx.row(len(info.table.Columns))
+	k := 0 // index among the present columns
+	for i := range row {
+		if !bitSet(present, i) {
+			row[i] = cdc.Null
+			continue
+		}
+		k++
+		if bitSet(nulls, k-1) {
+			row[i] = cdc.Null
+			continue
+		}
+		val, n, err := st.conv.rawValue(info, i, data)
+		if row[i], err = r.checkValue(info, i, val, err, h); err != nil {
+			return nil, nil, err
+		}
+		data = data[n:]
+	}
+	return row, data, nil
+}
+
+// checkValue applies the rule for an unrepresentable value (NULL, counted)
+// and names the column of any other decoding error.
+func (r *Reader) checkValue(info *tableInfo, i int, val cdc.Value, err error, h *replication.EventHeader) (cdc.Value, error) {
+	if errors.Is(err, errUnrepresentable) {
+		r.metrics.countUnrepresentable(info.table, info.table.Columns[i].Name)
+		return cdc.Null, nil
+	}
+	if err != nil {
+		return cdc.Value{}, fmt.Errorf("decode %s column %s (%s) at %s:%d: %w", info.table.ID(), info.table.Columns[i].Name, info.table.Columns[i].Type, r.file, h.LogPos, err)
+	}
+	return val, nil
 }
 
 // mariadbGTID formats domain-server-sequence as go-mysql's String does,
