@@ -166,9 +166,30 @@ func bytesString(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
+// textArena hands out short strings carved from shared chunks, so that one
+// allocation serves many DECIMAL values and GTIDs. A chunk is only ever
+// appended to, never reused: a string stays valid however long it is kept
+// (keeping its chunk alive). Used by the reader's goroutine only.
+type textArena struct{ chunk []byte }
+
+func (a *textArena) string(b []byte) string {
+	switch {
+	case len(b) == 0:
+		return ""
+	case len(b) > 256:
+		return string(b)
+	case cap(a.chunk)-len(a.chunk) < len(b):
+		a.chunk = make([]byte, 0, 4096)
+	}
+	start := len(a.chunk)
+	a.chunk = append(a.chunk, b...)
+	return unsafe.String(&a.chunk[start], len(b))
+}
+
 // rawValue decodes column i's value at the start of data into its canonical
 // form and returns the bytes it took, also along with errUnrepresentable.
-func (cv *converter) rawValue(info *tableInfo, i int, data []byte) (cdc.Value, int, error) {
+// DECIMAL digits are cut from arena.
+func (cv *converter) rawValue(info *tableInfo, i int, data []byte, arena *textArena) (cdc.Value, int, error) {
 	ci := &info.cols[i]
 	col := &info.table.Columns[i]
 	switch ci.binType {
@@ -188,7 +209,7 @@ func (cv *converter) rawValue(info *tableInfo, i int, data []byte) (cdc.Value, i
 		}
 		return cdc.Int(y), 1, nil
 	case mysql.MYSQL_TYPE_NEWDECIMAL:
-		s, n, err := decimalText(data, int(ci.meta>>8), int(ci.meta&0xFF))
+		s, n, err := decimalText(data, int(ci.meta>>8), int(ci.meta&0xFF), arena)
 		return cdc.Str(s), n, err
 	case mysql.MYSQL_TYPE_FLOAT:
 		if err := need(data, 4); err != nil {
@@ -309,7 +330,7 @@ var dig2bytes = [10]int{0, 1, 1, 2, 2, 3, 3, 4, 4, 4}
 
 // decimalText renders a binary DECIMAL(precision, scale) as MySQL prints it
 // ("-12.50", "0.0001"): go-mysql's rendering, digit for digit.
-func decimalText(data []byte, precision, scale int) (string, int, error) {
+func decimalText(data []byte, precision, scale int, arena *textArena) (string, int, error) {
 	integral := precision - scale
 	fullInt, fullFrac := integral/9, scale/9
 	restInt, restFrac := integral-fullInt*9, scale-fullFrac*9
@@ -378,7 +399,7 @@ func decimalText(data []byte, precision, scale int) (string, int, error) {
 			pos += n
 		}
 	}
-	return string(s), pos, nil
+	return arena.string(s), pos, nil
 }
 
 // appendPadded appends v in decimal, zero-padded on the left to width digits.

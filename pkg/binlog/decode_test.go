@@ -12,6 +12,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strait-cdc/strait/pkg/cdc"
@@ -226,6 +227,9 @@ func TestRawDecodingMatchesGoMySQL(t *testing.T) {
 				if g.Table.ID() != w.Table.ID() || g.Op != w.Op || g.Position != w.Position {
 					t.Fatalf("change %d: %s %v at %v, go-mysql %s %v at %v", i, g.Table.ID(), g.Op, g.Position, w.Table.ID(), w.Op, w.Position)
 				}
+				if diff := cmp.Diff(g.Table, w.Table); diff != "" {
+					t.Fatalf("change %d: schema (-tablemap.go +go-mysql):\n%s", i, diff)
+				}
 				for _, img := range []struct {
 					name      string
 					got, want []cdc.Value
@@ -241,6 +245,7 @@ func TestRawDecodingMatchesGoMySQL(t *testing.T) {
 				}
 			}
 			checkDeferred(t, ctx, c.m, start, db, c.compressed)
+			checkOptionalMeta(t, ctx, c.m, start, db)
 			// Without row metadata go-mysql decodes every integer as
 			// signed; the column's signedness applies on both paths.
 			first := got[0].After
@@ -273,8 +278,8 @@ func columnIndex(t *cdc.Table, name string) int {
 	return -1
 }
 
-// openReader opens a reader at s; goMySQLRows leaves the rows to go-mysql.
-func openReader(t *testing.T, ctx context.Context, cfg *Config, s Start, goMySQLRows bool) *Reader {
+// openReader opens a reader at s; goMySQL leaves the decoding to go-mysql.
+func openReader(t *testing.T, ctx context.Context, cfg *Config, s Start, goMySQL bool) *Reader {
 	t.Helper()
 	c := *cfg
 	c.ServerID++
@@ -283,7 +288,7 @@ func openReader(t *testing.T, ctx context.Context, cfg *Config, s Start, goMySQL
 		t.Fatal(err)
 	}
 	t.Cleanup(r.Close)
-	r.goMySQLRows = goMySQLRows
+	r.goMySQL = goMySQL
 	if err := r.Start(ctx, s); err != nil {
 		t.Fatal(err)
 	}
@@ -329,5 +334,64 @@ func checkDeferred(t *testing.T, ctx context.Context, m *testenv.MariaDB, s Star
 	}
 	if rowsEvents == 0 || compressed && compressedEvents == 0 {
 		t.Errorf("%d rows events, %d of them compressed", rowsEvents, compressedEvents)
+	}
+}
+
+// checkOptionalMeta checks, with a bare syncer decoding everything itself,
+// that withOptionalMeta decodes each TABLE_MAP's optional metadata of db
+// exactly as go-mysql does.
+func checkOptionalMeta(t *testing.T, ctx context.Context, m *testenv.MariaDB, s Start, db string) {
+	t.Helper()
+	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+		ServerID: 301, Flavor: mysql.MariaDBFlavor, Host: m.Host, Port: uint16(m.Port), User: m.User, Password: m.Password,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	defer syncer.Close()
+	stream, err := syncer.StartSync(mysql.Position{Name: s.File, Pos: uint32(s.Pos)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end, err := m.Query(ctx, "", "SHOW MASTER STATUS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checksum, maps := 0, 0
+	for {
+		ev, err := stream.GetEvent(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch e := ev.Event.(type) {
+		case *replication.FormatDescriptionEvent:
+			checksum = 0
+			if e.ChecksumAlgorithm == replication.BINLOG_CHECKSUM_ALG_CRC32 {
+				checksum = replication.BinlogChecksumLength
+			}
+		case *replication.TableMapEvent:
+			if string(e.Schema) != db {
+				break
+			}
+			maps++
+			meta, err := optionalMeta(e, ev.RawData, checksum)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := withOptionalMeta(e, meta)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(got, e, cmpopts.IgnoreUnexported(replication.TableMapEvent{}), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("TABLE_MAP of %s.%s at %d (-tablemap.go +go-mysql):\n%s", e.Schema, e.Table, ev.Header.LogPos, diff)
+			}
+			if string(e.Table) == "t" && (e.SignednessBitmap == nil || e.DefaultCharset == nil && e.ColumnCharset == nil) {
+				t.Errorf("TABLE_MAP of %s.%s at %d: no signedness or character sets to compare", e.Schema, e.Table, ev.Header.LogPos)
+			}
+		}
+		if fmt.Sprint(ev.Header.LogPos) == *end[0][1] {
+			break
+		}
+	}
+	if maps == 0 {
+		t.Error("no TABLE_MAP event read")
 	}
 }

@@ -127,13 +127,16 @@ type Reader struct {
 	epoch     uint64
 	pos       uint64 // end of the last event read: where the next one starts
 	ahead     lookahead
-	// goMySQLRows leaves every rows event to go-mysql's decoding (tests
-	// compare it with decode.go's).
-	goMySQLRows bool
+	text      textArena // DECIMAL digits and GTIDs (decode.go)
+	checksum  int       // bytes of checksum at the end of each event
+	// goMySQL leaves rows events and TABLE_MAP metadata to go-mysql's
+	// decoding (tests compare it with decode.go's and tablemap.go's).
+	goMySQL bool
 }
 
 type tableState struct {
 	event    *replication.TableMapEvent // the TABLE_MAP this schema was built from
+	meta     []byte                     // its optional metadata (tablemap.go)
 	captured bool
 	info     *tableInfo
 	conv     *converter
@@ -225,9 +228,9 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 		// only when asked.
 		dumpFlags |= replication.BINLOG_SEND_ANNOTATE_ROWS_EVENT
 	}
-	decodeRows := decodeRowsLater // see decode.go
-	if r.goMySQLRows {
-		decodeRows = nil
+	decodeRows, decodeMeta := decodeRowsLater, skipOptionalMeta // see decode.go, tablemap.go
+	if r.goMySQL {
+		decodeRows, decodeMeta = nil, nil
 	}
 	r.syncer = replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
 		DumpCommandFlag: dumpFlags,
@@ -248,8 +251,9 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 		// held ~100 MiB of parsed 40-row events when publishing was the
 		// slower side; 512 keeps memory flat and the parser busy
 		// (measured: producer/bench_test.go).
-		EventCacheCount:     512,
-		RowsEventDecodeFunc: decodeRows,
+		EventCacheCount:                512,
+		RowsEventDecodeFunc:            decodeRows,
+		TableMapOptionalMetaDecodeFunc: decodeMeta,
 		// The GTID set go-mysql would copy into every XID and QUERY event
 		// is not read (Resume keeps its own).
 		DiscardGTIDSet: true,
@@ -335,7 +339,7 @@ func (r *Reader) handle(ctx context.Context, tx *Tx, ev *replication.BinlogEvent
 	case *replication.RotateEvent:
 		r.file, r.fileIndex = string(e.NextLogName), fileIndex(string(e.NextLogName))
 	case *replication.MariadbGTIDEvent:
-		tx.GTID = mariadbGTID(&e.GTID)
+		tx.GTID = mariadbGTID(&e.GTID, &r.text)
 		return false, r.beginTx(tx, ev.Header)
 	case *replication.GTIDEvent:
 		if set, err := e.GTIDNext(); err == nil {
@@ -348,8 +352,13 @@ func (r *Reader) handle(ctx context.Context, tx *Tx, ev *replication.BinlogEvent
 		r.setQuery(e.Query)
 	case *replication.QueryEvent:
 		return r.queryEvent(tx, ev.Header, e), nil
+	case *replication.FormatDescriptionEvent:
+		r.checksum = 0
+		if e.ChecksumAlgorithm == replication.BINLOG_CHECKSUM_ALG_CRC32 {
+			r.checksum = replication.BinlogChecksumLength
+		}
 	case *replication.TableMapEvent:
-		return false, r.tableMap(ctx, e)
+		return false, r.tableMap(ctx, e, ev.RawData)
 	case *replication.RowsEvent:
 		return false, r.rows(tx, ev.Header, e)
 	case *replication.XIDEvent:
@@ -358,6 +367,10 @@ func (r *Reader) handle(ctx context.Context, tx *Tx, ev *replication.BinlogEvent
 	case *replication.TransactionPayloadEvent:
 		// MySQL 8's binlog_transaction_compression: the whole transaction
 		// arrives in one event, already decompressed and parsed by go-mysql.
+		// Its events carry no checksum.
+		checksum := r.checksum
+		r.checksum = 0
+		defer func() { r.checksum = checksum }()
 		for _, inner := range e.Events {
 			done, err := r.handle(ctx, tx, inner)
 			if err != nil || done {
@@ -456,19 +469,28 @@ func (r *Reader) databaseCaptured(db string) bool {
 
 // tableMap resolves the schema of the table an upcoming rows event refers to.
 // The cached schema is reused only when the event is identical to the one it
-// was built from, so a schema change can never be missed.
-func (r *Reader) tableMap(ctx context.Context, e *replication.TableMapEvent) error {
-	if st, ok := r.tables[e.TableID]; ok && sameTableMap(st.event, e) {
+// was built from, so a schema change can never be missed. raw is the whole
+// event.
+func (r *Reader) tableMap(ctx context.Context, e *replication.TableMapEvent, raw []byte) error {
+	meta, err := optionalMeta(e, raw, r.checksum)
+	if err != nil {
+		return err
+	}
+	if st, ok := r.tables[e.TableID]; ok && bytes.Equal(st.meta, meta) && sameTableMap(st.event, e) {
 		return nil
 	}
+	if !r.goMySQL {
+		if e, err = withOptionalMeta(e, meta); err != nil {
+			return err
+		}
+	}
 	db, name := string(e.Schema), string(e.Table)
-	st := &tableState{event: e, captured: r.captured(db, name)}
+	st := &tableState{event: e, meta: meta, captured: r.captured(db, name)}
 	r.tables[e.TableID] = st
 	if !st.captured {
 		return nil
 	}
 	var info *tableInfo
-	var err error
 	if e.ColumnName != nil {
 		info, err = fromTableMap(e, r.charsets)
 	} else {
@@ -485,53 +507,16 @@ func (r *Reader) tableMap(ctx context.Context, e *replication.TableMapEvent) err
 	return nil
 }
 
+// sameTableMap compares the fixed part of two TABLE_MAP events (their
+// optional metadata is compared as bytes).
 func sameTableMap(a, b *replication.TableMapEvent) bool {
 	if a.ColumnCount != b.ColumnCount || !bytes.Equal(a.Schema, b.Schema) || !bytes.Equal(a.Table, b.Table) ||
-		!bytes.Equal(a.ColumnType, b.ColumnType) || !bytes.Equal(a.NullBitmap, b.NullBitmap) ||
-		!bytes.Equal(a.SignednessBitmap, b.SignednessBitmap) || len(a.ColumnMeta) != len(b.ColumnMeta) ||
-		len(a.ColumnName) != len(b.ColumnName) || len(a.PrimaryKey) != len(b.PrimaryKey) ||
-		!equalUints(a.DefaultCharset, b.DefaultCharset) || !equalUints(a.ColumnCharset, b.ColumnCharset) ||
-		!equalUints(a.EnumSetDefaultCharset, b.EnumSetDefaultCharset) || !equalUints(a.EnumSetColumnCharset, b.EnumSetColumnCharset) ||
-		!equalUints(a.PrimaryKey, b.PrimaryKey) || !equalNested(a.EnumStrValue, b.EnumStrValue) || !equalNested(a.SetStrValue, b.SetStrValue) {
+		!bytes.Equal(a.ColumnType, b.ColumnType) || !bytes.Equal(a.NullBitmap, b.NullBitmap) || len(a.ColumnMeta) != len(b.ColumnMeta) {
 		return false
 	}
 	for i := range a.ColumnMeta {
 		if a.ColumnMeta[i] != b.ColumnMeta[i] {
 			return false
-		}
-	}
-	for i := range a.ColumnName {
-		if !bytes.Equal(a.ColumnName[i], b.ColumnName[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func equalUints(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func equalNested(a, b [][][]byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if len(a[i]) != len(b[i]) {
-			return false
-		}
-		for j := range a[i] {
-			if !bytes.Equal(a[i][j], b[i][j]) {
-				return false
-			}
 		}
 	}
 	return true
@@ -689,7 +674,7 @@ func (r *Reader) rawImage(tx *Tx, st *tableState, present, images []byte, h *rep
 			row[i] = cdc.Null
 			continue
 		}
-		val, n, err := st.conv.rawValue(info, i, data)
+		val, n, err := st.conv.rawValue(info, i, data, &r.text)
 		if row[i], err = r.checkValue(info, i, val, err, h); err != nil {
 			return nil, nil, err
 		}
@@ -712,16 +697,17 @@ func (r *Reader) checkValue(info *tableInfo, i int, val cdc.Value, err error, h 
 }
 
 // mariadbGTID formats domain-server-sequence as go-mysql's String does,
-// without fmt: it runs once per transaction.
-func mariadbGTID(g *mysql.MariadbGTID) string {
+// without fmt and cut from the arena: it runs once per transaction.
+func mariadbGTID(g *mysql.MariadbGTID, arena *textArena) string {
 	if *g == (mysql.MariadbGTID{}) {
 		return ""
 	}
-	b := make([]byte, 0, 48)
+	var buf [64]byte
+	b := buf[:0]
 	b = strconv.AppendUint(b, uint64(g.DomainID), 10)
 	b = strconv.AppendUint(append(b, '-'), uint64(g.ServerID), 10)
 	b = strconv.AppendUint(append(b, '-'), g.SequenceNumber, 10)
-	return string(b)
+	return arena.string(b)
 }
 
 // fileIndex returns the numeric suffix of a binlog file name
