@@ -416,7 +416,7 @@ func FuzzRawValue(f *testing.F) {
 		{mysql.MYSQL_TYPE_STRING, uint16(mysql.MYSQL_TYPE_SET)<<8 | 8, false, "utf8mb4"},
 		{mysql.MYSQL_TYPE_STRING, uint16(mysql.MYSQL_TYPE_STRING)<<8 | 20, false, "latin1"},
 		{mysql.MYSQL_TYPE_STRING, uint16(mysql.MYSQL_TYPE_STRING)<<8 | 4, false, "binary"},
-		{mysql.MYSQL_TYPE_STRING, 0xe0<<8 | 0x90, false, "utf8mb4"}, // CHAR(100) utf8mb4: 400 bytes
+		{mysql.MYSQL_TYPE_STRING, 0xee<<8 | 0x90, false, "utf8mb4"}, // CHAR(100) utf8mb4: 400 bytes
 		{mysql.MYSQL_TYPE_VARCHAR, 300, false, "utf8mb4"}, {mysql.MYSQL_TYPE_VARCHAR, 20, false, "cp1251"},
 		{mysql.MYSQL_TYPE_BLOB, 1, false, "binary"}, {mysql.MYSQL_TYPE_BLOB, 2, false, "utf8mb3"},
 		{mysql.MYSQL_TYPE_BLOB, 3, false, "binary"}, {mysql.MYSQL_TYPE_BLOB, 4, false, "utf8mb4"},
