@@ -10,10 +10,12 @@ package binlog
 // parse goroutine it decodes only the event's header and leaves the row
 // images as bytes; the reader, which knows each column's schema (signedness,
 // character set, labels), decodes them with rawValue into the transaction's
-// value slab. A DECIMAL costs one allocation (its digit string), a BINARY(n)
-// that needs its zero bytes back one, text in a character set other than
-// UTF-8 or ASCII-only latin1 one; nothing else allocates. Text and binary
-// values share the event's bytes, as go-mysql's strings do.
+// value slab. DECIMAL digits are cut from a shared arena (textArena); a
+// BINARY(n) that needs its zero bytes back costs an allocation, and so does
+// text in a character set other than UTF-8 (or latin1 beyond ASCII);
+// nothing else allocates. Text and binary values share the event's bytes,
+// as go-mysql's strings do. MariaDB's compressed rows events
+// (log_bin_compress) are inflated by the reader.
 //
 // Every value is exactly what convert.go makes of go-mysql's value for the
 // same bytes (TestRawDecodingMatchesGoMySQL reads the same events both ways),
