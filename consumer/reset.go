@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/strait-cdc/strait/pkg/config"
@@ -115,17 +113,8 @@ func parseResetTime(s string, now time.Time) (int64, error) {
 // are not configuration keys. Only the kafka.* keys and logging are
 // checked: the command does not touch BigQuery.
 func commandConfig(name, summary string, own *flag.FlagSet, args []string, getenv func(string) string, stdout, stderr io.Writer) (*Config, error) {
-	ownArgs, rest := splitArgs(own, args)
-	var help bytes.Buffer
-	own.SetOutput(&help)
-	own.PrintDefaults()
-	own.SetOutput(stderr)
 	cfg := defaults()
-	summary += "\n\nCommand flags (not configuration keys):\n" + strings.TrimRight(help.String(), "\n")
-	if err := config.FromArgs(cfg, "consumer", name, summary, "Only the kafka.* keys are used.", rest, getenv, stdout, stderr); err != nil {
-		return nil, err
-	}
-	if err := config.Parse(own, ownArgs); err != nil {
+	if err := config.FromArgsWithFlags(cfg, "consumer", name, summary, "Only the kafka.* keys are used.", own, args, getenv, stdout, stderr); err != nil {
 		return nil, err
 	}
 	errs := append([]error{cfg.Kafka.Validate()}, service.ValidateLogging(cfg.LogLevel, cfg.LogFormat)...)
@@ -133,27 +122,6 @@ func commandConfig(name, summary string, own *flag.FlagSet, args []string, geten
 		return nil, fmt.Errorf("configuration:\n%w", err)
 	}
 	return cfg, nil
-}
-
-// splitArgs separates the flags own defines (with their values) from the
-// rest of args.
-func splitArgs(own *flag.FlagSet, args []string) (ownArgs, rest []string) {
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		f := own.Lookup(name)
-		if !strings.HasPrefix(a, "-") || f == nil {
-			rest = append(rest, a)
-			continue
-		}
-		ownArgs = append(ownArgs, a)
-		b, ok := f.Value.(interface{ IsBoolFlag() bool })
-		if !hasValue && !(ok && b.IsBoolFlag()) && i+1 < len(args) {
-			i++
-			ownArgs = append(ownArgs, args[i])
-		}
-	}
-	return ownArgs, rest
 }
 
 // quietLogger logs the Kafka client's warnings and errors to w as text.

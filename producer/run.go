@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -30,13 +31,14 @@ row change as Avro (Debezium envelope) to one Kafka topic per table.
 Commands:
   run      stream changes to Kafka until stopped (SIGTERM drains and exits 0)
   check    validate the source, Kafka and the Schema Registry, with fixes
+  snapshot ask the running producer to snapshot tables (optionally filtered)
   version  print the version
 
 Run 'producer <command> -h' for the command's flags.
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return service.Dispatch(ctx, "producer", version, usage, map[string]service.Command{"run": runStream, "check": runCheck}, args, getenv, stdout, stderr)
+	return service.Dispatch(ctx, "producer", version, usage, map[string]service.Command{"run": runStream, "check": runCheck, "snapshot": runSnapshot}, args, getenv, stdout, stderr)
 }
 
 // runStream is `producer run`: read a transaction → encode → produce, until
@@ -99,6 +101,9 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
+	signals, stopSignals := context.WithCancel(ctx)
+	defer stopSignals()
+	go watchSignals(signals, writer, reader, resume.Snapshot().Requests, &cfg.Source, log)
 	proc.Ready.Store(true)
 	defer proc.Ready.Store(false)
 
@@ -163,11 +168,29 @@ func schemaHistory(ctx context.Context, reader *binlog.Reader, writer *kafka.Wri
 // snapshot the checkpoint cp was taking, or — on a first start (no
 // checkpoint, no configured start position) with source.snapshot=initial —
 // every captured table.
+//
+// With a checkpoint, tables the configuration captures now but did not when
+// the checkpoint was written (source.include grew) are added, unless
+// source.snapshot is never.
 func planSnapshot(ctx context.Context, reader *binlog.Reader, cp *kafka.Checkpoint, configured bool, mode string, log *slog.Logger) error {
 	var st binlog.SnapshotState
 	switch {
 	case cp != nil:
-		st = binlog.SnapshotState{Tables: cp.SnapshotTables, After: cp.SnapshotAfter}
+		st = binlog.SnapshotState{Tables: cp.SnapshotTables, After: cp.SnapshotAfter, Filters: cp.SnapshotFilters, Requests: cp.SnapshotRequests}
+		if mode == "never" {
+			break
+		}
+		tables, err := reader.CapturedTables(ctx)
+		if err != nil {
+			return err
+		}
+		for _, t := range tables {
+			db, name, _ := strings.Cut(t, ".")
+			if !binlog.Captures(cp.Include, cp.Exclude, db, name) && !slices.Contains(st.Tables, t) {
+				log.Info("snapshot: a table the configuration captures from now on", "table", t)
+				st.Tables = append(st.Tables, t)
+			}
+		}
 	case !configured && mode == "initial":
 		tables, err := reader.CapturedTables(ctx)
 		if err != nil {
@@ -177,9 +200,33 @@ func planSnapshot(ctx context.Context, reader *binlog.Reader, cp *kafka.Checkpoi
 	}
 	if len(st.Tables) > 0 {
 		log.Info("snapshot: backfilling tables alongside the stream", "tables", len(st.Tables), "first", st.Tables[0], "resuming_after_key", st.After != nil)
-		reader.Snapshot(st)
 	}
+	reader.Snapshot(st)
 	return nil
+}
+
+// watchSignals hands the snapshot requests of <prefix>._signals, from the
+// checkpoint's offset on, to the reader until ctx ends. Tables the
+// configuration does not capture are left out, with an error in the log.
+func watchSignals(ctx context.Context, writer *kafka.Writer, reader *binlog.Reader, from int64, src *binlog.Config, log *slog.Logger) {
+	err := writer.WatchSignals(ctx, from, func(sig kafka.Signal, next int64) error {
+		req := binlog.SnapshotRequest{Filter: sig.Filter, Next: next}
+		if sig.Type != "snapshot" {
+			log.Error("signal of an unknown type; skipped", "type", sig.Type, "offset", next-1)
+		}
+		for _, t := range sig.Tables {
+			db, name, ok := strings.Cut(t, ".")
+			if sig.Type != "snapshot" || !ok || !binlog.Captures(src.Include, src.Exclude, db, name) {
+				log.Error("snapshot request: not a captured table (database.table within source.include/exclude); left out", "table", t)
+				continue
+			}
+			req.Tables = append(req.Tables, t)
+		}
+		return reader.RequestSnapshot(ctx, req)
+	})
+	if err != nil && ctx.Err() == nil {
+		log.Error("snapshot requests are not read any more", "err", err)
+	}
 }
 
 // status is what GET /status shows: the last committed checkpoint — where

@@ -70,7 +70,8 @@ func stream(ctx context.Context, reader *binlog.Reader, writer *kafka.Writer, re
 		s, snap := resume.Start(), resume.Snapshot()
 		return &kafka.Checkpoint{ServerID: resume.ServerID, Flavor: resume.Flavor, GTIDSet: s.GTID,
 			File: s.File, Pos: s.Pos, Epoch: resume.Epoch, RowsDone: s.SkipRows, TxGTID: s.TxGTID, SourceTime: sourceTime, Version: version,
-			SnapshotTables: snap.Tables, SnapshotAfter: snap.After}
+			SnapshotTables: snap.Tables, SnapshotAfter: snap.After, SnapshotFilters: snap.Filters, SnapshotRequests: snap.Requests,
+			Include: resume.Include, Exclude: resume.Exclude}
 	}
 	changed := func() {
 		if !dirty {

@@ -133,9 +133,11 @@ type Reader struct {
 	full     bool   // binlog_row_metadata=FULL: TABLE_MAPs name their columns
 	serverID uint32 // the source's server_id
 
-	history map[string]*cdc.TableSchema // schema history as of the reader's position, by "db.table"
-	pending []cdc.TableSchema           // history entries for the transaction being read
-	snap    *snapshot                   // the snapshot in progress (snapshot.go)
+	history   map[string]*cdc.TableSchema // schema history as of the reader's position, by "db.table"
+	pending   []cdc.TableSchema           // history entries for the transaction being read
+	snap      *snapshot                   // the snapshot in progress (snapshot.go)
+	requested chan SnapshotRequest        // snapshot requests not taken yet
+	requests  int64                       // offset of the next snapshot request to take
 
 	file      string // current binlog file
 	fileIndex uint64 // numeric suffix of file
@@ -177,7 +179,7 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Read
 		return nil, err
 	}
 	r := &Reader{cfg: cfg, log: log, metrics: m, conn: conn, tables: map[uint64]*tableState{}, flavor: cfg.Flavor,
-		history: map[string]*cdc.TableSchema{}}
+		history: map[string]*cdc.TableSchema{}, requested: make(chan SnapshotRequest, 16)}
 	if r.flavor == "" {
 		res, err := conn.Execute("SELECT VERSION()")
 		if err != nil {
@@ -346,6 +348,14 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 		done, err := r.handle(ctx, tx, ev)
 		if err != nil {
 			return err
+		}
+		if !done && r.snap != nil && !r.cur.open && len(tx.Events) == 0 && len(tx.DDL) == 0 {
+			// Between transactions (a rotation, the stream's first
+			// events): the snapshot need not wait for the next one.
+			if published, err := r.snapshotStep(ctx, tx); err != nil || published {
+				r.drainSchemas(tx)
+				return err
+			}
 		}
 		if done || len(tx.Events) >= r.cfg.ChunkRows && r.cfg.ChunkRows > 0 {
 			r.drainSchemas(tx)
@@ -577,19 +587,25 @@ func sameTableMap(a, b *replication.TableMapEvent) bool {
 var systemSchemas = map[string]bool{"mysql": true, "information_schema": true, "performance_schema": true, "sys": true}
 
 func (r *Reader) captured(db, table string) bool {
+	return Captures(r.cfg.Include, r.cfg.Exclude, db, table)
+}
+
+// Captures reports whether patterns include and exclude (source.include,
+// source.exclude) capture table db.table.
+func Captures(include, exclude []string, db, table string) bool {
 	if systemSchemas[db] {
 		return false
 	}
 	id := db + "." + table
-	for _, p := range r.cfg.Exclude {
+	for _, p := range exclude {
 		if ok, _ := path.Match(p, id); ok {
 			return false
 		}
 	}
-	if len(r.cfg.Include) == 0 {
+	if len(include) == 0 {
 		return true
 	}
-	for _, p := range r.cfg.Include {
+	for _, p := range include {
 		if ok, _ := path.Match(p, id); ok {
 			return true
 		}

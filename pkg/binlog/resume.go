@@ -16,6 +16,9 @@ type Resume struct {
 	ServerID uint32
 	Flavor   string
 	Epoch    uint64 // the sequence epoch in force
+	// Include and Exclude are the capture patterns in force
+	// (source.include, source.exclude).
+	Include, Exclude []string
 
 	gtids mysql.GTIDSet // nil when the GTID set is not known
 	file  string
@@ -33,10 +36,12 @@ type Resume struct {
 // start on MariaDB it is the server's BINLOG_GTID_POS of that position; on
 // MySQL it is known only when started by GTID or at the current position.
 func (r *Reader) Resume(ctx context.Context) (*Resume, error) {
-	p := &Resume{Flavor: r.flavor, Epoch: r.started.Epoch, file: r.started.File, pos: r.started.Pos}
+	p := &Resume{Flavor: r.flavor, Epoch: r.started.Epoch, file: r.started.File, pos: r.started.Pos,
+		Include: r.cfg.Include, Exclude: r.cfg.Exclude}
 	if r.snap != nil {
 		p.snapshot = r.snap.state
 	}
+	p.snapshot.Requests = r.requests
 	if r.started.SkipRows > 0 {
 		inside := r.started
 		p.inside = &inside

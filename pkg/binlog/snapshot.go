@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -37,6 +38,20 @@ import (
 type SnapshotState struct {
 	Tables []string    // "database.table", in reading order; empty: no snapshot
 	After  []cdc.Value // primary-key values of the last row published of Tables[0]; nil: none yet
+	// Filters are SQL conditions limiting the rows of some tables (an
+	// on-demand snapshot's WHERE), by table.
+	Filters map[string]string
+	// Requests is the offset of the next snapshot request to read from
+	// the signal topic: requests before it are in Tables (or done).
+	Requests int64
+}
+
+// SnapshotRequest asks a running producer to snapshot tables, optionally
+// only the rows matching Filter (an SQL condition).
+type SnapshotRequest struct {
+	Tables []string
+	Filter string
+	Next   int64 // the signal topic's offset after this request
 }
 
 // snapshot is the reader's snapshot in progress.
@@ -77,9 +92,61 @@ type window struct {
 // Snapshot asks the reader to backfill the tables of st, continuing after
 // st.After in the first. Call before Start.
 func (r *Reader) Snapshot(st SnapshotState) {
+	r.requests = st.Requests
 	if len(st.Tables) > 0 {
 		r.snap = &snapshot{state: st}
 		r.metrics.snapshotTables.Set(float64(len(st.Tables)))
+	}
+}
+
+// RequestSnapshot queues a snapshot request; the reader takes it between
+// two source transactions, and the request's offset goes into the
+// checkpoint with the tables it added. It may be called from any
+// goroutine; it blocks while earlier requests wait.
+func (r *Reader) RequestSnapshot(ctx context.Context, req SnapshotRequest) error {
+	select {
+	case r.requested <- req:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// takeRequests adds the waiting snapshot requests to the snapshot and
+// reports whether there were any (their progress must be published).
+func (r *Reader) takeRequests() bool {
+	took := false
+	for {
+		select {
+		case req := <-r.requested:
+			if req.Next <= r.requests {
+				continue // read again after a restart, already taken
+			}
+			took = true
+			r.requests = req.Next
+			if r.snap == nil {
+				r.snap = &snapshot{}
+			}
+			st := &r.snap.state
+			for _, t := range req.Tables {
+				if slices.Contains(st.Tables, t) {
+					r.log.Warn("snapshot request: table already being snapshotted; its filter is not changed", "table", t)
+					continue
+				}
+				st.Tables = append(slices.Clip(st.Tables), t)
+				if req.Filter != "" {
+					st.Filters = maps.Clone(st.Filters)
+					if st.Filters == nil {
+						st.Filters = map[string]string{}
+					}
+					st.Filters[t] = req.Filter
+				}
+			}
+			r.log.Info("snapshot requested", "tables", req.Tables, "filter", req.Filter, "queued", len(st.Tables))
+			r.metrics.snapshotTables.Set(float64(len(st.Tables)))
+		default:
+			return took
+		}
 	}
 }
 
@@ -105,9 +172,19 @@ func (r *Reader) CapturedTables(ctx context.Context) ([]string, error) {
 // when none is waiting, and publishes the waiting one into tx once the
 // stream has reached its high watermark (reporting true).
 func (r *Reader) snapshotStep(ctx context.Context, tx *Tx) (bool, error) {
-	s := r.snap
-	if s == nil || r.cur.open || r.skip > 0 || r.file == "" {
+	if r.cur.open || r.skip > 0 || r.file == "" {
 		return false, nil // only between whole source transactions
+	}
+	if r.takeRequests() {
+		// The requests taken go out now, checkpointed like a chunk.
+		st := r.snap.state
+		st.Requests = r.requests
+		tx.Snapshot, tx.File, tx.EndPos, tx.CommitTime = &st, r.file, r.pos, time.Now()
+		return true, nil
+	}
+	s := r.snap
+	if s == nil {
+		return false, nil
 	}
 	if s.win == nil {
 		if len(s.state.Tables) == 0 {
@@ -165,7 +242,7 @@ func (r *Reader) readNextChunk(ctx context.Context) error {
 		}
 	}
 	began := time.Now()
-	rows, err := readChunk(ctx, s.conn, s.info, s.conv, s.state.After, r.cfg.SnapshotChunkRows, "")
+	rows, err := readChunk(ctx, s.conn, s.info, s.conv, s.state.After, r.cfg.SnapshotChunkRows, s.state.Filters[id])
 	var me *mysql.MyError
 	if errors.As(err, &me) && me.Code == mysql.ER_NO_SUCH_TABLE {
 		r.log.Warn("snapshot: table dropped while being read; skipped", "table", id)
@@ -177,6 +254,12 @@ func (r *Reader) readNextChunk(ctx context.Context) error {
 		r.log.Debug("snapshot chunk failed with a schema read earlier; reading the schema again", "table", id, "err", err)
 		s.info, s.conv = nil, nil
 		return nil
+	}
+	if filter := s.state.Filters[id]; err != nil && filter != "" && errors.As(err, &me) {
+		// A filter the server refuses (a typo, an unknown column) ends
+		// that table's snapshot, not the producer.
+		r.log.Error("snapshot: the filter of the request fails; table skipped", "table", id, "filter", filter, "err", err)
+		return r.emptyWindow(ctx)
 	}
 	if err != nil {
 		return fmt.Errorf("snapshot of %s after key %v: %w", id, s.state.After, err)
@@ -234,10 +317,14 @@ func (r *Reader) publishChunk(tx *Tx) {
 	if len(tx.Events) > 0 {
 		r.metrics.countSnapshotRows(id, len(tx.Events))
 	}
-	next := SnapshotState{Tables: s.state.Tables, After: w.last}
+	next := SnapshotState{Tables: s.state.Tables, After: w.last, Filters: s.state.Filters, Requests: r.requests}
 	if w.done {
 		r.log.Info("snapshot of a table done", "table", id, "rows", s.rows, "seconds", time.Since(s.start).Seconds())
-		next = SnapshotState{Tables: s.state.Tables[1:]}
+		next = SnapshotState{Tables: s.state.Tables[1:], Filters: s.state.Filters, Requests: r.requests}
+		if _, ok := next.Filters[id]; ok {
+			next.Filters = maps.Clone(next.Filters)
+			delete(next.Filters, id)
+		}
 		s.info, s.conv, s.recent = nil, nil, nil
 	}
 	s.state, s.win = next, nil
@@ -289,6 +376,7 @@ func (r *Reader) endSnapshot() {
 		r.snap.conn.Close()
 	}
 	r.snap = nil
+	r.metrics.snapshotTables.Set(0)
 	r.log.Info("snapshot done: every captured table is backfilled")
 }
 

@@ -245,3 +245,41 @@ func Dump(cfg any) string {
 	}
 	return b.String()
 }
+
+// FromArgsWithFlags is FromArgs for a command that also has flags of its
+// own, which are not configuration keys (e.g. `consumer reset -to-earliest`):
+// own's flags are taken out of args, listed in the -h text, and parsed
+// after the configuration.
+func FromArgsWithFlags(cfg any, program, name, summary, note string, own *flag.FlagSet, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	ownArgs, rest := splitArgs(own, args)
+	var help bytes.Buffer
+	own.SetOutput(&help)
+	own.PrintDefaults()
+	own.SetOutput(stderr)
+	summary += "\n\nCommand flags (not configuration keys):\n" + strings.TrimRight(help.String(), "\n")
+	if err := FromArgs(cfg, program, name, summary, note, rest, getenv, stdout, stderr); err != nil {
+		return err
+	}
+	return Parse(own, ownArgs)
+}
+
+// splitArgs separates the flags own defines (with their values) from the
+// rest of args.
+func splitArgs(own *flag.FlagSet, args []string) (ownArgs, rest []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		f := own.Lookup(name)
+		if !strings.HasPrefix(a, "-") || f == nil {
+			rest = append(rest, a)
+			continue
+		}
+		ownArgs = append(ownArgs, a)
+		b, ok := f.Value.(interface{ IsBoolFlag() bool })
+		if !hasValue && !(ok && b.IsBoolFlag()) && i+1 < len(args) {
+			i++
+			ownArgs = append(ownArgs, args[i])
+		}
+	}
+	return ownArgs, rest
+}

@@ -38,8 +38,13 @@ type Checkpoint struct {
 	Version    string
 	// The snapshot's progress: tables left (the first being read) and the
 	// primary-key values of the last row published of the first.
-	SnapshotTables []string
-	SnapshotAfter  []cdc.Value
+	SnapshotTables   []string
+	SnapshotAfter    []cdc.Value
+	SnapshotFilters  map[string]string // SQL conditions of on-demand snapshots, by table
+	SnapshotRequests int64             // offset of the next request in <prefix>._signals
+	// Include and Exclude are the source.include/exclude patterns in force:
+	// tables a later configuration adds are snapshotted.
+	Include, Exclude []string
 }
 
 // keyValue is a cdc.Value in JSON; Str as base64, since keys may be binary.
@@ -117,9 +122,10 @@ func (w *Writer) encodeCheckpoint(ctx context.Context, topic string, cp *Checkpo
 	if err != nil {
 		return nil, err
 	}
-	tables := make([]any, len(cp.SnapshotTables))
-	for i, t := range cp.SnapshotTables {
-		tables[i] = t
+	tables := strs(cp.SnapshotTables)
+	filters := make(map[string]any, len(cp.SnapshotFilters))
+	for t, f := range cp.SnapshotFilters {
+		filters[t] = f
 	}
 	ids := make(map[string]any, len(cp.SchemaIDs))
 	for s, id := range cp.SchemaIDs {
@@ -131,6 +137,8 @@ func (w *Writer) encodeCheckpoint(ctx context.Context, topic string, cp *Checkpo
 		"rows_done": int64(cp.RowsDone), "tx_gtid": optional(cp.TxGTID), "schema_ids": ids,
 		"source_ts_ms": cp.SourceTime.UnixMilli(), "written_ts_ms": cp.Written.UnixMilli(), "version": cp.Version,
 		"snapshot_tables": tables, "snapshot_after": encodeKey(cp.SnapshotAfter),
+		"snapshot_filters": filters, "snapshot_requests": cp.SnapshotRequests,
+		"include": strs(cp.Include), "exclude": strs(cp.Exclude),
 	}
 	return w.cpCodec.BinaryFromNative(header(uint32(id)), native)
 }
@@ -164,9 +172,14 @@ func (w *Writer) decodeCheckpoint(b []byte) (*Checkpoint, error) {
 	for s, id := range m["schema_ids"].(map[string]any) {
 		cp.SchemaIDs[s] = int(id.(int32))
 	}
-	for _, t := range m["snapshot_tables"].([]any) {
-		cp.SnapshotTables = append(cp.SnapshotTables, t.(string))
+	cp.SnapshotTables, cp.Include, cp.Exclude = fromStrs(m["snapshot_tables"]), fromStrs(m["include"]), fromStrs(m["exclude"])
+	for t, f := range m["snapshot_filters"].(map[string]any) {
+		if cp.SnapshotFilters == nil {
+			cp.SnapshotFilters = map[string]string{}
+		}
+		cp.SnapshotFilters[t] = f.(string)
 	}
+	cp.SnapshotRequests = m["snapshot_requests"].(int64)
 	if cp.SnapshotAfter, err = decodeKey(str("snapshot_after")); err != nil {
 		return nil, err
 	}
@@ -237,4 +250,20 @@ func (w *Writer) readCommitted(ctx context.Context, topic string, fn func(*kgo.R
 		})
 	}
 	return nil
+}
+
+func strs(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+func fromStrs(v any) []string {
+	var out []string
+	for _, s := range v.([]any) {
+		out = append(out, s.(string))
+	}
+	return out
 }

@@ -1,0 +1,100 @@
+package kafka
+
+// signal.go: requests to a running producer, as JSON records in the topic
+// <prefix>._signals (one partition, kept by time). `producer snapshot`
+// writes one; the producer reads them from the offset in its checkpoint,
+// so each request is taken exactly once, across restarts.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// SignalTopic returns <prefix>._signals.
+func SignalTopic(prefix string) string { return prefix + "._signals" }
+
+// Signal is one request to a running producer.
+type Signal struct {
+	// Type is what is asked: "snapshot".
+	Type string `json:"type"`
+	// Tables are "database.table" names to snapshot.
+	Tables []string `json:"tables"`
+	// Filter is an SQL condition limiting the rows snapshotted; empty:
+	// every row.
+	Filter string `json:"filter,omitempty"`
+}
+
+// SendSignal appends s to the signal topic of cfg's prefix, creating the
+// topic when missing, and returns its offset. It uses a client of its
+// own, not the producer's transactional id (which would fence the running
+// producer).
+func SendSignal(ctx context.Context, cfg *Config, s Signal, opts ...kgo.Opt) (int64, error) {
+	value, err := json.Marshal(s)
+	if err != nil {
+		return 0, err
+	}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.RequiredAcks(kgo.AllISRAcks())}, opts...)...)
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	topic := SignalTopic(cfg.TopicPrefix)
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, 1, int16(cfg.ReplicationFactor), map[string]*string{"cleanup.policy": ptr("delete")}, topic)
+	if err == nil && resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
+		err = resp.Err
+	}
+	if err != nil {
+		return 0, fmt.Errorf("create %s: %w", topic, err)
+	}
+	r, err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(s.Type), Value: value}).First()
+	if err != nil {
+		return 0, fmt.Errorf("write to %s: %w", topic, err)
+	}
+	return r.Offset, nil
+}
+
+func ptr(s string) *string { return &s }
+
+// WatchSignals calls fn with each signal of the topic from offset from on,
+// and the offset after it, until ctx ends. A record that is not a signal
+// is passed as a Signal with an empty Type, so that its offset is taken too.
+func (w *Writer) WatchSignals(ctx context.Context, from int64, fn func(s Signal, next int64) error) error {
+	topic := SignalTopic(w.cfg.TopicPrefix)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(w.cfg.Brokers...), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(from)}}),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		fetches.EachError(func(_ string, _ int32, err error) {
+			w.log.Debug("signal topic", "topic", topic, "err", err)
+		})
+		var ferr error
+		fetches.EachRecord(func(r *kgo.Record) {
+			if ferr != nil {
+				return
+			}
+			var s Signal
+			if err := json.Unmarshal(r.Value, &s); err != nil {
+				w.log.Error("not a signal; skipped", "topic", topic, "offset", r.Offset, "err", err)
+				s = Signal{}
+			}
+			ferr = fn(s, r.Offset+1)
+		})
+		if ferr != nil {
+			return ferr
+		}
+	}
+}
