@@ -272,10 +272,11 @@ func TestStreamsChangesToTopics(t *testing.T) {
 		"INSERT INTO skipped VALUES (1)",
 		"UPDATE customers SET tier = 'pro'", // updates 2 rows that change, one unchanged
 		"DELETE FROM customers WHERE id = 2",
+		"UPDATE customers SET id = 4 WHERE id = 3", // a key change: delete + tombstone of 3, insert of 4
 	); err != nil {
 		t.Fatal(err)
 	}
-	got := consume(t, ctx, 12, "s1.shop.customers", "s1.shop.orders", "s1.shop.audit", "s1.shop.skipped")
+	got := consume(t, ctx, 15, "s1.shop.customers", "s1.shop.orders", "s1.shop.audit", "s1.shop.skipped")
 	byTopic := map[string][]change{}
 	for _, c := range got {
 		byTopic[c.Topic] = append(byTopic[c.Topic], c)
@@ -284,7 +285,9 @@ func TestStreamsChangesToTopics(t *testing.T) {
 		t.Errorf("excluded table published %d records", n)
 	}
 
-	// customers: 3 inserts, 1 update, 2 updates (Bob, Cy), 1 delete + tombstone, in per-key order.
+	// customers: 3 inserts, 1 update, 2 updates (Bob, Cy), 1 delete +
+	// tombstone, a key change as delete + tombstone + insert, in per-key
+	// order.
 	type op struct {
 		ID   int32
 		Op   string
@@ -307,7 +310,8 @@ func TestStreamsChangesToTopics(t *testing.T) {
 	want := []op{
 		{1, "c", "Ada"}, {1, "u", "Ada L."},
 		{2, "c", "Bob"}, {2, "u", "Bob"}, {2, "d", "Bob"}, {2, "tombstone", nil},
-		{3, "c", "Cy"}, {3, "u", "Cy"},
+		{3, "c", "Cy"}, {3, "u", "Cy"}, {3, "d", "Cy"}, {3, "tombstone", nil},
+		{4, "c", "Cy"},
 	}
 	if diff := cmp.Diff(ops, want); diff != "" {
 		t.Errorf("customers changes in per-key order (-got +want):\n%s", diff)
@@ -349,18 +353,19 @@ func TestStreamsChangesToTopics(t *testing.T) {
 		t.Errorf("audit (-got +want):\n%s", diff)
 	}
 
-	// The change sequence increases in commit order within each topic partition.
-	last := map[string]string{}
+	// The change sequence increases in commit order within each topic
+	// partition; a key change's delete and insert share the update's.
+	last, lastOp := map[string]string{}, map[string]any{}
 	for _, c := range got {
 		if c.Value == nil {
 			continue
 		}
 		seq := unwrap(c.Value["source"].(map[string]any)["sequence"]).(string)
 		k := fmt.Sprint(c.Topic, c.Partition)
-		if seq <= last[k] {
+		if seq < last[k] || seq == last[k] && !(lastOp[k] == "d" && c.Value["op"] == "c") {
 			t.Errorf("%s: sequence %s after %s", k, seq, last[k])
 		}
-		last[k] = seq
+		last[k], lastOp[k] = seq, c.Value["op"]
 	}
 
 	// Topics were created as configured; subjects registered.

@@ -197,36 +197,64 @@ func (w *Writer) Publish(ctx context.Context, events []cdc.Event) error {
 	now := time.Now()
 	for i := range events {
 		ev := &events[i]
-		tw, err := w.writerOf(ctx, ev.Table)
-		if err != nil {
-			return fmt.Errorf("publish %s at %s:%d: %w", ev.Table.ID(), ev.Source.File, ev.Source.Pos, err)
-		}
-		key, err := tw.enc.AppendKey(w.take(), ev)
-		if key = w.keep(key); len(key) == 0 {
-			key = nil // no primary key: no record key (partition 0, order kept)
-		}
-		if err != nil {
-			if err := w.deadLetter(ctx, tw, ev, ReasonEncode, fmt.Errorf("encode key: %w", err), nil, nil); err != nil {
+		if ev.Op == cdc.OpUpdate && keyChanged(ev) {
+			// As Debezium does: a delete of the old key (with its
+			// tombstone) and an insert of the new, so that compaction
+			// of the old key's records ends in its tombstone.
+			del := cdc.Event{Table: ev.Table, Op: cdc.OpDelete, Before: ev.Before, Position: ev.Position, Source: ev.Source, CommitTime: ev.CommitTime}
+			ins := cdc.Event{Table: ev.Table, Op: cdc.OpCreate, After: ev.After, Position: ev.Position, Source: ev.Source, CommitTime: ev.CommitTime}
+			if err := w.publishOne(ctx, &del, now); err != nil {
 				return err
 			}
-			continue
+			ev = &ins
 		}
-		value, err := tw.enc.AppendValue(w.take(), ev, now)
-		value = w.keep(value)
-		if reason, cause := w.unfit(tw, key, value, err); reason != "" {
-			if err := w.deadLetter(ctx, tw, ev, reason, cause, body(key), body(value)); err != nil {
-				return err
-			}
-			continue
+		if err := w.publishOne(ctx, ev, now); err != nil {
+			return err
 		}
-		w.produce(ctx, w.record(tw.topic, key, value))
-		w.txn.records++
-		w.txn.bytes += len(key) + len(value)
-		tw.pub.records.Inc()
-		tw.pub.bytes.Add(float64(len(key) + len(value)))
-		if ev.Op == cdc.OpDelete && w.cfg.Tombstones && key != nil {
-			w.produce(ctx, w.record(tw.topic, key, nil))
+	}
+	return nil
+}
+
+// keyChanged reports whether an update changes its row's primary key.
+func keyChanged(ev *cdc.Event) bool {
+	if ev.Before == nil || ev.After == nil {
+		return false
+	}
+	for _, k := range ev.Table.PrimaryKey {
+		if ev.Before[k] != ev.After[k] {
+			return true
 		}
+	}
+	return false
+}
+
+// publishOne encodes and sends one change (and the tombstone after a
+// delete); a change that cannot be encoded or sent as a record goes to the
+// dead-letter topic.
+func (w *Writer) publishOne(ctx context.Context, ev *cdc.Event, now time.Time) error {
+	tw, err := w.writerOf(ctx, ev.Table)
+	if err != nil {
+		return fmt.Errorf("publish %s at %s:%d: %w", ev.Table.ID(), ev.Source.File, ev.Source.Pos, err)
+	}
+	key, err := tw.enc.AppendKey(w.take(), ev)
+	if key = w.keep(key); len(key) == 0 {
+		key = nil // no primary key: no record key (partition 0, order kept)
+	}
+	if err != nil {
+		return w.deadLetter(ctx, tw, ev, ReasonEncode, fmt.Errorf("encode key: %w", err), nil, nil)
+	}
+	value, err := tw.enc.AppendValue(w.take(), ev, now)
+	value = w.keep(value)
+	if reason, cause := w.unfit(tw, key, value, err); reason != "" {
+		return w.deadLetter(ctx, tw, ev, reason, cause, body(key), body(value))
+	}
+	w.produce(ctx, w.record(tw.topic, key, value))
+	w.txn.records++
+	w.txn.bytes += len(key) + len(value)
+	tw.pub.records.Inc()
+	tw.pub.bytes.Add(float64(len(key) + len(value)))
+	if ev.Op == cdc.OpDelete && w.cfg.Tombstones && key != nil {
+		w.produce(ctx, w.record(tw.topic, key, nil))
 	}
 	return nil
 }
