@@ -42,6 +42,7 @@ type options struct {
 	bin      string
 	duration time.Duration
 	rate     int
+	brokers  int
 	project  string // real BigQuery project; "" for the local endpoint
 	dataset  string
 }
@@ -53,6 +54,7 @@ func parse(args []string, getenv func(string) string) (*options, error) {
 	fs.StringVar(&o.bin, "bin", "bin", "directory holding the producer and consumer binaries (make build)")
 	fs.DurationVar(&o.duration, "duration", 20*time.Second, "how long the write workload runs")
 	fs.IntVar(&o.rate, "rate", 200, "source transactions per second of the workload")
+	fs.IntVar(&o.brokers, "brokers", 1, "Kafka brokers")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}

@@ -49,7 +49,7 @@ func startStack(ctx context.Context, o *options, out io.Writer) (*stack, error) 
 	if pid, err := os.ReadFile(filepath.Join(st.db.Dir, "mariadbd.pid")); err == nil {
 		st.notePid(strings.TrimSpace(string(pid)))
 	}
-	if st.kafka, err = testenv.StartKafka(kfake.DataDir(filepath.Join(o.dir, "kafka"))); err != nil {
+	if st.kafka, err = testenv.StartKafka(kfake.DataDir(filepath.Join(o.dir, "kafka")), kfake.NumBrokers(max(1, o.brokers))); err != nil {
 		st.close()
 		return nil, fmt.Errorf("kafka: %w", err)
 	}
@@ -71,9 +71,14 @@ func startStack(ctx context.Context, o *options, out io.Writer) (*stack, error) 
 // services.
 func (st *stack) close() {
 	for _, p := range st.procs {
-		p.Process.Signal(syscall.SIGTERM)
+		if p.ProcessState == nil {
+			p.Process.Signal(syscall.SIGTERM)
+		}
 	}
 	for _, p := range st.procs {
+		if p.ProcessState != nil {
+			continue // killed and waited for
+		}
 		done := make(chan struct{})
 		go func() { p.Wait(); close(done) }()
 		select {
@@ -101,8 +106,27 @@ func (st *stack) close() {
 // startBinaries writes the two configuration files and starts bin/producer
 // and bin/consumer, waiting until both are ready.
 func (st *stack) startBinaries(ctx context.Context) error {
+	paddr, caddr := freeAddr(), freeAddr()
+	if err := st.writeConfigs(); err != nil {
+		return err
+	}
+	for name, addr := range map[string]string{"producer": paddr, "consumer": caddr} {
+		if _, err := st.spawn(name, "-http_addr", addr); err != nil {
+			return err
+		}
+	}
+	st.metrics["producer"], st.metrics["consumer"] = "http://"+paddr+"/metrics", "http://"+caddr+"/metrics"
+	for name, addr := range map[string]string{"producer": paddr, "consumer": caddr} {
+		if err := waitReady(ctx, addr, filepath.Join(st.o.dir, name+".log")); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// writeConfigs writes <dir>/producer.yaml and <dir>/consumer.yaml.
+func (st *stack) writeConfigs() error {
 	brokers := strings.Join(st.kafka.ListenAddrs(), ", ")
-	paddr, caddr, err := freeAddr(), freeAddr(), error(nil)
 	producer := fmt.Sprintf(`# written by make demo
 source:
   host: %s
@@ -110,14 +134,14 @@ source:
   user: %s
   server_id: 6420
   include: ["shop.*"]
+  heartbeat_period: 1s
 kafka:
   brokers: [%s]
   topic_prefix: demo
   schema_registry_url: %s
   partitions: 3
-http_addr: %s
 log_format: text
-`, st.db.Host, st.db.Port, st.db.User, brokers, st.registry.URL(), paddr)
+`, st.db.Host, st.db.Port, st.db.User, brokers, st.registry.URL())
 	bq := fmt.Sprintf(`bigquery:
   project: %s
   dataset: %s
@@ -131,6 +155,7 @@ log_format: text
   write_endpoint: %s
   insecure: true
   max_staleness: 0s
+  retry_max_backoff: 2s
 `, st.o.dataset, st.bq.RESTURL(), st.bq.GRPCAddr())
 	}
 	consumer := fmt.Sprintf(`# written by make demo
@@ -140,43 +165,37 @@ kafka:
   topic_prefix: demo
   schema_registry_url: %s
   topic_refresh: 2s
-%shttp_addr: %s
-log_format: text
-`, brokers, st.registry.URL(), bq, caddr)
+  session_timeout: 6s
+  rebalance_timeout: 15s
+%slog_format: text
+`, brokers, st.registry.URL(), bq)
 	for name, cfg := range map[string]string{"producer": producer, "consumer": consumer} {
-		path := filepath.Join(st.o.dir, name+".yaml")
-		if err = os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(st.o.dir, name+".yaml"), []byte(cfg), 0o644); err != nil {
 			return err
-		}
-		if err = st.spawn(name, path); err != nil {
-			return err
-		}
-	}
-	st.metrics["producer"], st.metrics["consumer"] = "http://"+paddr+"/metrics", "http://"+caddr+"/metrics"
-	for name, addr := range map[string]string{"producer": paddr, "consumer": caddr} {
-		if err := waitReady(ctx, addr, filepath.Join(st.o.dir, name+".log")); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
 	return nil
 }
 
-// spawn starts bin/<name> run with its configuration, its log in the demo
-// directory, and notes its pid for make demo-down.
-func (st *stack) spawn(name, config string) error {
-	log, err := os.Create(filepath.Join(st.o.dir, name+".log"))
+// spawn starts `bin/<binary> run` with <dir>/<binary>.yaml and extra
+// flags, its log appended to <dir>/<binary>.log, and notes its pid for make
+// demo-down.
+func (st *stack) spawn(binary string, flags ...string) (*exec.Cmd, error) {
+	log, err := os.OpenFile(filepath.Join(st.o.dir, binary+".log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	cmd := exec.Command(filepath.Join(st.o.bin, name), "run", "-config", config)
+	defer log.Close()
+	args := append([]string{"run", "-config", filepath.Join(st.o.dir, binary+".yaml")}, flags...)
+	cmd := exec.Command(filepath.Join(st.o.bin, binary), args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.Env = append(os.Environ(), "STRAIT_SOURCE_PASSWORD="+st.db.Password)
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", name, err)
+		return nil, fmt.Errorf("start %s: %w", binary, err)
 	}
 	st.procs = append(st.procs, cmd)
 	st.notePid(strconv.Itoa(cmd.Process.Pid))
-	return nil
+	return cmd, nil
 }
 
 // notePid adds a process to <dir>/pids, which make demo-down stops if the

@@ -155,7 +155,7 @@ func (st *stack) verify(ctx context.Context, timeout time.Duration) (bool, error
 	}
 	deadline := time.Now().Add(timeout)
 	for {
-		same, lines, err := st.compare(ctx)
+		same, lines, err := st.compare(ctx, tables)
 		if err != nil {
 			return false, err
 		}
@@ -174,12 +174,12 @@ func (st *stack) verify(ctx context.Context, timeout time.Duration) (bool, error
 	}
 }
 
-// compare reads every table on both sides and reports whether all match,
-// with one line per table.
-func (st *stack) compare(ctx context.Context) (bool, []string, error) {
+// compare reads every table of ts on both sides and reports whether all
+// match, with one line per table.
+func (st *stack) compare(ctx context.Context, ts []table) (bool, []string, error) {
 	same := true
 	var lines []string
-	for _, t := range tables {
+	for _, t := range ts {
 		src, err := st.sourceRows(ctx, t)
 		if err != nil {
 			return false, nil, err

@@ -39,6 +39,15 @@ type GroupConfig struct {
 	// MaxPollRecords bounds the records handled per poll (memory and
 	// latency of one round); default 50000.
 	MaxPollRecords int `yaml:"max_poll_records" help:"most records handled per poll"`
+	// SessionTimeout is how long the group waits for a member that stopped
+	// heartbeating (a killed process) before its partitions move to the
+	// others; default 45s.
+	SessionTimeout time.Duration `yaml:"session_timeout" help:"how long a silent member keeps its partitions"`
+	// RebalanceTimeout is how long a rebalance waits for the members to
+	// rejoin — also for a member that was killed, which never does — and
+	// so how long a member may take to finish the batch it is applying;
+	// default 60s.
+	RebalanceTimeout time.Duration `yaml:"rebalance_timeout" help:"how long a rebalance waits for members (and a member may take to finish its batch)"`
 	// DeadLetterTopic receives the records this group cannot apply (see
 	// deadletter.go); default <prefix>._dead_letter.<group_id>, one per
 	// group because whether a record can be applied depends on the group's
@@ -52,6 +61,8 @@ func (c *GroupConfig) Defaults() {
 	c.TopicPrefix = "strait"
 	c.TopicRefresh = time.Minute
 	c.MaxPollRecords = 50000
+	c.SessionTimeout = 45 * time.Second
+	c.RebalanceTimeout = time.Minute
 }
 
 // Validate reports every problem of the configuration, naming the key.
@@ -71,6 +82,12 @@ func (c *GroupConfig) Validate() error {
 	}
 	if c.TopicRefresh < time.Second {
 		errs = append(errs, fmt.Errorf("kafka.topic_refresh: %s, want at least 1s", c.TopicRefresh))
+	}
+	if c.RebalanceTimeout < time.Second {
+		errs = append(errs, fmt.Errorf("kafka.rebalance_timeout: %s, want at least 1s", c.RebalanceTimeout))
+	}
+	if c.SessionTimeout < 2*time.Second {
+		errs = append(errs, fmt.Errorf("kafka.session_timeout: %s, want at least 2s", c.SessionTimeout))
 	}
 	if c.MaxPollRecords < 1 {
 		errs = append(errs, fmt.Errorf("kafka.max_poll_records: %d, want at least 1", c.MaxPollRecords))
@@ -126,6 +143,9 @@ func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, erro
 		kgo.ConsumeRegex(),
 		kgo.ConsumeTopics(TopicPattern(cfg.TopicPrefix)),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.SessionTimeout(cfg.SessionTimeout),
+		kgo.RebalanceTimeout(cfg.RebalanceTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, cfg.SessionTimeout/3)),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// The producer writes in transactions: their commit markers take
 		// offsets. Seeing them lets Commit move past them, so a drained

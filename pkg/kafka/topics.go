@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/strait-cdc/strait/pkg/cdc"
@@ -41,9 +43,24 @@ func (w *Writer) ensureTopic(ctx context.Context, topic string, partitions int32
 	}
 	maxBytes := strconv.Itoa(w.cfg.MaxRecordBytes)
 	configs["max.message.bytes"] = &maxBytes
-	resp, err := w.admin.CreateTopic(ctx, partitions, int16(w.cfg.ReplicationFactor), configs, topic)
-	if err == nil {
-		err = resp.Err
+	var err error
+	giveUp := time.Now().Add(time.Minute)
+	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		var resp kadm.CreateTopicResponse
+		resp, err = w.admin.CreateTopic(ctx, partitions, int16(w.cfg.ReplicationFactor), configs, topic)
+		if err == nil {
+			err = resp.Err
+		}
+		// A cluster changing its controller or brokers answers with
+		// retriable errors (NOT_CONTROLLER, ...): try again.
+		if err == nil || !kerr.IsRetriable(err) || ctx.Err() != nil || time.Now().After(giveUp) {
+			break
+		}
+		w.log.Warn("create topic: retrying", "topic", topic, "err", err, "backoff", backoff)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
 	}
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		w.metrics.errors.WithLabelValues("topic").Inc()

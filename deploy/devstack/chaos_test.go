@@ -1,0 +1,488 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/strait-cdc/strait/pkg/avro"
+)
+
+// The chaos test: the whole pipeline — real MariaDB, a 3-broker kfake
+// cluster, srfake, the local BigQuery endpoint, bin/producer and two
+// bin/consumer processes — under a random workload (inserts, updates,
+// deletes, primary-key changes, large transactions, a column added
+// mid-way) while the test SIGKILLs and restarts the producer and the
+// consumers, makes the brokers refuse produce requests, moves partition
+// leaders and group/transaction coordinators, and removes and re-adds a
+// broker. At the end every BigQuery table equals its source table (all
+// columns), and the topics hold every source change exactly once for a
+// read_committed reader.
+func TestChaosEndsExact(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	bin := t.TempDir()
+	for _, name := range []string{"producer", "consumer"} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(bin, name), "./"+name)
+		cmd.Dir = filepath.Join("..", "..")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build ./%s: %v\n%s", name, err, out)
+		}
+	}
+	var out bytes.Buffer
+	o := &options{dir: t.TempDir(), bin: bin, brokers: 3, dataset: "strait_demo"}
+	st, err := startStack(ctx, o, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	defer func() {
+		if t.Failed() {
+			for _, name := range []string{"producer", "consumer"} {
+				b, _ := os.ReadFile(filepath.Join(o.dir, name+".log"))
+				t.Logf("%s log (all runs):\n%s", name, tail(string(b), 150))
+			}
+		}
+	}()
+	if err := loadSchema(ctx, st.db); err != nil {
+		t.Fatal(err)
+	}
+	initial := 500 + 1000 + 2000
+	if err := st.writeConfigs(); err != nil {
+		t.Fatal(err)
+	}
+	// The processes: restarted in place by index when killed.
+	names := []string{"producer", "consumer", "consumer"}
+	procs := make([]*exec.Cmd, len(names))
+	start := func(i int) {
+		if procs[i], err = st.spawn(names[i], "-http_addr", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kill := func(i int) {
+		procs[i].Process.Kill()
+		procs[i].Wait()
+		start(i)
+	}
+	for i := range procs {
+		start(i)
+	}
+
+
+	// Progress between two actions: more acknowledged appends in BigQuery
+	// and more records in the topics.
+	adm := kadm.NewClient(st.adminClient(t))
+	ends := func() int64 {
+		offs, err := adm.ListEndOffsets(ctx)
+		if err != nil {
+			return 0
+		}
+		var n int64
+		offs.Each(func(o kadm.ListedOffset) {
+			if strings.HasPrefix(o.Topic, "demo.") {
+				n += o.Offset
+			}
+		})
+		return n
+	}
+	progressed := func(what string) {
+		appends, records := st.bq.Appends(), ends()
+		deadline := time.Now().Add(90 * time.Second)
+		for st.bq.Appends() <= appends+2 || ends() <= records {
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				t.Fatalf("no progress after %s: appends %d, records %d", what, st.bq.Appends(), ends())
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+
+	// The workload, until stop is closed, once the producer streams: it
+	// publishes its first snapshot rows only after taking its start
+	// position, so every change the workload makes is after it.
+	for ends() == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the producer published nothing")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	w := &chaosWorkload{}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { w.err = w.run(ctx, st, stop) })
+
+	var refuse atomic.Int32
+	st.kafka.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		st.kafka.KeepControl()
+		if refuse.Add(-1) < 0 {
+			refuse.Store(0)
+			return nil, nil, false
+		}
+		return refuseProduce(req.(*kmsg.ProduceRequest), kerr.NotEnoughReplicas.Code), nil, true
+	})
+	rnd := rand.New(rand.NewPCG(7, 11))
+	actions := []struct {
+		name string
+		do   func()
+	}{
+		{"SIGKILL the producer", func() { kill(0) }},
+		{"SIGKILL a consumer", func() { kill(1 + rnd.IntN(2)) }},
+		{"SIGKILL both consumers", func() { kill(1); kill(2) }},
+		{"refuse 5 produce requests (NOT_ENOUGH_REPLICAS)", func() { refuse.Store(5) }},
+		{"move every partition leader", st.kafka.ShufflePartitionLeaders},
+		{"move the group and transaction coordinators", st.kafka.RehashCoordinators},
+		// Broker 0, not 2: kfake's controller is its last broker, and
+		// kfake cannot move the controller.
+		{"remove broker 0, then add it back", func() {
+			if err := st.kafka.RemoveNode(0); err != nil {
+				t.Fatal(err)
+			}
+			progressed("removing broker 0")
+			if _, _, err := st.kafka.AddNode(0, 0); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	progressed("the start")
+	const rounds = 14
+	for r := range rounds {
+		a := actions[r%len(actions)]
+		if r == len(actions) {
+			a = actions[rnd.IntN(len(actions))]
+		}
+		if r == rounds/2 {
+			w.addColumn.Store(true) // the workload runs the DDL next
+		}
+		t.Logf("round %d: %s", r+1, a.name)
+		a.do()
+		progressed(a.name)
+	}
+	close(stop)
+	wg.Wait()
+	if w.err != nil {
+		t.Fatal(w.err)
+	}
+	if !w.altered.Load() {
+		t.Fatal("the workload never added its column")
+	}
+
+	// BigQuery equals the source, every column (the added one too).
+	ts := slices.Clone(tables)
+	ts[0].selectList += ", score"
+	ts[0].cols = append(slices.Clone(ts[0].cols), "score")
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		same, lines, err := st.compare(ctx, ts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if same {
+			t.Logf("BigQuery equals the source:\n%s", strings.Join(lines, "\n"))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("BigQuery differs from the source:\n%s", strings.Join(lines, "\n"))
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+
+	// The topics: every source row change once (a key change as a delete
+	// and an insert), every snapshot row at most once.
+	ops, snapshotted, perTable := st.readTopics(t, ctx)
+	if diff := cmp.Diff(perTable, w.byTable); diff != "" {
+		t.Errorf("changes (c, u, d) per table in the topics, against the source's row changes — lost or duplicated (-topics +source):\n%s", diff)
+	}
+	for key, n := range snapshotted {
+		if n > 1 {
+			t.Errorf("%s snapshotted %d times", key, n)
+		}
+	}
+	if ops["r"] == 0 {
+		t.Errorf("no snapshot rows, want the rows there were (%d at the start, some changed while read)", initial)
+	}
+	t.Logf("verified after %d rounds of faults: %d source row changes (%d key changes, %d large transactions) and %d snapshot rows, each once; %d BigQuery appends",
+		rounds, w.changes.Load(), w.keyChanges.Load(), w.large.Load(), ops["r"], st.bq.Appends())
+}
+
+// chaosWorkload writes random source transactions and counts the row
+// changes they made (each is one change in the binlog).
+type chaosWorkload struct {
+	changes, keyChanges, large atomic.Int64
+	addColumn, altered         atomic.Bool
+	err                        error
+
+	mu      sync.Mutex
+	byTable map[string]int64 // records each table's topic must hold (c, u, d)
+}
+
+func (w *chaosWorkload) run(ctx context.Context, st *stack, stop <-chan struct{}) error {
+	c, err := st.db.Conn(ctx, "shop")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	rnd := rand.New(rand.NewPCG(3, 5))
+	nextOrder, nextCustomer := 1001, 501
+	pace := time.NewTicker(5 * time.Millisecond) // at most 200 transactions a second
+	defer pace.Stop()
+	for {
+		select {
+		case <-stop:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-pace.C:
+		}
+		if w.addColumn.Load() && !w.altered.Load() {
+			if _, err := c.Execute("ALTER TABLE customers ADD COLUMN score INT"); err != nil {
+				return err
+			}
+			w.altered.Store(true)
+		}
+		var stmts []string
+		key := false
+		switch rnd.IntN(8) {
+		case 0, 1:
+			id := nextOrder
+			nextOrder++
+			stmts = append(stmts, fmt.Sprintf(`INSERT INTO orders (id, customer_id, amount, status, details) VALUES (%d, %d, %d.%02d, 'new', '{"n": %d}')`,
+				id, 1+rnd.IntN(nextCustomer-1), rnd.IntN(500), rnd.IntN(100), rnd.IntN(9)))
+			for line := 1; line <= 1+rnd.IntN(3); line++ {
+				stmts = append(stmts, fmt.Sprintf("INSERT INTO order_items VALUES (%d, %d, 'SKU-%d', %d, %d.%02d)", id, line, rnd.IntN(97), 1+rnd.IntN(4), rnd.IntN(50), rnd.IntN(100)))
+			}
+		case 2:
+			stmts = append(stmts, fmt.Sprintf("UPDATE orders SET status = ELT(1 + FIELD(status, 'new', 'paid', 'shipped', 'cancelled') %% 4, 'new', 'paid', 'shipped', 'cancelled') WHERE id = %d", 1+rnd.IntN(nextOrder-1)))
+		case 3:
+			score := ""
+			if w.altered.Load() {
+				score = fmt.Sprintf(", score = %d", rnd.IntN(1000))
+			}
+			stmts = append(stmts, fmt.Sprintf("UPDATE customers SET tier = ELT(1 + %d, 'free', 'pro', 'enterprise'), updated_at = NOW(6)%s WHERE id = %d", rnd.IntN(3), score, 1+rnd.IntN(nextCustomer-1)))
+		case 4:
+			stmts = append(stmts, fmt.Sprintf("INSERT INTO customers (id, name, email, tier, signed_up, updated_at) VALUES (%d, 'Neu %d 🙂', NULL, 'free', CURDATE(), NOW(6))", nextCustomer, nextCustomer))
+			nextCustomer++
+		case 5:
+			id := 1 + rnd.IntN(nextOrder-1)
+			stmts = append(stmts, fmt.Sprintf("DELETE FROM order_items WHERE order_id = %d AND line = 1", id),
+				fmt.Sprintf("DELETE FROM orders WHERE id = %d AND status = 'cancelled'", id))
+		case 6: // a primary-key change
+			key = true
+			stmts = append(stmts, fmt.Sprintf("UPDATE order_items SET line = line + 10 WHERE order_id = %d AND line = 2", 1+rnd.IntN(nextOrder-1)))
+		case 7:
+			if rnd.IntN(8) == 0 { // a large transaction: many orders at once
+				w.large.Add(1)
+				lo := rnd.IntN(nextOrder)
+				stmts = append(stmts, fmt.Sprintf("UPDATE orders SET amount = amount + 1 WHERE id BETWEEN %d AND %d", lo, lo+400))
+			} else {
+				stmts = append(stmts, fmt.Sprintf("UPDATE order_items SET qty = qty + 1 WHERE order_id = %d", 1+rnd.IntN(nextOrder-1)))
+			}
+		}
+		if _, err := c.Execute("BEGIN"); err != nil {
+			return err
+		}
+		var n int64
+		tx := map[string]int64{}
+		for _, s := range stmts {
+			res, err := c.Execute(s)
+			if err != nil {
+				return fmt.Errorf("%s: %w", s, err)
+			}
+			n += int64(res.AffectedRows)
+			records := int64(res.AffectedRows)
+			if key {
+				records *= 2 // a delete and an insert
+			}
+			tx[tableOf(s)] += records
+		}
+		if _, err := c.Execute("COMMIT"); err != nil {
+			return err
+		}
+		w.changes.Add(n)
+		if key {
+			w.keyChanges.Add(n)
+		}
+		w.mu.Lock()
+		if w.byTable == nil {
+			w.byTable = map[string]int64{}
+		}
+		for t, k := range tx {
+			w.byTable[t] += k
+		}
+		w.mu.Unlock()
+	}
+}
+
+// refuseProduce answers a produce request with code for every partition.
+func refuseProduce(pr *kmsg.ProduceRequest, code int16) *kmsg.ProduceResponse {
+	resp := pr.ResponseKind().(*kmsg.ProduceResponse)
+	for _, tp := range pr.Topics {
+		rt := kmsg.NewProduceResponseTopic()
+		rt.Topic, rt.TopicID = tp.Topic, tp.TopicID
+		for _, p := range tp.Partitions {
+			rp := kmsg.NewProduceResponseTopicPartition()
+			rp.Partition, rp.ErrorCode = p.Partition, code
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		resp.Topics = append(resp.Topics, rt)
+	}
+	return resp
+}
+
+// adminClient is a Kafka client of the stack's cluster for the test.
+func (st *stack) adminClient(t *testing.T) *kgo.Client {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(st.kafka.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// readTopics reads every table topic to its last stable offset
+// (read_committed) and counts the changes by op, and the snapshot rows by
+// topic and key.
+func (st *stack) readTopics(t *testing.T, ctx context.Context) (ops map[string]int64, snapshotted map[string]int, perTable map[string]int64) {
+	t.Helper()
+	cl := st.adminClient(t)
+	adm := kadm.NewClient(cl)
+	topics, err := adm.ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, name := range topics.Names() {
+		if strings.HasPrefix(name, "demo.") && !strings.HasPrefix(name, "demo._") {
+			names = append(names, name)
+		}
+	}
+	lso, err := adm.ListCommittedOffsets(ctx, names...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[int32]kgo.Offset{}
+	left := 0
+	lso.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			if want[o.Topic] == nil {
+				want[o.Topic] = map[int32]kgo.Offset{}
+			}
+			want[o.Topic][o.Partition] = kgo.NewOffset().AtStart()
+			left++
+		}
+	})
+	ends := map[string]int64{}
+	lso.Each(func(o kadm.ListedOffset) { ends[fmt.Sprint(o.Topic, o.Partition)] = o.Offset })
+	rd, err := kgo.NewClient(kgo.SeedBrokers(st.kafka.ListenAddrs()...), kgo.ConsumePartitions(want),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	reg, err := sr.NewClient(sr.URLs(st.registry.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	schemas := map[int]string{}
+	dec := avro.NewJSONDecoder()
+	ops, snapshotted, perTable = map[string]int64{}, map[string]int{}, map[string]int64{}
+	// Each key's changes chain: an update's or delete's before image is
+	// the after image of the key's previous change (when one was read).
+	last := map[string]string{}
+	breaks := 0
+	done := map[string]bool{}
+	for len(done) < left {
+		fetches := rd.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("topics not read to their end: %d of %d partitions", len(done), left)
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			tp := fmt.Sprint(r.Topic, r.Partition)
+			if r.Offset >= ends[tp]-1 {
+				done[tp] = true
+			}
+			if r.Attrs.IsControl() || r.Value == nil {
+				return
+			}
+			id := int(r.Value[1])<<24 | int(r.Value[2])<<16 | int(r.Value[3])<<8 | int(r.Value[4])
+			if _, ok := schemas[id]; !ok {
+				s, err := reg.SchemaByID(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				schemas[id] = s.Schema
+			}
+			v, err := dec.Decode(schemas[id], r.Value[5:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := v.(avro.Object)
+			op := fmt.Sprint(env.Get("op"))
+			key := r.Topic + "/" + string(r.Key)
+			image := func(name string) string {
+				b, _ := json.Marshal(env.Get(name))
+				// The column added mid-way is null in images written
+				// after it and absent before.
+				return strings.Replace(string(b), `,"score":null`, "", 1)
+			}
+			if prev, ok := last[key]; ok && (op == "u" || op == "d") && prev != image("before") {
+				if breaks++; breaks <= 5 {
+					t.Errorf("%s partition %d offset %d: %s of a row whose last change read was %s, before image %s", r.Topic, r.Partition, r.Offset, op, prev, image("before"))
+				}
+			}
+			if op == "d" {
+				delete(last, key)
+			} else {
+				last[key] = image("after")
+			}
+			ops[op]++
+			if op != "r" {
+				perTable[r.Topic[strings.LastIndexByte(r.Topic, '.')+1:]]++
+			}
+			if op == "r" {
+				snapshotted[r.Topic+"/"+string(r.Key)]++
+			}
+		})
+	}
+	return ops, snapshotted, perTable
+}
+
+// tableOf returns the table an INSERT, UPDATE or DELETE statement writes.
+func tableOf(stmt string) string {
+	f := strings.Fields(stmt)
+	switch strings.ToUpper(f[0]) {
+	case "UPDATE":
+		return f[1]
+	default: // INSERT INTO t, DELETE FROM t
+		return f[2]
+	}
+}
+
+func tail(s string, lines int) string {
+	l := strings.Split(s, "\n")
+	return strings.Join(l[max(0, len(l)-lines):], "\n")
+}
