@@ -86,7 +86,6 @@ func TestChaosEndsExact(t *testing.T) {
 		start(i)
 	}
 
-
 	// Progress between two actions: more acknowledged appends in BigQuery
 	// and more records in the topics.
 	adm := kadm.NewClient(st.adminClient(t))
