@@ -29,8 +29,8 @@ import (
 //     FLOAT and DOUBLE arrive as their exact bits, not as text), adapts each
 //     cell to the Go value go-mysql's binlog decoder yields for that type
 //     (ENUM and SET selected as col+0: the index and bitmap the binlog logs;
-//     BIT as an integer; temporal values and decimals as text), and converts
-//     it with converter.value.
+//     BIT as an integer; temporal values selected as CAST(col AS CHAR) and
+//     decimals as text), and converts it with converter.value.
 //
 // The session (snapshotConn) must read TIMESTAMPs in UTC, return column
 // bytes unconverted (character_set_results = NULL: text is decoded with the
@@ -353,9 +353,16 @@ func chunkQuery(info *tableInfo, after []cdc.Value, limit int, filter string) (s
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(quoteName(c.Name))
-		if bt := info.cols[i].binType; bt == mysql.MYSQL_TYPE_ENUM || bt == mysql.MYSQL_TYPE_SET {
-			b.WriteString("+0") // the index / bitmap, as the binlog logs it
+		switch bt := info.cols[i].binType; {
+		case bt == mysql.MYSQL_TYPE_ENUM || bt == mysql.MYSQL_TYPE_SET:
+			b.WriteString(quoteName(c.Name) + "+0") // the index / bitmap, as the binlog logs it
+		case c.Type == cdc.TypeDate || c.Type == cdc.TypeTime || c.Type == cdc.TypeDateTime || c.Type == cdc.TypeTimestamp:
+			// The server's text, which converter.value parses: go-mysql
+			// would format the binary form with fmt, a third of the
+			// chunk's decoding time. No alias: ORDER BY names the column.
+			b.WriteString("CAST(" + quoteName(c.Name) + " AS CHAR)")
+		default:
+			b.WriteString(quoteName(c.Name))
 		}
 	}
 	b.WriteString(" FROM " + quoteName(t.Database) + "." + quoteName(t.Name))
