@@ -489,7 +489,30 @@ func formatDuration(us int64) string {
 // snapshotValue converts cell i of a binary-protocol row: the cell is first
 // given the Go form go-mysql's binlog decoder yields for the column's type,
 // then converted by converter.value, the stream's own conversion.
+//
+// The types whose conversion is the identity (integers, floats, decimal
+// digits, text through its column's decoder) take a shortcut that does the
+// same without boxing the cell in an interface: about half the
+// allocations of a typical row.
 func snapshotValue(info *tableInfo, conv *converter, i int, fv *mysql.FieldValue) (cdc.Value, error) {
+	col := &info.table.Columns[i]
+	switch {
+	case isInteger(col.Type) && fv.Type == mysql.FieldValueTypeSigned:
+		return cdc.Int(fv.AsInt64()), nil
+	case isInteger(col.Type) && fv.Type == mysql.FieldValueTypeUnsigned:
+		return cdc.Int(int64(fv.AsUint64())), nil // the bits, as asInt keeps them; TypeUint64 reads them back unsigned
+	case (col.Type == cdc.TypeFloat32 || col.Type == cdc.TypeFloat64) && fv.Type == mysql.FieldValueTypeFloat:
+		return cdc.Float(fv.AsFloat64()), nil
+	case col.Type == cdc.TypeDecimal && fv.Type == mysql.FieldValueTypeString:
+		return cdc.Str(string(fv.AsString())), nil
+	case col.Type == cdc.TypeString && fv.Type == mysql.FieldValueTypeString && conv.decoders[i] != nil &&
+		info.cols[i].binType != mysql.MYSQL_TYPE_ENUM && info.cols[i].binType != mysql.MYSQL_TYPE_SET:
+		s, err := conv.decoders[i](string(fv.AsString()))
+		if err != nil {
+			return cdc.Value{}, err
+		}
+		return cdc.Str(s), nil
+	}
 	var v any
 	switch fv.Type {
 	case mysql.FieldValueTypeNull:
@@ -501,7 +524,7 @@ func snapshotValue(info *tableInfo, conv *converter, i int, fv *mysql.FieldValue
 		v = fv.AsFloat64()
 	case mysql.FieldValueTypeString:
 		b := fv.AsString() // reused for the next row; converter.value copies it (asString)
-		switch info.table.Columns[i].Type {
+		switch col.Type {
 		case cdc.TypeBool, cdc.TypeBits:
 			if len(b) > 8 {
 				return cdc.Value{}, fmt.Errorf("BIT value of %d bytes", len(b))
@@ -544,6 +567,14 @@ func keyOf(info *tableInfo, row []cdc.Value) string {
 		}
 	}
 	return string(b)
+}
+
+func isInteger(t cdc.Type) bool {
+	switch t {
+	case cdc.TypeInt32, cdc.TypeInt64, cdc.TypeUint64, cdc.TypeBool, cdc.TypeBits:
+		return true
+	}
+	return false
 }
 
 func usesStr(t cdc.Type) bool {
