@@ -299,6 +299,7 @@ func (r *Reader) Close() {
 	if r.syncer != nil {
 		r.syncer.Close()
 	}
+	r.snap.stop() // a snapshot's chunk read in flight, and its session
 	r.conn.Close()
 }
 

@@ -45,7 +45,8 @@ type snapshot struct {
 	conn   *client.Conn // the snapshot's own session (time zone, result charset)
 	info   *tableInfo   // schema of state.Tables[0]; nil: read before the next chunk
 	conv   *converter
-	win    *window // the chunk read and not yet published
+	win    *window    // the chunk read and not yet published
+	read   *chunkRead // the chunk being read (after win's, or the next to publish when win is nil)
 	rows   int     // rows published of state.Tables[0] in this run
 	start  time.Time
 	recent []recentKey // keys of state.Tables[0] the stream changed lately, oldest first
@@ -72,6 +73,29 @@ type window struct {
 	changed map[string]struct{} // keys the stream changed: their rows are not published
 	last    []cdc.Value         // key of the chunk's last row: where the next chunk starts
 	done    bool                // the chunk ends the table
+}
+
+// chunkRead is a chunk being read on the snapshot's connection by a
+// goroutine of its own (the snapshot owns it: the reader's next window
+// waits for it, stop ends it), while the reader streams on. Only the
+// reader touches it; the goroutine reads its immutable fields and sends
+// its result on done.
+type chunkRead struct {
+	after   []cdc.Value         // the chunk's rows come after these key values
+	info    *tableInfo          // the schema it is read with
+	fresh   bool                // info was read for this chunk (not earlier)
+	changed map[string]struct{} // keys the stream changed since the read started, and lately before
+	stale   bool                // a DDL touched the table during the read: its rows are dropped
+	cancel  context.CancelFunc
+	done    chan chunkResult // the read's one result; buffered, so the goroutine never waits
+}
+
+// chunkResult is how a chunk read ended.
+type chunkResult struct {
+	rows [][]cdc.Value
+	high binlogPos // the server's position right after the rows were read
+	took time.Duration
+	err  error
 }
 
 // Snapshot asks the reader to backfill the tables of st, continuing after
@@ -101,9 +125,9 @@ func (r *Reader) CapturedTables(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// snapshotStep runs between source transactions: it reads the next chunk
-// when none is waiting, and publishes the waiting one into tx once the
-// stream has reached its high watermark (reporting true).
+// snapshotStep runs between source transactions: it opens the next
+// chunk's window when none is waiting, and publishes the waiting one into
+// tx once the stream has reached its high watermark (reporting true).
 func (r *Reader) snapshotStep(ctx context.Context, tx *Tx) (bool, error) {
 	s := r.snap
 	if s == nil || r.cur.open || r.skip > 0 || r.file == "" {
@@ -114,13 +138,8 @@ func (r *Reader) snapshotStep(ctx context.Context, tx *Tx) (bool, error) {
 			r.endSnapshot()
 			return false, nil
 		}
-		if err := r.readNextChunk(ctx); err != nil {
+		if err := r.nextWindow(ctx); err != nil {
 			return false, err
-		}
-		if s.win == nil { // the schema changed under the read: once more, with a fresh one
-			if err := r.readNextChunk(ctx); err != nil {
-				return false, err
-			}
 		}
 	}
 	if (binlogPos{file: r.file, pos: r.pos}).before(s.win.high) {
@@ -130,9 +149,71 @@ func (r *Reader) snapshotStep(ctx context.Context, tx *Tx) (bool, error) {
 	return true, nil
 }
 
-// readNextChunk reads the chunk after the last key published and opens its
-// window.
-func (r *Reader) readNextChunk(ctx context.Context) error {
+// nextWindow opens the window of the chunk after the last key published:
+// the chunk read ahead, once its read is over, or else one read now. Then
+// it starts reading the chunk after it, while the stream goes on to this
+// one's high watermark.
+func (r *Reader) nextWindow(ctx context.Context) error {
+	s := r.snap
+	for s.win == nil {
+		if s.read == nil {
+			if err := r.startRead(ctx, s.state.After); err != nil || s.win != nil {
+				return err // or the table is gone: an empty window ends it
+			}
+		}
+		rd := s.read
+		var res chunkResult
+		select {
+		case res = <-rd.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		s.read = nil
+		if res.err != nil {
+			s.closeConn() // an error may leave the session mid-result; errors are rare, a new session is cheap
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		id := rd.info.table.ID()
+		var me *mysql.MyError
+		switch {
+		case rd.stale:
+			continue // a DDL touched the table during the read: again, with the new schema
+		case errors.As(res.err, &me) && me.Code == mysql.ER_NO_SUCH_TABLE:
+			r.log.Warn("snapshot: table dropped while being read; skipped", "table", id)
+			return r.emptyWindow(ctx)
+		case res.err != nil && !rd.fresh:
+			// The table may have changed since its schema was read (a DDL
+			// the reader has not reached yet): read it again, then the chunk.
+			r.log.Debug("snapshot chunk failed with a schema read earlier; reading the schema again", "table", id, "err", res.err)
+			s.info, s.conv = nil, nil
+			continue
+		case res.err != nil:
+			return fmt.Errorf("snapshot of %s: %w", id, res.err)
+		}
+		r.metrics.observeChunk(res.took)
+		w := &window{high: res.high, rows: res.rows, changed: rd.changed,
+			done: !rd.info.table.HasKey() || len(res.rows) < r.cfg.SnapshotChunkRows}
+		if n := len(res.rows); n > 0 && rd.info.table.HasKey() {
+			w.last = keyValues(rd.info.table, res.rows[n-1])
+		}
+		s.win = w
+	}
+	if !s.win.done && s.read == nil {
+		return r.startRead(ctx, s.win.last) // read ahead
+	}
+	return nil
+}
+
+// startRead starts reading the chunk of the current table after the key
+// values after on the snapshot's connection, on a goroutine of its own
+// (s.read), reading the table's schema first when it is not known. The
+// read's window opens now: every change of the table the stream passes from
+// here on, and those of the last moments before (recentWindow), keep their
+// rows out of the chunk. Its high watermark is taken once its rows are
+// read. A table that no longer exists gets an empty window instead.
+func (r *Reader) startRead(ctx context.Context, after []cdc.Value) error {
 	s := r.snap
 	id := s.state.Tables[0]
 	db, table := splitID(id)
@@ -159,43 +240,52 @@ func (r *Reader) readNextChunk(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("snapshot of %s: %w", id, err)
 		}
-		if s.state.After == nil {
+		if s.state.After == nil && after == nil {
 			s.start, s.rows = time.Now(), 0
 			r.log.Info("snapshot of a table started", "table", id, "rows_estimate", r.estimate(db, table))
 		}
 	}
-	began := time.Now()
-	rows, err := readChunk(ctx, s.conn, s.info, s.conv, s.state.After, r.cfg.SnapshotChunkRows, "")
-	var me *mysql.MyError
-	if errors.As(err, &me) && me.Code == mysql.ER_NO_SUCH_TABLE {
-		r.log.Warn("snapshot: table dropped while being read; skipped", "table", id)
-		return r.emptyWindow(ctx)
-	}
-	if err != nil && !fresh {
-		// The table may have changed since its schema was read (a DDL
-		// the reader has not reached yet): read it again, then the chunk.
-		r.log.Debug("snapshot chunk failed with a schema read earlier; reading the schema again", "table", id, "err", err)
-		s.info, s.conv = nil, nil
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("snapshot of %s after key %v: %w", id, s.state.After, err)
-	}
-	high, err := r.Current(ctx)
-	if err != nil {
-		return err
-	}
-	r.metrics.observeChunk(time.Since(began))
-	w := &window{high: binlogPos{file: high.File, pos: high.Pos}, rows: rows, changed: map[string]struct{}{},
-		done: !s.info.table.HasKey() || len(rows) < r.cfg.SnapshotChunkRows}
+	rd := &chunkRead{after: after, info: s.info, fresh: fresh, changed: make(map[string]struct{}, len(s.recent)),
+		done: make(chan chunkResult, 1)}
 	for _, rk := range s.recent {
-		w.changed[rk.key] = struct{}{}
+		rd.changed[rk.key] = struct{}{}
 	}
-	if n := len(rows); n > 0 && s.info.table.HasKey() {
-		w.last = keyValues(s.info.table, rows[n-1])
-	}
-	s.win = w
+	// The read outlives this call: it ends with its chunk, or when the
+	// snapshot stops it, not with the ctx of the transaction being read.
+	readCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	rd.cancel = cancel
+	conn, conv, limit := s.conn, s.conv, r.cfg.SnapshotChunkRows
+	go func() {
+		defer cancel()
+		began := time.Now()
+		rows, err := readChunk(readCtx, conn, rd.info, conv, after, limit, "")
+		var high binlogPos
+		if err == nil {
+			high, err = binlogPosition(conn)
+		}
+		rd.done <- chunkResult{rows: rows, high: high, took: time.Since(began), err: err}
+	}()
+	s.read = rd
 	return nil
+}
+
+// binlogPosition returns the server's current binlog position: a high
+// watermark.
+func binlogPosition(conn *client.Conn) (binlogPos, error) {
+	res, err := conn.Execute("SHOW MASTER STATUS")
+	var me *mysql.MyError
+	if errors.As(err, &me) && me.Code == mysql.ER_PARSE_ERROR {
+		res, err = conn.Execute("SHOW BINARY LOG STATUS") // MySQL 8.4 removed the old name
+	}
+	if err != nil {
+		return binlogPos{}, fmt.Errorf("read the high watermark (needs REPLICATION CLIENT / BINLOG MONITOR): %w", err)
+	}
+	defer res.Close()
+	if res.RowNumber() == 0 {
+		return binlogPos{}, errors.New("SHOW MASTER STATUS is empty: the binlog is off (set log_bin)")
+	}
+	pos, _ := res.GetUint(0, 1)
+	return binlogPos{file: text(res, 0, 0), pos: pos}, nil
 }
 
 // emptyWindow ends the current table with nothing more to publish.
@@ -204,7 +294,7 @@ func (r *Reader) emptyWindow(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.snap.win = &window{high: binlogPos{file: high.File, pos: high.Pos}, done: true}
+	r.snap.win = &window{high: binlogPos{file: high.File, pos: high.Pos}, changed: map[string]struct{}{}, done: true}
 	return nil
 }
 
@@ -269,6 +359,9 @@ func (r *Reader) snapshotChange(info *tableInfo, rows ...[]cdc.Value) {
 		if s.win != nil {
 			s.win.changed[k] = struct{}{}
 		}
+		if s.read != nil {
+			s.read.changed[k] = struct{}{}
+		}
 	}
 }
 
@@ -281,15 +374,37 @@ func (r *Reader) snapshotDDL(scope ddlScope) {
 	}
 	if db, table := splitID(s.state.Tables[0]); scope.touches(db, table) {
 		s.win, s.info, s.conv = nil, nil, nil
+		if s.read != nil {
+			s.read.stale = true
+		}
 	}
 }
 
 func (r *Reader) endSnapshot() {
-	if r.snap.conn != nil {
-		r.snap.conn.Close()
-	}
+	r.snap.stop()
 	r.snap = nil
 	r.log.Info("snapshot done: every captured table is backfilled")
+}
+
+// stop ends the read in flight, if any, waits for its goroutine and closes
+// the snapshot's connection. A nil snapshot has nothing to stop.
+func (s *snapshot) stop() {
+	if s == nil {
+		return
+	}
+	if s.read != nil {
+		s.read.cancel()
+		<-s.read.done
+		s.read = nil
+	}
+	s.closeConn()
+}
+
+func (s *snapshot) closeConn() {
+	if s.conn != nil {
+		s.conn.Close()
+		s.conn = nil
+	}
 }
 
 // estimate is information_schema's row estimate of a table (for progress).
