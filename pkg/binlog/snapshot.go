@@ -47,7 +47,7 @@ type snapshot struct {
 	conv   *converter
 	win    *window    // the chunk read and not yet published
 	read   *chunkRead // the chunk being read (after win's, or the next to publish when win is nil)
-	rows   int     // rows published of state.Tables[0] in this run
+	rows   int        // rows published of state.Tables[0] in this run
 	start  time.Time
 	recent []recentKey // keys of state.Tables[0] the stream changed lately, oldest first
 }
