@@ -4,12 +4,26 @@ BIN      := bin
 PKGS     := ./...
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: build test bench lint fmt tidy clean images
+.PHONY: build test bench lint fmt tidy clean images demo demo-down
 
 ## build: compile bin/producer and bin/consumer (the default target)
 build:
 	$(GO) build -o $(BIN)/producer ./producer
 	$(GO) build -o $(BIN)/consumer ./consumer
+
+## demo: the whole pipeline on this machine — MariaDB, Kafka (kfake), a registry (srfake), a local
+## BigQuery endpoint, bin/producer and bin/consumer — with a write workload, ending with every table
+## compared (STRAIT_BIGQUERY_PROJECT set: real BigQuery instead of the local endpoint)
+demo: build
+	@command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mariadb-server; \
+		else echo "make demo needs the MariaDB server binaries: sudo apt-get install mariadb-server"; exit 1; fi; }
+	$(GO) run ./deploy/devstack -dir .demo -bin $(BIN) $(DEMOFLAGS)
+
+## demo-down: stop whatever an interrupted make demo left running and remove its state (.demo/)
+demo-down:
+	@if [ -f .demo/pids ]; then xargs -r kill < .demo/pids 2>/dev/null || true; fi
+	rm -rf .demo
 
 ## test: every test, integration tests included (they start MariaDB, kfake, srfake themselves)
 test: build lint

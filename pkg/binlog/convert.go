@@ -50,6 +50,12 @@ func (cv *converter) value(info *tableInfo, i int, v any) (cdc.Value, error) {
 		if !ok {
 			return cdc.Value{}, fmt.Errorf("want an integer, got %T", v)
 		}
+		if w := intWidth(info.cols[i].binType); info.cols[i].unsigned && w < 8 {
+			// Without a signedness bitmap in the TABLE_MAP (MySQL 5.7,
+			// MariaDB before 10.5) go-mysql decodes every integer as
+			// signed: the column's own signedness decides, as in decode.go.
+			n &= 1<<(8*w) - 1
+		}
 		return cdc.Int(n), nil
 	case cdc.TypeFloat32, cdc.TypeFloat64:
 		switch f := v.(type) {
@@ -67,10 +73,15 @@ func (cv *converter) value(info *tableInfo, i int, v any) (cdc.Value, error) {
 		return cdc.Str(s), nil
 	case cdc.TypeString:
 		switch info.cols[i].binType {
-		case mysql.MYSQL_TYPE_ENUM:
-			return enumLabel(col, v)
-		case mysql.MYSQL_TYPE_SET:
-			return setLabels(col, v)
+		case mysql.MYSQL_TYPE_ENUM, mysql.MYSQL_TYPE_SET:
+			n, ok := asInt(v)
+			if !ok {
+				return cdc.Value{}, fmt.Errorf("want an ENUM index or SET bitmap, got %T", v)
+			}
+			if info.cols[i].binType == mysql.MYSQL_TYPE_ENUM {
+				return enumLabel(col, n)
+			}
+			return setLabels(col, n)
 		}
 		s, err := cv.decoders[i](asString(v))
 		if err != nil {
@@ -173,11 +184,8 @@ func asString(v any) string {
 	return fmt.Sprint(v)
 }
 
-func enumLabel(col *cdc.Column, v any) (cdc.Value, error) {
-	n, ok := asInt(v)
-	if !ok {
-		return cdc.Value{}, fmt.Errorf("want an ENUM index, got %T", v)
-	}
+// enumLabel returns the label of ENUM index n.
+func enumLabel(col *cdc.Column, n int64) (cdc.Value, error) {
 	if n == 0 {
 		return cdc.Str(""), nil // the "invalid value" index MySQL stores as the empty string
 	}
@@ -187,12 +195,12 @@ func enumLabel(col *cdc.Column, v any) (cdc.Value, error) {
 	return cdc.Str(col.Values[n-1]), nil
 }
 
-func setLabels(col *cdc.Column, v any) (cdc.Value, error) {
-	n, ok := asInt(v)
-	if !ok {
-		return cdc.Value{}, fmt.Errorf("want a SET bitmap, got %T", v)
-	}
+// setLabels returns the comma-separated labels of SET bitmap n; a single
+// label is returned without building a new string.
+func setLabels(col *cdc.Column, n int64) (cdc.Value, error) {
 	var b strings.Builder
+	var one string
+	count := 0
 	for i := range 64 {
 		if uint64(n)&(1<<uint(i)) == 0 {
 			continue
@@ -200,10 +208,19 @@ func setLabels(col *cdc.Column, v any) (cdc.Value, error) {
 		if i >= len(col.Values) {
 			return cdc.Value{}, fmt.Errorf("SET bit %d beyond the %d known labels", i, len(col.Values))
 		}
-		if b.Len() > 0 {
-			b.WriteByte(',')
+		count++
+		switch count {
+		case 1:
+			one = col.Values[i]
+			continue
+		case 2:
+			b.WriteString(one)
 		}
+		b.WriteByte(',')
 		b.WriteString(col.Values[i])
+	}
+	if count <= 1 {
+		return cdc.Str(one), nil
 	}
 	return cdc.Str(b.String()), nil
 }

@@ -7,7 +7,13 @@
 //     metadata or else from information_schema (checked against the event
 //     and against DDL ahead in the binlog).
 //   - ddl.go: which tables a DDL statement touches; DDL ahead of the reader.
-//   - convert.go, charset.go: go-mysql values → canonical cdc.Values.
+//   - decode.go: row images → canonical cdc.Values, decoded by the reader
+//     itself (go-mysql hands them over undecoded): 19 allocations per
+//     one-row transaction instead of 46, all of them go-mysql's per event.
+//   - tablemap.go: a TABLE_MAP's optional metadata, decoded only when the
+//     cached schema cannot serve.
+//   - convert.go, charset.go: go-mysql values → canonical cdc.Values (the
+//     tables decode.go leaves to go-mysql: MySQL's binary JSON).
 //   - check.go: what `producer check` verifies on the source.
 //
 // Values are exact: decimals stay digit strings, unsigned BIGINTs keep their
@@ -140,10 +146,16 @@ type Reader struct {
 	epoch     uint64
 	pos       uint64 // end of the last event read: where the next one starts
 	ahead     lookahead
+	text      textArena // DECIMAL digits and GTIDs (decode.go)
+	checksum  int       // bytes of checksum at the end of each event
+	// goMySQL leaves rows events and TABLE_MAP metadata to go-mysql's
+	// decoding (tests compare it with decode.go's and tablemap.go's).
+	goMySQL bool
 }
 
 type tableState struct {
 	event    *replication.TableMapEvent // the TABLE_MAP this schema was built from
+	meta     []byte                     // its optional metadata (tablemap.go)
 	captured bool
 	info     *tableInfo
 	conv     *converter
@@ -256,6 +268,10 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 		// only when asked.
 		dumpFlags |= replication.BINLOG_SEND_ANNOTATE_ROWS_EVENT
 	}
+	decodeRows, decodeMeta := decodeRowsLater, skipOptionalMeta // see decode.go, tablemap.go
+	if r.goMySQL {
+		decodeRows, decodeMeta = nil, nil
+	}
 	r.syncer = replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
 		DumpCommandFlag: dumpFlags,
 		ServerID:        r.cfg.ServerID,
@@ -275,7 +291,12 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 		// held ~100 MiB of parsed 40-row events when publishing was the
 		// slower side; 512 keeps memory flat and the parser busy
 		// (measured: producer/bench_test.go).
-		EventCacheCount: 512,
+		EventCacheCount:                512,
+		RowsEventDecodeFunc:            decodeRows,
+		TableMapOptionalMetaDecodeFunc: decodeMeta,
+		// The GTID set go-mysql would copy into every XID and QUERY event
+		// is not read (Resume keeps its own).
+		DiscardGTIDSet: true,
 	})
 	var err error
 	if s.GTID != "" {
@@ -317,13 +338,8 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 	}
 	for {
 		ev, err := r.stream.GetEvent(ctx)
-		var me *mysql.MyError
-		if errors.As(err, &me) && me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
-			return fmt.Errorf("the source no longer has the binlog to continue from %s (purged past the checkpoint, or another server): %w; "+
-				"fix: keep binlogs longer (check `producer check`), re-snapshot the captured tables and start at the current position (source.start_position)", r.started, err)
-		}
 		if err != nil {
-			return err
+			return r.streamError(err)
 		}
 		if lp := uint64(ev.Header.LogPos); lp > r.pos {
 			r.pos = lp // artificial events (position 0, or the file's header when starting inside it) do not move it back
@@ -353,13 +369,24 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 	}
 }
 
+// streamError explains a purged binlog; other errors pass through. (Kept out
+// of ReadTx's loop: the *MyError target escapes, one allocation a call.)
+func (r *Reader) streamError(err error) error {
+	var me *mysql.MyError
+	if errors.As(err, &me) && me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
+		return fmt.Errorf("the source no longer has the binlog to continue from %s (purged past the checkpoint, or another server): %w; "+
+			"fix: keep binlogs longer (check `producer check`), re-snapshot the captured tables and start at the current position (source.start_position)", r.started, err)
+	}
+	return err
+}
+
 // handle processes one event and reports whether it ends a transaction.
 func (r *Reader) handle(ctx context.Context, tx *Tx, ev *replication.BinlogEvent) (bool, error) {
 	switch e := ev.Event.(type) {
 	case *replication.RotateEvent:
 		r.file, r.fileIndex, r.pos = string(e.NextLogName), fileIndex(string(e.NextLogName)), e.Position
 	case *replication.MariadbGTIDEvent:
-		tx.GTID = mariadbGTID(&e.GTID)
+		tx.GTID = mariadbGTID(&e.GTID, &r.text)
 		return false, r.beginTx(tx, ev.Header)
 	case *replication.GTIDEvent:
 		if set, err := e.GTIDNext(); err == nil {
@@ -372,8 +399,13 @@ func (r *Reader) handle(ctx context.Context, tx *Tx, ev *replication.BinlogEvent
 		r.setQuery(e.Query)
 	case *replication.QueryEvent:
 		return r.queryEvent(ctx, tx, ev.Header, e), nil
+	case *replication.FormatDescriptionEvent:
+		r.checksum = 0
+		if e.ChecksumAlgorithm == replication.BINLOG_CHECKSUM_ALG_CRC32 {
+			r.checksum = replication.BinlogChecksumLength
+		}
 	case *replication.TableMapEvent:
-		return false, r.tableMap(ctx, e)
+		return false, r.tableMap(ctx, e, ev.RawData)
 	case *replication.RowsEvent:
 		return false, r.rows(tx, ev.Header, e)
 	case *replication.XIDEvent:
@@ -382,6 +414,10 @@ func (r *Reader) handle(ctx context.Context, tx *Tx, ev *replication.BinlogEvent
 	case *replication.TransactionPayloadEvent:
 		// MySQL 8's binlog_transaction_compression: the whole transaction
 		// arrives in one event, already decompressed and parsed by go-mysql.
+		// Its events carry no checksum.
+		checksum := r.checksum
+		r.checksum = 0
+		defer func() { r.checksum = checksum }()
 		for _, inner := range e.Events {
 			done, err := r.handle(ctx, tx, inner)
 			if err != nil || done {
@@ -482,19 +518,28 @@ func (r *Reader) databaseCaptured(db string) bool {
 
 // tableMap resolves the schema of the table an upcoming rows event refers to.
 // The cached schema is reused only when the event is identical to the one it
-// was built from, so a schema change can never be missed.
-func (r *Reader) tableMap(ctx context.Context, e *replication.TableMapEvent) error {
-	if st, ok := r.tables[e.TableID]; ok && sameTableMap(st.event, e) {
+// was built from, so a schema change can never be missed. raw is the whole
+// event.
+func (r *Reader) tableMap(ctx context.Context, e *replication.TableMapEvent, raw []byte) error {
+	meta, err := optionalMeta(e, raw, r.checksum)
+	if err != nil {
+		return err
+	}
+	if st, ok := r.tables[e.TableID]; ok && bytes.Equal(st.meta, meta) && sameTableMap(st.event, e) {
 		return nil
 	}
+	if !r.goMySQL {
+		if e, err = withOptionalMeta(e, meta); err != nil {
+			return err
+		}
+	}
 	db, name := string(e.Schema), string(e.Table)
-	st := &tableState{event: e, captured: r.captured(db, name)}
+	st := &tableState{event: e, meta: meta, captured: r.captured(db, name)}
 	r.tables[e.TableID] = st
 	if !st.captured {
 		return nil
 	}
 	var info *tableInfo
-	var err error
 	switch {
 	case e.ColumnName != nil:
 		info, err = fromTableMap(e, r.charsets)
@@ -514,53 +559,16 @@ func (r *Reader) tableMap(ctx context.Context, e *replication.TableMapEvent) err
 	return nil
 }
 
+// sameTableMap compares the fixed part of two TABLE_MAP events (their
+// optional metadata is compared as bytes).
 func sameTableMap(a, b *replication.TableMapEvent) bool {
 	if a.ColumnCount != b.ColumnCount || !bytes.Equal(a.Schema, b.Schema) || !bytes.Equal(a.Table, b.Table) ||
-		!bytes.Equal(a.ColumnType, b.ColumnType) || !bytes.Equal(a.NullBitmap, b.NullBitmap) ||
-		!bytes.Equal(a.SignednessBitmap, b.SignednessBitmap) || len(a.ColumnMeta) != len(b.ColumnMeta) ||
-		len(a.ColumnName) != len(b.ColumnName) || len(a.PrimaryKey) != len(b.PrimaryKey) ||
-		!equalUints(a.DefaultCharset, b.DefaultCharset) || !equalUints(a.ColumnCharset, b.ColumnCharset) ||
-		!equalUints(a.EnumSetDefaultCharset, b.EnumSetDefaultCharset) || !equalUints(a.EnumSetColumnCharset, b.EnumSetColumnCharset) ||
-		!equalUints(a.PrimaryKey, b.PrimaryKey) || !equalNested(a.EnumStrValue, b.EnumStrValue) || !equalNested(a.SetStrValue, b.SetStrValue) {
+		!bytes.Equal(a.ColumnType, b.ColumnType) || !bytes.Equal(a.NullBitmap, b.NullBitmap) || len(a.ColumnMeta) != len(b.ColumnMeta) {
 		return false
 	}
 	for i := range a.ColumnMeta {
 		if a.ColumnMeta[i] != b.ColumnMeta[i] {
 			return false
-		}
-	}
-	for i := range a.ColumnName {
-		if !bytes.Equal(a.ColumnName[i], b.ColumnName[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func equalUints(a, b []uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
-func equalNested(a, b [][][]byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if len(a[i]) != len(b[i]) {
-			return false
-		}
-		for j := range a[i] {
-			if !bytes.Equal(a[i][j], b[i][j]) {
-				return false
-			}
 		}
 	}
 	return true
@@ -624,7 +632,38 @@ func (r *Reader) rows(tx *Tx, h *replication.EventHeader, e *replication.RowsEve
 		return fmt.Errorf("table %s at %s:%d: unknown rows event type %v", info.table.ID(), r.file, h.LogPos, h.EventType)
 	}
 	commit := time.Unix(int64(h.Timestamp), 0)
-	for i := 0; i+step <= len(e.Rows); i += step {
+	images, deferred := deferredImages(e) // see decode.go
+	if deferred {
+		if int(e.ColumnCount) != len(info.table.Columns) {
+			return fmt.Errorf("table %s at %s:%d: rows event has %d columns, schema %d", info.table.ID(), r.file, h.LogPos, e.ColumnCount, len(info.table.Columns))
+		}
+		if compressedRows(h.EventType) {
+			var err error
+			if images, err = mysql.DecompressMariadbData(images); err != nil {
+				return fmt.Errorf("table %s at %s:%d: decompress rows: %w", info.table.ID(), r.file, h.LogPos, err)
+			}
+		}
+	}
+	row := 0
+	for ; deferred && len(images) > 0 || !deferred && (row+1)*step <= len(e.Rows); row++ {
+		// Each row change is decoded, also one already published and
+		// skipped: a deferred event's images are read in sequence.
+		var img, img2 []cdc.Value
+		var err error
+		if deferred {
+			img, images, err = r.rawImage(tx, st, e.ColumnBitmap1, images, h)
+			if err == nil && op == cdc.OpUpdate {
+				img2, images, err = r.rawImage(tx, st, e.ColumnBitmap2, images, h)
+			}
+		} else {
+			img, err = r.image(tx, st, e.Rows[row*step], h)
+			if err == nil && op == cdc.OpUpdate {
+				img2, err = r.image(tx, st, e.Rows[row*step+1], h)
+			}
+		}
+		if err != nil {
+			return err
+		}
 		if r.skip > 0 { // published before the restart
 			r.skip--
 			continue
@@ -632,13 +671,9 @@ func (r *Reader) rows(tx *Tx, h *replication.EventHeader, e *replication.RowsEve
 		ev := cdc.Event{
 			Table:      info.table,
 			Op:         op,
-			Position:   cdc.Position{Epoch: r.epoch, File: r.fileIndex, Pos: uint64(h.LogPos), Row: uint64(i / step)},
-			Source:     cdc.Source{ServerID: h.ServerID, GTID: tx.GTID, File: r.file, Pos: uint64(h.LogPos), Row: uint32(i / step), Query: r.query},
+			Position:   cdc.Position{Epoch: r.epoch, File: r.fileIndex, Pos: uint64(h.LogPos), Row: uint64(row)},
+			Source:     cdc.Source{ServerID: h.ServerID, GTID: tx.GTID, File: r.file, Pos: uint64(h.LogPos), Row: uint32(row), Query: r.query},
 			CommitTime: commit,
-		}
-		img, err := r.image(tx, st, e.Rows[i], h)
-		if err != nil {
-			return err
 		}
 		switch op {
 		case cdc.OpCreate:
@@ -646,20 +681,18 @@ func (r *Reader) rows(tx *Tx, h *replication.EventHeader, e *replication.RowsEve
 		case cdc.OpDelete:
 			ev.Before = img
 		case cdc.OpUpdate:
-			ev.Before = img
-			if ev.After, err = r.image(tx, st, e.Rows[i+1], h); err != nil {
-				return err
-			}
+			ev.Before, ev.After = img, img2
 		}
 		tx.Events = append(tx.Events, ev)
 		if r.snap != nil {
 			r.snapshotChange(info, ev.Before, ev.After)
 		}
 	}
-	r.metrics.countRows(info.table, op, len(e.Rows)/step)
+	r.metrics.countRows(info.table, op, row)
 	return nil
 }
 
+// image converts a row image go-mysql decoded.
 func (r *Reader) image(tx *Tx, st *tableState, raw []any, h *replication.EventHeader) ([]cdc.Value, error) {
 	info := st.info
 	if len(raw) != len(info.table.Columns) {
@@ -668,29 +701,25 @@ func (r *Reader) image(tx *Tx, st *tableState, raw []any, h *replication.EventHe
 	row := tx.row(len(raw))
 	for i, v := range raw {
 		val, err := st.conv.value(info, i, v)
-		if errors.Is(err, errUnrepresentable) {
-			r.metrics.countUnrepresentable(info.table, info.table.Columns[i].Name)
-			val, err = cdc.Null, nil
+		if row[i], err = r.checkValue(info, i, val, err, h); err != nil {
+			return nil, err
 		}
-		if err != nil {
-			return nil, fmt.Errorf("decode %s column %s (%s) at %s:%d: %w", info.table.ID(), info.table.Columns[i].Name, info.table.Columns[i].Type, r.file, h.LogPos, err)
-		}
-		row[i] = val
 	}
 	return row, nil
 }
 
 // mariadbGTID formats domain-server-sequence as go-mysql's String does,
-// without fmt: it runs once per transaction.
-func mariadbGTID(g *mysql.MariadbGTID) string {
+// without fmt and cut from the arena: it runs once per transaction.
+func mariadbGTID(g *mysql.MariadbGTID, arena *textArena) string {
 	if *g == (mysql.MariadbGTID{}) {
 		return ""
 	}
-	b := make([]byte, 0, 48)
+	var buf [64]byte
+	b := buf[:0]
 	b = strconv.AppendUint(b, uint64(g.DomainID), 10)
 	b = strconv.AppendUint(append(b, '-'), uint64(g.ServerID), 10)
 	b = strconv.AppendUint(append(b, '-'), g.SequenceNumber, 10)
-	return string(b)
+	return arena.string(b)
 }
 
 // fileIndex returns the numeric suffix of a binlog file name

@@ -20,6 +20,12 @@ type colInfo struct {
 	binType  byte   // real MySQL type after unpacking ENUM/SET/STRING
 	charset  string // "" for non-character columns, "binary" for binary strings
 	fixedLen int    // BINARY(n): the binlog drops trailing zero bytes; we pad them back
+	// What decode.go reads a value's bytes with: the TABLE_MAP metadata,
+	// the declared byte length of CHAR/VARCHAR/BINARY columns, and whether
+	// an integer column is UNSIGNED.
+	meta     uint16
+	length   int
+	unsigned bool
 }
 
 // tableInfo is a cdc.Table plus the per-column decode information.
@@ -51,7 +57,10 @@ func realType(tp byte, meta uint16) (byte, int) {
 func column(name string, tp byte, meta uint16, unsigned bool, charset string, nullable bool, values []string) (cdc.Column, colInfo, error) {
 	rt, length := realType(tp, meta)
 	c := cdc.Column{Name: name, Nullable: nullable, Values: values}
-	ci := colInfo{binType: rt, charset: charset}
+	if rt == mysql.MYSQL_TYPE_YEAR {
+		unsigned = true // as full row metadata marks it; information_schema's COLUMN_TYPE does not say
+	}
+	ci := colInfo{binType: rt, charset: charset, meta: meta, length: length, unsigned: unsigned}
 	switch rt {
 	case mysql.MYSQL_TYPE_TINY, mysql.MYSQL_TYPE_SHORT, mysql.MYSQL_TYPE_INT24, mysql.MYSQL_TYPE_YEAR:
 		c.Type = cdc.TypeInt32

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+
+	"github.com/strait-cdc/strait/pkg/bigquery/bqfake"
+	"github.com/strait-cdc/strait/pkg/testenv"
+)
+
+// stack is the running demo: the in-process services and the two binaries.
+type stack struct {
+	o        *options
+	out      io.Writer
+	db       *testenv.MariaDB
+	kafka    *kfake.Cluster
+	registry *srfake.Registry
+	bq       *bqfake.Server // nil with a real BigQuery project
+	procs    []*exec.Cmd
+	metrics  map[string]string // binary → its /metrics URL
+}
+
+// startStack starts MariaDB, Kafka, the registry and (unless a real project
+// is configured) the local BigQuery endpoint.
+func startStack(ctx context.Context, o *options, out io.Writer) (*stack, error) {
+	st := &stack{o: o, out: out, metrics: map[string]string{}}
+	if _, err := testenv.FindMariaDB(); err != nil {
+		return nil, err
+	}
+	var err error
+	fmt.Fprintln(out, "starting MariaDB (binlog on, row format, GTIDs)")
+	if st.db, err = testenv.StartMariaDB(ctx, testenv.MariaDBOptions{}); err != nil {
+		return nil, err
+	}
+	if pid, err := os.ReadFile(filepath.Join(st.db.Dir, "mariadbd.pid")); err == nil {
+		st.notePid(strings.TrimSpace(string(pid)))
+	}
+	if st.kafka, err = testenv.StartKafka(kfake.DataDir(filepath.Join(o.dir, "kafka"))); err != nil {
+		st.close()
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	st.registry = testenv.StartRegistry()
+	target := "project " + o.project + ", dataset " + o.dataset
+	if o.project == "" {
+		if st.bq, err = bqfake.New(); err != nil {
+			st.close()
+			return nil, fmt.Errorf("local BigQuery: %w", err)
+		}
+		target = "the local BigQuery endpoint " + st.bq.RESTURL()
+	}
+	fmt.Fprintf(out, "MariaDB %s, Kafka %s, Schema Registry %s, BigQuery: %s\n",
+		st.db.Addr(), strings.Join(st.kafka.ListenAddrs(), ","), st.registry.URL(), target)
+	return st, nil
+}
+
+// close stops the binaries (SIGTERM: they drain and commit), then the
+// services.
+func (st *stack) close() {
+	for _, p := range st.procs {
+		p.Process.Signal(syscall.SIGTERM)
+	}
+	for _, p := range st.procs {
+		done := make(chan struct{})
+		go func() { p.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			p.Process.Kill()
+			<-done
+		}
+	}
+	os.Remove(filepath.Join(st.o.dir, "pids"))
+	if st.bq != nil {
+		st.bq.Close()
+	}
+	if st.registry != nil {
+		st.registry.Close()
+	}
+	if st.kafka != nil {
+		st.kafka.Close()
+	}
+	if st.db != nil {
+		st.db.Stop()
+	}
+}
+
+// startBinaries writes the two configuration files and starts bin/producer
+// and bin/consumer, waiting until both are ready.
+func (st *stack) startBinaries(ctx context.Context) error {
+	brokers := strings.Join(st.kafka.ListenAddrs(), ", ")
+	paddr, caddr, err := freeAddr(), freeAddr(), error(nil)
+	producer := fmt.Sprintf(`# written by make demo
+source:
+  host: %s
+  port: %d
+  user: %s
+  server_id: 6420
+  include: ["shop.*"]
+kafka:
+  brokers: [%s]
+  topic_prefix: demo
+  schema_registry_url: %s
+  partitions: 3
+http_addr: %s
+log_format: text
+`, st.db.Host, st.db.Port, st.db.User, brokers, st.registry.URL(), paddr)
+	bq := fmt.Sprintf(`bigquery:
+  project: %s
+  dataset: %s
+  max_staleness: 0s
+`, st.o.project, st.o.dataset)
+	if st.bq != nil {
+		bq = fmt.Sprintf(`bigquery:
+  project: demo
+  dataset: %s
+  endpoint: %s
+  write_endpoint: %s
+  insecure: true
+  max_staleness: 0s
+`, st.o.dataset, st.bq.RESTURL(), st.bq.GRPCAddr())
+	}
+	consumer := fmt.Sprintf(`# written by make demo
+kafka:
+  brokers: [%s]
+  group_id: strait-demo
+  topic_prefix: demo
+  schema_registry_url: %s
+  topic_refresh: 2s
+%shttp_addr: %s
+log_format: text
+`, brokers, st.registry.URL(), bq, caddr)
+	for name, cfg := range map[string]string{"producer": producer, "consumer": consumer} {
+		path := filepath.Join(st.o.dir, name+".yaml")
+		if err = os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+			return err
+		}
+		if err = st.spawn(name, path); err != nil {
+			return err
+		}
+	}
+	st.metrics["producer"], st.metrics["consumer"] = "http://"+paddr+"/metrics", "http://"+caddr+"/metrics"
+	for name, addr := range map[string]string{"producer": paddr, "consumer": caddr} {
+		if err := waitReady(ctx, addr, filepath.Join(st.o.dir, name+".log")); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// spawn starts bin/<name> run with its configuration, its log in the demo
+// directory, and notes its pid for make demo-down.
+func (st *stack) spawn(name, config string) error {
+	log, err := os.Create(filepath.Join(st.o.dir, name+".log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(filepath.Join(st.o.bin, name), "run", "-config", config)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.Env = append(os.Environ(), "STRAIT_SOURCE_PASSWORD="+st.db.Password)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	st.procs = append(st.procs, cmd)
+	st.notePid(strconv.Itoa(cmd.Process.Pid))
+	return nil
+}
+
+// notePid adds a process to <dir>/pids, which make demo-down stops if the
+// demo itself could not (killed, or the machine went down).
+func (st *stack) notePid(pid string) {
+	f, err := os.OpenFile(filepath.Join(st.o.dir, "pids"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fmt.Fprintln(f, pid)
+}
+
+// waitReady waits for GET /readyz to answer 200; the log's tail explains a
+// binary that stopped instead.
+func waitReady(ctx context.Context, addr, logPath string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			b, _ := os.ReadFile(logPath)
+			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+			return fmt.Errorf("not ready within a minute; last log lines:\n%s", strings.Join(lines[max(0, len(lines)-10):], "\n"))
+		case <-tick.C:
+		}
+	}
+}
+
+// sum adds up the samples of a metric on a /metrics page.
+func sum(url, metric string) float64 {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var n float64
+	for sc := bufio.NewScanner(resp.Body); sc.Scan(); {
+		line := sc.Text()
+		if strings.HasPrefix(line, metric+"{") || strings.HasPrefix(line, metric+" ") {
+			if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
+				n += v
+			}
+		}
+	}
+	return n
+}
+
+// freeAddr returns a loopback address that was free a moment ago.
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "127.0.0.1:0"
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
