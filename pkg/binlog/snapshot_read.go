@@ -26,11 +26,13 @@ import (
 //     type and metadata the server writes in a TABLE_MAP event for each
 //     column, and builds the schema with column(), as the stream does.
 //   - readChunk reads rows with the binary protocol (a prepared statement:
-//     FLOAT and DOUBLE arrive as their exact bits, not as text), adapts each
-//     cell to the Go value go-mysql's binlog decoder yields for that type
-//     (ENUM and SET selected as col+0: the index and bitmap the binlog logs;
-//     BIT as an integer; temporal values selected as CAST(col AS CHAR) and
-//     decimals as text), and converts it with converter.value.
+//     FLOAT and DOUBLE arrive as their exact bits, not as text) and turns
+//     each cell into the value the stream's conversion makes of the same
+//     column value (snapshotValue): ENUM and SET are selected as col+0, the
+//     index and bitmap the binlog logs; temporal values as CAST(col AS
+//     CHAR), the text converter.value parses (go-mysql would format their
+//     binary form with fmt, a third of a chunk's decoding time); text and
+//     decimal digits are cut from a per-chunk arena (textArena).
 //
 // The session (snapshotConn) must read TIMESTAMPs in UTC, return column
 // bytes unconverted (character_set_results = NULL: text is decoded with the
@@ -305,6 +307,7 @@ func readChunk(ctx context.Context, conn *client.Conn, info *tableInfo, conv *co
 		rows = make([][]cdc.Value, 0, min(limit, 1<<16)) // grown by copying, a chunk's rows cost a tenth more
 	}
 	var slab []cdc.Value
+	var arena textArena // the chunk's text: its rows' strings share a few blocks
 	var convErr error // kept while the rest of the result is drained, so the connection stays usable
 	var res mysql.Result
 	err = stmt.ExecuteSelectStreaming(&res, func(raw []mysql.FieldValue) error {
@@ -321,7 +324,7 @@ func readChunk(ctx context.Context, conn *client.Conn, info *tableInfo, conv *co
 		row := slab[:len(raw):len(raw)]
 		slab = slab[len(raw):]
 		for i := range raw {
-			v, err := snapshotValue(info, conv, i, &raw[i])
+			v, err := snapshotValue(info, conv, i, &raw[i], &arena)
 			if err != nil {
 				convErr = fmt.Errorf("snapshot %s column %s (%s) after key %s: %w", t.ID(), t.Columns[i].Name, t.Columns[i].Type, keyText(info, after), err)
 				return nil
@@ -359,10 +362,9 @@ func chunkQuery(info *tableInfo, after []cdc.Value, limit int, filter string) (s
 		switch bt := info.cols[i].binType; {
 		case bt == mysql.MYSQL_TYPE_ENUM || bt == mysql.MYSQL_TYPE_SET:
 			b.WriteString(quoteName(c.Name) + "+0") // the index / bitmap, as the binlog logs it
-		case c.Type == cdc.TypeDate || c.Type == cdc.TypeTime || c.Type == cdc.TypeDateTime || c.Type == cdc.TypeTimestamp:
-			// The server's text, which converter.value parses: go-mysql
-			// would format the binary form with fmt, a third of the
-			// chunk's decoding time. No alias: ORDER BY names the column.
+		case isTemporal(c.Type):
+			// The server's text (see the top of this file). No alias:
+			// ORDER BY names the column, not this text.
 			b.WriteString("CAST(" + quoteName(c.Name) + " AS CHAR)")
 		default:
 			b.WriteString(quoteName(c.Name))
@@ -489,36 +491,60 @@ func formatDuration(us int64) string {
 	return fmt.Sprintf("%s%d:%02d:%02d.%06d", sign, s/3600, s/60%60, s%60, us%1_000_000)
 }
 
-// snapshotValue converts cell i of a binary-protocol row: the cell is first
-// given the Go form go-mysql's binlog decoder yields for the column's type,
-// then converted by converter.value, the stream's own conversion.
-//
-// The types whose conversion is the identity (integers, floats, decimal
-// digits, text through its column's decoder) take a shortcut that does the
-// same without boxing the cell in an interface: about half the
-// allocations of a typical row.
-func snapshotValue(info *tableInfo, conv *converter, i int, fv *mysql.FieldValue) (cdc.Value, error) {
+// snapshotValue converts cell i of a binary-protocol row into the value
+// the binlog path decodes for the same column value (TestSnapshotTypesMatchBinlog
+// compares them type by type). Text, binary strings and decimal digits are
+// cut from arena (the cell's bytes are reused for the next row); temporal
+// values arrive as the server's text (chunkQuery) and are parsed as
+// converter.value parses go-mysql's text of them. Nothing here allocates
+// per value but text in a character set other than UTF-8 and a string
+// longer than the arena takes. The rarer types (JSON, geometry) are given
+// the Go form go-mysql's binlog decoder yields for them and converted by
+// converter.value.
+func snapshotValue(info *tableInfo, conv *converter, i int, fv *mysql.FieldValue, arena *textArena) (cdc.Value, error) {
 	col := &info.table.Columns[i]
+	bt := info.cols[i].binType
+	if fv.Type == mysql.FieldValueTypeNull {
+		return cdc.Null, nil
+	}
+	b := fv.AsString()
+	integer := fv.Type == mysql.FieldValueTypeSigned || fv.Type == mysql.FieldValueTypeUnsigned
+	text := fv.Type == mysql.FieldValueTypeString
 	switch {
-	case isInteger(col.Type) && fv.Type == mysql.FieldValueTypeSigned:
-		return cdc.Int(fv.AsInt64()), nil
-	case isInteger(col.Type) && fv.Type == mysql.FieldValueTypeUnsigned:
-		return cdc.Int(int64(fv.AsUint64())), nil // the bits, as asInt keeps them; TypeUint64 reads them back unsigned
+	case (bt == mysql.MYSQL_TYPE_ENUM || bt == mysql.MYSQL_TYPE_SET) && integer: // col+0
+		if bt == mysql.MYSQL_TYPE_ENUM {
+			return enumLabel(col, fv.AsInt64())
+		}
+		return setLabels(col, fv.AsInt64())
+	case isInteger(col.Type) && integer:
+		return cdc.Int(fv.AsInt64()), nil // an unsigned BIGINT keeps its 64 bits; TypeUint64 reads them back unsigned
+	case isInteger(col.Type) && text: // BIT: big-endian bytes
+		if len(b) > 8 {
+			return cdc.Value{}, fmt.Errorf("BIT value of %d bytes", len(b))
+		}
+		return cdc.Int(int64(bigEndian(b, len(b)))), nil
 	case (col.Type == cdc.TypeFloat32 || col.Type == cdc.TypeFloat64) && fv.Type == mysql.FieldValueTypeFloat:
 		return cdc.Float(fv.AsFloat64()), nil
-	case col.Type == cdc.TypeDecimal && fv.Type == mysql.FieldValueTypeString:
-		return cdc.Str(string(fv.AsString())), nil
-	case col.Type == cdc.TypeString && fv.Type == mysql.FieldValueTypeString && conv.decoders[i] != nil &&
-		info.cols[i].binType != mysql.MYSQL_TYPE_ENUM && info.cols[i].binType != mysql.MYSQL_TYPE_SET:
-		s, err := conv.decoders[i](string(fv.AsString()))
-		if err != nil {
-			return cdc.Value{}, err
+	case col.Type == cdc.TypeDecimal && text:
+		return cdc.Str(arena.string(b)), nil
+	case col.Type == cdc.TypeString && text && conv.decoders[i] != nil:
+		s, err := conv.decoders[i](arena.string(b))
+		return cdc.Str(s), err
+	case col.Type == cdc.TypeBytes && text:
+		s := arena.string(b)
+		if n := info.cols[i].fixedLen; len(s) < n {
+			s += strings.Repeat("\x00", n-len(s)) // as converter.value: BINARY(n) keeps its zero bytes
 		}
 		return cdc.Str(s), nil
+	case isTemporal(col.Type) && text:
+		us, err := temporalText(col.Type, bytesString(b))
+		if errors.Is(err, errUnrepresentable) {
+			return cdc.Null, nil
+		}
+		return cdc.Int(us), err
 	}
 	var v any
 	switch fv.Type {
-	case mysql.FieldValueTypeNull:
 	case mysql.FieldValueTypeSigned:
 		v = fv.AsInt64()
 	case mysql.FieldValueTypeUnsigned:
@@ -526,26 +552,45 @@ func snapshotValue(info *tableInfo, conv *converter, i int, fv *mysql.FieldValue
 	case mysql.FieldValueTypeFloat:
 		v = fv.AsFloat64()
 	case mysql.FieldValueTypeString:
-		b := fv.AsString() // reused for the next row; converter.value copies it (asString)
-		switch col.Type {
-		case cdc.TypeBool, cdc.TypeBits:
-			if len(b) > 8 {
-				return cdc.Value{}, fmt.Errorf("BIT value of %d bytes", len(b))
-			}
-			var buf [8]byte
-			copy(buf[8-len(b):], b)
-			v = binary.BigEndian.Uint64(buf[:])
-		case cdc.TypeDecimal, cdc.TypeDate, cdc.TypeTime, cdc.TypeDateTime, cdc.TypeTimestamp:
-			v = string(b)
-		default:
-			v = b
-		}
+		v = b // converter.value copies it (asString)
 	}
 	val, err := conv.value(info, i, v)
 	if errors.Is(err, errUnrepresentable) {
 		return cdc.Null, nil
 	}
 	return val, err
+}
+
+// temporalText parses a temporal column's text ("2024-02-29",
+// "-838:59:59.000000", "2024-02-29 12:00:00.123") into days (DATE) or
+// microseconds, as converter.value parses go-mysql's text of it; a zero or
+// partial date is errUnrepresentable. s is only read, not kept.
+func temporalText(t cdc.Type, s string) (int64, error) {
+	switch t {
+	case cdc.TypeDate:
+		return parseDate(s)
+	case cdc.TypeTime:
+		return parseDuration(s)
+	}
+	days, err := parseDate(s[:min(len(s), 10)])
+	if err != nil {
+		return 0, err
+	}
+	var clock int64
+	if len(s) > 11 {
+		if clock, err = parseDuration(s[11:]); err != nil {
+			return 0, err
+		}
+	}
+	return days*86_400_000_000 + clock, nil
+}
+
+func isTemporal(t cdc.Type) bool {
+	switch t {
+	case cdc.TypeDate, cdc.TypeTime, cdc.TypeDateTime, cdc.TypeTimestamp:
+		return true
+	}
+	return false
 }
 
 // keyOf returns a compact identity of a row's primary-key values: equal
