@@ -308,7 +308,7 @@ func readChunk(ctx context.Context, conn *client.Conn, info *tableInfo, conv *co
 	}
 	var slab []cdc.Value
 	var arena textArena // the chunk's text: its rows' strings share a few blocks
-	var convErr error // kept while the rest of the result is drained, so the connection stays usable
+	var convErr error   // kept while the rest of the result is drained, so the connection stays usable
 	var res mysql.Result
 	err = stmt.ExecuteSelectStreaming(&res, func(raw []mysql.FieldValue) error {
 		if convErr != nil {
