@@ -29,9 +29,9 @@ import (
 //     FLOAT and DOUBLE arrive as their exact bits, not as text) and turns
 //     each cell into the value the stream's conversion makes of the same
 //     column value (snapshotValue): ENUM and SET are selected as col+0, the
-//     index and bitmap the binlog logs; temporal values as CAST(col AS
-//     CHAR), the text converter.value parses (go-mysql would format their
-//     binary form with fmt, a third of a chunk's decoding time); text and
+//     index and bitmap the binlog logs; temporal values are taken in their
+//     binary-protocol form, unformatted (rawTemporals: go-mysql would
+//     format them with fmt, a third of a chunk's decoding time); text and
 //     decimal digits are cut from a per-chunk arena (textArena).
 //
 // The session (snapshotConn) must read TIMESTAMPs in UTC, return column
@@ -333,7 +333,7 @@ func readChunk(ctx context.Context, conn *client.Conn, info *tableInfo, conv *co
 		}
 		rows = append(rows, row)
 		return nil
-	}, nil, args...)
+	}, rawTemporals(info), args...)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s after key %s: %w", t.ID(), keyText(info, after), chunkErr(ctx, err))
 	}
@@ -359,15 +359,9 @@ func chunkQuery(info *tableInfo, after []cdc.Value, limit int, filter string) (s
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		switch bt := info.cols[i].binType; {
-		case bt == mysql.MYSQL_TYPE_ENUM || bt == mysql.MYSQL_TYPE_SET:
-			b.WriteString(quoteName(c.Name) + "+0") // the index / bitmap, as the binlog logs it
-		case isTemporal(c.Type):
-			// The server's text (see the top of this file). No alias:
-			// ORDER BY names the column, not this text.
-			b.WriteString("CAST(" + quoteName(c.Name) + " AS CHAR)")
-		default:
-			b.WriteString(quoteName(c.Name))
+		b.WriteString(quoteName(c.Name))
+		if bt := info.cols[i].binType; bt == mysql.MYSQL_TYPE_ENUM || bt == mysql.MYSQL_TYPE_SET {
+			b.WriteString("+0") // the index / bitmap, as the binlog logs it
 		}
 	}
 	b.WriteString(" FROM " + quoteName(t.Database) + "." + quoteName(t.Name))
@@ -495,8 +489,7 @@ func formatDuration(us int64) string {
 // the binlog path decodes for the same column value (TestSnapshotTypesMatchBinlog
 // compares them type by type). Text, binary strings and decimal digits are
 // cut from arena (the cell's bytes are reused for the next row); temporal
-// values arrive as the server's text (chunkQuery) and are parsed as
-// converter.value parses go-mysql's text of them. Nothing here allocates
+// values arrive in their binary form (rawTemporals). Nothing here allocates
 // per value but text in a character set other than UTF-8 and a string
 // longer than the arena takes. The rarer types (JSON, geometry) are given
 // the Go form go-mysql's binlog decoder yields for them and converted by
@@ -537,7 +530,7 @@ func snapshotValue(info *tableInfo, conv *converter, i int, fv *mysql.FieldValue
 		}
 		return cdc.Str(s), nil
 	case isTemporal(col.Type) && text:
-		us, err := temporalText(col.Type, bytesString(b))
+		us, err := temporalBinary(col.Type, b)
 		if errors.Is(err, errUnrepresentable) {
 			return cdc.Null, nil
 		}
@@ -561,28 +554,75 @@ func snapshotValue(info *tableInfo, conv *converter, i int, fv *mysql.FieldValue
 	return val, err
 }
 
-// temporalText parses a temporal column's text ("2024-02-29",
-// "-838:59:59.000000", "2024-02-29 12:00:00.123") into days (DATE) or
-// microseconds, as converter.value parses go-mysql's text of it; a zero or
-// partial date is errUnrepresentable. s is only read, not kept.
-func temporalText(t cdc.Type, s string) (int64, error) {
-	switch t {
-	case cdc.TypeDate:
-		return parseDate(s)
-	case cdc.TypeTime:
-		return parseDuration(s)
-	}
-	days, err := parseDate(s[:min(len(s), 10)])
-	if err != nil {
-		return 0, err
-	}
-	var clock int64
-	if len(s) > 11 {
-		if clock, err = parseDuration(s[11:]); err != nil {
-			return 0, err
+// rawTemporals returns readChunk's result-set callback: it has go-mysql
+// hand over the temporal columns' binary-protocol values as they arrive
+// instead of formatting them as text with fmt. A binary DATE, DATETIME,
+// TIMESTAMP or TIME value is a length byte and that many bytes, the layout
+// of a length-encoded string: typed as one, the value's bytes come as the
+// cell's string, for temporalBinary.
+func rawTemporals(info *tableInfo) func(*mysql.Result) error {
+	return func(res *mysql.Result) error {
+		if len(res.Fields) != len(info.table.Columns) {
+			return nil // readChunk reports the mismatch
 		}
+		for i, f := range res.Fields {
+			if !isTemporal(info.table.Columns[i].Type) {
+				continue
+			}
+			switch f.Type {
+			case mysql.MYSQL_TYPE_DATE, mysql.MYSQL_TYPE_NEWDATE, mysql.MYSQL_TYPE_DATETIME, mysql.MYSQL_TYPE_TIMESTAMP, mysql.MYSQL_TYPE_TIME:
+				f.Type = mysql.MYSQL_TYPE_VAR_STRING
+			default:
+				return fmt.Errorf("snapshot %s column %s (%s): the server sends type %d", info.table.ID(), info.table.Columns[i].Name, info.table.Columns[i].Type, f.Type)
+			}
+		}
+		return nil
 	}
-	return days*86_400_000_000 + clock, nil
+}
+
+// temporalBinary converts a binary-protocol temporal value (rawTemporals)
+// into days (DATE) or microseconds, the values converter.value makes of
+// the same column value: a DATE, DATETIME or TIMESTAMP is year (2 bytes,
+// little-endian), month, day[, hour, minute, second[, microseconds (4
+// bytes)]], none for a zero date; a TIME is sign, days (4 bytes), hour,
+// minute, second[, microseconds], none for zero. A zero or partial date is
+// errUnrepresentable.
+func temporalBinary(t cdc.Type, b []byte) (int64, error) {
+	if t == cdc.TypeTime {
+		if len(b) == 0 {
+			return 0, nil
+		}
+		if len(b) != 8 && len(b) != 12 {
+			return 0, fmt.Errorf("TIME value of %d bytes", len(b))
+		}
+		days := int64(littleEndian(b[1:], 4))
+		us := (((days*24+int64(b[5]))*60+int64(b[6]))*60 + int64(b[7])) * 1_000_000
+		if len(b) == 12 {
+			us += int64(littleEndian(b[8:], 4))
+		}
+		if b[0] == 1 {
+			us = -us
+		}
+		return us, nil
+	}
+	if len(b) != 0 && len(b) != 4 && len(b) != 7 && len(b) != 11 {
+		return 0, fmt.Errorf("date value of %d bytes", len(b))
+	}
+	if len(b) == 0 || b[0] == 0 && b[1] == 0 || b[2] == 0 || b[3] == 0 {
+		return 0, errUnrepresentable
+	}
+	days := daysFromCivil(int64(littleEndian(b, 2)), int64(b[2]), int64(b[3]))
+	if t == cdc.TypeDate {
+		return days, nil
+	}
+	us := days * 86_400_000_000
+	if len(b) >= 7 {
+		us += ((int64(b[4])*60+int64(b[5]))*60 + int64(b[6])) * 1_000_000
+	}
+	if len(b) == 11 {
+		us += int64(littleEndian(b[7:], 4))
+	}
+	return us, nil
 }
 
 func isTemporal(t cdc.Type) bool {
