@@ -2,21 +2,32 @@ package binlog
 
 // snapshot.go: backfilling the captured tables while the binlog streams,
 // without locks and without writing to the source (it may be a read-only
-// replica). The reader itself reads each chunk — rows in primary-key order
-// after the last key published, snapshot_read.go — between two source
-// transactions, so the stream is paused at a known position P while the
-// chunk is read. Right after the read the server's position H (the high
-// watermark) is taken. The reader then streams on from P, and every change
-// of the table between P and H removes its key from the chunk: that row is
-// published from the binlog, whose change is at least as new. Once the
-// reader reaches H, the chunk's remaining rows are published (op r) as one
-// transaction of their own. Their state is the state at H (no change
-// touched them in between), and their sequence is H's position, so they
-// order correctly against every change of the same row before and after.
-// The progress — tables left, key of the last row published — travels in
-// each snapshot transaction (Tx.Snapshot) and so into the checkpoint:
-// a restart continues at the next chunk, with nothing repeated and nothing
-// skipped.
+// replica). A table's chunks — rows in primary-key order, each after the
+// last key of the one before, snapshot_read.go — are read one after the
+// other on the snapshot's own session by a goroutine of their own (the
+// chunk loop), up to two chunks ahead of the reader, while the reader
+// streams. Each chunk's window opens when its read starts, at some stream
+// position P, and right after the read the server's position H (the high
+// watermark) is taken. Every change of the table the reader streams in the
+// window — after P, up to the chunk's publication at or after H — removes
+// its key from the chunk: that row is published from the binlog, whose
+// change is at least as new. Once the reader reaches H, the chunk's
+// remaining rows are published (op r) as one transaction of their own.
+// Their state is the state at H (no change touched them in between), and
+// their sequence is the reader's position, so they order correctly against
+// every change of the same row before and after. The reader tells "after
+// P" by time: it stamps each change of the table as it streams it, and a
+// chunk drops every key stamped since its read started, and in the
+// recentWindow before (see there). The progress — tables left, key of the
+// last row published — travels in each snapshot transaction (Tx.Snapshot)
+// and so into the checkpoint: a restart continues at the next chunk, with
+// nothing repeated and nothing skipped; chunks read ahead and not yet
+// published are read again.
+//
+// Reading ahead keeps the source and the decoding busy while the reader and
+// the publisher are (README, "Performance": with the reader reading each
+// chunk itself, three quarters of its time went to reading chunks while the
+// second core idled).
 
 import (
 	"context"
@@ -46,7 +57,8 @@ type snapshot struct {
 	info   *tableInfo   // schema of state.Tables[0]; nil: read before the next chunk
 	conv   *converter
 	win    *window    // the chunk read and not yet published
-	read   *chunkRead // the chunk being read (after win's, or the next to publish when win is nil)
+	loop   *chunkLoop // the chunks being read after win's (or from state.After when win is nil); nil: none
+	since  time.Time  // no chunk still to come from loop started its read before this
 	rows   int        // rows published of state.Tables[0] in this run
 	start  time.Time
 	recent []recentKey // keys of state.Tables[0] the stream changed lately, oldest first
@@ -75,27 +87,30 @@ type window struct {
 	done    bool                // the chunk ends the table
 }
 
-// chunkRead is a chunk being read on the snapshot's connection by a
-// goroutine of its own (the snapshot owns it: the reader's next window
-// waits for it, stop ends it), while the reader streams on. Only the
-// reader touches it; the goroutine reads its immutable fields and sends
-// its result on done.
-type chunkRead struct {
-	after   []cdc.Value         // the chunk's rows come after these key values
-	info    *tableInfo          // the schema it is read with
-	fresh   bool                // info was read for this chunk (not earlier)
-	changed map[string]struct{} // keys the stream changed since the read started, and lately before
-	stale   bool                // a DDL touched the table during the read: its rows are dropped
+// chunkLoop reads the chunks of a table one after the other on the
+// snapshot's session, on a goroutine of its own, from a key on. The snapshot
+// owns it: the reader takes its results in order (nextWindow) and ends it
+// (stopLoop) on a DDL of the table, on shutdown, or once it sent the
+// table's last chunk or an error, when the goroutine has ended by itself.
+type chunkLoop struct {
+	// Finished chunks. One waits here while the next is read: the
+	// reader's window, this one and the one being read are the three
+	// chunks a snapshot holds at most.
+	results chan chunkResult
+	fresh   bool // its first chunk is read with a schema read for it
 	cancel  context.CancelFunc
-	done    chan chunkResult // the read's one result; buffered, so the goroutine never waits
+	exited  chan struct{}
 }
 
-// chunkResult is how a chunk read ended.
+// chunkResult is a chunk read by a chunkLoop.
 type chunkResult struct {
-	rows [][]cdc.Value
-	high binlogPos // the server's position right after the rows were read
-	took time.Duration
-	err  error
+	rows  [][]cdc.Value
+	after []cdc.Value // the key values its rows come after
+	high  binlogPos   // the server's position right after the rows were read
+	start time.Time   // when its read started
+	took  time.Duration
+	done  bool // the table's last chunk, or err: the loop has ended
+	err   error
 }
 
 // Snapshot asks the reader to backfill the tables of st, continuing after
@@ -149,41 +164,38 @@ func (r *Reader) snapshotStep(ctx context.Context, tx *Tx) (bool, error) {
 	return true, nil
 }
 
-// nextWindow opens the window of the chunk after the last key published:
-// the chunk read ahead, once its read is over, or else one read now. Then
-// it starts reading the chunk after it, while the stream goes on to this
-// one's high watermark.
+// nextWindow opens the window of the chunk after the last key published,
+// from the chunk loop, which it starts when none runs.
 func (r *Reader) nextWindow(ctx context.Context) error {
 	s := r.snap
 	for s.win == nil {
-		if s.read == nil {
-			if err := r.startRead(ctx, s.state.After); err != nil || s.win != nil {
+		if s.loop == nil {
+			if err := r.startLoop(ctx); err != nil || s.win != nil {
 				return err // or the table is gone: an empty window ends it
 			}
 		}
-		rd := s.read
 		var res chunkResult
 		select {
-		case res = <-rd.done:
+		case res = <-s.loop.results:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		s.read = nil
+		fresh := s.loop.fresh
+		s.loop.fresh = false
+		if res.done { // the loop is ending by itself
+			<-s.loop.exited
+			s.loop = nil
+		}
 		if res.err != nil {
 			s.closeConn() // an error may leave the session mid-result; errors are rare, a new session is cheap
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		id := rd.info.table.ID()
+		id := s.state.Tables[0]
 		var me *mysql.MyError
 		switch {
-		case rd.stale:
-			continue // a DDL touched the table during the read: again, with the new schema
 		case errors.As(res.err, &me) && me.Code == mysql.ER_NO_SUCH_TABLE:
 			r.log.Warn("snapshot: table dropped while being read; skipped", "table", id)
 			return r.emptyWindow(ctx)
-		case res.err != nil && !rd.fresh:
+		case res.err != nil && !fresh && ctx.Err() == nil:
 			// The table may have changed since its schema was read (a DDL
 			// the reader has not reached yet): read it again, then the chunk.
 			r.log.Debug("snapshot chunk failed with a schema read earlier; reading the schema again", "table", id, "err", res.err)
@@ -193,27 +205,26 @@ func (r *Reader) nextWindow(ctx context.Context) error {
 			return fmt.Errorf("snapshot of %s: %w", id, res.err)
 		}
 		r.metrics.observeChunk(res.took)
-		w := &window{high: res.high, rows: res.rows, changed: rd.changed,
-			done: !rd.info.table.HasKey() || len(res.rows) < r.cfg.SnapshotChunkRows}
-		if n := len(res.rows); n > 0 && rd.info.table.HasKey() {
-			w.last = keyValues(rd.info.table, res.rows[n-1])
+		s.since = res.start // the loop's next reads start later
+		w := &window{high: res.high, rows: res.rows, changed: map[string]struct{}{}, done: res.done}
+		opened := res.start.Add(-recentWindow)
+		for _, rk := range s.recent {
+			if !rk.at.Before(opened) {
+				w.changed[rk.key] = struct{}{}
+			}
+		}
+		if n := len(res.rows); n > 0 && s.info.table.HasKey() {
+			w.last = keyValues(s.info.table, res.rows[n-1])
 		}
 		s.win = w
-	}
-	if !s.win.done && s.read == nil {
-		return r.startRead(ctx, s.win.last) // read ahead
 	}
 	return nil
 }
 
-// startRead starts reading the chunk of the current table after the key
-// values after on the snapshot's connection, on a goroutine of its own
-// (s.read), reading the table's schema first when it is not known. The
-// read's window opens now: every change of the table the stream passes from
-// here on, and those of the last moments before (recentWindow), keep their
-// rows out of the chunk. Its high watermark is taken once its rows are
-// read. A table that no longer exists gets an empty window instead.
-func (r *Reader) startRead(ctx context.Context, after []cdc.Value) error {
+// startLoop starts the chunk loop of the current table after the last key
+// published, reading the table's schema first when it is not known. A table
+// that no longer exists gets an empty window instead.
+func (r *Reader) startLoop(ctx context.Context) error {
 	s := r.snap
 	id := s.state.Tables[0]
 	db, table := splitID(id)
@@ -240,32 +251,41 @@ func (r *Reader) startRead(ctx context.Context, after []cdc.Value) error {
 		if err != nil {
 			return fmt.Errorf("snapshot of %s: %w", id, err)
 		}
-		if s.state.After == nil && after == nil {
+		if s.state.After == nil {
 			s.start, s.rows = time.Now(), 0
 			r.log.Info("snapshot of a table started", "table", id, "rows_estimate", r.estimate(db, table))
 		}
 	}
-	rd := &chunkRead{after: after, info: s.info, fresh: fresh, changed: make(map[string]struct{}, len(s.recent)),
-		done: make(chan chunkResult, 1)}
-	for _, rk := range s.recent {
-		rd.changed[rk.key] = struct{}{}
-	}
-	// The read outlives this call: it ends with its chunk, or when the
+	// The loop outlives this call: it ends with the table, or when the
 	// snapshot stops it, not with the ctx of the transaction being read.
-	readCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	rd.cancel = cancel
-	conn, conv, limit := s.conn, s.conv, r.cfg.SnapshotChunkRows
+	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l := &chunkLoop{results: make(chan chunkResult, 1), fresh: fresh, cancel: cancel, exited: make(chan struct{})}
+	conn, info, conv, limit, after := s.conn, s.info, s.conv, r.cfg.SnapshotChunkRows, s.state.After
+	s.since = time.Now()
 	go func() {
+		defer close(l.exited)
 		defer cancel()
-		began := time.Now()
-		rows, err := readChunk(readCtx, conn, rd.info, conv, after, limit, "")
-		var high binlogPos
-		if err == nil {
-			high, err = binlogPosition(conn)
+		for {
+			start := time.Now()
+			rows, err := readChunk(loopCtx, conn, info, conv, after, limit, "")
+			var high binlogPos
+			if err == nil {
+				high, err = binlogPosition(conn)
+			}
+			res := chunkResult{rows: rows, after: after, high: high, start: start, took: time.Since(start), err: err,
+				done: err != nil || !info.table.HasKey() || len(rows) < limit}
+			select {
+			case l.results <- res:
+			case <-loopCtx.Done():
+				return
+			}
+			if res.done {
+				return
+			}
+			after = keyValues(info.table, rows[len(rows)-1])
 		}
-		rd.done <- chunkResult{rows: rows, high: high, took: time.Since(began), err: err}
 	}()
-	s.read = rd
+	s.loop = l
 	return nil
 }
 
@@ -345,8 +365,14 @@ func (r *Reader) snapshotChange(info *tableInfo, rows ...[]cdc.Value) {
 		return // a table without a key is read whole, unmatched (README, "Snapshots")
 	}
 	now := time.Now()
+	// Forget what no chunk still to come needs: the changes before the
+	// earliest start of its read, less recentWindow.
+	forget := now
+	if s.loop != nil {
+		forget = s.since
+	}
 	drop := 0
-	for drop < len(s.recent) && now.Sub(s.recent[drop].at) > recentWindow {
+	for drop < len(s.recent) && forget.Sub(s.recent[drop].at) > recentWindow {
 		drop++
 	}
 	s.recent = append(s.recent[:0], s.recent[drop:]...)
@@ -359,9 +385,6 @@ func (r *Reader) snapshotChange(info *tableInfo, rows ...[]cdc.Value) {
 		if s.win != nil {
 			s.win.changed[k] = struct{}{}
 		}
-		if s.read != nil {
-			s.read.changed[k] = struct{}{}
-		}
 	}
 }
 
@@ -373,10 +396,10 @@ func (r *Reader) snapshotDDL(scope ddlScope) {
 		return
 	}
 	if db, table := splitID(s.state.Tables[0]); scope.touches(db, table) {
+		// Its chunks read ahead are dropped too: they would follow rows
+		// read again now.
 		s.win, s.info, s.conv = nil, nil, nil
-		if s.read != nil {
-			s.read.stale = true
-		}
+		s.stopLoop()
 	}
 }
 
@@ -386,18 +409,30 @@ func (r *Reader) endSnapshot() {
 	r.log.Info("snapshot done: every captured table is backfilled")
 }
 
-// stop ends the read in flight, if any, waits for its goroutine and closes
-// the snapshot's connection. A nil snapshot has nothing to stop.
+// stop ends the chunk loop, if any, and closes the snapshot's session. A
+// nil snapshot has nothing to stop.
 func (s *snapshot) stop() {
 	if s == nil {
 		return
 	}
-	if s.read != nil {
-		s.read.cancel()
-		<-s.read.done
-		s.read = nil
-	}
+	s.stopLoop()
 	s.closeConn()
+}
+
+// stopLoop ends the chunk loop, if any, and waits for its goroutine. A loop
+// stopped mid-read leaves the session unusable: it is closed then.
+func (s *snapshot) stopLoop() {
+	if s.loop == nil {
+		return
+	}
+	select {
+	case <-s.loop.exited:
+	default:
+		s.loop.cancel()
+		<-s.loop.exited
+		s.closeConn()
+	}
+	s.loop = nil
 }
 
 func (s *snapshot) closeConn() {

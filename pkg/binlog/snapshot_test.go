@@ -60,13 +60,12 @@ func snapshotIDs(evs []cdc.Event) []int64 {
 	return ids
 }
 
-// TestSnapshotReadAheadDropsKeysChangedSinceItStarted: the chunk after the
-// first is read ahead while the reader streams on to the first chunk's high
-// watermark, behind an update of a row of that second chunk. The update is
-// streamed after the read ahead started, so the row is published by the
-// stream and left out of the chunk (the update is older than the recent
-// window's copy taken when the read started: only the read's own window
-// drops it).
+// TestSnapshotReadAheadDropsKeysChangedSinceItStarted: the chunks after the
+// first are read ahead while the reader streams on to the first chunk's high
+// watermark, behind an update of a row of the second chunk. The reader
+// streams the update after that chunk's read started, so the row is
+// published by the stream and left out of the chunk, whose window opened
+// when its read started, not when the reader took it up.
 func TestSnapshotReadAheadDropsKeysChangedSinceItStarted(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -77,7 +76,7 @@ func TestSnapshotReadAheadDropsKeysChangedSinceItStarted(t *testing.T) {
 	}
 	r := openSnapshot(t, ctx, "snap_ahead", 161, 2)
 	// The reader stands before this update when it reads the first chunk
-	// and starts reading the second (ids 3 and 4) ahead.
+	// and the next ones (ids 3 and 4, 5 and 6) ahead.
 	if err := server.Exec(ctx, "snap_ahead", "UPDATE t SET v = 'new' WHERE id = 3"); err != nil {
 		t.Fatal(err)
 	}
@@ -98,8 +97,8 @@ func TestSnapshotReadAheadDropsKeysChangedSinceItStarted(t *testing.T) {
 }
 
 // TestSnapshotReadAheadReadAgainAfterDDL: a DDL of the table streamed while
-// the next chunk is read ahead drops that read (it started after rows the
-// reader must read again with the new schema): every row is published
+// chunks are read ahead drops them with the waiting one (they follow rows
+// the reader must read again with the new schema): every row is published
 // once, in the new schema, none skipped.
 func TestSnapshotReadAheadReadAgainAfterDDL(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -110,8 +109,8 @@ func TestSnapshotReadAheadReadAgainAfterDDL(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := openSnapshot(t, ctx, "snap_ahead_ddl", 162, 2)
-	// The reader reads the first chunk and starts the second before it
-	// streams this DDL: the DDL drops both.
+	// The reader reads the first chunk, and the next ones ahead, before it
+	// streams this DDL: the DDL drops them all.
 	if err := server.Exec(ctx, "snap_ahead_ddl", "ALTER TABLE t ADD COLUMN w INT NOT NULL DEFAULT 7"); err != nil {
 		t.Fatal(err)
 	}
