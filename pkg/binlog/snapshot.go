@@ -105,9 +105,8 @@ type chunkLoop struct {
 // chunkResult is a chunk read by a chunkLoop.
 type chunkResult struct {
 	rows  [][]cdc.Value
-	after []cdc.Value // the key values its rows come after
-	high  binlogPos   // the server's position right after the rows were read
-	start time.Time   // when its read started
+	high  binlogPos // the server's position right after the rows were read
+	start time.Time // when its read started
 	took  time.Duration
 	done  bool // the table's last chunk, or err: the loop has ended
 	err   error
@@ -272,7 +271,7 @@ func (r *Reader) startLoop(ctx context.Context) error {
 			if err == nil {
 				high, err = binlogPosition(conn)
 			}
-			res := chunkResult{rows: rows, after: after, high: high, start: start, took: time.Since(start), err: err,
+			res := chunkResult{rows: rows, high: high, start: start, took: time.Since(start), err: err,
 				done: err != nil || !info.table.HasKey() || len(rows) < limit}
 			select {
 			case l.results <- res:
