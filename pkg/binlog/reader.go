@@ -136,6 +136,7 @@ type Reader struct {
 	history map[string]*cdc.TableSchema // schema history as of the reader's position, by "db.table"
 	pending []cdc.TableSchema           // history entries for the transaction being read
 	snap    *snapshot                   // the snapshot in progress (snapshot.go)
+	snapEnd context.CancelFunc          // ends the snapshot's chunk loops; Close may call it while ReadTx runs
 
 	file      string // current binlog file
 	fileIndex uint64 // numeric suffix of file
@@ -320,7 +321,7 @@ func (r *Reader) Close() {
 	if r.syncer != nil {
 		r.syncer.Close()
 	}
-	r.snap.stop() // a snapshot's chunk read in flight, and its session
+	r.endSnapshotLoops()
 	r.conn.Close()
 }
 

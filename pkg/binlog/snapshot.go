@@ -52,7 +52,11 @@ type SnapshotState struct {
 
 // snapshot is the reader's snapshot in progress.
 type snapshot struct {
-	state  SnapshotState
+	state SnapshotState
+	// Its lifetime: the chunk loops end with it. A context kept here, as
+	// Close ends the loops while ReadTx may run, and a CancelFunc
+	// (Reader.snapEnd) is the one handle safe to use from there.
+	life   context.Context
 	conn   *client.Conn // the snapshot's own session (time zone, result charset)
 	info   *tableInfo   // schema of state.Tables[0]; nil: read before the next chunk
 	conv   *converter
@@ -100,6 +104,9 @@ type chunkLoop struct {
 	fresh   bool // its first chunk is read with a schema read for it
 	cancel  context.CancelFunc
 	exited  chan struct{}
+	// Set before exited closes: the loop was stopped and closed the
+	// session itself, as it may have been cut off mid-result.
+	closed bool
 }
 
 // chunkResult is a chunk read by a chunkLoop.
@@ -116,7 +123,8 @@ type chunkResult struct {
 // st.After in the first. Call before Start.
 func (r *Reader) Snapshot(st SnapshotState) {
 	if len(st.Tables) > 0 {
-		r.snap = &snapshot{state: st}
+		life, end := context.WithCancel(context.Background())
+		r.snap, r.snapEnd = &snapshot{state: st, life: life}, end
 		r.metrics.snapshotTables.Set(float64(len(st.Tables)))
 	}
 }
@@ -176,14 +184,19 @@ func (r *Reader) nextWindow(ctx context.Context) error {
 		var res chunkResult
 		select {
 		case res = <-s.loop.results:
+		case <-s.loop.exited: // stopped by Close, or ended with its result sent
+			select {
+			case res = <-s.loop.results:
+			default:
+				return errors.New("snapshot: the reader is closed")
+			}
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 		fresh := s.loop.fresh
 		s.loop.fresh = false
 		if res.done { // the loop is ending by itself
-			<-s.loop.exited
-			s.loop = nil
+			s.stopLoop()
 		}
 		if res.err != nil {
 			s.closeConn() // an error may leave the session mid-result; errors are rare, a new session is cheap
@@ -255,15 +268,22 @@ func (r *Reader) startLoop(ctx context.Context) error {
 			r.log.Info("snapshot of a table started", "table", id, "rows_estimate", r.estimate(db, table))
 		}
 	}
-	// The loop outlives this call: it ends with the table, or when the
-	// snapshot stops it, not with the ctx of the transaction being read.
-	loopCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// The loop outlives this call: it ends with the table, or when it is
+	// stopped (stopLoop, Close), not with the ctx of the transaction being
+	// read. It owns the session while it runs.
+	loopCtx, cancel := context.WithCancel(s.life)
 	l := &chunkLoop{results: make(chan chunkResult, 1), fresh: fresh, cancel: cancel, exited: make(chan struct{})}
 	conn, info, conv, limit, after := s.conn, s.info, s.conv, r.cfg.SnapshotChunkRows, s.state.After
 	s.since = time.Now()
 	go func() {
 		defer close(l.exited)
-		defer cancel()
+		defer func() {
+			if loopCtx.Err() != nil { // stopped
+				conn.Close()
+				l.closed = true
+			}
+			cancel()
+		}()
 		for {
 			start := time.Now()
 			rows, err := readChunk(loopCtx, conn, info, conv, after, limit, "")
@@ -419,19 +439,26 @@ func (s *snapshot) stop() {
 }
 
 // stopLoop ends the chunk loop, if any, and waits for its goroutine. A loop
-// stopped mid-read leaves the session unusable: it is closed then.
+// stopped before it ended by itself closes the session.
 func (s *snapshot) stopLoop() {
 	if s.loop == nil {
 		return
 	}
-	select {
-	case <-s.loop.exited:
-	default:
-		s.loop.cancel()
-		<-s.loop.exited
-		s.closeConn()
+	s.loop.cancel()
+	<-s.loop.exited
+	if s.loop.closed {
+		s.conn = nil
 	}
 	s.loop = nil
+}
+
+// endSnapshotLoops stops the snapshot's chunk loops for Close, which may
+// run while ReadTx does: it touches nothing but the snapshot's lifetime.
+// A stopped loop closes its session.
+func (r *Reader) endSnapshotLoops() {
+	if r.snapEnd != nil {
+		r.snapEnd()
+	}
 }
 
 func (s *snapshot) closeConn() {

@@ -14,8 +14,15 @@ import (
 )
 
 // openSnapshot opens a reader of db.* at the server's current position that
-// snapshots db.t in chunks of chunkRows rows.
+// snapshots db.t in chunks of chunkRows rows, closed when the test ends.
 func openSnapshot(t *testing.T, ctx context.Context, db string, serverID uint32, chunkRows int) *Reader {
+	t.Helper()
+	r := openSnapshotUnclosed(t, ctx, db, serverID, chunkRows)
+	t.Cleanup(r.Close)
+	return r
+}
+
+func openSnapshotUnclosed(t *testing.T, ctx context.Context, db string, serverID uint32, chunkRows int) *Reader {
 	t.Helper()
 	cfg := sourceConfig(server, db+".*")
 	cfg.ServerID, cfg.SnapshotChunkRows = serverID, chunkRows
@@ -23,7 +30,6 @@ func openSnapshot(t *testing.T, ctx context.Context, db string, serverID uint32,
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(r.Close)
 	r.Snapshot(SnapshotState{Tables: []string{db + ".t"}})
 	if err := r.Start(ctx, Start{}); err != nil {
 		t.Fatal(err)
@@ -69,7 +75,7 @@ func snapshotIDs(evs []cdc.Event) []int64 {
 func TestSnapshotReadAheadDropsKeysChangedSinceItStarted(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := server.Exec(ctx, "", "CREATE DATABASE snap_ahead",
+	if err := server.Exec(ctx, "", "DROP DATABASE IF EXISTS snap_ahead", "CREATE DATABASE snap_ahead",
 		"CREATE TABLE snap_ahead.t (id INT PRIMARY KEY, v VARCHAR(10))",
 		"INSERT INTO snap_ahead.t VALUES (1, 'old'), (2, 'old'), (3, 'old'), (4, 'old'), (5, 'old'), (6, 'old')"); err != nil {
 		t.Fatal(err)
@@ -103,7 +109,7 @@ func TestSnapshotReadAheadDropsKeysChangedSinceItStarted(t *testing.T) {
 func TestSnapshotReadAheadReadAgainAfterDDL(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := server.Exec(ctx, "", "CREATE DATABASE snap_ahead_ddl",
+	if err := server.Exec(ctx, "", "DROP DATABASE IF EXISTS snap_ahead_ddl", "CREATE DATABASE snap_ahead_ddl",
 		"CREATE TABLE snap_ahead_ddl.t (id INT PRIMARY KEY, v VARCHAR(10))",
 		"INSERT INTO snap_ahead_ddl.t VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), (5, 'e'), (6, 'f')"); err != nil {
 		t.Fatal(err)
@@ -121,6 +127,51 @@ func TestSnapshotReadAheadReadAgainAfterDDL(t *testing.T) {
 	for _, e := range evs {
 		if e.Op == cdc.OpRead && (len(e.After) != 3 || e.After[2] != cdc.Int(7)) {
 			t.Errorf("snapshot row %d: %v, want the new schema's three columns", e.After[0].Int, e.After)
+		}
+	}
+}
+
+// TestSnapshotCloseEndsChunkLoop: Close, which may run while ReadTx does,
+// ends the chunk loop reading ahead (its goroutine exits and closes its
+// session), and a ReadTx after it returns an error instead of waiting for
+// chunks that will not come.
+func TestSnapshotCloseEndsChunkLoop(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := server.Exec(ctx, "", "DROP DATABASE IF EXISTS snap_close", "CREATE DATABASE snap_close",
+		"CREATE TABLE snap_close.t (id INT PRIMARY KEY)",
+		"INSERT INTO snap_close.t VALUES (1), (2), (3), (4), (5), (6), (7), (8), (9), (10)"); err != nil {
+		t.Fatal(err)
+	}
+	r := openSnapshotUnclosed(t, ctx, "snap_close", 163, 2)
+	var tx Tx
+	if err := r.ReadTx(ctx, &tx); err != nil {
+		t.Fatal(err)
+	}
+	if got := snapshotIDs(tx.Events); !cmp.Equal(got, []int64{1, 2}) {
+		t.Fatalf("first transaction: snapshot rows %v, want [1 2]", got)
+	}
+	loop := r.snap.loop
+	if loop == nil {
+		t.Fatal("no chunk loop reads ahead after the first chunk")
+	}
+	r.Close()
+	select {
+	case <-loop.exited:
+	case <-ctx.Done():
+		t.Fatal("the chunk loop still runs after Close")
+	}
+	if !loop.closed {
+		t.Error("the stopped chunk loop left its session open")
+	}
+	for {
+		var tx Tx
+		err := r.ReadTx(ctx, &tx)
+		if ctx.Err() != nil {
+			t.Fatal("ReadTx after Close waits instead of failing")
+		}
+		if err != nil {
+			break // a chunk read ahead before Close may still be published first
 		}
 	}
 }
