@@ -50,7 +50,9 @@ type Config struct {
 	// checkpoint and no configured start position, or "never".
 	Snapshot string `yaml:"snapshot" help:"backfill existing rows: initial (first start without a checkpoint) or never"`
 	// SnapshotChunkRows is how many rows a snapshot reads per query, in
-	// primary-key order; default 8192.
+	// primary-key order; default 4096 (up to three chunks are held while
+	// they are read ahead: 8192 ran no faster and held a third more
+	// memory, README "Performance").
 	SnapshotChunkRows int `yaml:"snapshot_chunk_rows" help:"rows per snapshot query (primary-key chunks)"`
 }
 
@@ -75,7 +77,7 @@ func (c *Config) Defaults() {
 		c.Snapshot = "initial"
 	}
 	if c.SnapshotChunkRows == 0 {
-		c.SnapshotChunkRows = 8192
+		c.SnapshotChunkRows = 4096
 	}
 }
 

@@ -136,6 +136,8 @@ type Reader struct {
 	history   map[string]*cdc.TableSchema // schema history as of the reader's position, by "db.table"
 	pending   []cdc.TableSchema           // history entries for the transaction being read
 	snap      *snapshot                   // the snapshot in progress (snapshot.go)
+	life      context.Context             // the snapshots' chunk loops end with it
+	snapEnd   context.CancelFunc          // ends life; Close may call it while ReadTx runs
 	requested chan SnapshotRequest        // snapshot requests not taken yet
 	requests  int64                       // offset of the next snapshot request to take
 
@@ -180,6 +182,7 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Read
 	}
 	r := &Reader{cfg: cfg, log: log, metrics: m, conn: conn, tables: map[uint64]*tableState{}, flavor: cfg.Flavor,
 		history: map[string]*cdc.TableSchema{}, requested: make(chan SnapshotRequest, 16)}
+	r.life, r.snapEnd = context.WithCancel(context.Background())
 	if r.flavor == "" {
 		res, err := conn.Execute("SELECT VERSION()")
 		if err != nil {
@@ -322,6 +325,7 @@ func (r *Reader) Close() {
 	if r.syncer != nil {
 		r.syncer.Close()
 	}
+	r.endSnapshotLoops()
 	r.conn.Close()
 }
 

@@ -2,21 +2,32 @@ package binlog
 
 // snapshot.go: backfilling the captured tables while the binlog streams,
 // without locks and without writing to the source (it may be a read-only
-// replica). The reader itself reads each chunk — rows in primary-key order
-// after the last key published, snapshot_read.go — between two source
-// transactions, so the stream is paused at a known position P while the
-// chunk is read. Right after the read the server's position H (the high
-// watermark) is taken. The reader then streams on from P, and every change
-// of the table between P and H removes its key from the chunk: that row is
-// published from the binlog, whose change is at least as new. Once the
-// reader reaches H, the chunk's remaining rows are published (op r) as one
-// transaction of their own. Their state is the state at H (no change
-// touched them in between), and their sequence is H's position, so they
-// order correctly against every change of the same row before and after.
-// The progress — tables left, key of the last row published — travels in
-// each snapshot transaction (Tx.Snapshot) and so into the checkpoint:
-// a restart continues at the next chunk, with nothing repeated and nothing
-// skipped.
+// replica). A table's chunks — rows in primary-key order, each after the
+// last key of the one before, snapshot_read.go — are read one after the
+// other on the snapshot's own session by a goroutine of their own (the
+// chunk loop), up to two chunks ahead of the reader, while the reader
+// streams. Each chunk's window opens when its read starts, at some stream
+// position P, and right after the read the server's position H (the high
+// watermark) is taken. Every change of the table the reader streams in the
+// window — after P, up to the chunk's publication at or after H — removes
+// its key from the chunk: that row is published from the binlog, whose
+// change is at least as new. Once the reader reaches H, the chunk's
+// remaining rows are published (op r) as one transaction of their own.
+// Their state is the state at H (no change touched them in between), and
+// their sequence is the reader's position, so they order correctly against
+// every change of the same row before and after. The reader tells "after
+// P" by time: it stamps each change of the table as it streams it, and a
+// chunk drops every key stamped since its read started, and in the
+// recentWindow before (see there). The progress — tables left, key of the
+// last row published — travels in each snapshot transaction (Tx.Snapshot)
+// and so into the checkpoint: a restart continues at the next chunk, with
+// nothing repeated and nothing skipped; chunks read ahead and not yet
+// published are read again.
+//
+// Reading ahead keeps the source and the decoding busy while the reader and
+// the publisher are (README, "Performance": with the reader reading each
+// chunk itself, three quarters of its time went to reading chunks while the
+// second core idled).
 
 import (
 	"context"
@@ -56,12 +67,18 @@ type SnapshotRequest struct {
 
 // snapshot is the reader's snapshot in progress.
 type snapshot struct {
-	state  SnapshotState
+	state SnapshotState
+	// Its lifetime: the chunk loops end with it. A context kept here, as
+	// Close ends the loops while ReadTx may run, and a CancelFunc
+	// (Reader.snapEnd) is the one handle safe to use from there.
+	life   context.Context
 	conn   *client.Conn // the snapshot's own session (time zone, result charset)
 	info   *tableInfo   // schema of state.Tables[0]; nil: read before the next chunk
 	conv   *converter
-	win    *window // the chunk read and not yet published
-	rows   int     // rows published of state.Tables[0] in this run
+	win    *window    // the chunk read and not yet published
+	loop   *chunkLoop // the chunks being read after win's (or from state.After when win is nil); nil: none
+	since  time.Time  // no chunk still to come from loop started its read before this
+	rows   int        // rows published of state.Tables[0] in this run
 	start  time.Time
 	recent []recentKey // keys of state.Tables[0] the stream changed lately, oldest first
 }
@@ -89,14 +106,48 @@ type window struct {
 	done    bool                // the chunk ends the table
 }
 
+// chunkLoop reads the chunks of a table one after the other on the
+// snapshot's session, on a goroutine of its own, from a key on. The snapshot
+// owns it: the reader takes its results in order (nextWindow) and ends it
+// (stopLoop) on a DDL of the table, on shutdown, or once it sent the
+// table's last chunk or an error, when the goroutine has ended by itself.
+type chunkLoop struct {
+	// Finished chunks. One waits here while the next is read: the
+	// reader's window, this one and the one being read are the three
+	// chunks a snapshot holds at most.
+	results chan chunkResult
+	fresh   bool // its first chunk is read with a schema read for it
+	cancel  context.CancelFunc
+	exited  chan struct{}
+	// Set before exited closes: the loop was stopped and closed the
+	// session itself, as it may have been cut off mid-result.
+	closed bool
+}
+
+// chunkResult is a chunk read by a chunkLoop.
+type chunkResult struct {
+	rows  [][]cdc.Value
+	high  binlogPos // the server's position right after the rows were read
+	start time.Time // when its read started
+	took  time.Duration
+	done  bool // the table's last chunk, or err: the loop has ended
+	err   error
+}
+
 // Snapshot asks the reader to backfill the tables of st, continuing after
 // st.After in the first. Call before Start.
 func (r *Reader) Snapshot(st SnapshotState) {
 	r.requests = st.Requests
 	if len(st.Tables) > 0 {
-		r.snap = &snapshot{state: st}
+		r.newSnapshot(st)
 		r.metrics.snapshotTables.Set(float64(len(st.Tables)))
 	}
+}
+
+// newSnapshot makes st the snapshot in progress; its chunk loops live until
+// Close (r.life).
+func (r *Reader) newSnapshot(st SnapshotState) {
+	r.snap = &snapshot{state: st, life: r.life}
 }
 
 // RequestSnapshot queues a snapshot request; the reader takes it between
@@ -125,7 +176,7 @@ func (r *Reader) takeRequests() bool {
 			took = true
 			r.requests = req.Next
 			if r.snap == nil {
-				r.snap = &snapshot{}
+				r.newSnapshot(SnapshotState{})
 			}
 			st := &r.snap.state
 			for _, t := range req.Tables {
@@ -168,9 +219,9 @@ func (r *Reader) CapturedTables(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// snapshotStep runs between source transactions: it reads the next chunk
-// when none is waiting, and publishes the waiting one into tx once the
-// stream has reached its high watermark (reporting true).
+// snapshotStep runs between source transactions: it opens the next
+// chunk's window when none is waiting, and publishes the waiting one into
+// tx once the stream has reached its high watermark (reporting true).
 func (r *Reader) snapshotStep(ctx context.Context, tx *Tx) (bool, error) {
 	if r.cur.open || r.skip > 0 || r.file == "" {
 		return false, nil // only between whole source transactions
@@ -191,13 +242,8 @@ func (r *Reader) snapshotStep(ctx context.Context, tx *Tx) (bool, error) {
 			r.endSnapshot()
 			return false, nil
 		}
-		if err := r.readNextChunk(ctx); err != nil {
+		if err := r.nextWindow(ctx); err != nil {
 			return false, err
-		}
-		if s.win == nil { // the schema changed under the read: once more, with a fresh one
-			if err := r.readNextChunk(ctx); err != nil {
-				return false, err
-			}
 		}
 	}
 	if (binlogPos{file: r.file, pos: r.pos}).before(s.win.high) {
@@ -207,9 +253,77 @@ func (r *Reader) snapshotStep(ctx context.Context, tx *Tx) (bool, error) {
 	return true, nil
 }
 
-// readNextChunk reads the chunk after the last key published and opens its
-// window.
-func (r *Reader) readNextChunk(ctx context.Context) error {
+// nextWindow opens the window of the chunk after the last key published,
+// from the chunk loop, which it starts when none runs.
+func (r *Reader) nextWindow(ctx context.Context) error {
+	s := r.snap
+	for s.win == nil {
+		if s.loop == nil {
+			if err := r.startLoop(ctx); err != nil || s.win != nil {
+				return err // or the table is gone: an empty window ends it
+			}
+		}
+		var res chunkResult
+		select {
+		case res = <-s.loop.results:
+		case <-s.loop.exited: // stopped by Close, or ended with its result sent
+			select {
+			case res = <-s.loop.results:
+			default:
+				return errors.New("snapshot: the reader is closed")
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		fresh := s.loop.fresh
+		s.loop.fresh = false
+		if res.done { // the loop is ending by itself
+			s.stopLoop()
+		}
+		if res.err != nil {
+			s.closeConn() // an error may leave the session mid-result; errors are rare, a new session is cheap
+		}
+		id := s.state.Tables[0]
+		var me *mysql.MyError
+		switch {
+		case errors.As(res.err, &me) && me.Code == mysql.ER_NO_SUCH_TABLE:
+			r.log.Warn("snapshot: table dropped while being read; skipped", "table", id)
+			return r.emptyWindow(ctx)
+		case res.err != nil && !fresh && ctx.Err() == nil:
+			// The table may have changed since its schema was read (a DDL
+			// the reader has not reached yet): read it again, then the chunk.
+			r.log.Debug("snapshot chunk failed with a schema read earlier; reading the schema again", "table", id, "err", res.err)
+			s.info, s.conv = nil, nil
+			continue
+		case res.err != nil && s.state.Filters[id] != "" && errors.As(res.err, &me):
+			// A filter the server refuses (a typo, an unknown column)
+			// ends that table's snapshot, not the producer.
+			r.log.Error("snapshot: the filter of the request fails; table skipped", "table", id, "filter", s.state.Filters[id], "err", res.err)
+			return r.emptyWindow(ctx)
+		case res.err != nil:
+			return fmt.Errorf("snapshot of %s: %w", id, res.err)
+		}
+		r.metrics.observeChunk(res.took)
+		s.since = res.start // the loop's next reads start later
+		w := &window{high: res.high, rows: res.rows, changed: map[string]struct{}{}, done: res.done}
+		opened := res.start.Add(-recentWindow)
+		for _, rk := range s.recent {
+			if !rk.at.Before(opened) {
+				w.changed[rk.key] = struct{}{}
+			}
+		}
+		if n := len(res.rows); n > 0 && s.info.table.HasKey() {
+			w.last = keyValues(s.info.table, res.rows[n-1])
+		}
+		s.win = w
+	}
+	return nil
+}
+
+// startLoop starts the chunk loop of the current table after the last key
+// published, reading the table's schema first when it is not known. A table
+// that no longer exists gets an empty window instead.
+func (r *Reader) startLoop(ctx context.Context) error {
 	s := r.snap
 	id := s.state.Tables[0]
 	db, table := splitID(id)
@@ -241,44 +355,63 @@ func (r *Reader) readNextChunk(ctx context.Context) error {
 			r.log.Info("snapshot of a table started", "table", id, "rows_estimate", r.estimate(db, table))
 		}
 	}
-	began := time.Now()
-	rows, err := readChunk(ctx, s.conn, s.info, s.conv, s.state.After, r.cfg.SnapshotChunkRows, s.state.Filters[id])
-	var me *mysql.MyError
-	if errors.As(err, &me) && me.Code == mysql.ER_NO_SUCH_TABLE {
-		r.log.Warn("snapshot: table dropped while being read; skipped", "table", id)
-		return r.emptyWindow(ctx)
-	}
-	if err != nil && !fresh {
-		// The table may have changed since its schema was read (a DDL
-		// the reader has not reached yet): read it again, then the chunk.
-		r.log.Debug("snapshot chunk failed with a schema read earlier; reading the schema again", "table", id, "err", err)
-		s.info, s.conv = nil, nil
-		return nil
-	}
-	if filter := s.state.Filters[id]; err != nil && filter != "" && errors.As(err, &me) {
-		// A filter the server refuses (a typo, an unknown column) ends
-		// that table's snapshot, not the producer.
-		r.log.Error("snapshot: the filter of the request fails; table skipped", "table", id, "filter", filter, "err", err)
-		return r.emptyWindow(ctx)
-	}
-	if err != nil {
-		return fmt.Errorf("snapshot of %s after key %v: %w", id, s.state.After, err)
-	}
-	high, err := r.Current(ctx)
-	if err != nil {
-		return err
-	}
-	r.metrics.observeChunk(time.Since(began))
-	w := &window{high: binlogPos{file: high.File, pos: high.Pos}, rows: rows, changed: map[string]struct{}{},
-		done: !s.info.table.HasKey() || len(rows) < r.cfg.SnapshotChunkRows}
-	for _, rk := range s.recent {
-		w.changed[rk.key] = struct{}{}
-	}
-	if n := len(rows); n > 0 && s.info.table.HasKey() {
-		w.last = keyValues(s.info.table, rows[n-1])
-	}
-	s.win = w
+	// The loop outlives this call: it ends with the table, or when it is
+	// stopped (stopLoop, Close), not with the ctx of the transaction being
+	// read. It owns the session while it runs.
+	loopCtx, cancel := context.WithCancel(s.life)
+	l := &chunkLoop{results: make(chan chunkResult, 1), fresh: fresh, cancel: cancel, exited: make(chan struct{})}
+	conn, info, conv, limit, after, filter := s.conn, s.info, s.conv, r.cfg.SnapshotChunkRows, s.state.After, s.state.Filters[id]
+	s.since = time.Now()
+	go func() {
+		defer close(l.exited)
+		defer func() {
+			if loopCtx.Err() != nil { // stopped
+				conn.Close()
+				l.closed = true
+			}
+			cancel()
+		}()
+		for {
+			start := time.Now()
+			rows, err := readChunk(loopCtx, conn, info, conv, after, limit, filter)
+			var high binlogPos
+			if err == nil {
+				high, err = binlogPosition(conn)
+			}
+			res := chunkResult{rows: rows, high: high, start: start, took: time.Since(start), err: err,
+				done: err != nil || !info.table.HasKey() || len(rows) < limit}
+			select {
+			case l.results <- res:
+			case <-loopCtx.Done():
+				return
+			}
+			if res.done {
+				return
+			}
+			after = keyValues(info.table, rows[len(rows)-1])
+		}
+	}()
+	s.loop = l
 	return nil
+}
+
+// binlogPosition returns the server's current binlog position: a high
+// watermark.
+func binlogPosition(conn *client.Conn) (binlogPos, error) {
+	res, err := conn.Execute("SHOW MASTER STATUS")
+	var me *mysql.MyError
+	if errors.As(err, &me) && me.Code == mysql.ER_PARSE_ERROR {
+		res, err = conn.Execute("SHOW BINARY LOG STATUS") // MySQL 8.4 removed the old name
+	}
+	if err != nil {
+		return binlogPos{}, fmt.Errorf("read the high watermark (needs REPLICATION CLIENT / BINLOG MONITOR): %w", err)
+	}
+	defer res.Close()
+	if res.RowNumber() == 0 {
+		return binlogPos{}, errors.New("SHOW MASTER STATUS is empty: the binlog is off (set log_bin)")
+	}
+	pos, _ := res.GetUint(0, 1)
+	return binlogPos{file: text(res, 0, 0), pos: pos}, nil
 }
 
 // emptyWindow ends the current table with nothing more to publish.
@@ -287,7 +420,7 @@ func (r *Reader) emptyWindow(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.snap.win = &window{high: binlogPos{file: high.File, pos: high.Pos}, done: true}
+	r.snap.win = &window{high: binlogPos{file: high.File, pos: high.Pos}, changed: map[string]struct{}{}, done: true}
 	return nil
 }
 
@@ -342,8 +475,14 @@ func (r *Reader) snapshotChange(info *tableInfo, rows ...[]cdc.Value) {
 		return // a table without a key is read whole, unmatched (README, "Snapshots")
 	}
 	now := time.Now()
+	// Forget what no chunk still to come needs: the changes before the
+	// earliest start of its read, less recentWindow.
+	forget := now
+	if s.loop != nil {
+		forget = s.since
+	}
 	drop := 0
-	for drop < len(s.recent) && now.Sub(s.recent[drop].at) > recentWindow {
+	for drop < len(s.recent) && forget.Sub(s.recent[drop].at) > recentWindow {
 		drop++
 	}
 	s.recent = append(s.recent[:0], s.recent[drop:]...)
@@ -367,17 +506,58 @@ func (r *Reader) snapshotDDL(scope ddlScope) {
 		return
 	}
 	if db, table := splitID(s.state.Tables[0]); scope.touches(db, table) {
+		// Its chunks read ahead are dropped too: they would follow rows
+		// read again now.
 		s.win, s.info, s.conv = nil, nil, nil
+		s.stopLoop()
 	}
 }
 
 func (r *Reader) endSnapshot() {
-	if r.snap.conn != nil {
-		r.snap.conn.Close()
-	}
+	r.snap.stop()
 	r.snap = nil
 	r.metrics.snapshotTables.Set(0)
 	r.log.Info("snapshot done: every captured table is backfilled")
+}
+
+// stop ends the chunk loop, if any, and closes the snapshot's session. A
+// nil snapshot has nothing to stop.
+func (s *snapshot) stop() {
+	if s == nil {
+		return
+	}
+	s.stopLoop()
+	s.closeConn()
+}
+
+// stopLoop ends the chunk loop, if any, and waits for its goroutine. A loop
+// stopped before it ended by itself closes the session.
+func (s *snapshot) stopLoop() {
+	if s.loop == nil {
+		return
+	}
+	s.loop.cancel()
+	<-s.loop.exited
+	if s.loop.closed {
+		s.conn = nil
+	}
+	s.loop = nil
+}
+
+// endSnapshotLoops stops the snapshot's chunk loops for Close, which may
+// run while ReadTx does: it touches nothing but the snapshot's lifetime.
+// A stopped loop closes its session.
+func (r *Reader) endSnapshotLoops() {
+	if r.snapEnd != nil {
+		r.snapEnd()
+	}
+}
+
+func (s *snapshot) closeConn() {
+	if s.conn != nil {
+		s.conn.Close()
+		s.conn = nil
+	}
 }
 
 // estimate is information_schema's row estimate of a table (for progress).

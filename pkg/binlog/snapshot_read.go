@@ -26,11 +26,13 @@ import (
 //     type and metadata the server writes in a TABLE_MAP event for each
 //     column, and builds the schema with column(), as the stream does.
 //   - readChunk reads rows with the binary protocol (a prepared statement:
-//     FLOAT and DOUBLE arrive as their exact bits, not as text), adapts each
-//     cell to the Go value go-mysql's binlog decoder yields for that type
-//     (ENUM and SET selected as col+0: the index and bitmap the binlog logs;
-//     BIT as an integer; temporal values and decimals as text), and converts
-//     it with converter.value.
+//     FLOAT and DOUBLE arrive as their exact bits, not as text) and turns
+//     each cell into the value the stream's conversion makes of the same
+//     column value (snapshotValue): ENUM and SET are selected as col+0, the
+//     index and bitmap the binlog logs; temporal values are taken in their
+//     binary-protocol form, unformatted (rawTemporals: go-mysql would
+//     format them with fmt, a third of a chunk's decoding time); text and
+//     decimal digits are cut from a per-chunk arena (textArena).
 //
 // The session (snapshotConn) must read TIMESTAMPs in UTC, return column
 // bytes unconverted (character_set_results = NULL: text is decoded with the
@@ -301,8 +303,12 @@ func readChunk(ctx context.Context, conn *client.Conn, info *tableInfo, conv *co
 	}
 	defer stmt.Close()
 	var rows [][]cdc.Value
+	if limit > 0 {
+		rows = make([][]cdc.Value, 0, min(limit, 1<<16)) // sized for a whole chunk, not grown by copying
+	}
 	var slab []cdc.Value
-	var convErr error // kept while the rest of the result is drained, so the connection stays usable
+	var arena textArena // the chunk's text: its rows' strings share a few blocks
+	var convErr error   // kept while the rest of the result is drained, so the connection stays usable
 	var res mysql.Result
 	err = stmt.ExecuteSelectStreaming(&res, func(raw []mysql.FieldValue) error {
 		if convErr != nil {
@@ -318,7 +324,7 @@ func readChunk(ctx context.Context, conn *client.Conn, info *tableInfo, conv *co
 		row := slab[:len(raw):len(raw)]
 		slab = slab[len(raw):]
 		for i := range raw {
-			v, err := snapshotValue(info, conv, i, &raw[i])
+			v, err := snapshotValue(info, conv, i, &raw[i], &arena)
 			if err != nil {
 				convErr = fmt.Errorf("snapshot %s column %s (%s) after key %s: %w", t.ID(), t.Columns[i].Name, t.Columns[i].Type, keyText(info, after), err)
 				return nil
@@ -327,7 +333,7 @@ func readChunk(ctx context.Context, conn *client.Conn, info *tableInfo, conv *co
 		}
 		rows = append(rows, row)
 		return nil
-	}, nil, args...)
+	}, rawTemporals(info), args...)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot %s after key %s: %w", t.ID(), keyText(info, after), chunkErr(ctx, err))
 	}
@@ -479,13 +485,59 @@ func formatDuration(us int64) string {
 	return fmt.Sprintf("%s%d:%02d:%02d.%06d", sign, s/3600, s/60%60, s%60, us%1_000_000)
 }
 
-// snapshotValue converts cell i of a binary-protocol row: the cell is first
-// given the Go form go-mysql's binlog decoder yields for the column's type,
-// then converted by converter.value, the stream's own conversion.
-func snapshotValue(info *tableInfo, conv *converter, i int, fv *mysql.FieldValue) (cdc.Value, error) {
+// snapshotValue converts cell i of a binary-protocol row into the value
+// the binlog path decodes for the same column value (TestSnapshotTypesMatchBinlog
+// compares them type by type). Text, binary strings and decimal digits are
+// cut from arena (the cell's bytes are reused for the next row); temporal
+// values arrive in their binary form (rawTemporals). Nothing here allocates
+// per value but text in a character set other than UTF-8 and a string
+// longer than the arena takes. The rarer types (JSON, geometry) are given
+// the Go form go-mysql's binlog decoder yields for them and converted by
+// converter.value.
+func snapshotValue(info *tableInfo, conv *converter, i int, fv *mysql.FieldValue, arena *textArena) (cdc.Value, error) {
+	col := &info.table.Columns[i]
+	bt := info.cols[i].binType
+	if fv.Type == mysql.FieldValueTypeNull {
+		return cdc.Null, nil
+	}
+	b := fv.AsString()
+	integer := fv.Type == mysql.FieldValueTypeSigned || fv.Type == mysql.FieldValueTypeUnsigned
+	text := fv.Type == mysql.FieldValueTypeString
+	switch {
+	case (bt == mysql.MYSQL_TYPE_ENUM || bt == mysql.MYSQL_TYPE_SET) && integer: // col+0
+		if bt == mysql.MYSQL_TYPE_ENUM {
+			return enumLabel(col, fv.AsInt64())
+		}
+		return setLabels(col, fv.AsInt64())
+	case isInteger(col.Type) && integer:
+		return cdc.Int(fv.AsInt64()), nil // an unsigned BIGINT keeps its 64 bits; TypeUint64 reads them back unsigned
+	case isInteger(col.Type) && text: // BIT: big-endian bytes
+		if len(b) > 8 {
+			return cdc.Value{}, fmt.Errorf("BIT value of %d bytes", len(b))
+		}
+		return cdc.Int(int64(bigEndian(b, len(b)))), nil
+	case (col.Type == cdc.TypeFloat32 || col.Type == cdc.TypeFloat64) && fv.Type == mysql.FieldValueTypeFloat:
+		return cdc.Float(fv.AsFloat64()), nil
+	case col.Type == cdc.TypeDecimal && text:
+		return cdc.Str(arena.string(b)), nil
+	case col.Type == cdc.TypeString && text && conv.decoders[i] != nil:
+		s, err := conv.decoders[i](arena.string(b))
+		return cdc.Str(s), err
+	case col.Type == cdc.TypeBytes && text:
+		s := arena.string(b)
+		if n := info.cols[i].fixedLen; len(s) < n {
+			s += strings.Repeat("\x00", n-len(s)) // as converter.value: BINARY(n) keeps its zero bytes
+		}
+		return cdc.Str(s), nil
+	case isTemporal(col.Type) && text:
+		us, err := temporalBinary(col.Type, b)
+		if errors.Is(err, errUnrepresentable) {
+			return cdc.Null, nil
+		}
+		return cdc.Int(us), err
+	}
 	var v any
 	switch fv.Type {
-	case mysql.FieldValueTypeNull:
 	case mysql.FieldValueTypeSigned:
 		v = fv.AsInt64()
 	case mysql.FieldValueTypeUnsigned:
@@ -493,26 +545,92 @@ func snapshotValue(info *tableInfo, conv *converter, i int, fv *mysql.FieldValue
 	case mysql.FieldValueTypeFloat:
 		v = fv.AsFloat64()
 	case mysql.FieldValueTypeString:
-		b := fv.AsString() // reused for the next row; converter.value copies it (asString)
-		switch info.table.Columns[i].Type {
-		case cdc.TypeBool, cdc.TypeBits:
-			if len(b) > 8 {
-				return cdc.Value{}, fmt.Errorf("BIT value of %d bytes", len(b))
-			}
-			var buf [8]byte
-			copy(buf[8-len(b):], b)
-			v = binary.BigEndian.Uint64(buf[:])
-		case cdc.TypeDecimal, cdc.TypeDate, cdc.TypeTime, cdc.TypeDateTime, cdc.TypeTimestamp:
-			v = string(b)
-		default:
-			v = b
-		}
+		v = b // converter.value copies it (asString)
 	}
 	val, err := conv.value(info, i, v)
 	if errors.Is(err, errUnrepresentable) {
 		return cdc.Null, nil
 	}
 	return val, err
+}
+
+// rawTemporals returns readChunk's result-set callback: it has go-mysql
+// hand over the temporal columns' binary-protocol values as they arrive
+// instead of formatting them as text with fmt. A binary DATE, DATETIME,
+// TIMESTAMP or TIME value is a length byte and that many bytes, the layout
+// of a length-encoded string: typed as one, the value's bytes come as the
+// cell's string, for temporalBinary.
+func rawTemporals(info *tableInfo) func(*mysql.Result) error {
+	return func(res *mysql.Result) error {
+		if len(res.Fields) != len(info.table.Columns) {
+			return nil // readChunk reports the mismatch
+		}
+		for i, f := range res.Fields {
+			if !isTemporal(info.table.Columns[i].Type) {
+				continue
+			}
+			switch f.Type {
+			case mysql.MYSQL_TYPE_DATE, mysql.MYSQL_TYPE_NEWDATE, mysql.MYSQL_TYPE_DATETIME, mysql.MYSQL_TYPE_TIMESTAMP, mysql.MYSQL_TYPE_TIME:
+				f.Type = mysql.MYSQL_TYPE_VAR_STRING
+			default:
+				return fmt.Errorf("snapshot %s column %s (%s): the server sends type %d", info.table.ID(), info.table.Columns[i].Name, info.table.Columns[i].Type, f.Type)
+			}
+		}
+		return nil
+	}
+}
+
+// temporalBinary converts a binary-protocol temporal value (rawTemporals)
+// into days (DATE) or microseconds, the values converter.value makes of
+// the same column value: a DATE, DATETIME or TIMESTAMP is year (2 bytes,
+// little-endian), month, day[, hour, minute, second[, microseconds (4
+// bytes)]], none for a zero date; a TIME is sign, days (4 bytes), hour,
+// minute, second[, microseconds], none for zero. A zero or partial date is
+// errUnrepresentable.
+func temporalBinary(t cdc.Type, b []byte) (int64, error) {
+	if t == cdc.TypeTime {
+		if len(b) == 0 {
+			return 0, nil
+		}
+		if len(b) != 8 && len(b) != 12 {
+			return 0, fmt.Errorf("TIME value of %d bytes", len(b))
+		}
+		days := int64(littleEndian(b[1:], 4))
+		us := (((days*24+int64(b[5]))*60+int64(b[6]))*60 + int64(b[7])) * 1_000_000
+		if len(b) == 12 {
+			us += int64(littleEndian(b[8:], 4))
+		}
+		if b[0] == 1 {
+			us = -us
+		}
+		return us, nil
+	}
+	if len(b) != 0 && len(b) != 4 && len(b) != 7 && len(b) != 11 {
+		return 0, fmt.Errorf("date value of %d bytes", len(b))
+	}
+	if len(b) == 0 || b[0] == 0 && b[1] == 0 || b[2] == 0 || b[3] == 0 {
+		return 0, errUnrepresentable
+	}
+	days := daysFromCivil(int64(littleEndian(b, 2)), int64(b[2]), int64(b[3]))
+	if t == cdc.TypeDate {
+		return days, nil
+	}
+	us := days * 86_400_000_000
+	if len(b) >= 7 {
+		us += ((int64(b[4])*60+int64(b[5]))*60 + int64(b[6])) * 1_000_000
+	}
+	if len(b) == 11 {
+		us += int64(littleEndian(b[7:], 4))
+	}
+	return us, nil
+}
+
+func isTemporal(t cdc.Type) bool {
+	switch t {
+	case cdc.TypeDate, cdc.TypeTime, cdc.TypeDateTime, cdc.TypeTimestamp:
+		return true
+	}
+	return false
 }
 
 // keyOf returns a compact identity of a row's primary-key values: equal
@@ -537,6 +655,14 @@ func keyOf(info *tableInfo, row []cdc.Value) string {
 		}
 	}
 	return string(b)
+}
+
+func isInteger(t cdc.Type) bool {
+	switch t {
+	case cdc.TypeInt32, cdc.TypeInt64, cdc.TypeUint64, cdc.TypeBool, cdc.TypeBits:
+		return true
+	}
+	return false
 }
 
 func usesStr(t cdc.Type) bool {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/strait-cdc/strait/pkg/cdc"
@@ -409,5 +410,73 @@ func TestSnapshotChunkCancelled(t *testing.T) {
 	stop()
 	if _, err := readChunk(done, conn, info, conv, nil, 10, ""); !errors.Is(err, context.Canceled) {
 		t.Errorf("got %v, want context.Canceled", err)
+	}
+}
+
+// TestTemporalBinaryMatchesText: a binary-protocol temporal value converts
+// to what converter.value makes of go-mysql's text rendering of the same
+// bytes (the snapshot's former path), zero and partial dates included.
+func TestTemporalBinaryMatchesText(t *testing.T) {
+	date := func(y uint16, m, d byte, rest ...byte) []byte {
+		return append([]byte{byte(y), byte(y >> 8), m, d}, rest...)
+	}
+	micros := func(us uint32) []byte { return []byte{byte(us), byte(us >> 8), byte(us >> 16), byte(us >> 24)} }
+	clock := func(neg byte, days uint32, h, m, s byte, rest ...byte) []byte {
+		return append(append([]byte{neg}, micros(days)...), append([]byte{h, m, s}, rest...)...)
+	}
+	tests := []struct {
+		name string
+		typ  cdc.Type
+		b    []byte
+	}{
+		{"date", cdc.TypeDate, date(2024, 2, 29)},
+		{"date_min", cdc.TypeDate, date(1000, 1, 1)},
+		{"date_max", cdc.TypeDate, date(9999, 12, 31)},
+		{"date_zero", cdc.TypeDate, nil},
+		{"date_zero_month", cdc.TypeDate, date(2024, 0, 15)},
+		{"date_zero_day", cdc.TypeDate, date(2024, 5, 0)},
+		{"date_zero_year", cdc.TypeDate, date(0, 5, 15)},
+		{"datetime_date_only", cdc.TypeDateTime, date(1969, 7, 20)},
+		{"datetime_seconds", cdc.TypeDateTime, date(1969, 7, 20, 20, 17, 40)},
+		{"datetime_micros", cdc.TypeDateTime, append(date(9999, 12, 31, 23, 59, 59), micros(999999)...)},
+		{"datetime_zero", cdc.TypeDateTime, nil},
+		{"datetime_partial", cdc.TypeDateTime, date(2024, 0, 0, 12, 0, 0)},
+		{"timestamp_micros", cdc.TypeTimestamp, append(date(2038, 1, 19, 3, 14, 7), micros(7)...)},
+		{"time_zero", cdc.TypeTime, nil},
+		{"time", cdc.TypeTime, clock(0, 0, 12, 34, 56)},
+		{"time_days", cdc.TypeTime, clock(0, 4, 4, 0, 0, micros(500000)...)},
+		{"time_negative", cdc.TypeTime, clock(1, 34, 22, 59, 59)},
+		{"time_negative_fraction", cdc.TypeTime, clock(1, 0, 0, 0, 0, micros(10000)...)},
+	}
+	info := &tableInfo{table: &cdc.Table{}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var text []byte
+			var err error
+			switch tt.typ {
+			case cdc.TypeDate:
+				text, err = mysql.FormatBinaryDate(len(tt.b), tt.b)
+			case cdc.TypeTime:
+				text, err = mysql.FormatBinaryTime(len(tt.b), tt.b)
+			default:
+				text, err = mysql.FormatBinaryDateTime(len(tt.b), tt.b)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			info.table.Columns = []cdc.Column{{Name: "c", Type: tt.typ}}
+			info.cols = []colInfo{{}}
+			want, wantErr := (&converter{}).value(info, 0, string(text))
+			us, err := temporalBinary(tt.typ, tt.b)
+			if (err == nil) != (wantErr == nil) || wantErr != nil && !errors.Is(err, wantErr) {
+				t.Fatalf("%q: got error %v, want %v", text, err, wantErr)
+			}
+			if err == nil && cdc.Int(us) != want {
+				t.Errorf("%q: got %v, want %v", text, cdc.Int(us), want)
+			}
+		})
+	}
+	if _, err := temporalBinary(cdc.TypeDateTime, []byte{1, 2, 3}); err == nil || errors.Is(err, errUnrepresentable) {
+		t.Errorf("3-byte DATETIME: got %v, want a length error", err)
 	}
 }
