@@ -193,7 +193,7 @@ func TestBrokerRefusalStopsWithClearError(t *testing.T) {
 		if !hit {
 			return nil, nil, false
 		}
-		return produceError(pr, kerr.TopicAuthorizationFailed.Code), nil, true
+		return testenv.ProduceError(pr, kerr.TopicAuthorizationFailed.Code), nil, true
 	}
 	cluster.ControlKey(int16(kmsg.Produce), refuse)
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/strait-cdc/strait/pkg/kafka"
 	"github.com/strait-cdc/strait/pkg/service"
+	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
 // readToEnd returns every committed record of topic, reading each
@@ -107,22 +108,6 @@ func waitEachOnce(t *testing.T, ctx context.Context, topic string, lo, n int) {
 	if diff := cmp.Diff(got, want); diff != "" {
 		t.Errorf("%s: changes, each once (-got +want):\n%s", topic, diff)
 	}
-}
-
-// produceError answers a produce request with code for every partition.
-func produceError(pr *kmsg.ProduceRequest, code int16) *kmsg.ProduceResponse {
-	resp := pr.ResponseKind().(*kmsg.ProduceResponse)
-	for _, tp := range pr.Topics {
-		rt := kmsg.NewProduceResponseTopic()
-		rt.Topic, rt.TopicID = tp.Topic, tp.TopicID
-		for _, p := range tp.Partitions {
-			rp := kmsg.NewProduceResponseTopicPartition()
-			rp.Partition, rp.ErrorCode = p.Partition, code
-			rt.Partitions = append(rt.Partitions, rp)
-		}
-		resp.Topics = append(resp.Topics, rt)
-	}
-	return resp
 }
 
 // Stopped cleanly, killed with SIGKILL mid-stream, restarted each time
@@ -467,7 +452,7 @@ func TestBrokerFaultsRecoverExactlyOnce(t *testing.T) {
 		if pr.TransactionID == nil || *pr.TransactionID != txnID || produces.Add(1) > 4 {
 			return nil, nil, false
 		}
-		return produceError(pr, kerr.NotEnoughReplicas.Code), nil, true
+		return testenv.ProduceError(pr, kerr.NotEnoughReplicas.Code), nil, true
 	})
 	env.kafka.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		env.kafka.KeepControl()

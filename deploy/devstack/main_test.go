@@ -18,14 +18,7 @@ import (
 func TestDemoEndsWithEveryTableMatching(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	bin := t.TempDir()
-	for _, name := range []string{"producer", "consumer"} {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(bin, name), "./"+name)
-		cmd.Dir = filepath.Join("..", "..")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build ./%s: %v\n%s", name, err, out)
-		}
-	}
+	bin := buildBinaries(t, ctx)
 	dir := t.TempDir()
 	var out bytes.Buffer
 	err := run(ctx, []string{"-dir", dir, "-bin", bin, "-duration", "3s", "-rate", "50"}, func(string) string { return "" }, &out)
@@ -60,4 +53,19 @@ func TestDemoFlags(t *testing.T) {
 	if err != nil || o.project != "p" || o.dataset != "strait_demo" || o.dir != ".demo" {
 		t.Errorf("defaults with STRAIT_BIGQUERY_PROJECT=p: %+v, %v", o, err)
 	}
+}
+
+// buildBinaries builds bin/producer and bin/consumer into a temporary
+// directory and returns it.
+func buildBinaries(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	bin := t.TempDir()
+	for _, name := range []string{"producer", "consumer"} {
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(bin, name), "./"+name)
+		cmd.Dir = filepath.Join("..", "..")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build ./%s: %v\n%s", name, err, out)
+		}
+	}
+	return bin
 }

@@ -80,12 +80,9 @@ func snapshotInfo(s *cdc.TableSchema, full bool) (*tableInfo, error) {
 		t.Columns = append(t.Columns, c)
 		info.cols = append(info.cols, ci)
 	}
-	for _, k := range s.PrimaryKey {
-		i, ok := index[k]
-		if !ok {
-			return nil, fmt.Errorf("table %s.%s: primary-key column %s is not among the columns", s.Database, s.Table, k)
-		}
-		t.PrimaryKey = append(t.PrimaryKey, i)
+	var err error
+	if t.PrimaryKey, err = keyIndexes(s, index); err != nil {
+		return nil, err
 	}
 	return info, nil
 }

@@ -349,12 +349,9 @@ func fromSchema(s *cdc.TableSchema, e *replication.TableMapEvent) (*tableInfo, e
 		t.Columns = append(t.Columns, c)
 		info.cols = append(info.cols, ci)
 	}
-	for _, k := range s.PrimaryKey {
-		i, ok := index[k]
-		if !ok {
-			return nil, fmt.Errorf("table %s.%s: primary-key column %s is not among the columns", db, name, k)
-		}
-		t.PrimaryKey = append(t.PrimaryKey, i)
+	var err error
+	if t.PrimaryKey, err = keyIndexes(s, index); err != nil {
+		return nil, err
 	}
 	return info, nil
 }
@@ -444,6 +441,20 @@ func loadCharsets(conn *client.Conn) (map[uint64]string, error) {
 			out[id] = cs
 		}
 		r.Close()
+	}
+	return out, nil
+}
+
+// keyIndexes returns the column indexes of s's primary key, given each
+// column's index by name.
+func keyIndexes(s *cdc.TableSchema, index map[string]int) ([]int, error) {
+	var out []int
+	for _, k := range s.PrimaryKey {
+		i, ok := index[k]
+		if !ok {
+			return nil, fmt.Errorf("table %s: primary-key column %s is not among the columns", s.ID(), k)
+		}
+		out = append(out, i)
 	}
 	return out, nil
 }
