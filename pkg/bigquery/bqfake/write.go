@@ -17,7 +17,6 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
-	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	_ "google.golang.org/protobuf/types/known/wrapperspb" // so that a schema naming a wrapper type builds
 )
@@ -225,7 +224,7 @@ func (s *Server) appendRows(conn *connState, name string, req *storagepb.AppendR
 	var changes []change
 	var rowErrs []*storagepb.RowError
 	for i, raw := range pr.GetRows().GetSerializedRows() {
-		c, err := ws.b.decodeRow(ws.desc, raw)
+		c, err := ws.b.decodeRow(raw)
 		if err != nil {
 			rowErrs = append(rowErrs, &storagepb.RowError{Index: int64(i), Code: storagepb.RowError_FIELDS_ERROR, Message: err.Error()})
 			continue
@@ -237,8 +236,9 @@ func (s *Server) appendRows(conn *connState, name string, req *storagepb.AppendR
 		resp.RowErrors = rowErrs
 		return resp
 	}
+	pk := t.primaryKey()
 	for _, c := range changes {
-		t.apply(c)
+		t.apply(c, pk)
 	}
 	resp := &storagepb.AppendRowsResponse{
 		Response:    &storagepb.AppendRowsResponse_AppendResult_{AppendResult: &storagepb.AppendRowsResponse_AppendResult{}},
@@ -292,18 +292,6 @@ func collectDeps(dp *descriptorpb.DescriptorProto, deps map[string]bool) {
 	for _, n := range dp.GetNestedType() {
 		collectDeps(n, deps)
 	}
-}
-
-// decodeRow parses one serialized row with the writer's message and turns
-// it into a change.
-func (b *binding) decodeRow(md protoreflect.MessageDescriptor, raw []byte) (change, error) {
-	m := dynamicpb.NewMessage(md)
-	// AllowPartial: a missing REQUIRED column is reported by decode, with
-	// the column's name.
-	if err := (proto.UnmarshalOptions{AllowPartial: true}).Unmarshal(raw, m); err != nil {
-		return change{}, fmt.Errorf("cannot parse the row with the writer schema: %v", err)
-	}
-	return b.decodeChange(m)
 }
 
 // storageSchema converts a REST schema to the Storage API's.
