@@ -83,11 +83,12 @@ func (c *GroupConfig) Validate() error {
 
 // Group is a member of the consumer group reading the table topics:
 // cooperative-sticky balancing, read_committed (only records of committed
-// producer transactions), no automatic commits. Rebalances wait while a
-// polled batch is processed (until AllowRebalance), so a partition never
-// changes hands between its records being applied and its offsets being
-// committed. Poll, Commit and DeadLetter are called from one goroutine;
-// Lag from any.
+// producer transactions), no automatic commits. A partition never changes
+// hands between its records being applied and its offsets being committed:
+// a rebalance waits from the return of Poll until AllowRebalance, and then
+// runs the OnRevoke hook before any partition leaves this member, where the
+// caller finishes and commits what it still applies. Poll is called from
+// one goroutine; Commit, DeadLetter and Lag from any.
 type Group struct {
 	log        *slog.Logger
 	client     *kgo.Client
@@ -96,8 +97,13 @@ type Group struct {
 	max        int
 	groupID    string
 	deadLetter string         // the dead-letter topic
-	dlqReady   bool           // deadLetter exists (or could not be created: producing says why)
-	schemas    map[int]string // schema text by id; ids never change meaning
+	schemas    map[int]string // schema text by id; ids never change meaning; Poll's
+
+	dlqMu    sync.Mutex
+	dlqReady bool // deadLetter exists (or could not be created: producing says why)
+
+	hookMu   sync.Mutex
+	onRevoke func(context.Context)
 
 	lagMu sync.Mutex
 	lag   map[TopicPartition]*partitionLag
@@ -136,8 +142,8 @@ func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, erro
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.MetadataMaxAge(cfg.TopicRefresh),
 		kgo.MetadataMinAge(min(cfg.TopicRefresh, 5*time.Second)),
-		kgo.OnPartitionsRevoked(g.forget),
-		kgo.OnPartitionsLost(g.forget),
+		kgo.OnPartitionsRevoked(g.revoked),
+		kgo.OnPartitionsLost(g.revoked),
 		// Dead letters carry the record as it was: allow records as large
 		// as the producer sends (its kafka.max_record_bytes default).
 		kgo.ProducerBatchMaxBytes(deadLetterMaxBytes),
@@ -232,15 +238,35 @@ func (tb *TopicBatch) CutAt(b BadRecord) {
 	tb.polled = tb.polled[:b.at]
 }
 
-// Poll waits for records and returns them by topic. After processing them
-// call Commit for what was applied, then AllowRebalance.
-func (g *Group) Poll(ctx context.Context) ([]*TopicBatch, error) {
-	fetches := g.client.PollRecords(ctx, g.max)
+// Poll waits for records and returns them by topic; it returns nil, nil
+// without records when wake is closed first (nil: never). Rebalances wait
+// from its return until AllowRebalance: call it once the records are in
+// the hands of whatever OnRevoke finishes.
+func (g *Group) Poll(ctx context.Context, wake <-chan struct{}) ([]*TopicBatch, error) {
+	pollCtx := ctx
+	if wake != nil {
+		var cancel context.CancelFunc
+		pollCtx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-wake:
+				cancel()
+			case <-pollCtx.Done():
+			}
+		}()
+	}
+	fetches := g.client.PollRecords(pollCtx, g.max)
 	if fetches.IsClientClosed() {
 		return nil, errors.New("kafka client closed")
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if pollCtx.Err() != nil && fetches.NumRecords() == 0 {
+		// Woken. franz-go returns records or the context's error,
+		// never both, so nothing polled is dropped here.
+		return nil, nil
 	}
 	fetches.EachError(func(topic string, p int32, err error) {
 		g.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
@@ -347,8 +373,30 @@ func (g *Group) Commit(ctx context.Context, batches []*TopicBatch) error {
 	return nil
 }
 
-// AllowRebalance lets a waiting rebalance go on; call it after Commit.
+// AllowRebalance lets a waiting rebalance go on; call it after each Poll,
+// once what it returned is where OnRevoke finds it.
 func (g *Group) AllowRebalance() { g.client.AllowRebalance() }
+
+// OnRevoke sets f to run when partitions are about to leave this member
+// (revoked in a rebalance, or lost), before they do: f finishes the work
+// on polled records and commits it. Rebalances wait for f; Poll does not
+// return while it runs. Set it before the first Poll.
+func (g *Group) OnRevoke(f func(ctx context.Context)) {
+	g.hookMu.Lock()
+	defer g.hookMu.Unlock()
+	g.onRevoke = f
+}
+
+// revoked runs the OnRevoke hook, then forgets the partitions' lag.
+func (g *Group) revoked(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
+	g.hookMu.Lock()
+	f := g.onRevoke
+	g.hookMu.Unlock()
+	if f != nil {
+		f(ctx)
+	}
+	g.forget(ctx, cl, lost)
+}
 
 // Pause stops fetching topic until the process restarts: its table stopped
 // and its uncommitted records are read again after the restart.
