@@ -274,17 +274,28 @@ func (g *Group) Poll(ctx context.Context, wake <-chan struct{}) ([]*TopicBatch, 
 	g.noteEnds(fetches)
 	var out []*TopicBatch
 	byTopic := map[string]*TopicBatch{}
+	counts := map[string]int{}
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) == 0 {
+			return
+		}
+		if counts[p.Topic] == 0 {
+			out = append(out, &TopicBatch{Topic: p.Topic})
+		}
+		counts[p.Topic] += len(p.Records)
+	})
+	for _, tb := range out {
+		// Sized up front: growing them copied every record again.
+		n := counts[tb.Topic]
+		tb.Records, tb.polled = make([]Record, 0, n), make([]*kgo.Record, 0, n)
+		byTopic[tb.Topic] = tb
+	}
 	var err error
 	fetches.EachRecord(func(r *kgo.Record) {
 		if err != nil {
 			return
 		}
 		tb := byTopic[r.Topic]
-		if tb == nil {
-			tb = &TopicBatch{Topic: r.Topic}
-			byTopic[r.Topic] = tb
-			out = append(out, tb)
-		}
 		at := len(tb.polled)
 		if r.Attrs.IsControl() {
 			tb.polled = append(tb.polled, r)

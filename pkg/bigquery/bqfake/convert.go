@@ -396,6 +396,37 @@ func plainDecimal(s string) (intDigits, fracDigits int, ok bool) {
 	return len(strings.TrimLeft(whole, "0")), len(frac), true
 }
 
+// pow10s are the powers of ten an int64 holds.
+var pow10s = func() (p [19]int64) {
+	p[0] = 1
+	for i := 1; i < len(p); i++ {
+		p[i] = p[i-1] * 10
+	}
+	return p
+}()
+
+// smallDecimal returns plain decimal text (see plainDecimal) without its
+// point as an int64, when it has at most 18 digits.
+func smallDecimal(s string) (int64, bool) {
+	neg := s[0] == '-'
+	if s[0] == '-' || s[0] == '+' {
+		s = s[1:]
+	}
+	if digits := len(s) - strings.Count(s, "."); digits > 18 {
+		return 0, false
+	}
+	var m int64
+	for i := 0; i < len(s); i++ {
+		if s[i] != '.' {
+			m = m*10 + int64(s[i]-'0')
+		}
+	}
+	if neg {
+		m = -m
+	}
+	return m, true
+}
+
 func allDigits(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
@@ -427,6 +458,9 @@ func decimalValue(typ string, kind protoreflect.Kind, pv protoreflect.Value) (*b
 		if intDigits, fracDigits, ok := plainDecimal(s); ok && int64(fracDigits) <= scale && intDigits <= decimalIntDigits[typ] {
 			// Plain text within the type's digits: in range, no
 			// rounding; skip the checks below.
+			if m, ok := smallDecimal(s); ok {
+				return r.SetFrac64(m, pow10s[fracDigits]), nil
+			}
 			if _, ok := r.SetString(s); ok {
 				return r, nil
 			}
