@@ -21,8 +21,9 @@ type binding struct {
 	changeType protoreflect.FieldDescriptor // _CHANGE_TYPE, nil if absent
 	changeSeq  protoreflect.FieldDescriptor // _CHANGE_SEQUENCE_NUMBER, nil if absent
 
-	fds   []protoreflect.FieldDescriptor // the wire slots (see slots)
-	index fieldIndex                     // field number → slot
+	fds     []protoreflect.FieldDescriptor // the wire slots (see slots)
+	index   fieldIndex                     // field number → slot
+	scratch []wireField                    // parse's result, reused
 }
 
 type fieldBinding struct {

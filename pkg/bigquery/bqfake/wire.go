@@ -86,9 +86,18 @@ func (b *binding) indexFields() {
 	}
 }
 
-// parse splits a message encoding by slot.
+// parse splits a message encoding by slot. The result is b's scratch,
+// valid until the next parse with b: a binding belongs to one writer
+// schema on one connection, whose requests are handled one at a time, and
+// a nested binding's result is read before its next parse.
 func (b *binding) parse(raw []byte) ([]wireField, error) {
-	out := make([]wireField, len(b.fds))
+	if b.scratch == nil {
+		b.scratch = make([]wireField, len(b.fds))
+	}
+	out := b.scratch
+	for i := range out {
+		out[i] = wireField{list: out[i].list[:0], msgs: out[i].msgs[:0]}
+	}
 	for len(raw) > 0 {
 		num, typ, n := protowire.ConsumeTag(raw)
 		if n < 0 {
