@@ -26,7 +26,7 @@ type Config struct {
 	ParallelTables int `yaml:"parallel_tables" help:"tables written at once"`
 	// MaxPollsInFlight is how many polls (of up to kafka.max_poll_records
 	// each) are applied at once: the next poll is read while earlier ones
-	// await BigQuery's acknowledgements; default 3. Memory grows with it.
+	// await BigQuery's acknowledgements; default 2. Memory grows with it.
 	MaxPollsInFlight int `yaml:"max_polls_in_flight" help:"polls applied at once while awaiting acknowledgements"`
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight appends
 	// before exiting without committing them; default 30s.
@@ -46,7 +46,7 @@ const (
 )
 
 func defaults() *Config {
-	c := &Config{OnBadRecord: onBadDeadLetter, ParallelTables: 8, MaxPollsInFlight: 3, ShutdownTimeout: 30 * time.Second, HTTPAddr: ":9465", LogLevel: "info", LogFormat: "json"}
+	c := &Config{OnBadRecord: onBadDeadLetter, ParallelTables: 8, MaxPollsInFlight: 2, ShutdownTimeout: 30 * time.Second, HTTPAddr: ":9465", LogLevel: "info", LogFormat: "json"}
 	c.Kafka.Defaults()
 	c.BigQuery.Defaults()
 	return c

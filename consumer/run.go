@@ -105,7 +105,8 @@ type consumer struct {
 
 // flight is one poll being applied: an apply per topic.
 type flight struct {
-	applies []*apply
+	batches []*kafka.TopicBatch
+	applies []*apply      // of batches[i]
 	done    chan struct{} // closed once every apply is done
 }
 
@@ -113,7 +114,6 @@ type flight struct {
 // one after the other, in poll order, so that its changes reach BigQuery
 // in their order and a stop holds for every later batch.
 type apply struct {
-	batch  *kafka.TopicBatch
 	done   chan struct{} // closed when commit and halt are set
 	commit bool          // every record is applied or dead-lettered: commit the batch
 	halt   bool          // the topic's later batches must be neither applied nor committed
@@ -178,9 +178,9 @@ func (c *consumer) oldest() <-chan struct{} {
 // start applies batches: one apply per topic, each after the topic's
 // previous one, at most parallel_tables at once.
 func (c *consumer) start(ctx context.Context, batches []*kafka.TopicBatch) {
-	f := &flight{done: make(chan struct{})}
+	f := &flight{batches: batches, done: make(chan struct{})}
 	for _, tb := range batches {
-		a := &apply{batch: tb, done: make(chan struct{})}
+		a := &apply{done: make(chan struct{})}
 		prev := c.last[tb.Topic]
 		c.last[tb.Topic] = a
 		f.applies = append(f.applies, a)
@@ -233,9 +233,9 @@ func (c *consumer) finish(ctx context.Context, keep int) {
 		c.flights = c.flights[1:]
 		c.metrics.inFlight.Set(float64(len(c.flights)))
 		c.mu.Unlock()
-		for _, a := range f.applies {
+		for i, a := range f.applies {
 			if a.commit {
-				done = append(done, a.batch)
+				done = append(done, f.batches[i])
 			}
 		}
 	}

@@ -369,6 +369,10 @@ func (w *Writer) apply(ctx context.Context, t *table, changes []Change, rejected
 		*rejected = append(*rejected, Rejection{Index: i, Reason: reason, Err: err})
 	}
 	now := time.Now().UnixMicro()
+	left := 0 // value bytes from changes[i] on
+	for i := range changes {
+		left += len(changes[i].Value)
+	}
 	var (
 		b       batch
 		pending []inflight
@@ -432,9 +436,12 @@ func (w *Writer) apply(ctx context.Context, t *table, changes []Change, rejected
 		}
 		if need := rowBound(len(c.Value)); cap(buf)-len(buf) < need {
 			// A fresh chunk rather than a grown buffer: the rows
-			// already built stay where they are, none is copied.
-			buf = make([]byte, 0, max(rowChunk, need))
+			// already built stay where they are, none is copied. No
+			// larger than the values left (a row is about as long as
+			// its value), so a small call takes little.
+			buf = make([]byte, 0, max(min(rowChunk, left), need))
 		}
+		left -= len(c.Value)
 		start := len(buf)
 		var op byte
 		var src int64

@@ -39,6 +39,10 @@ type GroupConfig struct {
 	// MaxPollRecords bounds the records handled per poll (memory and
 	// latency of one round); default 50000.
 	MaxPollRecords int `yaml:"max_poll_records" help:"most records handled per poll"`
+	// FetchMaxBytes bounds one fetch response (compressed bytes); franz-go
+	// buffers one ahead of the polls, and polled records keep their
+	// fetch's batches in memory until committed; default 16 MiB.
+	FetchMaxBytes int `yaml:"fetch_max_bytes" help:"largest fetch response, in bytes"`
 	// DeadLetterTopic receives the records this group cannot apply (see
 	// deadletter.go); default <prefix>._dead_letter.<group_id>, one per
 	// group because whether a record can be applied depends on the group's
@@ -52,6 +56,7 @@ func (c *GroupConfig) Defaults() {
 	c.TopicPrefix = "strait"
 	c.TopicRefresh = time.Minute
 	c.MaxPollRecords = 50000
+	c.FetchMaxBytes = 16 << 20
 }
 
 // Validate reports every problem of the configuration, naming the key.
@@ -74,6 +79,9 @@ func (c *GroupConfig) Validate() error {
 	}
 	if c.MaxPollRecords < 1 {
 		errs = append(errs, fmt.Errorf("kafka.max_poll_records: %d, want at least 1", c.MaxPollRecords))
+	}
+	if c.FetchMaxBytes < 1<<10 || c.FetchMaxBytes > 1<<30 {
+		errs = append(errs, fmt.Errorf("kafka.fetch_max_bytes: %d, want 1024 to 1073741824", c.FetchMaxBytes))
 	}
 	if c.TopicPrefix != "" && regexp.MustCompile(TopicPattern(c.TopicPrefix)).MatchString(c.DeadLetters()) {
 		errs = append(errs, fmt.Errorf("kafka.dead_letter_topic: %q is one of the table topics the group reads; start its last part with '_' (e.g. %s._dead_letter)", c.DeadLetterTopic, c.TopicPrefix))
@@ -133,6 +141,7 @@ func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, erro
 		kgo.ConsumeTopics(TopicPattern(cfg.TopicPrefix)),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMaxBytes(int32(cfg.FetchMaxBytes)),
 		// The producer writes in transactions: their commit markers take
 		// offsets. Seeing them lets Commit move past them, so a drained
 		// partition shows no lag.
