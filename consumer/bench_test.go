@@ -70,9 +70,20 @@ func init() {
 		}
 		addr, stop = s.RESTURL()+" "+s.GRPCAddr(), func() { s.Close() }
 	}
+	// STRAIT_BENCH_CHILD_PROFILE names a CPU profile of the child's life.
+	var prof *os.File
+	if name := os.Getenv("STRAIT_BENCH_CHILD_PROFILE"); name != "" {
+		if f, err := os.Create(name); err == nil && pprof.StartCPUProfile(f) == nil {
+			prof = f
+		}
+	}
 	fmt.Println(addr)
 	io.Copy(io.Discard, os.Stdin)
 	stop()
+	if prof != nil {
+		pprof.StopCPUProfile()
+		prof.Close()
+	}
 	os.Exit(0)
 }
 
@@ -86,6 +97,10 @@ func startBenchChild(b *testing.B, kind string) *benchChild {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
 	cmd.Env = append(os.Environ(), benchChildEnv+"="+kind)
+	if prefix := os.Getenv("STRAIT_BENCH_CPUPROFILE"); prefix != "" {
+		// The child profiles itself (README, "Performance").
+		cmd.Env = append(cmd.Env, "STRAIT_BENCH_CHILD_PROFILE="+prefix+"."+strings.ReplaceAll(b.Name(), "/", "_")+"."+kind+".pprof")
+	}
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -24,6 +24,10 @@ type Config struct {
 	OnBadRecord string `yaml:"on_bad_record" help:"dead_letter or stop: what a record that can never be applied does"`
 	// ParallelTables is how many tables are written at once; default 8.
 	ParallelTables int `yaml:"parallel_tables" help:"tables written at once"`
+	// MaxPollsInFlight is how many polls (of up to kafka.max_poll_records
+	// each) are applied at once: the next poll is read while earlier ones
+	// await BigQuery's acknowledgements; default 2. Memory grows with it.
+	MaxPollsInFlight int `yaml:"max_polls_in_flight" help:"polls applied at once while awaiting acknowledgements"`
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight appends
 	// before exiting without committing them; default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" help:"how long shutdown waits for in-flight appends"`
@@ -42,7 +46,7 @@ const (
 )
 
 func defaults() *Config {
-	c := &Config{OnBadRecord: onBadDeadLetter, ParallelTables: 8, ShutdownTimeout: 30 * time.Second, HTTPAddr: ":9465", LogLevel: "info", LogFormat: "json"}
+	c := &Config{OnBadRecord: onBadDeadLetter, ParallelTables: 8, MaxPollsInFlight: 2, ShutdownTimeout: 30 * time.Second, HTTPAddr: ":9465", LogLevel: "info", LogFormat: "json"}
 	c.Kafka.Defaults()
 	c.BigQuery.Defaults()
 	return c
@@ -56,6 +60,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ParallelTables < 1 {
 		errs = append(errs, fmt.Errorf("parallel_tables: %d, want at least 1", c.ParallelTables))
+	}
+	if c.MaxPollsInFlight < 1 {
+		errs = append(errs, fmt.Errorf("max_polls_in_flight: %d, want at least 1", c.MaxPollsInFlight))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown_timeout: %s, want more than 0", c.ShutdownTimeout))

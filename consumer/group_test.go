@@ -235,6 +235,67 @@ func TestRebalanceMidBatch(t *testing.T) {
 	}
 }
 
+// TestRebalanceWithPollsInFlight: a consumer has polls in flight, held by
+// BigQuery refusing appends, with changes of every partition, when a
+// second one joins the group. The rebalance waits while the first finishes
+// and commits every poll in flight, so no change is applied twice: the
+// rows the two consumers applied add up to the changes published, and
+// BigQuery holds the source state.
+func TestRebalanceWithPollsInFlight(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	const prefix, group, dataset = "pipe", "g", "ds_pipe"
+	topics := []string{prefix + ".shop.users", prefix + ".shop.orders"}
+	src := newSource(newPublisher(t, prefix))
+	src.insertUsers(ctx, 1, 300, 10)
+	src.insertOrders(ctx, 1, 60)
+	args := append(consumerArgs(prefix, group, dataset), "-bigquery.retry_max_backoff", "100ms", "-max_polls_in_flight", "4")
+
+	healBigQuery(t)
+	env.bq.FailAppends(codes.Unavailable, 1<<30)
+	a := startConsumer(t, args)
+	waitLog(t, ctx, a, regexpQuote("append failed, retrying"))
+	src.updateUsers(ctx, 1, 300, "v2")
+	src.insertOrders(ctx, 61, 90)
+	for scrape(t, a).value("strait_consumer_polls_in_flight") < 2 {
+		select {
+		case <-ctx.Done():
+			t.Fatal("the first consumer never had 2 polls in flight")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+
+	b := startConsumer(t, args)
+	waitLog(t, ctx, a, regexpQuote("partitions leaving: finishing the polls in flight first"))
+	// Had a let the partitions go, b would read their changes from the
+	// old committed offsets and apply them a second time.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(env.kafka.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	gs, err := kadm.NewClient(cl).DescribeGroups(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := assigned(gs[group]); len(n) == 2 && n[0] > 0 && n[1] > 0 {
+		t.Fatalf("partitions per member %v while the first consumer still holds polls in flight, want none moved yet", n)
+	}
+	env.bq.FailAppends(codes.OK, 0)
+	waitGroup(t, ctx, group, "split between two consumers", func(g kadm.DescribedGroup) bool {
+		n := assigned(g)
+		return len(n) == 2 && n[0] > 0 && n[1] > 0 && n[0]+n[1] == 6
+	})
+	src.deleteUsers(ctx, 1, 20)
+	src.waitState(t, ctx, dataset)
+	waitCommitted(t, ctx, group, topics...)
+
+	const published = 300 + 60 + 300 + 30 + 20
+	if got := scrape(t, a).value("strait_consumer_rows_applied_total") + scrape(t, b).value("strait_consumer_rows_applied_total"); got != published {
+		t.Errorf("rows applied by the two consumers: %v, want %d (each change once)", got, published)
+	}
+}
+
 // TestBigQueryOutage: BigQuery refuses appends with RESOURCE_EXHAUSTED (over
 // quota), then with UNAVAILABLE, while a backlog waits; the consumer backs
 // off and retries, then drains the backlog to the source state, commits

@@ -9,11 +9,10 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/strait-cdc/strait/pkg/bigquery"
 	"github.com/strait-cdc/strait/pkg/kafka"
@@ -75,7 +74,8 @@ func runConsume(ctx context.Context, args []string, getenv func(string) string, 
 	log.Info("consuming", "topics", kafka.TopicPattern(cfg.Kafka.TopicPrefix), "group", cfg.Kafka.GroupID,
 		"dataset", cfg.BigQuery.Project+"."+cfg.BigQuery.Dataset)
 
-	c := &consumer{cfg: cfg, log: log, group: group, writer: writer, metrics: newMetrics(reg, group), stopped: map[string]bool{}}
+	c := &consumer{cfg: cfg, log: log, group: group, writer: writer, metrics: newMetrics(reg, group),
+		stopped: map[string]bool{}, tables: make(chan struct{}, cfg.ParallelTables), last: map[string]*apply{}}
 	if err := c.loop(ctx); err != nil {
 		log.Error("consumer stopped", "err", err)
 		return err
@@ -91,131 +91,243 @@ type consumer struct {
 	group   *kafka.Group
 	writer  *bigquery.Writer
 	metrics *metrics
+
+	stopMu  sync.Mutex
 	stopped map[string]bool // topics whose table stopped
+
+	tables chan struct{}     // a slot per table written at once (parallel_tables)
+	last   map[string]*apply // the latest apply of each topic; the loop's
+
+	finishing sync.Mutex // held by finish: the loop's or OnRevoke's
+	mu        sync.Mutex
+	flights   []*flight // polls being applied, oldest first; mu guards it
 }
 
-// loop runs until ctx ends. A polled batch is always finished: its appends
-// and the commit use a context that outlives ctx by the shutdown timeout.
+// flight is one poll being applied: an apply per topic.
+type flight struct {
+	batches []*kafka.TopicBatch
+	applies []*apply      // of batches[i]
+	done    chan struct{} // closed once every apply is done
+}
+
+// apply writes one topic's batch of one poll. The applies of a topic run
+// one after the other, in poll order, so that its changes reach BigQuery
+// in their order and a stop holds for every later batch.
+type apply struct {
+	done   chan struct{} // closed when commit and halt are set
+	commit bool          // every record is applied or dead-lettered: commit the batch
+	halt   bool          // the topic's later batches must be neither applied nor committed
+}
+
+// loop runs until ctx ends. Polls overlap: the next poll is read and its
+// appends start while those of up to max_polls_in_flight earlier polls
+// await BigQuery's acknowledgements; a poll is committed once all of it
+// and every poll before it are done, and before a rebalance takes a
+// partition away (OnRevoke) every poll in flight is finished and
+// committed. Polled batches are always finished: their appends and the
+// commits use a context that outlives ctx by the shutdown timeout.
 func (c *consumer) loop(ctx context.Context) error {
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(c.cfg.ShutdownTimeout, cancelWork) })
 	defer stop()
+	c.group.OnRevoke(func(context.Context) { c.beforeRevoke(work) })
+	defer c.group.OnRevoke(nil)
 	for {
-		batches, err := c.group.Poll(ctx)
+		batches, err := c.group.Poll(ctx, c.oldest())
 		if ctx.Err() != nil || err != nil {
-			// Nothing polled is applied, so nothing is committed; a
-			// member must allow the rebalance of its leaving.
+			// What was polled last is not applied, so not committed.
+			c.finish(work, 0)
 			c.group.AllowRebalance()
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
-		done := c.apply(work, batches)
-		if err := c.group.Commit(work, done); err != nil {
-			// Uncommitted changes are read again (here or by another
-			// member) and applied again, which is harmless.
-			c.metrics.errors.WithLabelValues("commit").Inc()
-			c.log.Warn("commit failed", "err", err)
+		if batches != nil {
+			c.start(work, batches)
 		}
 		c.group.AllowRebalance()
+		c.finish(work, c.cfg.MaxPollsInFlight)
 	}
 }
 
-// apply writes the batches, one table at a time per goroutine, and
-// returns those whose every record BigQuery acknowledged or, with
-// on_bad_record dead_letter, Kafka acknowledged in the dead-letter topic.
-func (c *consumer) apply(ctx context.Context, batches []*kafka.TopicBatch) []*kafka.TopicBatch {
-	deadLetter := c.cfg.OnBadRecord == onBadDeadLetter
-	errs := make([]error, len(batches))
-	stops := make([]error, len(batches)) // a bad record stops the table once its batch is done
-	var g errgroup.Group
-	g.SetLimit(c.cfg.ParallelTables)
-	for i, tb := range batches {
-		if c.stopped[tb.Topic] {
-			continue // fetched before the pause took effect
-		}
-		if !deadLetter && len(tb.Undecodable) > 0 {
-			// The records before the bad one are applied and committed.
-			bad := tb.Undecodable[0]
-			c.badRecord(bad, onBadStop)
-			tb.CutAt(bad)
-			stops[i] = bad.Err
-		}
-		g.Go(func() error {
-			errs[i] = c.writer.Apply(ctx, changes(tb))
-			return nil
-		})
+// beforeRevoke finishes and commits every poll in flight: partitions are
+// about to leave this member.
+func (c *consumer) beforeRevoke(ctx context.Context) {
+	c.mu.Lock()
+	n := len(c.flights)
+	c.mu.Unlock()
+	if n > 0 {
+		c.log.Info("partitions leaving: finishing the polls in flight first", "polls", n)
 	}
-	g.Wait()
-	var (
-		done    []*kafka.TopicBatch
-		letters []kafka.BadRecord
-	)
-	for i, tb := range batches {
-		if c.stopped[tb.Topic] {
-			continue
-		}
-		var te *bigquery.TableError
-		var re *bigquery.RejectedError
-		switch err := errs[i]; {
-		case errors.As(err, &te):
-			c.stop(tb.Topic, err)
-			continue
-		case errors.As(err, &re) && !deadLetter:
-			// Nothing of the topic is committed: its changes are read
-			// again after the restart, the bad one first.
-			c.badRecord(tb.Reject(re.Rejections[0].Index, re.Rejections[0].Reason, re.Rejections[0].Err), onBadStop)
-			c.stop(tb.Topic, re)
-			continue
-		case errors.As(err, &re):
-			for _, r := range re.Rejections {
-				letters = append(letters, tb.Reject(r.Index, r.Reason, r.Err))
+	c.finish(ctx, 0)
+}
+
+// oldest returns the channel closed when the oldest poll in flight is done,
+// nil when none is.
+func (c *consumer) oldest() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.flights) == 0 {
+		return nil
+	}
+	return c.flights[0].done
+}
+
+// start applies batches: one apply per topic, each after the topic's
+// previous one, at most parallel_tables at once.
+func (c *consumer) start(ctx context.Context, batches []*kafka.TopicBatch) {
+	f := &flight{batches: batches, done: make(chan struct{})}
+	for _, tb := range batches {
+		a := &apply{done: make(chan struct{})}
+		prev := c.last[tb.Topic]
+		c.last[tb.Topic] = a
+		f.applies = append(f.applies, a)
+		go func() {
+			defer close(a.done)
+			if prev != nil {
+				<-prev.done
+				if prev.halt {
+					a.halt = true
+					return
+				}
 			}
-		case err != nil: // shutdown timeout: not acknowledged, not committed
-			c.log.Warn("changes not applied", "topic", tb.Topic, "err", err)
-			continue
-		}
-		if deadLetter {
-			letters = append(letters, tb.Undecodable...)
-		}
-		done = append(done, tb)
-		if stops[i] != nil {
-			c.stop(tb.Topic, stops[i])
-		}
+			c.tables <- struct{}{}
+			defer func() { <-c.tables }()
+			a.commit, a.halt = c.apply(ctx, tb)
+		}()
 	}
-	return c.deadLetter(ctx, letters, done)
+	go func() {
+		for _, a := range f.applies {
+			<-a.done
+		}
+		close(f.done)
+	}()
+	c.mu.Lock()
+	c.flights = append(c.flights, f)
+	c.metrics.inFlight.Set(float64(len(c.flights)))
+	c.mu.Unlock()
 }
 
-// deadLetter sends letters to the dead-letter topic and returns done, less
-// the batches of the topics whose dead letters Kafka did not acknowledge.
-func (c *consumer) deadLetter(ctx context.Context, letters []kafka.BadRecord, done []*kafka.TopicBatch) []*kafka.TopicBatch {
+// finish commits the polls at the head of the flights that are done and,
+// waiting for them, the oldest ones until fewer than keep are in flight
+// (keep 0: all of them).
+func (c *consumer) finish(ctx context.Context, keep int) {
+	c.finishing.Lock()
+	defer c.finishing.Unlock()
+	var done []*kafka.TopicBatch
+	for {
+		c.mu.Lock()
+		n := len(c.flights)
+		var f *flight
+		if n > 0 {
+			f = c.flights[0]
+		}
+		c.mu.Unlock()
+		if n == 0 || n < keep && !closed(f.done) {
+			break
+		}
+		<-f.done
+		c.mu.Lock()
+		c.flights = c.flights[1:]
+		c.metrics.inFlight.Set(float64(len(c.flights)))
+		c.mu.Unlock()
+		for i, a := range f.applies {
+			if a.commit {
+				done = append(done, f.batches[i])
+			}
+		}
+	}
+	if err := c.group.Commit(ctx, done); err != nil {
+		// Uncommitted changes are read again (here or by another
+		// member) and applied again, which is harmless.
+		c.metrics.errors.WithLabelValues("commit").Inc()
+		c.log.Warn("commit failed", "err", err)
+	}
+}
+
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// apply writes one topic's batch and returns whether to commit it (every
+// record BigQuery acknowledged or, with on_bad_record dead_letter, Kafka
+// acknowledged in the dead-letter topic) and whether the topic must halt.
+func (c *consumer) apply(ctx context.Context, tb *kafka.TopicBatch) (commit, halt bool) {
+	deadLetter := c.cfg.OnBadRecord == onBadDeadLetter
+	var stopErr error // a bad record stops the table once the records before it are done
+	if !deadLetter && len(tb.Undecodable) > 0 {
+		// The records before the bad one are applied and committed.
+		bad := tb.Undecodable[0]
+		c.badRecord(bad, onBadStop)
+		tb.CutAt(bad)
+		stopErr = bad.Err
+	}
+	err := c.writer.Apply(ctx, changes(tb))
+	var (
+		letters []kafka.BadRecord
+		te      *bigquery.TableError
+		re      *bigquery.RejectedError
+	)
+	switch {
+	case errors.As(err, &te):
+		c.stop(tb.Topic, err)
+		return false, true
+	case errors.As(err, &re) && !deadLetter:
+		// Nothing of the topic is committed: its changes are read
+		// again after the restart, the bad one first.
+		c.badRecord(tb.Reject(re.Rejections[0].Index, re.Rejections[0].Reason, re.Rejections[0].Err), onBadStop)
+		c.stop(tb.Topic, re)
+		return false, true
+	case errors.As(err, &re):
+		for _, r := range re.Rejections {
+			letters = append(letters, tb.Reject(r.Index, r.Reason, r.Err))
+		}
+	case err != nil: // shutdown timeout: not acknowledged, not committed
+		c.log.Warn("changes not applied", "topic", tb.Topic, "err", err)
+		return false, true
+	}
+	if deadLetter {
+		letters = append(letters, tb.Undecodable...)
+	}
+	if !c.deadLetter(ctx, tb.Topic, letters) {
+		return false, true
+	}
+	if stopErr != nil {
+		c.stop(tb.Topic, stopErr)
+		return true, true
+	}
+	return true, false
+}
+
+// deadLetter sends a topic's letters to the dead-letter topic and reports
+// whether Kafka acknowledged them all.
+func (c *consumer) deadLetter(ctx context.Context, topic string, letters []kafka.BadRecord) bool {
 	if len(letters) == 0 {
-		return done
+		return true
 	}
 	// In source order per partition, as a reader of the topic expects.
 	slices.SortFunc(letters, func(a, b kafka.BadRecord) int {
-		return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
+		return cmp.Or(cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
 	})
 	if err := c.group.DeadLetter(ctx, letters); err != nil {
-		// Not committed; unless this is the shutdown, the topics stop, as
+		// Not committed; unless this is the shutdown, the topic stops, as
 		// a bad record does with on_bad_record stop.
-		failed := map[string]bool{}
-		for _, b := range letters {
-			failed[b.Topic] = true
+		if ctx.Err() == nil {
+			c.stop(topic, err)
 		}
-		for topic := range failed {
-			if ctx.Err() == nil {
-				c.stop(topic, err)
-			}
-		}
-		return slices.DeleteFunc(done, func(tb *kafka.TopicBatch) bool { return failed[tb.Topic] })
+		return false
 	}
 	for _, b := range letters {
 		c.badRecord(b, onBadDeadLetter)
 	}
-	return done
+	return true
 }
 
 // badRecord logs and counts a record that can never be applied, as
@@ -234,8 +346,10 @@ func (c *consumer) badRecord(b kafka.BadRecord, action string) {
 // stop pauses a topic whose table cannot go on; the other tables go on.
 func (c *consumer) stop(topic string, err error) {
 	c.log.Error("table stopped; its topic is paused until a restart", "topic", topic, "err", err)
+	c.stopMu.Lock()
 	c.stopped[topic] = true
 	c.metrics.stopped.Set(float64(len(c.stopped)))
+	c.stopMu.Unlock()
 	c.group.Pause(topic)
 }
 
@@ -257,6 +371,7 @@ type metrics struct {
 	errors     *prometheus.CounterVec
 	stopped    prometheus.Gauge
 	badRecords *prometheus.CounterVec
+	inFlight   prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer, group *kafka.Group) *metrics {
@@ -272,7 +387,10 @@ func newMetrics(reg prometheus.Registerer, group *kafka.Group) *metrics {
 			Help: "Records that can never be applied, by topic (one per table), reason (the strait.reason header) and action (dead_letter: sent to the dead-letter topic; stop: the table stopped).",
 		}, []string{"topic", "reason", "action"}),
 	}
-	reg.MustRegister(m.errors, m.stopped, m.badRecords, lagCollector{group})
+	m.inFlight = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "strait_consumer_polls_in_flight", Help: "Polls being applied, awaiting BigQuery's acknowledgements (at most max_polls_in_flight).",
+	})
+	reg.MustRegister(m.errors, m.stopped, m.badRecords, m.inFlight, lagCollector{group})
 	return m
 }
 

@@ -369,6 +369,10 @@ func (w *Writer) apply(ctx context.Context, t *table, changes []Change, rejected
 		*rejected = append(*rejected, Rejection{Index: i, Reason: reason, Err: err})
 	}
 	now := time.Now().UnixMicro()
+	left := 0 // value bytes from changes[i] on
+	for i := range changes {
+		left += len(changes[i].Value)
+	}
 	var (
 		b       batch
 		pending []inflight
@@ -384,7 +388,8 @@ func (w *Writer) apply(ctx context.Context, t *table, changes []Change, rejected
 		}
 		w.metrics.requestBytes.Observe(float64(b.bytes))
 		pending = append(pending, inflight{res: res, sent: time.Now(), bytes: b.bytes, ops: b.ops, source: b.source, index: b.index})
-		b = batch{}
+		n := len(b.rows) // the next request is likely as long
+		b = batch{rows: make([][]byte, 0, n), index: make([]int, 0, n)}
 		return nil
 	}
 	wait := func() error {
@@ -429,6 +434,14 @@ func (w *Writer) apply(ctx context.Context, t *table, changes []Change, rejected
 				return err
 			}
 		}
+		if need := rowBound(len(c.Value)); cap(buf)-len(buf) < need {
+			// A fresh chunk rather than a grown buffer: the rows
+			// already built stay where they are, none is copied. No
+			// larger than the values left (a row is about as long as
+			// its value), so a small call takes little.
+			buf = make([]byte, 0, max(min(rowChunk, left), need))
+		}
+		left -= len(c.Value)
 		start := len(buf)
 		var op byte
 		var src int64
@@ -461,6 +474,15 @@ func (w *Writer) apply(ctx context.Context, t *table, changes []Change, rejected
 	}
 	return wait()
 }
+
+// rowChunk is the size of the buffers rows are built in.
+const rowChunk = 1 << 20
+
+// rowBound is room enough, in practice, for the row of an Avro value of n
+// bytes: the row holds one of the value's images plus the metadata, and a
+// decimal's text is at most about 2.5 times its Avro bytes. A larger row
+// still fits; its buffer grows.
+func rowBound(n int) int { return 3*n + 256 }
 
 // bindSchema prepares t for rows of c's value schema: the table exists and
 // has its columns, the stream's writer schema matches the table.

@@ -189,6 +189,8 @@ func (g *Group) DeadLetter(ctx context.Context, bad []BadRecord) error {
 // the topic may exist and the group lack the right to create topics;
 // producing then says what is wrong.
 func (g *Group) ensureDeadLetterTopic(ctx context.Context) {
+	g.dlqMu.Lock()
+	defer g.dlqMu.Unlock()
 	if g.dlqReady {
 		return
 	}

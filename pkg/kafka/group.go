@@ -48,6 +48,10 @@ type GroupConfig struct {
 	// so how long a member may take to finish the batch it is applying;
 	// default 60s.
 	RebalanceTimeout time.Duration `yaml:"rebalance_timeout" help:"how long a rebalance waits for members (and a member may take to finish its batch)"`
+	// FetchMaxBytes bounds one fetch response (compressed bytes); franz-go
+	// buffers one ahead of the polls, and polled records keep their
+	// fetch's batches in memory until committed; default 16 MiB.
+	FetchMaxBytes int `yaml:"fetch_max_bytes" help:"largest fetch response, in bytes"`
 	// DeadLetterTopic receives the records this group cannot apply (see
 	// deadletter.go); default <prefix>._dead_letter.<group_id>, one per
 	// group because whether a record can be applied depends on the group's
@@ -63,6 +67,7 @@ func (c *GroupConfig) Defaults() {
 	c.MaxPollRecords = 50000
 	c.SessionTimeout = 45 * time.Second
 	c.RebalanceTimeout = time.Minute
+	c.FetchMaxBytes = 16 << 20
 }
 
 // Validate reports every problem of the configuration, naming the key.
@@ -92,6 +97,9 @@ func (c *GroupConfig) Validate() error {
 	if c.MaxPollRecords < 1 {
 		errs = append(errs, fmt.Errorf("kafka.max_poll_records: %d, want at least 1", c.MaxPollRecords))
 	}
+	if c.FetchMaxBytes < 1<<10 || c.FetchMaxBytes > 1<<30 {
+		errs = append(errs, fmt.Errorf("kafka.fetch_max_bytes: %d, want 1024 to 1073741824", c.FetchMaxBytes))
+	}
 	if c.TopicPrefix != "" && regexp.MustCompile(TopicPattern(c.TopicPrefix)).MatchString(c.DeadLetters()) {
 		errs = append(errs, fmt.Errorf("kafka.dead_letter_topic: %q is one of the table topics the group reads; start its last part with '_' (e.g. %s._dead_letter)", c.DeadLetterTopic, c.TopicPrefix))
 	}
@@ -100,11 +108,12 @@ func (c *GroupConfig) Validate() error {
 
 // Group is a member of the consumer group reading the table topics:
 // cooperative-sticky balancing, read_committed (only records of committed
-// producer transactions), no automatic commits. Rebalances wait while a
-// polled batch is processed (until AllowRebalance), so a partition never
-// changes hands between its records being applied and its offsets being
-// committed. Poll, Commit and DeadLetter are called from one goroutine;
-// Lag from any.
+// producer transactions), no automatic commits. A partition never changes
+// hands between its records being applied and its offsets being committed:
+// a rebalance waits from the return of Poll until AllowRebalance, and then
+// runs the OnRevoke hook before any partition leaves this member, where the
+// caller finishes and commits what it still applies. Poll is called from
+// one goroutine; Commit, DeadLetter and Lag from any.
 type Group struct {
 	log        *slog.Logger
 	client     *kgo.Client
@@ -113,8 +122,13 @@ type Group struct {
 	max        int
 	groupID    string
 	deadLetter string         // the dead-letter topic
-	dlqReady   bool           // deadLetter exists (or could not be created: producing says why)
-	schemas    map[int]string // schema text by id; ids never change meaning
+	schemas    map[int]string // schema text by id; ids never change meaning; Poll's
+
+	dlqMu    sync.Mutex
+	dlqReady bool // deadLetter exists (or could not be created: producing says why)
+
+	hookMu   sync.Mutex
+	onRevoke func(context.Context)
 
 	lagMu sync.Mutex
 	lag   map[TopicPartition]*partitionLag
@@ -147,6 +161,7 @@ func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, erro
 		kgo.RebalanceTimeout(cfg.RebalanceTimeout),
 		kgo.HeartbeatInterval(min(3*time.Second, cfg.SessionTimeout/3)),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.FetchMaxBytes(int32(cfg.FetchMaxBytes)),
 		// The producer writes in transactions: their commit markers take
 		// offsets. Seeing them lets Commit move past them, so a drained
 		// partition shows no lag.
@@ -156,8 +171,8 @@ func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, erro
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.MetadataMaxAge(cfg.TopicRefresh),
 		kgo.MetadataMinAge(min(cfg.TopicRefresh, 5*time.Second)),
-		kgo.OnPartitionsRevoked(g.forget),
-		kgo.OnPartitionsLost(g.forget),
+		kgo.OnPartitionsRevoked(g.revoked),
+		kgo.OnPartitionsLost(g.revoked),
 		// Dead letters carry the record as it was: allow records as large
 		// as the producer sends (its kafka.max_record_bytes default).
 		kgo.ProducerBatchMaxBytes(deadLetterMaxBytes),
@@ -252,15 +267,35 @@ func (tb *TopicBatch) CutAt(b BadRecord) {
 	tb.polled = tb.polled[:b.at]
 }
 
-// Poll waits for records and returns them by topic. After processing them
-// call Commit for what was applied, then AllowRebalance.
-func (g *Group) Poll(ctx context.Context) ([]*TopicBatch, error) {
-	fetches := g.client.PollRecords(ctx, g.max)
+// Poll waits for records and returns them by topic; it returns nil, nil
+// without records when wake is closed first (nil: never). Rebalances wait
+// from its return until AllowRebalance: call it once the records are in
+// the hands of whatever OnRevoke finishes.
+func (g *Group) Poll(ctx context.Context, wake <-chan struct{}) ([]*TopicBatch, error) {
+	pollCtx := ctx
+	if wake != nil {
+		var cancel context.CancelFunc
+		pollCtx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			select {
+			case <-wake:
+				cancel()
+			case <-pollCtx.Done():
+			}
+		}()
+	}
+	fetches := g.client.PollRecords(pollCtx, g.max)
 	if fetches.IsClientClosed() {
 		return nil, errors.New("kafka client closed")
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if pollCtx.Err() != nil && fetches.NumRecords() == 0 {
+		// Woken. franz-go returns records or the context's error,
+		// never both, so nothing polled is dropped here.
+		return nil, nil
 	}
 	fetches.EachError(func(topic string, p int32, err error) {
 		g.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
@@ -268,17 +303,28 @@ func (g *Group) Poll(ctx context.Context) ([]*TopicBatch, error) {
 	g.noteEnds(fetches)
 	var out []*TopicBatch
 	byTopic := map[string]*TopicBatch{}
+	counts := map[string]int{}
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if len(p.Records) == 0 {
+			return
+		}
+		if counts[p.Topic] == 0 {
+			out = append(out, &TopicBatch{Topic: p.Topic})
+		}
+		counts[p.Topic] += len(p.Records)
+	})
+	for _, tb := range out {
+		// Sized up front: growing them copied every record again.
+		n := counts[tb.Topic]
+		tb.Records, tb.polled = make([]Record, 0, n), make([]*kgo.Record, 0, n)
+		byTopic[tb.Topic] = tb
+	}
 	var err error
 	fetches.EachRecord(func(r *kgo.Record) {
 		if err != nil {
 			return
 		}
 		tb := byTopic[r.Topic]
-		if tb == nil {
-			tb = &TopicBatch{Topic: r.Topic}
-			byTopic[r.Topic] = tb
-			out = append(out, tb)
-		}
 		at := len(tb.polled)
 		if r.Attrs.IsControl() {
 			tb.polled = append(tb.polled, r)
@@ -367,8 +413,30 @@ func (g *Group) Commit(ctx context.Context, batches []*TopicBatch) error {
 	return nil
 }
 
-// AllowRebalance lets a waiting rebalance go on; call it after Commit.
+// AllowRebalance lets a waiting rebalance go on; call it after each Poll,
+// once what it returned is where OnRevoke finds it.
 func (g *Group) AllowRebalance() { g.client.AllowRebalance() }
+
+// OnRevoke sets f to run when partitions are about to leave this member
+// (revoked in a rebalance, or lost), before they do: f finishes the work
+// on polled records and commits it. Rebalances wait for f; Poll does not
+// return while it runs. Set it before the first Poll.
+func (g *Group) OnRevoke(f func(ctx context.Context)) {
+	g.hookMu.Lock()
+	defer g.hookMu.Unlock()
+	g.onRevoke = f
+}
+
+// revoked runs the OnRevoke hook, then forgets the partitions' lag.
+func (g *Group) revoked(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
+	g.hookMu.Lock()
+	f := g.onRevoke
+	g.hookMu.Unlock()
+	if f != nil {
+		f(ctx)
+	}
+	g.forget(ctx, cl, lost)
+}
 
 // Pause stops fetching topic until the process restarts: its table stopped
 // and its uncommitted records are read again after the restart.

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/api/iterator"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -993,4 +994,81 @@ func TestProto3Writer(t *testing.T) {
 	if diff := cmp.Diff(e.rows(t, "p3"), want); diff != "" {
 		t.Errorf("rows (-got +want):\n%s", diff)
 	}
+}
+
+// TestRowWireFormat sends rows encoded by hand and checks they are read as
+// proto.Unmarshal reads them with the writer schema: the last occurrence of
+// a scalar wins, occurrences of a message merge, repeated scalars may be
+// packed, fields of unknown numbers or of a wire type their kind does not
+// take are ignored; bytes that are not a message fail the request.
+func TestRowWireFormat(t *testing.T) {
+	e := newEnv(t)
+	e.createTable(t, "wire", &bigquery.TableMetadata{Schema: bigquery.Schema{
+		{Name: "id", Type: bigquery.IntegerFieldType, Required: true},
+		{Name: "name", Type: bigquery.StringFieldType},
+		{Name: "tags", Type: bigquery.IntegerFieldType, Repeated: true},
+		{Name: "rec", Type: bigquery.RecordFieldType, Schema: bigquery.Schema{
+			{Name: "a", Type: bigquery.IntegerFieldType}, {Name: "b", Type: bigquery.StringFieldType}}},
+	}})
+	tags := field("tags", tInt64, 3)
+	tags.Label = descriptorpb.FieldDescriptorProto_LABEL_REPEATED.Enum()
+	rec := field("rec", descriptorpb.FieldDescriptorProto_TYPE_MESSAGE, 4)
+	rec.TypeName = proto.String(".row.rec_t")
+	row := msg(field("id", tInt64, 1), field("name", tString, 2), tags, rec)
+	row.NestedType = []*descriptorpb.DescriptorProto{{Name: proto.String("rec_t"), Field: []*descriptorpb.FieldDescriptorProto{field("a", tInt64, 1), field("b", tString, 2)}}}
+	w := e.newRawWriter(t, "wire", row)
+
+	var raw []byte
+	raw = protowire.AppendTag(raw, 1, protowire.VarintType)
+	raw = protowire.AppendVarint(raw, 7)
+	for _, s := range []string{"x", "y"} {
+		raw = protowire.AppendTag(raw, 2, protowire.BytesType)
+		raw = protowire.AppendString(raw, s)
+	}
+	raw = protowire.AppendTag(raw, 2, protowire.VarintType) // wrong wire type for a string: unknown
+	raw = protowire.AppendVarint(raw, 1)
+	raw = protowire.AppendTag(raw, 3, protowire.BytesType) // packed 1, 2
+	raw = protowire.AppendBytes(raw, []byte{1, 2})
+	raw = protowire.AppendTag(raw, 3, protowire.VarintType)
+	raw = protowire.AppendVarint(raw, 3)
+	recA := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), 5)
+	recB := protowire.AppendString(protowire.AppendTag(nil, 2, protowire.BytesType), "b")
+	for _, m := range [][]byte{recA, recB} {
+		raw = protowire.AppendTag(raw, 4, protowire.BytesType)
+		raw = protowire.AppendBytes(raw, m)
+	}
+	raw = protowire.AppendTag(raw, 99, protowire.Fixed32Type) // unknown number
+	raw = protowire.AppendFixed32(raw, 1)
+
+	// What proto.Unmarshal makes of it.
+	ref := dynamicpb.NewMessage(w.md)
+	if err := (proto.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(raw, ref); err != nil {
+		t.Fatal(err)
+	}
+	want := message(t, w.md, map[string]any{"id": int64(7), "name": "y", "rec": map[string]any{"a": int64(5), "b": "b"}})
+	list := want.Mutable(w.md.Fields().ByName("tags")).List()
+	for _, v := range []int64{1, 2, 3} {
+		list.Append(protoreflect.ValueOfInt64(v))
+	}
+	if !proto.Equal(ref, want) {
+		t.Fatalf("proto.Unmarshal reads %v, the test expects %v", ref, want)
+	}
+
+	res, err := w.ms.AppendRows(e.ctx, [][]byte{raw})
+	if err == nil {
+		_, err = res.GetResult(e.ctx)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := e.rows(t, "wire")
+	if diff := cmp.Diff(got, []map[string]any{{"id": int64(7), "name": "y", "tags": []any{int64(1), int64(2), int64(3)}, "rec": map[string]any{"a": int64(5), "b": "b"}}}); diff != "" {
+		t.Errorf("rows (-got +want):\n%s", diff)
+	}
+
+	res, err = w.ms.AppendRows(e.ctx, [][]byte{raw[:len(raw)-2]}) // cut inside the last field
+	if err == nil {
+		_, err = res.GetResult(e.ctx)
+	}
+	wantCode(t, err, codes.InvalidArgument)
 }

@@ -20,6 +20,10 @@ type binding struct {
 	fields     []fieldBinding
 	changeType protoreflect.FieldDescriptor // _CHANGE_TYPE, nil if absent
 	changeSeq  protoreflect.FieldDescriptor // _CHANGE_SEQUENCE_NUMBER, nil if absent
+
+	fds     []protoreflect.FieldDescriptor // the wire slots (see slots)
+	index   fieldIndex                     // field number → slot
+	scratch []wireField                    // parse's result, reused
 }
 
 type fieldBinding struct {
@@ -109,6 +113,7 @@ func bind(md protoreflect.MessageDescriptor, cols []*bq.TableFieldSchema, path s
 			return nil, fmt.Errorf("the proto schema misses required column %s%s", path, c.Name)
 		}
 	}
+	b.indexFields()
 	return b, nil
 }
 
@@ -145,14 +150,20 @@ func bindField(fd protoreflect.FieldDescriptor, col *bq.TableFieldSchema, full s
 	return fb, fmt.Errorf("proto field for %s column %s has incompatible type %v", fb.typ, full, fd.Kind())
 }
 
-// decodeChange turns a top-level row into a change.
-func (b *binding) decodeChange(m protoreflect.Message) (change, error) {
-	vals, err := b.decode(m, "")
+// decodeRow reads one serialized row with the writer's schema (see
+// wire.go) and turns it into a change.
+func (b *binding) decodeRow(raw []byte) (change, error) {
+	ws, err := b.parse(raw)
+	if err != nil {
+		return change{}, fmt.Errorf("cannot parse the row with the writer schema: %v", err)
+	}
+	vals, err := b.decode(ws, "")
 	if err != nil {
 		return change{}, err
 	}
 	c := change{values: vals}
-	if ct, ok := stringField(m, b.changeType); ok {
+	n := len(b.fields)
+	if ct, ok := stringField(&ws[n], b.changeType); ok {
 		// "Change data capture": _CHANGE_TYPE accepts only UPSERT and
 		// DELETE. A NULL one is taken as UPSERT.
 		switch ct {
@@ -163,7 +174,7 @@ func (b *binding) decodeChange(m protoreflect.Message) (change, error) {
 			return change{}, fmt.Errorf("%s must be UPSERT or DELETE, got %q", colChangeType, ct)
 		}
 	}
-	if sq, ok := stringField(m, b.changeSeq); ok {
+	if sq, ok := stringField(&ws[n+1], b.changeSeq); ok {
 		if c.seq, err = parseSeq(sq); err != nil {
 			return change{}, err
 		}
@@ -172,22 +183,32 @@ func (b *binding) decodeChange(m protoreflect.Message) (change, error) {
 }
 
 // stringField reads a pseudo-column: its value if set or defaulted.
-func stringField(m protoreflect.Message, fd protoreflect.FieldDescriptor) (string, bool) {
+func stringField(w *wireField, fd protoreflect.FieldDescriptor) (string, bool) {
 	switch {
 	case fd == nil:
 		return "", false
-	case m.Has(fd):
-		return m.Get(fd).String(), true
+	case w.set:
+		return w.val.String(), true
 	case fd.HasDefault():
 		return fd.Default().String(), true
 	}
 	return "", false
 }
 
-func (b *binding) decode(m protoreflect.Message, path string) (map[string]any, error) {
+// decodeMessage reads a nested message's encoding.
+func (b *binding) decodeMessage(raw []byte, path string) (map[string]any, error) {
+	ws, err := b.parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("cannot parse the row with the writer schema: %v", err)
+	}
+	return b.decode(ws, path)
+}
+
+func (b *binding) decode(ws []wireField, path string) (map[string]any, error) {
 	out := make(map[string]any, len(b.fields))
-	for _, f := range b.fields {
-		v, err := f.value(m, path+f.col.Name)
+	for i := range b.fields {
+		f := &b.fields[i]
+		v, err := f.value(&ws[i], path+f.col.Name)
 		if err != nil {
 			return nil, err
 		}
@@ -199,12 +220,22 @@ func (b *binding) decode(m protoreflect.Message, path string) (map[string]any, e
 // value reads one column. An unset singular field is NULL unless its
 // descriptor has a default (how adapt.NormalizeDescriptor expresses proto3
 // implicit presence), which is then the value.
-func (f *fieldBinding) value(m protoreflect.Message, name string) (any, error) {
+func (f *fieldBinding) value(w *wireField, name string) (any, error) {
 	if f.fd.IsList() {
-		list := m.Get(f.fd).List()
-		out := make([]any, list.Len())
-		for i := range out {
-			v, err := f.convert(list.Get(i), name)
+		if f.nested != nil {
+			out := make([]any, len(w.msgs))
+			for i, raw := range w.msgs {
+				v, err := f.nested.decodeMessage(raw, name+".")
+				if err != nil {
+					return nil, err
+				}
+				out[i] = v
+			}
+			return out, nil
+		}
+		out := make([]any, len(w.list))
+		for i, pv := range w.list {
+			v, err := f.convert(pv, name)
 			if err != nil {
 				return nil, err
 			}
@@ -214,8 +245,10 @@ func (f *fieldBinding) value(m protoreflect.Message, name string) (any, error) {
 	}
 	var pv protoreflect.Value
 	switch {
-	case m.Has(f.fd):
-		pv = m.Get(f.fd)
+	case w.set && f.nested != nil:
+		return f.nested.decodeMessage(w.msgs[0], name+".")
+	case w.set:
+		pv = w.val
 	case f.fd.HasDefault():
 		pv = f.fd.Default()
 	case mode(f.col) == "REQUIRED":
@@ -227,9 +260,6 @@ func (f *fieldBinding) value(m protoreflect.Message, name string) (any, error) {
 }
 
 func (f *fieldBinding) convert(pv protoreflect.Value, name string) (any, error) {
-	if f.nested != nil {
-		return f.nested.decode(pv.Message(), name+".")
-	}
 	v, err := convertValue(f.typ, f.fd.Kind(), pv, f.fd)
 	if err != nil {
 		return nil, fmt.Errorf("field %s: %v", name, err)
@@ -350,6 +380,63 @@ func truncate(s string) string {
 // the scale of the packed byte encoding.
 var decimalScale = map[string]int64{"NUMERIC": 9, "BIGNUMERIC": 38}
 
+// decimalIntDigits is how many integer digits every value of each decimal
+// type may have: NUMERIC holds 29, BIGNUMERIC 38 (and part of a 39th).
+var decimalIntDigits = map[string]int{"NUMERIC": 29, "BIGNUMERIC": 38}
+
+// plainDecimal reports whether s is [-+]digits[.digits] and counts its
+// integer digits (leading zeros left out) and fractional digits.
+func plainDecimal(s string) (intDigits, fracDigits int, ok bool) {
+	if s != "" && (s[0] == '-' || s[0] == '+') {
+		s = s[1:]
+	}
+	whole, frac, dot := strings.Cut(s, ".")
+	if whole == "" || dot && frac == "" || !allDigits(whole) || !allDigits(frac) {
+		return 0, 0, false
+	}
+	return len(strings.TrimLeft(whole, "0")), len(frac), true
+}
+
+// pow10s are the powers of ten an int64 holds.
+var pow10s = func() (p [19]int64) {
+	p[0] = 1
+	for i := 1; i < len(p); i++ {
+		p[i] = p[i-1] * 10
+	}
+	return p
+}()
+
+// smallDecimal returns plain decimal text (see plainDecimal) without its
+// point as an int64, when it has at most 18 digits.
+func smallDecimal(s string) (int64, bool) {
+	neg := s[0] == '-'
+	if s[0] == '-' || s[0] == '+' {
+		s = s[1:]
+	}
+	if digits := len(s) - strings.Count(s, "."); digits > 18 {
+		return 0, false
+	}
+	var m int64
+	for i := 0; i < len(s); i++ {
+		if s[i] != '.' {
+			m = m*10 + int64(s[i]-'0')
+		}
+	}
+	if neg {
+		m = -m
+	}
+	return m, true
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 var decimalText = regexp.MustCompile(`^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$`)
 
 var (
@@ -369,6 +456,16 @@ func decimalValue(typ string, kind protoreflect.Kind, pv protoreflect.Value) (*b
 	switch kind {
 	case protoreflect.StringKind:
 		s := pv.String()
+		if intDigits, fracDigits, ok := plainDecimal(s); ok && int64(fracDigits) <= scale && intDigits <= decimalIntDigits[typ] {
+			// Plain text within the type's digits: in range, no
+			// rounding; skip the checks below.
+			if m, ok := smallDecimal(s); ok {
+				return r.SetFrac64(m, pow10s[fracDigits]), nil
+			}
+			if _, ok := r.SetString(s); ok {
+				return r, nil
+			}
+		}
 		if _, ok := r.SetString(s); !ok || !decimalText.MatchString(s) {
 			return nil, fmt.Errorf("invalid %s value %q", typ, truncate(s))
 		}

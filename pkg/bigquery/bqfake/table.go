@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -202,10 +203,11 @@ func (t *table) liveInOrder() []*row {
 // overwrites a newer one, and on equal numbers the later arrival wins. A
 // DELETE leaves a tombstone holding its sequence number, so that an older
 // UPSERT arriving after it does not bring the row back.
-func (t *table) apply(c change) {
+//
+// pk is t.primaryKey(), which the caller looks up once per request.
+func (t *table) apply(c change, pk []string) {
 	r := &row{values: c.values, seq: c.seq, deleted: c.del, order: t.next}
 	t.next++
-	pk := t.primaryKey()
 	if len(pk) == 0 {
 		t.rows = append(t.rows, r)
 		return
@@ -271,6 +273,12 @@ func keyOf(vals map[string]any, pk []string) string {
 		switch x := v.(type) {
 		case nil:
 			b.WriteString("N")
+		case int64: // the common keys, without fmt: the same text as %T:%v
+			b.WriteString("int64:")
+			b.WriteString(strconv.FormatInt(x, 10))
+		case string:
+			b.WriteString("string:")
+			b.WriteString(x)
 		case *big.Rat:
 			fmt.Fprintf(&b, "R%s", x.RatString())
 		case []byte:

@@ -17,7 +17,6 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
-	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	_ "google.golang.org/protobuf/types/known/wrapperspb" // so that a schema naming a wrapper type builds
 )
@@ -198,49 +197,37 @@ func (s *Server) appendRows(conn *connState, name string, req *storagepb.AppendR
 	}
 	pr := req.GetProtoRows()
 
+	// Rows are decoded without the lock, so that requests to other tables
+	// are decoded meanwhile, and applied under it unless the table changed
+	// in between: then the request is taken again, as a whole, under it.
 	ws := conn.writers[name]
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, aerr := s.lookupTableLocked(project, ds, tbl)
-	if aerr != nil {
-		return errorResponse(name, codes.NotFound, aerr.msg)
+	t, resp := s.bindLocked(ws, name, project, ds, tbl)
+	var rev int
+	if t != nil {
+		rev = t.rev
 	}
-	if t.meta.Type == "VIEW" {
-		return errorResponse(name, codes.InvalidArgument, fmt.Sprintf("Cannot write to view %s", t.meta.Id))
-	}
-	switch {
-	case ws == nil:
-		return errorResponse(name, codes.InvalidArgument, "No writer schema: the first request for a stream on a connection must set proto_rows.writer_schema")
-	case ws.descErr != nil:
-		return errorResponse(name, codes.InvalidArgument, fmt.Sprintf("Invalid proto schema: %v", ws.descErr))
-	}
-	if ws.tbl != t || ws.rev != t.rev {
-		ws.b, ws.bindErr = bindTable(ws.desc, t)
-		ws.tbl, ws.rev = t, t.rev
-	}
-	if ws.bindErr != nil {
-		return errorResponse(name, codes.InvalidArgument, ws.bindErr.Error())
-	}
-
-	var changes []change
-	var rowErrs []*storagepb.RowError
-	for i, raw := range pr.GetRows().GetSerializedRows() {
-		c, err := ws.b.decodeRow(ws.desc, raw)
-		if err != nil {
-			rowErrs = append(rowErrs, &storagepb.RowError{Index: int64(i), Code: storagepb.RowError_FIELDS_ERROR, Message: err.Error()})
-			continue
-		}
-		changes = append(changes, c)
-	}
-	if len(rowErrs) > 0 {
-		resp := errorResponse(name, codes.InvalidArgument, "Errors found while processing rows. Please refer to the row_errors field for details. The list may not be complete because of the size limitations.")
-		resp.RowErrors = rowErrs
+	s.mu.Unlock()
+	if resp != nil {
 		return resp
 	}
-	for _, c := range changes {
-		t.apply(c)
+	changes, resp := decodeRows(ws.b, name, pr.GetRows().GetSerializedRows())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now, _ := s.lookupTableLocked(project, ds, tbl); now != t || t.rev != rev {
+		if t, resp = s.bindLocked(ws, name, project, ds, tbl); resp != nil {
+			return resp
+		}
+		changes, resp = decodeRows(ws.b, name, pr.GetRows().GetSerializedRows())
 	}
-	resp := &storagepb.AppendRowsResponse{
+	if resp != nil {
+		return resp
+	}
+	pk := t.primaryKey()
+	for _, c := range changes {
+		t.apply(c, pk)
+	}
+	resp = &storagepb.AppendRowsResponse{
 		Response:    &storagepb.AppendRowsResponse_AppendResult_{AppendResult: &storagepb.AppendRowsResponse_AppendResult{}},
 		WriteStream: name,
 	}
@@ -250,6 +237,56 @@ func (s *Server) appendRows(conn *connState, name string, req *storagepb.AppendR
 		resp.UpdatedSchema = storageSchema(t.fields())
 	}
 	return resp
+}
+
+// bindLocked checks that the stream's table takes rows of the writer
+// schema ws and binds ws to it; a non-nil response refuses the request.
+// s.mu is held.
+func (s *Server) bindLocked(ws *writerState, name, project, ds, tbl string) (*table, *storagepb.AppendRowsResponse) {
+	t, aerr := s.lookupTableLocked(project, ds, tbl)
+	if aerr != nil {
+		return nil, errorResponse(name, codes.NotFound, aerr.msg)
+	}
+	if t.meta.Type == "VIEW" {
+		return nil, errorResponse(name, codes.InvalidArgument, fmt.Sprintf("Cannot write to view %s", t.meta.Id))
+	}
+	switch {
+	case ws == nil:
+		return nil, errorResponse(name, codes.InvalidArgument, "No writer schema: the first request for a stream on a connection must set proto_rows.writer_schema")
+	case ws.descErr != nil:
+		return nil, errorResponse(name, codes.InvalidArgument, fmt.Sprintf("Invalid proto schema: %v", ws.descErr))
+	}
+	if ws.tbl != t || ws.rev != t.rev {
+		ws.b, ws.bindErr = bindTable(ws.desc, t)
+		ws.tbl, ws.rev = t, t.rev
+	}
+	if ws.bindErr != nil {
+		return nil, errorResponse(name, codes.InvalidArgument, ws.bindErr.Error())
+	}
+	return t, nil
+}
+
+// decodeRows decodes every row with b; a non-nil response refuses the
+// request with one RowError per bad row (a request is all or nothing).
+// The binding only reads column definitions, which a table never changes
+// in place (setMeta replaces them), so no lock is needed.
+func decodeRows(b *binding, name string, rows [][]byte) ([]change, *storagepb.AppendRowsResponse) {
+	changes := make([]change, 0, len(rows))
+	var rowErrs []*storagepb.RowError
+	for i, raw := range rows {
+		c, err := b.decodeRow(raw)
+		if err != nil {
+			rowErrs = append(rowErrs, &storagepb.RowError{Index: int64(i), Code: storagepb.RowError_FIELDS_ERROR, Message: err.Error()})
+			continue
+		}
+		changes = append(changes, c)
+	}
+	if len(rowErrs) > 0 {
+		resp := errorResponse(name, codes.InvalidArgument, "Errors found while processing rows. Please refer to the row_errors field for details. The list may not be complete because of the size limitations.")
+		resp.RowErrors = rowErrs
+		return nil, resp
+	}
+	return changes, nil
 }
 
 // messageDescriptor builds the writer's message from the DescriptorProto
@@ -292,18 +329,6 @@ func collectDeps(dp *descriptorpb.DescriptorProto, deps map[string]bool) {
 	for _, n := range dp.GetNestedType() {
 		collectDeps(n, deps)
 	}
-}
-
-// decodeRow parses one serialized row with the writer's message and turns
-// it into a change.
-func (b *binding) decodeRow(md protoreflect.MessageDescriptor, raw []byte) (change, error) {
-	m := dynamicpb.NewMessage(md)
-	// AllowPartial: a missing REQUIRED column is reported by decode, with
-	// the column's name.
-	if err := (proto.UnmarshalOptions{AllowPartial: true}).Unmarshal(raw, m); err != nil {
-		return change{}, fmt.Errorf("cannot parse the row with the writer schema: %v", err)
-	}
-	return b.decodeChange(m)
 }
 
 // storageSchema converts a REST schema to the Storage API's.
