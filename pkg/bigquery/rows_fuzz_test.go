@@ -2,6 +2,7 @@ package bigquery
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
@@ -312,4 +313,21 @@ func fuzzFile(values ...any) string {
 		}
 	}
 	return s
+}
+
+// TestDecimalTooLong: a decimal longer than any BIGNUMERIC is an error
+// before its digits are computed (a length the record chooses would
+// otherwise choose the CPU time: about 1 s per MiB).
+func TestDecimalTooLong(t *testing.T) {
+	c := &column{name: "price", conv: convDecimal, value: &avroType{kind: "bytes", logical: "decimal", precision: 76, scale: 38}, num: 3}
+	body := func(n int) []byte {
+		b := binary.AppendVarint(nil, int64(n))
+		return append(b, bytes.Repeat([]byte{0x7f}, n)...)
+	}
+	if _, _, err := appendValue(nil, body(maxDecimalBytes), c); err != nil {
+		t.Errorf("a decimal of %d bytes: %v", maxDecimalBytes, err)
+	}
+	if _, _, err := appendValue(nil, body(1<<20), c); err == nil {
+		t.Errorf("a decimal of 1 MiB: no error")
+	}
 }
