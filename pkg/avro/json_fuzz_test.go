@@ -100,10 +100,10 @@ func TestFuzzCorpus(t *testing.T) {
 		body  []byte
 		good  bool
 	}
-	tree := []byte{0x00, 0x00, 0x04, 0x00, 0x02, 'x', 'y'}             // no kids, no tags, two nulls, B, "xy"
-	deep := append(bytes.Repeat([]byte{0x02}, 200), 0)                   // arrays of one tree, 200 levels down
+	tree := []byte{0x00, 0x00, 0x04, 0x00, 0x02, 'x', 'y'}              // no kids, no tags, two nulls, B, "xy"
+	deep := append(bytes.Repeat([]byte{0x02}, 200), 0)                  // arrays of one tree, 200 levels down
 	hugeNulls := []byte{0x00, 0x00, 0xfe, 0xff, 0xff, 0xff, 0x0f, 0x00} // 2^31-1 nulls
-	hugeKids := []byte{0xfe, 0xff, 0xff, 0xff, 0x0f}                     // 2^31-1 kids
+	hugeKids := []byte{0xfe, 0xff, 0xff, 0xff, 0x0f}                    // 2^31-1 kids
 	seeds := []seed{
 		{0, value, true}, {1, key, true}, {2, tree, true},
 		{0, value[:len(value)-1], false}, {0, append(append([]byte{}, value...), 0), false},
