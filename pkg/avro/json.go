@@ -6,7 +6,9 @@ package avro
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
@@ -91,6 +93,7 @@ type jnode struct {
 	logical  string
 	strait   string // strait.type
 	scale    int
+	size     int // fixed
 	fields   []jfield
 	branches []*jnode
 	items    *jnode
@@ -124,6 +127,9 @@ func (d *JSONDecoder) Decode(schema string, body []byte) (any, error) {
 		}
 		c = &jsonCodec{codec: codec, root: root}
 		d.codecs[schema] = c
+	}
+	if err := checkBody(body, c.root); err != nil {
+		return nil, fmt.Errorf("avro decode: %w", err)
 	}
 	native, rest, err := c.codec.NativeFromBinary(body)
 	if err != nil {
@@ -167,6 +173,9 @@ func (p *jparser) parse(v any, ns string) (*jnode, error) {
 		n := &jnode{kind: kind, logical: str("logicalType"), strait: str("strait.type")}
 		if f, ok := x["scale"].(float64); ok {
 			n.scale = int(f)
+		}
+		if f, ok := x["size"].(float64); ok {
+			n.size = int(f)
 		}
 		switch kind {
 		case "record", "error", "enum", "fixed":
@@ -347,4 +356,127 @@ func clock(us int64) string {
 		s += "." + strings.TrimRight(fmt.Sprintf("%06d", frac), "0")
 	}
 	return s
+}
+
+// maxNesting is how deep values may nest (records, unions, arrays, maps
+// within each other) in a body Decode accepts: a recursive schema lets the
+// data choose the depth, and goavro's decoder recurses with it.
+const maxNesting = 64
+
+// checkBody walks body as a value of n before goavro decodes it: goavro
+// trusts the counts it reads (an array of 2^31-1 items is allocated as
+// such) and recurses as deep as the data goes. Every record is untrusted,
+// so Decode refuses a body nested deeper than maxNesting or whose array
+// and map blocks claim more items than bytes remain — the producer never
+// writes arrays of zero-width items (null, empty records), the one case
+// where that is valid Avro.
+func checkBody(body []byte, n *jnode) error {
+	_, err := checkValue(body, n, 0)
+	return err
+}
+
+var errShort = errors.New("truncated data")
+
+func checkValue(b []byte, n *jnode, depth int) ([]byte, error) {
+	if depth > maxNesting {
+		return nil, fmt.Errorf("values nested deeper than %d levels", maxNesting)
+	}
+	switch n.kind {
+	case "null":
+		return b, nil
+	case "boolean":
+		return advance(b, 1)
+	case "int", "long", "enum":
+		_, b, err := readLong(b)
+		return b, err
+	case "float":
+		return advance(b, 4)
+	case "double":
+		return advance(b, 8)
+	case "fixed":
+		if n.size < 0 {
+			return nil, fmt.Errorf("fixed %s of size %d", n.name, n.size)
+		}
+		return advance(b, n.size)
+	case "bytes", "string":
+		l, b, err := readLong(b)
+		if err != nil {
+			return nil, err
+		}
+		if l < 0 || l > int64(len(b)) {
+			return nil, fmt.Errorf("a length of %d with %d bytes left", l, len(b))
+		}
+		return b[l:], nil
+	case "record":
+		var err error
+		for _, f := range n.fields {
+			if b, err = checkValue(b, f.typ, depth+1); err != nil {
+				return nil, err
+			}
+		}
+		return b, nil
+	case "union":
+		i, b, err := readLong(b)
+		if err != nil {
+			return nil, err
+		}
+		if i < 0 || i >= int64(len(n.branches)) {
+			return nil, fmt.Errorf("union branch %d out of range", i)
+		}
+		return checkValue(b, n.branches[i], depth+1)
+	case "array", "map":
+		for {
+			count, rest, err := readLong(b)
+			if err != nil {
+				return nil, err
+			}
+			b = rest
+			if count == 0 {
+				return b, nil
+			}
+			if count < 0 {
+				if count == math.MinInt64 {
+					return nil, fmt.Errorf("%s block count %d", n.kind, count)
+				}
+				count = -count
+				if _, b, err = readLong(b); err != nil {
+					return nil, err
+				}
+			}
+			if count > int64(len(b)) {
+				return nil, fmt.Errorf("%s block of %d items with %d bytes left", n.kind, count, len(b))
+			}
+			for range count {
+				if n.kind == "map" {
+					if b, err = checkValue(b, &jnode{kind: "string"}, depth+1); err != nil {
+						return nil, err
+					}
+				}
+				if b, err = checkValue(b, n.items, depth+1); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return nil, fmt.Errorf("cannot read type %q", n.kind)
+}
+
+// advance steps over n bytes.
+func advance(b []byte, n int) ([]byte, error) {
+	if len(b) < n {
+		return nil, errShort
+	}
+	return b[n:], nil
+}
+
+// readLong reads an Avro int or long (zig-zag varint).
+func readLong(b []byte) (int64, []byte, error) {
+	u, n := binary.Uvarint(b)
+	switch {
+	case n == 0:
+		return 0, nil, errShort
+	case n < 0:
+		return 0, nil, errors.New("varint longer than 64 bits")
+	}
+	return int64(u>>1) ^ -int64(u&1), b[n:], nil
 }

@@ -112,9 +112,17 @@ func (p *avroParser) parseComplex(m map[string]any, ns string) (*avroType, error
 			t.kind = "record"
 		}
 		p.named[full] = t // before the fields: a record may refer to itself
+		if t.size < 0 {
+			return nil, fmt.Errorf("avro schema: fixed %s has size %d", full, t.size)
+		}
 		if kind == "enum" {
-			for _, s := range m["symbols"].([]any) {
-				t.symbols = append(t.symbols, s.(string))
+			syms, _ := m["symbols"].([]any)
+			for _, s := range syms {
+				sym, ok := s.(string)
+				if !ok {
+					return nil, fmt.Errorf("avro schema: enum %s: a symbol is not a string", full)
+				}
+				t.symbols = append(t.symbols, sym)
 			}
 		}
 		if t.kind == "record" {
@@ -152,6 +160,9 @@ func (p *avroParser) parseComplex(m map[string]any, ns string) (*avroType, error
 	t.logical = str("logicalType")
 	t.connectName = str("connect.name")
 	t.precision, t.scale = num("precision"), num("scale")
+	if t.logical == "decimal" && (t.scale < 0 || t.precision < 0) {
+		return nil, fmt.Errorf("avro schema: decimal(%d,%d)", t.precision, t.scale)
+	}
 	return t, nil
 }
 
@@ -185,8 +196,11 @@ var errShort = errors.New("avro: truncated data")
 // readLong reads an Avro int or long (zig-zag varint).
 func readLong(b []byte) (int64, []byte, error) {
 	u, n := binary.Uvarint(b)
-	if n <= 0 {
+	switch {
+	case n == 0:
 		return 0, nil, errShort
+	case n < 0:
+		return 0, nil, errors.New("avro: varint longer than 64 bits")
 	}
 	return int64(u>>1) ^ -int64(u&1), b[n:], nil
 }
@@ -229,8 +243,24 @@ func readBranch(b []byte, t *avroType) (int, []byte, error) {
 	return int(i), b, nil
 }
 
+// maxNesting is how deep values may nest (records, unions, arrays, maps
+// within each other) in a body the consumer walks. A recursive schema lets
+// the data choose the depth, and every record is untrusted: without a
+// bound a small record could exhaust the stack. Debezium envelopes nest a
+// few levels; BigQuery columns at most 15.
+const maxNesting = 64
+
+// errNesting is a value nested deeper than maxNesting.
+var errNesting = fmt.Errorf("avro: values nested deeper than %d levels", maxNesting)
+
 // skip steps over one value of type t.
-func skip(b []byte, t *avroType) ([]byte, error) {
+func skip(b []byte, t *avroType) ([]byte, error) { return skipNested(b, t, 0) }
+
+// skipNested steps over one value of type t found depth levels down.
+func skipNested(b []byte, t *avroType, depth int) ([]byte, error) {
+	if depth > maxNesting {
+		return nil, errNesting
+	}
 	var err error
 	switch t.kind {
 	case "null":
@@ -263,7 +293,7 @@ func skip(b []byte, t *avroType) ([]byte, error) {
 		return b[t.size:], nil
 	case "record":
 		for _, f := range t.fields {
-			if b, err = skip(b, f.typ); err != nil {
+			if b, err = skipNested(b, f.typ, depth+1); err != nil {
 				return nil, err
 			}
 		}
@@ -273,10 +303,14 @@ func skip(b []byte, t *avroType) ([]byte, error) {
 		if i, b, err = readBranch(b, t); err != nil {
 			return nil, err
 		}
-		return skip(b, t.branches[i])
+		return skipNested(b, t.branches[i], depth+1)
 	case "array", "map":
 		// Blocks: a count, then the items; a negative count is followed by
-		// the block's size in bytes; a zero count ends the value.
+		// the block's size in bytes; a zero count ends the value. The
+		// count is untrusted: every item but a zero-width one (null, an
+		// empty record) takes a byte at least, so the loop ends with the
+		// data; a zero-width item means they all are, and the rest of the
+		// block is nothing to step over.
 		for {
 			var n int64
 			if n, b, err = readLong(b); err != nil {
@@ -286,19 +320,26 @@ func skip(b []byte, t *avroType) ([]byte, error) {
 				return b, nil
 			}
 			if n < 0 {
+				if n == math.MinInt64 {
+					return nil, fmt.Errorf("avro: %s block count %d", t.kind, n)
+				}
 				if _, b, err = readLong(b); err != nil {
 					return nil, err
 				}
 				n = -n
 			}
 			for range n {
+				left := len(b)
 				if t.kind == "map" {
 					if _, b, err = readBytes(b); err != nil {
 						return nil, err
 					}
 				}
-				if b, err = skip(b, t.items); err != nil {
+				if b, err = skipNested(b, t.items, depth+1); err != nil {
 					return nil, err
+				}
+				if len(b) == left {
+					break
 				}
 			}
 		}

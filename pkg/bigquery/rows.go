@@ -464,6 +464,9 @@ func appendValue(dst, b []byte, c *column) ([]byte, []byte, error) {
 		if v, b, err = readBytes(b); err != nil {
 			return nil, dst, err
 		}
+		if c.conv == convDecimal && len(v) > maxDecimalBytes {
+			return nil, dst, fmt.Errorf("a decimal of %d bytes: more digits than BIGNUMERIC holds", len(v))
+		}
 		dst = protowire.AppendTag(dst, c.num, protowire.BytesType)
 		if c.conv == convDecimal {
 			return b, appendDecimalText(dst, v, c.value.scale), nil
@@ -473,6 +476,9 @@ func appendValue(dst, b []byte, c *column) ([]byte, []byte, error) {
 		n := c.value.size
 		if len(b) < n {
 			return nil, dst, errShort
+		}
+		if c.conv == convFixedDecimal && n > maxDecimalBytes {
+			return nil, dst, fmt.Errorf("a decimal of %d bytes: more digits than BIGNUMERIC holds", n)
 		}
 		dst = protowire.AppendTag(dst, c.num, protowire.BytesType)
 		if c.conv == convFixedDecimal {
@@ -499,6 +505,12 @@ func appendValue(dst, b []byte, c *column) ([]byte, []byte, error) {
 	}
 	return nil, dst, fmt.Errorf("no conversion %d", c.conv)
 }
+
+// maxDecimalBytes bounds a decimal's two's-complement bytes: BIGNUMERIC's
+// 76 digits take 32, twice that allows sign-extension padding. The bound
+// is the record's defence: converting n bytes to decimal text costs more
+// than linear time (about 1 s for 1 MiB), and such a value fits no column.
+const maxDecimalBytes = 64
 
 // appendDecimalText appends a length-prefixed decimal text: raw is the
 // unscaled value in big-endian two's complement (Avro's decimal), scale

@@ -375,10 +375,10 @@ func (g *Group) decode(ctx context.Context, b []byte) (Message, error) {
 	if b == nil {
 		return Message{}, nil
 	}
-	if len(b) < 5 || b[0] != 0 {
-		return Message{}, &decodeError{ReasonBadFraming, errors.New("not in the Confluent wire format (magic byte 0, schema id)")}
+	id, body, err := splitFrame(b)
+	if err != nil {
+		return Message{}, &decodeError{ReasonBadFraming, err}
 	}
-	id := int(binary.BigEndian.Uint32(b[1:5]))
 	s, ok := g.schemas[id]
 	if !ok {
 		sch, err := g.registry.SchemaByID(ctx, id)
@@ -392,7 +392,17 @@ func (g *Group) decode(ctx context.Context, b []byte) (Message, error) {
 		s = sch.Schema
 		g.schemas[id] = s
 	}
-	return Message{SchemaID: id, Schema: s, Body: b[5:]}, nil
+	return Message{SchemaID: id, Schema: s, Body: body}, nil
+}
+
+// splitFrame splits a record key or value in the Confluent wire format:
+// magic byte 0, a big-endian 4-byte schema id, the Avro body (aliasing b).
+// Whether the registry knows the id is decode's question.
+func splitFrame(b []byte) (int, []byte, error) {
+	if len(b) < 5 || b[0] != 0 {
+		return 0, nil, errors.New("not in the Confluent wire format (magic byte 0, schema id)")
+	}
+	return int(binary.BigEndian.Uint32(b[1:5])), b[5:], nil
 }
 
 // Commit commits, for every partition in batches, the offset after its

@@ -1,0 +1,99 @@
+package kafka
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/strait-cdc/strait/pkg/avro"
+	"github.com/strait-cdc/strait/pkg/cdc"
+)
+
+var update = flag.Bool("update", false, "rewrite the seed corpora under testdata/fuzz")
+
+// FuzzDecode feeds arbitrary record keys and values to the consumer's
+// Confluent framing: a record is either split into its schema id and body
+// or refused as badly framed, never a panic. (The registry lookup is
+// answered from the schema cache: the registry is not what is fuzzed.)
+func FuzzDecode(f *testing.F) {
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g := &Group{schemas: map[int]string{}}
+		framed := len(b) >= 5 && b[0] == 0
+		if framed {
+			g.schemas[int(binary.BigEndian.Uint32(b[1:5]))] = `"long"`
+		}
+		m, err := g.decode(t.Context(), b)
+		var bad *decodeError
+		switch {
+		case b == nil:
+			if err != nil || m.Body != nil {
+				t.Fatalf("a tombstone: %+v, %v", m, err)
+			}
+		case !framed:
+			if !errors.As(err, &bad) || bad.reason != ReasonBadFraming {
+				t.Fatalf("% x: %v, want a %s error", b, err, ReasonBadFraming)
+			}
+		case err != nil:
+			t.Fatalf("% x: %v", b, err)
+		case m.SchemaID != int(binary.BigEndian.Uint32(b[1:5])) || !bytes.Equal(m.Body, b[5:]) || m.Schema != `"long"`:
+			t.Fatalf("% x: %+v", b, m)
+		}
+	})
+}
+
+// TestFuzzCorpus checks the seed corpus against what it is made of — the
+// real encoder's key and value and bad framings of them — and rewrites it
+// with -update.
+func TestFuzzCorpus(t *testing.T) {
+	tbl := &cdc.Table{Database: "shop", Name: "users", PrimaryKey: []int{0},
+		Columns: []cdc.Column{{Name: "id", Type: cdc.TypeInt64}, {Name: "email", Type: cdc.TypeString, Nullable: true}}}
+	enc := avro.NewEncoder(tbl, "strait", "test", 7, 8)
+	ev := &cdc.Event{Table: tbl, Op: cdc.OpCreate, After: []cdc.Value{cdc.Int(1), cdc.Str("a@x")},
+		Position: cdc.Position{Epoch: 1, File: 3, Pos: 4}, CommitTime: time.Unix(1700000000, 0)}
+	key, err := enc.AppendKey(nil, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, err := enc.AppendValue(nil, ev, time.Unix(1700000000, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seeds := [][]byte{
+		key, value,
+		{},                              // empty, not a tombstone
+		value[:4],                       // shorter than the header
+		value[:5],                       // a header and an empty body
+		append([]byte{1}, value[1:]...), // a wrong magic byte
+		{0, 0xff, 0xff, 0xff, 0xff, 0},  // the largest schema id
+	}
+	dir := filepath.Join("testdata", "fuzz", "FuzzDecode")
+	if *update {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, s := range seeds {
+		path := filepath.Join(dir, fmt.Sprintf("seed-%02d", i))
+		want := "go test fuzz v1\n[]byte(" + strconv.Quote(string(s)) + ")\n"
+		if *update {
+			if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (go test -run TestFuzzCorpus -update writes it)", err)
+		}
+		if string(got) != want {
+			t.Errorf("%s differs from what the encoder writes now (go test -run TestFuzzCorpus -update rewrites it)", path)
+		}
+	}
+}
