@@ -382,31 +382,39 @@ func baselinePass(b *testing.B, ctx context.Context, w *workload, serverID uint3
 	return rows, txs
 }
 
+// benchPipeline opens a reader of tables include, and a writer to brokers
+// under prefix, closed when the benchmark ends; reg holds their metrics.
+func benchPipeline(b *testing.B, ctx context.Context, include string, brokers []string, serverID uint32, prefix string, transactional bool) (*binlog.Reader, *kafka.Writer, *kafka.Config, *prometheus.Registry) {
+	b.Helper()
+	log := slog.New(slog.DiscardHandler)
+	reg := prometheus.NewRegistry()
+	src := binlog.Config{Host: env.db.Host, Port: env.db.Port, User: env.db.User, Password: env.db.Password,
+		ServerID: serverID, Include: []string{include}}
+	src.Defaults()
+	reader, err := binlog.Open(ctx, &src, log, binlog.NewMetrics(reg))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(reader.Close)
+	kcfg := &kafka.Config{}
+	kcfg.Defaults()
+	kcfg.Brokers, kcfg.RegistryURL, kcfg.TopicPrefix = brokers, env.registry.URL(), prefix
+	kcfg.Transactions = transactional
+	writer, err := kafka.NewWriter(kcfg, version, log, kafka.NewMetrics(reg))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(writer.Close)
+	return reader, writer, kcfg, reg
+}
+
 // producerPass streams w's binlog range through the producer's reader and
 // writer until every record is acknowledged: without Kafka transactions
 // (the streaming path), or with them, committing a checkpoint after every
 // kafka.transaction_max_records records as stream does.
 func producerPass(b *testing.B, ctx context.Context, w *workload, brokers []string, serverID uint32, prefix string, transactional bool, half func()) (rows, txs int) {
 	b.Helper()
-	log := slog.New(slog.DiscardHandler)
-	reg := prometheus.NewRegistry()
-	src := binlog.Config{Host: env.db.Host, Port: env.db.Port, User: env.db.User, Password: env.db.Password,
-		ServerID: serverID, Include: []string{w.include}}
-	src.Defaults()
-	reader, err := binlog.Open(ctx, &src, log, binlog.NewMetrics(reg))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer reader.Close()
-	var kcfg kafka.Config
-	kcfg.Defaults()
-	kcfg.Brokers, kcfg.RegistryURL, kcfg.TopicPrefix = brokers, env.registry.URL(), prefix
-	kcfg.Transactions = transactional
-	writer, err := kafka.NewWriter(&kcfg, version, log, kafka.NewMetrics(reg))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer writer.Close()
+	reader, writer, kcfg, _ := benchPipeline(b, ctx, w.include, brokers, serverID, prefix, transactional)
 	if err := reader.Start(ctx, w.start); err != nil {
 		b.Fatal(err)
 	}

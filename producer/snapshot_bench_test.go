@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -82,24 +81,7 @@ func scanPass(b *testing.B, ctx context.Context, total int, half func()) int {
 // commits) until a committed checkpoint says the snapshot is done.
 func snapshotPass(b *testing.B, ctx context.Context, brokers []string, serverID uint32, prefix string, total int, half func()) int {
 	b.Helper()
-	log := slog.New(slog.DiscardHandler)
-	reg := prometheus.NewRegistry()
-	src := binlog.Config{Host: env.db.Host, Port: env.db.Port, User: env.db.User, Password: env.db.Password,
-		ServerID: serverID, Include: []string{"bench.snap"}}
-	src.Defaults()
-	reader, err := binlog.Open(ctx, &src, log, binlog.NewMetrics(reg))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer reader.Close()
-	var kcfg kafka.Config
-	kcfg.Defaults()
-	kcfg.Brokers, kcfg.RegistryURL, kcfg.TopicPrefix = brokers, env.registry.URL(), prefix
-	writer, err := kafka.NewWriter(&kcfg, version, log, kafka.NewMetrics(reg))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer writer.Close()
+	reader, writer, kcfg, reg := benchPipeline(b, ctx, "bench.snap", brokers, serverID, prefix, true)
 	if _, err := writer.ReadCheckpoint(ctx); err != nil { // takes over the transactional id
 		b.Fatal(err)
 	}
@@ -114,7 +96,7 @@ func snapshotPass(b *testing.B, ctx context.Context, brokers []string, serverID 
 	done, stop := context.WithCancel(ctx)
 	defer stop()
 	var halved bool
-	err = stream(done, reader, writer, resume, &kcfg, func(cp *kafka.Checkpoint) {
+	err = stream(done, reader, writer, resume, kcfg, func(cp *kafka.Checkpoint) {
 		if !halved && len(cp.SnapshotAfter) > 0 && cp.SnapshotAfter[0].Int >= int64(total/2) {
 			halved = true
 			half()
