@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/strait-cdc/strait/pkg/cdc"
+	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the seed corpora under testdata/fuzz")
@@ -113,32 +113,14 @@ func TestFuzzCorpus(t *testing.T) {
 		{2, deep, false}, {2, hugeNulls, false}, {2, hugeKids, false},
 	}
 	dec := NewJSONDecoder()
-	dir := filepath.Join("testdata", "fuzz", "FuzzJSONDecoder")
-	if *update {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	var files []string
 	for i, s := range seeds {
 		if _, err := dec.Decode(schemas[s.which], s.body); (err == nil) != s.good {
 			t.Errorf("seed %d: Decode: %v, want an error: %t", i, err, !s.good)
 		}
-		path := filepath.Join(dir, fmt.Sprintf("seed-%02d", i))
-		want := fmt.Sprintf("go test fuzz v1\nuint8(%d)\n[]byte(%s)\n", s.which, strconv.Quote(string(s.body)))
-		if *update {
-			if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (go test -run TestFuzzCorpus -update writes it)", err)
-		}
-		if string(got) != want {
-			t.Errorf("%s differs from what the encoder writes now (go test -run TestFuzzCorpus -update rewrites it)", path)
-		}
+		files = append(files, fmt.Sprintf("go test fuzz v1\nuint8(%d)\n[]byte(%s)\n", s.which, strconv.Quote(string(s.body))))
 	}
+	testenv.CheckCorpus(t, filepath.Join("testdata", "fuzz", "FuzzJSONDecoder"), files, *update)
 	if _, err := dec.Decode(recursiveSchema, deep); err == nil || !strings.Contains(err.Error(), "nested deeper") {
 		t.Errorf("a tree 200 levels deep: %v, want an error about nesting", err)
 	}

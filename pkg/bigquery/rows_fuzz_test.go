@@ -5,9 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"flag"
-	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/strait-cdc/strait/pkg/avro"
 	"github.com/strait-cdc/strait/pkg/cdc"
+	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
 // The consumer reads every Kafka record as untrusted: these fuzz targets
@@ -276,29 +275,11 @@ func TestFuzzCorpus(t *testing.T) {
 // writes them with -update).
 func checkCorpus[T any](t *testing.T, target string, entries []T, file func(T) string) {
 	t.Helper()
-	dir := filepath.Join("testdata", "fuzz", target)
-	if *update {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	files := make([]string, len(entries))
 	for i, e := range entries {
-		path := filepath.Join(dir, fmt.Sprintf("seed-%02d", i))
-		want := file(e)
-		if *update {
-			if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (go test -run TestFuzzCorpus -update writes it)", err)
-		}
-		if string(got) != want {
-			t.Errorf("%s differs from what the encoder writes now (go test -run TestFuzzCorpus -update rewrites it)", path)
-		}
+		files[i] = file(e)
 	}
+	testenv.CheckCorpus(t, filepath.Join("testdata", "fuzz", target), files, *update)
 }
 
 // fuzzFile is a corpus file of the values, in go test's format.

@@ -5,8 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"flag"
-	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/strait-cdc/strait/pkg/avro"
 	"github.com/strait-cdc/strait/pkg/cdc"
+	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
 var update = flag.Bool("update", false, "rewrite the seed corpora under testdata/fuzz")
@@ -73,27 +72,9 @@ func TestFuzzCorpus(t *testing.T) {
 		append([]byte{1}, value[1:]...), // a wrong magic byte
 		{0, 0xff, 0xff, 0xff, 0xff, 0},  // the largest schema id
 	}
-	dir := filepath.Join("testdata", "fuzz", "FuzzDecode")
-	if *update {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
+	var files []string
+	for _, seed := range seeds {
+		files = append(files, "go test fuzz v1\n[]byte("+strconv.Quote(string(seed))+")\n")
 	}
-	for i, s := range seeds {
-		path := filepath.Join(dir, fmt.Sprintf("seed-%02d", i))
-		want := "go test fuzz v1\n[]byte(" + strconv.Quote(string(s)) + ")\n"
-		if *update {
-			if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (go test -run TestFuzzCorpus -update writes it)", err)
-		}
-		if string(got) != want {
-			t.Errorf("%s differs from what the encoder writes now (go test -run TestFuzzCorpus -update rewrites it)", path)
-		}
-	}
+	testenv.CheckCorpus(t, filepath.Join("testdata", "fuzz", "FuzzDecode"), files, *update)
 }
