@@ -63,18 +63,42 @@ func TestChaosEndsExact(t *testing.T) {
 	if err := st.writeConfigs(); err != nil {
 		t.Fatal(err)
 	}
-	// The processes: restarted in place by index when killed.
+	// The processes: restarted in place by index when the test kills
+	// them, and — as Kubernetes restarts a container — when one exits by
+	// itself (an error it does not recover from in-process, such as a
+	// commit refused while coordinators move: it resumes from its
+	// checkpoint).
+	type proc struct {
+		cmd    *exec.Cmd
+		exited chan struct{}
+	}
 	names := []string{"producer", "consumer", "consumer"}
-	procs := make([]*exec.Cmd, len(names))
+	procs := make([]*proc, len(names))
+	restarts := 0
 	start := func(i int) {
-		if procs[i], err = st.spawn(names[i], "-http_addr", "127.0.0.1:0"); err != nil {
+		cmd, err := st.spawn(names[i], "-http_addr", "127.0.0.1:0")
+		if err != nil {
 			t.Fatal(err)
 		}
+		p := &proc{cmd: cmd, exited: make(chan struct{})}
+		go func() { cmd.Wait(); close(p.exited) }()
+		procs[i] = p
 	}
 	kill := func(i int) {
-		procs[i].Process.Kill()
-		procs[i].Wait()
+		procs[i].cmd.Process.Kill()
+		<-procs[i].exited
 		start(i)
+	}
+	supervise := func() {
+		for i, p := range procs {
+			select {
+			case <-p.exited:
+				t.Logf("%s exited by itself (%v); restarted", names[i], p.cmd.ProcessState)
+				restarts++
+				start(i)
+			default:
+			}
+		}
 	}
 	for i := range procs {
 		start(i)
@@ -100,6 +124,7 @@ func TestChaosEndsExact(t *testing.T) {
 		appends, records := st.bq.Appends(), ends()
 		deadline := time.Now().Add(90 * time.Second)
 		for st.bq.Appends() <= appends+2 || ends() <= records {
+			supervise()
 			if time.Now().After(deadline) || ctx.Err() != nil {
 				t.Fatalf("no progress after %s: appends %d, records %d", what, st.bq.Appends(), ends())
 			}
@@ -189,6 +214,7 @@ func TestChaosEndsExact(t *testing.T) {
 	// moves as long as BigQuery keeps acknowledging appends.
 	deadline, appends := time.Now().Add(time.Minute), st.bq.Appends()
 	for {
+		supervise()
 		if n := st.bq.Appends(); n > appends {
 			deadline, appends = time.Now().Add(time.Minute), n
 		}
@@ -224,8 +250,8 @@ func TestChaosEndsExact(t *testing.T) {
 	if ops["r"] == 0 {
 		t.Errorf("no snapshot rows, want the rows there were (%d at the start, some changed while read)", initial)
 	}
-	t.Logf("verified after %d rounds of faults: %d source row changes (%d key changes, %d large transactions) and %d snapshot rows, each once; %d BigQuery appends",
-		rounds, w.changes.Load(), w.keyChanges.Load(), w.large.Load(), ops["r"], st.bq.Appends())
+	t.Logf("verified after %d rounds of faults (%d processes exited by themselves and were restarted): %d source row changes (%d key changes, %d large transactions) and %d snapshot rows, each once; %d BigQuery appends",
+		rounds, restarts, w.changes.Load(), w.keyChanges.Load(), w.large.Load(), ops["r"], st.bq.Appends())
 }
 
 // chaosWorkload writes random source transactions and counts the row
