@@ -2,7 +2,10 @@
 GO       ?= go
 BIN      := bin
 PKGS     := ./...
-TESTFLAGS ?= -race -count=1 -timeout 30m
+# -p 1: one package at a time (tests inside a package still run in parallel):
+# the end-to-end packages start their own servers and processes, and on two
+# cores running them side by side only makes every test slower.
+TESTFLAGS ?= -race -count=1 -timeout 30m -p 1
 
 .PHONY: build test fuzz bench lint fmt tidy clean images demo demo-down
 

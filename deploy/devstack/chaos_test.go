@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -68,20 +67,14 @@ func TestChaosEndsExact(t *testing.T) {
 	// itself (an error it does not recover from in-process, such as a
 	// commit refused while coordinators move: it resumes from its
 	// checkpoint).
-	type proc struct {
-		cmd    *exec.Cmd
-		exited chan struct{}
-	}
 	names := []string{"producer", "consumer", "consumer"}
-	procs := make([]*proc, len(names))
+	procs := make([]*process, len(names))
 	restarts := 0
 	start := func(i int) {
-		cmd, err := st.spawn(names[i], "-http_addr", "127.0.0.1:0")
+		p, err := st.spawn(names[i], "-http_addr", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := &proc{cmd: cmd, exited: make(chan struct{})}
-		go func() { cmd.Wait(); close(p.exited) }()
 		procs[i] = p
 	}
 	kill := func(i int) {

@@ -30,7 +30,7 @@ type stack struct {
 	kafka    *kfake.Cluster
 	registry *srfake.Registry
 	bq       *bqfake.Server // nil with a real BigQuery project
-	procs    []*exec.Cmd
+	procs    []*process
 	metrics  map[string]string // binary → its /metrics URL
 }
 
@@ -67,25 +67,24 @@ func startStack(ctx context.Context, o *options, out io.Writer) (*stack, error) 
 	return st, nil
 }
 
+// process is a started binary; exited is closed once it has ended.
+type process struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
 // close stops the binaries (SIGTERM: they drain and commit), then the
 // services.
 func (st *stack) close() {
 	for _, p := range st.procs {
-		if p.ProcessState == nil {
-			p.Process.Signal(syscall.SIGTERM)
-		}
+		p.cmd.Process.Signal(syscall.SIGTERM) // an error for one that ended
 	}
 	for _, p := range st.procs {
-		if p.ProcessState != nil {
-			continue // killed and waited for
-		}
-		done := make(chan struct{})
-		go func() { p.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-p.exited:
 		case <-time.After(30 * time.Second):
-			p.Process.Kill()
-			<-done
+			p.cmd.Process.Kill()
+			<-p.exited
 		}
 	}
 	os.Remove(filepath.Join(st.o.dir, "pids"))
@@ -180,7 +179,7 @@ kafka:
 // spawn starts `bin/<binary> run` with <dir>/<binary>.yaml and extra
 // flags, its log appended to <dir>/<binary>.log, and notes its pid for make
 // demo-down.
-func (st *stack) spawn(binary string, flags ...string) (*exec.Cmd, error) {
+func (st *stack) spawn(binary string, flags ...string) (*process, error) {
 	log, err := os.OpenFile(filepath.Join(st.o.dir, binary+".log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, err
@@ -193,9 +192,11 @@ func (st *stack) spawn(binary string, flags ...string) (*exec.Cmd, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", binary, err)
 	}
-	st.procs = append(st.procs, cmd)
+	p := &process{cmd: cmd, exited: make(chan struct{})}
+	go func() { cmd.Wait(); close(p.exited) }()
+	st.procs = append(st.procs, p)
 	st.notePid(strconv.Itoa(cmd.Process.Pid))
-	return cmd, nil
+	return p, nil
 }
 
 // notePid adds a process to <dir>/pids, which make demo-down stops if the
