@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kversion"
 	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/strait-cdc/strait/pkg/avro"
@@ -81,7 +82,12 @@ func NewWriter(cfg *Config, version string, log *slog.Logger, m *Metrics, opts .
 	}
 	txn := txnState{transactional: cfg.Transactions, id: "strait-" + cfg.TopicPrefix}
 	if txn.transactional {
-		base = append(base, kgo.TransactionalID(txn.id), kgo.TransactionTimeout(cfg.TransactionTimeout))
+		base = append(base, kgo.TransactionalID(txn.id), kgo.TransactionTimeout(cfg.TransactionTimeout),
+			// Kafka 3.9's transactions, which every 3.x and 4.x broker
+			// speaks: with 4.0's (KIP-890, a new epoch at every commit)
+			// a produce right after a commit was sometimes sent with the
+			// old sequence (OUT_OF_ORDER_SEQUENCE_NUMBER in our tests).
+			kgo.MaxVersions(kversion.V3_9_0()))
 	}
 	cpCodec, err := goavro.NewCodec(schemas.Checkpoint)
 	if err != nil {
