@@ -104,5 +104,8 @@ func (w *Writer) abort(ctx context.Context, err error) error {
 }
 
 func isFenced(err error) bool {
-	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)
+	// With Kafka 3.x transactions a producer whose transaction another
+	// producer of the same transactional id aborted (by taking it over)
+	// may also hear INVALID_TXN_STATE.
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.InvalidTxnState)
 }
