@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -77,21 +78,35 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	configured := start != (binlog.Start{})
+	lost := false // the checkpoint's binlog is gone: start over with a snapshot (when_needed)
 	switch {
 	case configured && cp != nil:
 		log.Warn("starting where configured, not at the checkpoint", "start", start.String(), "checkpoint", cp.File+":"+strconv.FormatUint(cp.Pos, 10), "checkpoint_gtid", cp.GTIDSet)
 	case cp != nil:
 		start = binlog.Start{GTID: cp.GTIDSet, File: cp.File, Pos: cp.Pos, SkipRows: cp.RowsDone, TxGTID: cp.TxGTID, Epoch: cp.Epoch}
-		if start, err = onServer(reader, start, cp.ServerID, log); err != nil {
+		start, err = onServer(reader, start, cp.ServerID, log)
+		if cfg.Source.Snapshot == binlog.SnapshotWhenNeeded {
+			lost, err = binlogLost(ctx, reader, start, err)
+		}
+		if err != nil {
 			return err
+		}
+		if lost {
+			// The changes between the checkpoint and now are gone; the
+			// snapshot brings every row that exists up to date (rows
+			// deleted meanwhile stay downstream: README, "Snapshots").
+			log.Warn("the binlog to resume from is gone: streaming from the current position and snapshotting every captured table again",
+				"checkpoint", start.String(), "epoch", cp.Epoch+1)
+			start = binlog.Start{Epoch: cp.Epoch + 1}
+			break
 		}
 		log.Info("resuming from the checkpoint", "at", start.String(), "file", cp.File, "pos", cp.Pos,
 			"rows_done", cp.RowsDone, "epoch", start.Epoch, "written", cp.Written)
 	}
-	if err := schemaHistory(ctx, reader, writer, cp, !configured, cfg.Kafka.Transactions); err != nil {
+	if err := schemaHistory(ctx, reader, writer, cp, !configured && !lost, cfg.Kafka.Transactions); err != nil {
 		return err
 	}
-	if err := planSnapshot(ctx, reader, cp, configured, cfg.Source.Snapshot, log); err != nil {
+	if err := planSnapshot(ctx, reader, cp, configured, lost, cfg.Source.Snapshot, log); err != nil {
 		return err
 	}
 	if err := reader.Start(ctx, start); err != nil {
@@ -130,12 +145,29 @@ func onServer(reader *binlog.Reader, start binlog.Start, cpServer uint32, log *s
 		return start, err
 	}
 	if start.GTID == "" {
-		return start, fmt.Errorf("the checkpoint is of server_id %d, this server is %d, and without a GTID set the position cannot carry over: "+
-			"enable GTIDs, or re-snapshot and start at the current position (source.start_position)", cpServer, id)
+		return start, fmt.Errorf("the checkpoint is of server_id %d, this server is %d, and without a GTID set the position cannot carry over: %w; "+
+			"enable GTIDs, or re-snapshot (source.snapshot: when_needed does it by itself) and start at the current position (source.start_position)", cpServer, id, errElsewhere)
 	}
 	log.Warn("continuing on another server by GTID set: the sequence epoch rises", "checkpoint_server_id", cpServer,
 		"server_id", id, "gtid", start.GTID, "epoch", start.Epoch+1)
 	return binlog.Start{GTID: start.GTID, SkipRows: start.SkipRows, TxGTID: start.TxGTID, Epoch: start.Epoch + 1}, nil
+}
+
+// errElsewhere: the checkpoint's position is another server's.
+var errElsewhere = errors.New("the checkpoint's binlog position is another server's")
+
+// binlogLost reports whether the binlog to resume from (start, which
+// onServer returned with err) is gone: another server's position, or one
+// the server no longer has (purged).
+func binlogLost(ctx context.Context, reader *binlog.Reader, start binlog.Start, err error) (bool, error) {
+	if errors.Is(err, errElsewhere) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	ok, err := reader.Available(ctx, start)
+	return !ok, err
 }
 
 // schemaHistory gives the reader the schema history (pkg/binlog/history.go)
@@ -171,13 +203,20 @@ func schemaHistory(ctx context.Context, reader *binlog.Reader, writer *kafka.Wri
 //
 // With a checkpoint, tables the configuration captures now but did not when
 // the checkpoint was written (source.include grew) are added, unless
-// source.snapshot is never.
-func planSnapshot(ctx context.Context, reader *binlog.Reader, cp *kafka.Checkpoint, configured bool, mode string, log *slog.Logger) error {
+// source.snapshot is never. When the checkpoint's binlog is lost, every
+// captured table is snapshotted again.
+func planSnapshot(ctx context.Context, reader *binlog.Reader, cp *kafka.Checkpoint, configured, lost bool, mode string, log *slog.Logger) error {
 	var st binlog.SnapshotState
 	switch {
+	case lost:
+		tables, err := reader.CapturedTables(ctx)
+		if err != nil {
+			return err
+		}
+		st = binlog.SnapshotState{Tables: tables, Requests: cp.SnapshotRequests}
 	case cp != nil:
 		st = binlog.SnapshotState{Tables: cp.SnapshotTables, After: cp.SnapshotAfter, Filters: cp.SnapshotFilters, Requests: cp.SnapshotRequests}
-		if mode == "never" {
+		if mode == binlog.SnapshotNever {
 			break
 		}
 		tables, err := reader.CapturedTables(ctx)
@@ -191,7 +230,7 @@ func planSnapshot(ctx context.Context, reader *binlog.Reader, cp *kafka.Checkpoi
 				st.Tables = append(st.Tables, t)
 			}
 		}
-	case !configured && mode == "initial":
+	case !configured && mode != binlog.SnapshotNever:
 		tables, err := reader.CapturedTables(ctx)
 		if err != nil {
 			return err

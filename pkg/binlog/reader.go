@@ -251,10 +251,12 @@ func (r *Reader) Current(ctx context.Context) (Start, error) {
 // position.
 func (r *Reader) Start(ctx context.Context, s Start) error {
 	if s.GTID == "" && s.File == "" {
-		var err error
-		if s, err = r.Current(ctx); err != nil {
+		cur, err := r.Current(ctx)
+		if err != nil {
 			return err
 		}
+		cur.Epoch = s.Epoch
+		s = cur
 	}
 	r.started, r.skip, r.epoch = s, s.SkipRows, s.Epoch
 	if s.GTID == "" {
@@ -277,7 +279,28 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 	if r.goMySQL {
 		decodeRows, decodeMeta = nil, nil
 	}
-	r.syncer = replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+	r.syncer = replication.NewBinlogSyncer(r.syncerConfig(dumpFlags, decodeRows, decodeMeta))
+	var err error
+	if s.GTID != "" {
+		set, perr := mysql.ParseGTIDSet(r.flavor, s.GTID)
+		if perr != nil {
+			return fmt.Errorf("start gtid %q: %w", s.GTID, perr)
+		}
+		r.stream, err = r.syncer.StartSyncGTID(set)
+	} else {
+		r.stream, err = r.syncer.StartSync(mysql.Position{Name: s.File, Pos: uint32(s.Pos)})
+	}
+	if err != nil {
+		return fmt.Errorf("start binlog stream at %s: %w", s, err)
+	}
+	r.log.Info("binlog stream started", "at", s.String(), "flavor", r.flavor, "server_id", r.cfg.ServerID)
+	return nil
+}
+
+// syncerConfig is how go-mysql's BinlogSyncer connects and decodes.
+func (r *Reader) syncerConfig(dumpFlags uint16, decodeRows func(*replication.RowsEvent, []byte) error,
+	decodeMeta func([]byte) error) replication.BinlogSyncerConfig {
+	return replication.BinlogSyncerConfig{
 		DumpCommandFlag: dumpFlags,
 		ServerID:        r.cfg.ServerID,
 		Flavor:          r.flavor,
@@ -302,22 +325,7 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 		// The GTID set go-mysql would copy into every XID and QUERY event
 		// is not read (Resume keeps its own).
 		DiscardGTIDSet: true,
-	})
-	var err error
-	if s.GTID != "" {
-		set, perr := mysql.ParseGTIDSet(r.flavor, s.GTID)
-		if perr != nil {
-			return fmt.Errorf("start gtid %q: %w", s.GTID, perr)
-		}
-		r.stream, err = r.syncer.StartSyncGTID(set)
-	} else {
-		r.stream, err = r.syncer.StartSync(mysql.Position{Name: s.File, Pos: uint32(s.Pos)})
 	}
-	if err != nil {
-		return fmt.Errorf("start binlog stream at %s: %w", s, err)
-	}
-	r.log.Info("binlog stream started", "at", s.String(), "flavor", r.flavor, "server_id", r.cfg.ServerID)
-	return nil
 }
 
 // Close stops the stream and closes the connections.
@@ -378,6 +386,46 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 			}
 			r.metrics.observePosition(r.fileIndex, tx.EndPos, tx.CommitTime)
 			return nil
+		}
+	}
+}
+
+// Available reports whether the server still has the binlog to stream from
+// s (not purged, and a position or GTID set this server knows). The server
+// decides: a replication stream is opened at s and closed again as soon as
+// the server answers with its first event or refuses with "could not find"
+// (error 1236). Call before Start.
+func (r *Reader) Available(ctx context.Context, s Start) (bool, error) {
+	probe := replication.NewBinlogSyncer(r.syncerConfig(0, nil, nil))
+	defer probe.Close()
+	var stream *replication.BinlogStreamer
+	var err error
+	if s.GTID != "" {
+		set, perr := mysql.ParseGTIDSet(r.flavor, s.GTID)
+		if perr != nil {
+			return false, fmt.Errorf("gtid %q: %w", s.GTID, perr)
+		}
+		stream, err = probe.StartSyncGTID(set)
+	} else {
+		stream, err = probe.StartSync(mysql.Position{Name: s.File, Pos: uint32(s.Pos)})
+	}
+	if err != nil {
+		return false, fmt.Errorf("open a binlog stream at %s: %w", s, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.ReadTimeout)
+	defer cancel()
+	for {
+		ev, err := stream.GetEvent(ctx)
+		var me *mysql.MyError
+		switch {
+		case errors.As(err, &me) && me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG:
+			r.log.Warn("the binlog to stream from is gone", "at", s.String(), "server", me.Message)
+			return false, nil
+		case err != nil:
+			return false, fmt.Errorf("probe the binlog at %s: %w", s, err)
+		}
+		if _, ok := ev.Event.(*replication.FormatDescriptionEvent); ok {
+			return true, nil // the server is sending the binlog
 		}
 	}
 }
