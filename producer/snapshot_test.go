@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -434,4 +436,165 @@ func TestSnapshotOnDemandAndNewlyIncluded(t *testing.T) {
 	if n := len(reads("b")); n != 0 {
 		t.Errorf("sod.b, captured all along, got %d snapshot rows", n)
 	}
+}
+
+// A table without a primary key, snapshotted by the unique key
+// source.snapshot_keys names (given in another order than its index's): in
+// chunks, matched against the stream like a primary key, while a writer
+// inserts, updates and deletes rows and the producer is killed once
+// mid-snapshot. Replayed in sequence order, the topic ends as SELECT shows
+// the table, each row snapshotted at most once. A key that is not a unique
+// index of NOT NULL columns stops the producer with an error naming it.
+func TestSnapshotKeylessTableByConfiguredUniqueKey(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := env.db.Exec(ctx, "", "CREATE DATABASE uk", "SET SESSION max_recursive_iterations = 100000",
+		`CREATE TABLE uk.events (host VARCHAR(20) NOT NULL, seq INT NOT NULL, payload VARCHAR(40), UNIQUE KEY hs (host, seq))`,
+		`INSERT INTO uk.events WITH RECURSIVE s(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM s WHERE k < 19999)
+			SELECT ELT(1 + k % 3, 'alpha', 'beta', 'gamma'), k DIV 3, CONCAT('p', k) FROM s`,
+		"CREATE TABLE uk.loose (a INT NOT NULL, b INT)",
+		"CREATE TABLE uk.nulls (a INT, UNIQUE KEY (a))",
+	); err != nil {
+		t.Fatal(err)
+	}
+	const prefix, topic = "snapuk", "snapuk.uk.events"
+	args := withoutStart(producerArgs(t, ctx, prefix, "uk.events", "-source.snapshot_chunk_rows", "50",
+		"-source.snapshot_keys", "uk.events:seq+host", "-kafka.transaction_max_records", "100"))
+
+	stop := make(chan struct{})
+	written := make(chan error, 1)
+	go func() { written <- writeKeyless(ctx, stop) }()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "STRAIT_TEST_RUN_MAIN=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "some of the snapshot committed", func() bool { return len(readToEnd(t, ctx, topic)) > 2000 })
+	cmd.Process.Kill()
+	cmd.Wait()
+	addr := freeAddr(t)
+	p := startProducer(t, append(args, "-http_addr", addr))
+	waitFor(t, ctx, "the snapshot done", func() bool {
+		var st status
+		return getJSON(addr+"/status", &st) == nil && st.Checkpoint != nil && st.Snapshot == nil
+	})
+	close(stop)
+	if err := <-written; err != nil {
+		t.Fatal(err)
+	}
+
+	rows, err := env.db.Query(ctx, "uk", "SELECT host, seq, COALESCE(payload, 'NULL') FROM events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for _, r := range rows {
+		want[*r[0]+"/"+*r[1]] = *r[2]
+	}
+	var state map[string]string
+	reads := map[string]int{}
+	waitFor(t, ctx, "the topic replayed in sequence order equals SELECT", func() bool {
+		state, reads = foldKeyless(readToEnd(t, ctx, topic))
+		return cmp.Equal(state, want)
+	})
+	twice := 0
+	for k, n := range reads {
+		if n > 1 {
+			t.Errorf("row %s snapshotted %d times", k, n)
+			twice++
+		}
+	}
+	if len(reads) < 15000 {
+		t.Errorf("%d rows snapshotted, want most of the 20,000", len(reads))
+	}
+	if !strings.Contains(p.logs.String(), "resuming_after_key=true") {
+		t.Errorf("the restarted producer did not resume the snapshot after a key:\n%s", p.logs.String())
+	}
+	t.Logf("%d rows: %d snapshotted, each once, across a kill mid-snapshot", len(state), len(reads))
+	if err := p.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, c := range []struct{ table, key, want string }{
+		{"uk.loose", "uk.loose:a", "(a) is not a unique index of uk.loose"},
+		{"uk.nulls", "uk.nulls:a", "column a of uk.nulls may be NULL"},
+		{"uk.loose", "uk.loose:zz", "table uk.loose has no column zz"},
+	} {
+		p := startProducer(t, withoutStart(producerArgs(t, ctx, "snapukbad", c.table, "-source.snapshot_keys", c.key)))
+		if err := p.wait(t, ctx); err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "source.snapshot_keys") {
+			t.Errorf("snapshot key %s: producer ended with %v, want an error saying %q", c.key, err, c.want)
+		}
+	}
+}
+
+// writeKeyless updates, deletes and inserts rows of uk.events, keys only
+// inserted or deleted, until stop closes.
+func writeKeyless(ctx context.Context, stop <-chan struct{}) error {
+	c, err := env.db.Conn(ctx, "uk")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	rnd := rand.New(rand.NewPCG(5, 11))
+	hosts := []string{"alpha", "beta", "gamma"}
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		host, seq := hosts[rnd.IntN(3)], rnd.IntN(7000)
+		var q string
+		switch rnd.IntN(4) {
+		case 0:
+			q = fmt.Sprintf("INSERT IGNORE INTO events VALUES ('%s', %d, 'new %d')", host, seq, i)
+		case 1:
+			q = fmt.Sprintf("DELETE FROM events WHERE host = '%s' AND seq = %d", host, seq)
+		default:
+			q = fmt.Sprintf("UPDATE events SET payload = 'upd %d' WHERE host = '%s' AND seq = %d", i, host, seq)
+		}
+		if _, err := c.Execute(q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+}
+
+// foldKeyless replays the changes of uk.events in sequence order (a table
+// without a key has no Kafka key: its records spread over the partitions)
+// into payload by "host/seq", and counts the snapshot reads of each row.
+func foldKeyless(changes []change) (map[string]string, map[string]int) {
+	slices.SortFunc(changes, func(a, b change) int {
+		return strings.Compare(sequenceOf(a), sequenceOf(b))
+	})
+	state, reads := map[string]string{}, map[string]int{}
+	id := func(img map[string]any) string { return fmt.Sprintf("%v/%v", unwrap(img["host"]), unwrap(img["seq"])) }
+	for _, c := range changes {
+		if c.Value == nil {
+			continue
+		}
+		if before := row(c.Value, "before"); before != nil {
+			delete(state, id(before))
+		}
+		if after := row(c.Value, "after"); after != nil {
+			p := unwrap(after["payload"])
+			if p == nil {
+				p = "NULL"
+			}
+			state[id(after)] = fmt.Sprint(p)
+			if c.Value["op"] == "r" {
+				reads[id(after)]++
+			}
+		}
+	}
+	return state, reads
+}
+
+// sequenceOf returns a change's source.sequence.
+func sequenceOf(c change) string {
+	if c.Value == nil {
+		return ""
+	}
+	return fmt.Sprint(unwrap(unwrap(c.Value["source"]).(map[string]any)["sequence"]))
 }

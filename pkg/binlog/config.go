@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -53,6 +55,11 @@ type Config struct {
 	// server's current position and every captured table is snapshotted
 	// again; or "never".
 	Snapshot string `yaml:"snapshot" help:"backfill existing rows: initial (first start without a checkpoint), when_needed (also after the checkpoint's binlog is lost) or never"`
+	// SnapshotKeys names, for tables without a primary key, a unique key
+	// of NOT NULL columns to snapshot them by, in chunks matched against
+	// the stream like a primary key's: "database.table:column" or
+	// "database.table:col1+col2". Such a table not listed is read whole.
+	SnapshotKeys []string `yaml:"snapshot_keys" help:"unique keys to snapshot tables without a primary key by: database.table:col1+col2, ..."`
 	// SnapshotChunkRows is how many rows a snapshot reads per query, in
 	// primary-key order; default 4096 (up to three chunks are held while
 	// they are read ahead: 8192 ran no faster and held a third more
@@ -123,10 +130,32 @@ func (c *Config) Validate() error {
 	if c.SnapshotChunkRows < 1 {
 		errs = append(errs, fmt.Errorf("source.snapshot_chunk_rows: %d, want at least 1", c.SnapshotChunkRows))
 	}
+	if _, err := snapshotKeys(c.SnapshotKeys); err != nil {
+		errs = append(errs, err)
+	}
 	for _, p := range append(append([]string{}, c.Include...), c.Exclude...) {
 		if _, err := path.Match(p, ""); err != nil {
 			errs = append(errs, fmt.Errorf("source.include/exclude: pattern %q: %w", p, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// snapshotKeys parses source.snapshot_keys into the key columns by
+// "database.table".
+func snapshotKeys(list []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for _, e := range list {
+		id, cols, ok := strings.Cut(e, ":")
+		db, table, dot := strings.Cut(id, ".")
+		names := strings.Split(cols, "+")
+		if !ok || !dot || db == "" || table == "" || slices.Contains(names, "") {
+			return nil, fmt.Errorf("source.snapshot_keys: %q, want database.table:column or database.table:col1+col2", e)
+		}
+		if _, dup := out[id]; dup {
+			return nil, fmt.Errorf("source.snapshot_keys: %s named twice", id)
+		}
+		out[id] = names
+	}
+	return out, nil
 }

@@ -133,13 +133,14 @@ type Reader struct {
 	full     bool   // binlog_row_metadata=FULL: TABLE_MAPs name their columns
 	serverID uint32 // the source's server_id
 
-	history   map[string]*cdc.TableSchema // schema history as of the reader's position, by "db.table"
-	pending   []cdc.TableSchema           // history entries for the transaction being read
-	snap      *snapshot                   // the snapshot in progress (snapshot.go)
-	life      context.Context             // the snapshots' chunk loops end with it
-	snapEnd   context.CancelFunc          // ends life; Close may call it while ReadTx runs
-	requested chan SnapshotRequest        // snapshot requests not taken yet
-	requests  int64                       // offset of the next snapshot request to take
+	history      map[string]*cdc.TableSchema // schema history as of the reader's position, by "db.table"
+	pending      []cdc.TableSchema           // history entries for the transaction being read
+	snap         *snapshot                   // the snapshot in progress (snapshot.go)
+	life         context.Context             // the snapshots' chunk loops end with it
+	snapEnd      context.CancelFunc          // ends life; Close may call it while ReadTx runs
+	requested    chan SnapshotRequest        // snapshot requests not taken yet
+	snapshotKeys map[string][]string         // source.snapshot_keys by "database.table"
+	requests     int64                       // offset of the next snapshot request to take
 
 	file      string // current binlog file
 	fileIndex uint64 // numeric suffix of file
@@ -180,8 +181,13 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Read
 	if err != nil {
 		return nil, err
 	}
+	keys, err := snapshotKeys(cfg.SnapshotKeys)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
 	r := &Reader{cfg: cfg, log: log, metrics: m, conn: conn, tables: map[uint64]*tableState{}, flavor: cfg.Flavor,
-		history: map[string]*cdc.TableSchema{}, requested: make(chan SnapshotRequest, 16)}
+		history: map[string]*cdc.TableSchema{}, requested: make(chan SnapshotRequest, 16), snapshotKeys: keys}
 	r.life, r.snapEnd = context.WithCancel(context.Background())
 	if r.flavor == "" {
 		res, err := conn.Execute("SELECT VERSION()")
