@@ -409,7 +409,7 @@ func (r *Reader) snapshotKey(t *cdc.Table) ([]int, error) {
 	}
 	key := make([]int, len(names))
 	for j, name := range names {
-		i := slices.IndexFunc(t.Columns, func(c cdc.Column) bool { return c.Name == name })
+		i := slices.IndexFunc(t.Columns, func(c cdc.Column) bool { return strings.EqualFold(c.Name, name) })
 		if i < 0 {
 			return nil, fmt.Errorf("source.snapshot_keys: table %s has no column %s", t.ID(), name)
 		}
