@@ -174,6 +174,21 @@ func TestSnapshotUnderLoadMatchesSelect(t *testing.T) {
 		r.changes, reads, total, kills, big+1+1200)
 }
 
+// getText returns the body of a GET of addr.
+func getText(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // stateDiff lists the first differences between replayed and selected
 // tables ("" when equal); cmp.Diff takes minutes on a million rows.
 func stateDiff(got, want map[string]map[int32][]string) string {
@@ -545,6 +560,13 @@ func TestSnapshotKeylessTableByConfiguredUniqueKey(t *testing.T) {
 	close(stop)
 	if err := <-written; err != nil {
 		t.Fatal(err)
+	}
+	metrics := getText(t, addr+"/metrics")
+	for _, m := range []string{"strait_producer_snapshot_table_rows_remaining 0", `strait_producer_snapshot_rows_total{table="uk.events"}`,
+		"strait_producer_snapshot_tables_remaining 0", "strait_producer_snapshot_chunk_seconds_count"} {
+		if !strings.Contains(metrics, m) {
+			t.Errorf("no %s in /metrics after the snapshot:\n%s", m, metrics)
+		}
 	}
 
 	rows, err := env.db.Query(ctx, "uk", "SELECT host, seq, COALESCE(payload, 'NULL') FROM events")

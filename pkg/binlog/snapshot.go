@@ -71,16 +71,17 @@ type snapshot struct {
 	// Its lifetime: the chunk loops end with it. A context kept here, as
 	// Close ends the loops while ReadTx may run, and a CancelFunc
 	// (Reader.snapEnd) is the one handle safe to use from there.
-	life   context.Context
-	conn   *client.Conn // the snapshot's own session (time zone, result charset)
-	info   *tableInfo   // schema of state.Tables[0]; nil: read before the next chunk
-	conv   *converter
-	win    *window    // the chunk read and not yet published
-	loop   *chunkLoop // the chunks being read after win's (or from state.After when win is nil); nil: none
-	since  time.Time  // no chunk still to come from loop started its read before this
-	rows   int        // rows published of state.Tables[0] in this run
-	start  time.Time
-	recent []recentKey // keys of state.Tables[0] the stream changed lately, oldest first
+	life     context.Context
+	conn     *client.Conn // the snapshot's own session (time zone, result charset)
+	info     *tableInfo   // schema of state.Tables[0]; nil: read before the next chunk
+	conv     *converter
+	win      *window     // the chunk read and not yet published
+	loop     *chunkLoop  // the chunks being read after win's (or from state.After when win is nil); nil: none
+	since    time.Time   // no chunk still to come from loop started its read before this
+	rows     int         // rows published of state.Tables[0] in this run
+	estimate int64       // information_schema's row count of state.Tables[0]
+	start    time.Time   // when this run started reading state.Tables[0]
+	recent   []recentKey // keys of state.Tables[0] the stream changed lately, oldest first
 }
 
 // recentKey is a key the stream changed, and when the reader read it.
@@ -355,9 +356,10 @@ func (r *Reader) startLoop(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("snapshot of %s: %w", id, err)
 		}
-		if s.state.After == nil {
-			s.start, s.rows = time.Now(), 0
-			r.log.Info("snapshot of a table started", "table", id, "rows_estimate", r.estimate(db, table))
+		if s.state.After == nil || s.start.IsZero() {
+			s.start, s.rows, s.estimate = time.Now(), 0, r.estimate(db, table)
+			r.metrics.snapshotLeft.Set(float64(s.estimate))
+			r.log.Info("snapshot of a table started", "table", id, "rows_estimate", s.estimate, "resuming_after_key", s.state.After != nil)
 		}
 	}
 	// The loop outlives this call: it ends with the table, or when it is
@@ -528,6 +530,7 @@ func (r *Reader) publishChunk(tx *Tx) {
 	if len(tx.Events) > 0 {
 		r.metrics.countSnapshotRows(id, len(tx.Events))
 	}
+	r.metrics.snapshotLeft.Set(float64(max(0, s.estimate-int64(s.rows))))
 	next := SnapshotState{Tables: s.state.Tables, After: w.last, Filters: s.state.Filters, Requests: r.requests}
 	if w.done {
 		r.log.Info("snapshot of a table done", "table", id, "rows", s.rows, "seconds", time.Since(s.start).Seconds())
@@ -536,7 +539,8 @@ func (r *Reader) publishChunk(tx *Tx) {
 			next.Filters = maps.Clone(next.Filters)
 			delete(next.Filters, id)
 		}
-		s.info, s.conv, s.recent = nil, nil, nil
+		s.info, s.conv, s.recent, s.start = nil, nil, nil, time.Time{}
+		r.metrics.snapshotLeft.Set(0)
 	}
 	s.state, s.win = next, nil
 	tx.Snapshot = &next
