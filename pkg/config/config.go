@@ -42,7 +42,11 @@ func fields(v reflect.Value, prefix string) []field {
 		if !sf.IsExported() {
 			continue
 		}
-		name, _, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		name, flags, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		if name == "" && flags == "inline" && sf.Type.Kind() == reflect.Struct { // its keys are the parent's
+			out = append(out, fields(v.Field(i), prefix)...)
+			continue
+		}
 		secret := sf.Tag.Get("secret") == "true"
 		if name == "-" && secret {
 			name = strings.ToLower(sf.Name)

@@ -227,9 +227,9 @@ func (w *Writer) readCommitted(ctx context.Context, topic string, fn func(*kgo.R
 	if !ok || lo.Err != nil || lo.Offset <= 0 {
 		return nil // no topic, or nothing committed yet
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(w.cfg.Brokers...), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(w.cfg.Brokers...), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(), // to know when the end is reached
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}})}, w.sec...)...)
 	if err != nil {
 		return err
 	}

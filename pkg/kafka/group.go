@@ -57,6 +57,9 @@ type GroupConfig struct {
 	// group because whether a record can be applied depends on the group's
 	// target. It must not match the table topics' pattern.
 	DeadLetterTopic string `yaml:"dead_letter_topic" help:"topic of the records the group cannot apply (default <topic_prefix>._dead_letter.<group_id>)"`
+	// Security is TLS and authentication for the brokers and the registry,
+	// as the producer's (security.go).
+	Security Security `yaml:",inline"`
 }
 
 // Defaults fills unset fields with their defaults.
@@ -103,6 +106,7 @@ func (c *GroupConfig) Validate() error {
 	if c.TopicPrefix != "" && regexp.MustCompile(TopicPattern(c.TopicPrefix)).MatchString(c.DeadLetters()) {
 		errs = append(errs, fmt.Errorf("kafka.dead_letter_topic: %q is one of the table topics the group reads; start its last part with '_' (e.g. %s._dead_letter)", c.DeadLetterTopic, c.TopicPrefix))
 	}
+	errs = append(errs, c.Security.Validate())
 	return errors.Join(errs...)
 }
 
@@ -179,11 +183,20 @@ func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, erro
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.WithLogger(kslog.New(log)),
 	}
-	client, err := kgo.NewClient(append(base, opts...)...)
+	sec, err := cfg.Security.Opts()
+	if err != nil {
+		return nil, err
+	}
+	regOpts, err := cfg.Security.RegistryOpts()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Security.LogWarnings(log)
+	client, err := kgo.NewClient(append(append(base, sec...), opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
-	reg, err := sr.NewClient(sr.URLs(cfg.RegistryURL))
+	reg, err := sr.NewClient(append([]sr.ClientOpt{sr.URLs(cfg.RegistryURL)}, regOpts...)...)
 	if err != nil {
 		client.Close()
 		return nil, fmt.Errorf("schema registry %s: %w", cfg.RegistryURL, err)

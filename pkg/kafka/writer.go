@@ -40,6 +40,7 @@ type Writer struct {
 	registry *Registry
 	version  string
 	metrics  *Metrics
+	sec      []kgo.Opt // TLS and SASL, for the writer's other clients (checkpoint, signals)
 
 	tables map[string]*tableWriter // by database.table
 	topics map[string]bool         // topics known to exist
@@ -97,16 +98,25 @@ func NewWriter(cfg *Config, version string, log *slog.Logger, m *Metrics, opts .
 	if err != nil {
 		return nil, fmt.Errorf("schema history schema: %w", err)
 	}
-	client, err := kgo.NewClient(append(base, opts...)...)
+	sec, err := cfg.Security.Opts()
+	if err != nil {
+		return nil, err
+	}
+	regOpts, err := cfg.Security.RegistryOpts()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Security.LogWarnings(log)
+	client, err := kgo.NewClient(append(append(base, sec...), opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
 	}
-	reg, err := NewRegistry(cfg.RegistryURL)
+	reg, err := NewRegistry(cfg.RegistryURL, regOpts...)
 	if err != nil {
 		client.Close()
 		return nil, err
 	}
-	return &Writer{cfg: cfg, log: log, client: client, admin: kadm.NewClient(client), registry: reg,
+	return &Writer{cfg: cfg, log: log, client: client, admin: kadm.NewClient(client), registry: reg, sec: sec,
 		version: version, metrics: m, tables: map[string]*tableWriter{}, topics: map[string]bool{}, failed: make(chan struct{}),
 		txn: txn, cpCodec: cpCodec, histCodec: histCodec}, nil
 }
