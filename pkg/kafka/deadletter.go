@@ -177,6 +177,7 @@ func (g *Group) DeadLetter(ctx context.Context, bad []BadRecord) error {
 			err = g.client.ProduceSync(ctx, r).FirstErr()
 		}
 		if err != nil {
+			err = authorization(err, g.principal, access{topic: g.deadLetter, topicOp: "WRITE", clusterOp: "IDEMPOTENT_WRITE"})
 			errs = append(errs, fmt.Errorf("dead letter of %s/%d@%d to %s: %w", bad[i].Topic, bad[i].Partition, bad[i].Offset, g.deadLetter, err))
 		}
 	}
@@ -206,7 +207,8 @@ func (g *Group) ensureDeadLetterTopic(ctx context.Context) {
 		g.log.Info("topic created", "topic", g.deadLetter, "partitions", 1, "cleanup.policy", cleanup)
 	case errors.Is(err, kerr.TopicAlreadyExists):
 	default:
-		g.log.Warn("cannot create the dead-letter topic", "topic", g.deadLetter, "err", err)
+		g.log.Warn("cannot create the dead-letter topic", "topic", g.deadLetter,
+			"err", authorization(err, g.principal, access{topic: g.deadLetter, topicOp: "CREATE", clusterOp: "CREATE"}))
 	}
 	g.dlqReady = true
 }

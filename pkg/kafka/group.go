@@ -125,6 +125,7 @@ type Group struct {
 	registry   *sr.Client
 	max        int
 	groupID    string
+	principal  string         // User:<name> for authorization errors; "" unknown
 	deadLetter string         // the dead-letter topic
 	schemas    map[int]string // schema text by id; ids never change meaning; Poll's
 
@@ -153,7 +154,7 @@ type partitionLag struct {
 // NewGroup joins the group. opts are extra client options (security,
 // tests).
 func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, error) {
-	g := &Group{log: log, max: cfg.MaxPollRecords, groupID: cfg.GroupID, deadLetter: cfg.DeadLetters(),
+	g := &Group{log: log, max: cfg.MaxPollRecords, groupID: cfg.GroupID, deadLetter: cfg.DeadLetters(), principal: cfg.Security.Principal(),
 		schemas: map[int]string{}, lag: map[TopicPartition]*partitionLag{}}
 	base := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
@@ -310,9 +311,17 @@ func (g *Group) Poll(ctx context.Context, wake <-chan struct{}) ([]*TopicBatch, 
 		// never both, so nothing polled is dropped here.
 		return nil, nil
 	}
+	// A missing ACL does not heal by retrying: stop with what is missing.
+	var denied error
 	fetches.EachError(func(topic string, p int32, err error) {
 		g.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+		if aerr := authorization(err, g.principal, access{topic: topic, topicOp: "READ", group: g.groupID, groupOp: "READ"}); aerr != err {
+			denied = aerr
+		}
 	})
+	if denied != nil {
+		return nil, denied
+	}
 	g.noteEnds(fetches)
 	var out []*TopicBatch
 	byTopic := map[string]*TopicBatch{}
@@ -430,7 +439,7 @@ func (g *Group) Commit(ctx context.Context, batches []*TopicBatch) error {
 		return nil
 	}
 	if err := g.client.CommitRecords(ctx, recs...); err != nil {
-		return fmt.Errorf("commit offsets: %w", err)
+		return fmt.Errorf("commit offsets: %w", authorization(err, g.principal, access{topicOp: "READ", group: g.groupID, groupOp: "READ"}))
 	}
 	g.noteCommitted(recs)
 	return nil

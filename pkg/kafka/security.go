@@ -15,6 +15,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/aws"
@@ -342,4 +343,69 @@ func (t *TLS) config(key string) (*tls.Config, error) {
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	return cfg, nil
+}
+
+// AuthorizationError is a broker refusing an operation because an ACL is
+// missing: it names the operation, the resource and the principal, e.g.
+// "kafka: not authorized to WRITE topic strait.shop.orders (ACL missing for
+// User:strait-producer)". Find it with errors.As; it unwraps to the
+// broker's error (kerr.TopicAuthorizationFailed, ...).
+type AuthorizationError struct {
+	Operation string // the ACL operation: READ, WRITE, CREATE, DESCRIBE, IDEMPOTENT_WRITE
+	Resource  string // topic, group, transactional id or cluster
+	Name      string // the topic, group or transactional id; empty for the cluster
+	Principal string // User:<name>; empty when the broker maps it (TLS, tokens, IAM)
+	Err       error
+}
+
+// Error names what is missing.
+func (e *AuthorizationError) Error() string {
+	what := e.Resource
+	if e.Name != "" {
+		what += " " + e.Name
+	}
+	who := "ACL missing"
+	if e.Principal != "" {
+		who += " for " + e.Principal
+	}
+	return fmt.Sprintf("kafka: not authorized to %s %s (%s): %v", e.Operation, what, who, e.Err)
+}
+
+// Unwrap returns the broker's error.
+func (e *AuthorizationError) Unwrap() error { return e.Err }
+
+// access is what a request needs, to name the ACL a refusal lacks: the
+// operation on each resource it touches.
+type access struct {
+	topic, topicOp string
+	group, groupOp string
+	txnID, txnOp   string
+	clusterOp      string
+}
+
+// authorization returns err as an *AuthorizationError when it is a broker's
+// authorization refusal (naming what a needs of the refused resource),
+// else err unchanged.
+func authorization(err error, principal string, a access) error {
+	var e *AuthorizationError
+	if err == nil || errors.As(err, &e) {
+		return err
+	}
+	switch {
+	case errors.Is(err, kerr.TopicAuthorizationFailed):
+		e = &AuthorizationError{Operation: a.topicOp, Resource: "topic", Name: a.topic}
+	case errors.Is(err, kerr.GroupAuthorizationFailed):
+		e = &AuthorizationError{Operation: a.groupOp, Resource: "group", Name: a.group}
+	case errors.Is(err, kerr.TransactionalIDAuthorizationFailed):
+		e = &AuthorizationError{Operation: a.txnOp, Resource: "transactional id", Name: a.txnID}
+	case errors.Is(err, kerr.ClusterAuthorizationFailed):
+		e = &AuthorizationError{Operation: a.clusterOp, Resource: "cluster"}
+	default:
+		return err
+	}
+	if e.Operation == "" {
+		e.Operation = "use"
+	}
+	e.Principal, e.Err = principal, err
+	return e
 }

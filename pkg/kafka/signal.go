@@ -54,11 +54,11 @@ func SendSignal(ctx context.Context, cfg *Config, s Signal, opts ...kgo.Opt) (in
 		err = resp.Err
 	}
 	if err != nil {
-		return 0, fmt.Errorf("create %s: %w", topic, err)
+		return 0, fmt.Errorf("create %s: %w", topic, authorization(err, cfg.Security.Principal(), access{topic: topic, topicOp: "CREATE", clusterOp: "CREATE"}))
 	}
 	r, err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(s.Type), Value: value}).First()
 	if err != nil {
-		return 0, fmt.Errorf("write to %s: %w", topic, err)
+		return 0, fmt.Errorf("write to %s: %w", topic, authorization(err, cfg.Security.Principal(), access{topic: topic, topicOp: "WRITE", clusterOp: "IDEMPOTENT_WRITE"}))
 	}
 	return r.Offset, nil
 }
@@ -82,9 +82,16 @@ func (w *Writer) WatchSignals(ctx context.Context, from int64, fn func(s Signal,
 		if ctx.Err() != nil {
 			return nil
 		}
+		var denied error
 		fetches.EachError(func(_ string, _ int32, err error) {
 			w.log.Debug("signal topic", "topic", topic, "err", err)
+			if aerr := authorization(err, w.principal, access{topic: topic, topicOp: "READ"}); aerr != err {
+				denied = aerr
+			}
 		})
+		if denied != nil {
+			return denied
+		}
 		var ferr error
 		fetches.EachRecord(func(r *kgo.Record) {
 			if ferr != nil {

@@ -64,7 +64,7 @@ func (w *Writer) ensureTopic(ctx context.Context, topic string, partitions int32
 	}
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 		w.metrics.errors.WithLabelValues("topic").Inc()
-		return fmt.Errorf("create topic %s: %w", topic, err)
+		return fmt.Errorf("create topic %s: %w", topic, authorization(err, w.principal, access{topic: topic, topicOp: "CREATE", clusterOp: "CREATE"}))
 	}
 	if err == nil {
 		w.log.Info("topic created", "topic", topic, "partitions", partitions, "cleanup.policy", cleanup)

@@ -40,7 +40,8 @@ type Writer struct {
 	registry *Registry
 	version  string
 	metrics  *Metrics
-	sec      []kgo.Opt // TLS and SASL, for the writer's other clients (checkpoint, signals)
+	sec       []kgo.Opt // TLS and SASL, for the writer's other clients (checkpoint, signals)
+	principal string    // User:<name> for authorization errors; "" unknown
 
 	tables map[string]*tableWriter // by database.table
 	topics map[string]bool         // topics known to exist
@@ -116,7 +117,7 @@ func NewWriter(cfg *Config, version string, log *slog.Logger, m *Metrics, opts .
 		client.Close()
 		return nil, err
 	}
-	return &Writer{cfg: cfg, log: log, client: client, admin: kadm.NewClient(client), registry: reg, sec: sec,
+	return &Writer{cfg: cfg, log: log, client: client, admin: kadm.NewClient(client), registry: reg, sec: sec, principal: cfg.Security.Principal(),
 		version: version, metrics: m, tables: map[string]*tableWriter{}, topics: map[string]bool{}, failed: make(chan struct{}),
 		txn: txn, cpCodec: cpCodec, histCodec: histCodec}, nil
 }
@@ -341,6 +342,7 @@ func (w *Writer) delivered(r *kgo.Record, err error) {
 		if isFenced(err) {
 			err = fmt.Errorf("%w (%v)", ErrFenced, err)
 		}
+		err = authorization(err, w.principal, access{topic: r.Topic, topicOp: "WRITE", txnID: w.txn.id, txnOp: "WRITE", clusterOp: "IDEMPOTENT_WRITE"})
 		w.setErr(fmt.Errorf("produce to %s: %w", r.Topic, err))
 	}
 }
