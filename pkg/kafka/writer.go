@@ -33,13 +33,13 @@ import (
 // delivery results arrive asynchronously and the first failure is reported
 // by Err and by the next Publish or Flush.
 type Writer struct {
-	cfg      *Config
-	log      *slog.Logger
-	client   *kgo.Client
-	admin    *kadm.Client
-	registry *Registry
-	version  string
-	metrics  *Metrics
+	cfg       *Config
+	log       *slog.Logger
+	client    *kgo.Client
+	admin     *kadm.Client
+	registry  *Registry
+	version   string
+	metrics   *Metrics
 	sec       []kgo.Opt // TLS and SASL, for the writer's other clients (checkpoint, signals)
 	principal string    // User:<name> for authorization errors; "" unknown
 
