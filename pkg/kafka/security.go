@@ -398,6 +398,11 @@ func authorization(err error, principal string, a access) error {
 		e = &AuthorizationError{Operation: a.groupOp, Resource: "group", Name: a.group}
 	case errors.Is(err, kerr.TransactionalIDAuthorizationFailed):
 		e = &AuthorizationError{Operation: a.txnOp, Resource: "transactional id", Name: a.txnID}
+	case errors.Is(err, kerr.ClusterAuthorizationFailed) && a.clusterOp == "IDEMPOTENT_WRITE" && a.topic != "" && a.topicOp == "WRITE":
+		// An idempotent producer's id needs IDEMPOTENT_WRITE on the
+		// cluster or, since Kafka 2.8, WRITE on any topic: the topic
+		// being written is the narrower grant.
+		e = &AuthorizationError{Operation: a.topicOp, Resource: "topic", Name: a.topic}
 	case errors.Is(err, kerr.ClusterAuthorizationFailed):
 		e = &AuthorizationError{Operation: a.clusterOp, Resource: "cluster"}
 	default:
