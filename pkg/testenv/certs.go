@@ -9,6 +9,8 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http/httptest"
@@ -142,6 +144,7 @@ func StartTLSRegistry(c *Certs, opts ...srfake.Option) (reg *srfake.Registry, sr
 	reg = srfake.NewRegistry(opts...)
 	srv = httptest.NewUnstartedServer(reg.Handler())
 	srv.TLS = c.ServerConfig(false)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are what tests check
 	srv.StartTLS()
 	return reg, srv
 }
