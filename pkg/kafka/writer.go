@@ -7,6 +7,8 @@
 //   - registry.go: schema registration, subjects <topic>-key / <topic>-value.
 //   - partition.go: Kafka-compatible key hashing; keyless tables on partition 0.
 //   - group.go: the reading side: the consumer's group member and schema lookups.
+//   - security.go: TLS, SASL and registry authentication of every client;
+//     authorization failures named by the missing ACL.
 package kafka
 
 import (
