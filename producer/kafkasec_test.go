@@ -153,6 +153,31 @@ func TestKafkaSecurityLeastPrivilege(t *testing.T) {
 		}
 	})
 
+	t.Run("topics created beforehand need no CREATE", func(t *testing.T) {
+		var acls []kfake.ACL
+		for _, a := range producerACLs("secpre") {
+			if a.name != "topic CREATE" {
+				acls = append(acls, a.acl)
+			}
+		}
+		e := startSecureEnv(t, acls)
+		cl := e.adminClient(t, "secpre.secure.items")
+		for _, topic := range []string{"secpre.secure.items", "secpre._checkpoint", "secpre._schema_history", "secpre._schema_changes", "secpre._heartbeat"} {
+			if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, -1, nil, topic); err != nil {
+				t.Fatal(err)
+			}
+		}
+		startProducer(t, producerArgs(t, ctx, "secpre", "secure.*", e.args...))
+		insert(50)
+		n := 0
+		for n < 2 && ctx.Err() == nil {
+			n += cl.PollFetches(ctx).NumRecords()
+		}
+		if n != 2 {
+			t.Fatalf("got %d records in secpre.secure.items, want 2", n)
+		}
+	})
+
 	for i, tt := range []struct {
 		missing string // producerACLs' name of the ACL left out
 		want    string // in the producer's error

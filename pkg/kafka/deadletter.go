@@ -206,6 +206,7 @@ func (g *Group) ensureDeadLetterTopic(ctx context.Context) {
 	case err == nil:
 		g.log.Info("topic created", "topic", g.deadLetter, "partitions", 1, "cleanup.policy", cleanup)
 	case errors.Is(err, kerr.TopicAlreadyExists):
+	case errors.Is(err, kerr.TopicAuthorizationFailed) && topicExists(ctx, g.admin, g.deadLetter):
 	default:
 		g.log.Warn("cannot create the dead-letter topic", "topic", g.deadLetter,
 			"err", authorization(err, g.principal, access{topic: g.deadLetter, topicOp: "CREATE", clusterOp: "CREATE"}))

@@ -49,8 +49,10 @@ func SendSignal(ctx context.Context, cfg *Config, s Signal, opts ...kgo.Opt) (in
 	}
 	defer cl.Close()
 	topic := SignalTopic(cfg.TopicPrefix)
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, 1, int16(cfg.ReplicationFactor), map[string]*string{"cleanup.policy": ptr("delete")}, topic)
-	if err == nil && resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
+	adm := kadm.NewClient(cl)
+	resp, err := adm.CreateTopic(ctx, 1, int16(cfg.ReplicationFactor), map[string]*string{"cleanup.policy": ptr("delete")}, topic)
+	if err == nil && resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) &&
+		!(errors.Is(resp.Err, kerr.TopicAuthorizationFailed) && topicExists(ctx, adm, topic)) {
 		err = resp.Err
 	}
 	if err != nil {
