@@ -5,6 +5,8 @@
 // the variable STRAIT_SOURCE_HOST and the flag -source.host. A `help` tag is
 // the flag's help text.
 //
+// A struct field tagged yaml:",inline" adds its keys to its parent's.
+//
 // Secrets (fields tagged secret:"true", which have yaml:"-") come only from
 // the environment: never from the file or a flag, never printed (Dump
 // redacts them).

@@ -409,7 +409,7 @@ func (g *Group) decode(ctx context.Context, b []byte) (Message, error) {
 			return Message{}, &decodeError{ReasonUnknownSchema, fmt.Errorf("schema id %d: unknown to the registry", id)}
 		}
 		if err != nil {
-			return Message{}, fmt.Errorf("schema id %d: %w", id, err)
+			return Message{}, fmt.Errorf("schema id %d: %w", id, registryDenied(err))
 		}
 		s = sch.Schema
 		g.schemas[id] = s

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 
@@ -413,4 +414,14 @@ func authorization(err error, principal string, a access) error {
 	}
 	e.Principal, e.Err = principal, err
 	return e
+}
+
+// registryDenied explains the Schema Registry refusing this client (HTTP
+// 401 or 403); other errors are returned unchanged.
+func registryDenied(err error) error {
+	var re *sr.ResponseError
+	if errors.As(err, &re) && (re.StatusCode == http.StatusUnauthorized || re.StatusCode == http.StatusForbidden) {
+		return fmt.Errorf("schema registry refused this client (HTTP %d; check kafka.schema_registry_auth.* and the registry's permissions): %w", re.StatusCode, err)
+	}
+	return err
 }

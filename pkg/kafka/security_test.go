@@ -339,8 +339,16 @@ func TestRegistrySecurity(t *testing.T) {
 	if err := register(basic.URL, &Security{RegistryTLS: tls, RegistryAuth: RegistryAuth{Username: "sr-user", Password: "sr-pw"}}); err != nil {
 		t.Errorf("basic auth: %v", err)
 	}
-	if err := register(basic.URL, &Security{RegistryTLS: tls, RegistryAuth: RegistryAuth{Username: "sr-user", Password: "wrong"}}); err == nil {
-		t.Error("a wrong password registered")
+	for _, tt := range []struct {
+		auth RegistryAuth
+		want string
+	}{
+		{RegistryAuth{Username: "sr-user", Password: "wrong"}, "schema registry refused this client (HTTP 403; check kafka.schema_registry_auth.*"},
+		{RegistryAuth{}, "schema registry refused this client (HTTP 401; check kafka.schema_registry_auth.*"},
+	} {
+		if err := register(basic.URL, &Security{RegistryTLS: tls, RegistryAuth: tt.auth}); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("credentials %+v: %v, want an error containing %q", tt.auth.Username, err, tt.want)
+		}
 	}
 	if err := register(basic.URL, &Security{RegistryAuth: RegistryAuth{Username: "sr-user", Password: "sr-pw"}}); err == nil {
 		t.Error("a registry with an untrusted certificate registered")

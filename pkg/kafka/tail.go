@@ -62,6 +62,7 @@ func NewTail(cfg *GroupConfig, f *TopicFilter, fromBeginning bool, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
+	cfg.Security.LogWarnings(log)
 	client, err := kgo.NewClient(append(append(base, sec...), opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)
