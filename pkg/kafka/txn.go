@@ -75,6 +75,7 @@ func (w *Writer) Commit(ctx context.Context, cp *Checkpoint) error {
 	}
 	if w.txn.transactional {
 		if err := w.client.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			err = authorization(err, w.principal, access{txnID: w.txn.id, txnOp: "WRITE"})
 			return w.abort(ctx, fmt.Errorf("commit Kafka transaction: %w", err))
 		}
 		w.txn.open = false
