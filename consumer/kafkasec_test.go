@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"io"
 	"log/slog"
 	"strings"
@@ -14,15 +13,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
-	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/strait-cdc/strait/pkg/kafka"
 	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
 const (
-	secAdminUser     = "admin"
-	secAdminPass     = "admin-secret"
 	secConsumerUser  = "strait-consumer"
 	secConsumerPass  = "consumer-secret"
 	secRegistryUser  = "strait-sr"
@@ -66,21 +62,12 @@ type secureEnv struct {
 
 func startSecureEnv(t *testing.T, acls []kfake.ACL) *secureEnv {
 	t.Helper()
-	certs, err := testenv.NewCerts(t.TempDir())
+	sk, err := testenv.StartSecureKafka(t.TempDir(), secConsumerUser, secConsumerPass, secRegistryUser, secRegistryPass, acls...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := testenv.StartKafka(kfake.TLS(certs.ServerConfig(true)), kfake.EnableSASL(), kfake.EnableACLs(),
-		kfake.Superuser("SCRAM-SHA-512", secAdminUser, secAdminPass),
-		kfake.User("SCRAM-SHA-512", secConsumerUser, secConsumerPass, acls...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	_, srv := testenv.StartTLSRegistry(certs,
-		srfake.WithAuth("Basic "+base64.StdEncoding.EncodeToString([]byte(secRegistryUser+":"+secRegistryPass))))
-	t.Cleanup(srv.Close)
-	return &secureEnv{certs: certs, kafka: cl, registry: srv.URL}
+	t.Cleanup(sk.Close)
+	return &secureEnv{certs: sk.Certs, kafka: sk.Kafka, registry: sk.RegistryURL}
 }
 
 // security is the kafka.Security of user (password given) on e.
@@ -100,7 +87,7 @@ func (e *secureEnv) publisher(t *testing.T, prefix string) *publisher {
 	cfg := &kafka.Config{}
 	cfg.Defaults()
 	cfg.Brokers, cfg.RegistryURL, cfg.TopicPrefix, cfg.Partitions = e.kafka.ListenAddrs(), e.registry, prefix, 2
-	cfg.Security = e.security(secAdminUser, secAdminPass)
+	cfg.Security = e.security(testenv.SecureAdminUser, testenv.SecureAdminPass)
 	w, err := kafka.NewWriter(cfg, "test", slog.New(slog.NewTextHandler(io.Discard, nil)), kafka.NewMetrics(prometheus.NewRegistry()))
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +155,7 @@ func TestKafkaSecurityLeastPrivilege(t *testing.T) {
 	badRecord := func(t *testing.T, ctx context.Context, e *secureEnv, prefix string) {
 		t.Helper()
 		cl, err := kgo.NewClient(kgo.SeedBrokers(e.kafka.ListenAddrs()...), kgo.DialTLSConfig(e.certs.ClientConfig()),
-			kgo.SASL(scram.Auth{User: secAdminUser, Pass: secAdminPass}.AsSha512Mechanism()))
+			kgo.SASL(scram.Auth{User: testenv.SecureAdminUser, Pass: testenv.SecureAdminPass}.AsSha512Mechanism()))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,7 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
-	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/strait-cdc/strait/pkg/testenv"
 )
@@ -59,8 +57,6 @@ type secureEnv struct {
 }
 
 const (
-	secAdminUser    = "admin"
-	secAdminPass    = "admin-secret"
 	secProducerUser = "strait-producer"
 	secProducerPass = "producer-secret"
 	secRegistryUser = "strait-sr"
@@ -70,20 +66,12 @@ const (
 func startSecureEnv(t *testing.T, acls []kfake.ACL) *secureEnv {
 	t.Helper()
 	dir := t.TempDir()
-	certs, err := testenv.NewCerts(dir)
+	sk, err := testenv.StartSecureKafka(dir, secProducerUser, secProducerPass, secRegistryUser, secRegistryPass, acls...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := testenv.StartKafka(kfake.TLS(certs.ServerConfig(true)), kfake.EnableSASL(), kfake.EnableACLs(),
-		kfake.Superuser("SCRAM-SHA-512", secAdminUser, secAdminPass),
-		kfake.User("SCRAM-SHA-512", secProducerUser, secProducerPass, acls...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	_, srv := testenv.StartTLSRegistry(certs,
-		srfake.WithAuth("Basic "+base64.StdEncoding.EncodeToString([]byte(secRegistryUser+":"+secRegistryPass))))
-	t.Cleanup(srv.Close)
+	t.Cleanup(sk.Close)
+	certs, cl := sk.Certs, sk.Kafka
 	write := func(name, s string) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(s+"\n"), 0o600); err != nil {
@@ -91,8 +79,8 @@ func startSecureEnv(t *testing.T, acls []kfake.ACL) *secureEnv {
 		}
 		return p
 	}
-	return &secureEnv{certs: certs, kafka: cl, registry: srv.URL, args: []string{
-		"-kafka.brokers", strings.Join(cl.ListenAddrs(), ","), "-kafka.schema_registry_url", srv.URL,
+	return &secureEnv{certs: certs, kafka: cl, registry: sk.RegistryURL, args: []string{
+		"-kafka.brokers", strings.Join(cl.ListenAddrs(), ","), "-kafka.schema_registry_url", sk.RegistryURL,
 		"-kafka.tls.enabled=true", "-kafka.tls.ca_file", certs.CAFile,
 		"-kafka.tls.cert_file", certs.ClientCertFile, "-kafka.tls.key_file", certs.ClientKeyFile,
 		"-kafka.sasl.mechanism", "scram-sha-512", "-kafka.sasl.username", secProducerUser,
@@ -108,7 +96,7 @@ func startSecureEnv(t *testing.T, acls []kfake.ACL) *secureEnv {
 func (e *secureEnv) adminClient(t *testing.T, topics ...string) *kgo.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.kafka.ListenAddrs()...), kgo.DialTLSConfig(e.certs.ClientConfig()),
-		kgo.SASL(scram.Auth{User: secAdminUser, Pass: secAdminPass}.AsSha512Mechanism()),
+		kgo.SASL(scram.Auth{User: testenv.SecureAdminUser, Pass: testenv.SecureAdminPass}.AsSha512Mechanism()),
 		kgo.ConsumeTopics(topics...), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)

@@ -184,18 +184,9 @@ func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, erro
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.WithLogger(kslog.New(log)),
 	}
-	sec, err := cfg.Security.Opts()
+	client, _, regOpts, err := cfg.Security.newClient(log, base, opts...)
 	if err != nil {
 		return nil, err
-	}
-	regOpts, err := cfg.Security.RegistryOpts()
-	if err != nil {
-		return nil, err
-	}
-	cfg.Security.LogWarnings(log)
-	client, err := kgo.NewClient(append(append(base, sec...), opts...)...)
-	if err != nil {
-		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	reg, err := sr.NewClient(append([]sr.ClientOpt{sr.URLs(cfg.RegistryURL)}, regOpts...)...)
 	if err != nil {

@@ -315,6 +315,27 @@ func (s *Security) Warnings() []string {
 	return out
 }
 
+// newClient builds a franz-go client with base's options, then the
+// security ones, then opts, and logs the insecure settings. It returns the
+// security options too (for the caller's other clients) and the Schema
+// Registry client's.
+func (s *Security) newClient(log *slog.Logger, base []kgo.Opt, opts ...kgo.Opt) (*kgo.Client, []kgo.Opt, []sr.ClientOpt, error) {
+	sec, err := s.Opts()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	regOpts, err := s.RegistryOpts()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	s.LogWarnings(log)
+	client, err := kgo.NewClient(append(append(base, sec...), opts...)...)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("kafka client: %w", err)
+	}
+	return client, sec, regOpts, nil
+}
+
 // LogWarnings logs each of Warnings at level WARN.
 func (s *Security) LogWarnings(log *slog.Logger) {
 	for _, w := range s.Warnings() {

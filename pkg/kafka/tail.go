@@ -54,18 +54,9 @@ func NewTail(cfg *GroupConfig, f *TopicFilter, fromBeginning bool, log *slog.Log
 		kgo.MetadataMinAge(min(cfg.TopicRefresh, 5*time.Second)),
 		kgo.WithLogger(kslog.New(log)),
 	}
-	sec, err := cfg.Security.Opts()
+	client, _, regOpts, err := cfg.Security.newClient(log, base, opts...)
 	if err != nil {
 		return nil, err
-	}
-	regOpts, err := cfg.Security.RegistryOpts()
-	if err != nil {
-		return nil, err
-	}
-	cfg.Security.LogWarnings(log)
-	client, err := kgo.NewClient(append(append(base, sec...), opts...)...)
-	if err != nil {
-		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	reg, err := sr.NewClient(append([]sr.ClientOpt{sr.URLs(cfg.RegistryURL)}, regOpts...)...)
 	if err != nil {

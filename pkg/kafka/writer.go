@@ -101,18 +101,9 @@ func NewWriter(cfg *Config, version string, log *slog.Logger, m *Metrics, opts .
 	if err != nil {
 		return nil, fmt.Errorf("schema history schema: %w", err)
 	}
-	sec, err := cfg.Security.Opts()
+	client, sec, regOpts, err := cfg.Security.newClient(log, base, opts...)
 	if err != nil {
 		return nil, err
-	}
-	regOpts, err := cfg.Security.RegistryOpts()
-	if err != nil {
-		return nil, err
-	}
-	cfg.Security.LogWarnings(log)
-	client, err := kgo.NewClient(append(append(base, sec...), opts...)...)
-	if err != nil {
-		return nil, fmt.Errorf("kafka client: %w", err)
 	}
 	reg, err := NewRegistry(cfg.RegistryURL, regOpts...)
 	if err != nil {

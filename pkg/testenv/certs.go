@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 )
 
@@ -147,4 +149,45 @@ func StartTLSRegistry(c *Certs, opts ...srfake.Option) (reg *srfake.Registry, sr
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are what tests check
 	srv.StartTLS()
 	return reg, srv
+}
+
+// SecureKafka is a kfake cluster reached only over TLS with a client
+// certificate and SASL SCRAM-SHA-512, ACLs enforced, and a Schema Registry
+// over TLS with basic authentication: what the security tests of both
+// binaries run against.
+type SecureKafka struct {
+	Certs       *Certs
+	Kafka       *kfake.Cluster
+	RegistryURL string
+	registry    *httptest.Server
+}
+
+// The superuser of a SecureKafka, for a test's own clients.
+const (
+	SecureAdminUser = "admin"
+	SecureAdminPass = "admin-secret"
+)
+
+// StartSecureKafka starts a SecureKafka with its certificates in dir, the
+// SCRAM-SHA-512 user user:pass granted acls, and a registry that takes
+// regUser:regPass.
+func StartSecureKafka(dir, user, pass, regUser, regPass string, acls ...kfake.ACL) (*SecureKafka, error) {
+	certs, err := NewCerts(dir)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := StartKafka(kfake.TLS(certs.ServerConfig(true)), kfake.EnableSASL(), kfake.EnableACLs(),
+		kfake.Superuser("SCRAM-SHA-512", SecureAdminUser, SecureAdminPass),
+		kfake.User("SCRAM-SHA-512", user, pass, acls...))
+	if err != nil {
+		return nil, err
+	}
+	_, srv := StartTLSRegistry(certs, srfake.WithAuth("Basic "+base64.StdEncoding.EncodeToString([]byte(regUser+":"+regPass))))
+	return &SecureKafka{Certs: certs, Kafka: cl, RegistryURL: srv.URL, registry: srv}, nil
+}
+
+// Close stops the registry and the cluster.
+func (s *SecureKafka) Close() {
+	s.registry.Close()
+	s.Kafka.Close()
 }
