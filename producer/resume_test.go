@@ -575,3 +575,54 @@ func TestBrokerFaultsRecoverExactlyOnce(t *testing.T) {
 		t.Errorf("faults injected: %d produce, %d end-transaction; want 4 and 3", produces.Load(), ends.Load())
 	}
 }
+
+// A commit the transaction coordinator keeps refusing (NOT_COORDINATOR past
+// franz-go's retries, as while coordinators move) ends the run, not the
+// producer: it restarts in-process from the last checkpoint, and every
+// change is committed exactly once.
+func TestRefusedCommitRestartsFromCheckpoint(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := env.db.Exec(ctx, "", "CREATE DATABASE refused", "CREATE TABLE refused.t (id INT PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	const txnID = "strait-rc1"
+	var refusing atomic.Bool
+	var refused atomic.Int32
+	refusing.Store(true)
+	env.kafka.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		env.kafka.KeepControl()
+		r := req.(*kmsg.EndTxnRequest)
+		if r.TransactionalID != txnID || !r.Commit || !refusing.Load() {
+			return nil, nil, false
+		}
+		refused.Add(1)
+		resp := r.ResponseKind().(*kmsg.EndTxnResponse)
+		resp.ErrorCode = kerr.NotCoordinator.Code
+		return resp, nil, true
+	})
+	addr := freeAddr(t)
+	p := startProducer(t, append(producerArgs(t, ctx, "rc1", "refused.*"), "-http_addr", addr))
+	for i := range 100 {
+		if err := env.db.Exec(ctx, "refused", fmt.Sprintf("INSERT INTO t VALUES (%d)", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, ctx, "a run restarted after the refused commit", func() bool {
+		return strings.Contains(getText(t, addr+"/metrics"), "strait_producer_restarts_total 1")
+	})
+	refusing.Store(false)
+	for i := 100; i < 200; i++ {
+		if err := env.db.Exec(ctx, "refused", fmt.Sprintf("INSERT INTO t VALUES (%d)", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitEachOnce(t, ctx, "rc1.refused.t", 0, 200)
+	if err := p.stop(); err != nil {
+		t.Fatalf("producer: %v (a refused commit must restart the run)", err)
+	}
+	if !strings.Contains(p.logs.String(), "restarting from the last checkpoint") {
+		t.Errorf("no restart in the log:\n%s", p.logs.String())
+	}
+	t.Logf("%d commits refused before the restart", refused.Load())
+}

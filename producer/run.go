@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/cdc"
 	"github.com/strait-cdc/strait/pkg/kafka"
@@ -44,7 +46,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // runStream is `producer run`: read a transaction → encode → produce, until
 // the context ends. Shutdown, in reverse order of start-up: stop reading →
-// flush in-flight records → close Kafka → close the binlog → stop HTTP.
+// flush in-flight records → close Kafka → close the binlog → stop HTTP. A
+// transient Kafka error that ends a run (a commit refused while the
+// transaction coordinator moves) restarts it from the last checkpoint.
 func runStream(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := loadConfig("run", "Stream row changes from the binlog to Kafka.", args, getenv, stdout, stderr)
 	if err != nil {
@@ -55,18 +59,55 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer proc.Close()
-	log, reg := proc.Log, proc.Metrics
+	m := runMetrics{binlog: binlog.NewMetrics(proc.Metrics), kafka: kafka.NewMetrics(proc.Metrics),
+		restarts: prometheus.NewCounter(prometheus.CounterOpts{Name: "strait_producer_restarts_total",
+			Help: "Runs restarted in-process from the last checkpoint after a transient Kafka error (a refused commit)."})}
+	proc.Metrics.MustRegister(m.restarts)
+	for attempt := 1; ; attempt++ {
+		began := time.Now()
+		err := streamRun(ctx, cfg, proc, m)
+		if err == nil || ctx.Err() != nil || !kafka.Transient(err) {
+			return err
+		}
+		if time.Since(began) > time.Minute {
+			attempt = 1
+		}
+		// Nothing of the failed Kafka transaction is visible: everything
+		// after the last checkpoint is read and published again. A
+		// configured start position was for the first run only.
+		wait := min(time.Second<<(attempt-1), 30*time.Second)
+		proc.Log.Warn("restarting from the last checkpoint after a transient Kafka error", "err", err, "in", wait.String())
+		m.restarts.Inc()
+		cfg.Source.StartPosition, cfg.Source.StartGTID = "", ""
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
 
+// runMetrics are the metrics of every run of `producer run`.
+type runMetrics struct {
+	binlog   *binlog.Metrics
+	kafka    *kafka.Metrics
+	restarts prometheus.Counter
+}
+
+// streamRun is one run of `producer run`, from connecting to the source
+// and Kafka to the end of the stream.
+func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMetrics) error {
+	log := proc.Log
 	start, err := binlog.StartFromConfig(&cfg.Source)
 	if err != nil {
 		return err
 	}
-	reader, err := binlog.Open(ctx, &cfg.Source, log, binlog.NewMetrics(reg))
+	reader, err := binlog.Open(ctx, &cfg.Source, log, m.binlog)
 	if err != nil {
 		return err
 	}
 	defer reader.Close()
-	writer, err := kafka.NewWriter(&cfg.Kafka, version, log, kafka.NewMetrics(reg))
+	writer, err := kafka.NewWriter(&cfg.Kafka, version, log, m.kafka)
 	if err != nil {
 		return err
 	}
@@ -126,7 +167,7 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 	last.Store(cp)
 	proc.SetStatus(func() any { return statusOf(last.Load()) })
 	if err := stream(ctx, reader, writer, resume, &cfg.Kafka, func(cp *kafka.Checkpoint) { last.Store(cp) }); err != nil {
-		log.Error("producer stopped", "err", err)
+		log.Error("the stream stopped", "err", err)
 		return err
 	}
 	log.Info("stopped: every record read was published")

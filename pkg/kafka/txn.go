@@ -104,6 +104,14 @@ func (w *Writer) abort(ctx context.Context, err error) error {
 	return err
 }
 
+// Transient reports whether err, which ended a run of the producer, may
+// pass by itself (a coordinator moving or loading, not enough replicas for
+// a while): kafka's retriable errors, once franz-go's own retries are
+// spent. A fenced producer is not transient: another one took over.
+func Transient(err error) bool {
+	return kerr.IsRetriable(err) && !errors.Is(err, ErrFenced)
+}
+
 func isFenced(err error) bool {
 	// With Kafka 3.x transactions a producer whose transaction another
 	// producer of the same transactional id aborted (by taking it over)
