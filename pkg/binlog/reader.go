@@ -125,6 +125,7 @@ type Reader struct {
 	log      *slog.Logger
 	metrics  *Metrics
 	flavor   string
+	dialer   *dialer      // every connection to the source (conn.go)
 	conn     *client.Conn // queries: schema, collations
 	syncer   *replication.BinlogSyncer
 	stream   *replication.BinlogStreamer
@@ -176,17 +177,22 @@ type curTx struct {
 
 // Open connects to the source and prepares to stream. Call Start next.
 func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Reader, error) {
-	conn, err := dial(ctx, cfg, "")
+	d, err := newDialer(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	r := &Reader{cfg: cfg, log: log, metrics: m, conn: conn, tables: map[uint64]*tableState{}, flavor: cfg.Flavor,
+	conn, err := d.dial(ctx, "")
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	r := &Reader{cfg: cfg, log: log, metrics: m, dialer: d, conn: conn, tables: map[uint64]*tableState{}, flavor: cfg.Flavor,
 		history: map[string]*cdc.TableSchema{}, requested: make(chan SnapshotRequest, 16)}
 	r.life, r.snapEnd = context.WithCancel(context.Background())
 	if r.flavor == "" {
 		res, err := conn.Execute("SELECT VERSION()")
 		if err != nil {
-			conn.Close()
+			r.Close()
 			return nil, fmt.Errorf("read server version: %w", err)
 		}
 		v := text(res, 0, 0)
@@ -196,11 +202,11 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Read
 		}
 	}
 	if r.charsets, err = loadCharsets(conn); err != nil {
-		conn.Close()
+		r.Close()
 		return nil, err
 	}
 	if r.serverID, err = r.ServerID(); err != nil {
-		conn.Close()
+		r.Close()
 		return nil, err
 	}
 	// Servers without the variable (MySQL 5.7, MariaDB before 10.5) log
@@ -277,7 +283,7 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 	if r.goMySQL {
 		decodeRows, decodeMeta = nil, nil
 	}
-	r.syncer = replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+	sc := replication.BinlogSyncerConfig{
 		DumpCommandFlag: dumpFlags,
 		ServerID:        r.cfg.ServerID,
 		Flavor:          r.flavor,
@@ -302,7 +308,9 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 		// The GTID set go-mysql would copy into every XID and QUERY event
 		// is not read (Resume keeps its own).
 		DiscardGTIDSet: true,
-	})
+	}
+	r.dialer.syncerConfig(&sc) // through the SSH tunnel, with TLS, as configured
+	r.syncer = replication.NewBinlogSyncer(sc)
 	var err error
 	if s.GTID != "" {
 		set, perr := mysql.ParseGTIDSet(r.flavor, s.GTID)
@@ -327,6 +335,7 @@ func (r *Reader) Close() {
 	}
 	r.endSnapshotLoops()
 	r.conn.Close()
+	r.dialer.Close()
 }
 
 // ReadTx reads the next whole transaction into tx (reusing its memory). A
