@@ -39,9 +39,10 @@ func topicOffsets(t *testing.T, ctx context.Context, topic string) int64 {
 
 // The producer reads the binlog through a real OpenSSH bastion, with an
 // encrypted key whose passphrase comes from a file. The bastion drops every
-// connection three times while rows stream in; the producer makes the
-// tunnel again each time, and every row written before, during and after
-// arrives exactly once.
+// connection while rows stream in — first with the stream read by binlog
+// position, then, restarted from its checkpoint, by GTID with transactions
+// of several rows — and the producer makes the tunnel again each time:
+// every row written before, during and after arrives exactly once.
 func TestStreamsThroughSSHTunnelAcrossDrops(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -59,60 +60,78 @@ func TestStreamsThroughSSHTunnelAcrossDrops(t *testing.T) {
 		t.Fatal(err)
 	}
 	const topic = "ssh1.tunnel.t"
-	p := startProducer(t, producerArgs(t, ctx, "ssh1", "tunnel.*", sshArgs(sshd, "-source.ssh.passphrase_file", passFile)...))
+	args := producerArgs(t, ctx, "ssh1", "tunnel.*", sshArgs(sshd, "-source.ssh.passphrase_file", passFile)...)
+	connected := func() bool { n, err := sshd.Sessions(); return err == nil && n > 0 }
 
-	// One writer inserts rows, one transaction each, until told to stop.
-	var written atomic.Int64
-	stop, done := make(chan struct{}), make(chan error, 1)
-	go func() {
-		conn, err := env.db.Conn(ctx, "tunnel")
-		if err != nil {
-			done <- err
-			return
-		}
-		defer conn.Close()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				done <- nil
-				return
-			default:
-			}
-			if _, err := conn.Execute(fmt.Sprintf("INSERT INTO t VALUES (%d, 'row %d')", i, i)); err != nil {
+	// streamAcrossDrops runs a producer with args while a writer inserts
+	// rows from id on, perTx in each transaction, and drops the tunnel
+	// drops times, each once rows went through the tunnel made after the
+	// previous drop. It returns the next id.
+	streamAcrossDrops := func(args []string, id, perTx, drops int) int {
+		p := startProducer(t, args)
+		var next atomic.Int64
+		next.Store(int64(id))
+		stop, done := make(chan struct{}), make(chan error, 1)
+		go func() {
+			conn, err := env.db.Conn(ctx, "tunnel")
+			if err != nil {
 				done <- err
 				return
 			}
-			written.Store(int64(i + 1))
+			defer conn.Close()
+			for i := id; ; i += perTx {
+				select {
+				case <-stop:
+					done <- nil
+					return
+				default:
+				}
+				stmts := []string{"BEGIN"}
+				for j := i; j < i+perTx; j++ {
+					stmts = append(stmts, fmt.Sprintf("INSERT INTO t VALUES (%d, 'row %d')", j, j))
+				}
+				for _, q := range append(stmts, "COMMIT") {
+					if _, err := conn.Execute(q); err != nil {
+						done <- err
+						return
+					}
+				}
+				next.Store(int64(i + perTx))
+			}
+		}()
+		for drop := range drops + 1 {
+			waitFor(t, ctx, fmt.Sprintf("the tunnel before drop %d", drop+1), connected)
+			base := topicOffsets(t, ctx, topic)
+			waitFor(t, ctx, fmt.Sprintf("rows through the tunnel before drop %d", drop+1), func() bool {
+				return topicOffsets(t, ctx, topic) > base+100
+			})
+			if drop == drops {
+				break // rows went through after the last drop
+			}
+			killed, err := sshd.DropConnections()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if killed == 0 {
+				t.Fatalf("drop %d: the bastion serves no connection: the producer does not go through the tunnel", drop+1)
+			}
 		}
-	}()
-	connected := func() bool { n, err := sshd.Sessions(); return err == nil && n > 0 }
-	for drop := range 3 {
-		waitFor(t, ctx, fmt.Sprintf("the tunnel before drop %d", drop+1), connected)
-		base := topicOffsets(t, ctx, topic)
-		waitFor(t, ctx, fmt.Sprintf("rows through the tunnel before drop %d", drop+1), func() bool {
-			return topicOffsets(t, ctx, topic) > base+100
-		})
-		killed, err := sshd.DropConnections()
-		if err != nil {
+		close(stop)
+		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
-		if killed == 0 {
-			t.Fatalf("drop %d: the bastion serves no connection: the producer does not go through the tunnel", drop+1)
+		waitEachOnce(t, ctx, topic, 0, int(next.Load()))
+		if err := p.stop(); err != nil {
+			t.Fatal(err)
 		}
+		if got := strings.Count(p.logs.String(), "ssh tunnel connected"); got < drops+1 {
+			t.Errorf("the tunnel was made %d times, want at least %d (once, then after each drop)", got, drops+1)
+		}
+		return int(next.Load())
 	}
-	waitFor(t, ctx, "the tunnel after the last drop", connected)
-	base := topicOffsets(t, ctx, topic)
-	waitFor(t, ctx, "rows through the tunnel after the last drop", func() bool { return topicOffsets(t, ctx, topic) > base+100 })
-	close(stop)
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	n := int(written.Load())
-	waitEachOnce(t, ctx, topic, 0, n)
-	if got := strings.Count(p.logs.String(), "ssh tunnel connected"); got < 4 {
-		t.Errorf("the tunnel was made %d times, want at least 4 (once, then after each of 3 drops)", got)
-	}
-	t.Logf("%d rows exactly once across 3 dropped tunnels", n)
+	n := streamAcrossDrops(args, 0, 1, 3)
+	n = streamAcrossDrops(withoutStart(args), n, 7, 6)
+	t.Logf("%d rows exactly once across 9 dropped tunnels", n)
 }
 
 // The bastion's host key is verified against the known_hosts file: a

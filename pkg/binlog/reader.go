@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"path"
 	"strconv"
 	"strings"
@@ -146,6 +147,7 @@ type Reader struct {
 	fileIndex uint64 // numeric suffix of file
 	query     string // SQL of the current statement, when the server logs it
 	started   Start  // where Start began reading
+	lastGTID  string // GTID of the last transaction read to its end
 	cur       curTx  // the source transaction being read
 	skip      int    // row changes still to skip (Start.SkipRows)
 	epoch     uint64
@@ -173,6 +175,10 @@ type curTx struct {
 	begin Start  // where it starts
 	gtid  string // its GTID
 	rows  int    // its row changes handed out in earlier parts
+	skip  int    // its row changes published before the start (Start.SkipRows)
+	// replay marks a finished transaction sent again after a reconnect:
+	// read to its end and dropped (see resent).
+	replay bool
 }
 
 // Open connects to the source and prepares to stream. Call Start next.
@@ -378,8 +384,14 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 				tx.CommitTime = time.Unix(int64(ev.Header.Timestamp), 0)
 			}
 			tx.Begin, tx.RowsBefore = r.cur.begin, r.cur.rows
+			if done && r.cur.replay {
+				r.cur, r.skip = curTx{}, 0
+				tx.reset()
+				continue
+			}
 			if done {
 				r.cur = curTx{}
+				r.lastGTID = tx.GTID
 			} else {
 				tx.Partial = true
 				r.cur.gtid = tx.GTID
@@ -408,12 +420,21 @@ func (r *Reader) handle(ctx context.Context, tx *Tx, ev *replication.BinlogEvent
 	case *replication.RotateEvent:
 		r.file, r.fileIndex, r.pos = string(e.NextLogName), fileIndex(string(e.NextLogName)), e.Position
 	case *replication.MariadbGTIDEvent:
-		tx.GTID = mariadbGTID(&e.GTID, &r.text)
+		gtid := mariadbGTID(&e.GTID, &r.text)
+		if r.resent(tx, ev.Header, gtid) {
+			return false, nil
+		}
+		tx.GTID = gtid
 		return false, r.beginTx(tx, ev.Header)
 	case *replication.GTIDEvent:
+		var gtid string
 		if set, err := e.GTIDNext(); err == nil {
-			tx.GTID = set.String()
+			gtid = set.String()
 		}
+		if r.resent(tx, ev.Header, gtid) {
+			return false, nil
+		}
+		tx.GTID = gtid
 		return false, r.beginTx(tx, ev.Header)
 	case *replication.MariadbAnnotateRowsEvent:
 		r.setQuery(e.Query)
@@ -474,6 +495,9 @@ func (r *Reader) queryEvent(ctx context.Context, tx *Tx, h *replication.EventHea
 		}
 		return false
 	case "COMMIT": // transactions on non-transactional engines (MyISAM, Aria)
+		return true
+	}
+	if r.cur.replay { // handed out before a reconnect (see resent)
 		return true
 	}
 	// Any other statement in a row-based binlog is DDL or a statement that
@@ -626,10 +650,37 @@ func Captures(include, exclude []string, db, table string) bool {
 	return false
 }
 
+// resent reports whether the stream sends a transaction again: after a
+// lost connection (a dropped SSH tunnel, a network failure) go-mysql
+// reconnects a stream read by GTID at the start of the transaction it was
+// in, or of the last one it finished. Inside a transaction, its row changes
+// read into tx so far are dropped, and those handed out in earlier parts or
+// published before the start are skipped again; a finished transaction is
+// read to its end and dropped. Each change is handed out once.
+func (r *Reader) resent(tx *Tx, h *replication.EventHeader, gtid string) bool {
+	switch {
+	case gtid == "":
+		return false
+	case r.cur.open && gtid == tx.GTID:
+		r.log.Info("the binlog stream reconnected inside a transaction: reading it again from its start", "gtid", gtid,
+			"rows_handed_out", r.cur.rows, "rows_read_again", len(tx.Events))
+		clear(tx.Events)
+		tx.Events = tx.Events[:0]
+		r.skip = r.cur.skip + r.cur.rows
+		return true
+	case !r.cur.open && gtid == r.lastGTID:
+		r.log.Info("the binlog stream reconnected and sends the last transaction again: skipped", "gtid", gtid)
+		r.cur = curTx{open: true, begin: Start{File: r.file, Pos: uint64(h.LogPos) - uint64(h.EventSize)}, replay: true}
+		r.skip = math.MaxInt
+		return true
+	}
+	return false
+}
+
 // beginTx notes where the transaction starting with the event of h begins,
 // and checks a resume inside a transaction lands in the right one.
 func (r *Reader) beginTx(tx *Tx, h *replication.EventHeader) error {
-	r.cur = curTx{open: true, begin: Start{File: r.file, Pos: uint64(h.LogPos) - uint64(h.EventSize)}}
+	r.cur = curTx{open: true, begin: Start{File: r.file, Pos: uint64(h.LogPos) - uint64(h.EventSize)}, skip: r.skip}
 	if r.skip > 0 && r.started.TxGTID != "" && tx.GTID != "" && tx.GTID != r.started.TxGTID {
 		return fmt.Errorf("resuming inside transaction %s (%d row changes already published), but the binlog continues with %s at %s:%d: the source changed under the checkpoint; re-snapshot",
 			r.started.TxGTID, r.skip, tx.GTID, r.file, h.LogPos)

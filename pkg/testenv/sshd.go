@@ -241,7 +241,7 @@ func descendants(pid int) ([]int, error) {
 		}
 		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
 		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		if len(fields) > 1 {
+		if len(fields) > 1 && fields[0] != "Z" && fields[0] != "X" { // not killed already, awaiting its parent
 			parent[p], _ = strconv.Atoi(fields[1])
 		}
 	}
