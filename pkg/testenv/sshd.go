@@ -216,6 +216,18 @@ func (s *SSHD) DropConnections() (int, error) {
 	return len(kids), nil
 }
 
+// Freeze stops (SIGSTOP) the processes serving connections: the
+// connections stay open but nothing answers, as behind a network that
+// silently drops packets. New connections are served; DropConnections or
+// Stop ends the frozen ones.
+func (s *SSHD) Freeze() (int, error) {
+	kids, err := descendants(s.cmd.Process.Pid)
+	for _, pid := range kids {
+		syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	return len(kids), err
+}
+
 // Sessions returns how many processes serve connections: 0 when no
 // client is connected.
 func (s *SSHD) Sessions() (int, error) {

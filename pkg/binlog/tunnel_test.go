@@ -1,0 +1,122 @@
+package binlog
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/strait-cdc/strait/pkg/testenv"
+)
+
+// A bastion that stops answering without closing the connection is found
+// by the keepalive: the tunnel is closed (the connections in it fail
+// instead of waiting for source.read_timeout) and the next dial makes a
+// new one.
+func TestTunnelKeepaliveReplacesSilentBastion(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sshd, err := testenv.StartSSHD(ctx, t.TempDir(), testenv.SSHDOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sshd.Stop()
+	cfg := sourceConfig(server)
+	cfg.SSH = SSHConfig{Host: sshd.Host, Port: sshd.Port, User: sshd.User, KeyFile: sshd.KeyFile,
+		KnownHostsFile: sshd.KnownHostsFile, KeepaliveInterval: 200 * time.Millisecond}
+	cfg.Defaults()
+	var logs testenv.Buffer
+	d, err := newDialer(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	conn, err := d.dial(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Execute("SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := sshd.Freeze(); err != nil || n == 0 {
+		t.Fatalf("froze %d sshd processes: %v", n, err)
+	}
+	failed := make(chan error, 1)
+	go func() { _, err := conn.Execute("SELECT 1"); failed <- err }()
+	select {
+	case err := <-failed:
+		if err == nil {
+			t.Fatal("a query through the frozen bastion succeeded")
+		}
+	case <-ctx.Done():
+		t.Fatalf("a query through the frozen bastion still waits; log:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "ssh tunnel keepalive unanswered; closing the tunnel") {
+		t.Errorf("no keepalive warning in the log:\n%s", logs.String())
+	}
+	again, err := d.dial(ctx, "")
+	if err != nil {
+		t.Fatalf("dial after the tunnel was closed: %v", err)
+	}
+	defer again.Close()
+	if _, err := again.Execute("SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(logs.String(), "ssh tunnel connected"); got != 2 {
+		t.Errorf("tunnel made %d times, want 2:\n%s", got, logs.String())
+	}
+}
+
+// An encrypted key needs its passphrase, and the error says where to put
+// it; a wrong passphrase fails without showing it.
+func TestTunnelKeyPassphrase(t *testing.T) {
+	dir := t.TempDir()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte("right one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(dir, "id_ed25519")
+	if err := os.WriteFile(key, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	passFile := filepath.Join(dir, "passphrase")
+	if err := os.WriteFile(passFile, []byte("right one\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		cfg  SSHConfig
+		want string // "" for success
+	}{
+		{"from the environment", SSHConfig{KeyFile: key, Passphrase: "right one"}, ""},
+		{"from a file", SSHConfig{KeyFile: key, PassphraseFile: passFile}, ""},
+		{"none", SSHConfig{KeyFile: key}, "source.ssh.key_file " + key + " is encrypted: set STRAIT_SOURCE_SSH_PASSPHRASE or source.ssh.passphrase_file"},
+		{"wrong", SSHConfig{KeyFile: key, Passphrase: "wrong one"}, "source.ssh.key_file " + key + " with the configured passphrase: "},
+		{"missing file", SSHConfig{KeyFile: key, PassphraseFile: filepath.Join(dir, "nope")}, "source.ssh.passphrase_file: open " + filepath.Join(dir, "nope")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := loadKey(&tt.cfg)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatal(err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("got %v, want an error with %q", err, tt.want)
+			case err != nil && (strings.Contains(err.Error(), "right one") || strings.Contains(err.Error(), "wrong one")):
+				t.Errorf("the error shows the passphrase: %v", err)
+			}
+		})
+	}
+}
