@@ -201,19 +201,33 @@ func (t *tunnel) auth() (methods []ssh.AuthMethod, closeAgent func(), err error)
 	}
 	closeAgent = func() {}
 	if t.cfg.AgentSocket != "" {
-		sock, err := net.Dial("unix", t.cfg.AgentSocket)
-		if err != nil {
-			return nil, nil, fmt.Errorf("source.ssh.agent_socket %s: %w", t.cfg.AgentSocket, err)
+		keys, sock, err := agentKeys(t.cfg.AgentSocket)
+		switch {
+		case err != nil && t.signer == nil:
+			return nil, nil, err
+		case err != nil: // the key file's key may do
+			t.log.Warn("ssh-agent not usable; logging in with source.ssh.key_file only", "err", err)
+		default:
+			signers = append(signers, keys...)
+			closeAgent = func() { sock.Close() }
 		}
-		keys, err := agent.NewClient(sock).Signers()
-		if err != nil {
-			sock.Close()
-			return nil, nil, fmt.Errorf("source.ssh.agent_socket %s: %w", t.cfg.AgentSocket, err)
-		}
-		signers = append(signers, keys...)
-		closeAgent = func() { sock.Close() }
 	}
 	return []ssh.AuthMethod{ssh.PublicKeys(signers...)}, closeAgent, nil
+}
+
+// agentKeys returns the keys of the ssh-agent at socket and the connection
+// to it, which signs with them until closed.
+func agentKeys(socket string) ([]ssh.Signer, net.Conn, error) {
+	sock, err := net.Dial("unix", socket)
+	if err != nil {
+		return nil, nil, fmt.Errorf("source.ssh.agent_socket %s: %w", socket, err)
+	}
+	keys, err := agent.NewClient(sock).Signers()
+	if err != nil {
+		sock.Close()
+		return nil, nil, fmt.Errorf("source.ssh.agent_socket %s: %w", socket, err)
+	}
+	return keys, sock, nil
 }
 
 // keepalive asks the bastion for an answer every interval until the

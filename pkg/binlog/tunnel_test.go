@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -118,5 +119,60 @@ func TestTunnelKeyPassphrase(t *testing.T) {
 				t.Errorf("the error shows the passphrase: %v", err)
 			}
 		})
+	}
+}
+
+// With no key file, the keys of an ssh-agent (OpenSSH's own) log in; the
+// agent's socket is source.ssh.agent_socket.
+func TestTunnelLogsInWithAgent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	sshd, err := testenv.StartSSHD(ctx, dir, testenv.SSHDOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sshd.Stop()
+	sock := filepath.Join(dir, "agent.sock")
+	agentCmd := exec.Command("ssh-agent", "-D", "-a", sock)
+	if err := agentCmd.Start(); err != nil {
+		t.Fatalf("start ssh-agent (Debian: openssh-client): %v", err)
+	}
+	defer func() { agentCmd.Process.Kill(); agentCmd.Wait() }()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for _, err := os.Stat(sock); err != nil; _, err = os.Stat(sock) {
+		select {
+		case <-ctx.Done():
+			t.Fatal("ssh-agent never made its socket")
+		case <-tick.C:
+		}
+	}
+	add := exec.CommandContext(ctx, "ssh-add", sshd.KeyFile)
+	add.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("ssh-add: %v: %s", err, out)
+	}
+	cfg := sourceConfig(server)
+	cfg.SSH = SSHConfig{Host: sshd.Host, Port: sshd.Port, User: sshd.User, AgentSocket: sock, KnownHostsFile: sshd.KnownHostsFile}
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := newDialer(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	conn, err := d.dial(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Execute("SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(sshd.Log(), "Accepted publickey for "+sshd.User) {
+		t.Errorf("sshd logged no key login:\n%s", sshd.Log())
 	}
 }
