@@ -213,9 +213,11 @@ func TestTunnelRefusesWrongHostKey(t *testing.T) {
 	}
 }
 
-// MariaDB requiring TLS (require_secure_transport): verify-ca and
-// verify-identity with the server's CA connect and stream; another CA, a
-// wrong server name and mode disabled fail with errors saying why.
+// MariaDB requiring TLS (require_secure_transport): verify-ca (with the
+// server's CA alone or in a bundle of several) and verify-identity connect
+// and stream, a client certificate is presented; another CA, a wrong
+// server name, a missing client certificate and mode disabled fail with
+// errors saying why.
 func TestTLSRequiredByServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -225,6 +227,19 @@ func TestTLSRequiredByServer(t *testing.T) {
 	}
 	otherCA, err := testenv.NewTLSFiles(t.TempDir(), "127.0.0.1")
 	if err != nil {
+		t.Fatal(err)
+	}
+	// A bundle of several CAs, as AWS publishes for RDS.
+	bundle := filepath.Join(t.TempDir(), "bundle.pem")
+	var pems []byte
+	for _, f := range []string{otherCA.CAFile, files.CAFile} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pems = append(pems, b...)
+	}
+	if err := os.WriteFile(bundle, pems, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	db, err := testenv.StartMariaDB(ctx, testenv.MariaDBOptions{ServerID: 7, TLS: files, RequireSecureTransport: true})
@@ -255,6 +270,7 @@ func TestTLSRequiredByServer(t *testing.T) {
 		{"no client certificate", []string{"-source.user", "cert", "-source.tls.mode", "verify-ca", "-source.tls.ca_file", files.CAFile},
 			"FAIL connect: connect to " + db.Addr() + " as cert: "},
 		{"verify-identity", []string{"-source.tls.mode", "verify-identity", "-source.tls.ca_file", files.CAFile}, "PASS connect: "},
+		{"verify-ca with a bundle", []string{"-source.tls.mode", "verify-ca", "-source.tls.ca_file", bundle}, "PASS connect: "},
 		{"required", []string{"-source.tls.mode", "required"}, "PASS connect: "},
 		{"another CA", []string{"-source.tls.mode", "verify-ca", "-source.tls.ca_file", otherCA.CAFile},
 			"source.tls.mode verify-ca: the server's certificate (subject \"CN=127.0.0.1\", issuer \"CN=strait test CA"},
@@ -272,7 +288,7 @@ func TestTLSRequiredByServer(t *testing.T) {
 		})
 	}
 
-	// The stream itself, verify-ca.
+	// The stream itself, verify-ca with the bundle.
 	if err := db.Exec(ctx, "", "CREATE DATABASE tls", "CREATE TABLE tls.t (id INT PRIMARY KEY, v VARCHAR(20))"); err != nil {
 		t.Fatal(err)
 	}
@@ -282,7 +298,7 @@ func TestTLSRequiredByServer(t *testing.T) {
 	}
 	args := append([]string{"run", "-source.include", "tls.*", "-source.start_position", *rows[0][0] + ":" + *rows[0][1],
 		"-kafka.topic_prefix", "tls1", "-kafka.partitions", "3", "-http_addr", "127.0.0.1:0", "-log_format", "text"},
-		source("-source.tls.mode", "verify-ca", "-source.tls.ca_file", files.CAFile)...)
+		source("-source.tls.mode", "verify-ca", "-source.tls.ca_file", bundle)...)
 	p := startProducer(t, args)
 	var stmts []string
 	for i := range 50 {

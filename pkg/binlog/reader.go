@@ -15,6 +15,9 @@
 //   - convert.go, charset.go: go-mysql values → canonical cdc.Values (the
 //     tables decode.go leaves to go-mysql: MySQL's binary JSON).
 //   - check.go: what `producer check` verifies on the source.
+//   - conn.go, tunnel.go, tls.go: how every connection reaches the source:
+//     directly or through the SSH bastion (source.ssh), with TLS as
+//     source.tls says.
 //
 // Values are exact: decimals stay digit strings, unsigned BIGINTs keep their
 // 64 bits, TIMESTAMPs are UTC microseconds and DATETIMEs wall-clock
