@@ -147,3 +147,22 @@ func text(r *mysql.Result, row, col int) string {
 	s, _ := r.GetString(row, col)
 	return strings.Clone(s)
 }
+
+// liveQueries makes the reader's query connection again when it was lost
+// (a dropped SSH tunnel or network failure, the server's wait_timeout):
+// the binlog stream reconnects by itself, and the schema reads it leads to
+// must too. Called before those reads, which are rare (a table's first
+// rows without full row metadata, a DDL): a ping each.
+func (r *Reader) liveQueries(ctx context.Context) error {
+	if err := r.conn.Ping(); err == nil {
+		return nil
+	}
+	conn, err := r.dialer.dial(ctx, "")
+	if err != nil {
+		return fmt.Errorf("query connection lost; again: %w", err)
+	}
+	r.conn.Close()
+	r.conn = conn
+	r.log.Info("query connection to the source made again")
+	return nil
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -13,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/strait-cdc/strait/pkg/cdc"
 	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
@@ -174,5 +177,51 @@ func TestTunnelLogsInWithAgent(t *testing.T) {
 	}
 	if !strings.Contains(sshd.Log(), "Accepted publickey for "+sshd.User) {
 		t.Errorf("sshd logged no key login:\n%s", sshd.Log())
+	}
+}
+
+// Without full row metadata the reader reads a table's columns from
+// information_schema when its first rows come: after the tunnel dropped,
+// both the binlog stream and that query connection are made again through
+// a new tunnel, and the rows of a table created after the drop decode.
+func TestReaderContinuesAfterTunnelDrop(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	minimal, err := testenv.StartMariaDB(ctx, testenv.MariaDBOptions{RowMetadata: "MINIMAL"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer minimal.Stop()
+	sshd, err := testenv.StartSSHD(ctx, t.TempDir(), testenv.SSHDOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sshd.Stop()
+	if err := minimal.Exec(ctx, "", "CREATE DATABASE drop_db", "CREATE TABLE drop_db.a (id INT PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := sourceConfig(minimal, "drop_db.*")
+	cfg.SSH = SSHConfig{Host: sshd.Host, Port: sshd.Port, User: sshd.User, KeyFile: sshd.KeyFile, KnownHostsFile: sshd.KnownHostsFile}
+	cfg.Defaults()
+	r := openAtCurrent(t, ctx, cfg)
+	if err := minimal.Exec(ctx, "drop_db", "INSERT INTO a VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	if evs := readEvents(t, ctx, r, 1); evs[0].Table.Name != "a" {
+		t.Fatalf("first event of table %s, want a", evs[0].Table.Name)
+	}
+	if n, err := sshd.DropConnections(); err != nil || n == 0 {
+		t.Fatalf("dropped %d sshd processes: %v", n, err)
+	}
+	if err := minimal.Exec(ctx, "drop_db", "CREATE TABLE b (id INT PRIMARY KEY, v VARCHAR(10))", "INSERT INTO b VALUES (2, 'two')", "INSERT INTO a VALUES (3)"); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range readEvents(t, ctx, r, 2) {
+		got = append(got, fmt.Sprintf("%s %v", ev.Table.Name, ev.After))
+	}
+	want := []string{fmt.Sprintf("b %v", []cdc.Value{cdc.Int(2), cdc.Str("two")}), fmt.Sprintf("a %v", []cdc.Value{cdc.Int(3)})}
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("events after the drop (-got +want):\n%s", diff)
 	}
 }
