@@ -312,3 +312,34 @@ func TestTLSRequiredByServer(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The SSH key's passphrase is a secret: taken from the environment, never
+// from a flag or the YAML file, and redacted when the configuration is
+// printed.
+func TestSSHPassphraseIsSecret(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	getenv := func(k string) string {
+		if k == "STRAIT_SOURCE_SSH_PASSPHRASE" {
+			return "hunter2-ssh"
+		}
+		return ""
+	}
+	var out bytes.Buffer
+	if err := run(ctx, []string{"run", "-print-config"}, getenv, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "source.ssh.passphrase: <redacted>\n") || strings.Contains(out.String(), "hunter2-ssh") {
+		t.Errorf("printed configuration does not redact the passphrase:\n%s", out.String())
+	}
+	if err := run(ctx, []string{"run", "-source.ssh.passphrase", "x"}, getenv, io.Discard, io.Discard); err == nil {
+		t.Error("the passphrase was accepted as a flag")
+	}
+	file := filepath.Join(t.TempDir(), "strait.yaml")
+	if err := os.WriteFile(file, []byte("source:\n  ssh:\n    passphrase: x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(ctx, []string{"run", "-config", file}, getenv, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "passphrase") {
+		t.Errorf("the passphrase in the YAML file: %v, want an error naming it", err)
+	}
+}

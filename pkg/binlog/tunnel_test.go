@@ -225,3 +225,34 @@ func TestReaderContinuesAfterTunnelDrop(t *testing.T) {
 		t.Errorf("events after the drop (-got +want):\n%s", diff)
 	}
 }
+
+// Turning the host-key check off works, and is logged at warn level.
+func TestTunnelInsecureIgnoreHostKeyWarns(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sshd, err := testenv.StartSSHD(ctx, t.TempDir(), testenv.SSHDOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sshd.Stop()
+	cfg := sourceConfig(server)
+	cfg.SSH = SSHConfig{Host: sshd.Host, Port: sshd.Port, User: sshd.User, KeyFile: sshd.KeyFile, InsecureIgnoreHostKey: true}
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var logs testenv.Buffer
+	d, err := newDialer(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	conn, err := d.dial(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	if want := "level=WARN msg=\"INSECURE: source.ssh.insecure_ignore_host_key is set"; !strings.Contains(logs.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, logs.String())
+	}
+}
