@@ -379,6 +379,11 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 				return err
 			}
 		}
+		if done && r.cur.replay { // sent again after a reconnect, read to its end (see resent)
+			r.cur, r.skip = curTx{}, 0
+			tx.reset()
+			continue
+		}
 		if done || len(tx.Events) >= r.cfg.ChunkRows && r.cfg.ChunkRows > 0 {
 			r.drainSchemas(tx)
 			tx.File = r.file
@@ -387,11 +392,6 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 				tx.CommitTime = time.Unix(int64(ev.Header.Timestamp), 0)
 			}
 			tx.Begin, tx.RowsBefore = r.cur.begin, r.cur.rows
-			if done && r.cur.replay {
-				r.cur, r.skip = curTx{}, 0
-				tx.reset()
-				continue
-			}
 			if done {
 				r.cur = curTx{}
 				r.lastGTID = tx.GTID
@@ -675,6 +675,7 @@ func (r *Reader) resent(tx *Tx, h *replication.EventHeader, gtid string) bool {
 		r.log.Info("the binlog stream reconnected and sends the last transaction again: skipped", "gtid", gtid)
 		r.cur = curTx{open: true, begin: Start{File: r.file, Pos: uint64(h.LogPos) - uint64(h.EventSize)}, replay: true}
 		r.skip = math.MaxInt
+		tx.GTID = gtid // not a heartbeat
 		return true
 	}
 	return false

@@ -228,13 +228,6 @@ func (s *SSHD) Freeze() (int, error) {
 	return len(kids), err
 }
 
-// Sessions returns how many processes serve connections: 0 when no
-// client is connected.
-func (s *SSHD) Sessions() (int, error) {
-	kids, err := descendants(s.cmd.Process.Pid)
-	return len(kids), err
-}
-
 // descendants returns the processes below pid, from /proc.
 func descendants(pid int) ([]int, error) {
 	entries, err := os.ReadDir("/proc")
