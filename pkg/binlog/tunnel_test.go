@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/strait-cdc/strait/pkg/cdc"
@@ -254,5 +255,69 @@ func TestTunnelInsecureIgnoreHostKeyWarns(t *testing.T) {
 	conn.Close()
 	if want := "level=WARN msg=\"INSECURE: source.ssh.insecure_ignore_host_key is set"; !strings.Contains(logs.String(), want) {
 		t.Errorf("log lacks %q:\n%s", want, logs.String())
+	}
+}
+
+// A stream read by GTID that loses its connection inside a large
+// transaction, handed out in parts, is sent that transaction again from
+// its start by the server: each row change is still handed out once, in
+// order.
+func TestTunnelDropInsideLargeTransactionByGTID(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sshd, err := testenv.StartSSHD(ctx, t.TempDir(), testenv.SSHDOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sshd.Stop()
+	if err := server.Exec(ctx, "", "CREATE DATABASE big_drop", "CREATE TABLE big_drop.t (id INT PRIMARY KEY, v TEXT)"); err != nil {
+		t.Fatal(err)
+	}
+	pos, err := server.Query(ctx, "", "SELECT @@gtid_binlog_pos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := sourceConfig(server, "big_drop.*")
+	cfg.SSH = SSHConfig{Host: sshd.Host, Port: sshd.Port, User: sshd.User, KeyFile: sshd.KeyFile, KnownHostsFile: sshd.KnownHostsFile}
+	cfg.ChunkRows = 100
+	cfg.Defaults()
+	var logs testenv.Buffer
+	r, err := Open(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil)), NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.Start(ctx, Start{GTID: *pos[0][0]}); err != nil {
+		t.Fatal(err)
+	}
+	// About 10 MB of rows in one transaction: more than the tunnel, the
+	// sockets and go-mysql's event cache hold, so the drop comes inside it.
+	const rows = 10000
+	if err := server.Exec(ctx, "big_drop", fmt.Sprintf("INSERT INTO t SELECT seq, REPEAT('x', 1000) FROM seq_0_to_%d", rows-1)); err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for dropped := false; len(got) < rows; {
+		var tx Tx
+		if err := r.ReadTx(ctx, &tx); err != nil {
+			t.Fatalf("after %d rows: %v", len(got), err)
+		}
+		for _, ev := range tx.Events {
+			got = append(got, ev.After[0].Int)
+		}
+		if !dropped && len(got) > 0 {
+			if n, err := sshd.DropConnections(); err != nil || n == 0 {
+				t.Fatalf("dropped %d sshd processes: %v", n, err)
+			}
+			dropped = true
+		}
+	}
+	for i, id := range got {
+		if id != int64(i) {
+			t.Fatalf("row change %d has id %d, want %d (each once, in order)", i, id, i)
+		}
+	}
+	if !strings.Contains(logs.String(), "the binlog stream reconnected inside a transaction") {
+		t.Errorf("the drop did not come inside the transaction:\n%s", logs.String())
 	}
 }
