@@ -35,6 +35,7 @@ type tunnel struct {
 
 	mu     sync.Mutex
 	client *ssh.Client // nil until the first dial and after a drop
+	closed bool
 	wg     sync.WaitGroup
 }
 
@@ -142,10 +143,17 @@ func (t *tunnel) DialContext(ctx context.Context, network, addr string) (net.Con
 func (t *tunnel) connected(ctx context.Context) (*ssh.Client, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.closed {
+		return nil, fmt.Errorf("ssh bastion %s: tunnel closed", t.addr)
+	}
 	if t.client != nil {
 		return t.client, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+	timeout := t.cfg.Timeout
+	if timeout <= 0 { // a configuration without Defaults
+		timeout = 15 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	tcp, err := (&net.Dialer{}).DialContext(ctx, "tcp", t.addr)
 	if err != nil {
@@ -163,7 +171,7 @@ func (t *tunnel) connected(ctx context.Context) (*ssh.Client, error) {
 		return nil, err
 	}
 	conn, chans, reqs, err := ssh.NewClientConn(tcp, t.addr, &ssh.ClientConfig{
-		User: t.cfg.User, Auth: auth, HostKeyCallback: t.hostKey, Timeout: t.cfg.Timeout,
+		User: t.cfg.User, Auth: auth, HostKeyCallback: t.hostKey, Timeout: timeout,
 	})
 	closeAgent()
 	if !stop() || err != nil {
@@ -236,6 +244,9 @@ func agentKeys(socket string) ([]ssh.Signer, net.Conn, error) {
 // source.read_timeout).
 func (t *tunnel) keepalive(c *ssh.Client, ended <-chan struct{}) {
 	every := t.cfg.KeepaliveInterval
+	if every <= 0 { // a configuration without Defaults
+		every = 15 * time.Second
+	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
@@ -282,7 +293,7 @@ func (t *tunnel) drop(c *ssh.Client, why error) {
 func (t *tunnel) Close() {
 	t.mu.Lock()
 	c := t.client
-	t.client = nil
+	t.client, t.closed = nil, true
 	t.mu.Unlock()
 	if c != nil {
 		c.Close()
