@@ -241,6 +241,9 @@ func (r *Reader) ServerID() (uint32, error) {
 // Current returns the server's current binlog position: where a reader with
 // no checkpoint starts.
 func (r *Reader) Current(ctx context.Context) (Start, error) {
+	if err := r.liveQueries(ctx); err != nil { // snapshots ask at every chunk window
+		return Start{}, err
+	}
 	res, err := r.conn.Execute("SHOW MASTER STATUS")
 	var me *mysql.MyError
 	if errors.As(err, &me) && me.Code == mysql.ER_PARSE_ERROR {
