@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -320,4 +321,66 @@ func TestTunnelDropInsideLargeTransactionByGTID(t *testing.T) {
 	if !strings.Contains(logs.String(), "the binlog stream reconnected inside a transaction") {
 		t.Errorf("the drop did not come inside the transaction:\n%s", logs.String())
 	}
+}
+
+// BenchmarkTunnel reads the same binlog (rows of about 200 bytes, one
+// transaction each 100) directly and through an SSH tunnel to a local
+// sshd, and reports the tunnel's throughput as a ratio of the direct one's
+// measured in the same run.
+func BenchmarkTunnel(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	sshd, err := testenv.StartSSHD(ctx, b.TempDir(), testenv.SSHDOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sshd.Stop()
+	pos, err := server.Query(ctx, "", "SHOW MASTER STATUS")
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := Start{File: *pos[0][0]}
+	start.Pos, _ = strconv.ParseUint(*pos[0][1], 10, 64)
+	const rows, perTx = 200000, 100
+	if err := server.Exec(ctx, "", "CREATE DATABASE bench_tunnel", "CREATE TABLE bench_tunnel.t (id INT PRIMARY KEY, v VARCHAR(200))"); err != nil {
+		b.Fatal(err)
+	}
+	var stmts []string
+	for lo := 0; lo < rows; lo += perTx {
+		stmts = append(stmts, fmt.Sprintf("INSERT INTO t SELECT seq, REPEAT('x', 200) FROM seq_%d_to_%d", lo, lo+perTx-1))
+	}
+	if err := server.Exec(ctx, "bench_tunnel", stmts...); err != nil {
+		b.Fatal(err)
+	}
+	read := func(cfg *Config) time.Duration {
+		r, err := Open(ctx, cfg, slog.New(slog.DiscardHandler), NewMetrics(prometheus.NewRegistry()))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer r.Close()
+		began := time.Now()
+		if err := r.Start(ctx, start); err != nil {
+			b.Fatal(err)
+		}
+		for n := 0; n < rows; {
+			var tx Tx
+			if err := r.ReadTx(ctx, &tx); err != nil {
+				b.Fatal(err)
+			}
+			n += len(tx.Events)
+		}
+		return time.Since(began)
+	}
+	direct := sourceConfig(server, "bench_tunnel.*")
+	tunneled := sourceConfig(server, "bench_tunnel.*")
+	tunneled.SSH = SSHConfig{Host: sshd.Host, Port: sshd.Port, User: sshd.User, KeyFile: sshd.KeyFile, KnownHostsFile: sshd.KnownHostsFile}
+	tunneled.Defaults()
+	var d, tu time.Duration
+	for b.Loop() {
+		d += read(direct)
+		tu += read(tunneled)
+	}
+	b.ReportMetric(float64(rows*b.N)/d.Seconds(), "direct_rows/s")
+	b.ReportMetric(float64(rows*b.N)/tu.Seconds(), "tunnel_rows/s")
+	b.ReportMetric(d.Seconds()/tu.Seconds(), "tunnel/direct")
 }
