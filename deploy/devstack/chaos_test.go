@@ -58,7 +58,13 @@ func TestChaosEndsExact(t *testing.T) {
 	if err := loadSchema(ctx, st.db); err != nil {
 		t.Fatal(err)
 	}
-	initial := 500 + 1000 + 2000
+	// The table of every type: its edge rows, a row of NULLs and random
+	// rows; the workload changes it with random and edge values.
+	nextTyped, err := loadAllTypes(ctx, st.db, rand.New(rand.NewPCG(13, 17)), 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	initial := 500 + 1000 + 2000 + nextTyped - 1
 	if err := st.writeConfigs(); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +144,7 @@ func TestChaosEndsExact(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	w := &chaosWorkload{}
+	w := &chaosWorkload{nextTyped: nextTyped}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { w.err = w.run(ctx, st, stop) })
@@ -205,6 +211,7 @@ func TestChaosEndsExact(t *testing.T) {
 	ts := slices.Clone(tables)
 	ts[0].selectList += ", score"
 	ts[0].cols = append(slices.Clone(ts[0].cols), "score")
+	ts = append(ts, allTypes)
 	// Replays (kfake may tell a consumer records were lost after leader
 	// moves, and it starts the partition over) take a while: the deadline
 	// moves as long as BigQuery keeps acknowledging appends.
@@ -220,6 +227,17 @@ func TestChaosEndsExact(t *testing.T) {
 		}
 		if same {
 			t.Logf("BigQuery equals the source:\n%s", strings.Join(lines, "\n"))
+			rows, err := st.sourceRows(ctx, allTypes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var edges []string
+			for _, r := range rows {
+				if strings.HasPrefix(r, "1|") || strings.HasPrefix(r, "2|") {
+					edges = append(edges, tail(r, 1)[:min(len(r), 600)])
+				}
+			}
+			t.Logf("all_types' first two edge rows, as compared (columns %s):\n%s", strings.Join(allTypes.cols, "|"), strings.Join(edges, "\n"))
 			break
 		}
 		if time.Now().After(deadline) {
@@ -256,6 +274,7 @@ type chaosWorkload struct {
 	changes, keyChanges, large atomic.Int64
 	addColumn, altered         atomic.Bool
 	err                        error
+	nextTyped                  int // the next free key of all_types
 
 	mu      sync.Mutex
 	byTable map[string]int64 // records each table's topic must hold (c, u, d)
@@ -267,6 +286,10 @@ func (w *chaosWorkload) run(ctx context.Context, st *stack, stop <-chan struct{}
 		return err
 	}
 	defer c.Close()
+	// all_types' TIMESTAMP literals are UTC.
+	if _, err := c.Execute("SET SESSION time_zone = '+00:00'"); err != nil {
+		return err
+	}
 	rnd := rand.New(rand.NewPCG(3, 5))
 	nextOrder, nextCustomer := 1001, 501
 	pace := time.NewTicker(5 * time.Millisecond) // at most 200 transactions a second
@@ -287,7 +310,7 @@ func (w *chaosWorkload) run(ctx context.Context, st *stack, stop <-chan struct{}
 		}
 		var stmts []string
 		key := false
-		switch rnd.IntN(8) {
+		switch rnd.IntN(10) {
 		case 0, 1:
 			id := nextOrder
 			nextOrder++
@@ -322,6 +345,27 @@ func (w *chaosWorkload) run(ctx context.Context, st *stack, stop <-chan struct{}
 			} else {
 				stmts = append(stmts, fmt.Sprintf("UPDATE order_items SET qty = qty + 1 WHERE order_id = %d", 1+rnd.IntN(nextOrder-1)))
 			}
+		case 8: // all_types: a new row, or one deleted
+			if rnd.IntN(4) == 0 {
+				stmts = append(stmts, fmt.Sprintf("DELETE FROM all_types WHERE id = %d", 1+rnd.IntN(w.nextTyped-1)))
+			} else {
+				stmts = append(stmts, insertTyped(w.nextTyped, typedValues(rnd, -1)))
+				w.nextTyped++
+			}
+		case 9: // all_types: some columns of a row changed, or its key
+			id := 1 + rnd.IntN(w.nextTyped-1)
+			if rnd.IntN(8) == 0 {
+				key = true
+				stmts = append(stmts, fmt.Sprintf("UPDATE all_types SET id = %d WHERE id = %d", w.nextTyped, id))
+				w.nextTyped++
+				break
+			}
+			var set []string
+			for range 1 + rnd.IntN(4) {
+				col := typedColumns[rnd.IntN(len(typedColumns))]
+				set = append(set, col.name+" = "+typedValue(rnd, col, -1))
+			}
+			stmts = append(stmts, fmt.Sprintf("UPDATE all_types SET %s WHERE id = %d", strings.Join(set, ", "), id))
 		}
 		if _, err := c.Execute("BEGIN"); err != nil {
 			return err
