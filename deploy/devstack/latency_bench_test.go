@@ -1,0 +1,388 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strait-cdc/strait/pkg/bigquery/bqfake"
+)
+
+// BenchmarkEndToEndLatency measures how long a source row takes from its
+// commit in MariaDB to BigQuery's acknowledgement of the append holding it,
+// through bin/producer and bin/consumer running as processes (make demo's
+// stack: MariaDB, kfake, srfake, the local BigQuery endpoint), at a steady
+// rate of rows per second: p50, p99 and max over every row written in the
+// measured window, after a warm-up.
+//
+// The writer is open loop: every latencyTick it commits, in a transaction
+// of its own, the rows due by then (a multi-row INSERT of new ids, or every
+// fourth batch an UPDATE of a range of earlier ones), and notes the time
+// COMMIT returned. Every row carries its batch number, which the local
+// endpoint reports back (bqfake's OnAppend) with the time it applied the
+// append: latency = that time − the batch's commit time, on one clock.
+//
+// The baseline, measured in the same run at the same rate and batching, is
+// a bare Kafka round trip through the same kfake broker: franz-go produces
+// each batch and a plain consumer polls it, from the produce call to the
+// record polled. Targets (issue 7): p99 ≤ 250 ms at 10,000 rows/s and
+// ≤ 1 s at 50,000 rows/s.
+//
+// STRAIT_BENCH_LATENCY_SECONDS sets the measured window (default 20 s,
+// -short 5 s); the warm-up is a quarter of it, at least 3 s.
+func BenchmarkEndToEndLatency(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	bin := buildBinaries(b, ctx)
+	window := 20 * time.Second
+	if testing.Short() {
+		window = 5 * time.Second
+	}
+	if v := os.Getenv("STRAIT_BENCH_LATENCY_SECONDS"); v != "" {
+		s, err := strconv.Atoi(v)
+		if err != nil || s < 1 {
+			b.Fatalf("STRAIT_BENCH_LATENCY_SECONDS=%q: want a whole number of seconds, at least 1", v)
+		}
+		window = time.Duration(s) * time.Second
+	}
+	for _, rate := range []int{10000, 50000} {
+		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) {
+			measureLatency(b, ctx, bin, rate, window)
+		})
+	}
+}
+
+// latencyTick is how often the writer commits a batch: 50 rows at 10,000
+// rows/s, 250 at 50,000.
+const latencyTick = 5 * time.Millisecond
+
+// latencyFlags tune both binaries for latency rather than for the
+// throughput of large batches; README "Performance" explains each.
+var latencyFlags = map[string][]string{
+	"producer": {"-kafka.transaction_linger", "10ms"},
+	"consumer": {},
+}
+
+func measureLatency(b *testing.B, ctx context.Context, bin string, rate int, window time.Duration) {
+	o := &options{dir: b.TempDir(), bin: bin, brokers: 1, dataset: "strait_demo"}
+	st, err := startStack(ctx, o, io.Discard)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.close()
+	defer func() {
+		if b.Failed() {
+			for _, name := range []string{"producer", "consumer"} {
+				log, _ := os.ReadFile(filepath.Join(o.dir, name+".log"))
+				b.Logf("%s log:\n%s", name, tailLines(string(log), 40))
+			}
+		}
+	}()
+	if err := st.db.Exec(ctx, "", "CREATE DATABASE shop",
+		"CREATE TABLE shop.latency (id BIGINT PRIMARY KEY, batch INT NOT NULL, n INT NOT NULL, note VARCHAR(40) NOT NULL)"); err != nil {
+		b.Fatal(err)
+	}
+	acks := &ackLog{table: "shop_latency"}
+	st.bq.OnAppend(acks.observe)
+	if err := st.writeConfigs(); err != nil {
+		b.Fatal(err)
+	}
+	for _, name := range []string{"producer", "consumer"} {
+		addr := freeAddr()
+		if _, err := st.spawn(name, append([]string{"-http_addr", addr}, latencyFlags[name]...)...); err != nil {
+			b.Fatal(err)
+		}
+		if err := waitReady(ctx, addr, filepath.Join(o.dir, name+".log")); err != nil {
+			b.Fatalf("%s: %v", name, err)
+		}
+	}
+
+	warmup := max(3*time.Second, window/4)
+	base, err := kafkaRoundTrip(ctx, st.kafka.ListenAddrs(), rate, warmup/2, window/2)
+	if err != nil {
+		b.Fatalf("baseline: %v", err)
+	}
+
+	w := &latencyWriter{rate: rate}
+	c, err := st.db.Conn(ctx, "shop")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	first, last, err := w.run(ctx, func(s string) error { _, err := c.Execute(s); return err }, warmup, window)
+	if err != nil {
+		b.Fatal(err)
+	}
+	want := 0
+	for _, bt := range w.batches[first:last] {
+		want += bt.rows
+	}
+	// Wait for every measured row to be acknowledged: the tail of the
+	// window counts as much as the rest.
+	deadline := time.Now().Add(2 * time.Minute)
+	for acks.count(first, last) < want {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			b.Fatalf("%d of %d measured rows acknowledged after 2 minutes", acks.count(first, last), want)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
+	}
+	lat := acks.latencies(w.batches, first, last)
+	achieved := float64(want) / w.batches[last-1].commit.Sub(w.batches[first].start).Seconds()
+	p := summarize(lat)
+	bp := summarize(base)
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(p.p50, "p50-ms")
+	b.ReportMetric(p.p99, "p99-ms")
+	b.ReportMetric(p.max, "max-ms")
+	b.ReportMetric(achieved, "rows/s")
+	b.ReportMetric(bp.p50, "base-p50-ms")
+	b.ReportMetric(bp.p99, "base-p99-ms")
+	b.ReportMetric(p.p99/bp.p99, "p99/base")
+	b.Logf("rate %d rows/s (achieved %.0f, %d rows in %s after %s warm-up, %d batches): commit→BigQuery ack p50 %.1f ms, p99 %.1f ms, max %.1f ms; "+
+		"baseline Kafka round trip p50 %.1f ms, p99 %.1f ms, max %.1f ms; p99 ratio %.1f",
+		rate, achieved, want, window, warmup, last-first, p.p50, p.p99, p.max, bp.p50, bp.p99, bp.max, p.p99/bp.p99)
+}
+
+// batch is one source transaction of the latency writer.
+type batch struct {
+	start  time.Time // when it was due
+	commit time.Time // when COMMIT returned
+	rows   int
+}
+
+// latencyWriter commits the rows due at rate every latencyTick.
+type latencyWriter struct {
+	rate    int
+	batches []batch
+}
+
+// run writes for warmup+window and returns the range of batches begun in
+// the window. exec runs one statement on the writer's session.
+func (w *latencyWriter) run(ctx context.Context, exec func(string) error, warmup, window time.Duration) (first, last int, err error) {
+	tick := time.NewTicker(latencyTick)
+	defer tick.Stop()
+	start := time.Now()
+	written, nextID, nextUpdate := 0, int64(1), int64(1)
+	first = -1
+	for {
+		now := time.Now()
+		since := now.Sub(start)
+		if since >= warmup+window {
+			return first, len(w.batches), nil
+		}
+		if first < 0 && since >= warmup {
+			first = len(w.batches)
+		}
+		// Open loop: what is due by now, however late the last batch was.
+		if n := int(float64(w.rate)*since.Seconds()) - written; n > 0 {
+			bn := len(w.batches)
+			var stmt string
+			if bn%4 == 3 && nextUpdate+int64(n) < nextID {
+				stmt = fmt.Sprintf("UPDATE latency SET batch = %d, n = n + 1 WHERE id BETWEEN %d AND %d", bn, nextUpdate, nextUpdate+int64(n)-1)
+				nextUpdate += int64(n)
+			} else {
+				var sb strings.Builder
+				sb.WriteString("INSERT INTO latency (id, batch, n, note) VALUES ")
+				for i := range n {
+					if i > 0 {
+						sb.WriteByte(',')
+					}
+					fmt.Fprintf(&sb, "(%d,%d,0,'row %d of a steady stream')", nextID, bn, nextID)
+					nextID++
+				}
+				stmt = sb.String()
+			}
+			for _, s := range []string{"BEGIN", stmt, "COMMIT"} {
+				if err := exec(s); err != nil {
+					return 0, 0, fmt.Errorf("batch %d: %s: %w", bn, s[:min(len(s), 60)], err)
+				}
+			}
+			w.batches = append(w.batches, batch{start: now, commit: time.Now(), rows: n})
+			written += n
+		}
+		select {
+		case <-ctx.Done():
+			return 0, 0, ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// ackLog records, for every row BigQuery acknowledged, its batch and when.
+type ackLog struct {
+	table string
+	mu    sync.Mutex
+	acks  []ack
+}
+
+type ack struct {
+	batch int32
+	at    time.Time
+}
+
+// observe is the endpoint's OnAppend function.
+func (l *ackLog) observe(a bqfake.Applied) {
+	if a.Table != l.table {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, r := range a.Rows {
+		if bn, ok := r["batch"].(int64); ok {
+			l.acks = append(l.acks, ack{batch: int32(bn), at: a.At})
+		}
+	}
+}
+
+// count is the number of rows acknowledged of batches [first, last).
+func (l *ackLog) count(first, last int) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, a := range l.acks {
+		if int(a.batch) >= first && int(a.batch) < last {
+			n++
+		}
+	}
+	return n
+}
+
+// latencies are the commit-to-acknowledgement times of the rows of
+// batches [first, last), in milliseconds.
+func (l *ackLog) latencies(batches []batch, first, last int) []float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []float64
+	for _, a := range l.acks {
+		if int(a.batch) >= first && int(a.batch) < last {
+			out = append(out, float64(a.at.Sub(batches[a.batch].commit))/float64(time.Millisecond))
+		}
+	}
+	return out
+}
+
+// percentiles in milliseconds.
+type percentiles struct{ p50, p99, max float64 }
+
+func summarize(ms []float64) percentiles {
+	if len(ms) == 0 {
+		return percentiles{}
+	}
+	s := slices.Clone(ms)
+	slices.Sort(s)
+	at := func(q float64) float64 { return s[max(0, int(math.Ceil(q*float64(len(s))))-1)] }
+	return percentiles{p50: at(0.5), p99: at(0.99), max: s[len(s)-1]}
+}
+
+// kafkaRoundTrip is the baseline: franz-go produces batches of rate/s
+// records (one per row, of about the size of a change) every latencyTick
+// to a topic of the same broker, and a plain consumer polls them; it
+// returns each record's time from its produce call to its poll, in
+// milliseconds, for the records produced in the window after warmup.
+func kafkaRoundTrip(ctx context.Context, brokers []string, rate int, warmup, window time.Duration) ([]float64, error) {
+	const topic = "latency_baseline" // outside the consumer's demo.* topics
+	prod, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		return nil, err
+	}
+	defer prod.Close()
+	if _, err := kadm.NewClient(prod).CreateTopic(ctx, 3, -1, nil, topic); err != nil {
+		return nil, fmt.Errorf("create %s: %w", topic, err)
+	}
+	cons, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return nil, err
+	}
+	defer cons.Close()
+
+	var (
+		mu     sync.Mutex
+		sent   []time.Time // by batch
+		polled []ack
+	)
+	pollCtx, stopPolling := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for pollCtx.Err() == nil {
+			fs := cons.PollFetches(pollCtx)
+			now := time.Now()
+			mu.Lock()
+			fs.EachRecord(func(r *kgo.Record) {
+				bn, _ := strconv.Atoi(string(r.Key[:strings.IndexByte(string(r.Key), '/')]))
+				polled = append(polled, ack{batch: int32(bn), at: now})
+			})
+			mu.Unlock()
+		}
+	})
+	defer func() { stopPolling(); wg.Wait() }()
+
+	value := []byte(strings.Repeat("v", 120))
+	tick := time.NewTicker(latencyTick)
+	defer tick.Stop()
+	start := time.Now()
+	written, first, want := 0, -1, 0
+	for time.Since(start) < warmup+window {
+		since := time.Since(start)
+		if first < 0 && since >= warmup {
+			first = len(sent)
+		}
+		if n := int(float64(rate)*since.Seconds()) - written; n > 0 {
+			mu.Lock()
+			bn := len(sent)
+			sent = append(sent, time.Now())
+			mu.Unlock()
+			for i := range n {
+				prod.Produce(ctx, &kgo.Record{Key: fmt.Appendf(nil, "%d/%d", bn, i), Value: value}, nil)
+			}
+			written += n
+			if first >= 0 {
+				want += n
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-tick.C:
+		}
+	}
+	if err := prod.Flush(ctx); err != nil {
+		return nil, err
+	}
+	last := len(sent)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		mu.Lock()
+		var out []float64
+		for _, p := range polled {
+			if int(p.batch) >= first && int(p.batch) < last {
+				out = append(out, float64(p.at.Sub(sent[p.batch]))/float64(time.Millisecond))
+			}
+		}
+		mu.Unlock()
+		if len(out) >= want {
+			return out, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%d of %d records polled after a minute", len(out), want)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
+	}
+}
+
+// tailLines is the last n lines of s.
+func tailLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
