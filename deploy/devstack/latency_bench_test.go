@@ -75,6 +75,15 @@ var latencyFlags = map[string][]string{
 	"consumer": {},
 }
 
+// latencyFlagsFor is latencyFlags[binary], or nothing when
+// STRAIT_BENCH_LATENCY_DEFAULTS=1 asks for the binaries' defaults.
+func latencyFlagsFor(binary string) []string {
+	if os.Getenv("STRAIT_BENCH_LATENCY_DEFAULTS") == "1" {
+		return nil
+	}
+	return latencyFlags[binary]
+}
+
 func measureLatency(b *testing.B, ctx context.Context, bin string, rate int, window time.Duration) {
 	o := &options{dir: b.TempDir(), bin: bin, brokers: 1, dataset: "strait_demo"}
 	st, err := startStack(ctx, o, io.Discard)
@@ -101,7 +110,7 @@ func measureLatency(b *testing.B, ctx context.Context, bin string, rate int, win
 	}
 	for _, name := range []string{"producer", "consumer"} {
 		addr := freeAddr()
-		if _, err := st.spawn(name, append([]string{"-http_addr", addr}, latencyFlags[name]...)...); err != nil {
+		if _, err := st.spawn(name, append([]string{"-http_addr", addr}, latencyFlagsFor(name)...)...); err != nil {
 			b.Fatal(err)
 		}
 		if err := waitReady(ctx, addr, filepath.Join(o.dir, name+".log")); err != nil {
@@ -138,10 +147,15 @@ func measureLatency(b *testing.B, ctx context.Context, bin string, rate int, win
 		}
 		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
 	}
-	lat := acks.latencies(w.batches, first, last)
+	lat, toConsumer := acks.latencies(w.batches, first, last)
+	var slowest time.Duration // the writer's slowest commit, for reading a stall
+	for _, bt := range w.batches[first:last] {
+		slowest = max(slowest, bt.commit.Sub(bt.start))
+	}
 	achieved := float64(want) / w.batches[last-1].commit.Sub(w.batches[first].start).Seconds()
 	p := summarize(lat)
 	bp := summarize(base)
+	cp := summarize(toConsumer)
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(p.p50, "p50-ms")
 	b.ReportMetric(p.p99, "p99-ms")
@@ -150,9 +164,13 @@ func measureLatency(b *testing.B, ctx context.Context, bin string, rate int, win
 	b.ReportMetric(bp.p50, "base-p50-ms")
 	b.ReportMetric(bp.p99, "base-p99-ms")
 	b.ReportMetric(p.p99/bp.p99, "p99/base")
+	b.ReportMetric(cp.p50, "consumer-p50-ms")
+	b.ReportMetric(cp.p99, "consumer-p99-ms")
 	b.Logf("rate %d rows/s (achieved %.0f, %d rows in %s after %s warm-up, %d batches): commit→BigQuery ack p50 %.1f ms, p99 %.1f ms, max %.1f ms; "+
-		"baseline Kafka round trip p50 %.1f ms, p99 %.1f ms, max %.1f ms; p99 ratio %.1f",
-		rate, achieved, want, window, warmup, last-first, p.p50, p.p99, p.max, bp.p50, bp.p99, bp.max, p.p99/bp.p99)
+		"baseline Kafka round trip p50 %.1f ms, p99 %.1f ms, max %.1f ms; p99 ratio %.1f; "+
+		"commit→consumer building the append p50 %.1f ms, p99 %.1f ms; slowest source commit %s",
+		rate, achieved, want, window, warmup, last-first, p.p50, p.p99, p.max, bp.p50, bp.p99, bp.max, p.p99/bp.p99,
+		cp.p50, cp.p99, slowest.Round(time.Millisecond))
 }
 
 // batch is one source transaction of the latency writer.
@@ -162,7 +180,9 @@ type batch struct {
 	rows   int
 }
 
-// latencyWriter commits the rows due at rate every latencyTick.
+// latencyWriter commits the rows due at rate every latencyTick; when it is
+// behind (a slow commit) it catches up in transactions of at most 50 ms
+// worth of rows, so that the pipeline sees transactions of a steady size.
 type latencyWriter struct {
 	rate    int
 	batches []batch
@@ -177,16 +197,23 @@ func (w *latencyWriter) run(ctx context.Context, exec func(string) error, warmup
 	written, nextID, nextUpdate := 0, int64(1), int64(1)
 	first = -1
 	for {
-		now := time.Now()
-		since := now.Sub(start)
-		if since >= warmup+window {
-			return first, len(w.batches), nil
-		}
-		if first < 0 && since >= warmup {
-			first = len(w.batches)
-		}
-		// Open loop: what is due by now, however late the last batch was.
-		if n := int(float64(w.rate)*since.Seconds()) - written; n > 0 {
+		// Open loop: what is due by now, however late the last batch was
+		// (a full batch more right away when behind, else the rest at the
+		// next tick).
+		for caughtUp := false; !caughtUp; {
+			since := time.Since(start)
+			if since >= warmup+window {
+				return first, len(w.batches), nil
+			}
+			if first < 0 && since >= warmup {
+				first = len(w.batches)
+			}
+			n := int(float64(w.rate)*since.Seconds()) - written
+			if n <= 0 {
+				break
+			}
+			caughtUp = n <= w.rate/20
+			n = min(n, w.rate/20)
 			bn := len(w.batches)
 			var stmt string
 			if bn%4 == 3 && nextUpdate+int64(n) < nextID {
@@ -204,12 +231,13 @@ func (w *latencyWriter) run(ctx context.Context, exec func(string) error, warmup
 				}
 				stmt = sb.String()
 			}
+			due := time.Now()
 			for _, s := range []string{"BEGIN", stmt, "COMMIT"} {
 				if err := exec(s); err != nil {
 					return 0, 0, fmt.Errorf("batch %d: %s: %w", bn, s[:min(len(s), 60)], err)
 				}
 			}
-			w.batches = append(w.batches, batch{start: now, commit: time.Now(), rows: n})
+			w.batches = append(w.batches, batch{start: due, commit: time.Now(), rows: n})
 			written += n
 		}
 		select {
@@ -228,8 +256,9 @@ type ackLog struct {
 }
 
 type ack struct {
-	batch int32
-	at    time.Time
+	batch    int32
+	at       time.Time
+	ingested time.Time // the row's _strait_ingested_at: when the consumer built it
 }
 
 // observe is the endpoint's OnAppend function.
@@ -241,7 +270,8 @@ func (l *ackLog) observe(a bqfake.Applied) {
 	defer l.mu.Unlock()
 	for _, r := range a.Rows {
 		if bn, ok := r["batch"].(int64); ok {
-			l.acks = append(l.acks, ack{batch: int32(bn), at: a.At})
+			ing, _ := r["_strait_ingested_at"].(time.Time)
+			l.acks = append(l.acks, ack{batch: int32(bn), at: a.At, ingested: ing})
 		}
 	}
 }
@@ -260,17 +290,20 @@ func (l *ackLog) count(first, last int) int {
 }
 
 // latencies are the commit-to-acknowledgement times of the rows of
-// batches [first, last), in milliseconds.
-func (l *ackLog) latencies(batches []batch, first, last int) []float64 {
+// batches [first, last), in milliseconds, and the commit-to-consumer
+// part of them (until the consumer built the row's append).
+func (l *ackLog) latencies(batches []batch, first, last int) (total, toConsumer []float64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var out []float64
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	for _, a := range l.acks {
 		if int(a.batch) >= first && int(a.batch) < last {
-			out = append(out, float64(a.at.Sub(batches[a.batch].commit))/float64(time.Millisecond))
+			commit := batches[a.batch].commit
+			total = append(total, ms(a.at.Sub(commit)))
+			toConsumer = append(toConsumer, ms(a.ingested.Sub(commit)))
 		}
 	}
-	return out
+	return total, toConsumer
 }
 
 // percentiles in milliseconds.
