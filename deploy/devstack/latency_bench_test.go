@@ -76,12 +76,15 @@ var latencyFlags = map[string][]string{
 }
 
 // latencyFlagsFor is latencyFlags[binary], or nothing when
-// STRAIT_BENCH_LATENCY_DEFAULTS=1 asks for the binaries' defaults.
+// STRAIT_BENCH_LATENCY_DEFAULTS=1 asks for the binaries' defaults, plus
+// the flags in STRAIT_BENCH_PRODUCER_FLAGS or STRAIT_BENCH_CONSUMER_FLAGS
+// (space-separated), for trying other settings.
 func latencyFlagsFor(binary string) []string {
-	if os.Getenv("STRAIT_BENCH_LATENCY_DEFAULTS") == "1" {
-		return nil
+	var flags []string
+	if os.Getenv("STRAIT_BENCH_LATENCY_DEFAULTS") != "1" {
+		flags = latencyFlags[binary]
 	}
-	return latencyFlags[binary]
+	return append(slices.Clone(flags), strings.Fields(os.Getenv("STRAIT_BENCH_"+strings.ToUpper(binary)+"_FLAGS"))...)
 }
 
 func measureLatency(b *testing.B, ctx context.Context, bin string, rate int, window time.Duration) {
@@ -113,6 +116,7 @@ func measureLatency(b *testing.B, ctx context.Context, bin string, rate int, win
 		if _, err := st.spawn(name, append([]string{"-http_addr", addr}, latencyFlagsFor(name)...)...); err != nil {
 			b.Fatal(err)
 		}
+		st.metrics[name] = "http://" + addr + "/metrics"
 		if err := waitReady(ctx, addr, filepath.Join(o.dir, name+".log")); err != nil {
 			b.Fatalf("%s: %v", name, err)
 		}
@@ -124,6 +128,26 @@ func measureLatency(b *testing.B, ctx context.Context, bin string, rate int, win
 		b.Fatalf("baseline: %v", err)
 	}
 
+	// CPU of every process of the pipeline over the writing, per row: what
+	// the rate asks of the two cores, steadier than latencies are.
+	pids := map[string]string{"producer": strconv.Itoa(st.procs[0].cmd.Process.Pid), "consumer": strconv.Itoa(st.procs[1].cmd.Process.Pid), "bench": "self"}
+	if pid, err := os.ReadFile(filepath.Join(st.db.Dir, "mariadbd.pid")); err == nil {
+		pids["mariadbd"] = strings.TrimSpace(string(pid))
+	}
+	cpu0 := map[string]time.Duration{}
+	for name, pid := range pids {
+		cpu0[name] = processCPU(pid)
+	}
+	loadBefore := loadAverage()
+	// The producer's Kafka transactions and the consumer's appends: how
+	// many, and how long each took on average.
+	type histogram struct{ url, name string }
+	hists := []histogram{{st.metrics["producer"], "strait_producer_commit_seconds"}, {st.metrics["consumer"], "strait_consumer_append_seconds"}}
+	hist0 := map[string][2]float64{}
+	for _, h := range hists {
+		hist0[h.name] = [2]float64{sum(h.url, h.name+"_count"), sum(h.url, h.name+"_sum")}
+	}
+
 	w := &latencyWriter{rate: rate}
 	c, err := st.db.Conn(ctx, "shop")
 	if err != nil {
@@ -133,6 +157,24 @@ func measureLatency(b *testing.B, ctx context.Context, bin string, rate int, win
 	first, last, err := w.run(ctx, func(s string) error { _, err := c.Execute(s); return err }, warmup, window)
 	if err != nil {
 		b.Fatal(err)
+	}
+	var cpu []string
+	var cpuTotal time.Duration
+	written := 0
+	for _, bt := range w.batches {
+		written += bt.rows
+	}
+	for _, name := range []string{"mariadbd", "producer", "consumer", "bench"} {
+		if pid, ok := pids[name]; ok {
+			d := processCPU(pid) - cpu0[name]
+			cpuTotal += d
+			cpu = append(cpu, fmt.Sprintf("%s %.1f", name, float64(d.Microseconds())/float64(written)))
+		}
+	}
+	var calls []string
+	for _, h := range hists {
+		n, secs := sum(h.url, h.name+"_count")-hist0[h.name][0], sum(h.url, h.name+"_sum")-hist0[h.name][1]
+		calls = append(calls, fmt.Sprintf("%s: %.0f, mean %.1f ms", h.name, n, 1000*secs/max(n, 1)))
 	}
 	want := 0
 	for _, bt := range w.batches[first:last] {
@@ -166,11 +208,14 @@ func measureLatency(b *testing.B, ctx context.Context, bin string, rate int, win
 	b.ReportMetric(p.p99/bp.p99, "p99/base")
 	b.ReportMetric(cp.p50, "consumer-p50-ms")
 	b.ReportMetric(cp.p99, "consumer-p99-ms")
+	b.ReportMetric(float64(cpuTotal.Microseconds())/float64(written), "cpu-us/row")
 	b.Logf("rate %d rows/s (achieved %.0f, %d rows in %s after %s warm-up, %d batches): commit→BigQuery ack p50 %.1f ms, p99 %.1f ms, max %.1f ms; "+
 		"baseline Kafka round trip p50 %.1f ms, p99 %.1f ms, max %.1f ms; p99 ratio %.1f; "+
-		"commit→consumer building the append p50 %.1f ms, p99 %.1f ms; slowest source commit %s",
+		"commit→consumer building the append p50 %.1f ms, p99 %.1f ms; slowest source commit %s; "+
+		"CPU µs per row %.1f (%s; bench = kfake, srfake, bqfake and the writer); load average %s before, %s after; %s",
 		rate, achieved, want, window, warmup, last-first, p.p50, p.p99, p.max, bp.p50, bp.p99, bp.max, p.p99/bp.p99,
-		cp.p50, cp.p99, slowest.Round(time.Millisecond))
+		cp.p50, cp.p99, slowest.Round(time.Millisecond),
+		float64(cpuTotal.Microseconds())/float64(written), strings.Join(cpu, ", "), loadBefore, loadAverage(), strings.Join(calls, "; "))
 }
 
 // batch is one source transaction of the latency writer.
@@ -412,6 +457,33 @@ func kafkaRoundTrip(ctx context.Context, brokers []string, rate int, warmup, win
 		}
 		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
 	}
+}
+
+// processCPU is the user and system CPU time a process (a pid, or "self")
+// has used so far.
+func processCPU(pid string) time.Duration {
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0
+	}
+	// After the command name (which may hold spaces): utime and stime are
+	// fields 14 and 15 of the line, in clock ticks (USER_HZ, 100/s).
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	user, _ := strconv.ParseInt(f[11], 10, 64)
+	sys, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(user+sys) * 10 * time.Millisecond
+}
+
+// loadAverage is the one-minute load average, as /proc/loadavg says.
+func loadAverage() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 // tailLines is the last n lines of s.
