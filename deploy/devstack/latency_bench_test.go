@@ -156,6 +156,9 @@ func measureLatency(b *testing.B, ctx context.Context, bin string, rate int, win
 	if err != nil {
 		b.Fatal(err)
 	}
+	if first >= last {
+		b.Fatalf("no batch was committed in the %s window", window)
+	}
 	var cpu []string
 	var cpuTotal time.Duration
 	written := 0
