@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strait-cdc/strait/pkg/bigquery/bqfake"
+	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
 // BenchmarkEndToEndLatency measures how long a source row takes from its
@@ -155,7 +156,7 @@ func measureLatency(tb testing.TB, ctx context.Context, bin string, rate int, wi
 	}
 	cpu0 := map[string]time.Duration{}
 	for name, pid := range pids {
-		cpu0[name] = processCPU(pid)
+		cpu0[name] = testenv.ProcessCPU(pid)
 	}
 	loadBefore := loadAverage()
 	// The producer's Kafka transactions and the consumer's appends: how
@@ -203,7 +204,7 @@ func measureLatency(tb testing.TB, ctx context.Context, bin string, rate int, wi
 	}
 	for _, name := range []string{"mariadbd", "producer", "consumer", "bench"} {
 		if pid, ok := pids[name]; ok {
-			d := processCPU(pid) - cpu0[name]
+			d := testenv.ProcessCPU(pid) - cpu0[name]
 			cpuTotal += d
 			cpu = append(cpu, fmt.Sprintf("%s %.1f", name, float64(d.Microseconds())/float64(written)))
 		}
@@ -519,24 +520,6 @@ func kafkaRoundTrip(ctx context.Context, brokers []string, rate int, warmup, win
 		}
 		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
 	}
-}
-
-// processCPU is the user and system CPU time a process (a pid, or "self")
-// has used so far.
-func processCPU(pid string) time.Duration {
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return 0
-	}
-	// After the command name (which may hold spaces): utime and stime are
-	// fields 14 and 15 of the line, in clock ticks (USER_HZ, 100/s).
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	user, _ := strconv.ParseInt(f[11], 10, 64)
-	sys, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(user+sys) * 10 * time.Millisecond
 }
 
 // loadAverage is the one-minute load average, as /proc/loadavg says.
