@@ -176,6 +176,28 @@ func TestSecretsNeverLeak(t *testing.T) {
 		})
 	}
 
+	t.Run("registry bearer token", func(t *testing.T) {
+		token := randomSecret(t)
+		e.other["registry token"], e.other["wrong registry token"] = token, randomSecret(t)
+		_, srv := testenv.StartTLSRegistry(e.certs, srfake.WithAuth("Bearer "+token))
+		t.Cleanup(srv.Close)
+		args := slicesDelete(checkArgs(e.producerArgs("sec", "")), "-kafka.schema_registry_auth.username", "strait-sr")
+		args = append(args, "-kafka.schema_registry_url", srv.URL)
+		for _, tc := range []struct{ which, want string }{{"registry token", "PASS schema registry"}, {"wrong registry token", "FAIL schema registry"}} {
+			env := []string{"STRAIT_KAFKA_SCHEMA_REGISTRY_AUTH_TOKEN=" + e.other[tc.which]}
+			for _, s := range e.secrets("producer", "env", "") {
+				if !strings.HasPrefix(s, "STRAIT_KAFKA_SCHEMA_REGISTRY_AUTH_PASSWORD=") { // a token instead
+					env = append(env, s)
+				}
+			}
+			p := e.start(t, "producer check, "+tc.which, "producer", args, env)
+			p.wait(t, ctx)
+			if !strings.Contains(p.out.String(), tc.want) {
+				t.Errorf("producer check with the %s: want %q", tc.which, tc.want)
+			}
+		}
+	})
+
 	t.Run("secret as a flag or in the YAML file", func(t *testing.T) {
 		p := e.start(t, "producer -source.password", "producer", append(e.producerArgs("sec", ""), "-source.password="+e.right["mysql password"]), nil)
 		if err := p.wait(t, ctx); err == nil || !strings.Contains(p.out.String(), "-source.password: secrets are not taken as flags") {
@@ -541,13 +563,16 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// slicesDelete returns args without the argument a.
-func slicesDelete(args []string, a string) []string {
+// slicesDelete returns args without the arguments del, each removed
+// once, in order: a flag and then its value.
+func slicesDelete(args []string, del ...string) []string {
 	var out []string
 	for _, x := range args {
-		if x != a {
-			out = append(out, x)
+		if len(del) > 0 && x == del[0] {
+			del = del[1:]
+			continue
 		}
+		out = append(out, x)
 	}
 	return out
 }
