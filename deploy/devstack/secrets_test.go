@@ -218,13 +218,21 @@ func TestSecretsNeverLeak(t *testing.T) {
 	})
 
 	t.Run("bigquery credentials file", func(t *testing.T) {
-		args := e.consumerArgs("sec", "127.0.0.1:0")
-		args = slicesDelete(args, "-bigquery.insecure=true")
-		args = append(args, "-bigquery.credentials_file", e.credentialsFile(t), "-kafka.group_id", "strait-sec-creds")
-		p := e.start(t, "consumer with a service-account key", "consumer", args, e.secrets("consumer", "env", ""))
-		// The key signs the token request, which the token endpoint refuses.
-		if err := p.wait(t, ctx); err == nil || !strings.Contains(p.out.String(), "cannot fetch token") {
-			t.Errorf("consumer with a service-account key: %v, want the token endpoint's refusal", err)
+		for _, tc := range []struct {
+			name, want string
+			corrupt    bool
+		}{
+			// The key signs the token request, which the token endpoint refuses.
+			{"service-account key", "cannot fetch token", false},
+			{"corrupt service-account key", "private key", true},
+		} {
+			args := e.consumerArgs("sec", "127.0.0.1:0")
+			args = slicesDelete(args, "-bigquery.insecure=true")
+			args = append(args, "-bigquery.credentials_file", e.credentialsFile(t, tc.name, tc.corrupt), "-kafka.group_id", "strait-sec-creds")
+			p := e.start(t, "consumer with a "+tc.name, "consumer", args, e.secrets("consumer", "env", ""))
+			if err := p.wait(t, ctx); err == nil || !strings.Contains(p.out.String(), tc.want) {
+				t.Errorf("%s: %v, want a failure saying %q", p.name, err, tc.want)
+			}
 		}
 	})
 
@@ -279,6 +287,12 @@ func startLeakEnv(t *testing.T, ctx context.Context) *leakEnv {
 	if e.certs, err = testenv.NewCerts(t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
+	keyPEM, err := os.ReadFile(e.certs.ClientKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(keyPEM)
+	e.other["Kafka TLS client key"] = pemSecret(block.Bytes)
 	if e.kafka, err = testenv.StartKafka(kfake.TLS(e.certs.ServerConfig(true)), kfake.EnableSASL(),
 		kfake.Superuser("SCRAM-SHA-512", "strait", e.right["sasl password"])); err != nil {
 		t.Fatal(err)
@@ -368,9 +382,10 @@ func (e *leakEnv) secrets(binary, how, wrong string) []string {
 }
 
 // credentialsFile writes a service-account key file with a new private
-// key (whose base64 body is a secret of the test) and a token endpoint
-// that refuses every request, and returns its path.
-func (e *leakEnv) credentialsFile(t *testing.T) string {
+// key (a line of its PEM body is the secret name; corrupt: its DER is
+// damaged) and a token endpoint that refuses every request, and returns
+// its path.
+func (e *leakEnv) credentialsFile(t *testing.T, name string, corrupt bool) string {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -380,22 +395,25 @@ func (e *leakEnv) credentialsFile(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := base64.StdEncoding.EncodeToString(der)
-	e.other["service-account private key"] = body[100:148]
-	e.other["service-account private key id"] = randomSecret(t)
+	if corrupt {
+		der[len(der)/2] ^= 0xff
+		der = der[:len(der)-8]
+	}
+	e.other[name] = pemSecret(der)
+	e.other[name+" id"] = randomSecret(t)
 	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		http.Error(w, `{"error":"invalid_grant"}`, http.StatusBadRequest)
 	}))
 	t.Cleanup(tokens.Close)
 	js, err := json.Marshal(map[string]string{
-		"type": "service_account", "project_id": "demo", "private_key_id": e.other["service-account private key id"],
+		"type": "service_account", "project_id": "demo", "private_key_id": e.other[name+" id"],
 		"private_key":  string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
 		"client_email": "strait@demo.iam.gserviceaccount.com", "client_id": "1", "token_uri": tokens.URL,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := filepath.Join(e.dir, "service-account.json")
+	p := filepath.Join(e.dir, strings.ReplaceAll(name, " ", "-")+".json")
 	if err := os.WriteFile(p, js, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -498,6 +516,12 @@ func (e *leakEnv) waitRows(t *testing.T, ctx context.Context, table string, n in
 		case <-tick.C:
 		}
 	}
+}
+
+// pemSecret is the second line of the PEM body of der: found in any
+// output that holds the PEM text, its JSON string, or der in base64.
+func pemSecret(der []byte) string {
+	return base64.StdEncoding.EncodeToString(der)[64:128]
 }
 
 // randomSecret is 24 random letters and digits.
