@@ -76,12 +76,13 @@ type leakEnv struct {
 // in some runs, through files in others — and searches everything they
 // print (stdout, stderr, debug logs, goroutine dumps) and serve (/metrics,
 // /status, /healthz, /readyz, /debug/*) for each secret, as is and in
-// base64 and hex. The runs: the whole pipeline at log level debug until the
-// rows reach BigQuery, its endpoints, then SIGQUIT (Go's goroutine dump);
+// base64 and hex. The runs, all at log level debug: the whole pipeline
+// until the rows reach BigQuery, its endpoints, then SIGQUIT (Go's
+// goroutine dump), once with the secrets in variables and once in files;
 // -print-config; producer check; a wrong MySQL password, a wrong SASL
-// password and a registry refusing the credentials, each at log level
-// debug; a secret given as a flag and in the YAML file (both refused); and
-// the consumer reading a service-account key file.
+// password, a registry refusing the password or the bearer token; a secret
+// given as a flag and in the YAML file (both refused); and the consumer
+// signing with a service-account key file, and failing on a corrupt one.
 func TestSecretsNeverLeak(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -94,30 +95,45 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 	}()
 
-	t.Run("pipeline", func(t *testing.T) {
-		paddr, caddr := freeAddr(), freeAddr()
-		p := e.start(t, "pipeline: producer", "producer", e.producerArgs("sec", paddr), e.secrets("producer", "env", ""))
-		c := e.start(t, "pipeline: consumer", "consumer", e.consumerArgs("sec", caddr), e.secrets("consumer", "env", ""))
-		for _, addr := range []string{paddr, caddr} {
-			if err := waitReady(ctx, addr, os.DevNull); err != nil {
+	// The whole pipeline, twice: the secrets from the environment, then
+	// from files (a fresh prefix and group: snapshot and stream again).
+	for i, tc := range []struct{ how, prefix string }{{"env", "sec"}, {"file", "secf"}} {
+		t.Run("pipeline, secrets from "+tc.how, func(t *testing.T) {
+			paddr, caddr := freeAddr(), freeAddr()
+			p := e.start(t, "pipeline: producer, secrets from "+tc.how, "producer", e.producerArgs(tc.prefix, paddr), e.secrets("producer", tc.how, ""))
+			c := e.start(t, "pipeline: consumer, secrets from "+tc.how, "consumer", e.consumerArgs(tc.prefix, caddr), e.secrets("consumer", tc.how, ""))
+			for _, addr := range []string{paddr, caddr} {
+				if err := waitReady(ctx, addr, os.DevNull); err != nil {
+					t.Fatal(err)
+				}
+			}
+			id := 3 + 2*i
+			if err := e.db.Exec(ctx, "secretsdb", fmt.Sprintf("INSERT INTO items VALUES (%d, 'c'), (%d, 'd')", id, id+1)); err != nil {
 				t.Fatal(err)
 			}
-		}
-		if err := e.db.Exec(ctx, "secretsdb", "INSERT INTO items VALUES (3, 'c'), (4, 'd')"); err != nil {
-			t.Fatal(err)
-		}
-		e.waitRows(t, ctx, "secretsdb_items", 4)
-		for _, addr := range []string{paddr, caddr} {
-			e.get(t, addr, "/metrics", "/status", "/healthz", "/readyz", "/debug/pprof/", "/debug/vars", "/debug/pprof/goroutine?debug=2")
-		}
-		for _, pr := range []*proc{p, c} {
-			pr.cmd.Process.Signal(syscall.SIGQUIT)
-			pr.wait(t, ctx)
-			if !strings.Contains(pr.out.String(), "goroutine ") {
-				t.Errorf("%s: no goroutine dump after SIGQUIT", pr.name)
+			e.waitRows(t, ctx, tc.prefix, "secretsdb_items", id+1)
+			for _, addr := range []string{paddr, caddr} {
+				e.get(t, addr, "/metrics", "/status", "/healthz", "/readyz", "/debug/pprof/", "/debug/vars", "/debug/pprof/goroutine?debug=2")
 			}
-		}
-	})
+			// The lines most likely to carry a secret were written: go-mysql's
+			// dump of its replication settings, franz-go's SASL exchange.
+			for _, w := range []struct {
+				p    *proc
+				line string
+			}{{p, "create BinlogSyncer"}, {p, "beginning sasl authentication"}, {c, "beginning sasl authentication"}} {
+				if !strings.Contains(w.p.out.String(), w.line) {
+					t.Errorf("%s did not log %q: not at log level debug?", w.p.name, w.line)
+				}
+			}
+			for _, pr := range []*proc{p, c} {
+				pr.cmd.Process.Signal(syscall.SIGQUIT)
+				pr.wait(t, ctx)
+				if !strings.Contains(pr.out.String(), "goroutine ") {
+					t.Errorf("%s: no goroutine dump after SIGQUIT", pr.name)
+				}
+			}
+		})
+	}
 
 	t.Run("print-config", func(t *testing.T) {
 		for _, b := range []string{"producer", "consumer"} {
@@ -337,12 +353,12 @@ func (e *leakEnv) producerArgs(prefix, addr string) []string {
 	return args
 }
 
-// consumerArgs are `consumer run`'s arguments for topic prefix, serving
-// HTTP on addr.
+// consumerArgs are `consumer run`'s arguments for topic prefix (into the
+// dataset ds_<prefix>), serving HTTP on addr.
 func (e *leakEnv) consumerArgs(prefix, addr string) []string {
 	return append([]string{"run",
 		"-kafka.group_id", "strait-" + prefix, "-kafka.topic_refresh", "1s",
-		"-bigquery.project", "demo", "-bigquery.dataset", "secrets", "-bigquery.max_staleness", "0s",
+		"-bigquery.project", "demo", "-bigquery.dataset", "ds_" + prefix, "-bigquery.max_staleness", "0s",
 		"-bigquery.endpoint", e.bq.RESTURL(), "-bigquery.write_endpoint", e.bq.GRPCAddr(), "-bigquery.insecure=true",
 		"-http_addr", addr,
 	}, e.kafkaArgs(prefix)...)
@@ -498,15 +514,15 @@ func (e *leakEnv) get(t *testing.T, addr string, paths ...string) {
 	}
 }
 
-// waitRows waits until BigQuery's table holds n rows.
-func (e *leakEnv) waitRows(t *testing.T, ctx context.Context, table string, n int) {
+// waitRows waits until BigQuery's table of topic prefix holds n rows.
+func (e *leakEnv) waitRows(t *testing.T, ctx context.Context, prefix, table string, n int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		rows, _ := e.bq.Rows("demo", "secrets", table)
+		rows, _ := e.bq.Rows("demo", "ds_"+prefix, table)
 		if len(rows) == n {
 			return
 		}
