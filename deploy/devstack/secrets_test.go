@@ -107,6 +107,19 @@ func TestSecretsNeverLeak(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// Statements setting other accounts' passwords reach the
+			// producer through the binlog (before the rows waited for).
+			user := fmt.Sprintf("other%d@'%%'", i)
+			var accounts []string
+			for _, stmt := range []string{"CREATE USER %s IDENTIFIED BY '%s'", "ALTER USER %s IDENTIFIED BY '%s'",
+				"SET PASSWORD FOR %s = PASSWORD('%s')", "GRANT SELECT ON secretsdb.* TO %s IDENTIFIED BY '%s'"} {
+				pass := randomSecret(t)
+				e.other[fmt.Sprintf("password of %s (%s)", user, strings.Fields(stmt)[0])] = pass
+				accounts = append(accounts, fmt.Sprintf(stmt, user, pass))
+			}
+			if err := e.db.Exec(ctx, "secretsdb", append(accounts, "DROP USER "+user)...); err != nil {
+				t.Fatal(err)
+			}
 			id := 3 + 2*i
 			if err := e.db.Exec(ctx, "secretsdb", fmt.Sprintf("INSERT INTO items VALUES (%d, 'c'), (%d, 'd')", id, id+1)); err != nil {
 				t.Fatal(err)
