@@ -79,7 +79,8 @@ type leakEnv struct {
 // base64 and hex. The runs, all at log level debug: the whole pipeline
 // until the rows reach BigQuery, its endpoints, then SIGQUIT (Go's
 // goroutine dump), once with the secrets in variables and once in files;
-// -print-config; producer check; a wrong MySQL password, a wrong SASL
+// -print-config; producer check, producer snapshot, consumer tail and
+// consumer reset; a wrong MySQL password, a wrong SASL
 // password, a registry refusing the password or the bearer token; a secret
 // given as a flag and in the YAML file (both refused); and the consumer
 // signing with a service-account key file, and failing on a corrupt one.
@@ -172,6 +173,24 @@ func TestSecretsNeverLeak(t *testing.T) {
 		p.wait(t, ctx)
 		if !strings.Contains(p.out.String(), "PASS") {
 			t.Errorf("producer check printed no PASS line")
+		}
+	})
+
+	t.Run("other commands", func(t *testing.T) {
+		for _, tc := range []struct {
+			binary string
+			args   []string
+			want   string
+		}{
+			{"producer", append(command("snapshot", e.producerArgs("sec", "")), "-tables", "secretsdb.items"), "snapshot"},
+			{"consumer", append(command("tail", e.consumerArgs("sec", "127.0.0.1:0")), "-topics", "secretsdb.items", "-from-beginning", "-n", "4"), "secretsdb"},
+			{"consumer", append(command("reset", e.consumerArgs("sec", "127.0.0.1:0")), "-to-earliest", "-dry-run",
+				"-kafka.group_id", "strait-sec-reset"), "sec.secretsdb.items"}, // strait-sec's SIGQUIT member is not gone yet
+		} {
+			p := e.start(t, tc.binary+" "+tc.args[0], tc.binary, tc.args, e.secrets(tc.binary, "env", ""))
+			if err := p.wait(t, ctx); err != nil || !strings.Contains(p.out.String(), tc.want) {
+				t.Errorf("%s: %v, want success and %q in the output", p.name, err, tc.want)
+			}
 		}
 	})
 
@@ -378,7 +397,10 @@ func (e *leakEnv) consumerArgs(prefix, addr string) []string {
 }
 
 // checkArgs turns `producer run` arguments into `producer check`'s.
-func checkArgs(run []string) []string { return append([]string{"check"}, run[1:]...) }
+func checkArgs(run []string) []string { return command("check", run) }
+
+// command turns `run` arguments into those of another subcommand.
+func command(name string, run []string) []string { return append([]string{name}, run[1:]...) }
 
 // secrets configures binary's secrets: how is "env" (variables) or "file"
 // (files named by flags); the one named wrong gets its wrong value. It
