@@ -49,11 +49,16 @@ func loadConfig(name, summary string, args []string, getenv func(string) string,
 		return nil, err
 	}
 	if cfg.Source.PasswordFile != "" {
+		if cfg.Source.Password != "" {
+			return nil, errors.New("source.password_file and STRAIT_SOURCE_PASSWORD are both set: keep one")
+		}
 		b, err := os.ReadFile(cfg.Source.PasswordFile)
 		if err != nil {
 			return nil, fmt.Errorf("source.password_file: %w", err)
 		}
-		cfg.Source.Password = strings.TrimRight(string(b), "\r\n")
+		if cfg.Source.Password = strings.TrimRight(string(b), "\r\n"); cfg.Source.Password == "" {
+			return nil, fmt.Errorf("source.password_file %s is empty", cfg.Source.PasswordFile)
+		}
 	}
 	if err := cfg.Kafka.Security.LoadSecrets(getenv); err != nil {
 		return nil, fmt.Errorf("configuration:\n%w", err)

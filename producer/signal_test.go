@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -126,6 +128,41 @@ func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
 		case <-ctx.Done():
 			t.Fatalf("waiting for %s: %v", what, ctx.Err())
 		case <-tick.C:
+		}
+	}
+}
+
+// The source password comes from STRAIT_SOURCE_PASSWORD or
+// source.password_file, not both; an empty file is refused, not taken for
+// an empty password.
+func TestSourcePasswordFromOneSource(t *testing.T) {
+	dir := t.TempDir()
+	full, empty := filepath.Join(dir, "pw"), filepath.Join(dir, "empty")
+	if err := os.WriteFile(full, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	base := []string{"-source.host", "db", "-source.user", "u", "-kafka.brokers", "k:9092", "-kafka.schema_registry_url", "http://r"}
+	env := func(pw string) func(string) string {
+		return func(k string) string {
+			if k == "STRAIT_SOURCE_PASSWORD" {
+				return pw
+			}
+			return ""
+		}
+	}
+	cfg, err := loadConfig("run", "", append(base, "-source.password_file", full), env(""), io.Discard, io.Discard)
+	if err != nil || cfg.Source.Password != "s3cret" {
+		t.Errorf("password from the file: %v", err)
+	}
+	for _, c := range []struct {
+		file, env, want string
+	}{{full, "other", "both set"}, {empty, "", "is empty"}} {
+		_, err := loadConfig("run", "", append(base, "-source.password_file", c.file), env(c.env), io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("file %s, variable %q: %v, want an error saying %q", c.file, c.env, err, c.want)
 		}
 	}
 }

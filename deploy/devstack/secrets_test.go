@@ -41,14 +41,13 @@ type secretSetting struct {
 }
 
 // secretSettings are every secret the leak test configures. A new secret is
-// one more line here, plus, in startLeakEnv, the server that checks it
-// (e.g. the SSH passphrase: {"ssh passphrase", "STRAIT_SOURCE_SSH_PASSPHRASE",
-// "source.ssh.passphrase_file", "producer"} and an SSH server whose key it
-// unlocks).
+// one more line here, plus, in startLeakEnv, the server that checks it (the
+// SSH passphrase unlocks the key the bastion, a real OpenSSH server, takes).
 var secretSettings = []secretSetting{
 	{"mysql password", "STRAIT_SOURCE_PASSWORD", "source.password_file", "producer"},
 	{"sasl password", "STRAIT_KAFKA_SASL_PASSWORD", "kafka.sasl.password_file", "producer consumer"},
 	{"registry password", "STRAIT_KAFKA_SCHEMA_REGISTRY_AUTH_PASSWORD", "kafka.schema_registry_auth.password_file", "producer consumer"},
+	{"ssh passphrase", "STRAIT_SOURCE_SSH_PASSPHRASE", "source.ssh.passphrase_file", "producer"},
 }
 
 // leakEnv is the pipeline with every hop authenticated by a secret the
@@ -65,6 +64,7 @@ type leakEnv struct {
 	registry string
 	certs    *testenv.Certs
 	bq       *bqfake.Server
+	sshd     *testenv.SSHD // the bastion every producer reaches MariaDB through
 	right    map[string]string
 	wrong    map[string]string
 	other    map[string]string // secrets outside secretSettings (the service-account key), by name
@@ -205,6 +205,8 @@ func TestSecretsNeverLeak(t *testing.T) {
 		{"wrong sasl password", "consumer", "sasl password", "file", false, "SASL"},
 		{"registry refuses", "producer", "registry password", "env", false, "schema registry refused this client"},
 		{"registry refuses", "producer", "registry password", "file", true, "FAIL schema registry"},
+		{"wrong ssh passphrase", "producer", "ssh passphrase", "env", false, "with the configured passphrase"},
+		{"wrong ssh passphrase", "producer", "ssh passphrase", "file", true, "with the configured passphrase"},
 	} {
 		name := fmt.Sprintf("%s: %s, from %s", tc.name, tc.binary, tc.how)
 		t.Run(name, func(t *testing.T) {
@@ -332,6 +334,10 @@ func startLeakEnv(t *testing.T, ctx context.Context) *leakEnv {
 		"INSERT INTO secretsdb.items VALUES (1, 'a'), (2, 'b')"); err != nil {
 		t.Fatal(err)
 	}
+	if e.sshd, err = testenv.StartSSHD(ctx, t.TempDir(), testenv.SSHDOptions{Passphrase: e.right["ssh passphrase"]}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.sshd.Stop)
 	if e.certs, err = testenv.NewCerts(t.TempDir()); err != nil {
 		t.Fatal(err)
 	}
@@ -378,6 +384,8 @@ func (e *leakEnv) producerArgs(prefix, addr string) []string {
 	args := append([]string{"run",
 		"-source.host", e.db.Host, "-source.port", fmt.Sprint(e.db.Port), "-source.user", "capture",
 		"-source.include", "secretsdb.*", "-source.heartbeat_period", "1s",
+		"-source.ssh.host", e.sshd.Host, "-source.ssh.port", fmt.Sprint(e.sshd.Port), "-source.ssh.user", e.sshd.User,
+		"-source.ssh.key_file", e.sshd.KeyFile, "-source.ssh.known_hosts_file", e.sshd.KnownHostsFile,
 	}, e.kafkaArgs(prefix)...)
 	if addr != "" {
 		args = append(args, "-http_addr", addr)
