@@ -31,6 +31,8 @@ var verifyTables = []string{
 	`CREATE TABLE order_lines (order_id INT, line SMALLINT, sku VARCHAR(20) NOT NULL, qty INT NOT NULL, PRIMARY KEY (order_id, line))`,
 	`CREATE TABLE tags (name VARCHAR(20) PRIMARY KEY, uses INT)`,
 	`CREATE TABLE events (what VARCHAR(20), n INT)`,
+	`CREATE TABLE keyed (amount DECIMAL(12,3), day DATE, at DATETIME(6), ts TIMESTAMP(6), bin VARBINARY(4), big BIGINT UNSIGNED, v INT,
+		PRIMARY KEY (amount, day, at, ts, bin, big))`,
 }
 
 var verifyRows = []string{
@@ -46,6 +48,15 @@ var verifyRows = []string{
 	`INSERT INTO order_lines VALUES (1, 1, 'A', 1), (1, 2, 'B', 2), (1, 3, 'C', 3), (2, 1, 'D', 4), (3, 1, 'E', 5), (3, 2, 'F', 6)`,
 	`INSERT INTO tags VALUES ('a', 1), ('B', 2), ('c', 3)`,
 	`INSERT INTO events VALUES ('start', 1), ('start', 1), ('stop', NULL)`,
+	`INSERT INTO keyed VALUES
+		(-1.5, '2024-01-01', '2024-01-01 00:00:00', '2024-01-01 00:00:00', X'00', 0, 1),
+		(-1.5, '2024-01-01', '2024-01-01 00:00:00', '2024-01-01 00:00:00', X'01', 0, 2),
+		(-1.5, '2024-01-01', '2024-01-01 00:00:00', '2024-01-01 00:00:00.000001', X'00', 0, 3),
+		(-1.5, '2024-01-01', '2024-01-01 00:00:00.5', '2024-01-01 00:00:00', X'00', 0, 4),
+		(-1.5, '2024-01-02', '2024-01-01 00:00:00', '2024-01-01 00:00:00', X'00', 0, 5),
+		(0, '2024-01-01', '2024-01-01 00:00:00', '2024-01-01 00:00:00', X'ff', 18446744073709551615, 6),
+		(0, '2024-01-01', '2024-01-01 00:00:00', '2024-01-01 00:00:00', X'ff00', 1, 7),
+		(10.001, '1970-01-01', '1970-01-01 00:00:00', '1970-01-01 00:00:01', '', 5, 8)`,
 }
 
 // bqEnv is a local BigQuery endpoint with a dataset written by the
@@ -175,7 +186,7 @@ func TestVerifyDetectsDifferences(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newBQEnv(t, ctx, bigquery.ModeUpsert)
-	for _, tbl := range []string{"items", "order_lines", "tags", "events"} {
+	for _, tbl := range []string{"items", "order_lines", "tags", "events", "keyed"} {
 		e.snapshot(t, ctx, db, tbl)
 	}
 	out, progress, err := e.verify(ctx, db)
@@ -187,7 +198,8 @@ func TestVerifyDetectsDifferences(t *testing.T) {
 		"verify_upsert.order_lines: match — source rows 6, BigQuery rows 6, 4 key ranges, 0 differences",
 		"verify_upsert.tags: match — source rows 3, BigQuery rows 3, whole table, 0 differences",
 		"verify_upsert.events: match — source rows 3, BigQuery rows 3, whole table, 0 differences",
-		"every table matches (4)")
+		"verify_upsert.keyed: match — source rows 8, BigQuery rows 8, 5 key ranges, 0 differences",
+		"every table matches (5)")
 	wantLines(t, progress, "verify verify_upsert.items: 2 rows checked of about")
 
 	if err := env.db.Exec(ctx, db, "SET SESSION sql_log_bin = 0",
@@ -200,6 +212,9 @@ func TestVerifyDetectsDifferences(t *testing.T) {
 		"UPDATE tags SET uses = 7 WHERE name = 'B'",
 		"INSERT INTO events VALUES ('start', 1)",
 		"DELETE FROM events WHERE what = 'stop'",
+		"UPDATE keyed SET v = 30 WHERE v = 3",
+		"DELETE FROM keyed WHERE v = 6",
+		"INSERT INTO keyed VALUES (0, '2024-01-01', '2024-01-01 00:00:00', '2024-01-01 00:00:00', X'fe', 0, 9)",
 	); err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +235,13 @@ func TestVerifyDetectsDifferences(t *testing.T) {
 		"verify_upsert.events: extra (what=stop, n=NULL)",
 		"verify_upsert.events: DIFFERS — source rows 3, BigQuery rows 3, whole table, 2 differences",
 	)
-	if err.Error() != "BigQuery differs from the source: 4 of 4 tables" {
+	wantLines(t, out,
+		"verify_upsert.keyed: different (amount=-1.5, day=2024-01-01, at=2024-01-01 00:00:00.000000, ts=2024-01-01 00:00:00.000001 UTC, bin=0x00, big=0): v: source 30, BigQuery 3",
+		"verify_upsert.keyed: extra (amount=0, day=2024-01-01, at=2024-01-01 00:00:00.000000, ts=2024-01-01 00:00:00.000000 UTC, bin=0xff, big=18446744073709551615)",
+		"verify_upsert.keyed: missing (amount=0, day=2024-01-01, at=2024-01-01 00:00:00.000000, ts=2024-01-01 00:00:00.000000 UTC, bin=0xfe, big=0)",
+		"verify_upsert.keyed: DIFFERS — source rows 8, BigQuery rows 8, 5 key ranges, 3 differences",
+	)
+	if err.Error() != "BigQuery differs from the source: 5 of 5 tables" {
 		t.Errorf("error = %q", err)
 	}
 

@@ -673,6 +673,9 @@ func (res Result) Summary() string {
 		verdict = "DIFFERS"
 	}
 	how := fmt.Sprintf("%d key ranges", res.Ranges)
+	if res.Ranges == 1 {
+		how = "1 key range"
+	}
 	if res.Whole {
 		how = "whole table"
 	}
