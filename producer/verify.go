@@ -25,7 +25,7 @@ var errDifferences = errors.New("BigQuery differs from the source")
 func runVerify(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("producer verify", flag.ContinueOnError)
 	tables := fs.String("tables", "", "comma-separated database.table to compare (default: every table source.include/exclude captures)")
-	chunk := fs.Int("chunk-rows", 10_000, "source rows per compared key range")
+	chunk := fs.Int("chunk-rows", 50_000, "source rows per compared key range (each range is one BigQuery read session)")
 	maxShown := fs.Int("max-shown", 100, "differences printed per table (all are counted)")
 	progress := fs.Duration("progress", 5*time.Second, "interval of the progress lines on stderr")
 	cfg := defaults()

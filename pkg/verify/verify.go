@@ -37,7 +37,7 @@ import (
 
 // Options tune a verification.
 type Options struct {
-	// ChunkRows is how many source rows one key range holds; default 10,000.
+	// ChunkRows is how many source rows one key range holds; default 50,000.
 	ChunkRows int
 	// MaxShown is how many differences are printed per table; default 100.
 	MaxShown int
@@ -72,7 +72,7 @@ type Verifier struct {
 // lines to progress.
 func New(ctx context.Context, src *binlog.Config, bqc *bigquery.Config, opts Options, out, progress io.Writer) (*Verifier, error) {
 	if opts.ChunkRows < 1 {
-		opts.ChunkRows = 10_000
+		opts.ChunkRows = 50_000
 	}
 	if opts.MaxShown < 1 {
 		opts.MaxShown = 100

@@ -1,12 +1,14 @@
 package bqfake
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
 	"math/big"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -113,12 +115,7 @@ func (r *readService) CreateReadSession(_ context.Context, req *storagepb.Create
 			return nil, status.Errorf(codes.InvalidArgument, "row_restriction %q: %v", text, err)
 		}
 	}
-	sess := &readSession{fields: fields}
-	for _, row := range t.snapshot() {
-		if cond == nil || cond.eval(row) {
-			sess.rows = append(sess.rows, row)
-		}
-	}
+	sess := &readSession{fields: fields, rows: t.matching(cond)}
 	schema, err := avroSchema(fields)
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
@@ -142,6 +139,43 @@ func (r *readService) CreateReadSession(_ context.Context, req *storagepb.Create
 		Streams:           []*storagepb.ReadStream{{Name: stream}},
 		EstimatedRowCount: int64(len(sess.rows)),
 	}, nil
+}
+
+// matching returns the live rows cond selects (nil: all) as snapshot
+// does, sorted alike: filtered before they are sorted and copied, so that
+// a session over a small key range of a large table stays cheap.
+func (t *table) matching(cond expr) []map[string]any {
+	var rows []*row
+	if t.byKey == nil {
+		rows = t.rows
+	} else {
+		for _, r := range t.byKey {
+			if !r.deleted {
+				rows = append(rows, r)
+			}
+		}
+	}
+	var out []*row
+	for _, r := range rows {
+		if cond == nil || cond.eval(r.values) {
+			out = append(out, r)
+		}
+	}
+	if pk := t.primaryKey(); len(pk) > 0 {
+		slices.SortFunc(out, func(a, b *row) int {
+			for _, c := range pk {
+				if n := compareValues(a.values[c], b.values[c]); n != 0 {
+					return n
+				}
+			}
+			return cmp.Compare(a.order, b.order)
+		})
+	}
+	res := make([]map[string]any, len(out))
+	for i, r := range out {
+		res[i] = fill(t.fields(), r.values)
+	}
+	return res
 }
 
 // ReadRows sends a stream's rows from the requested offset, in blocks.
