@@ -73,16 +73,33 @@ func (r *TableReader) Close() error {
 
 // TableInfo describes a table to read.
 type TableInfo struct {
-	Name   string
-	Schema bigquery.Schema
+	Name    string
+	Columns []Column // top-level, in table order
 	// Key is the primary key (PRIMARY KEY NOT ENFORCED): an upsert table.
 	// A table without one is a changelog (append mode, or a source table
 	// without a primary key).
-	Key []string
+	Key    []string
+	schema bigquery.Schema
+}
+
+// Column is a top-level column of a table.
+type Column struct {
+	Name string
+	// Type is the REST API's type name: INTEGER, FLOAT, NUMERIC,
+	// BIGNUMERIC, BOOLEAN, STRING, BYTES, JSON, DATE, DATETIME, TIME,
+	// TIMESTAMP, GEOGRAPHY or RECORD.
+	Type string
 }
 
 // Column returns the column called name (case-insensitive), or nil.
-func (t *TableInfo) Column(name string) *bigquery.FieldSchema { return findColumn(t.Schema, name) }
+func (t *TableInfo) Column(name string) *Column {
+	for i := range t.Columns {
+		if strings.EqualFold(t.Columns[i].Name, name) {
+			return &t.Columns[i]
+		}
+	}
+	return nil
+}
 
 // Describe reads a table's metadata; ErrTableNotFound when it is missing.
 func (r *TableReader) Describe(ctx context.Context, name string) (*TableInfo, error) {
@@ -96,7 +113,10 @@ func (r *TableReader) Describe(ctx context.Context, name string) (*TableInfo, er
 	if md.Type != bigquery.RegularTable {
 		return nil, fmt.Errorf("table %s.%s is a %s, not a table", r.cfg.Dataset, name, md.Type)
 	}
-	t := &TableInfo{Name: name, Schema: md.Schema}
+	t := &TableInfo{Name: name, schema: md.Schema}
+	for _, f := range md.Schema {
+		t.Columns = append(t.Columns, Column{Name: f.Name, Type: string(f.Type)})
+	}
 	if md.TableConstraints != nil && md.TableConstraints.PrimaryKey != nil {
 		t.Key = md.TableConstraints.PrimaryKey.Columns
 	}
@@ -107,15 +127,18 @@ func (r *TableReader) Describe(ctx context.Context, name string) (*TableInfo, er
 // offset it reached.
 const readRetries = 3
 
-// Read reads the columns cols of table's rows matching restriction (a
+// Read reads the columns names of t's rows matching restriction (a
 // GoogleSQL condition, "" for every row) and calls fn with each row's
-// values in the order of cols. fn may keep the slice.
-func (r *TableReader) Read(ctx context.Context, table string, cols bigquery.Schema, restriction string, fn func([]Cell) error) error {
-	names := make([]string, len(cols))
-	for i, c := range cols {
-		names[i] = c.Name
-	}
+// values in the order of names. fn may keep the slice.
+func (r *TableReader) Read(ctx context.Context, t *TableInfo, names []string, restriction string, fn func([]Cell) error) error {
+	table := t.Name
 	where := fmt.Sprintf("%s.%s", r.cfg.Dataset, table)
+	cols := make(bigquery.Schema, len(names))
+	for i, n := range names {
+		if cols[i] = findColumn(t.schema, n); cols[i] == nil {
+			return fmt.Errorf("read %s: no column %s", where, n)
+		}
+	}
 	sess, err := r.rc.CreateReadSession(ctx, &storagepb.CreateReadSessionRequest{
 		Parent: "projects/" + r.cfg.Project,
 		ReadSession: &storagepb.ReadSession{

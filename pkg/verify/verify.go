@@ -27,8 +27,6 @@ import (
 	"strings"
 	"time"
 
-	bq "cloud.google.com/go/bigquery"
-
 	"github.com/strait-cdc/strait/pkg/avro"
 	"github.com/strait-cdc/strait/pkg/bigquery"
 	"github.com/strait-cdc/strait/pkg/binlog"
@@ -122,21 +120,21 @@ type run struct {
 	scan *binlog.TableScan
 	res  Result
 
-	table     string    // BigQuery table name
-	cols      bq.Schema // BigQuery columns read: the source's, then metadata columns of a changelog
-	changelog bool      // BigQuery holds changes (append mode or no key), reduced to the latest row per key here
-	ordered   bool      // key ranges mean the same rows on both sides
-	est       int64     // source row estimate
-	lastShown time.Time // last progress line
-	shown     int       // differences printed
-	keyNames  []string  // BigQuery names of the key columns
-	keyTypes  []bq.FieldType
+	info      *bigquery.TableInfo
+	cols      []bigquery.Column // BigQuery columns read: the source's, then metadata columns of a changelog
+	names     []string          // their names
+	changelog bool              // BigQuery holds changes (append mode or no key), reduced to the latest row per key here
+	ordered   bool              // key ranges mean the same rows on both sides
+	est       int64             // source row estimate
+	lastShown time.Time         // last progress line
+	shown     int               // differences printed
+	keyNames  []string          // BigQuery names of the key columns
+	keyTypes  []string
 }
 
 func (r *run) compare(ctx context.Context) error {
 	t := r.t
-	r.table = r.v.bqc.TableName(t.Database, t.Name)
-	info, err := r.v.reader.Describe(ctx, r.table)
+	info, err := r.v.reader.Describe(ctx, r.v.bqc.TableName(t.Database, t.Name))
 	if errors.Is(err, bigquery.ErrTableNotFound) {
 		rows, err := r.scan.Next(ctx, nil, 1)
 		if err != nil {
@@ -157,7 +155,7 @@ func (r *run) compare(ctx context.Context) error {
 			r.report("missing column", "", fmt.Sprintf("column %s (source %s) does not exist in BigQuery", n, t.Columns[i].Name))
 			return nil
 		}
-		r.cols = append(r.cols, c)
+		r.cols = append(r.cols, *c)
 	}
 	r.changelog = len(info.Key) == 0
 	if r.changelog {
@@ -166,10 +164,14 @@ func (r *run) compare(ctx context.Context) error {
 			if c == nil {
 				return fmt.Errorf("%s has no primary key and no column %s: it is neither an upsert table nor a strait changelog", r.res.BigQuery, m)
 			}
-			r.cols = append(r.cols, c)
+			r.cols = append(r.cols, *c)
 		}
 	} else if want := keyNames(t, names); !slices.EqualFunc(info.Key, want, strings.EqualFold) {
 		r.report("primary key", "", fmt.Sprintf("BigQuery's primary key is (%s), the source's (%s)", strings.Join(info.Key, ", "), strings.Join(want, ", ")))
+	}
+	r.info = info
+	for _, c := range r.cols {
+		r.names = append(r.names, c.Name)
 	}
 	r.keyNames = keyNames(t, names)
 	r.ordered = t.HasKey()
@@ -288,7 +290,7 @@ func (r *run) readBigQuery(ctx context.Context, cond string) ([][]bigquery.Cell,
 	n := len(r.t.Columns)
 	var rows [][]bigquery.Cell
 	latest := map[string][]bigquery.Cell{}
-	err := r.v.reader.Read(ctx, r.table, r.cols, cond, func(c []bigquery.Cell) error {
+	err := r.v.reader.Read(ctx, r.info, r.names, cond, func(c []bigquery.Cell) error {
 		if !r.changelog {
 			rows = append(rows, c)
 			return nil
@@ -434,7 +436,7 @@ func (r *run) keyText(c []bigquery.Cell) string {
 	parts := make([]string, len(r.t.PrimaryKey))
 	for i, k := range r.t.PrimaryKey {
 		v := cellText(c[k])
-		if r.keyTypes[i] == bq.StringFieldType && !c[k].Null {
+		if r.keyTypes[i] == "STRING" && !c[k].Null {
 			v = strconv.Quote(c[k].Text)
 		}
 		parts[i] = r.keyNames[i] + "=" + v
@@ -517,22 +519,22 @@ func appendCell(b []byte, c bigquery.Cell) []byte {
 // BigQuery values of type f sort alike, so that a key range selects the
 // same rows on both sides. Text sorts by collation in the source and by
 // code point in BigQuery; FLOAT keys are not read in ranges at all.
-func sameOrder(t cdc.Type, f bq.FieldType) bool {
+func sameOrder(t cdc.Type, f string) bool {
 	switch t {
 	case cdc.TypeInt32, cdc.TypeInt64, cdc.TypeTime:
-		return f == bq.IntegerFieldType
+		return f == "INTEGER"
 	case cdc.TypeUint64, cdc.TypeDecimal:
-		return f == bq.NumericFieldType || f == bq.BigNumericFieldType
+		return f == "NUMERIC" || f == "BIGNUMERIC"
 	case cdc.TypeBool:
-		return f == bq.BooleanFieldType
+		return f == "BOOLEAN"
 	case cdc.TypeBits, cdc.TypeBytes:
-		return f == bq.BytesFieldType
+		return f == "BYTES"
 	case cdc.TypeDate:
-		return f == bq.DateFieldType
+		return f == "DATE"
 	case cdc.TypeDateTime:
-		return f == bq.DateTimeFieldType
+		return f == "DATETIME"
 	case cdc.TypeTimestamp:
-		return f == bq.TimestampFieldType
+		return f == "TIMESTAMP"
 	}
 	return false
 }
@@ -578,18 +580,18 @@ func quote(name string) string { return "`" + name + "`" }
 
 // literal is a GoogleSQL literal of key value v for a column of BigQuery
 // type f.
-func literal(c *cdc.Column, f bq.FieldType, v cdc.Value) (string, error) {
+func literal(c *cdc.Column, f string, v cdc.Value) (string, error) {
 	if v.Null {
 		return "", errors.New("NULL key value (a zero date)")
 	}
 	switch f {
-	case bq.IntegerFieldType:
+	case "INTEGER":
 		return bigquery.TextInt64(v.Int), nil
-	case bq.NumericFieldType, bq.BigNumericFieldType:
-		return string(f) + " '" + SourceCell(c, v).Text + "'", nil
-	case bq.BooleanFieldType:
+	case "NUMERIC", "BIGNUMERIC":
+		return f + " '" + SourceCell(c, v).Text + "'", nil
+	case "BOOLEAN":
 		return strings.ToUpper(bigquery.TextBool(v.Int != 0)), nil
-	case bq.BytesFieldType:
+	case "BYTES":
 		var b strings.Builder
 		b.WriteString("b'")
 		for _, x := range sourceBytes(c, v) {
@@ -597,11 +599,11 @@ func literal(c *cdc.Column, f bq.FieldType, v cdc.Value) (string, error) {
 		}
 		b.WriteString("'")
 		return b.String(), nil
-	case bq.DateFieldType:
+	case "DATE":
 		return "DATE '" + bigquery.TextDate(v.Int) + "'", nil
-	case bq.DateTimeFieldType:
+	case "DATETIME":
 		return "DATETIME '" + bigquery.TextDateTime(v.Int) + "'", nil
-	case bq.TimestampFieldType:
+	case "TIMESTAMP":
 		return "TIMESTAMP '" + bigquery.TextDateTime(v.Int) + "+00:00'", nil
 	}
 	return "", fmt.Errorf("no range literal for BigQuery type %s", f)
