@@ -71,9 +71,11 @@ func TextDateTime(us int64) string {
 // epoch: YYYY-MM-DD HH:MM:SS.ffffff UTC.
 func TextTimestamp(us int64) string { return TextDateTime(us) + " UTC" }
 
-// TextJSON is a JSON document with insignificant whitespace removed and
-// object keys sorted (BigQuery's JSON type does not keep either); numbers
-// keep their text. Text that is not JSON is returned as it is.
+// TextJSON is a JSON document with insignificant whitespace removed,
+// object keys sorted and numbers in one form (BigQuery's JSON type keeps
+// none of them as written: it stores a number as INT64, UINT64 or FLOAT64):
+// an integer as its digits, any other number as the shortest text of its
+// float64. Text that is not JSON is returned as it is.
 func TextJSON(s string) string {
 	d := json.NewDecoder(strings.NewReader(s))
 	d.UseNumber()
@@ -81,6 +83,7 @@ func TextJSON(s string) string {
 	if err := d.Decode(&v); err != nil || d.More() {
 		return s
 	}
+	v = jsonNumbers(v)
 	var b bytes.Buffer
 	e := json.NewEncoder(&b)
 	e.SetEscapeHTML(false)
@@ -108,4 +111,30 @@ func TextRecord(names []string, cells []Cell) string {
 	}
 	b.WriteByte('}')
 	return b.String()
+}
+
+// jsonNumbers rewrites the numbers of a decoded document in TextJSON's
+// form.
+func jsonNumbers(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			x[k] = jsonNumbers(e)
+		}
+	case []any:
+		for i, e := range x {
+			x[i] = jsonNumbers(e)
+		}
+	case json.Number:
+		if n, err := strconv.ParseInt(string(x), 10, 64); err == nil {
+			return json.Number(strconv.FormatInt(n, 10))
+		}
+		if n, err := strconv.ParseUint(string(x), 10, 64); err == nil {
+			return json.Number(strconv.FormatUint(n, 10))
+		}
+		if f, err := strconv.ParseFloat(string(x), 64); err == nil {
+			return json.Number(strconv.FormatFloat(f, 'g', -1, 64))
+		}
+	}
+	return v
 }
