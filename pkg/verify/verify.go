@@ -54,6 +54,24 @@ type Result struct {
 	Differences  int
 	Whole        bool // compared as one range (no key, or a key BigQuery orders differently)
 	Took         time.Duration
+	// SourceSum and BigQuerySum are the tables' checksums (all rows, all
+	// columns, order-independent), equal when the tables are.
+	SourceSum, BigQuerySum Checksum
+}
+
+// Checksum is an order-independent checksum of rows: the row count and
+// the sums (mod 2^64) of two 64-bit halves of each row's SHA-256.
+type Checksum struct {
+	n    int64
+	a, b uint64
+}
+
+// add adds o's rows.
+func (c *Checksum) add(o Checksum) { c.n, c.a, c.b = c.n+o.n, c.a+o.a, c.b+o.b }
+
+// String is 12 hex digits of the checksum.
+func (c Checksum) String() string {
+	return fmt.Sprintf("%012x", (c.a^c.b^uint64(c.n))>>16)
 }
 
 // Verifier compares tables; one table at a time.
@@ -273,7 +291,10 @@ func (r *run) compareRange(ctx context.Context, src [][]bigquery.Cell, cond stri
 	r.res.Ranges++
 	r.res.SourceRows += int64(len(src))
 	r.res.BigQueryRows += int64(len(dst))
-	if len(src) == len(dst) && checksum(src) == checksum(dst) {
+	a, b := checksum(src), checksum(dst)
+	r.res.SourceSum.add(a)
+	r.res.BigQuerySum.add(b)
+	if a == b {
 		return nil
 	}
 	if !r.t.HasKey() {
@@ -476,15 +497,8 @@ func keyOf(t *cdc.Table, row []cdc.Value) []cdc.Value {
 	return out
 }
 
-// sum is an order-independent checksum of rows: the row count and the sums
-// (mod 2^64) of two 64-bit halves of each row's SHA-256.
-type sum struct {
-	n    int
-	a, b uint64
-}
-
-func checksum(rows [][]bigquery.Cell) sum {
-	s := sum{n: len(rows)}
+func checksum(rows [][]bigquery.Cell) Checksum {
+	s := Checksum{n: int64(len(rows))}
 	var buf []byte
 	for _, c := range rows {
 		buf = buf[:0]
@@ -681,6 +695,10 @@ func (res Result) Summary() string {
 	if res.Whole {
 		how = "whole table"
 	}
-	return fmt.Sprintf("%s: %s — source rows %d, BigQuery rows %d, %s, %d differences, %s",
-		res.Table, verdict, res.SourceRows, res.BigQueryRows, how, res.Differences, res.Took.Round(time.Millisecond))
+	sum := "checksum " + res.SourceSum.String()
+	if res.SourceSum != res.BigQuerySum {
+		sum = fmt.Sprintf("checksums %s / %s", res.SourceSum, res.BigQuerySum)
+	}
+	return fmt.Sprintf("%s: %s — source rows %d, BigQuery rows %d, %s, %s, %d differences, %s",
+		res.Table, verdict, res.SourceRows, res.BigQueryRows, sum, how, res.Differences, res.Took.Round(time.Millisecond))
 }
