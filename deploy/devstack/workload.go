@@ -169,7 +169,7 @@ func (st *stack) verify(ctx context.Context, timeout time.Duration) (bool, error
 			return false, fmt.Errorf("producer verify: %w", err)
 		}
 		if err == nil || time.Now().After(deadline) {
-			fmt.Fprintf(st.out, "\n$ bin/producer verify -config %s\n%s", filepath.Join(st.o.dir, "producer.yaml"), out.String())
+			fmt.Fprintf(st.out, "\n$ %s verify -config %s\n%s", filepath.Join(st.o.bin, "producer"), filepath.Join(st.o.dir, "producer.yaml"), out.String())
 			if err != nil && !strings.Contains(out.String(), "DIFFERS") {
 				fmt.Fprint(st.out, errOut.String()) // it failed before comparing: say why
 			}
