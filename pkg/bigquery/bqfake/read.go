@@ -26,9 +26,11 @@ import (
 // data"): CreateReadSession takes a table, the columns to read
 // (selected_fields, top-level names) and a row_restriction, and answers
 // with the session's Avro schema and one stream; ReadRows sends the stream's
-// rows as Avro binary blocks. The rows are the table's live rows when the
-// session is created (BigQuery reads at a snapshot time too), sorted like
-// Rows.
+// rows as Avro binary blocks, from an offset (to resume a broken read).
+// The rows are the table's live rows when the session is created (BigQuery
+// reads at a snapshot time too), sorted like Rows. A stream read to its
+// end is gone (NotFound afterwards), unlike BigQuery's, which lasts six
+// hours.
 //
 // The Avro mapping is BigQuery's ("Avro schema details"): every NULLABLE
 // column is a union ["null", T]; BOOL boolean; INT64 long; FLOAT64 double;
@@ -206,6 +208,11 @@ func (r *readService) ReadRows(req *storagepb.ReadRowsRequest, stream storagepb.
 			return err
 		}
 	}
+	// Read to the end: the rows are let go (BigQuery keeps a session for
+	// six hours; a test server would otherwise hold every session's rows).
+	r.mu.Lock()
+	delete(r.sessions, req.GetReadStream())
+	r.mu.Unlock()
 	return nil
 }
 

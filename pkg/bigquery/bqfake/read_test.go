@@ -201,3 +201,50 @@ func TestReadRejects(t *testing.T) {
 	})
 	wantCode(t, err, codes.NotFound)
 }
+
+// TestReadOffset resumes a stream at an offset, as the client does after
+// a broken read; a stream read to its end is gone.
+func TestReadOffset(t *testing.T) {
+	e := newReadEnv(t)
+	sess, err := e.rc.CreateReadSession(e.ctx, &storagepb.CreateReadSessionRequest{
+		Parent: "projects/" + project,
+		ReadSession: &storagepb.ReadSession{
+			Table:       "projects/" + project + "/datasets/" + dsID + "/tables/typed",
+			DataFormat:  storagepb.DataFormat_AVRO,
+			ReadOptions: &storagepb.ReadSession_TableReadOptions{SelectedFields: []string{"k1"}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := sess.GetStreams()[0].GetName()
+	recv := func(offset int64) (int64, []byte, error) {
+		rows, err := e.rc.ReadRows(e.ctx, &storagepb.ReadRowsRequest{ReadStream: stream, Offset: offset})
+		if err != nil {
+			return 0, nil, err
+		}
+		var n int64
+		var b []byte
+		for {
+			resp, err := rows.Recv()
+			if errors.Is(err, io.EOF) {
+				return n, b, nil
+			}
+			if err != nil {
+				return n, b, err
+			}
+			n += resp.GetRowCount()
+			b = append(b, resp.GetAvroRows().GetSerializedBinaryRows()...)
+		}
+	}
+	if _, _, err := recv(5); code(err) != codes.OutOfRange {
+		t.Errorf("offset 5 of 4 rows: error %v, want OutOfRange", err)
+	}
+	n, b, err := recv(3)
+	if err != nil || n != 1 || string(b) != "\x06" { // k1 = 3, zig-zag
+		t.Errorf("from offset 3: %d rows %x, %v; want the row of k1 = 3", n, b, err)
+	}
+	if _, _, err := recv(0); code(err) != codes.NotFound {
+		t.Errorf("a stream read to its end: error %v, want NotFound", err)
+	}
+}
