@@ -6,6 +6,7 @@ PKGS     := ./...
 # the end-to-end packages start their own servers and processes, and on two
 # cores running them side by side only makes every test slower.
 TESTFLAGS ?= -race -count=1 -timeout 30m -p 1
+SNAPSHOT_ROWS ?= 1000000
 
 .PHONY: build test fuzz bench lint fmt tidy clean images demo demo-down
 
@@ -28,10 +29,12 @@ demo-down:
 	@if [ -f .demo/pids ]; then xargs -r kill < .demo/pids 2>/dev/null || true; fi
 	rm -rf .demo
 
-## test: every test, integration tests included (they start MariaDB, kfake, srfake themselves); the fuzz
+## test: every test, integration tests included (they start MariaDB, kfake, srfake themselves); the
+## snapshot-under-load test again at SNAPSHOT_ROWS rows (without the race detector: a few minutes); the fuzz
 ## targets run their seed corpora, then each fuzzes for TESTFUZZTIME
 test: build lint
 	$(GO) test $(TESTFLAGS) $(PKGS)
+	$(GO) test -count=1 -timeout 20m -run '^TestSnapshotUnderLoadMatchesSelect$$' ./producer -snapshot_rows $(SNAPSHOT_ROWS)
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(TESTFUZZTIME)
 
 ## fuzz: each fuzz target of the consumer's decoders (hostile records) for FUZZTIME (go test -fuzz takes one

@@ -79,6 +79,9 @@ func loadConfig(name, summary string, args []string, getenv func(string) string,
 		"BigQuery credentials: Application Default Credentials, or bigquery.credentials_file.", args, getenv, stdout, stderr); err != nil {
 		return nil, err
 	}
+	if err := cfg.Kafka.Security.LoadSecrets(getenv); err != nil {
+		return nil, fmt.Errorf("configuration:\n%w", err)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("configuration:\n%w", err)
 	}

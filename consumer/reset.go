@@ -62,7 +62,11 @@ func runReset(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("-topics: %w", err)
 	}
 
-	admin, err := kafka.NewAdmin(cfg.Kafka.Brokers, quietLogger(stderr))
+	sec, err := cfg.Kafka.Security.Opts()
+	if err != nil {
+		return err
+	}
+	admin, err := kafka.NewAdmin(cfg.Kafka.Brokers, quietLogger(stderr), sec...)
 	if err != nil {
 		return err
 	}
@@ -116,6 +120,9 @@ func commandConfig(name, summary string, own *flag.FlagSet, args []string, geten
 	cfg := defaults()
 	if err := config.FromArgsWithFlags(cfg, "consumer", name, summary, "Only the kafka.* keys are used.", own, args, getenv, stdout, stderr); err != nil {
 		return nil, err
+	}
+	if err := cfg.Kafka.Security.LoadSecrets(getenv); err != nil {
+		return nil, fmt.Errorf("configuration:\n%w", err)
 	}
 	errs := append([]error{cfg.Kafka.Validate()}, service.ValidateLogging(cfg.LogLevel, cfg.LogFormat)...)
 	if err := errors.Join(errs...); err != nil {

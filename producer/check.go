@@ -23,8 +23,16 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	var results []cdc.CheckResult
 	results = append(results, binlog.Check(ctx, &cfg.Source)...)
-	results = append(results, kafka.CheckKafka(ctx, cfg.Kafka.Brokers)...)
-	results = append(results, kafka.CheckRegistry(ctx, cfg.Kafka.RegistryURL)...)
+	kopts, err := cfg.Kafka.Security.Opts()
+	if err != nil {
+		return err
+	}
+	ropts, err := cfg.Kafka.Security.RegistryOpts()
+	if err != nil {
+		return err
+	}
+	results = append(results, kafka.CheckKafka(ctx, cfg.Kafka.Brokers, kopts...)...)
+	results = append(results, kafka.CheckRegistry(ctx, cfg.Kafka.RegistryURL, ropts...)...)
 	failed := 0
 	for _, r := range results {
 		line := fmt.Sprintf("%s %s: %s", r.Status, r.Name, r.Detail)

@@ -60,6 +60,9 @@ func loadConfig(name, summary string, args []string, getenv func(string) string,
 		}
 		cfg.Source.Password = strings.TrimRight(string(b), "\r\n")
 	}
+	if err := cfg.Kafka.Security.LoadSecrets(getenv); err != nil {
+		return nil, fmt.Errorf("configuration:\n%w", err)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("configuration:\n%w", err)
 	}

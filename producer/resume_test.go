@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -412,26 +413,122 @@ func TestPurgedBinlogStopsWithClearError(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A change the next producer must not skip, in a binlog then purged.
-	if err := db.Exec(ctx, "purged", "INSERT INTO t VALUES (2)", "FLUSH BINARY LOGS"); err != nil {
+	if err := db.Exec(ctx, "purged", "INSERT INTO t VALUES (2)"); err != nil {
 		t.Fatal(err)
 	}
-	st, err := db.Query(ctx, "", "SHOW MASTER STATUS")
+	purgeBinlogs(t, ctx)
+	p = startProducer(t, withoutStart(args))
+	err := p.wait(t, ctx)
+	if err == nil || !strings.Contains(err.Error(), "no longer has the binlog") || !strings.Contains(err.Error(), "re-snapshot") {
+		t.Fatalf("producer ended with %v, want the purged binlog named with the fix", err)
+	}
+}
+
+// purgeBinlogs starts a new binlog file and purges every older one.
+func purgeBinlogs(t *testing.T, ctx context.Context) {
+	t.Helper()
+	if err := env.db.Exec(ctx, "", "FLUSH BINARY LOGS"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := env.db.Query(ctx, "", "SHOW MASTER STATUS")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The server purges a binlog once its transactions are durable in
 	// InnoDB (its binlog checkpoint): retry until it is gone.
-	waitFor(t, ctx, "the old binlog purged", func() bool {
-		if err := db.Exec(ctx, "", "PURGE BINARY LOGS TO '"+*st[0][0]+"'"); err != nil {
+	waitFor(t, ctx, "the old binlogs purged", func() bool {
+		if err := env.db.Exec(ctx, "", "PURGE BINARY LOGS TO '"+*st[0][0]+"'"); err != nil {
 			t.Fatal(err)
 		}
-		logs, err := db.Query(ctx, "", "SHOW BINARY LOGS")
+		logs, err := env.db.Query(ctx, "", "SHOW BINARY LOGS")
 		return err == nil && len(logs) == 1
 	})
-	p = startProducer(t, withoutStart(args))
-	err = p.wait(t, ctx)
-	if err == nil || !strings.Contains(err.Error(), "no longer has the binlog") || !strings.Contains(err.Error(), "re-snapshot") {
-		t.Fatalf("producer ended with %v, want the purged binlog named with the fix", err)
+}
+
+// With source.snapshot=when_needed, a checkpoint whose binlog was purged
+// is not an error: the producer streams from the current position with a
+// higher sequence epoch and snapshots every captured table again, so each
+// row that exists ends in its current state, ordered after everything
+// published before. (A row deleted while the binlog was lost stays
+// downstream: nothing on the source records it — README, "Snapshots".)
+func TestPurgedBinlogResnapshotsWhenNeeded(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	db := env.db
+	if err := db.Exec(ctx, "", "CREATE DATABASE needed", "CREATE TABLE needed.t (id INT PRIMARY KEY, v VARCHAR(20))",
+		"INSERT INTO needed.t VALUES (1, 'one'), (2, 'two'), (3, 'three')"); err != nil {
+		t.Fatal(err)
+	}
+	args := withoutStart(producerArgs(t, ctx, "wn1", "needed.*", "-source.snapshot", "when_needed"))
+	p := startProducer(t, args)
+	consume(t, ctx, 3, "wn1.needed.t") // the snapshot: the producer streams
+	if err := db.Exec(ctx, "needed", "INSERT INTO t VALUES (4, 'four')", "UPDATE t SET v = 'one+' WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	consume(t, ctx, 5, "wn1.needed.t") // 3 snapshot rows, the insert, the update
+	if err := p.stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Changes in a binlog that is then purged.
+	if err := db.Exec(ctx, "needed", "INSERT INTO t VALUES (5, 'five')", "UPDATE t SET v = 'two+' WHERE id = 2",
+		"DELETE FROM t WHERE id = 3"); err != nil {
+		t.Fatal(err)
+	}
+	purgeBinlogs(t, ctx)
+	p = startProducer(t, args)
+	if err := db.Exec(ctx, "needed", "INSERT INTO t VALUES (6, 'six')"); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"1": "one+", "2": "two+", "3": "three", "4": "four", "5": "five", "6": "six"}
+	var state map[string]string
+	var changes []change
+	waitFor(t, ctx, "the topic's latest row per key equals the table (and the lost delete)", func() bool {
+		changes = readToEnd(t, ctx, "wn1.needed.t")
+		state = map[string]string{}
+		for _, c := range changes {
+			if c.Value == nil {
+				continue
+			}
+			id := fmt.Sprint(c.Key["id"])
+			if after := row(c.Value, "after"); after != nil {
+				state[id] = fmt.Sprint(unwrap(after["v"]))
+			} else {
+				delete(state, id)
+			}
+		}
+		return cmp.Equal(state, want)
+	})
+	// Every row that exists was read again after the restart, in sequence
+	// epoch 1: above every change published before (epoch 0).
+	var before, after []string
+	for _, c := range changes {
+		if c.Value == nil {
+			continue
+		}
+		seq := fmt.Sprint(unwrap(unwrap(c.Value["source"]).(map[string]any)["sequence"]))
+		op := fmt.Sprintf("%v %v", c.Value["op"], c.Key["id"])
+		switch {
+		case strings.HasPrefix(seq, "0000000000000000/"):
+			before = append(before, op)
+		case strings.HasPrefix(seq, "0000000000000001/"):
+			after = append(after, op)
+		default:
+			t.Errorf("%s: sequence %s, want epoch 0 or 1", op, seq)
+		}
+	}
+	slices.Sort(before)
+	slices.Sort(after)
+	if diff := cmp.Diff([]string{"c 4", "r 1", "r 2", "r 3", "u 1"}, before); diff != "" {
+		t.Errorf("changes before the purge (-want +got):\n%s", diff)
+	}
+	// Row 6 may come from the stream or the snapshot, as the chunk's read
+	// and the insert interleave.
+	if diff := cmp.Diff([]string{"c 6", "r 1", "r 2", "r 4", "r 5"}, after); diff != "" &&
+		!cmp.Equal(after, []string{"r 1", "r 2", "r 4", "r 5", "r 6"}) {
+		t.Errorf("changes after the purge (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(p.logs.String(), "snapshotting every captured table again") {
+		t.Errorf("no warning that the binlog was lost in the log:\n%s", p.logs.String())
 	}
 }
 
@@ -477,4 +574,55 @@ func TestBrokerFaultsRecoverExactlyOnce(t *testing.T) {
 	if produces.Load() < 4 || ends.Load() < 3 {
 		t.Errorf("faults injected: %d produce, %d end-transaction; want 4 and 3", produces.Load(), ends.Load())
 	}
+}
+
+// A commit the transaction coordinator keeps refusing (NOT_COORDINATOR past
+// franz-go's retries, as while coordinators move) ends the run, not the
+// producer: it restarts in-process from the last checkpoint, and every
+// change is committed exactly once.
+func TestRefusedCommitRestartsFromCheckpoint(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := env.db.Exec(ctx, "", "CREATE DATABASE refused", "CREATE TABLE refused.t (id INT PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	const txnID = "strait-rc1"
+	var refusing atomic.Bool
+	var refused atomic.Int32
+	refusing.Store(true)
+	env.kafka.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		env.kafka.KeepControl()
+		r := req.(*kmsg.EndTxnRequest)
+		if r.TransactionalID != txnID || !r.Commit || !refusing.Load() {
+			return nil, nil, false
+		}
+		refused.Add(1)
+		resp := r.ResponseKind().(*kmsg.EndTxnResponse)
+		resp.ErrorCode = kerr.NotCoordinator.Code
+		return resp, nil, true
+	})
+	addr := freeAddr(t)
+	p := startProducer(t, append(producerArgs(t, ctx, "rc1", "refused.*"), "-http_addr", addr))
+	for i := range 100 {
+		if err := env.db.Exec(ctx, "refused", fmt.Sprintf("INSERT INTO t VALUES (%d)", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, ctx, "a run restarted after the refused commit", func() bool {
+		return strings.Contains(getText(t, addr+"/metrics"), "strait_producer_restarts_total 1")
+	})
+	refusing.Store(false)
+	for i := 100; i < 200; i++ {
+		if err := env.db.Exec(ctx, "refused", fmt.Sprintf("INSERT INTO t VALUES (%d)", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitEachOnce(t, ctx, "rc1.refused.t", 0, 200)
+	if err := p.stop(); err != nil {
+		t.Fatalf("producer: %v (a refused commit must restart the run)", err)
+	}
+	if !strings.Contains(p.logs.String(), "restarting from the last checkpoint") {
+		t.Errorf("no restart in the log:\n%s", p.logs.String())
+	}
+	t.Logf("%d commits refused before the restart", refused.Load())
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/cdc"
@@ -44,7 +47,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // runStream is `producer run`: read a transaction → encode → produce, until
 // the context ends. Shutdown, in reverse order of start-up: stop reading →
-// flush in-flight records → close Kafka → close the binlog → stop HTTP.
+// flush in-flight records → close Kafka → close the binlog → stop HTTP. A
+// transient Kafka error that ends a run (a commit refused while the
+// transaction coordinator moves) restarts it from the last checkpoint.
 func runStream(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := loadConfig("run", "Stream row changes from the binlog to Kafka.", args, getenv, stdout, stderr)
 	if err != nil {
@@ -55,18 +60,55 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer proc.Close()
-	log, reg := proc.Log, proc.Metrics
+	m := runMetrics{binlog: binlog.NewMetrics(proc.Metrics), kafka: kafka.NewMetrics(proc.Metrics),
+		restarts: prometheus.NewCounter(prometheus.CounterOpts{Name: "strait_producer_restarts_total",
+			Help: "Runs restarted in-process from the last checkpoint after a transient Kafka error (a refused commit)."})}
+	proc.Metrics.MustRegister(m.restarts)
+	for attempt := 1; ; attempt++ {
+		began := time.Now()
+		err := streamRun(ctx, cfg, proc, m)
+		if err == nil || ctx.Err() != nil || !kafka.Transient(err) {
+			return err
+		}
+		if time.Since(began) > time.Minute {
+			attempt = 1
+		}
+		// Nothing of the failed Kafka transaction is visible: everything
+		// after the last checkpoint is read and published again. A
+		// configured start position was for the first run only.
+		wait := min(time.Second<<(attempt-1), 30*time.Second)
+		proc.Log.Warn("restarting from the last checkpoint after a transient Kafka error", "err", err, "in", wait.String())
+		m.restarts.Inc()
+		cfg.Source.StartPosition, cfg.Source.StartGTID = "", ""
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
 
+// runMetrics are the metrics of every run of `producer run`.
+type runMetrics struct {
+	binlog   *binlog.Metrics
+	kafka    *kafka.Metrics
+	restarts prometheus.Counter
+}
+
+// streamRun is one run of `producer run`, from connecting to the source
+// and Kafka to the end of the stream.
+func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMetrics) error {
+	log := proc.Log
 	start, err := binlog.StartFromConfig(&cfg.Source)
 	if err != nil {
 		return err
 	}
-	reader, err := binlog.Open(ctx, &cfg.Source, log, binlog.NewMetrics(reg))
+	reader, err := binlog.Open(ctx, &cfg.Source, log, m.binlog)
 	if err != nil {
 		return err
 	}
 	defer reader.Close()
-	writer, err := kafka.NewWriter(&cfg.Kafka, version, log, kafka.NewMetrics(reg))
+	writer, err := kafka.NewWriter(&cfg.Kafka, version, log, m.kafka)
 	if err != nil {
 		return err
 	}
@@ -78,21 +120,35 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	configured := start != (binlog.Start{})
+	lost := false // the checkpoint's binlog is gone: start over with a snapshot (when_needed)
 	switch {
 	case configured && cp != nil:
 		log.Warn("starting where configured, not at the checkpoint", "start", start.String(), "checkpoint", cp.File+":"+strconv.FormatUint(cp.Pos, 10), "checkpoint_gtid", cp.GTIDSet)
 	case cp != nil:
 		start = binlog.Start{GTID: cp.GTIDSet, File: cp.File, Pos: cp.Pos, SkipRows: cp.RowsDone, TxGTID: cp.TxGTID, Epoch: cp.Epoch}
-		if start, err = onServer(reader, start, cp.ServerID, log); err != nil {
+		start, err = onServer(reader, start, cp.ServerID, log)
+		if cfg.Source.Snapshot == binlog.SnapshotWhenNeeded {
+			lost, err = binlogLost(ctx, reader, start, err)
+		}
+		if err != nil {
 			return err
+		}
+		if lost {
+			// The changes between the checkpoint and now are gone; the
+			// snapshot brings every row that exists up to date (rows
+			// deleted meanwhile stay downstream: README, "Snapshots").
+			log.Warn("the binlog to resume from is gone: streaming from the current position and snapshotting every captured table again",
+				"checkpoint", start.String(), "epoch", cp.Epoch+1)
+			start = binlog.Start{Epoch: cp.Epoch + 1}
+			break
 		}
 		log.Info("resuming from the checkpoint", "at", start.String(), "file", cp.File, "pos", cp.Pos,
 			"rows_done", cp.RowsDone, "epoch", start.Epoch, "written", cp.Written)
 	}
-	if err := schemaHistory(ctx, reader, writer, cp, !configured, cfg.Kafka.Transactions); err != nil {
+	if err := schemaHistory(ctx, reader, writer, cp, !configured && !lost, cfg.Kafka.Transactions); err != nil {
 		return err
 	}
-	if err := planSnapshot(ctx, reader, cp, configured, cfg.Source.Snapshot, log); err != nil {
+	if err := planSnapshot(ctx, reader, cp, configured, lost, cfg.Source.Snapshot, log); err != nil {
 		return err
 	}
 	if err := reader.Start(ctx, start); err != nil {
@@ -112,7 +168,7 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 	last.Store(cp)
 	proc.SetStatus(func() any { return statusOf(last.Load()) })
 	if err := stream(ctx, reader, writer, resume, &cfg.Kafka, func(cp *kafka.Checkpoint) { last.Store(cp) }); err != nil {
-		log.Error("producer stopped", "err", err)
+		log.Error("the stream stopped", "err", err)
 		return err
 	}
 	log.Info("stopped: every record read was published")
@@ -131,12 +187,29 @@ func onServer(reader *binlog.Reader, start binlog.Start, cpServer uint32, log *s
 		return start, err
 	}
 	if start.GTID == "" {
-		return start, fmt.Errorf("the checkpoint is of server_id %d, this server is %d, and without a GTID set the position cannot carry over: "+
-			"enable GTIDs, or re-snapshot and start at the current position (source.start_position)", cpServer, id)
+		return start, fmt.Errorf("the checkpoint is of server_id %d, this server is %d, and without a GTID set the position cannot carry over: %w; "+
+			"enable GTIDs, or re-snapshot (source.snapshot: when_needed does it by itself) and start at the current position (source.start_position)", cpServer, id, errElsewhere)
 	}
 	log.Warn("continuing on another server by GTID set: the sequence epoch rises", "checkpoint_server_id", cpServer,
 		"server_id", id, "gtid", start.GTID, "epoch", start.Epoch+1)
 	return binlog.Start{GTID: start.GTID, SkipRows: start.SkipRows, TxGTID: start.TxGTID, Epoch: start.Epoch + 1}, nil
+}
+
+// errElsewhere: the checkpoint's position is another server's.
+var errElsewhere = errors.New("the checkpoint's binlog position is another server's")
+
+// binlogLost reports whether the binlog to resume from (start, which
+// onServer returned with err) is gone: another server's position, or one
+// the server no longer has (purged).
+func binlogLost(ctx context.Context, reader *binlog.Reader, start binlog.Start, err error) (bool, error) {
+	if errors.Is(err, errElsewhere) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	ok, err := reader.Available(ctx, start)
+	return !ok, err
 }
 
 // schemaHistory gives the reader the schema history (pkg/binlog/history.go)
@@ -172,13 +245,20 @@ func schemaHistory(ctx context.Context, reader *binlog.Reader, writer *kafka.Wri
 //
 // With a checkpoint, tables the configuration captures now but did not when
 // the checkpoint was written (source.include grew) are added, unless
-// source.snapshot is never.
-func planSnapshot(ctx context.Context, reader *binlog.Reader, cp *kafka.Checkpoint, configured bool, mode string, log *slog.Logger) error {
+// source.snapshot is never. When the checkpoint's binlog is lost, every
+// captured table is snapshotted again.
+func planSnapshot(ctx context.Context, reader *binlog.Reader, cp *kafka.Checkpoint, configured, lost bool, mode string, log *slog.Logger) error {
 	var st binlog.SnapshotState
 	switch {
+	case lost:
+		tables, err := reader.CapturedTables(ctx)
+		if err != nil {
+			return err
+		}
+		st = binlog.SnapshotState{Tables: tables, Requests: cp.SnapshotRequests}
 	case cp != nil:
 		st = binlog.SnapshotState{Tables: cp.SnapshotTables, After: cp.SnapshotAfter, Filters: cp.SnapshotFilters, Requests: cp.SnapshotRequests}
-		if mode == "never" {
+		if mode == binlog.SnapshotNever {
 			break
 		}
 		tables, err := reader.CapturedTables(ctx)
@@ -192,7 +272,7 @@ func planSnapshot(ctx context.Context, reader *binlog.Reader, cp *kafka.Checkpoi
 				st.Tables = append(st.Tables, t)
 			}
 		}
-	case !configured && mode == "initial":
+	case !configured && mode != binlog.SnapshotNever:
 		tables, err := reader.CapturedTables(ctx)
 		if err != nil {
 			return err

@@ -30,7 +30,7 @@ func runSnapshot(ctx context.Context, args []string, getenv func(string) string,
 	if err != nil {
 		return err
 	}
-	if err := errors.Join(cfg.Kafka.Validate()); err != nil {
+	if err := errors.Join(cfg.Kafka.Security.LoadSecrets(getenv), cfg.Kafka.Validate()); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
 	sig := kafka.Signal{Type: "snapshot", Filter: strings.TrimSpace(*where)}

@@ -5,12 +5,15 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,21 +27,28 @@ import (
 	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
+// snapshotRows is the size of the largest table of
+// TestSnapshotUnderLoadMatchesSelect: make test runs it at the default
+// under the race detector, then at 1,000,000 rows without it.
+var snapshotRows = flag.Int("snapshot_rows", 5000, "rows of the largest table TestSnapshotUnderLoadMatchesSelect snapshots")
+
 // The initial snapshot under load: tables that already hold rows are
-// backfilled (op r) in small primary-key chunks while writers insert,
-// update and delete across the whole key range, and the producer is killed
-// (SIGKILL) several times mid-snapshot and restarted from its checkpoint.
-// Replayed per partition, the topics reproduce every table exactly as
-// SELECT shows it at the end: every row the stream did not change arrives
-// as a snapshot row once, every changed row from the binlog, each key's
-// history chained (a snapshot row equals the state before it, an update's
-// before image equals the state), nothing twice.
+// backfilled (op r) in primary-key chunks while writers insert, update and
+// delete across the whole key range until the snapshot is done, and the
+// producer is killed (SIGKILL) several times mid-snapshot and restarted
+// from its checkpoint. Replayed per partition, the topics reproduce every
+// table exactly as SELECT shows it at the end: every row the stream did
+// not change arrives as a snapshot row once, every changed row from the
+// binlog, each key's history chained (a snapshot row equals the state
+// before it, an update's before image equals the state), nothing twice.
 func TestSnapshotUnderLoadMatchesSelect(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	big := *snapshotRows
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute+time.Duration(big)*time.Millisecond/2)
 	defer cancel()
-	const tables, writers, kills, keys = 4, 2, 4, 6000
-	sizes := []int{5000, 1, 0, 1200} // rows already in t0..t3 (t1: one row, t2: empty)
-	stmts := []string{"CREATE DATABASE snap", "SET SESSION max_recursive_iterations = 100000"}
+	const tables, writers, kills = 4, 2, 4
+	keys := big + big/5             // writers insert past the end too
+	sizes := []int{big, 1, 0, 1200} // rows already in t0..t3 (t1: one row, t2: empty)
+	stmts := []string{"CREATE DATABASE snap", fmt.Sprintf("SET SESSION max_recursive_iterations = %d", big+1)}
 	for i, n := range sizes {
 		stmts = append(stmts, fmt.Sprintf(`CREATE TABLE snap.t%d (id INT PRIMARY KEY, ver INT NOT NULL,
 			s VARCHAR(40) CHARACTER SET utf8mb4, amount DECIMAL(12,3), at DATETIME(6), n BIGINT)`, i))
@@ -51,9 +61,11 @@ func TestSnapshotUnderLoadMatchesSelect(t *testing.T) {
 	if err := env.db.Exec(ctx, "", stmts...); err != nil {
 		t.Fatal(err)
 	}
-	// No start position: a first start, which snapshots the tables.
-	args := withoutStart(producerArgs(t, ctx, "snapload", "snap.*", "-source.snapshot_chunk_rows", "250",
-		"-kafka.transaction_max_records", "600", "-kafka.partitions", "2"))
+	// No start position: a first start, which snapshots the tables. Small
+	// chunks, so that a small table makes many.
+	chunk := max(250, big/250)
+	args := withoutStart(producerArgs(t, ctx, "snapload", "snap.*", "-source.snapshot_chunk_rows", fmt.Sprint(chunk),
+		"-kafka.transaction_max_records", fmt.Sprint(chunk*2+100), "-kafka.partitions", "2"))
 	var topics []string
 	for i := range tables {
 		topics = append(topics, fmt.Sprintf("snapload.snap.t%d", i))
@@ -68,16 +80,31 @@ func TestSnapshotUnderLoadMatchesSelect(t *testing.T) {
 		return n
 	}
 
-	// Writers run through every round, across the whole key range.
+	// Writers run, across the whole key range, until the snapshot is done.
 	var wg sync.WaitGroup
+	snapshotted := make(chan struct{})
 	errs := make(chan error, writers)
 	for w := range writers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- write(ctx, "snap", uint64(100+w), w, writers, tables, 400, keys)
+			for round := 0; ; round++ {
+				if err := write(ctx, "snap", uint64(100+w+writers*round), w, writers, tables, 50, keys); err != nil {
+					errs <- err
+					return
+				}
+				select {
+				case <-snapshotted:
+					if round >= 8 {
+						return
+					}
+				default:
+				}
+			}
 		}()
 	}
+	// Each kill comes after an eighth of the largest table is published.
+	step := int64(max(500, big/8))
 	for k := range kills {
 		before := committed()
 		cmd := exec.Command(os.Args[0], args...)
@@ -85,12 +112,18 @@ func TestSnapshotUnderLoadMatchesSelect(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, ctx, fmt.Sprintf("commits of producer %d", k+1), func() bool { return committed() > before+500 })
+		waitFor(t, ctx, fmt.Sprintf("commits of producer %d", k+1), func() bool { return committed() > before+step })
 		cmd.Process.Kill()
 		cmd.Wait()
 	}
 	addr := freeAddr(t)
 	p := startProducer(t, append(args, "-http_addr", addr))
+	snapshotDone := func() bool {
+		var st status
+		return getJSON(addr+"/status", &st) == nil && st.Checkpoint != nil && st.Snapshot == nil
+	}
+	waitFor(t, ctx, "the snapshot done", snapshotDone)
+	close(snapshotted)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -98,40 +131,88 @@ func TestSnapshotUnderLoadMatchesSelect(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The producer has published the writers' last transaction.
+	end, err := env.db.Query(ctx, "", "SHOW MASTER STATUS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	endFile, endPos := *end[0][0], uint64(atoi(*end[0][1]))
+	waitFor(t, ctx, "the checkpoint at the source's end", func() bool {
+		var st status
+		return getJSON(addr+"/status", &st) == nil && st.Checkpoint != nil &&
+			(st.Checkpoint.File > endFile || st.Checkpoint.File == endFile && st.Checkpoint.Pos >= endPos)
+	})
+	ends, err := kadm.NewClient(mustClientOf(t, env.kafka.ListenAddrs())).ListCommittedOffsets(ctx, topics...)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	want := selectTables(t, ctx, "snap", tables)
 	r := newReplayer(t, ctx, topics)
 	r.preexisting = true
-	for !cmp.Equal(r.state, want) {
-		if !r.poll() {
-			t.Fatalf("topics never matched SELECT after %d kills (-topics +select):\n%s", kills, cmp.Diff(r.state, want))
-		}
+	r.replayTo(ends)
+	if diff := stateDiff(r.state, want); diff != "" {
+		t.Fatalf("topics do not match SELECT after %d kills:\n%s", kills, diff)
 	}
-	waitFor(t, ctx, "/status without a snapshot", func() bool {
-		var st status
-		return getJSON(addr+"/status", &st) == nil && st.Checkpoint != nil && st.Snapshot == nil
-	})
 	if err := p.stop(); err != nil {
 		t.Fatal(err)
 	}
-	total, reads := 0, 0
-	for _, topic := range topics {
-		for _, c := range readToEnd(t, ctx, topic) {
-			if c.Value != nil {
-				total++
-				if c.Value["op"] == "r" {
-					reads++
-				}
+	total := 0
+	for _, n := range ends {
+		for _, o := range n {
+			total += int(o.Offset)
+		}
+	}
+	reads := 0
+	for _, keys := range r.snapshotted {
+		reads += len(keys)
+	}
+	if reads < (big+1+1200)/2 {
+		t.Errorf("%d snapshot rows, want most of the %d rows there were", reads, big+1+1200)
+	}
+	t.Logf("%d changes (%d snapshot rows, %d offsets with markers) replayed exactly once after %d kills mid-snapshot of %d rows",
+		r.changes, reads, total, kills, big+1+1200)
+}
+
+// getText returns the body of a GET of addr.
+func getText(t *testing.T, addr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// stateDiff lists the first differences between replayed and selected
+// tables ("" when equal); cmp.Diff takes minutes on a million rows.
+func stateDiff(got, want map[string]map[int32][]string) string {
+	var out []string
+	note := func(format string, args ...any) {
+		if len(out) < 20 {
+			out = append(out, fmt.Sprintf(format, args...))
+		}
+	}
+	for table, rows := range want {
+		for k, w := range rows {
+			if g, ok := got[table][k]; !ok {
+				note("%s key %d: missing from the topics, SELECT has %v", table, k, w)
+			} else if !slices.Equal(g, w) {
+				note("%s key %d: topics %v, SELECT %v", table, k, g, w)
+			}
+		}
+		for k, g := range got[table] {
+			if _, ok := rows[k]; !ok {
+				note("%s key %d: in the topics as %v, not in SELECT", table, k, g)
 			}
 		}
 	}
-	if total != r.changes {
-		t.Errorf("%d changes in the topics, %d replayed to reach the source state: duplicates", total, r.changes)
-	}
-	if reads < 1000 {
-		t.Errorf("%d snapshot rows, want most of the %d rows there were", reads, 5000+1+1200)
-	}
-	t.Logf("%d changes (%d snapshot rows) replayed exactly once after %d kills mid-snapshot", total, reads, kills)
+	return strings.Join(out, "\n")
 }
 
 // freeAddr returns a loopback address that was free a moment ago.
@@ -434,4 +515,172 @@ func TestSnapshotOnDemandAndNewlyIncluded(t *testing.T) {
 	if n := len(reads("b")); n != 0 {
 		t.Errorf("sod.b, captured all along, got %d snapshot rows", n)
 	}
+}
+
+// A table without a primary key, snapshotted by the unique key
+// source.snapshot_keys names (given in another order than its index's): in
+// chunks, matched against the stream like a primary key, while a writer
+// inserts, updates and deletes rows and the producer is killed once
+// mid-snapshot. Replayed in sequence order, the topic ends as SELECT shows
+// the table, each row snapshotted at most once. A key that is not a unique
+// index of NOT NULL columns stops the producer with an error naming it.
+func TestSnapshotKeylessTableByConfiguredUniqueKey(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := env.db.Exec(ctx, "", "CREATE DATABASE uk", "SET SESSION max_recursive_iterations = 100000",
+		`CREATE TABLE uk.events (host VARCHAR(20) NOT NULL, seq INT NOT NULL, payload VARCHAR(40), UNIQUE KEY hs (host, seq))`,
+		`INSERT INTO uk.events WITH RECURSIVE s(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM s WHERE k < 19999)
+			SELECT ELT(1 + k % 3, 'alpha', 'beta', 'gamma'), k DIV 3, CONCAT('p', k) FROM s`,
+		"CREATE TABLE uk.loose (a INT NOT NULL, b INT)",
+		"CREATE TABLE uk.nulls (a INT, UNIQUE KEY (a))",
+	); err != nil {
+		t.Fatal(err)
+	}
+	const prefix, topic = "snapuk", "snapuk.uk.events"
+	args := withoutStart(producerArgs(t, ctx, prefix, "uk.events", "-source.snapshot_chunk_rows", "50",
+		"-source.snapshot_keys", "uk.events:seq+host", "-kafka.transaction_max_records", "100"))
+
+	stop := make(chan struct{})
+	written := make(chan error, 1)
+	go func() { written <- writeKeyless(ctx, stop) }()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "STRAIT_TEST_RUN_MAIN=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "some of the snapshot committed", func() bool { return len(readToEnd(t, ctx, topic)) > 2000 })
+	cmd.Process.Kill()
+	cmd.Wait()
+	addr := freeAddr(t)
+	p := startProducer(t, append(args, "-http_addr", addr))
+	waitFor(t, ctx, "the snapshot done", func() bool {
+		var st status
+		return getJSON(addr+"/status", &st) == nil && st.Checkpoint != nil && st.Snapshot == nil
+	})
+	close(stop)
+	if err := <-written; err != nil {
+		t.Fatal(err)
+	}
+	metrics := getText(t, addr+"/metrics")
+	for _, m := range []string{"strait_producer_snapshot_table_rows_remaining 0", `strait_producer_snapshot_rows_total{table="uk.events"}`,
+		"strait_producer_snapshot_tables_remaining 0", "strait_producer_snapshot_chunk_seconds_count"} {
+		if !strings.Contains(metrics, m) {
+			t.Errorf("no %s in /metrics after the snapshot:\n%s", m, metrics)
+		}
+	}
+
+	rows, err := env.db.Query(ctx, "uk", "SELECT host, seq, COALESCE(payload, 'NULL') FROM events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for _, r := range rows {
+		want[*r[0]+"/"+*r[1]] = *r[2]
+	}
+	var state map[string]string
+	reads := map[string]int{}
+	waitFor(t, ctx, "the topic replayed in sequence order equals SELECT", func() bool {
+		state, reads = foldKeyless(readToEnd(t, ctx, topic))
+		return cmp.Equal(state, want)
+	})
+	twice := 0
+	for k, n := range reads {
+		if n > 1 {
+			t.Errorf("row %s snapshotted %d times", k, n)
+			twice++
+		}
+	}
+	if len(reads) < 15000 {
+		t.Errorf("%d rows snapshotted, want most of the 20,000", len(reads))
+	}
+	if !strings.Contains(p.logs.String(), "resuming_after_key=true") {
+		t.Errorf("the restarted producer did not resume the snapshot after a key:\n%s", p.logs.String())
+	}
+	t.Logf("%d rows: %d snapshotted, each once, across a kill mid-snapshot", len(state), len(reads))
+	if err := p.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, c := range []struct{ table, key, want string }{
+		{"uk.loose", "uk.loose:a", "(a) is not a unique index of uk.loose"},
+		{"uk.nulls", "uk.nulls:a", "column a of uk.nulls may be NULL"},
+		{"uk.loose", "uk.loose:zz", "table uk.loose has no column zz"},
+	} {
+		p := startProducer(t, withoutStart(producerArgs(t, ctx, "snapukbad", c.table, "-source.snapshot_keys", c.key)))
+		if err := p.wait(t, ctx); err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "source.snapshot_keys") {
+			t.Errorf("snapshot key %s: producer ended with %v, want an error saying %q", c.key, err, c.want)
+		}
+	}
+}
+
+// writeKeyless updates, deletes and inserts rows of uk.events, keys only
+// inserted or deleted, until stop closes.
+func writeKeyless(ctx context.Context, stop <-chan struct{}) error {
+	c, err := env.db.Conn(ctx, "uk")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	rnd := rand.New(rand.NewPCG(5, 11))
+	hosts := []string{"alpha", "beta", "gamma"}
+	for i := 0; ; i++ {
+		select {
+		case <-stop:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		host, seq := hosts[rnd.IntN(3)], rnd.IntN(7000)
+		var q string
+		switch rnd.IntN(4) {
+		case 0:
+			q = fmt.Sprintf("INSERT IGNORE INTO events VALUES ('%s', %d, 'new %d')", host, seq, i)
+		case 1:
+			q = fmt.Sprintf("DELETE FROM events WHERE host = '%s' AND seq = %d", host, seq)
+		default:
+			q = fmt.Sprintf("UPDATE events SET payload = 'upd %d' WHERE host = '%s' AND seq = %d", i, host, seq)
+		}
+		if _, err := c.Execute(q); err != nil {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+}
+
+// foldKeyless replays the changes of uk.events in sequence order (a table
+// without a key has no Kafka key: its records spread over the partitions)
+// into payload by "host/seq", and counts the snapshot reads of each row.
+func foldKeyless(changes []change) (map[string]string, map[string]int) {
+	slices.SortFunc(changes, func(a, b change) int {
+		return strings.Compare(sequenceOf(a), sequenceOf(b))
+	})
+	state, reads := map[string]string{}, map[string]int{}
+	id := func(img map[string]any) string { return fmt.Sprintf("%v/%v", unwrap(img["host"]), unwrap(img["seq"])) }
+	for _, c := range changes {
+		if c.Value == nil {
+			continue
+		}
+		if before := row(c.Value, "before"); before != nil {
+			delete(state, id(before))
+		}
+		if after := row(c.Value, "after"); after != nil {
+			p := unwrap(after["payload"])
+			if p == nil {
+				p = "NULL"
+			}
+			state[id(after)] = fmt.Sprint(p)
+			if c.Value["op"] == "r" {
+				reads[id(after)]++
+			}
+		}
+	}
+	return state, reads
+}
+
+// sequenceOf returns a change's source.sequence.
+func sequenceOf(c change) string {
+	if c.Value == nil {
+		return ""
+	}
+	return fmt.Sprint(unwrap(unwrap(c.Value["source"]).(map[string]any)["sequence"]))
 }

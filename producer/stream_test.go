@@ -15,6 +15,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/google/go-cmp/cmp"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -179,17 +180,18 @@ type replayer struct {
 
 	snapshotted map[string]map[int32]bool // keys read by a snapshot (op r), each at most once
 	preexisting bool                      // rows may predate the stream: a change may come before the row's snapshot
+	next        map[string]int64          // "topic/partition": the offset after the last record polled
 }
 
 func newReplayer(t *testing.T, ctx context.Context, topics []string) *replayer {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(env.kafka.ListenAddrs()...), kgo.ConsumeTopics(topics...),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.KeepControlRecords(), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
 	r := &replayer{t: t, ctx: ctx, cl: cl, decode: decoder(t, ctx), state: map[string]map[int32][]string{},
-		snapshotted: map[string]map[int32]bool{}}
+		snapshotted: map[string]map[int32]bool{}, next: map[string]int64{}}
 	for _, tp := range topics {
 		r.state[tp[strings.LastIndex(tp, ".")+1:]] = map[int32][]string{}
 	}
@@ -203,12 +205,32 @@ func (r *replayer) poll() bool {
 		return false
 	}
 	fetches.EachRecord(func(rec *kgo.Record) {
-		if rec.Value == nil {
-			return // tombstone
+		r.next[fmt.Sprintf("%s/%d", rec.Topic, rec.Partition)] = rec.Offset + 1
+		if rec.Attrs.IsControl() || rec.Value == nil {
+			return // a transaction marker, a tombstone
 		}
 		r.apply(rec.Topic[strings.LastIndex(rec.Topic, ".")+1:], r.decode(rec.Value))
 	})
 	return true
+}
+
+// replayTo polls until every partition is read up to its end in ends
+// (committed offsets; the transaction markers count).
+func (r *replayer) replayTo(ends kadm.ListedOffsets) {
+	behind := func() string {
+		var late string
+		ends.Each(func(o kadm.ListedOffset) {
+			if tp := fmt.Sprintf("%s/%d", o.Topic, o.Partition); r.next[tp] < o.Offset {
+				late = fmt.Sprintf("%s at %d of %d", tp, r.next[tp], o.Offset)
+			}
+		})
+		return late
+	}
+	for late := behind(); late != ""; late = behind() {
+		if !r.poll() {
+			r.t.Fatalf("topics not replayed to their end before the deadline: %s", late)
+		}
+	}
 }
 
 func (r *replayer) apply(table string, v map[string]any) {

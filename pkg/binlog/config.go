@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -47,14 +49,30 @@ type Config struct {
 	ChunkRows int `yaml:"chunk_rows" help:"row changes of one source transaction held at once; larger transactions are published in parts"`
 	// Snapshot is when the captured tables' existing rows are backfilled
 	// (op r) alongside the stream: "initial" (default) on a start with no
-	// checkpoint and no configured start position, or "never".
-	Snapshot string `yaml:"snapshot" help:"backfill existing rows: initial (first start without a checkpoint) or never"`
+	// checkpoint and no configured start position; "when_needed" then too,
+	// and also when the binlog the checkpoint points into is gone (purged,
+	// or a failover to a server without GTIDs): the stream restarts at the
+	// server's current position and every captured table is snapshotted
+	// again; or "never".
+	Snapshot string `yaml:"snapshot" help:"backfill existing rows: initial (first start without a checkpoint), when_needed (also after the checkpoint's binlog is lost) or never"`
+	// SnapshotKeys names, for tables without a primary key, a unique key
+	// of NOT NULL columns to snapshot them by, in chunks matched against
+	// the stream like a primary key's: "database.table:column" or
+	// "database.table:col1+col2". Such a table not listed is read whole.
+	SnapshotKeys []string `yaml:"snapshot_keys" help:"unique keys to snapshot tables without a primary key by: database.table:col1+col2, ..."`
 	// SnapshotChunkRows is how many rows a snapshot reads per query, in
 	// primary-key order; default 4096 (up to three chunks are held while
 	// they are read ahead: 8192 ran no faster and held a third more
 	// memory, README "Performance").
 	SnapshotChunkRows int `yaml:"snapshot_chunk_rows" help:"rows per snapshot query (primary-key chunks)"`
 }
+
+// The values of source.snapshot.
+const (
+	SnapshotInitial    = "initial"     // snapshot on a first start
+	SnapshotWhenNeeded = "when_needed" // and when the checkpoint's binlog is gone
+	SnapshotNever      = "never"
+)
 
 // Defaults fills unset fields with their defaults.
 func (c *Config) Defaults() {
@@ -74,7 +92,7 @@ func (c *Config) Defaults() {
 		c.ChunkRows = 10000
 	}
 	if c.Snapshot == "" {
-		c.Snapshot = "initial"
+		c.Snapshot = SnapshotInitial
 	}
 	if c.SnapshotChunkRows == 0 {
 		c.SnapshotChunkRows = 4096
@@ -104,11 +122,16 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("source.start_position: %w", err))
 		}
 	}
-	if c.Snapshot != "initial" && c.Snapshot != "never" {
-		errs = append(errs, fmt.Errorf("source.snapshot: %q, want initial or never", c.Snapshot))
+	switch c.Snapshot {
+	case SnapshotInitial, SnapshotWhenNeeded, SnapshotNever:
+	default:
+		errs = append(errs, fmt.Errorf("source.snapshot: %q, want initial, when_needed or never", c.Snapshot))
 	}
 	if c.SnapshotChunkRows < 1 {
 		errs = append(errs, fmt.Errorf("source.snapshot_chunk_rows: %d, want at least 1", c.SnapshotChunkRows))
+	}
+	if _, err := snapshotKeys(c.SnapshotKeys); err != nil {
+		errs = append(errs, err)
 	}
 	for _, p := range append(append([]string{}, c.Include...), c.Exclude...) {
 		if _, err := path.Match(p, ""); err != nil {
@@ -116,4 +139,23 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// snapshotKeys parses source.snapshot_keys into the key columns by
+// "database.table".
+func snapshotKeys(list []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for _, e := range list {
+		id, cols, ok := strings.Cut(e, ":")
+		db, table, dot := strings.Cut(id, ".")
+		names := strings.Split(cols, "+")
+		if !ok || !dot || db == "" || table == "" || slices.Contains(names, "") {
+			return nil, fmt.Errorf("source.snapshot_keys: %q, want database.table:column or database.table:col1+col2", e)
+		}
+		if _, dup := out[id]; dup {
+			return nil, fmt.Errorf("source.snapshot_keys: %s named twice", id)
+		}
+		out[id] = names
+	}
+	return out, nil
 }

@@ -18,6 +18,7 @@ type Metrics struct {
 	snapshotRows    *prometheus.CounterVec
 	snapshotTables  prometheus.Gauge
 	snapshotChunk   prometheus.Histogram
+	snapshotLeft    prometheus.Gauge
 
 	rowCounters map[rowsKey]prometheus.Counter
 }
@@ -46,12 +47,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		snapshotTables: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "strait_producer_snapshot_tables_remaining", Help: "Tables the snapshot has still to finish (0 when none runs).",
 		}),
+		snapshotLeft: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "strait_producer_snapshot_table_rows_remaining",
+			Help: "Estimate of the rows the snapshot has still to read of its current table: information_schema's row count less the rows published since the table's read started or resumed (0 when none runs).",
+		}),
 		snapshotChunk: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "strait_producer_snapshot_chunk_seconds", Help: "Time to read one snapshot chunk from the source.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
 	}
-	reg.MustRegister(m.rows, m.unrepresentable, m.file, m.pos, m.lag, m.snapshotRows, m.snapshotTables, m.snapshotChunk)
+	reg.MustRegister(m.rows, m.unrepresentable, m.file, m.pos, m.lag, m.snapshotRows, m.snapshotTables, m.snapshotChunk, m.snapshotLeft)
 	return m
 }
 

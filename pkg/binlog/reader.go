@@ -133,13 +133,14 @@ type Reader struct {
 	full     bool   // binlog_row_metadata=FULL: TABLE_MAPs name their columns
 	serverID uint32 // the source's server_id
 
-	history   map[string]*cdc.TableSchema // schema history as of the reader's position, by "db.table"
-	pending   []cdc.TableSchema           // history entries for the transaction being read
-	snap      *snapshot                   // the snapshot in progress (snapshot.go)
-	life      context.Context             // the snapshots' chunk loops end with it
-	snapEnd   context.CancelFunc          // ends life; Close may call it while ReadTx runs
-	requested chan SnapshotRequest        // snapshot requests not taken yet
-	requests  int64                       // offset of the next snapshot request to take
+	history      map[string]*cdc.TableSchema // schema history as of the reader's position, by "db.table"
+	pending      []cdc.TableSchema           // history entries for the transaction being read
+	snap         *snapshot                   // the snapshot in progress (snapshot.go)
+	life         context.Context             // the snapshots' chunk loops end with it
+	snapEnd      context.CancelFunc          // ends life; Close may call it while ReadTx runs
+	requested    chan SnapshotRequest        // snapshot requests not taken yet
+	snapshotKeys map[string][]string         // source.snapshot_keys by "database.table"
+	requests     int64                       // offset of the next snapshot request to take
 
 	file      string // current binlog file
 	fileIndex uint64 // numeric suffix of file
@@ -180,8 +181,13 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Read
 	if err != nil {
 		return nil, err
 	}
+	keys, err := snapshotKeys(cfg.SnapshotKeys)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
 	r := &Reader{cfg: cfg, log: log, metrics: m, conn: conn, tables: map[uint64]*tableState{}, flavor: cfg.Flavor,
-		history: map[string]*cdc.TableSchema{}, requested: make(chan SnapshotRequest, 16)}
+		history: map[string]*cdc.TableSchema{}, requested: make(chan SnapshotRequest, 16), snapshotKeys: keys}
 	r.life, r.snapEnd = context.WithCancel(context.Background())
 	if r.flavor == "" {
 		res, err := conn.Execute("SELECT VERSION()")
@@ -251,10 +257,12 @@ func (r *Reader) Current(ctx context.Context) (Start, error) {
 // position.
 func (r *Reader) Start(ctx context.Context, s Start) error {
 	if s.GTID == "" && s.File == "" {
-		var err error
-		if s, err = r.Current(ctx); err != nil {
+		cur, err := r.Current(ctx)
+		if err != nil {
 			return err
 		}
+		cur.Epoch = s.Epoch
+		s = cur
 	}
 	r.started, r.skip, r.epoch = s, s.SkipRows, s.Epoch
 	if s.GTID == "" {
@@ -277,7 +285,28 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 	if r.goMySQL {
 		decodeRows, decodeMeta = nil, nil
 	}
-	r.syncer = replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
+	r.syncer = replication.NewBinlogSyncer(r.syncerConfig(dumpFlags, decodeRows, decodeMeta))
+	var err error
+	if s.GTID != "" {
+		set, perr := mysql.ParseGTIDSet(r.flavor, s.GTID)
+		if perr != nil {
+			return fmt.Errorf("start gtid %q: %w", s.GTID, perr)
+		}
+		r.stream, err = r.syncer.StartSyncGTID(set)
+	} else {
+		r.stream, err = r.syncer.StartSync(mysql.Position{Name: s.File, Pos: uint32(s.Pos)})
+	}
+	if err != nil {
+		return fmt.Errorf("start binlog stream at %s: %w", s, err)
+	}
+	r.log.Info("binlog stream started", "at", s.String(), "flavor", r.flavor, "server_id", r.cfg.ServerID)
+	return nil
+}
+
+// syncerConfig is how go-mysql's BinlogSyncer connects and decodes.
+func (r *Reader) syncerConfig(dumpFlags uint16, decodeRows func(*replication.RowsEvent, []byte) error,
+	decodeMeta func([]byte) error) replication.BinlogSyncerConfig {
+	return replication.BinlogSyncerConfig{
 		DumpCommandFlag: dumpFlags,
 		ServerID:        r.cfg.ServerID,
 		Flavor:          r.flavor,
@@ -302,22 +331,7 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 		// The GTID set go-mysql would copy into every XID and QUERY event
 		// is not read (Resume keeps its own).
 		DiscardGTIDSet: true,
-	})
-	var err error
-	if s.GTID != "" {
-		set, perr := mysql.ParseGTIDSet(r.flavor, s.GTID)
-		if perr != nil {
-			return fmt.Errorf("start gtid %q: %w", s.GTID, perr)
-		}
-		r.stream, err = r.syncer.StartSyncGTID(set)
-	} else {
-		r.stream, err = r.syncer.StartSync(mysql.Position{Name: s.File, Pos: uint32(s.Pos)})
 	}
-	if err != nil {
-		return fmt.Errorf("start binlog stream at %s: %w", s, err)
-	}
-	r.log.Info("binlog stream started", "at", s.String(), "flavor", r.flavor, "server_id", r.cfg.ServerID)
-	return nil
 }
 
 // Close stops the stream and closes the connections.
@@ -378,6 +392,46 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 			}
 			r.metrics.observePosition(r.fileIndex, tx.EndPos, tx.CommitTime)
 			return nil
+		}
+	}
+}
+
+// Available reports whether the server still has the binlog to stream from
+// s (not purged, and a position or GTID set this server knows). The server
+// decides: a replication stream is opened at s and closed again as soon as
+// the server answers with its first event or refuses with "could not find"
+// (error 1236). Call before Start.
+func (r *Reader) Available(ctx context.Context, s Start) (bool, error) {
+	probe := replication.NewBinlogSyncer(r.syncerConfig(0, nil, nil))
+	defer probe.Close()
+	var stream *replication.BinlogStreamer
+	var err error
+	if s.GTID != "" {
+		set, perr := mysql.ParseGTIDSet(r.flavor, s.GTID)
+		if perr != nil {
+			return false, fmt.Errorf("gtid %q: %w", s.GTID, perr)
+		}
+		stream, err = probe.StartSyncGTID(set)
+	} else {
+		stream, err = probe.StartSync(mysql.Position{Name: s.File, Pos: uint32(s.Pos)})
+	}
+	if err != nil {
+		return false, fmt.Errorf("open a binlog stream at %s: %w", s, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.ReadTimeout)
+	defer cancel()
+	for {
+		ev, err := stream.GetEvent(ctx)
+		var me *mysql.MyError
+		switch {
+		case errors.As(err, &me) && me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG:
+			r.log.Warn("the binlog to stream from is gone", "at", s.String(), "server", me.Message)
+			return false, nil
+		case err != nil:
+			return false, fmt.Errorf("probe the binlog at %s: %w", s, err)
+		}
+		if _, ok := ev.Event.(*replication.FormatDescriptionEvent); ok {
+			return true, nil // the server is sending the binlog
 		}
 	}
 }

@@ -71,16 +71,17 @@ type snapshot struct {
 	// Its lifetime: the chunk loops end with it. A context kept here, as
 	// Close ends the loops while ReadTx may run, and a CancelFunc
 	// (Reader.snapEnd) is the one handle safe to use from there.
-	life   context.Context
-	conn   *client.Conn // the snapshot's own session (time zone, result charset)
-	info   *tableInfo   // schema of state.Tables[0]; nil: read before the next chunk
-	conv   *converter
-	win    *window    // the chunk read and not yet published
-	loop   *chunkLoop // the chunks being read after win's (or from state.After when win is nil); nil: none
-	since  time.Time  // no chunk still to come from loop started its read before this
-	rows   int        // rows published of state.Tables[0] in this run
-	start  time.Time
-	recent []recentKey // keys of state.Tables[0] the stream changed lately, oldest first
+	life     context.Context
+	conn     *client.Conn // the snapshot's own session (time zone, result charset)
+	info     *tableInfo   // schema of state.Tables[0]; nil: read before the next chunk
+	conv     *converter
+	win      *window     // the chunk read and not yet published
+	loop     *chunkLoop  // the chunks being read after win's (or from state.After when win is nil); nil: none
+	since    time.Time   // no chunk still to come from loop started its read before this
+	rows     int         // rows published of state.Tables[0] in this run
+	estimate int64       // information_schema's row count of state.Tables[0]
+	start    time.Time   // when this run started reading state.Tables[0]
+	recent   []recentKey // keys of state.Tables[0] the stream changed lately, oldest first
 }
 
 // recentKey is a key the stream changed, and when the reader read it.
@@ -312,8 +313,8 @@ func (r *Reader) nextWindow(ctx context.Context) error {
 				w.changed[rk.key] = struct{}{}
 			}
 		}
-		if n := len(res.rows); n > 0 && s.info.table.HasKey() {
-			w.last = keyValues(s.info.table, res.rows[n-1])
+		if n := len(res.rows); n > 0 && len(s.info.key) > 0 {
+			w.last = keyValues(s.info.key, res.rows[n-1])
 		}
 		s.win = w
 	}
@@ -347,12 +348,18 @@ func (r *Reader) startLoop(ctx context.Context) error {
 		if s.info, err = snapshotInfo(ts, r.full); err == nil {
 			s.conv, err = newConverter(s.info)
 		}
+		if err == nil && len(s.info.key) == 0 {
+			if s.info.key, err = r.snapshotKey(s.info.table); err == nil && s.info.key != nil {
+				err = uniqueKey(s.conn, s.info)
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("snapshot of %s: %w", id, err)
 		}
-		if s.state.After == nil {
-			s.start, s.rows = time.Now(), 0
-			r.log.Info("snapshot of a table started", "table", id, "rows_estimate", r.estimate(db, table))
+		if s.state.After == nil || s.start.IsZero() {
+			s.start, s.rows, s.estimate = time.Now(), 0, r.estimate(db, table)
+			r.metrics.snapshotLeft.Set(float64(s.estimate))
+			r.log.Info("snapshot of a table started", "table", id, "rows_estimate", s.estimate, "resuming_after_key", s.state.After != nil)
 		}
 	}
 	// The loop outlives this call: it ends with the table, or when it is
@@ -379,7 +386,7 @@ func (r *Reader) startLoop(ctx context.Context) error {
 				high, err = binlogPosition(conn)
 			}
 			res := chunkResult{rows: rows, high: high, start: start, took: time.Since(start), err: err,
-				done: err != nil || !info.table.HasKey() || len(rows) < limit}
+				done: err != nil || len(info.key) == 0 || len(rows) < limit}
 			select {
 			case l.results <- res:
 			case <-loopCtx.Done():
@@ -388,11 +395,84 @@ func (r *Reader) startLoop(ctx context.Context) error {
 			if res.done {
 				return
 			}
-			after = keyValues(info.table, rows[len(rows)-1])
+			after = keyValues(info.key, rows[len(rows)-1])
 		}
 	}()
 	s.loop = l
 	return nil
+}
+
+// snapshotKey returns the key columns source.snapshot_keys names for table
+// t (one without a primary key), in the configured order; nil when none.
+func (r *Reader) snapshotKey(t *cdc.Table) ([]int, error) {
+	names := r.snapshotKeys[t.ID()]
+	if names == nil {
+		return nil, nil
+	}
+	key := make([]int, len(names))
+	for j, name := range names {
+		i := slices.IndexFunc(t.Columns, func(c cdc.Column) bool { return strings.EqualFold(c.Name, name) })
+		if i < 0 {
+			return nil, fmt.Errorf("source.snapshot_keys: table %s has no column %s", t.ID(), name)
+		}
+		key[j] = i
+	}
+	return key, nil
+}
+
+// uniqueKey checks that info.key, a configured snapshot key, is a unique
+// index of NOT NULL columns, and puts its columns in the index's order (so
+// that a chunk's range is the index's). Chunks by columns that are not
+// unique would skip the rows sharing a key at their ends; NULLs compare to
+// nothing, so their rows would never be read.
+func uniqueKey(conn *client.Conn, info *tableInfo) error {
+	t := info.table
+	for _, k := range info.key {
+		if t.Columns[k].Nullable {
+			return fmt.Errorf("source.snapshot_keys: column %s of %s may be NULL; a snapshot key must be a unique index of NOT NULL columns", t.Columns[k].Name, t.ID())
+		}
+	}
+	res, err := conn.Execute(`SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS
+		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX`, t.Database, t.Name)
+	if err != nil {
+		return fmt.Errorf("unique indexes of %s: %w", t.ID(), err)
+	}
+	defer res.Close()
+	indexes := map[string][]string{}
+	var order []string
+	for i := range res.RowNumber() {
+		name := text(res, i, 0)
+		if indexes[name] == nil {
+			order = append(order, name)
+		}
+		indexes[name] = append(indexes[name], text(res, i, 1))
+	}
+	want := make([]string, len(info.key))
+	for j, k := range info.key {
+		want[j] = t.Columns[k].Name
+	}
+	for _, name := range order {
+		cols := indexes[name]
+		if len(cols) != len(want) || !isPermutation(cols, want) {
+			continue
+		}
+		for j, c := range cols {
+			info.key[j] = slices.IndexFunc(t.Columns, func(col cdc.Column) bool { return col.Name == c })
+		}
+		return nil
+	}
+	return fmt.Errorf("source.snapshot_keys: (%s) is not a unique index of %s (unique indexes: %v); chunks by it could skip rows: "+
+		"create a unique index, or leave the table out of source.snapshot_keys to read it whole", strings.Join(want, ", "), t.ID(), indexes)
+}
+
+// isPermutation reports whether a and b hold the same strings (each once).
+func isPermutation(a, b []string) bool {
+	for _, s := range a {
+		if !slices.Contains(b, s) {
+			return false
+		}
+	}
+	return len(a) == len(b)
 }
 
 // binlogPosition returns the server's current binlog position: a high
@@ -433,7 +513,7 @@ func (r *Reader) publishChunk(tx *Tx) {
 	now := time.Now()
 	for _, row := range w.rows {
 		if len(w.changed) > 0 {
-			if _, changed := w.changed[keyOf(s.info, row)]; changed {
+			if _, changed := w.changed[keyOf(s.info.table, s.info.key, row)]; changed {
 				continue // changed in the window: the stream published it
 			}
 		}
@@ -450,6 +530,7 @@ func (r *Reader) publishChunk(tx *Tx) {
 	if len(tx.Events) > 0 {
 		r.metrics.countSnapshotRows(id, len(tx.Events))
 	}
+	r.metrics.snapshotLeft.Set(float64(max(0, s.estimate-int64(s.rows))))
 	next := SnapshotState{Tables: s.state.Tables, After: w.last, Filters: s.state.Filters, Requests: r.requests}
 	if w.done {
 		r.log.Info("snapshot of a table done", "table", id, "rows", s.rows, "seconds", time.Since(s.start).Seconds())
@@ -458,7 +539,8 @@ func (r *Reader) publishChunk(tx *Tx) {
 			next.Filters = maps.Clone(next.Filters)
 			delete(next.Filters, id)
 		}
-		s.info, s.conv, s.recent = nil, nil, nil
+		s.info, s.conv, s.recent, s.start = nil, nil, nil, time.Time{}
+		r.metrics.snapshotLeft.Set(0)
 	}
 	s.state, s.win = next, nil
 	tx.Snapshot = &next
@@ -471,7 +553,20 @@ func (r *Reader) publishChunk(tx *Tx) {
 // the next chunk's read (see recentWindow).
 func (r *Reader) snapshotChange(info *tableInfo, rows ...[]cdc.Value) {
 	s := r.snap
-	if s == nil || len(s.state.Tables) == 0 || !info.table.HasKey() || info.table.ID() != s.state.Tables[0] {
+	if s == nil || len(s.state.Tables) == 0 {
+		return
+	}
+	if db, table := splitID(s.state.Tables[0]); info.table.Database != db || info.table.Name != table {
+		return
+	}
+	key := info.table.PrimaryKey
+	switch {
+	case s.info != nil:
+		key = s.info.key // the snapshot's schema: the stream's until the next DDL of the table
+	case len(key) == 0:
+		key, _ = r.snapshotKey(info.table) // an error stops the snapshot when it reads the table's schema
+	}
+	if len(key) == 0 {
 		return // a table without a key is read whole, unmatched (README, "Snapshots")
 	}
 	now := time.Now()
@@ -490,7 +585,7 @@ func (r *Reader) snapshotChange(info *tableInfo, rows ...[]cdc.Value) {
 		if row == nil {
 			continue
 		}
-		k := keyOf(info, row)
+		k := keyOf(info.table, key, row)
 		s.recent = append(s.recent, recentKey{key: k, at: now})
 		if s.win != nil {
 			s.win.changed[k] = struct{}{}
@@ -571,10 +666,10 @@ func (r *Reader) estimate(db, table string) int64 {
 	return n
 }
 
-// keyValues returns the primary-key values of row.
-func keyValues(t *cdc.Table, row []cdc.Value) []cdc.Value {
-	out := make([]cdc.Value, len(t.PrimaryKey))
-	for i, k := range t.PrimaryKey {
+// keyValues returns row's values of the key columns.
+func keyValues(key []int, row []cdc.Value) []cdc.Value {
+	out := make([]cdc.Value, len(key))
+	for i, k := range key {
 		out[i] = row[k]
 	}
 	return out

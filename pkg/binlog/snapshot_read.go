@@ -84,6 +84,7 @@ func snapshotInfo(s *cdc.TableSchema, full bool) (*tableInfo, error) {
 	if t.PrimaryKey, err = keyIndexes(s, index); err != nil {
 		return nil, err
 	}
+	info.key = t.PrimaryKey
 	return info, nil
 }
 
@@ -261,7 +262,8 @@ func snapshotConn(ctx context.Context, cfg *Config) (*client.Conn, error) {
 	return conn, nil
 }
 
-// readChunk reads up to limit rows of a table in primary-key order, those
+// readChunk reads up to limit rows of a table in the order of its key
+// (info.key: the primary key or a configured unique key), those
 // whose key comes after the key values after (nil: from the first row) and
 // that match filter (an SQL condition; "" for all rows), on a connection
 // from snapshotConn. The rows are the binlog path's canonical values
@@ -271,11 +273,11 @@ func snapshotConn(ctx context.Context, cfg *Config) (*client.Conn, error) {
 //
 // A composite key k1, k2, ... continues with
 // k1 >= a1 AND (k1 > a1 OR (k1 = a1 AND k2 > a2) OR ...), which the
-// optimizer serves as a range of the primary key. Text keys compare in the
+// optimizer serves as a range of the key's index. Text keys compare in the
 // column's collation (the value is sent as UTF-8 and converted by the
 // server), as ORDER BY sorts them.
 //
-// A table without a primary key is read whole in one call, unordered
+// A table without a key is read whole in one call, unordered
 // (limit and after do not apply): there is no key to resume at. A key
 // column that cannot be compared exactly (FLOAT, ENUM, SET, JSON,
 // GEOMETRY) is an error; such a table is snapshotted whole or by another
@@ -366,18 +368,18 @@ func chunkQuery(info *tableInfo, after []cdc.Value, limit int, filter string) (s
 	if filter != "" {
 		conds = append(conds, filter)
 	}
-	if !t.HasKey() {
+	if len(info.key) == 0 {
 		if after != nil {
-			return "", nil, fmt.Errorf("snapshot %s: a table without a primary key is read whole, not after a key", t.ID())
+			return "", nil, fmt.Errorf("snapshot %s: a table without a primary or snapshot key is read whole, not after a key", t.ID())
 		}
 		if filter != "" {
 			b.WriteString(" WHERE (" + filter + ")")
 		}
 		return b.String(), nil, nil
 	}
-	keys := make([]string, len(t.PrimaryKey))
-	marks := make([]string, len(t.PrimaryKey))
-	for j, k := range t.PrimaryKey {
+	keys := make([]string, len(info.key))
+	marks := make([]string, len(info.key))
+	for j, k := range info.key {
 		keys[j] = quoteName(t.Columns[k].Name)
 		var err error
 		if marks[j], err = keyMark(info, k); err != nil {
@@ -386,11 +388,11 @@ func chunkQuery(info *tableInfo, after []cdc.Value, limit int, filter string) (s
 	}
 	var args []any
 	if after != nil {
-		if len(after) != len(t.PrimaryKey) {
-			return "", nil, fmt.Errorf("snapshot %s: %d key values for a %d-column primary key", t.ID(), len(after), len(t.PrimaryKey))
+		if len(after) != len(info.key) {
+			return "", nil, fmt.Errorf("snapshot %s: %d key values for a %d-column key", t.ID(), len(after), len(info.key))
 		}
 		vals := make([]any, len(after))
-		for j, k := range t.PrimaryKey {
+		for j, k := range info.key {
 			var err error
 			if vals[j], err = keyArg(&t.Columns[k], after[j]); err != nil {
 				return "", nil, fmt.Errorf("snapshot %s key column %s: %w", t.ID(), t.Columns[k].Name, err)
@@ -630,21 +632,22 @@ func isTemporal(t cdc.Type) bool {
 	return false
 }
 
-// keyOf returns a compact identity of a row's primary-key values: equal
+// keyOf returns a compact identity of a row's values of the key columns
+// (the primary key, or a snapshot key) of table t: equal
 // byte for byte exactly when the values are. Text keys compare by their
 // bytes, not by collation: a binlog event carries the row's key exactly as
 // stored, so matching an event against a chunk row by keyOf is exact when
 // both the before and after images of the event are matched.
-func keyOf(info *tableInfo, row []cdc.Value) string {
-	b := make([]byte, 0, 16*len(info.table.PrimaryKey))
-	for _, k := range info.table.PrimaryKey {
+func keyOf(t *cdc.Table, key []int, row []cdc.Value) string {
+	b := make([]byte, 0, 16*len(key))
+	for _, k := range key {
 		v := row[k]
 		switch {
 		case v.Null:
 			b = append(b, 0)
-		case info.table.Columns[k].Type == cdc.TypeFloat32 || info.table.Columns[k].Type == cdc.TypeFloat64:
+		case t.Columns[k].Type == cdc.TypeFloat32 || t.Columns[k].Type == cdc.TypeFloat64:
 			b = binary.BigEndian.AppendUint64(append(b, 1), math.Float64bits(v.Float))
-		case usesStr(info.table.Columns[k].Type):
+		case usesStr(t.Columns[k].Type):
 			b = binary.AppendUvarint(append(b, 1), uint64(len(v.Str)))
 			b = append(b, v.Str...)
 		default:
@@ -680,7 +683,7 @@ func keyText(info *tableInfo, key []cdc.Value) string {
 		switch {
 		case v.Null:
 			parts[j] = "NULL"
-		case j < len(info.table.PrimaryKey) && usesStr(info.table.Columns[info.table.PrimaryKey[j]].Type):
+		case j < len(info.key) && usesStr(info.table.Columns[info.key[j]].Type):
 			parts[j] = strconv.Quote(truncate(v.Str))
 		case v.Float != 0:
 			parts[j] = strconv.FormatFloat(v.Float, 'g', -1, 64)

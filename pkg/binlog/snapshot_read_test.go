@@ -269,7 +269,7 @@ func TestSnapshotChunksInKeyOrder(t *testing.T) {
 			}
 			keys := map[string]bool{}
 			for _, r := range whole {
-				keys[keyOf(info, r)] = true
+				keys[keyOf(info.table, info.key, r)] = true
 			}
 			if len(keys) != len(whole) {
 				t.Errorf("keyOf gives %d identities to %d rows", len(keys), len(whole))

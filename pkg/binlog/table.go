@@ -32,6 +32,11 @@ type colInfo struct {
 type tableInfo struct {
 	table *cdc.Table
 	cols  []colInfo
+	// key is what a snapshot reads the table in order of and matches the
+	// stream's changes by (snapshot.go): the primary key, or the unique
+	// key source.snapshot_keys names; empty: the table is read whole.
+	// Set on the snapshot's own schema only (snapshotInfo).
+	key []int
 }
 
 // realType unpacks the type hidden in MYSQL_TYPE_STRING's metadata (ENUM,

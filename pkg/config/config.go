@@ -5,6 +5,8 @@
 // the variable STRAIT_SOURCE_HOST and the flag -source.host. A `help` tag is
 // the flag's help text.
 //
+// A struct field tagged yaml:",inline" adds its keys to its parent's.
+//
 // Secrets (fields tagged secret:"true", which have yaml:"-") come only from
 // the environment: never from the file or a flag, never printed (Dump
 // redacts them).
@@ -42,7 +44,11 @@ func fields(v reflect.Value, prefix string) []field {
 		if !sf.IsExported() {
 			continue
 		}
-		name, _, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		name, flags, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		if name == "" && flags == "inline" && sf.Type.Kind() == reflect.Struct { // its keys are the parent's
+			out = append(out, fields(v.Field(i), prefix)...)
+			continue
+		}
 		secret := sf.Tag.Get("secret") == "true"
 		if name == "-" && secret {
 			name = strings.ToLower(sf.Name)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/linkedin/goavro/v2"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strait-cdc/strait/pkg/cdc"
@@ -193,6 +194,7 @@ func (w *Writer) decodeCheckpoint(b []byte) (*Checkpoint, error) {
 func (w *Writer) ReadCheckpoint(ctx context.Context) (*Checkpoint, error) {
 	if w.txn.transactional {
 		if _, _, err := w.client.ProducerID(ctx); err != nil {
+			err = authorization(err, w.principal, access{txnID: w.txn.id, txnOp: "WRITE", clusterOp: "IDEMPOTENT_WRITE"})
 			return nil, fmt.Errorf("take over transactional id %s: %w", w.txn.id, err)
 		}
 	}
@@ -219,17 +221,22 @@ func (w *Writer) ReadCheckpoint(ctx context.Context) (*Checkpoint, error) {
 // in order, up to its last stable offset (everything below it is committed
 // or aborted); nothing when the topic does not exist.
 func (w *Writer) readCommitted(ctx context.Context, topic string, fn func(*kgo.Record)) error {
+	describe := access{topic: topic, topicOp: "DESCRIBE"}
 	offsets, err := w.admin.ListCommittedOffsets(ctx, topic)
 	if err != nil {
-		return fmt.Errorf("read the offsets of %s: %w", topic, err)
+		return fmt.Errorf("read the offsets of %s: %w", topic, authorization(err, w.principal, describe))
+	}
+	if err := offsets.Error(); errors.Is(err, kerr.TopicAuthorizationFailed) {
+		// Not "no topic": resuming from scratch would publish again.
+		return fmt.Errorf("read the offsets of %s: %w", topic, authorization(err, w.principal, describe))
 	}
 	lo, ok := offsets.Lookup(topic, 0)
 	if !ok || lo.Err != nil || lo.Offset <= 0 {
 		return nil // no topic, or nothing committed yet
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(w.cfg.Brokers...), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(w.cfg.Brokers...), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(), // to know when the end is reached
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}})}, w.sec...)...)
 	if err != nil {
 		return err
 	}
@@ -240,7 +247,7 @@ func (w *Writer) readCommitted(ctx context.Context, topic string, fn func(*kgo.R
 			return fmt.Errorf("read %s up to offset %d: %w", topic, lo.Offset, err)
 		}
 		if err := fetches.Err(); err != nil {
-			return fmt.Errorf("read %s: %w", topic, err)
+			return fmt.Errorf("read %s: %w", topic, authorization(err, w.principal, access{topic: topic, topicOp: "READ"}))
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
 			if !r.Attrs.IsControl() { // control records are the transactions' markers

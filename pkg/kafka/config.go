@@ -46,6 +46,10 @@ type Config struct {
 	HeartbeatInterval time.Duration `yaml:"heartbeat_interval" help:"interval of position records in <prefix>._heartbeat (0: off)"`
 	// MaxRecordBytes is the largest record the producer sends; default 16 MiB.
 	MaxRecordBytes int `yaml:"max_record_bytes" help:"largest record sent (producer.max.request.size)"`
+	// Security is TLS and authentication for the brokers and the registry:
+	// keys kafka.tls.*, kafka.sasl.*, kafka.schema_registry_tls.*,
+	// kafka.schema_registry_auth.* (security.go).
+	Security Security `yaml:",inline"`
 }
 
 // Defaults fills unset fields with their defaults.
@@ -97,5 +101,6 @@ func (c *Config) Validate() error {
 	if c.RegistryURL == "" {
 		errs = append(errs, errors.New("kafka.schema_registry_url: required"))
 	}
+	errs = append(errs, c.Security.Validate())
 	return errors.Join(errs...)
 }

@@ -177,6 +177,7 @@ func (g *Group) DeadLetter(ctx context.Context, bad []BadRecord) error {
 			err = g.client.ProduceSync(ctx, r).FirstErr()
 		}
 		if err != nil {
+			err = authorization(err, g.principal, access{topic: g.deadLetter, topicOp: "WRITE", clusterOp: "IDEMPOTENT_WRITE"})
 			errs = append(errs, fmt.Errorf("dead letter of %s/%d@%d to %s: %w", bad[i].Topic, bad[i].Partition, bad[i].Offset, g.deadLetter, err))
 		}
 	}
@@ -205,8 +206,10 @@ func (g *Group) ensureDeadLetterTopic(ctx context.Context) {
 	case err == nil:
 		g.log.Info("topic created", "topic", g.deadLetter, "partitions", 1, "cleanup.policy", cleanup)
 	case errors.Is(err, kerr.TopicAlreadyExists):
+	case errors.Is(err, kerr.TopicAuthorizationFailed) && topicExists(ctx, g.admin, g.deadLetter):
 	default:
-		g.log.Warn("cannot create the dead-letter topic", "topic", g.deadLetter, "err", err)
+		g.log.Warn("cannot create the dead-letter topic", "topic", g.deadLetter,
+			"err", authorization(err, g.principal, access{topic: g.deadLetter, topicOp: "CREATE", clusterOp: "CREATE"}))
 	}
 	g.dlqReady = true
 }

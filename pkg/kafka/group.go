@@ -57,6 +57,9 @@ type GroupConfig struct {
 	// group because whether a record can be applied depends on the group's
 	// target. It must not match the table topics' pattern.
 	DeadLetterTopic string `yaml:"dead_letter_topic" help:"topic of the records the group cannot apply (default <topic_prefix>._dead_letter.<group_id>)"`
+	// Security is TLS and authentication for the brokers and the registry,
+	// as the producer's (security.go).
+	Security Security `yaml:",inline"`
 }
 
 // Defaults fills unset fields with their defaults.
@@ -103,6 +106,7 @@ func (c *GroupConfig) Validate() error {
 	if c.TopicPrefix != "" && regexp.MustCompile(TopicPattern(c.TopicPrefix)).MatchString(c.DeadLetters()) {
 		errs = append(errs, fmt.Errorf("kafka.dead_letter_topic: %q is one of the table topics the group reads; start its last part with '_' (e.g. %s._dead_letter)", c.DeadLetterTopic, c.TopicPrefix))
 	}
+	errs = append(errs, c.Security.Validate())
 	return errors.Join(errs...)
 }
 
@@ -121,6 +125,7 @@ type Group struct {
 	registry   *sr.Client
 	max        int
 	groupID    string
+	principal  string         // User:<name> for authorization errors; "" unknown
 	deadLetter string         // the dead-letter topic
 	schemas    map[int]string // schema text by id; ids never change meaning; Poll's
 
@@ -149,7 +154,7 @@ type partitionLag struct {
 // NewGroup joins the group. opts are extra client options (security,
 // tests).
 func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, error) {
-	g := &Group{log: log, max: cfg.MaxPollRecords, groupID: cfg.GroupID, deadLetter: cfg.DeadLetters(),
+	g := &Group{log: log, max: cfg.MaxPollRecords, groupID: cfg.GroupID, deadLetter: cfg.DeadLetters(), principal: cfg.Security.Principal(),
 		schemas: map[int]string{}, lag: map[TopicPartition]*partitionLag{}}
 	base := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
@@ -179,11 +184,11 @@ func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, erro
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.WithLogger(kslog.New(log)),
 	}
-	client, err := kgo.NewClient(append(base, opts...)...)
+	client, _, regOpts, err := cfg.Security.newClient(log, base, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("kafka client: %w", err)
+		return nil, err
 	}
-	reg, err := sr.NewClient(sr.URLs(cfg.RegistryURL))
+	reg, err := sr.NewClient(append([]sr.ClientOpt{sr.URLs(cfg.RegistryURL)}, regOpts...)...)
 	if err != nil {
 		client.Close()
 		return nil, fmt.Errorf("schema registry %s: %w", cfg.RegistryURL, err)
@@ -297,9 +302,17 @@ func (g *Group) Poll(ctx context.Context, wake <-chan struct{}) ([]*TopicBatch, 
 		// never both, so nothing polled is dropped here.
 		return nil, nil
 	}
+	// A missing ACL does not heal by retrying: stop with what is missing.
+	var denied error
 	fetches.EachError(func(topic string, p int32, err error) {
 		g.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+		if aerr := authorization(err, g.principal, access{topic: topic, topicOp: "READ", group: g.groupID, groupOp: "READ"}); aerr != err {
+			denied = aerr
+		}
 	})
+	if denied != nil {
+		return nil, denied
+	}
 	g.noteEnds(fetches)
 	var out []*TopicBatch
 	byTopic := map[string]*TopicBatch{}
@@ -387,7 +400,7 @@ func (g *Group) decode(ctx context.Context, b []byte) (Message, error) {
 			return Message{}, &decodeError{ReasonUnknownSchema, fmt.Errorf("schema id %d: unknown to the registry", id)}
 		}
 		if err != nil {
-			return Message{}, fmt.Errorf("schema id %d: %w", id, err)
+			return Message{}, fmt.Errorf("schema id %d: %w", id, registryDenied(err))
 		}
 		s = sch.Schema
 		g.schemas[id] = s
@@ -417,7 +430,7 @@ func (g *Group) Commit(ctx context.Context, batches []*TopicBatch) error {
 		return nil
 	}
 	if err := g.client.CommitRecords(ctx, recs...); err != nil {
-		return fmt.Errorf("commit offsets: %w", err)
+		return fmt.Errorf("commit offsets: %w", authorization(err, g.principal, access{topicOp: "READ", group: g.groupID, groupOp: "READ"}))
 	}
 	g.noteCommitted(recs)
 	return nil

@@ -43,6 +43,9 @@ func (r *Registry) Register(ctx context.Context, subject, schema string) (int, e
 	if errors.As(err, &re) && (re.StatusCode == http.StatusConflict || re.StatusCode == http.StatusUnprocessableEntity) {
 		return 0, &SchemaRejectedError{Subject: subject, Err: err}
 	}
+	if denied := registryDenied(err); denied != err {
+		return 0, fmt.Errorf("register schema for subject %s: %w", subject, denied)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("register schema for subject %s: %w (if the change is incompatible, set the subject's compatibility or re-snapshot the table into a new topic)", subject, err)
 	}

@@ -39,22 +39,28 @@ func SendSignal(ctx context.Context, cfg *Config, s Signal, opts ...kgo.Opt) (in
 	if err != nil {
 		return 0, err
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.RequiredAcks(kgo.AllISRAcks())}, opts...)...)
+	sec, err := cfg.Security.Opts()
+	if err != nil {
+		return 0, err
+	}
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.RequiredAcks(kgo.AllISRAcks())}, sec...), opts...)...)
 	if err != nil {
 		return 0, err
 	}
 	defer cl.Close()
 	topic := SignalTopic(cfg.TopicPrefix)
-	resp, err := kadm.NewClient(cl).CreateTopic(ctx, 1, int16(cfg.ReplicationFactor), map[string]*string{"cleanup.policy": ptr("delete")}, topic)
-	if err == nil && resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
+	adm := kadm.NewClient(cl)
+	resp, err := adm.CreateTopic(ctx, 1, int16(cfg.ReplicationFactor), map[string]*string{"cleanup.policy": ptr("delete")}, topic)
+	if err == nil && resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) &&
+		!(errors.Is(resp.Err, kerr.TopicAuthorizationFailed) && topicExists(ctx, adm, topic)) {
 		err = resp.Err
 	}
 	if err != nil {
-		return 0, fmt.Errorf("create %s: %w", topic, err)
+		return 0, fmt.Errorf("create %s: %w", topic, authorization(err, cfg.Security.Principal(), access{topic: topic, topicOp: "CREATE", clusterOp: "CREATE"}))
 	}
 	r, err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Key: []byte(s.Type), Value: value}).First()
 	if err != nil {
-		return 0, fmt.Errorf("write to %s: %w", topic, err)
+		return 0, fmt.Errorf("write to %s: %w", topic, authorization(err, cfg.Security.Principal(), access{topic: topic, topicOp: "WRITE", clusterOp: "IDEMPOTENT_WRITE"}))
 	}
 	return r.Offset, nil
 }
@@ -66,9 +72,9 @@ func ptr(s string) *string { return &s }
 // is passed as a Signal with an empty Type, so that its offset is taken too.
 func (w *Writer) WatchSignals(ctx context.Context, from int64, fn func(s Signal, next int64) error) error {
 	topic := SignalTopic(w.cfg.TopicPrefix)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(w.cfg.Brokers...), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(w.cfg.Brokers...), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(from)}}),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, w.sec...)...)
 	if err != nil {
 		return err
 	}
@@ -78,9 +84,16 @@ func (w *Writer) WatchSignals(ctx context.Context, from int64, fn func(s Signal,
 		if ctx.Err() != nil {
 			return nil
 		}
+		var denied error
 		fetches.EachError(func(_ string, _ int32, err error) {
 			w.log.Debug("signal topic", "topic", topic, "err", err)
+			if aerr := authorization(err, w.principal, access{topic: topic, topicOp: "READ"}); aerr != err {
+				denied = aerr
+			}
 		})
+		if denied != nil {
+			return denied
+		}
 		var ferr error
 		fetches.EachRecord(func(r *kgo.Record) {
 			if ferr != nil {

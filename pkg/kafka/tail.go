@@ -54,11 +54,11 @@ func NewTail(cfg *GroupConfig, f *TopicFilter, fromBeginning bool, log *slog.Log
 		kgo.MetadataMinAge(min(cfg.TopicRefresh, 5*time.Second)),
 		kgo.WithLogger(kslog.New(log)),
 	}
-	client, err := kgo.NewClient(append(base, opts...)...)
+	client, _, regOpts, err := cfg.Security.newClient(log, base, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("kafka client: %w", err)
+		return nil, err
 	}
-	reg, err := sr.NewClient(sr.URLs(cfg.RegistryURL))
+	reg, err := sr.NewClient(append([]sr.ClientOpt{sr.URLs(cfg.RegistryURL)}, regOpts...)...)
 	if err != nil {
 		client.Close()
 		return nil, fmt.Errorf("schema registry %s: %w", cfg.RegistryURL, err)

@@ -62,13 +62,30 @@ func (w *Writer) ensureTopic(ctx context.Context, topic string, partitions int32
 		case <-time.After(backoff):
 		}
 	}
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+	exists := errors.Is(err, kerr.TopicAlreadyExists)
+	if errors.Is(err, kerr.TopicAuthorizationFailed) {
+		exists = topicExists(ctx, w.admin, topic)
+	}
+	if err != nil && !exists {
 		w.metrics.errors.WithLabelValues("topic").Inc()
-		return fmt.Errorf("create topic %s: %w", topic, err)
+		return fmt.Errorf("create topic %s: %w", topic, authorization(err, w.principal, access{topic: topic, topicOp: "CREATE", clusterOp: "CREATE"}))
 	}
 	if err == nil {
 		w.log.Info("topic created", "topic", topic, "partitions", partitions, "cleanup.policy", cleanup)
 	}
 	w.topics[topic] = true
 	return nil
+}
+
+// topicExists reports whether topic exists and may be described. A
+// principal without CREATE hears TOPIC_AUTHORIZATION_FAILED from
+// CreateTopics even for a topic that exists (Kafka checks CREATE first):
+// topics created beforehand need no CREATE ACL.
+func topicExists(ctx context.Context, adm *kadm.Client, topic string) bool {
+	td, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		return false
+	}
+	t, ok := td[topic]
+	return ok && t.Err == nil
 }

@@ -75,6 +75,7 @@ func (w *Writer) Commit(ctx context.Context, cp *Checkpoint) error {
 	}
 	if w.txn.transactional {
 		if err := w.client.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			err = authorization(err, w.principal, access{txnID: w.txn.id, txnOp: "WRITE"})
 			return w.abort(ctx, fmt.Errorf("commit Kafka transaction: %w", err))
 		}
 		w.txn.open = false
@@ -101,6 +102,14 @@ func (w *Writer) abort(ctx context.Context, err error) error {
 		}
 	}
 	return err
+}
+
+// Transient reports whether err, which ended a run of the producer, may
+// pass by itself (a coordinator moving or loading, not enough replicas for
+// a while): kafka's retriable errors, once franz-go's own retries are
+// spent. A fenced producer is not transient: another one took over.
+func Transient(err error) bool {
+	return kerr.IsRetriable(err) && !errors.Is(err, ErrFenced)
 }
 
 func isFenced(err error) bool {

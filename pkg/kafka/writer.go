@@ -7,6 +7,8 @@
 //   - registry.go: schema registration, subjects <topic>-key / <topic>-value.
 //   - partition.go: Kafka-compatible key hashing; keyless tables on partition 0.
 //   - group.go: the reading side: the consumer's group member and schema lookups.
+//   - security.go: TLS, SASL and registry authentication of every client;
+//     authorization failures named by the missing ACL.
 package kafka
 
 import (
@@ -33,13 +35,15 @@ import (
 // delivery results arrive asynchronously and the first failure is reported
 // by Err and by the next Publish or Flush.
 type Writer struct {
-	cfg      *Config
-	log      *slog.Logger
-	client   *kgo.Client
-	admin    *kadm.Client
-	registry *Registry
-	version  string
-	metrics  *Metrics
+	cfg       *Config
+	log       *slog.Logger
+	client    *kgo.Client
+	admin     *kadm.Client
+	registry  *Registry
+	version   string
+	metrics   *Metrics
+	sec       []kgo.Opt // TLS and SASL, for the writer's other clients (checkpoint, signals)
+	principal string    // User:<name> for authorization errors; "" unknown
 
 	tables map[string]*tableWriter // by database.table
 	topics map[string]bool         // topics known to exist
@@ -97,16 +101,16 @@ func NewWriter(cfg *Config, version string, log *slog.Logger, m *Metrics, opts .
 	if err != nil {
 		return nil, fmt.Errorf("schema history schema: %w", err)
 	}
-	client, err := kgo.NewClient(append(base, opts...)...)
+	client, sec, regOpts, err := cfg.Security.newClient(log, base, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("kafka client: %w", err)
+		return nil, err
 	}
-	reg, err := NewRegistry(cfg.RegistryURL)
+	reg, err := NewRegistry(cfg.RegistryURL, regOpts...)
 	if err != nil {
 		client.Close()
 		return nil, err
 	}
-	return &Writer{cfg: cfg, log: log, client: client, admin: kadm.NewClient(client), registry: reg,
+	return &Writer{cfg: cfg, log: log, client: client, admin: kadm.NewClient(client), registry: reg, sec: sec, principal: cfg.Security.Principal(),
 		version: version, metrics: m, tables: map[string]*tableWriter{}, topics: map[string]bool{}, failed: make(chan struct{}),
 		txn: txn, cpCodec: cpCodec, histCodec: histCodec}, nil
 }
@@ -331,6 +335,7 @@ func (w *Writer) delivered(r *kgo.Record, err error) {
 		if isFenced(err) {
 			err = fmt.Errorf("%w (%v)", ErrFenced, err)
 		}
+		err = authorization(err, w.principal, access{topic: r.Topic, topicOp: "WRITE", txnID: w.txn.id, txnOp: "WRITE", clusterOp: "IDEMPOTENT_WRITE"})
 		w.setErr(fmt.Errorf("produce to %s: %w", r.Topic, err))
 	}
 }
