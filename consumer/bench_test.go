@@ -17,14 +17,12 @@ package main
 // separately, as is kfake's.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -77,8 +75,7 @@ func init() {
 			prof = f
 		}
 	}
-	fmt.Println(addr)
-	io.Copy(io.Discard, os.Stdin)
+	testenv.ServeChild(addr)
 	stop()
 	if prof != nil {
 		pprof.StopCPUProfile()
@@ -87,52 +84,21 @@ func init() {
 	os.Exit(0)
 }
 
-// benchChild is a kfake or bqfake child process.
-type benchChild struct {
-	pid   int
-	addrs []string
-}
-
-func startBenchChild(b *testing.B, kind string) *benchChild {
+// startBenchChild starts a kfake or bqfake child process (kind: kafka or
+// bigquery).
+func startBenchChild(b *testing.B, kind string) *testenv.Child {
 	b.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
-	cmd.Env = append(os.Environ(), benchChildEnv+"="+kind)
+	env := []string{benchChildEnv + "=" + kind}
 	if prefix := os.Getenv("STRAIT_BENCH_CPUPROFILE"); prefix != "" {
 		// The child profiles itself (README, "Performance").
-		cmd.Env = append(cmd.Env, "STRAIT_BENCH_CHILD_PROFILE="+prefix+"."+strings.ReplaceAll(b.Name(), "/", "_")+"."+kind+".pprof")
+		env = append(env, "STRAIT_BENCH_CHILD_PROFILE="+prefix+"."+strings.ReplaceAll(b.Name(), "/", "_")+"."+kind+".pprof")
 	}
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
+	c, err := testenv.StartChild(env...)
 	if err != nil {
 		b.Fatal(err)
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { stdin.Close(); cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		b.Fatalf("%s child: %v", kind, err)
-	}
-	return &benchChild{pid: cmd.Process.Pid, addrs: strings.Fields(strings.ReplaceAll(strings.TrimSpace(line), ",", " "))}
-}
-
-// cpu returns the child's user and system CPU time so far.
-func (c *benchChild) cpu() time.Duration {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c.pid))
-	// After the command name (which may hold spaces): utime and stime are
-	// fields 14 and 15 of the line, in clock ticks (USER_HZ, 100/s).
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	user, _ := strconv.ParseInt(f[11], 10, 64)
-	sys, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(user+sys) * 10 * time.Millisecond
+	b.Cleanup(c.Stop)
+	return c
 }
 
 // benchChanges is the number of changes of each case:
@@ -265,13 +231,13 @@ type benchResult struct {
 
 // measure times pass and records the CPU of this process and of the
 // children, and this process's peak RSS.
-func measure(kafkaChild, bqChild *benchChild, pass func()) benchResult {
+func measure(kafkaChild, bqChild *testenv.Child, pass func()) benchResult {
 	runtime.GC()
 	debug.FreeOSMemory()
 	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // resets VmHWM
-	k0, q0, c0, t0 := kafkaChild.cpu(), bqChild.cpu(), processCPU(), time.Now()
+	k0, q0, c0, t0 := kafkaChild.CPU(), bqChild.CPU(), processCPU(), time.Now()
 	pass()
-	return benchResult{wall: time.Since(t0), cpu: processCPU() - c0, kafkaCPU: kafkaChild.cpu() - k0, bqCPU: bqChild.cpu() - q0, peakRSS: peakRSS()}
+	return benchResult{wall: time.Since(t0), cpu: processCPU() - c0, kafkaCPU: kafkaChild.CPU() - k0, bqCPU: bqChild.CPU() - q0, peakRSS: peakRSS()}
 }
 
 func processCPU() time.Duration {
@@ -320,7 +286,7 @@ func baseline(b *testing.B, ctx context.Context, brokers []string, prefix, group
 // consume runs `consumer run` on the topics of prefix until the group has
 // committed every partition to its end, and returns its /metrics text
 // scraped just before it stops.
-func consume(b *testing.B, ctx context.Context, kafkaChild, bqChild *benchChild, prefix, group, dataset string, topics []string) string {
+func consume(b *testing.B, ctx context.Context, kafkaChild, bqChild *testenv.Child, prefix, group, dataset string, topics []string) string {
 	b.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -329,10 +295,10 @@ func consume(b *testing.B, ctx context.Context, kafkaChild, bqChild *benchChild,
 	httpAddr := l.Addr().String()
 	l.Close()
 	args := []string{"run",
-		"-kafka.brokers", strings.Join(kafkaChild.addrs, ","), "-kafka.group_id", group,
+		"-kafka.brokers", strings.Join(kafkaChild.Addrs, ","), "-kafka.group_id", group,
 		"-kafka.topic_prefix", prefix, "-kafka.schema_registry_url", env.registry.URL(),
 		"-bigquery.project", project, "-bigquery.dataset", dataset,
-		"-bigquery.endpoint", bqChild.addrs[0], "-bigquery.write_endpoint", bqChild.addrs[1], "-bigquery.insecure=true",
+		"-bigquery.endpoint", bqChild.Addrs[0], "-bigquery.write_endpoint", bqChild.Addrs[1], "-bigquery.insecure=true",
 		"-http_addr", httpAddr, "-log_level", "warn", "-log_format", "text",
 	}
 	runCtx, cancel := context.WithCancel(ctx)
@@ -346,7 +312,7 @@ func consume(b *testing.B, ctx context.Context, kafkaChild, bqChild *benchChild,
 		}
 	}()
 
-	adm := newBenchAdmin(b, kafkaChild.addrs)
+	adm := newBenchAdmin(b, kafkaChild.Addrs)
 	ends, err := adm.ListEndOffsets(ctx, topics...)
 	if err != nil {
 		b.Fatal(err)
@@ -440,11 +406,11 @@ func BenchmarkConsumer(b *testing.B) {
 			kafkaChild, bqChild := startBenchChild(b, "kafka"), startBenchChild(b, "bigquery")
 			changes := benchChanges()
 			prefix := "bench"
-			topics, valueBytes := prefill(b, ctx, kafkaChild.addrs, prefix, c.tables, c.partitions, changes)
+			topics, valueBytes := prefill(b, ctx, kafkaChild.Addrs, prefix, c.tables, c.partitions, changes)
 			b.ResetTimer()
 			for i := range b.N {
 				base := measure(kafkaChild, bqChild, func() {
-					baseline(b, ctx, kafkaChild.addrs, prefix, fmt.Sprintf("base-%d", i), changes)
+					baseline(b, ctx, kafkaChild.Addrs, prefix, fmt.Sprintf("base-%d", i), changes)
 				})
 				var text string
 				stopProfile := profile(b, c.name)

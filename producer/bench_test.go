@@ -14,13 +14,10 @@ package main
 // the producer's.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -55,8 +52,7 @@ func init() {
 		fmt.Fprintln(os.Stderr, "start kfake:", err)
 		os.Exit(1)
 	}
-	fmt.Println(strings.Join(c.ListenAddrs(), ","))
-	io.Copy(io.Discard, os.Stdin)
+	testenv.ServeChild(strings.Join(c.ListenAddrs(), ","))
 	c.Close()
 	os.Exit(0)
 }
@@ -65,26 +61,12 @@ func init() {
 // and process id.
 func startBenchKafka(b *testing.B) ([]string, int) {
 	b.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), benchKafkaEnv+"=1")
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
+	c, err := testenv.StartChild(benchKafkaEnv + "=1")
 	if err != nil {
 		b.Fatal(err)
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { stdin.Close(); cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		b.Fatalf("kfake child: %v", err)
-	}
-	return strings.Split(strings.TrimSpace(line), ","), cmd.Process.Pid
+	b.Cleanup(c.Stop)
+	return c.Addrs, c.Pid
 }
 
 // benchRows is the number of rows of the single-table workloads:
@@ -307,18 +289,7 @@ func cpuTime() time.Duration {
 }
 
 // processCPU returns the user and system CPU time of another process.
-func processCPU(pid int) time.Duration {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	// Fields after the command name (which may hold spaces): state is
-	// field 3, utime and stime are fields 14 and 15, in clock ticks (100/s).
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	user, _ := strconv.ParseInt(f[11], 10, 64)
-	sys, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(user+sys) * 10 * time.Millisecond
-}
+func processCPU(pid int) time.Duration { return testenv.ProcessCPU(strconv.Itoa(pid)) }
 
 func mariadbPid(b *testing.B) int {
 	s, err := os.ReadFile(filepath.Join(env.db.Dir, "mariadbd.pid"))

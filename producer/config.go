@@ -50,7 +50,7 @@ func (c *Config) Validate() error {
 func loadConfig(name, summary string, args []string, getenv func(string) string, stdout, stderr io.Writer) (*Config, error) {
 	cfg := defaults()
 	if err := config.FromArgs(cfg, "producer", name, summary,
-		"Secrets (STRAIT_SOURCE_PASSWORD) only from the environment or files.", args, getenv, stdout, stderr); err != nil {
+		"Secrets (STRAIT_SOURCE_PASSWORD, STRAIT_SOURCE_SSH_PASSPHRASE) only from the environment or files.", args, getenv, stdout, stderr); err != nil {
 		return nil, err
 	}
 	if cfg.Source.PasswordFile != "" {
@@ -62,6 +62,9 @@ func loadConfig(name, summary string, args []string, getenv func(string) string,
 	}
 	if err := cfg.Kafka.Security.LoadSecrets(getenv); err != nil {
 		return nil, fmt.Errorf("configuration:\n%w", err)
+	}
+	if cfg.Source.SSH.AgentSocket == "" {
+		cfg.Source.SSH.AgentSocket = getenv("SSH_AUTH_SOCK")
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("configuration:\n%w", err)

@@ -6,11 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/config"
 	"github.com/strait-cdc/strait/pkg/service"
 	"github.com/strait-cdc/strait/pkg/verify"
@@ -56,19 +56,20 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 		}
 		ids = append(ids, t)
 	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	v, err := verify.New(ctx, &cfg.Source, &cfg.BigQuery, verify.Options{ChunkRows: *chunk, MaxShown: *maxShown, ProgressEvery: *progress}, log, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	defer v.Close()
 	if len(ids) == 0 {
-		if ids, err = binlog.CapturedTables(ctx, &cfg.Source); err != nil {
+		if ids, err = v.CapturedTables(ctx); err != nil {
 			return err
 		}
 		if len(ids) == 0 {
 			return errors.New("source.include/exclude capture no table: nothing to verify")
 		}
 	}
-	v, err := verify.New(ctx, &cfg.Source, &cfg.BigQuery, verify.Options{ChunkRows: *chunk, MaxShown: *maxShown, ProgressEvery: *progress}, stdout, stderr)
-	if err != nil {
-		return err
-	}
-	defer v.Close()
 	differ := 0
 	for _, id := range ids {
 		res, err := v.Table(ctx, id)

@@ -129,7 +129,12 @@ func (e *bqEnv) apply(t *testing.T, ctx context.Context, tbl *cdc.Table, changes
 func (e *bqEnv) snapshot(t *testing.T, ctx context.Context, db, table string) *cdc.Table {
 	t.Helper()
 	cfg := sourceConfig()
-	scan, err := binlog.OpenTableScan(ctx, &cfg, db, table)
+	scanner, err := binlog.NewScanner(&cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer scanner.Close()
+	scan, err := scanner.Open(ctx, db, table)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,7 +57,7 @@ func TestDemoFlags(t *testing.T) {
 
 // buildBinaries builds bin/producer and bin/consumer into a temporary
 // directory and returns it.
-func buildBinaries(t *testing.T, ctx context.Context) string {
+func buildBinaries(t testing.TB, ctx context.Context) string {
 	t.Helper()
 	bin := t.TempDir()
 	for _, name := range []string{"producer", "consumer"} {

@@ -6,9 +6,7 @@ package avro
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"math/big"
@@ -83,26 +81,7 @@ type JSONDecoder struct {
 
 type jsonCodec struct {
 	codec *goavro.Codec
-	root  *jnode
-}
-
-// jnode is the part of a schema node the conversion needs.
-type jnode struct {
-	kind     string // null boolean int long float double bytes string record enum array map fixed union
-	name     string // full name of named types
-	logical  string
-	strait   string // strait.type
-	scale    int
-	size     int // fixed
-	fields   []jfield
-	branches []*jnode
-	items    *jnode
-}
-
-type jfield struct {
-	name   string // the Avro name
-	column string // strait.column, the real column name
-	typ    *jnode
+	root  *Type
 }
 
 // NewJSONDecoder returns an empty decoder.
@@ -116,19 +95,17 @@ func (d *JSONDecoder) Decode(schema string, body []byte) (any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("avro schema: %w", err)
 		}
-		var v any
-		if err := json.Unmarshal([]byte(schema), &v); err != nil {
-			return nil, fmt.Errorf("avro schema: %w", err)
-		}
-		p := jparser{named: map[string]*jnode{}}
-		root, err := p.parse(v, "")
+		root, err := Parse(schema)
 		if err != nil {
 			return nil, err
 		}
 		c = &jsonCodec{codec: codec, root: root}
 		d.codecs[schema] = c
 	}
-	if err := checkBody(body, c.root); err != nil {
+	// goavro trusts the counts it reads (an array of 2^31-1 items is
+	// allocated as such) and recurses as deep as the data goes: the body
+	// is walked first, which refuses both (Skip).
+	if _, err := Skip(body, c.root); err != nil {
 		return nil, fmt.Errorf("avro decode: %w", err)
 	}
 	native, rest, err := c.codec.NativeFromBinary(body)
@@ -141,118 +118,31 @@ func (d *JSONDecoder) Decode(schema string, body []byte) (any, error) {
 	return c.root.convert(native), nil
 }
 
-type jparser struct{ named map[string]*jnode }
-
-func (p *jparser) parse(v any, ns string) (*jnode, error) {
-	switch x := v.(type) {
-	case string:
-		switch x {
-		case "null", "boolean", "int", "long", "float", "double", "bytes", "string":
-			return &jnode{kind: x}, nil
-		}
-		if n := p.named[qualify(x, ns)]; n != nil {
-			return n, nil
-		}
-		if n := p.named[x]; n != nil {
-			return n, nil
-		}
-		return nil, fmt.Errorf("avro schema: unknown type %q", x)
-	case []any:
-		u := &jnode{kind: "union"}
-		for _, b := range x {
-			n, err := p.parse(b, ns)
-			if err != nil {
-				return nil, err
-			}
-			u.branches = append(u.branches, n)
-		}
-		return u, nil
-	case map[string]any:
-		str := func(k string) string { s, _ := x[k].(string); return s }
-		kind := str("type")
-		n := &jnode{kind: kind, logical: str("logicalType"), strait: str("strait.type")}
-		if f, ok := x["scale"].(float64); ok {
-			n.scale = int(f)
-		}
-		if f, ok := x["size"].(float64); ok {
-			n.size = int(f)
-		}
-		switch kind {
-		case "record", "error", "enum", "fixed":
-			n.kind = strings.Replace(kind, "error", "record", 1)
-			if s := str("namespace"); s != "" {
-				ns = s
-			}
-			n.name = qualify(str("name"), ns)
-			if i := strings.LastIndexByte(n.name, '.'); i >= 0 {
-				ns = n.name[:i]
-			}
-			p.named[n.name] = n
-			fs, _ := x["fields"].([]any)
-			for _, f := range fs {
-				fm, _ := f.(map[string]any)
-				ft, err := p.parse(fm["type"], ns)
-				if err != nil {
-					return nil, err
-				}
-				name, _ := fm["name"].(string)
-				column, _ := fm["strait.column"].(string)
-				if column == "" {
-					column = name
-				}
-				n.fields = append(n.fields, jfield{name: name, column: column, typ: ft})
-			}
-		case "array", "map":
-			key := "items"
-			if kind == "map" {
-				key = "values"
-			}
-			it, err := p.parse(x[key], ns)
-			if err != nil {
-				return nil, err
-			}
-			n.items = it
-		case "null", "boolean", "int", "long", "float", "double", "bytes", "string":
-		default: // {"type": "ns.Name"}
-			return p.parse(kind, ns)
-		}
-		return n, nil
-	}
-	return nil, fmt.Errorf("avro schema: unexpected %T", v)
-}
-
-func qualify(name, ns string) string {
-	if strings.Contains(name, ".") || ns == "" {
-		return name
-	}
-	return ns + "." + name
-}
-
 // goavroName is the key goavro gives a union branch's value.
-func (n *jnode) goavroName() string {
-	if n.name != "" {
-		return n.name
+func (n *Type) goavroName() string {
+	if n.Name != "" {
+		return n.Name
 	}
-	switch n.logical {
+	switch n.Logical {
 	case "decimal", "date", "time-millis", "time-micros", "timestamp-millis", "timestamp-micros", "uuid":
-		return n.kind + "." + n.logical
+		return n.Kind + "." + n.Logical
 	}
-	return n.kind
+	return n.Kind
 }
 
 // convert turns goavro's native value of n into a JSON-ready one.
-func (n *jnode) convert(v any) any {
+func (n *Type) convert(v any) any {
 	if v == nil {
 		return nil
 	}
-	switch n.kind {
+	switch n.Kind {
 	case "union":
 		m, ok := v.(map[string]any)
 		if !ok {
 			return plain(v)
 		}
 		for k, bv := range m {
-			for _, b := range n.branches {
+			for _, b := range n.Branches {
 				if b.goavroName() == k {
 					return b.convert(bv)
 				}
@@ -262,31 +152,31 @@ func (n *jnode) convert(v any) any {
 		return nil
 	case "record":
 		m, _ := v.(map[string]any)
-		o := make(Object, 0, len(n.fields))
-		for _, f := range n.fields {
-			o = append(o, Member{Name: f.column, Value: f.typ.convert(m[f.name])})
+		o := make(Object, 0, len(n.Fields))
+		for _, f := range n.Fields {
+			o = append(o, Member{Name: f.Column, Value: f.Type.convert(m[f.Name])})
 		}
 		return o
 	case "array":
 		xs, _ := v.([]any)
 		out := make([]any, len(xs))
 		for i, x := range xs {
-			out[i] = n.items.convert(x)
+			out[i] = n.Items.convert(x)
 		}
 		return out
 	case "map":
 		m, _ := v.(map[string]any)
 		out := make(map[string]any, len(m))
 		for k, x := range m {
-			out[k] = n.items.convert(x)
+			out[k] = n.Items.convert(x)
 		}
 		return out
 	}
 	switch x := v.(type) {
 	case *big.Rat:
-		return x.FloatString(n.scale)
+		return x.FloatString(n.Scale)
 	case time.Time:
-		if n.logical == "date" {
+		if n.Logical == "date" {
 			return x.UTC().Format(time.DateOnly)
 		}
 		return x.UTC().Format(time.RFC3339Nano)
@@ -294,11 +184,11 @@ func (n *jnode) convert(v any) any {
 		return clock(x.Microseconds())
 	case int64:
 		switch {
-		case n.logical == "local-timestamp-micros":
+		case n.Logical == "local-timestamp-micros":
 			return time.UnixMicro(x).UTC().Format("2006-01-02T15:04:05.999999")
-		case n.logical == "local-timestamp-millis":
+		case n.Logical == "local-timestamp-millis":
 			return time.UnixMilli(x).UTC().Format("2006-01-02T15:04:05.999")
-		case n.strait == "time-micros-signed":
+		case n.StraitType == "time-micros-signed":
 			return clock(x)
 		}
 	}
@@ -356,127 +246,4 @@ func clock(us int64) string {
 		s += "." + strings.TrimRight(fmt.Sprintf("%06d", frac), "0")
 	}
 	return s
-}
-
-// maxNesting is how deep values may nest (records, unions, arrays, maps
-// within each other) in a body Decode accepts: a recursive schema lets the
-// data choose the depth, and goavro's decoder recurses with it.
-const maxNesting = 64
-
-// checkBody walks body as a value of n before goavro decodes it: goavro
-// trusts the counts it reads (an array of 2^31-1 items is allocated as
-// such) and recurses as deep as the data goes. Every record is untrusted,
-// so Decode refuses a body nested deeper than maxNesting or whose array
-// and map blocks claim more items than bytes remain — the producer never
-// writes arrays of zero-width items (null, empty records), the one case
-// where that is valid Avro.
-func checkBody(body []byte, n *jnode) error {
-	_, err := checkValue(body, n, 0)
-	return err
-}
-
-var errShort = errors.New("truncated data")
-
-func checkValue(b []byte, n *jnode, depth int) ([]byte, error) {
-	if depth > maxNesting {
-		return nil, fmt.Errorf("values nested deeper than %d levels", maxNesting)
-	}
-	switch n.kind {
-	case "null":
-		return b, nil
-	case "boolean":
-		return advance(b, 1)
-	case "int", "long", "enum":
-		_, b, err := readLong(b)
-		return b, err
-	case "float":
-		return advance(b, 4)
-	case "double":
-		return advance(b, 8)
-	case "fixed":
-		if n.size < 0 {
-			return nil, fmt.Errorf("fixed %s of size %d", n.name, n.size)
-		}
-		return advance(b, n.size)
-	case "bytes", "string":
-		l, b, err := readLong(b)
-		if err != nil {
-			return nil, err
-		}
-		if l < 0 || l > int64(len(b)) {
-			return nil, fmt.Errorf("a length of %d with %d bytes left", l, len(b))
-		}
-		return b[l:], nil
-	case "record":
-		var err error
-		for _, f := range n.fields {
-			if b, err = checkValue(b, f.typ, depth+1); err != nil {
-				return nil, err
-			}
-		}
-		return b, nil
-	case "union":
-		i, b, err := readLong(b)
-		if err != nil {
-			return nil, err
-		}
-		if i < 0 || i >= int64(len(n.branches)) {
-			return nil, fmt.Errorf("union branch %d out of range", i)
-		}
-		return checkValue(b, n.branches[i], depth+1)
-	case "array", "map":
-		for {
-			count, rest, err := readLong(b)
-			if err != nil {
-				return nil, err
-			}
-			b = rest
-			if count == 0 {
-				return b, nil
-			}
-			if count < 0 {
-				if count == math.MinInt64 {
-					return nil, fmt.Errorf("%s block count %d", n.kind, count)
-				}
-				count = -count
-				if _, b, err = readLong(b); err != nil {
-					return nil, err
-				}
-			}
-			if count > int64(len(b)) {
-				return nil, fmt.Errorf("%s block of %d items with %d bytes left", n.kind, count, len(b))
-			}
-			for range count {
-				if n.kind == "map" {
-					if b, err = checkValue(b, &jnode{kind: "string"}, depth+1); err != nil {
-						return nil, err
-					}
-				}
-				if b, err = checkValue(b, n.items, depth+1); err != nil {
-					return nil, err
-				}
-			}
-		}
-	}
-	return nil, fmt.Errorf("cannot read type %q", n.kind)
-}
-
-// advance steps over n bytes.
-func advance(b []byte, n int) ([]byte, error) {
-	if len(b) < n {
-		return nil, errShort
-	}
-	return b[n:], nil
-}
-
-// readLong reads an Avro int or long (zig-zag varint).
-func readLong(b []byte) (int64, []byte, error) {
-	u, n := binary.Uvarint(b)
-	switch {
-	case n == 0:
-		return 0, nil, errShort
-	case n < 0:
-		return 0, nil, errors.New("varint longer than 64 bits")
-	}
-	return int64(u>>1) ^ -int64(u&1), b[n:], nil
 }

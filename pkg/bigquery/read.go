@@ -18,6 +18,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/strait-cdc/strait/pkg/avro"
 )
 
 // TableReader reads tables back through the BigQuery Storage Read API
@@ -154,25 +156,25 @@ func (r *TableReader) Read(ctx context.Context, t *TableInfo, names []string, re
 	if len(sess.GetStreams()) == 0 {
 		return nil // BigQuery's answer when nothing matches
 	}
-	root, err := parseAvro(sess.GetAvroSchema().GetSchema())
+	root, err := avro.Parse(sess.GetAvroSchema().GetSchema())
 	if err != nil {
 		return fmt.Errorf("read session on %s: %w", where, err)
 	}
-	if root.kind != "record" {
-		return fmt.Errorf("read session on %s: the Avro schema is a %s, not a record", where, root.kind)
+	if root.Kind != "record" {
+		return fmt.Errorf("read session on %s: the Avro schema is a %s, not a record", where, root.Kind)
 	}
 	// The session's fields come in table order, not in the order asked.
-	slot := make([]int, len(root.fields))
-	fields := make([]*bigquery.FieldSchema, len(root.fields))
-	for i, f := range root.fields {
+	slot := make([]int, len(root.Fields))
+	fields := make([]*bigquery.FieldSchema, len(root.Fields))
+	for i, f := range root.Fields {
 		slot[i] = -1
 		for j, c := range cols {
-			if strings.EqualFold(c.Name, f.name) {
+			if strings.EqualFold(c.Name, f.Name) {
 				slot[i], fields[i] = j, c
 			}
 		}
 		if slot[i] < 0 {
-			return fmt.Errorf("read session on %s: unexpected column %s", where, f.name)
+			return fmt.Errorf("read session on %s: unexpected column %s", where, f.Name)
 		}
 	}
 	for _, st := range sess.GetStreams() {
@@ -198,7 +200,7 @@ func (r *TableReader) Read(ctx context.Context, t *TableInfo, names []string, re
 
 // readStream reads one stream from offset and returns how many rows fn
 // was given.
-func (r *TableReader) readStream(ctx context.Context, stream string, offset int64, root *avroType, slot []int, fields []*bigquery.FieldSchema, width int, fn func([]Cell) error) (int64, error) {
+func (r *TableReader) readStream(ctx context.Context, stream string, offset int64, root *avro.Type, slot []int, fields []*bigquery.FieldSchema, width int, fn func([]Cell) error) (int64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	rows, err := r.rc.ReadRows(ctx, &storagepb.ReadRowsRequest{ReadStream: stream, Offset: offset})
@@ -217,9 +219,9 @@ func (r *TableReader) readStream(ctx context.Context, stream string, offset int6
 		b := resp.GetAvroRows().GetSerializedBinaryRows()
 		for range resp.GetRowCount() {
 			row := make([]Cell, width)
-			for i, f := range root.fields {
-				if row[slot[i]], b, err = readCell(b, f.typ, fields[i], 0); err != nil {
-					return n, fmt.Errorf("row %d column %s: %w", offset+n, f.name, err)
+			for i, f := range root.Fields {
+				if row[slot[i]], b, err = readCell(b, f.Type, fields[i], 0); err != nil {
+					return n, fmt.Errorf("row %d column %s: %w", offset+n, f.Name, err)
 				}
 			}
 			if err := fn(row); err != nil {
@@ -231,12 +233,12 @@ func (r *TableReader) readStream(ctx context.Context, stream string, offset int6
 }
 
 // readCell decodes one Avro value of column f into canonical text.
-func readCell(b []byte, t *avroType, f *bigquery.FieldSchema, depth int) (Cell, []byte, error) {
-	if depth > maxNesting {
-		return Cell{}, nil, errNesting
+func readCell(b []byte, t *avro.Type, f *bigquery.FieldSchema, depth int) (Cell, []byte, error) {
+	if depth > avro.MaxNesting {
+		return Cell{}, nil, avro.ErrNesting
 	}
-	if v, nullIdx := t.nullable(); nullIdx >= 0 {
-		br, rest, err := readBranch(b, t)
+	if v, nullIdx := t.Nullable(); nullIdx >= 0 {
+		br, rest, err := avro.ReadBranch(b, t)
 		if err != nil {
 			return Cell{}, nil, err
 		}
@@ -245,10 +247,10 @@ func readCell(b []byte, t *avroType, f *bigquery.FieldSchema, depth int) (Cell, 
 		}
 		t, b = v, rest
 	}
-	if t.kind == "array" {
+	if t.Kind == "array" {
 		var items []string
 		for {
-			n, rest, err := readLong(b)
+			n, rest, err := avro.ReadLong(b)
 			if err != nil {
 				return Cell{}, nil, err
 			}
@@ -258,62 +260,62 @@ func readCell(b []byte, t *avroType, f *bigquery.FieldSchema, depth int) (Cell, 
 			}
 			if n < 0 { // a block with its size in bytes
 				n = -n
-				if _, b, err = readLong(b); err != nil {
+				if _, b, err = avro.ReadLong(b); err != nil {
 					return Cell{}, nil, err
 				}
 			}
 			for range n {
 				var c Cell
-				if c, b, err = readCell(b, t.items, f, depth+1); err != nil {
+				if c, b, err = readCell(b, t.Items, f, depth+1); err != nil {
 					return Cell{}, nil, err
 				}
 				items = append(items, c.Text)
 			}
 		}
 	}
-	switch t.kind {
+	switch t.Kind {
 	case "boolean":
 		if len(b) < 1 {
-			return Cell{}, nil, errShort
+			return Cell{}, nil, avro.ErrShort
 		}
 		return Cell{Text: TextBool(b[0] != 0)}, b[1:], nil
 	case "int", "long":
-		n, rest, err := readLong(b)
+		n, rest, err := avro.ReadLong(b)
 		if err != nil {
 			return Cell{}, nil, err
 		}
 		switch {
-		case t.logical == "date":
+		case t.Logical == "date":
 			return Cell{Text: TextDate(n)}, rest, nil
-		case t.logical == "timestamp-micros":
+		case t.Logical == "timestamp-micros":
 			return Cell{Text: TextTimestamp(n)}, rest, nil
-		case t.logical == "time-micros":
+		case t.Logical == "time-micros":
 			return Cell{Text: time.UnixMicro(n).UTC().Format("15:04:05.000000")}, rest, nil
 		}
 		return Cell{Text: TextInt64(n)}, rest, nil
 	case "double":
-		v, rest, err := readDouble(b)
+		v, rest, err := avro.ReadDouble(b)
 		return Cell{Text: TextFloat(v)}, rest, err
 	case "float":
-		v, rest, err := readFloat(b)
+		v, rest, err := avro.ReadFloat(b)
 		return Cell{Text: TextFloat(v)}, rest, err
 	case "bytes":
-		v, rest, err := readBytes(b)
+		v, rest, err := avro.ReadBytes(b)
 		if err != nil {
 			return Cell{}, nil, err
 		}
-		if t.logical == "decimal" {
-			return Cell{Text: TextDecimal(decimalFromAvro(v, t.scale))}, rest, nil
+		if t.Logical == "decimal" {
+			return Cell{Text: TextDecimal(decimalFromAvro(v, t.Scale))}, rest, nil
 		}
 		return Cell{Text: TextBytes(v)}, rest, nil
 	case "string":
-		v, rest, err := readBytes(b)
+		v, rest, err := avro.ReadBytes(b)
 		if err != nil {
 			return Cell{}, nil, err
 		}
 		s := string(v)
 		switch {
-		case t.logical == "datetime" || f.Type == bigquery.DateTimeFieldType:
+		case t.Logical == "datetime" || f.Type == bigquery.DateTimeFieldType:
 			dt, err := parseCivilDateTime(s)
 			if err != nil {
 				return Cell{}, nil, err
@@ -324,22 +326,22 @@ func readCell(b []byte, t *avroType, f *bigquery.FieldSchema, depth int) (Cell, 
 		}
 		return Cell{Text: s}, rest, nil
 	case "record":
-		names := make([]string, len(t.fields))
-		cells := make([]Cell, len(t.fields))
-		for i, sf := range t.fields {
-			names[i] = sf.name
-			sub := findColumn(f.Schema, sf.name)
+		names := make([]string, len(t.Fields))
+		cells := make([]Cell, len(t.Fields))
+		for i, sf := range t.Fields {
+			names[i] = sf.Name
+			sub := findColumn(f.Schema, sf.Name)
 			if sub == nil {
-				sub = &bigquery.FieldSchema{Name: sf.name}
+				sub = &bigquery.FieldSchema{Name: sf.Name}
 			}
 			var err error
-			if cells[i], b, err = readCell(b, sf.typ, sub, depth+1); err != nil {
+			if cells[i], b, err = readCell(b, sf.Type, sub, depth+1); err != nil {
 				return Cell{}, nil, err
 			}
 		}
 		return Cell{Text: TextRecord(names, cells)}, b, nil
 	}
-	return Cell{}, nil, fmt.Errorf("avro type %s is not read", t.kind)
+	return Cell{}, nil, fmt.Errorf("avro type %s is not read", t.Kind)
 }
 
 // decimalFromAvro turns Avro decimal bytes (big-endian two's complement of

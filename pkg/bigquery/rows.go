@@ -15,6 +15,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/types/descriptorpb"
+
+	"github.com/strait-cdc/strait/pkg/avro"
 )
 
 // Proto field numbers of the writer schema: the CDC pseudo-columns first,
@@ -188,13 +190,13 @@ type envelope struct {
 func (p *valuePlan) readEnvelope(b []byte) (envelope, error) {
 	var e envelope
 	var err error
-	for i, f := range p.env.fields {
+	for i, f := range p.env.Fields {
 		switch i {
 		case p.before, p.after:
-			t, nullIdx := f.typ.nullable()
+			t, nullIdx := f.Type.Nullable()
 			if nullIdx >= 0 {
 				var br int
-				if br, b, err = readBranch(b, f.typ); err != nil {
+				if br, b, err = avro.ReadBranch(b, f.Type); err != nil {
 					return e, err
 				}
 				if br == nullIdx {
@@ -202,7 +204,7 @@ func (p *valuePlan) readEnvelope(b []byte) (envelope, error) {
 				}
 			}
 			start := b
-			if b, err = skip(b, t); err != nil {
+			if b, err = avro.Skip(b, t); err != nil {
 				return e, err
 			}
 			span := start[:len(start)-len(b)]
@@ -212,15 +214,15 @@ func (p *valuePlan) readEnvelope(b []byte) (envelope, error) {
 				e.after = span
 			}
 		case p.source:
-			if b, err = p.readSource(b, f.typ, &e); err != nil {
+			if b, err = p.readSource(b, f.Type, &e); err != nil {
 				return e, err
 			}
 		case p.op:
-			if e.op, b, err = readBytes(b); err != nil {
+			if e.op, b, err = avro.ReadBytes(b); err != nil {
 				return e, err
 			}
 		default:
-			if b, err = skip(b, f.typ); err != nil {
+			if b, err = avro.Skip(b, f.Type); err != nil {
 				return e, err
 			}
 		}
@@ -231,45 +233,45 @@ func (p *valuePlan) readEnvelope(b []byte) (envelope, error) {
 	return e, nil
 }
 
-func (p *valuePlan) readSource(b []byte, typ *avroType, e *envelope) ([]byte, error) {
-	t, nullIdx := typ.nullable()
+func (p *valuePlan) readSource(b []byte, typ *avro.Type, e *envelope) ([]byte, error) {
+	t, nullIdx := typ.Nullable()
 	var err error
 	if nullIdx >= 0 {
 		var br int
-		if br, b, err = readBranch(b, typ); err != nil || br == nullIdx {
+		if br, b, err = avro.ReadBranch(b, typ); err != nil || br == nullIdx {
 			return b, err
 		}
 	}
-	if t.kind != "record" {
-		return skip(b, t)
+	if t.Kind != "record" {
+		return avro.Skip(b, t)
 	}
-	for i, f := range t.fields {
+	for i, f := range t.Fields {
 		switch i {
 		case p.srcTime:
 			var present bool
-			if present, b, err = readOptional(b, f.typ); err != nil || !present {
+			if present, b, err = avro.ReadOptional(b, f.Type); err != nil || !present {
 				if err != nil {
 					return nil, err
 				}
 				continue
 			}
-			if e.srcMillis, b, err = readLong(b); err != nil {
+			if e.srcMillis, b, err = avro.ReadLong(b); err != nil {
 				return nil, err
 			}
 			e.hasSrcTime = true
 		case p.srcSeq:
 			var present bool
-			if present, b, err = readOptional(b, f.typ); err != nil || !present {
+			if present, b, err = avro.ReadOptional(b, f.Type); err != nil || !present {
 				if err != nil {
 					return nil, err
 				}
 				continue
 			}
-			if e.seq, b, err = readBytes(b); err != nil {
+			if e.seq, b, err = avro.ReadBytes(b); err != nil {
 				return nil, err
 			}
 		default:
-			if b, err = skip(b, f.typ); err != nil {
+			if b, err = avro.Skip(b, f.Type); err != nil {
 				return nil, err
 			}
 		}
@@ -405,7 +407,7 @@ func appendColumns(dst, b []byte, cols []column) ([]byte, []byte, error) {
 		c := &cols[i]
 		if c.nullIdx >= 0 {
 			var br int
-			if br, b, err = readBranch(b, c.typ); err != nil {
+			if br, b, err = avro.ReadBranch(b, c.typ); err != nil {
 				return nil, dst, err
 			}
 			if br == c.nullIdx {
@@ -425,7 +427,7 @@ func appendValue(dst, b []byte, c *column) ([]byte, []byte, error) {
 	switch c.conv {
 	case convLong, convDate, convTimestampMicros, convTimestampMillis, convDateTimeMicros, convDateTimeMillis:
 		var v int64
-		if v, b, err = readLong(b); err != nil {
+		if v, b, err = avro.ReadLong(b); err != nil {
 			return nil, dst, err
 		}
 		switch c.conv {
@@ -444,9 +446,9 @@ func appendValue(dst, b []byte, c *column) ([]byte, []byte, error) {
 	case convFloat, convDouble:
 		var f float64
 		if c.conv == convFloat {
-			f, b, err = readFloat(b)
+			f, b, err = avro.ReadFloat(b)
 		} else {
-			f, b, err = readDouble(b)
+			f, b, err = avro.ReadDouble(b)
 		}
 		if err != nil {
 			return nil, dst, err
@@ -455,13 +457,13 @@ func appendValue(dst, b []byte, c *column) ([]byte, []byte, error) {
 		return b, protowire.AppendFixed64(dst, math.Float64bits(f)), nil
 	case convBool:
 		if len(b) < 1 {
-			return nil, dst, errShort
+			return nil, dst, avro.ErrShort
 		}
 		dst = protowire.AppendTag(dst, c.num, protowire.VarintType)
 		return b[1:], protowire.AppendVarint(dst, uint64(b[0]&1)), nil
 	case convBytes, convString, convDecimal:
 		var v []byte
-		if v, b, err = readBytes(b); err != nil {
+		if v, b, err = avro.ReadBytes(b); err != nil {
 			return nil, dst, err
 		}
 		if c.conv == convDecimal && len(v) > maxDecimalBytes {
@@ -469,32 +471,32 @@ func appendValue(dst, b []byte, c *column) ([]byte, []byte, error) {
 		}
 		dst = protowire.AppendTag(dst, c.num, protowire.BytesType)
 		if c.conv == convDecimal {
-			return b, appendDecimalText(dst, v, c.value.scale), nil
+			return b, appendDecimalText(dst, v, c.value.Scale), nil
 		}
 		return b, protowire.AppendBytes(dst, v), nil
 	case convFixed, convFixedDecimal:
-		n := c.value.size
+		n := c.value.Size
 		if len(b) < n {
-			return nil, dst, errShort
+			return nil, dst, avro.ErrShort
 		}
 		if c.conv == convFixedDecimal && n > maxDecimalBytes {
 			return nil, dst, fmt.Errorf("a decimal of %d bytes: more digits than BIGNUMERIC holds", n)
 		}
 		dst = protowire.AppendTag(dst, c.num, protowire.BytesType)
 		if c.conv == convFixedDecimal {
-			return b[n:], appendDecimalText(dst, b[:n], c.value.scale), nil
+			return b[n:], appendDecimalText(dst, b[:n], c.value.Scale), nil
 		}
 		return b[n:], protowire.AppendBytes(dst, b[:n]), nil
 	case convEnum:
 		var i int64
-		if i, b, err = readLong(b); err != nil {
+		if i, b, err = avro.ReadLong(b); err != nil {
 			return nil, dst, err
 		}
-		if i < 0 || i >= int64(len(c.value.symbols)) {
+		if i < 0 || i >= int64(len(c.value.Symbols)) {
 			return nil, dst, fmt.Errorf("enum index %d out of range", i)
 		}
 		dst = protowire.AppendTag(dst, c.num, protowire.BytesType)
-		return b, protowire.AppendString(dst, c.value.symbols[i]), nil
+		return b, protowire.AppendString(dst, c.value.Symbols[i]), nil
 	case convRecord:
 		var sub []byte
 		if b, sub, err = appendColumns(nil, b, c.sub); err != nil {

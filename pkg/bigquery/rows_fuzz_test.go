@@ -181,8 +181,8 @@ func FuzzAppendRow(f *testing.F) {
 // schema must end (recursive schemas, huge counts).
 func FuzzValueSchema(f *testing.F) {
 	f.Fuzz(func(t *testing.T, schema string, body []byte) {
-		if env, err := parseAvro(schema); err == nil {
-			_, _ = skip(body, env)
+		if env, err := avro.Parse(schema); err == nil {
+			_, _ = avro.Skip(body, env)
 		}
 		p, err := planValue(schema)
 		if err != nil {
@@ -253,20 +253,20 @@ func TestFuzzCorpus(t *testing.T) {
 		{[]byte(`{"type":"enum","name":"e"}`), []byte{0}},
 	}
 	checkCorpus(t, "FuzzValueSchema", pairs, func(p [2][]byte) string { return fuzzFile(string(p[0]), p[1]) })
-	env, err := parseAvro(recursive)
+	env, err := avro.Parse(recursive)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := skip(good, env); err != nil {
+	if _, err := avro.Skip(good, env); err != nil {
 		t.Errorf("skip a good value of the recursive schema: %v", err)
 	}
-	if _, err := skip(deep, env); !errors.Is(err, errNesting) {
-		t.Errorf("skip a value nested 200 deep: %v, want %v", err, errNesting)
+	if _, err := avro.Skip(deep, env); !errors.Is(err, avro.ErrNesting) {
+		t.Errorf("skip a value nested 200 deep: %v, want %v", err, avro.ErrNesting)
 	}
 	for _, schema := range []string{`{"type":"fixed","name":"f","size":-1}`, `{"type":"enum","name":"e","symbols":[1]}`,
 		`{"type":"bytes","logicalType":"decimal","precision":4,"scale":-2}`} {
-		if _, err := parseAvro(schema); err == nil {
-			t.Errorf("parseAvro(%s): no error", schema)
+		if _, err := avro.Parse(schema); err == nil {
+			t.Errorf("avro.Parse(%s): no error", schema)
 		}
 	}
 }
@@ -300,7 +300,7 @@ func fuzzFile(values ...any) string {
 // before its digits are computed (a length the record chooses would
 // otherwise choose the CPU time: about 1 s per MiB).
 func TestDecimalTooLong(t *testing.T) {
-	c := &column{name: "price", conv: convDecimal, value: &avroType{kind: "bytes", logical: "decimal", precision: 76, scale: 38}, num: 3}
+	c := &column{name: "price", conv: convDecimal, value: &avro.Type{Kind: "bytes", Logical: "decimal", Precision: 76, Scale: 38}, num: 3}
 	body := func(n int) []byte {
 		b := binary.AppendVarint(nil, int64(n))
 		return append(b, bytes.Repeat([]byte{0x7f}, n)...)

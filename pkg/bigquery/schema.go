@@ -7,6 +7,8 @@ import (
 
 	"cloud.google.com/go/bigquery"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/strait-cdc/strait/pkg/avro"
 )
 
 // The metadata columns written next to the data of every row (README,
@@ -48,10 +50,10 @@ const (
 
 // column is one Avro record field planned for the proto wire.
 type column struct {
-	name    string    // Avro field name = BigQuery column name
-	typ     *avroType // the field's type as declared (maybe a union)
-	value   *avroType // the non-null type
-	nullIdx int       // index of the null branch in typ, -1 if not nullable
+	name    string     // Avro field name = BigQuery column name
+	typ     *avro.Type // the field's type as declared (maybe a union)
+	value   *avro.Type // the non-null type
+	nullIdx int        // index of the null branch in typ, -1 if not nullable
 	conv    conv
 	field   *bigquery.FieldSchema // the BigQuery column this maps to
 	num     protowire.Number      // proto field number in the writer schema
@@ -61,21 +63,21 @@ type column struct {
 // mapColumn derives the BigQuery column of an Avro field: the README's
 // type-mapping table, read from the Avro side (logical types and
 // Debezium's connect.name), so any Debezium-shaped schema works.
-func mapColumn(name string, typ *avroType, depth int) (column, error) {
-	v, nullIdx := typ.nullable()
+func mapColumn(name string, typ *avro.Type, depth int) (column, error) {
+	v, nullIdx := typ.Nullable()
 	c := column{name: name, typ: typ, value: v, nullIdx: nullIdx, field: &bigquery.FieldSchema{Name: name}}
 	f := c.field
-	switch v.kind {
+	switch v.Kind {
 	case "boolean":
 		c.conv, f.Type = convBool, bigquery.BooleanFieldType
 	case "int":
 		c.conv, f.Type = convLong, bigquery.IntegerFieldType
-		if v.logical == "date" {
+		if v.Logical == "date" {
 			c.conv, f.Type = convDate, bigquery.DateFieldType
 		}
 	case "long":
 		c.conv, f.Type = convLong, bigquery.IntegerFieldType
-		switch v.logical {
+		switch v.Logical {
 		case "timestamp-micros":
 			c.conv, f.Type = convTimestampMicros, bigquery.TimestampFieldType
 		case "timestamp-millis":
@@ -94,22 +96,22 @@ func mapColumn(name string, typ *avroType, depth int) (column, error) {
 		c.conv, f.Type = convDouble, bigquery.FloatFieldType
 	case "bytes", "fixed":
 		c.conv, f.Type = convBytes, bigquery.BytesFieldType
-		if v.kind == "fixed" {
+		if v.Kind == "fixed" {
 			c.conv = convFixed
 		}
-		if v.logical == "decimal" {
+		if v.Logical == "decimal" {
 			c.conv = convDecimal
-			if v.kind == "fixed" {
+			if v.Kind == "fixed" {
 				c.conv = convFixedDecimal
 			}
-			f.Type = decimalType(v.precision, v.scale)
+			f.Type = decimalType(v.Precision, v.Scale)
 			if f.Type == "" {
-				return c, fmt.Errorf("column %s: decimal(%d,%d) does not fit BIGNUMERIC", name, v.precision, v.scale)
+				return c, fmt.Errorf("column %s: decimal(%d,%d) does not fit BIGNUMERIC", name, v.Precision, v.Scale)
 			}
 		}
 	case "string":
 		c.conv, f.Type = convString, bigquery.StringFieldType
-		if v.connectName == "io.debezium.data.Json" {
+		if v.ConnectName == "io.debezium.data.Json" {
 			f.Type = bigquery.JSONFieldType
 		}
 	case "enum":
@@ -119,8 +121,8 @@ func mapColumn(name string, typ *avroType, depth int) (column, error) {
 			return c, fmt.Errorf("column %s: records nested deeper than BigQuery's 15 levels", name)
 		}
 		c.conv, f.Type = convRecord, bigquery.RecordFieldType
-		for _, sf := range v.fields {
-			sc, err := mapColumn(sf.name, sf.typ, depth+1)
+		for _, sf := range v.Fields {
+			sc, err := mapColumn(sf.Name, sf.Type, depth+1)
 			if err != nil {
 				return c, fmt.Errorf("column %s: %w", name, err)
 			}
@@ -128,7 +130,7 @@ func mapColumn(name string, typ *avroType, depth int) (column, error) {
 			f.Schema = append(f.Schema, sc.field)
 		}
 	default:
-		return c, fmt.Errorf("column %s: Avro type %s has no BigQuery mapping", name, v.kind)
+		return c, fmt.Errorf("column %s: Avro type %s has no BigQuery mapping", name, v.Kind)
 	}
 	return c, nil
 }
@@ -149,7 +151,7 @@ func decimalType(p, s int) bigquery.FieldType {
 // decoding: where the rows, the source block and the op are, and how each
 // row column maps to the table.
 type valuePlan struct {
-	env                       *avroType
+	env                       *avro.Type
 	before, after, source, op int // field indexes in env
 	srcTime, srcSeq           int // field indexes in the source record, -1 if absent
 	database, table           string
@@ -160,37 +162,37 @@ type valuePlan struct {
 // the envelope's namespace, <prefix>.<database>.<table> (each part an Avro
 // name), which the producer and Debezium both write.
 func planValue(schema string) (*valuePlan, error) {
-	env, err := parseAvro(schema)
+	env, err := avro.Parse(schema)
 	if err != nil {
 		return nil, err
 	}
-	if env.kind != "record" {
-		return nil, fmt.Errorf("value schema is a %s, want the Debezium envelope record", env.kind)
+	if env.Kind != "record" {
+		return nil, fmt.Errorf("value schema is a %s, want the Debezium envelope record", env.Kind)
 	}
-	p := &valuePlan{env: env, before: env.field("before"), after: env.field("after"), source: env.field("source"), op: env.field("op"), srcTime: -1, srcSeq: -1}
+	p := &valuePlan{env: env, before: env.FieldIndex("before"), after: env.FieldIndex("after"), source: env.FieldIndex("source"), op: env.FieldIndex("op"), srcTime: -1, srcSeq: -1}
 	if p.before < 0 || p.after < 0 || p.source < 0 || p.op < 0 {
-		return nil, fmt.Errorf("value schema %s is not a Debezium envelope (before, after, source, op)", env.name)
+		return nil, fmt.Errorf("value schema %s is not a Debezium envelope (before, after, source, op)", env.Name)
 	}
-	parts := strings.Split(env.name, ".")
+	parts := strings.Split(env.Name, ".")
 	if len(parts) < 4 {
-		return nil, fmt.Errorf("value schema %s: want the namespace <prefix>.<database>.<table>", env.name)
+		return nil, fmt.Errorf("value schema %s: want the namespace <prefix>.<database>.<table>", env.Name)
 	}
 	p.database, p.table = parts[len(parts)-3], parts[len(parts)-2]
 
-	row, _ := env.fields[p.after].typ.nullable()
-	if row.kind != "record" {
-		return nil, fmt.Errorf("value schema %s: after is a %s, want a record", env.name, row.kind)
+	row, _ := env.Fields[p.after].Type.Nullable()
+	if row.Kind != "record" {
+		return nil, fmt.Errorf("value schema %s: after is a %s, want a record", env.Name, row.Kind)
 	}
-	src, _ := env.fields[p.source].typ.nullable()
-	if src.kind == "record" {
-		p.srcTime, p.srcSeq = src.field("ts_ms"), src.field("sequence")
+	src, _ := env.Fields[p.source].Type.Nullable()
+	if src.Kind == "record" {
+		p.srcTime, p.srcSeq = src.FieldIndex("ts_ms"), src.FieldIndex("sequence")
 	}
-	for _, f := range row.fields {
-		switch f.name {
+	for _, f := range row.Fields {
+		switch f.Name {
 		case ColOp, ColSequence, ColSourceTime, ColIngestedAt, colRank:
-			return nil, fmt.Errorf("column %s: the name is taken by strait's metadata column", f.name)
+			return nil, fmt.Errorf("column %s: the name is taken by strait's metadata column", f.Name)
 		}
-		c, err := mapColumn(f.name, f.typ, 1)
+		c, err := mapColumn(f.Name, f.Type, 1)
 		if err != nil {
 			return nil, err
 		}
@@ -204,16 +206,16 @@ func keyColumns(schema string) ([]string, error) {
 	if schema == "" {
 		return nil, nil
 	}
-	k, err := parseAvro(schema)
+	k, err := avro.Parse(schema)
 	if err != nil {
 		return nil, err
 	}
-	if k.kind != "record" {
+	if k.Kind != "record" {
 		return nil, errors.New("key schema is not a record")
 	}
 	var out []string
-	for _, f := range k.fields {
-		out = append(out, f.name)
+	for _, f := range k.Fields {
+		out = append(out, f.Name)
 	}
 	return out, nil
 }

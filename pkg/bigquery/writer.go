@@ -82,6 +82,10 @@ type table struct {
 	failed   error            // a permanent error: the table is stopped
 	source   int64            // newest source commit time acknowledged, ms
 	warned   bool             // the no-primary-key fallback to append mode was logged
+	// streamColumns is how many columns the stream's writer schema has:
+	// when the table has more (another consumer added them), the stream is
+	// reopened, or its rows would lose the new columns' values.
+	streamColumns int
 }
 
 // NewWriter connects to BigQuery and creates the dataset if missing.
@@ -517,7 +521,7 @@ func (w *Writer) bindSchema(ctx context.Context, t *table, c *Change) (*binding,
 			return nil, err
 		}
 	}
-	if changed || modeChanged || t.stream == nil {
+	if changed || modeChanged || t.stream == nil || t.streamColumns != len(t.state.schema) {
 		if err := w.openStream(ctx, t); err != nil {
 			return nil, err
 		}
@@ -545,6 +549,7 @@ func (w *Writer) openStream(ctx context.Context, t *table) error {
 	if err != nil {
 		return fmt.Errorf("open the default stream of %s: %w", t.state.id, err)
 	}
+	t.streamColumns = len(t.state.schema)
 	return nil
 }
 

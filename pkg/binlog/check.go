@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"path"
 	"strconv"
@@ -28,7 +29,12 @@ import (
 func Check(ctx context.Context, cfg *Config) []cdc.CheckResult {
 	c := *cfg
 	c.Defaults()
-	conn, err := dial(ctx, &c, "")
+	d, err := newDialer(&c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return []cdc.CheckResult{connectFail(err)}
+	}
+	defer d.Close()
+	conn, err := d.dial(ctx, "")
 	if err != nil {
 		return []cdc.CheckResult{connectFail(err)}
 	}
@@ -41,7 +47,7 @@ func Check(ctx context.Context, cfg *Config) []cdc.CheckResult {
 		return []cdc.CheckResult{connectFail(err)}
 	}
 	res := []cdc.CheckResult{{Name: "connect", Status: cdc.Pass,
-		Detail: fmt.Sprintf("%s as %s", c.addr(), s.user)}}
+		Detail: fmt.Sprintf("%s as %s%s, %s", c.addr(), s.user, d.via(), d.transport(conn))}}
 	for _, st := range checkSettings {
 		res = append(res, s.checkSetting(st))
 	}

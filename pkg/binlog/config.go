@@ -65,6 +65,65 @@ type Config struct {
 	// they are read ahead: 8192 ran no faster and held a third more
 	// memory, README "Performance").
 	SnapshotChunkRows int `yaml:"snapshot_chunk_rows" help:"rows per snapshot query (primary-key chunks)"`
+	// SSH, when SSH.Host is set, carries every connection to the database
+	// through an SSH bastion (tunnel.go).
+	SSH SSHConfig `yaml:"ssh"`
+	// TLS is how connections to the database are encrypted (tls.go).
+	TLS TLSConfig `yaml:"tls"`
+}
+
+// SSHConfig is the SSH tunnel to the database through a bastion host. The
+// database's host and port are then resolved and dialled by the bastion.
+type SSHConfig struct {
+	// Host of the bastion; empty connects to the database directly.
+	Host string `yaml:"host" help:"SSH bastion host; every database connection goes through it (empty: connect directly)"`
+	// Port of the bastion's SSH server; default 22.
+	Port int `yaml:"port" help:"SSH bastion port"`
+	// User logged in on the bastion.
+	User string `yaml:"user" help:"SSH user on the bastion"`
+	// KeyFile is the private key (OpenSSH or PEM format) to log in with.
+	KeyFile string `yaml:"key_file" help:"SSH private key file (or use ssh-agent via source.ssh.agent_socket)"`
+	// Passphrase decrypts KeyFile. Only from the environment
+	// (STRAIT_SOURCE_SSH_PASSPHRASE) or PassphraseFile.
+	Passphrase string `yaml:"-" secret:"true" help:"passphrase of the SSH private key (environment only)"`
+	// PassphraseFile names a file holding the passphrase.
+	PassphraseFile string `yaml:"passphrase_file" help:"file holding the passphrase of the SSH private key"`
+	// AgentSocket is an ssh-agent's socket whose keys are offered (after
+	// KeyFile's); default $SSH_AUTH_SOCK.
+	AgentSocket string `yaml:"agent_socket" help:"ssh-agent socket offering keys (default $SSH_AUTH_SOCK)"`
+	// KnownHostsFile holds the bastion's host key (OpenSSH known_hosts
+	// format); required: the host key is always verified unless
+	// InsecureIgnoreHostKey.
+	KnownHostsFile string `yaml:"known_hosts_file" help:"known_hosts file holding the bastion's host key (required)"`
+	// InsecureIgnoreHostKey accepts any host key: anyone on the path can
+	// then read the database traffic. For tests only; logged at warn level.
+	InsecureIgnoreHostKey bool `yaml:"insecure_ignore_host_key" help:"accept any bastion host key (INSECURE: anyone on the path can read the traffic)"`
+	// KeepaliveInterval is how often the bastion is asked for a sign of
+	// life; an unanswered one drops the tunnel, which is then made again.
+	// Default 15s.
+	KeepaliveInterval time.Duration `yaml:"keepalive_interval" help:"SSH keepalive interval; an unanswered keepalive drops and remakes the tunnel"`
+	// Timeout bounds connecting and logging in to the bastion; default 15s.
+	Timeout time.Duration `yaml:"timeout" help:"SSH connect and login timeout"`
+}
+
+// TLSConfig is how connections to the database are encrypted.
+type TLSConfig struct {
+	// Mode is disabled; preferred (default: TLS when the server offers it,
+	// certificate not verified); required (TLS, certificate not verified);
+	// verify-ca (the certificate chains to CAFile); verify-identity (also
+	// names the host, or ServerName).
+	Mode string `yaml:"mode" help:"disabled, preferred, required, verify-ca or verify-identity"`
+	// CAFile is a PEM file of CA certificates (e.g. the RDS bundle with
+	// many); the system's CAs when empty. Used by verify-ca and
+	// verify-identity.
+	CAFile string `yaml:"ca_file" help:"PEM file of CA certificates for verify-ca/verify-identity (e.g. the RDS bundle; default: system CAs)"`
+	// CertFile and KeyFile are a client certificate and its key (PEM), for
+	// servers that require one.
+	CertFile string `yaml:"cert_file" help:"client certificate (PEM)"`
+	KeyFile  string `yaml:"key_file" help:"client certificate's private key (PEM)"`
+	// ServerName is the name verify-identity expects in the server's
+	// certificate; default source.host.
+	ServerName string `yaml:"server_name" help:"name verify-identity expects in the server certificate (default source.host)"`
 }
 
 // The values of source.snapshot.
@@ -96,6 +155,18 @@ func (c *Config) Defaults() {
 	}
 	if c.SnapshotChunkRows == 0 {
 		c.SnapshotChunkRows = 4096
+	}
+	if c.SSH.Port == 0 {
+		c.SSH.Port = 22
+	}
+	if c.SSH.KeepaliveInterval == 0 {
+		c.SSH.KeepaliveInterval = 15 * time.Second
+	}
+	if c.SSH.Timeout == 0 {
+		c.SSH.Timeout = 15 * time.Second
+	}
+	if c.TLS.Mode == "" {
+		c.TLS.Mode = TLSPreferred
 	}
 }
 
@@ -137,6 +208,79 @@ func (c *Config) Validate() error {
 		if _, err := path.Match(p, ""); err != nil {
 			errs = append(errs, fmt.Errorf("source.include/exclude: pattern %q: %w", p, err))
 		}
+	}
+	errs = append(errs, c.SSH.validate(), c.TLS.validate())
+	return errors.Join(errs...)
+}
+
+func (c *SSHConfig) validate() error {
+	var errs []error
+	if c.Host == "" {
+		for _, k := range []struct{ key, v string }{{"user", c.User}, {"key_file", c.KeyFile}, {"passphrase_file", c.PassphraseFile}, {"known_hosts_file", c.KnownHostsFile}} {
+			if k.v != "" {
+				errs = append(errs, fmt.Errorf("source.ssh.%s: set, but source.ssh.host is empty (no tunnel)", k.key))
+			}
+		}
+		return errors.Join(errs...)
+	}
+	if c.Port <= 0 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("source.ssh.port: %d is not a TCP port", c.Port))
+	}
+	if c.User == "" {
+		errs = append(errs, errors.New("source.ssh.user: required with source.ssh.host"))
+	}
+	if c.KeyFile == "" && c.AgentSocket == "" {
+		errs = append(errs, errors.New("source.ssh.key_file: required with source.ssh.host (or an ssh-agent: source.ssh.agent_socket / SSH_AUTH_SOCK)"))
+	}
+	if c.Passphrase != "" && c.PassphraseFile != "" {
+		errs = append(errs, errors.New("source.ssh.passphrase and source.ssh.passphrase_file: set at most one"))
+	}
+	if (c.Passphrase != "" || c.PassphraseFile != "") && c.KeyFile == "" {
+		errs = append(errs, errors.New("source.ssh.passphrase: set, but source.ssh.key_file is empty"))
+	}
+	if c.KnownHostsFile == "" && !c.InsecureIgnoreHostKey {
+		errs = append(errs, errors.New("source.ssh.known_hosts_file: required with source.ssh.host: the bastion's host key is always verified (e.g. ssh-keyscan -p PORT HOST > known_hosts, then check the fingerprint)"))
+	}
+	if c.KnownHostsFile != "" && c.InsecureIgnoreHostKey {
+		errs = append(errs, errors.New("source.ssh.insecure_ignore_host_key: set together with source.ssh.known_hosts_file; choose one"))
+	}
+	if c.KeepaliveInterval < 0 {
+		errs = append(errs, fmt.Errorf("source.ssh.keepalive_interval: %s is negative", c.KeepaliveInterval))
+	}
+	if c.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("source.ssh.timeout: %s is negative", c.Timeout))
+	}
+	return errors.Join(errs...)
+}
+
+// The TLS modes of source.tls.mode, as MySQL's client names them.
+const (
+	TLSDisabled       = "disabled"
+	TLSPreferred      = "preferred"
+	TLSRequired       = "required"
+	TLSVerifyCA       = "verify-ca"
+	TLSVerifyIdentity = "verify-identity"
+)
+
+func (c *TLSConfig) validate() error {
+	var errs []error
+	verifies := c.Mode == TLSVerifyCA || c.Mode == TLSVerifyIdentity
+	switch c.Mode {
+	case TLSDisabled, TLSPreferred, TLSRequired, TLSVerifyCA, TLSVerifyIdentity:
+	default:
+		errs = append(errs, fmt.Errorf("source.tls.mode: %q, want disabled, preferred, required, verify-ca or verify-identity", c.Mode))
+	}
+	if c.CAFile != "" && !verifies {
+		errs = append(errs, fmt.Errorf("source.tls.ca_file: used only by source.tls.mode verify-ca or verify-identity, not %s", c.Mode))
+	}
+	if c.ServerName != "" && c.Mode != TLSVerifyIdentity {
+		errs = append(errs, fmt.Errorf("source.tls.server_name: used only by source.tls.mode verify-identity, not %s", c.Mode))
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		errs = append(errs, errors.New("source.tls.cert_file and source.tls.key_file: set both or neither"))
+	}
+	if c.CertFile != "" && c.Mode == TLSDisabled {
+		errs = append(errs, errors.New("source.tls.cert_file: set, but source.tls.mode is disabled"))
 	}
 	return errors.Join(errs...)
 }

@@ -2,27 +2,141 @@ package binlog
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
 )
 
 // addr returns "host:port" of the source.
 func (c *Config) addr() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) }
 
+// dialer opens every connection to the source: directly or through the
+// SSH tunnel (source.ssh), encrypted as source.tls says. The binlog stream
+// (the BinlogSyncer) dials through it too (syncerConfig).
+type dialer struct {
+	cfg    *Config
+	log    *slog.Logger
+	tunnel *tunnel     // nil without source.ssh.host
+	tls    *tls.Config // nil with source.tls.mode disabled
+	// plain is set once a server asked for TLS in mode preferred offered
+	// none: later connections do not try again.
+	plain atomic.Bool
+}
+
+// newDialer prepares the tunnel and TLS of cfg; nothing connects yet.
+func newDialer(cfg *Config, log *slog.Logger) (*dialer, error) {
+	d := &dialer{cfg: cfg, log: log}
+	var err error
+	if d.tls, err = cfg.TLS.tlsConfig(cfg.Host); err != nil {
+		return nil, err
+	}
+	if cfg.SSH.Host != "" {
+		if d.tunnel, err = newTunnel(&cfg.SSH, log); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// Close closes the tunnel, if any, and the connections in it.
+func (d *dialer) Close() {
+	if d.tunnel != nil {
+		d.tunnel.Close()
+	}
+}
+
+// dialContext opens the network connection under a MySQL connection.
+func (d *dialer) dialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	if d.tunnel != nil {
+		return d.tunnel.DialContext(ctx, network, addr)
+	}
+	return (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, network, addr)
+}
+
+// tlsConfig is the TLS configuration of the next connection; nil for none.
+func (d *dialer) tlsConfig() *tls.Config {
+	if d.plain.Load() {
+		return nil
+	}
+	return d.tls
+}
+
+// syncerConfig makes the binlog stream connect as dial does.
+func (d *dialer) syncerConfig(c *replication.BinlogSyncerConfig) {
+	c.Dialer = d.dialContext
+	c.TLSConfig = d.tlsConfig()
+}
+
+// errNoTLS is go-mysql's error when the server offers no TLS but the
+// client has a TLS configuration (client/auth.go; the text is all there is).
+const errNoTLS = "does not support TLS"
+
 // dial opens a query connection to the source (schema reads, snapshots,
 // checks). The binlog stream itself is opened by the BinlogSyncer.
-func dial(ctx context.Context, cfg *Config, db string) (*client.Conn, error) {
-	conn, err := client.ConnectWithContext(ctx, cfg.addr(), cfg.User, cfg.Password, db, 10*time.Second)
+func (d *dialer) dial(ctx context.Context, db string) (*client.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	connect := func(tc *tls.Config) (*client.Conn, error) {
+		return client.ConnectWithDialer(ctx, "tcp", d.cfg.addr(), d.cfg.User, d.cfg.Password, db, d.dialContext,
+			func(c *client.Conn) error { c.SetTLSConfig(tc); return nil })
+	}
+	tc := d.tlsConfig()
+	conn, err := connect(tc)
+	if err != nil && tc != nil && d.cfg.TLS.mode() == TLSPreferred && strings.Contains(err.Error(), errNoTLS) {
+		d.log.Warn("the source offers no TLS: connecting unencrypted (source.tls.mode preferred; set required or verify-ca to refuse)", "source", d.cfg.addr())
+		d.plain.Store(true)
+		conn, err = connect(nil)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s as %s: %w", cfg.addr(), cfg.User, err)
+		return nil, fmt.Errorf("connect to %s as %s%s: %w%s", d.cfg.addr(), d.cfg.User, d.via(), err, tlsHint(err, d.cfg.TLS.mode(), d.tlsConfig() != nil))
 	}
 	return conn, nil
+}
+
+// via names the tunnel in errors and in `producer check`.
+func (d *dialer) via() string {
+	switch {
+	case d.tunnel == nil:
+		return ""
+	case d.cfg.SSH.InsecureIgnoreHostKey:
+		return " through ssh bastion " + d.tunnel.addr + " (its host key NOT verified: source.ssh.insecure_ignore_host_key)"
+	}
+	return " through ssh bastion " + d.tunnel.addr + " (host key verified against " + d.cfg.SSH.KnownHostsFile + ")"
+}
+
+// transport describes the encryption of conn for `producer check`.
+func (d *dialer) transport(conn *client.Conn) string {
+	tc, ok := conn.Conn.Conn.(*tls.Conn)
+	if !ok {
+		return "unencrypted (source.tls.mode " + d.cfg.TLS.mode() + ")"
+	}
+	return tls.VersionName(tc.ConnectionState().Version) + " (source.tls.mode " + d.cfg.TLS.mode() + ")"
+}
+
+// tlsHint adds the fix to a connection refused for its transport.
+// MariaDB refuses a connection without TLS under require_secure_transport
+// as "Access denied" (MySQL says "insecure transport").
+func tlsHint(err error, mode string, encrypted bool) string {
+	var me *mysql.MyError
+	switch {
+	case errors.As(err, &me) && strings.Contains(strings.ToLower(me.Message), "insecure transport"):
+		return fmt.Sprintf(" (the server requires TLS, source.tls.mode is %s: set it to verify-ca or verify-identity with source.tls.ca_file)", mode)
+	case errors.As(err, &me) && me.Code == mysql.ER_ACCESS_DENIED_ERROR && !encrypted:
+		return fmt.Sprintf(" (without TLS: source.tls.mode is %s; if the server requires TLS (require_secure_transport, or a user created REQUIRE SSL), set source.tls.mode to verify-ca or verify-identity with source.tls.ca_file)", mode)
+	case strings.Contains(err.Error(), errNoTLS):
+		return fmt.Sprintf(" (source.tls.mode %s needs TLS, which the server does not offer: configure TLS on the server or lower source.tls.mode)", mode)
+	}
+	return ""
 }
 
 // text returns a cell of a query result as a string of its own. go-mysql's
@@ -32,4 +146,23 @@ func dial(ctx context.Context, cfg *Config, db string) (*client.Conn, error) {
 func text(r *mysql.Result, row, col int) string {
 	s, _ := r.GetString(row, col)
 	return strings.Clone(s)
+}
+
+// liveQueries makes the reader's query connection again when it was lost
+// (a dropped SSH tunnel or network failure, the server's wait_timeout):
+// the binlog stream reconnects by itself, and the schema reads it leads to
+// must too. Called before those reads, which are rare (a table's first
+// rows without full row metadata, a DDL): a ping each.
+func (r *Reader) liveQueries(ctx context.Context) error {
+	if err := r.conn.Ping(); err == nil {
+		return nil
+	}
+	conn, err := r.dialer.dial(ctx, "")
+	if err != nil {
+		return fmt.Errorf("query connection lost; again: %w", err)
+	}
+	r.conn.Close()
+	r.conn = conn
+	r.log.Info("query connection to the source made again")
+	return nil
 }

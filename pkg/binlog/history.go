@@ -123,6 +123,9 @@ func (r *Reader) schemaChanged(ctx context.Context, scope ddlScope) {
 // schema of its rows' time. Tables with a DDL between at and the server's
 // head are left to the information_schema path.
 func (r *Reader) snapshotSchemas(ctx context.Context, at binlogPos) error {
+	if err := r.liveQueries(ctx); err != nil {
+		return err
+	}
 	all, err := readSchemas(r.conn, `TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')
 		AND (TABLE_SCHEMA, TABLE_NAME) IN (SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE')`)
 	if err != nil {

@@ -15,6 +15,9 @@
 //   - convert.go, charset.go: go-mysql values → canonical cdc.Values (the
 //     tables decode.go leaves to go-mysql: MySQL's binary JSON).
 //   - check.go: what `producer check` verifies on the source.
+//   - conn.go, tunnel.go, tls.go: how every connection reaches the source:
+//     directly or through the SSH bastion (source.ssh), with TLS as
+//     source.tls says.
 //
 // Values are exact: decimals stay digit strings, unsigned BIGINTs keep their
 // 64 bits, TIMESTAMPs are UTC microseconds and DATETIMEs wall-clock
@@ -28,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"path"
 	"strconv"
 	"strings"
@@ -125,6 +129,7 @@ type Reader struct {
 	log      *slog.Logger
 	metrics  *Metrics
 	flavor   string
+	dialer   *dialer      // every connection to the source (conn.go)
 	conn     *client.Conn // queries: schema, collations
 	syncer   *replication.BinlogSyncer
 	stream   *replication.BinlogStreamer
@@ -146,6 +151,7 @@ type Reader struct {
 	fileIndex uint64 // numeric suffix of file
 	query     string // SQL of the current statement, when the server logs it
 	started   Start  // where Start began reading
+	lastGTID  string // GTID of the last transaction read to its end
 	cur       curTx  // the source transaction being read
 	skip      int    // row changes still to skip (Start.SkipRows)
 	epoch     uint64
@@ -173,26 +179,35 @@ type curTx struct {
 	begin Start  // where it starts
 	gtid  string // its GTID
 	rows  int    // its row changes handed out in earlier parts
+	skip  int    // its row changes published before the start (Start.SkipRows)
+	// replay marks a finished transaction sent again after a reconnect:
+	// read to its end and dropped (see resent).
+	replay bool
 }
 
 // Open connects to the source and prepares to stream. Call Start next.
 func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Reader, error) {
-	conn, err := dial(ctx, cfg, "")
+	d, err := newDialer(cfg, log)
 	if err != nil {
 		return nil, err
 	}
 	keys, err := snapshotKeys(cfg.SnapshotKeys)
 	if err != nil {
-		conn.Close()
+		d.Close()
 		return nil, err
 	}
-	r := &Reader{cfg: cfg, log: log, metrics: m, conn: conn, tables: map[uint64]*tableState{}, flavor: cfg.Flavor,
+	conn, err := d.dial(ctx, "")
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	r := &Reader{cfg: cfg, log: log, metrics: m, dialer: d, conn: conn, tables: map[uint64]*tableState{}, flavor: cfg.Flavor,
 		history: map[string]*cdc.TableSchema{}, requested: make(chan SnapshotRequest, 16), snapshotKeys: keys}
 	r.life, r.snapEnd = context.WithCancel(context.Background())
 	if r.flavor == "" {
 		res, err := conn.Execute("SELECT VERSION()")
 		if err != nil {
-			conn.Close()
+			r.Close()
 			return nil, fmt.Errorf("read server version: %w", err)
 		}
 		v := text(res, 0, 0)
@@ -202,11 +217,11 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Read
 		}
 	}
 	if r.charsets, err = loadCharsets(conn); err != nil {
-		conn.Close()
+		r.Close()
 		return nil, err
 	}
 	if r.serverID, err = r.ServerID(); err != nil {
-		conn.Close()
+		r.Close()
 		return nil, err
 	}
 	// Servers without the variable (MySQL 5.7, MariaDB before 10.5) log
@@ -232,6 +247,9 @@ func (r *Reader) ServerID() (uint32, error) {
 // Current returns the server's current binlog position: where a reader with
 // no checkpoint starts.
 func (r *Reader) Current(ctx context.Context) (Start, error) {
+	if err := r.liveQueries(ctx); err != nil { // snapshots ask at every chunk window
+		return Start{}, err
+	}
 	res, err := r.conn.Execute("SHOW MASTER STATUS")
 	var me *mysql.MyError
 	if errors.As(err, &me) && me.Code == mysql.ER_PARSE_ERROR {
@@ -306,7 +324,7 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 // syncerConfig is how go-mysql's BinlogSyncer connects and decodes.
 func (r *Reader) syncerConfig(dumpFlags uint16, decodeRows func(*replication.RowsEvent, []byte) error,
 	decodeMeta func([]byte) error) replication.BinlogSyncerConfig {
-	return replication.BinlogSyncerConfig{
+	sc := replication.BinlogSyncerConfig{
 		DumpCommandFlag: dumpFlags,
 		ServerID:        r.cfg.ServerID,
 		Flavor:          r.flavor,
@@ -332,6 +350,8 @@ func (r *Reader) syncerConfig(dumpFlags uint16, decodeRows func(*replication.Row
 		// is not read (Resume keeps its own).
 		DiscardGTIDSet: true,
 	}
+	r.dialer.syncerConfig(&sc) // through the SSH tunnel, with TLS, as configured
+	return sc
 }
 
 // Close stops the stream and closes the connections.
@@ -341,6 +361,7 @@ func (r *Reader) Close() {
 	}
 	r.endSnapshotLoops()
 	r.conn.Close()
+	r.dialer.Close()
 }
 
 // ReadTx reads the next whole transaction into tx (reusing its memory). A
@@ -375,6 +396,11 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 				return err
 			}
 		}
+		if done && r.cur.replay { // sent again after a reconnect, read to its end (see resent)
+			r.cur, r.skip = curTx{}, 0
+			tx.reset()
+			continue
+		}
 		if done || len(tx.Events) >= r.cfg.ChunkRows && r.cfg.ChunkRows > 0 {
 			r.drainSchemas(tx)
 			tx.File = r.file
@@ -385,6 +411,7 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 			tx.Begin, tx.RowsBefore = r.cur.begin, r.cur.rows
 			if done {
 				r.cur = curTx{}
+				r.lastGTID = tx.GTID
 			} else {
 				tx.Partial = true
 				r.cur.gtid = tx.GTID
@@ -453,12 +480,21 @@ func (r *Reader) handle(ctx context.Context, tx *Tx, ev *replication.BinlogEvent
 	case *replication.RotateEvent:
 		r.file, r.fileIndex, r.pos = string(e.NextLogName), fileIndex(string(e.NextLogName)), e.Position
 	case *replication.MariadbGTIDEvent:
-		tx.GTID = mariadbGTID(&e.GTID, &r.text)
+		gtid := mariadbGTID(&e.GTID, &r.text)
+		if r.resent(tx, ev.Header, gtid) {
+			return false, nil
+		}
+		tx.GTID = gtid
 		return false, r.beginTx(tx, ev.Header)
 	case *replication.GTIDEvent:
+		var gtid string
 		if set, err := e.GTIDNext(); err == nil {
-			tx.GTID = set.String()
+			gtid = set.String()
 		}
+		if r.resent(tx, ev.Header, gtid) {
+			return false, nil
+		}
+		tx.GTID = gtid
 		return false, r.beginTx(tx, ev.Header)
 	case *replication.MariadbAnnotateRowsEvent:
 		r.setQuery(e.Query)
@@ -519,6 +555,9 @@ func (r *Reader) queryEvent(ctx context.Context, tx *Tx, h *replication.EventHea
 		}
 		return false
 	case "COMMIT": // transactions on non-transactional engines (MyISAM, Aria)
+		return true
+	}
+	if r.cur.replay { // handed out before a reconnect (see resent)
 		return true
 	}
 	// Any other statement in a row-based binlog is DDL or a statement that
@@ -671,10 +710,38 @@ func Captures(include, exclude []string, db, table string) bool {
 	return false
 }
 
+// resent reports whether the stream sends a transaction again: after a
+// lost connection (a dropped SSH tunnel, a network failure) go-mysql
+// reconnects a stream read by GTID at the start of the transaction it was
+// in, or of the last one it finished. Inside a transaction, its row changes
+// read into tx so far are dropped, and those handed out in earlier parts or
+// published before the start are skipped again; a finished transaction is
+// read to its end and dropped. Each change is handed out once.
+func (r *Reader) resent(tx *Tx, h *replication.EventHeader, gtid string) bool {
+	switch {
+	case gtid == "":
+		return false
+	case r.cur.open && gtid == tx.GTID:
+		r.log.Info("the binlog stream reconnected inside a transaction: reading it again from its start", "gtid", gtid,
+			"rows_handed_out", r.cur.rows, "rows_read_again", len(tx.Events))
+		clear(tx.Events)
+		tx.Events = tx.Events[:0]
+		r.skip = r.cur.skip + r.cur.rows
+		return true
+	case !r.cur.open && gtid == r.lastGTID:
+		r.log.Info("the binlog stream reconnected and sends the last transaction again: skipped", "gtid", gtid)
+		r.cur = curTx{open: true, begin: Start{File: r.file, Pos: uint64(h.LogPos) - uint64(h.EventSize)}, replay: true}
+		r.skip = math.MaxInt
+		tx.GTID = gtid // not a heartbeat
+		return true
+	}
+	return false
+}
+
 // beginTx notes where the transaction starting with the event of h begins,
 // and checks a resume inside a transaction lands in the right one.
 func (r *Reader) beginTx(tx *Tx, h *replication.EventHeader) error {
-	r.cur = curTx{open: true, begin: Start{File: r.file, Pos: uint64(h.LogPos) - uint64(h.EventSize)}}
+	r.cur = curTx{open: true, begin: Start{File: r.file, Pos: uint64(h.LogPos) - uint64(h.EventSize)}, skip: r.skip}
 	if r.skip > 0 && r.started.TxGTID != "" && tx.GTID != "" && tx.GTID != r.started.TxGTID {
 		return fmt.Errorf("resuming inside transaction %s (%d row changes already published), but the binlog continues with %s at %s:%d: the source changed under the checkpoint; re-snapshot",
 			r.started.TxGTID, r.skip, tx.GTID, r.file, h.LogPos)

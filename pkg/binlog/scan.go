@@ -3,6 +3,7 @@ package binlog
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 
 	"github.com/go-mysql-org/go-mysql/client"
@@ -20,10 +21,30 @@ type TableScan struct {
 	conv *converter
 }
 
-// OpenTableScan opens a read-only session and reads the schema of
-// db.table from information_schema.
-func OpenTableScan(ctx context.Context, cfg *Config, db, table string) (*TableScan, error) {
-	conn, err := snapshotConn(ctx, cfg)
+// Scanner opens TableScans of one source: directly, or through the SSH
+// tunnel and TLS source.ssh and source.tls configure, set up once.
+type Scanner struct {
+	cfg *Config
+	d   *dialer
+}
+
+// NewScanner prepares the connections to the source; nothing connects
+// yet. log receives the tunnel's and TLS's warnings.
+func NewScanner(cfg *Config, log *slog.Logger) (*Scanner, error) {
+	d, err := newDialer(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return &Scanner{cfg: cfg, d: d}, nil
+}
+
+// Close closes the tunnel, if any. The TableScans must be closed first.
+func (s *Scanner) Close() { s.d.Close() }
+
+// Open opens a read-only session and reads the schema of db.table from
+// information_schema.
+func (s *Scanner) Open(ctx context.Context, db, table string) (*TableScan, error) {
+	conn, err := snapshotConn(ctx, s.d)
 	if err != nil {
 		return nil, err
 	}
@@ -75,8 +96,9 @@ func (s *TableScan) Close() error { return s.conn.Close() }
 
 // CapturedTables lists the base tables source.include and source.exclude
 // capture, as "database.table", sorted.
-func CapturedTables(ctx context.Context, cfg *Config) ([]string, error) {
-	conn, err := dial(ctx, cfg, "")
+func (s *Scanner) CapturedTables(ctx context.Context) ([]string, error) {
+	cfg := s.cfg
+	conn, err := s.d.dial(ctx, "")
 	if err != nil {
 		return nil, err
 	}

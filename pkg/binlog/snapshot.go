@@ -329,7 +329,7 @@ func (r *Reader) startLoop(ctx context.Context) error {
 	id := s.state.Tables[0]
 	db, table := splitID(id)
 	if s.conn == nil {
-		conn, err := snapshotConn(ctx, r.cfg)
+		conn, err := snapshotConn(ctx, r.dialer)
 		if err != nil {
 			return fmt.Errorf("snapshot: %w", err)
 		}

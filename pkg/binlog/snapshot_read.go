@@ -245,8 +245,8 @@ func maxBytesPerChar(charset string) int {
 // what SELECT returns (zero dates are read as stored, CHAR is not padded),
 // and read-only transactions: a snapshot never writes and takes no locks
 // beyond InnoDB's consistent reads.
-func snapshotConn(ctx context.Context, cfg *Config) (*client.Conn, error) {
-	conn, err := dial(ctx, cfg, "")
+func snapshotConn(ctx context.Context, d *dialer) (*client.Conn, error) {
+	conn, err := d.dial(ctx, "")
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +256,7 @@ func snapshotConn(ctx context.Context, cfg *Config) (*client.Conn, error) {
 	} {
 		if _, err := conn.Execute(q); err != nil {
 			conn.Close()
-			return nil, fmt.Errorf("snapshot session on %s (%s): %w", cfg.addr(), q, err)
+			return nil, fmt.Errorf("snapshot session on %s (%s): %w", d.cfg.addr(), q, err)
 		}
 	}
 	return conn, nil

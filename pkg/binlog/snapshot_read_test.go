@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
@@ -119,7 +120,12 @@ func TestSnapshotTypesMatchBinlog(t *testing.T) {
 
 func newSnapshotConn(t *testing.T, ctx context.Context, cfg *Config) *client.Conn {
 	t.Helper()
-	conn, err := snapshotConn(ctx, cfg)
+	d, err := newDialer(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	conn, err := snapshotConn(ctx, d)
 	if err != nil {
 		t.Fatal(err)
 	}

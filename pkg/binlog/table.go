@@ -255,6 +255,9 @@ func (r *Reader) fromInformationSchema(ctx context.Context, e *replication.Table
 // error naming such a DDL, and a schema with no columns when the table does
 // not exist.
 func (r *Reader) pinSchema(ctx context.Context, db, table string, at binlogPos) (*cdc.TableSchema, error) {
+	if err := r.liveQueries(ctx); err != nil {
+		return nil, err
+	}
 	s, err := readSchema(r.conn, db, table)
 	if err != nil {
 		return nil, err

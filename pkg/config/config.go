@@ -8,8 +8,9 @@
 // A struct field tagged yaml:",inline" adds its keys to its parent's.
 //
 // Secrets (fields tagged secret:"true", which have yaml:"-") come only from
-// the environment: never from the file or a flag, never printed (Dump
-// redacts them).
+// the environment (or a file the binary reads): never from a flag (none is
+// registered) nor the YAML file (refused, naming the key, never the value),
+// never printed (Dump redacts them).
 package config
 
 import (
@@ -192,6 +193,9 @@ func FromArgs(cfg any, program, name, summary, note string, args []string, geten
 	if err := Load(cfg, *path, getenv); err != nil {
 		return err
 	}
+	if err := secretFlags(cfg, args); err != nil {
+		return err
+	}
 	if err := Parse(fs, args); err != nil {
 		return err
 	}
@@ -225,6 +229,9 @@ func Load(cfg any, path string, getenv func(string) string) error {
 		if err != nil {
 			return fmt.Errorf("config file: %w", err)
 		}
+		if err := secretsInFile(cfg, data); err != nil {
+			return fmt.Errorf("config file %s: %w", path, err)
+		}
 		dec := yaml.NewDecoder(bytes.NewReader(data))
 		dec.KnownFields(true)
 		if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file
@@ -240,6 +247,73 @@ func Load(cfg any, path string, getenv func(string) string) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// secretsInFile refuses a YAML file that sets a secret key, naming the key
+// and where the secret belongs instead, never the value: yaml's own error
+// ("field password not found") would not say why.
+func secretsInFile(cfg any, data []byte) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Content) == 0 {
+		return nil // the decoder reports a malformed file
+	}
+	all := fields(reflect.ValueOf(cfg).Elem(), "")
+	var errs []error
+	for _, f := range all {
+		if f.secret && lookup(doc.Content[0], strings.Split(f.key, ".")) != nil {
+			errs = append(errs, fmt.Errorf("%s: secrets are not read from the configuration file (keep them out of it); set %s", f.key, secretHome(f, all)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// secretHome says where the secret f is set: its environment variable, and
+// the key naming a file that holds it when there is one (<key>_file).
+func secretHome(f field, all []field) string {
+	s := "the environment variable " + f.env
+	for _, g := range all {
+		if g.key == f.key+"_file" {
+			s += " or a file named by " + g.key
+		}
+	}
+	return s
+}
+
+// secretFlags refuses a command line that sets a secret key, naming the
+// key, never the value: a flag would show the secret in ps and in the
+// shell's history.
+func secretFlags(cfg any, args []string) error {
+	var errs []error
+	all := fields(reflect.ValueOf(cfg).Elem(), "")
+	for _, f := range all {
+		for _, a := range args {
+			name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			if f.secret && strings.HasPrefix(a, "-") && name == f.key {
+				errs = append(errs, fmt.Errorf("-%s: secrets are not taken as flags (ps and shell history would show them); set %s", f.key, secretHome(f, all)))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// lookup returns the value at path in the YAML mapping n, or nil.
+func lookup(n *yaml.Node, path []string) *yaml.Node {
+	for _, name := range path {
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == name {
+				next = n.Content[i+1]
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		n = next
+	}
+	return n
 }
 
 // Dump renders the effective configuration, one key per line, with secrets

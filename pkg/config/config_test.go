@@ -1,6 +1,8 @@
 package config
 
 import (
+	"bytes"
+	"errors"
 	"flag"
 	"io"
 	"os"
@@ -14,6 +16,7 @@ type source struct {
 	Host     string        `yaml:"host" help:"database host"`
 	Port     int           `yaml:"port"`
 	Password string        `yaml:"-" secret:"true"`
+	PassFile string        `yaml:"password_file"`
 	Timeout  time.Duration `yaml:"timeout"`
 	Include  []string      `yaml:"include"`
 	Enabled  bool          `yaml:"enabled"`
@@ -100,5 +103,30 @@ func TestErrorsNameTheKey(t *testing.T) {
 	Flags(fs, defaults())
 	if err := Parse(fs, []string{"-source.enabled", "false", "-addr", "x"}); err == nil || !strings.Contains(err.Error(), `"false"`) {
 		t.Errorf("a boolean written -key false: %v, want an error naming the stray argument", err)
+	}
+}
+
+// A secret comes only from the environment: a flag setting it does not
+// exist, and the YAML file setting it is refused with an error that names
+// the key and where the secret belongs, and never echoes the value.
+func TestSecretsOnlyFromEnvironment(t *testing.T) {
+	const value = "Hx7-not-for-printing-42"
+	path := writeFile(t, "source:\n  host: h\n  password: "+value+"\n")
+	err := Load(defaults(), path, env(nil))
+	want := "source.password: secrets are not read from the configuration file (keep them out of it); set the environment variable STRAIT_SOURCE_PASSWORD or a file named by source.password_file"
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), value) {
+		t.Errorf("a password in the file: %v, want an error containing %q and not the value", err, want)
+	}
+
+	var stdout, stderr bytes.Buffer
+	err = FromArgs(defaults(), "p", "run", "", "", []string{"-source.password=" + value}, env(nil), &stdout, &stderr)
+	want = "-source.password: secrets are not taken as flags"
+	if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error()+stdout.String()+stderr.String(), value) {
+		t.Errorf("a password as a flag: %v, want an error containing %q; output must not hold the value:\n%s%s", err, want, stdout.String(), stderr.String())
+	}
+	stdout.Reset()
+	err = FromArgs(defaults(), "p", "run", "", "", []string{"-print-config"}, env(map[string]string{"STRAIT_SOURCE_PASSWORD": value}), &stdout, &stderr)
+	if !errors.Is(err, ErrPrinted) || strings.Contains(stdout.String(), value) || !strings.Contains(stdout.String(), "source.password: <redacted>") {
+		t.Errorf("-print-config: %v\n%s", err, stdout.String())
 	}
 }

@@ -101,6 +101,6 @@ func (c *Config) Validate() error {
 	if c.RegistryURL == "" {
 		errs = append(errs, errors.New("kafka.schema_registry_url: required"))
 	}
-	errs = append(errs, c.Security.Validate())
+	errs = append(errs, c.Security.Validate(), registryURLPassword(c.RegistryURL))
 	return errors.Join(errs...)
 }

@@ -106,7 +106,7 @@ func (c *GroupConfig) Validate() error {
 	if c.TopicPrefix != "" && regexp.MustCompile(TopicPattern(c.TopicPrefix)).MatchString(c.DeadLetters()) {
 		errs = append(errs, fmt.Errorf("kafka.dead_letter_topic: %q is one of the table topics the group reads; start its last part with '_' (e.g. %s._dead_letter)", c.DeadLetterTopic, c.TopicPrefix))
 	}
-	errs = append(errs, c.Security.Validate())
+	errs = append(errs, c.Security.Validate(), registryURLPassword(c.RegistryURL))
 	return errors.Join(errs...)
 }
 

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 
@@ -159,6 +160,22 @@ func (s *Security) Validate() error {
 		errs = append(errs, errors.New("kafka.schema_registry_auth.password: required with a username (STRAIT_KAFKA_SCHEMA_REGISTRY_AUTH_PASSWORD or kafka.schema_registry_auth.password_file)"))
 	}
 	return errors.Join(errs...)
+}
+
+// registryURLPassword refuses a Schema Registry URL holding a password
+// (https://user:password@host): the URL is logged and printed, the
+// password belongs in kafka.schema_registry_auth. The error does not echo
+// the URL.
+func registryURLPassword(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return nil
+	}
+	if _, ok := u.User.Password(); !ok {
+		return nil
+	}
+	return errors.New("kafka.schema_registry_url: holds a password, which would be logged with the URL; move it to kafka.schema_registry_auth " +
+		"(username, and STRAIT_KAFKA_SCHEMA_REGISTRY_AUTH_PASSWORD or kafka.schema_registry_auth.password_file)")
 }
 
 func (t *TLS) validate(key string) []error {

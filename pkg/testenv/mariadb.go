@@ -11,6 +11,7 @@ package testenv
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -39,6 +40,7 @@ type MariaDB struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 	logf   string
+	tls    *tls.Config // for Conn, when the server has TLS
 }
 
 // MariaDBOptions tunes a server. The zero value gives the configuration strait
@@ -50,6 +52,12 @@ type MariaDBOptions struct {
 	RowMetadata string
 	// Args are extra mariadbd arguments, e.g. "--read-only=1".
 	Args []string
+	// TLS, when set, makes the server offer TLS with these certificates
+	// (ssl-ca, ssl-cert, ssl-key; see NewCerts). Conn then connects with TLS.
+	TLS *Certs
+	// RequireSecureTransport refuses TCP connections without TLS
+	// (require_secure_transport=ON); needs TLS.
+	RequireSecureTransport bool
 }
 
 // Addr returns "host:port".
@@ -106,6 +114,10 @@ func StartMariaDB(ctx context.Context, opts MariaDBOptions) (*MariaDB, error) {
 		opts.RowMetadata = "FULL"
 	}
 	m := &MariaDB{Host: "127.0.0.1", User: "root", ServerID: opts.ServerID, Dir: dir, logf: filepath.Join(dir, "error.log")}
+	if opts.TLS != nil {
+		m.tls = opts.TLS.ClientConfig()
+		m.tls.ServerName = m.Host
+	}
 	// A port picked by the kernel may be taken again before mariadbd binds
 	// it; retry a few times rather than fail the test.
 	for attempt := 0; ; attempt++ {
@@ -157,6 +169,12 @@ func (m *MariaDB) start(ctx context.Context, bin, data string, opts MariaDBOptio
 	}
 	if os.Geteuid() == 0 {
 		args = append(args, "--user=root")
+	}
+	if opts.TLS != nil {
+		args = append(args, "--ssl-ca="+opts.TLS.CAFile, "--ssl-cert="+opts.TLS.ServerCertFile, "--ssl-key="+opts.TLS.ServerKeyFile)
+	}
+	if opts.RequireSecureTransport {
+		args = append(args, "--require-secure-transport=ON")
 	}
 	args = append(args, opts.Args...)
 	m.cmd = exec.Command(bin, args...)
@@ -239,7 +257,8 @@ func (m *MariaDB) Stop() {
 
 // Conn opens an administrative connection to database db ("" for none).
 func (m *MariaDB) Conn(ctx context.Context, db string) (*client.Conn, error) {
-	return client.ConnectWithContext(ctx, m.Addr(), m.User, m.Password, db, 10*time.Second)
+	return client.ConnectWithContext(ctx, m.Addr(), m.User, m.Password, db, 10*time.Second,
+		func(c *client.Conn) error { c.SetTLSConfig(m.tls); return nil })
 }
 
 // Exec runs statements on a new connection to db, stopping at the first error.

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"slices"
 	"strconv"
@@ -76,7 +77,7 @@ func (c Checksum) String() string {
 
 // Verifier compares tables; one table at a time.
 type Verifier struct {
-	src      *binlog.Config
+	src      *binlog.Scanner
 	bqc      *bigquery.Config
 	opts     Options
 	reader   *bigquery.TableReader
@@ -84,9 +85,10 @@ type Verifier struct {
 	progress io.Writer // progress lines
 }
 
-// New connects to BigQuery. Differences are printed to out, progress
-// lines to progress.
-func New(ctx context.Context, src *binlog.Config, bqc *bigquery.Config, opts Options, out, progress io.Writer) (*Verifier, error) {
+// New connects to BigQuery and prepares the connections to the source
+// (log: the SSH tunnel's and TLS's warnings). Differences are printed to
+// out, progress lines to progress.
+func New(ctx context.Context, src *binlog.Config, bqc *bigquery.Config, opts Options, log *slog.Logger, out, progress io.Writer) (*Verifier, error) {
 	if opts.ChunkRows < 1 {
 		opts.ChunkRows = 50_000
 	}
@@ -96,15 +98,29 @@ func New(ctx context.Context, src *binlog.Config, bqc *bigquery.Config, opts Opt
 	if opts.ProgressEvery <= 0 {
 		opts.ProgressEvery = 5 * time.Second
 	}
-	r, err := bigquery.NewTableReader(ctx, bqc)
+	scanner, err := binlog.NewScanner(src, log)
 	if err != nil {
 		return nil, err
 	}
-	return &Verifier{src: src, bqc: bqc, opts: opts, reader: r, out: out, progress: progress}, nil
+	r, err := bigquery.NewTableReader(ctx, bqc)
+	if err != nil {
+		scanner.Close()
+		return nil, err
+	}
+	return &Verifier{src: scanner, bqc: bqc, opts: opts, reader: r, out: out, progress: progress}, nil
 }
 
-// Close closes the BigQuery clients.
-func (v *Verifier) Close() error { return v.reader.Close() }
+// Close closes the BigQuery clients and the source's tunnel.
+func (v *Verifier) Close() error {
+	v.src.Close()
+	return v.reader.Close()
+}
+
+// CapturedTables lists the tables source.include and source.exclude
+// capture, sorted.
+func (v *Verifier) CapturedTables(ctx context.Context) ([]string, error) {
+	return v.src.CapturedTables(ctx)
+}
 
 // Table compares the source table id ("database.table") with its BigQuery
 // table. An error means the comparison could not be made; differences are
@@ -115,7 +131,7 @@ func (v *Verifier) Table(ctx context.Context, id string) (Result, error) {
 	if !ok {
 		return Result{}, fmt.Errorf("table %q: want database.table", id)
 	}
-	scan, err := binlog.OpenTableScan(ctx, v.src, db, name)
+	scan, err := v.src.Open(ctx, db, name)
 	if err != nil {
 		return Result{}, fmt.Errorf("verify %s: %w", id, err)
 	}

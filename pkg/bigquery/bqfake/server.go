@@ -35,6 +35,8 @@ type Server struct {
 	faults   faults
 	appends  int64 // AppendRows requests received
 	bytes    int64 // their serialized size
+
+	onAppend func(Applied) // see OnAppend
 }
 
 type config struct {

@@ -227,6 +227,7 @@ func (s *Server) appendRows(conn *connState, name string, req *storagepb.AppendR
 	for _, c := range changes {
 		t.apply(c, pk)
 	}
+	s.observeLocked(project, ds, tbl, changes)
 	resp = &storagepb.AppendRowsResponse{
 		Response:    &storagepb.AppendRowsResponse_AppendResult_{AppendResult: &storagepb.AppendRowsResponse_AppendResult{}},
 		WriteStream: name,

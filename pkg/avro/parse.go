@@ -1,0 +1,370 @@
+package avro
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+)
+
+// Type is a parsed Avro schema node: what a reader needs to walk the
+// binary encoding and to map a value to another type system (BigQuery
+// columns, JSON). A schema is parsed once (per schema id); decoding then
+// follows these nodes without maps or reflection. The consumer's row path
+// (pkg/bigquery), `consumer tail` (JSONDecoder) and `producer verify` read
+// through it.
+type Type struct {
+	Kind        string // null boolean int long float double bytes string record enum array map fixed union
+	Name        string // full name of records, enums and fixed
+	Logical     string // logicalType
+	ConnectName string // connect.name (Debezium's semantic types)
+	StraitType  string // strait.Typee (the source column's type, schema.go)
+	Precision   int    // decimal
+	Scale       int    // decimal
+	Size        int    // fixed
+	Fields      []Field
+	Branches    []*Type  // union
+	Items       *Type    // array items, map values
+	Symbols     []string // enum
+}
+
+// Field is a record field.
+type Field struct {
+	Name   string // the Avro name
+	Column string // strait.column: the source column's own name, when Name had to differ; else Name
+	Type   *Type
+}
+
+// Parse parses an Avro schema in JSON form.
+func Parse(schema string) (*Type, error) {
+	var v any
+	if err := json.Unmarshal([]byte(schema), &v); err != nil {
+		return nil, fmt.Errorf("avro schema: %w", err)
+	}
+	p := &parser{named: map[string]*Type{}}
+	return p.parse(v, "")
+}
+
+type parser struct {
+	named map[string]*Type // by full name
+}
+
+var primitives = map[string]bool{
+	"null": true, "boolean": true, "int": true, "long": true, "float": true,
+	"double": true, "bytes": true, "string": true,
+}
+
+// fullName resolves name in namespace ns, as the Avro specification says:
+// a name containing a dot is already full.
+func fullName(name, ns string) string {
+	if strings.Contains(name, ".") || ns == "" {
+		return name
+	}
+	return ns + "." + name
+}
+
+func (p *parser) parse(v any, ns string) (*Type, error) {
+	switch x := v.(type) {
+	case string:
+		if primitives[x] {
+			return &Type{Kind: x}, nil
+		}
+		if t := p.named[fullName(x, ns)]; t != nil {
+			return t, nil
+		}
+		if t := p.named[x]; t != nil {
+			return t, nil
+		}
+		return nil, fmt.Errorf("avro schema: unknown type %q", x)
+	case []any:
+		u := &Type{Kind: "union"}
+		for _, b := range x {
+			bt, err := p.parse(b, ns)
+			if err != nil {
+				return nil, err
+			}
+			u.Branches = append(u.Branches, bt)
+		}
+		return u, nil
+	case map[string]any:
+		return p.parseComplex(x, ns)
+	}
+	return nil, fmt.Errorf("avro schema: unexpected %T", v)
+}
+
+func (p *parser) parseComplex(m map[string]any, ns string) (*Type, error) {
+	kind, _ := m["type"].(string)
+	if kind == "" {
+		return nil, errors.New("avro schema: a complex type without \"type\"")
+	}
+	str := func(k string) string { s, _ := m[k].(string); return s }
+	num := func(k string) int { f, _ := m[k].(float64); return int(f) }
+	var t *Type
+	switch kind {
+	case "record", "error", "enum", "fixed":
+		name := str("name")
+		if n := str("namespace"); n != "" && !strings.Contains(name, ".") {
+			ns = n
+		}
+		full := fullName(name, ns)
+		if i := strings.LastIndexByte(full, '.'); i >= 0 {
+			ns = full[:i]
+		}
+		t = &Type{Kind: kind, Name: full, Size: num("size")}
+		if kind == "error" {
+			t.Kind = "record"
+		}
+		p.named[full] = t // before the fields: a record may refer to itself
+		if t.Size < 0 {
+			return nil, fmt.Errorf("avro schema: fixed %s has size %d", full, t.Size)
+		}
+		if kind == "enum" {
+			syms, _ := m["symbols"].([]any)
+			for _, s := range syms {
+				sym, ok := s.(string)
+				if !ok {
+					return nil, fmt.Errorf("avro schema: enum %s: a symbol is not a string", full)
+				}
+				t.Symbols = append(t.Symbols, sym)
+			}
+		}
+		if t.Kind == "record" {
+			fs, _ := m["fields"].([]any)
+			for _, f := range fs {
+				fm, ok := f.(map[string]any)
+				if !ok {
+					return nil, fmt.Errorf("avro schema: record %s: malformed field", full)
+				}
+				ft, err := p.parse(fm["type"], ns)
+				if err != nil {
+					return nil, fmt.Errorf("record %s field %v: %w", full, fm["name"], err)
+				}
+				name, _ := fm["name"].(string)
+				column, _ := fm["strait.column"].(string)
+				if column == "" {
+					column = name
+				}
+				t.Fields = append(t.Fields, Field{Name: name, Column: column, Type: ft})
+			}
+		}
+	case "array", "map":
+		key := "items"
+		if kind == "map" {
+			key = "values"
+		}
+		it, err := p.parse(m[key], ns)
+		if err != nil {
+			return nil, err
+		}
+		t = &Type{Kind: kind, Items: it}
+	default:
+		if !primitives[kind] {
+			// {"type": "ns.Name"}: a reference written as an object.
+			return p.parse(kind, ns)
+		}
+		t = &Type{Kind: kind}
+	}
+	t.Logical = str("logicalType")
+	t.ConnectName = str("connect.name")
+	t.StraitType = str("strait.type")
+	t.Precision, t.Scale = num("precision"), num("scale")
+	if t.Logical == "decimal" && (t.Scale < 0 || t.Precision < 0) {
+		return nil, fmt.Errorf("avro schema: decimal(%d,%d)", t.Precision, t.Scale)
+	}
+	return t, nil
+}
+
+// Nullable returns the non-null branch of a ["null", T] or [T, "null"]
+// union and the index of the null branch, or t and -1 for any other type.
+func (t *Type) Nullable() (*Type, int) {
+	if t.Kind != "union" || len(t.Branches) != 2 {
+		return t, -1
+	}
+	switch {
+	case t.Branches[0].Kind == "null":
+		return t.Branches[1], 0
+	case t.Branches[1].Kind == "null":
+		return t.Branches[0], 1
+	}
+	return t, -1
+}
+
+// FieldIndex returns the index of the record field called name, or -1.
+func (t *Type) FieldIndex(name string) int {
+	for i, f := range t.Fields {
+		if f.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// ErrShort is data that ends inside a value.
+var ErrShort = errors.New("avro: truncated data")
+
+// ReadLong reads an Avro int or long (zig-zag varint).
+func ReadLong(b []byte) (int64, []byte, error) {
+	u, n := binary.Uvarint(b)
+	switch {
+	case n == 0:
+		return 0, nil, ErrShort
+	case n < 0:
+		return 0, nil, errors.New("avro: varint longer than 64 bits")
+	}
+	return int64(u>>1) ^ -int64(u&1), b[n:], nil
+}
+
+// ReadBytes reads an Avro bytes or string: a length, then the data. The
+// result aliases b.
+func ReadBytes(b []byte) ([]byte, []byte, error) {
+	n, b, err := ReadLong(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	if n < 0 || n > int64(len(b)) {
+		return nil, nil, ErrShort
+	}
+	return b[:n], b[n:], nil
+}
+
+// ReadOptional reads the union branch of a nullable t (nothing for a plain
+// type) and reports whether a value follows.
+func ReadOptional(b []byte, t *Type) (bool, []byte, error) {
+	if ft, _ := t.Nullable(); ft == t {
+		return true, b, nil
+	}
+	br, b, err := ReadBranch(b, t)
+	if err != nil {
+		return false, nil, err
+	}
+	return t.Branches[br].Kind != "null", b, nil
+}
+
+// ReadBranch reads the branch index of union t.
+func ReadBranch(b []byte, t *Type) (int, []byte, error) {
+	i, b, err := ReadLong(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	if i < 0 || i >= int64(len(t.Branches)) {
+		return 0, nil, fmt.Errorf("avro: union branch %d out of range", i)
+	}
+	return int(i), b, nil
+}
+
+// MaxNesting is how deep values may nest (records, unions, arrays, maps
+// within each other) in a body the consumer walks. A recursive schema lets
+// the data choose the depth, and every record is untrusted: without a
+// bound a small record could exhaust the stack. Debezium envelopes nest a
+// few levels; BigQuery columns at most 15.
+const MaxNesting = 64
+
+// ErrNesting is a value nested deeper than MaxNesting.
+var ErrNesting = fmt.Errorf("avro: values nested deeper than %d levels", MaxNesting)
+
+// skip steps over one value of type t.
+func Skip(b []byte, t *Type) ([]byte, error) { return skipNested(b, t, 0) }
+
+// skipNested steps over one value of type t found depth levels down.
+func skipNested(b []byte, t *Type, depth int) ([]byte, error) {
+	if depth > MaxNesting {
+		return nil, ErrNesting
+	}
+	var err error
+	switch t.Kind {
+	case "null":
+		return b, nil
+	case "boolean":
+		if len(b) < 1 {
+			return nil, ErrShort
+		}
+		return b[1:], nil
+	case "int", "long", "enum":
+		_, b, err = ReadLong(b)
+		return b, err
+	case "float":
+		if len(b) < 4 {
+			return nil, ErrShort
+		}
+		return b[4:], nil
+	case "double":
+		if len(b) < 8 {
+			return nil, ErrShort
+		}
+		return b[8:], nil
+	case "bytes", "string":
+		_, b, err = ReadBytes(b)
+		return b, err
+	case "fixed":
+		if len(b) < t.Size {
+			return nil, ErrShort
+		}
+		return b[t.Size:], nil
+	case "record":
+		for _, f := range t.Fields {
+			if b, err = skipNested(b, f.Type, depth+1); err != nil {
+				return nil, err
+			}
+		}
+		return b, nil
+	case "union":
+		var i int
+		if i, b, err = ReadBranch(b, t); err != nil {
+			return nil, err
+		}
+		return skipNested(b, t.Branches[i], depth+1)
+	case "array", "map":
+		// Blocks: a count, then the items; a negative count is followed by
+		// the block's size in bytes; a zero count ends the value.
+		for {
+			var n int64
+			if n, b, err = ReadLong(b); err != nil {
+				return nil, err
+			}
+			if n == 0 {
+				return b, nil
+			}
+			if n < 0 {
+				if n == math.MinInt64 {
+					return nil, fmt.Errorf("avro: %s block count %d", t.Kind, n)
+				}
+				if _, b, err = ReadLong(b); err != nil {
+					return nil, err
+				}
+				n = -n
+			}
+			if n > int64(len(b)) {
+				return nil, fmt.Errorf("avro: %s block of %d items with %d bytes left", t.Kind, n, len(b))
+			}
+			for range n {
+				if t.Kind == "map" {
+					if _, b, err = ReadBytes(b); err != nil {
+						return nil, err
+					}
+				}
+				if b, err = skipNested(b, t.Items, depth+1); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return nil, fmt.Errorf("avro: cannot read type %s", t.Kind)
+}
+
+// ReadFloat reads an Avro float.
+func ReadFloat(b []byte) (float64, []byte, error) {
+	if len(b) < 4 {
+		return 0, nil, ErrShort
+	}
+	return float64(math.Float32frombits(binary.LittleEndian.Uint32(b))), b[4:], nil
+}
+
+// ReadDouble reads an Avro double.
+func ReadDouble(b []byte) (float64, []byte, error) {
+	if len(b) < 8 {
+		return 0, nil, ErrShort
+	}
+	return math.Float64frombits(binary.LittleEndian.Uint64(b)), b[8:], nil
+}
