@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/strait-cdc/strait/pkg/bigquery"
 	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/config"
 	"github.com/strait-cdc/strait/pkg/kafka"
@@ -17,6 +18,9 @@ import (
 type Config struct {
 	Source binlog.Config `yaml:"source"`
 	Kafka  kafka.Config  `yaml:"kafka"`
+	// BigQuery is the dataset `producer verify` compares the source with
+	// (the consumer's bigquery section); unused by the other commands.
+	BigQuery bigquery.Config `yaml:"bigquery"`
 	// HTTPAddr serves /metrics, /healthz and /readyz; default ":9464".
 	HTTPAddr string `yaml:"http_addr" help:"listen address of /metrics, /healthz, /readyz"`
 	// LogLevel is debug, info, warn or error; default info.
@@ -29,6 +33,7 @@ func defaults() *Config {
 	c := &Config{HTTPAddr: ":9464", LogLevel: "info", LogFormat: "json"}
 	c.Source.Defaults()
 	c.Kafka.Defaults()
+	c.BigQuery.Defaults()
 	return c
 }
 

@@ -1,7 +1,8 @@
 // Command producer reads a MySQL/MariaDB binlog and publishes every row
 // change as Avro to one Kafka topic per table. See README.md.
 //
-// Subcommands: run (stream), check (validate the source and the path).
+// Subcommands: run (stream), check (validate the source and the path),
+// snapshot (request a snapshot), verify (compare the source with BigQuery).
 package main
 
 import (

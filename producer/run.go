@@ -35,13 +35,14 @@ Commands:
   run      stream changes to Kafka until stopped (SIGTERM drains and exits 0)
   check    validate the source, Kafka and the Schema Registry, with fixes
   snapshot ask the running producer to snapshot tables (optionally filtered)
+  verify   compare source tables with their BigQuery tables (exit 1 on a difference)
   version  print the version
 
 Run 'producer <command> -h' for the command's flags.
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return service.Dispatch(ctx, "producer", version, usage, map[string]service.Command{"run": runStream, "check": runCheck, "snapshot": runSnapshot}, args, getenv, stdout, stderr)
+	return service.Dispatch(ctx, "producer", version, usage, map[string]service.Command{"run": runStream, "check": runCheck, "snapshot": runSnapshot, "verify": runVerify}, args, getenv, stdout, stderr)
 }
 
 // runStream is `producer run`: read a transaction → encode → produce, until

@@ -4,14 +4,15 @@
 // Kafka broker (kfake, kept on disk under -dir), a Schema Registry (srfake)
 // and the local BigQuery endpoint (bqfake) — loads a sample schema, starts
 // bin/producer and bin/consumer as separate processes, runs a write
-// workload with a progress line every second, and ends by comparing every
-// table in MariaDB with its table in BigQuery: row counts and a checksum
-// over all columns. It exits 1 when a table differs.
+// workload with a progress line every second, and ends with `bin/producer
+// verify`: every table in MariaDB compared with its table in BigQuery, row
+// counts and checksums over all columns by key range. It exits 1 when a
+// table differs.
 //
 // With STRAIT_BIGQUERY_PROJECT set, the consumer writes to that real
 // project instead (dataset STRAIT_BIGQUERY_DATASET, default strait_demo,
-// credentials from Application Default Credentials), and the comparison
-// reads the tables back with queries.
+// credentials from Application Default Credentials), and verify reads the
+// tables back from it through the Storage Read API.
 package main
 
 import (

@@ -168,6 +168,7 @@ kafka:
   rebalance_timeout: 15s
 %slog_format: text
 `, brokers, st.registry.URL(), bq)
+	producer += bq // for producer verify
 	for name, cfg := range map[string]string{"producer": producer, "consumer": consumer} {
 		if err := os.WriteFile(filepath.Join(st.o.dir, name+".yaml"), []byte(cfg), 0o644); err != nil {
 			return err

@@ -210,3 +210,8 @@ func Build(prefix string, t *cdc.Table) (*Schemas, error) {
 	s.Value = string(value)
 	return s, nil
 }
+
+// FieldNames returns the Avro field names of t's columns, in column
+// order: each name sanitized by Name and kept unique. They are also the
+// BigQuery column names the consumer writes.
+func FieldNames(t *cdc.Table) []string { return fieldNames(t) }

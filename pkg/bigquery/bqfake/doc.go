@@ -1,7 +1,8 @@
 // Package bqfake is a local BigQuery endpoint for tests, as kfake is for
 // Kafka: the REST API subset strait uses (datasets, tables) over HTTP and
-// the Storage Write API (_default stream) over gRPC, both on loopback and
-// both spoken to by Google's unchanged clients:
+// the Storage Write API (_default stream) and the Storage Read API (Avro
+// read sessions, read.go) over gRPC, both on loopback and both spoken to by
+// Google's unchanged clients:
 //
 //	srv, _ := bqfake.New()
 //	bq, _ := bigquery.NewClient(ctx, "p", srv.ClientOptions()...)

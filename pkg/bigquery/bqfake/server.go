@@ -72,6 +72,7 @@ func New(opts ...Opt) (*Server, error) {
 	s.httpSrv = &http.Server{Handler: s.restHandler()}
 	s.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(grpcMaxRecv))
 	storagepb.RegisterBigQueryWriteServer(s.grpcSrv, &writeService{s: s})
+	storagepb.RegisterBigQueryReadServer(s.grpcSrv, &readService{s: s})
 
 	go s.httpSrv.Serve(s.httpLn)
 	go s.grpcSrv.Serve(s.grpcLn)

@@ -1,0 +1,119 @@
+package binlog
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	"github.com/go-mysql-org/go-mysql/client"
+
+	"github.com/strait-cdc/strait/pkg/cdc"
+)
+
+// TableScan reads one table's rows with the snapshot's reader (readChunk):
+// in primary-key chunks, on a read-only session, as the same canonical
+// cdc.Values the stream and the snapshot publish. `producer verify` reads
+// the source with it. Not safe for concurrent use.
+type TableScan struct {
+	conn *client.Conn
+	info *tableInfo
+	conv *converter
+}
+
+// Scanner opens TableScans of one source: directly, or through the SSH
+// tunnel and TLS source.ssh and source.tls configure, set up once.
+type Scanner struct {
+	cfg *Config
+	d   *dialer
+}
+
+// NewScanner prepares the connections to the source; nothing connects
+// yet. log receives the tunnel's and TLS's warnings.
+func NewScanner(cfg *Config, log *slog.Logger) (*Scanner, error) {
+	d, err := newDialer(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return &Scanner{cfg: cfg, d: d}, nil
+}
+
+// Close closes the tunnel, if any. The TableScans must be closed first.
+func (s *Scanner) Close() { s.d.Close() }
+
+// Open opens a read-only session and reads the schema of db.table from
+// information_schema.
+func (s *Scanner) Open(ctx context.Context, db, table string) (*TableScan, error) {
+	conn, err := snapshotConn(ctx, s.d)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := readSchema(conn, db, table)
+	if err == nil && len(ts.Columns) == 0 {
+		err = fmt.Errorf("table %s.%s does not exist", db, table)
+	}
+	var info *tableInfo
+	var conv *converter
+	if err == nil {
+		if info, err = snapshotInfo(ts, true); err == nil {
+			conv, err = newConverter(info)
+		}
+	}
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return &TableScan{conn: conn, info: info, conv: conv}, nil
+}
+
+// Table is the table's schema, as the producer publishes it.
+func (s *TableScan) Table() *cdc.Table { return s.info.table }
+
+// Next reads up to limit rows whose primary key comes after the key values
+// after (nil: from the first row), in key order; limit < 1 reads all the
+// rest. A table without a primary key is read whole by one call with after
+// nil. A key with a column that cannot be compared exactly (FLOAT, ENUM,
+// SET, JSON, geometry) is an error, as for a snapshot.
+func (s *TableScan) Next(ctx context.Context, after []cdc.Value, limit int) ([][]cdc.Value, error) {
+	return readChunk(ctx, s.conn, s.info, s.conv, after, limit, "")
+}
+
+// Estimate is information_schema's estimate of the table's row count, 0
+// when unknown.
+func (s *TableScan) Estimate() int64 {
+	t := s.info.table
+	res, err := s.conn.Execute("SELECT COALESCE(TABLE_ROWS, 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", t.Database, t.Name)
+	if err != nil {
+		return 0
+	}
+	defer res.Close()
+	n, _ := res.GetInt(0, 0)
+	return n
+}
+
+// Close ends the session.
+func (s *TableScan) Close() error { return s.conn.Close() }
+
+// CapturedTables lists the base tables source.include and source.exclude
+// capture, as "database.table", sorted.
+func (s *Scanner) CapturedTables(ctx context.Context) ([]string, error) {
+	cfg := s.cfg
+	conn, err := s.d.dial(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	res, err := conn.Execute(`SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE'`)
+	if err != nil {
+		return nil, fmt.Errorf("list tables on %s: %w", cfg.addr(), err)
+	}
+	defer res.Close()
+	var out []string
+	for i := range res.RowNumber() {
+		if db, t := text(res, i, 0), text(res, i, 1); Captures(cfg.Include, cfg.Exclude, db, t) {
+			out = append(out, db+"."+t)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
