@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // The write modes (Config.Mode).
@@ -127,4 +131,27 @@ func tableNameChars(s string) bool {
 		}
 	}
 	return true
+}
+
+// clientOptions are the options of Google's clients: rest for the REST API
+// (datasets, tables), grpcOpts for the Storage Write and Read APIs, which
+// share one endpoint.
+func (c *Config) clientOptions() (rest, grpcOpts []option.ClientOption) {
+	if c.CredentialsFile != "" {
+		creds := option.WithAuthCredentialsFile(option.ServiceAccount, c.CredentialsFile)
+		rest, grpcOpts = append(rest, creds), append(grpcOpts, creds)
+	}
+	if c.Endpoint != "" {
+		rest = append(rest, option.WithEndpoint(c.Endpoint))
+	}
+	if c.WriteEndpoint != "" {
+		grpcOpts = append(grpcOpts, option.WithEndpoint(c.WriteEndpoint))
+	}
+	if c.Insecure {
+		rest = append(rest, option.WithoutAuthentication())
+		grpcOpts = append(grpcOpts, option.WithoutAuthentication(),
+			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())),
+			option.WithGRPCConnectionPool(1))
+	}
+	return rest, grpcOpts
 }

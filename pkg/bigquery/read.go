@@ -13,10 +13,7 @@ import (
 	"cloud.google.com/go/bigquery"
 	storage "cloud.google.com/go/bigquery/storage/apiv1"
 	"cloud.google.com/go/bigquery/storage/apiv1/storagepb"
-	"google.golang.org/api/option"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"github.com/strait-cdc/strait/pkg/avro"
@@ -39,23 +36,7 @@ var ErrTableNotFound = errors.New("table not found")
 // Storage Write and Read APIs share one endpoint), cfg.Insecure as for
 // the writer.
 func NewTableReader(ctx context.Context, cfg *Config) (*TableReader, error) {
-	var rest, grpcOpts []option.ClientOption
-	if cfg.CredentialsFile != "" {
-		creds := option.WithAuthCredentialsFile(option.ServiceAccount, cfg.CredentialsFile)
-		rest, grpcOpts = append(rest, creds), append(grpcOpts, creds)
-	}
-	if cfg.Endpoint != "" {
-		rest = append(rest, option.WithEndpoint(cfg.Endpoint))
-	}
-	if cfg.WriteEndpoint != "" {
-		grpcOpts = append(grpcOpts, option.WithEndpoint(cfg.WriteEndpoint))
-	}
-	if cfg.Insecure {
-		rest = append(rest, option.WithoutAuthentication())
-		grpcOpts = append(grpcOpts, option.WithoutAuthentication(),
-			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())),
-			option.WithGRPCConnectionPool(1))
-	}
+	rest, grpcOpts := cfg.clientOptions()
 	bq, err := bigquery.NewClient(ctx, cfg.Project, rest...)
 	if err != nil {
 		return nil, fmt.Errorf("bigquery client: %w", err)

@@ -33,10 +33,7 @@ import (
 	"cloud.google.com/go/bigquery/storage/managedwriter"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/api/googleapi"
-	"google.golang.org/api/option"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/descriptorpb"
 )
@@ -90,23 +87,7 @@ type table struct {
 
 // NewWriter connects to BigQuery and creates the dataset if missing.
 func NewWriter(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Writer, error) {
-	var rest, grpcOpts []option.ClientOption
-	if cfg.CredentialsFile != "" {
-		creds := option.WithAuthCredentialsFile(option.ServiceAccount, cfg.CredentialsFile)
-		rest, grpcOpts = append(rest, creds), append(grpcOpts, creds)
-	}
-	if cfg.Endpoint != "" {
-		rest = append(rest, option.WithEndpoint(cfg.Endpoint))
-	}
-	if cfg.WriteEndpoint != "" {
-		grpcOpts = append(grpcOpts, option.WithEndpoint(cfg.WriteEndpoint))
-	}
-	if cfg.Insecure {
-		rest = append(rest, option.WithoutAuthentication())
-		grpcOpts = append(grpcOpts, option.WithoutAuthentication(),
-			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())),
-			option.WithGRPCConnectionPool(1))
-	}
+	rest, grpcOpts := cfg.clientOptions()
 	// Both clients keep the context they are made with (managedwriter's
 	// connections, token sources): they live until Close, not until ctx
 	// ends, so that appends after a SIGTERM still finish.
