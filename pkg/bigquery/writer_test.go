@@ -103,25 +103,9 @@ func (s *source) change(op cdc.Op, before, after []cdc.Value) bigquery.Change {
 	return bigquery.Change{Topic: "strait.shop.items", KeySchema: s.schemas.Key, ValueSchemaID: s.id, ValueSchema: s.schemas.Value, Value: v[5:]}
 }
 
-var allTypes = &cdc.Table{Database: "shop", Name: "items", PrimaryKey: []int{0}, Columns: []cdc.Column{
-	{Name: "id", Type: cdc.TypeInt64},
-	{Name: "i32", Type: cdc.TypeInt32, Nullable: true},
-	{Name: "u64", Type: cdc.TypeUint64, Nullable: true},
-	{Name: "price", Type: cdc.TypeDecimal, Precision: 10, Scale: 2, Nullable: true},
-	{Name: "huge", Type: cdc.TypeDecimal, Precision: 65, Scale: 30, Nullable: true},
-	{Name: "f32", Type: cdc.TypeFloat32, Nullable: true},
-	{Name: "f64", Type: cdc.TypeFloat64, Nullable: true},
-	{Name: "flag", Type: cdc.TypeBool, Nullable: true},
-	{Name: "bits", Type: cdc.TypeBits, Length: 12, Nullable: true},
-	{Name: "name", Type: cdc.TypeString, Nullable: true},
-	{Name: "raw", Type: cdc.TypeBytes, Nullable: true},
-	{Name: "doc", Type: cdc.TypeJSON, Nullable: true},
-	{Name: "day", Type: cdc.TypeDate, Nullable: true},
-	{Name: "dur", Type: cdc.TypeTime, Nullable: true},
-	{Name: "at", Type: cdc.TypeDateTime, Nullable: true},
-	{Name: "ts", Type: cdc.TypeTimestamp, Nullable: true},
-	{Name: "geo", Type: cdc.TypeGeometry, Nullable: true},
-}}
+// allTypes has a column of every type the producer writes (the fuzz
+// targets' table).
+var allTypes = bigquery.AllTypes
 
 func rat(s string) *big.Rat {
 	r, ok := new(big.Rat).SetString(s)

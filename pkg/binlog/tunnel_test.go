@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/ssh"
@@ -40,19 +41,7 @@ func TestTunnelKeepaliveReplacesSilentBastion(t *testing.T) {
 		KnownHostsFile: sshd.KnownHostsFile, KeepaliveInterval: 200 * time.Millisecond}
 	cfg.Defaults()
 	var logs testenv.Buffer
-	d, err := newDialer(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	conn, err := d.dial(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.Execute("SELECT 1"); err != nil {
-		t.Fatal(err)
-	}
+	d, conn := dialThrough(t, ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if n, err := sshd.Freeze(); err != nil || n == 0 {
 		t.Fatalf("froze %d sshd processes: %v", n, err)
 	}
@@ -164,19 +153,7 @@ func TestTunnelLogsInWithAgent(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	d, err := newDialer(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	conn, err := d.dial(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.Execute("SELECT 1"); err != nil {
-		t.Fatal(err)
-	}
+	dialThrough(t, ctx, cfg, slog.New(slog.DiscardHandler))
 	if !strings.Contains(sshd.Log(), "Accepted publickey for "+sshd.User) {
 		t.Errorf("sshd logged no key login:\n%s", sshd.Log())
 	}
@@ -244,16 +221,7 @@ func TestTunnelInsecureIgnoreHostKeyWarns(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs testenv.Buffer
-	d, err := newDialer(cfg, slog.New(slog.NewTextHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	conn, err := d.dial(ctx, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn.Close()
+	dialThrough(t, ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if want := "level=WARN msg=\"INSECURE: source.ssh.insecure_ignore_host_key is set"; !strings.Contains(logs.String(), want) {
 		t.Errorf("log lacks %q:\n%s", want, logs.String())
 	}
@@ -383,4 +351,24 @@ func BenchmarkTunnel(b *testing.B) {
 	b.ReportMetric(float64(rows*b.N)/d.Seconds(), "direct_rows/s")
 	b.ReportMetric(float64(rows*b.N)/tu.Seconds(), "tunnel_rows/s")
 	b.ReportMetric(d.Seconds()/tu.Seconds(), "tunnel/direct")
+}
+
+// dialThrough opens a query connection as cfg says (through its tunnel)
+// and runs a statement on it; both are closed when the test ends.
+func dialThrough(t *testing.T, ctx context.Context, cfg *Config, log *slog.Logger) (*dialer, *client.Conn) {
+	t.Helper()
+	d, err := newDialer(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	conn, err := d.dial(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := conn.Execute("SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
+	return d, conn
 }

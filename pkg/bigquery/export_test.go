@@ -1,0 +1,4 @@
+package bigquery
+
+// AllTypes is fuzzTable for the package's external tests.
+var AllTypes = fuzzTable
