@@ -601,8 +601,8 @@ func TestRefusedCommitRestartsFromCheckpoint(t *testing.T) {
 		resp.ErrorCode = kerr.NotCoordinator.Code
 		return resp, nil, true
 	})
-	addr := freeAddr(t)
-	p := startProducer(t, append(producerArgs(t, ctx, "rc1", "refused.*"), "-http_addr", addr))
+	p := startProducer(t, producerArgs(t, ctx, "rc1", "refused.*"))
+	addr := p.httpAddr(t, ctx)
 	for i := range 100 {
 		if err := env.db.Exec(ctx, "refused", fmt.Sprintf("INSERT INTO t VALUES (%d)", i)); err != nil {
 			t.Fatal(err)

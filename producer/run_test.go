@@ -10,9 +10,11 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,6 +143,31 @@ func startProducer(t *testing.T, args []string) *producer {
 	})
 	return p
 }
+
+// httpAddr returns the address the producer serves /metrics, /healthz
+// and /status on (its -http_addr 127.0.0.1:0 picks a free port), from its
+// log line.
+func (p *producer) httpAddr(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	served := regexp.MustCompile(`msg="serving metrics and health" addr=(\S+)`)
+	var addr string
+	waitFor(t, ctx, "the producer's HTTP address", func() bool {
+		if m := served.FindStringSubmatch(p.logs.String()); m != nil {
+			addr = m[1]
+		}
+		return addr != ""
+	})
+	return addr
+}
+
+// runs numbers the uses of uniquePrefix in this process.
+var runs atomic.Int64
+
+// uniquePrefix returns a topic prefix made of base and a number no other
+// call in this process returns: a test run again (go test -count=N) must
+// not find the topics, and so the checkpoint, of the run before in the
+// shared kfake.
+func uniquePrefix(base string) string { return fmt.Sprintf("%s%d", base, runs.Add(1)) }
 
 // stop cancels the producer (as SIGTERM does) and returns run's error.
 func (p *producer) stop() error {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -48,7 +47,7 @@ func TestSnapshotUnderLoadMatchesSelect(t *testing.T) {
 	const tables, writers, kills = 4, 2, 4
 	keys := big + big/5             // writers insert past the end too
 	sizes := []int{big, 1, 0, 1200} // rows already in t0..t3 (t1: one row, t2: empty)
-	stmts := []string{"CREATE DATABASE snap", fmt.Sprintf("SET SESSION max_recursive_iterations = %d", big+1)}
+	stmts := []string{"DROP DATABASE IF EXISTS snap", "CREATE DATABASE snap", fmt.Sprintf("SET SESSION max_recursive_iterations = %d", big+1)}
 	for i, n := range sizes {
 		stmts = append(stmts, fmt.Sprintf(`CREATE TABLE snap.t%d (id INT PRIMARY KEY, ver INT NOT NULL,
 			s VARCHAR(40) CHARACTER SET utf8mb4, amount DECIMAL(12,3), at DATETIME(6), n BIGINT)`, i))
@@ -64,11 +63,12 @@ func TestSnapshotUnderLoadMatchesSelect(t *testing.T) {
 	// No start position: a first start, which snapshots the tables. Small
 	// chunks, so that a small table makes many.
 	chunk := max(250, big/250)
-	args := withoutStart(producerArgs(t, ctx, "snapload", "snap.*", "-source.snapshot_chunk_rows", fmt.Sprint(chunk),
+	prefix := uniquePrefix("snapload")
+	args := withoutStart(producerArgs(t, ctx, prefix, "snap.*", "-source.snapshot_chunk_rows", fmt.Sprint(chunk),
 		"-kafka.transaction_max_records", fmt.Sprint(chunk*2+100), "-kafka.partitions", "2"))
 	var topics []string
 	for i := range tables {
-		topics = append(topics, fmt.Sprintf("snapload.snap.t%d", i))
+		topics = append(topics, fmt.Sprintf("%s.snap.t%d", prefix, i))
 	}
 	committed := func() int64 {
 		ends, err := kadm.NewClient(mustClientOf(t, env.kafka.ListenAddrs())).ListCommittedOffsets(ctx, topics...)
@@ -116,8 +116,8 @@ func TestSnapshotUnderLoadMatchesSelect(t *testing.T) {
 		cmd.Process.Kill()
 		cmd.Wait()
 	}
-	addr := freeAddr(t)
-	p := startProducer(t, append(args, "-http_addr", addr))
+	p := startProducer(t, args)
+	addr := p.httpAddr(t, ctx)
 	snapshotDone := func() bool {
 		var st status
 		return getJSON(addr+"/status", &st) == nil && st.Checkpoint != nil && st.Snapshot == nil
@@ -215,17 +215,6 @@ func stateDiff(got, want map[string]map[int32][]string) string {
 	return strings.Join(out, "\n")
 }
 
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // getJSON decodes the JSON answer of GET http://addr into v.
 func getJSON(addr string, v any) error {
 	resp, err := http.Get("http://" + addr)
@@ -275,7 +264,7 @@ func TestSnapshotReadOnlyKeysAndLocks(t *testing.T) {
 	); err != nil {
 		t.Fatal(err)
 	}
-	prefix := "snapro"
+	prefix := uniquePrefix("snapro")
 	// The first records of ro.gone are held at the broker until the table
 	// is dropped: the producer, committing every chunk, waits there with
 	// the rest of the table unread.
@@ -306,8 +295,7 @@ func TestSnapshotReadOnlyKeysAndLocks(t *testing.T) {
 	args := withoutStart(producerArgs(t, ctx, prefix, "ro.*", "-source.host", db.Host, "-source.port", fmt.Sprint(db.Port),
 		"-source.user", "capture", "-source.server_id", "3101", "-source.snapshot_chunk_rows", "40", "-kafka.partitions", "1",
 		"-kafka.transaction_max_records", "40"))
-	addr := freeAddr(t)
-	startProducer(t, append(args, "-http_addr", addr))
+	addr := startProducer(t, args).httpAddr(t, ctx)
 
 	// Writers with one-second lock timeouts, while the snapshot runs.
 	writes := make(chan error, 1)
@@ -444,14 +432,14 @@ func TestSnapshotOnDemandAndNewlyIncluded(t *testing.T) {
 	seq := func(n int) string {
 		return fmt.Sprintf("WITH RECURSIVE seq(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM seq WHERE k < %d) ", n)
 	}
-	if err := env.db.Exec(ctx, "", "CREATE DATABASE sod", "SET SESSION max_recursive_iterations = 100000",
+	if err := env.db.Exec(ctx, "", "DROP DATABASE IF EXISTS sod", "CREATE DATABASE sod", "SET SESSION max_recursive_iterations = 100000",
 		"CREATE TABLE sod.a (id INT PRIMARY KEY, v INT)", "INSERT INTO sod.a "+seq(300)+"SELECT k, k FROM seq",
 		"CREATE TABLE sod.b (id INT PRIMARY KEY, v INT)", "INSERT INTO sod.b "+seq(200)+"SELECT k, k FROM seq",
 		"CREATE TABLE sod.c (id INT PRIMARY KEY, v INT)", "INSERT INTO sod.c "+seq(50)+"SELECT k, k FROM seq",
 	); err != nil {
 		t.Fatal(err)
 	}
-	const prefix = "sod1"
+	prefix := uniquePrefix("sod")
 	// A configured start position: no initial snapshot.
 	args := producerArgs(t, ctx, prefix, "sod.a,sod.b", "-source.snapshot_chunk_rows", "30", "-source.heartbeat_period", "1s")
 	p := startProducer(t, args)
@@ -527,7 +515,7 @@ func TestSnapshotOnDemandAndNewlyIncluded(t *testing.T) {
 func TestSnapshotKeylessTableByConfiguredUniqueKey(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if err := env.db.Exec(ctx, "", "CREATE DATABASE uk", "SET SESSION max_recursive_iterations = 100000",
+	if err := env.db.Exec(ctx, "", "DROP DATABASE IF EXISTS uk", "CREATE DATABASE uk", "SET SESSION max_recursive_iterations = 100000",
 		`CREATE TABLE uk.events (host VARCHAR(20) NOT NULL, seq INT NOT NULL, payload VARCHAR(40), UNIQUE KEY hs (host, seq))`,
 		`INSERT INTO uk.events WITH RECURSIVE s(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM s WHERE k < 19999)
 			SELECT ELT(1 + k % 3, 'alpha', 'beta', 'gamma'), k DIV 3, CONCAT('p', k) FROM s`,
@@ -536,7 +524,8 @@ func TestSnapshotKeylessTableByConfiguredUniqueKey(t *testing.T) {
 	); err != nil {
 		t.Fatal(err)
 	}
-	const prefix, topic = "snapuk", "snapuk.uk.events"
+	prefix := uniquePrefix("snapuk")
+	topic := prefix + ".uk.events"
 	args := withoutStart(producerArgs(t, ctx, prefix, "uk.events", "-source.snapshot_chunk_rows", "50",
 		"-source.snapshot_keys", "uk.events:seq+host", "-kafka.transaction_max_records", "100"))
 
@@ -551,8 +540,8 @@ func TestSnapshotKeylessTableByConfiguredUniqueKey(t *testing.T) {
 	waitFor(t, ctx, "some of the snapshot committed", func() bool { return len(readToEnd(t, ctx, topic)) > 2000 })
 	cmd.Process.Kill()
 	cmd.Wait()
-	addr := freeAddr(t)
-	p := startProducer(t, append(args, "-http_addr", addr))
+	p := startProducer(t, args)
+	addr := p.httpAddr(t, ctx)
 	waitFor(t, ctx, "the snapshot done", func() bool {
 		var st status
 		return getJSON(addr+"/status", &st) == nil && st.Checkpoint != nil && st.Snapshot == nil
@@ -606,7 +595,7 @@ func TestSnapshotKeylessTableByConfiguredUniqueKey(t *testing.T) {
 		{"uk.nulls", "uk.nulls:a", "column a of uk.nulls may be NULL"},
 		{"uk.loose", "uk.loose:zz", "table uk.loose has no column zz"},
 	} {
-		p := startProducer(t, withoutStart(producerArgs(t, ctx, "snapukbad", c.table, "-source.snapshot_keys", c.key)))
+		p := startProducer(t, withoutStart(producerArgs(t, ctx, uniquePrefix("snapukbad"), c.table, "-source.snapshot_keys", c.key)))
 		if err := p.wait(t, ctx); err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "source.snapshot_keys") {
 			t.Errorf("snapshot key %s: producer ended with %v, want an error saying %q", c.key, err, c.want)
 		}

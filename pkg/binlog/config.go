@@ -65,6 +65,13 @@ type Config struct {
 	// they are read ahead: 8192 ran no faster and held a third more
 	// memory, README "Performance").
 	SnapshotChunkRows int `yaml:"snapshot_chunk_rows" help:"rows per snapshot query (primary-key chunks)"`
+	// SnapshotStallWarning is how long a snapshot may publish nothing
+	// while rows remain before it is reported: a warning naming the
+	// table, the last key, the chunk query and what it waits for, and
+	// strait_producer_snapshot_stalls_total. Default 5m (a chunk takes
+	// milliseconds; catching up after a restart far behind may take
+	// minutes).
+	SnapshotStallWarning time.Duration `yaml:"snapshot_stall_warning" help:"warn when a snapshot publishes nothing for this long while rows remain"`
 	// SSH, when SSH.Host is set, carries every connection to the database
 	// through an SSH bastion (tunnel.go).
 	SSH SSHConfig `yaml:"ssh"`
@@ -156,6 +163,9 @@ func (c *Config) Defaults() {
 	if c.SnapshotChunkRows == 0 {
 		c.SnapshotChunkRows = 4096
 	}
+	if c.SnapshotStallWarning == 0 {
+		c.SnapshotStallWarning = 5 * time.Minute
+	}
 	if c.SSH.Port == 0 {
 		c.SSH.Port = 22
 	}
@@ -200,6 +210,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SnapshotChunkRows < 1 {
 		errs = append(errs, fmt.Errorf("source.snapshot_chunk_rows: %d, want at least 1", c.SnapshotChunkRows))
+	}
+	if c.SnapshotStallWarning < 0 {
+		errs = append(errs, fmt.Errorf("source.snapshot_stall_warning: %s, want a positive duration", c.SnapshotStallWarning))
 	}
 	if _, err := snapshotKeys(c.SnapshotKeys); err != nil {
 		errs = append(errs, err)

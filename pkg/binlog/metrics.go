@@ -19,6 +19,7 @@ type Metrics struct {
 	snapshotTables  prometheus.Gauge
 	snapshotChunk   prometheus.Histogram
 	snapshotLeft    prometheus.Gauge
+	snapshotStalls  *prometheus.CounterVec
 
 	rowCounters map[rowsKey]prometheus.Counter
 }
@@ -51,12 +52,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "strait_producer_snapshot_table_rows_remaining",
 			Help: "Estimate of the rows the snapshot has still to read of its current table: information_schema's row count less the rows published since the table's read started or resumed (0 when none runs).",
 		}),
+		snapshotStalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strait_producer_snapshot_stalls_total",
+			Help: "Times a snapshot published nothing for source.snapshot_stall_warning while rows remained, by table (each also logged as a warning).",
+		}, []string{"table"}),
 		snapshotChunk: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "strait_producer_snapshot_chunk_seconds", Help: "Time to read one snapshot chunk from the source.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
 	}
-	reg.MustRegister(m.rows, m.unrepresentable, m.file, m.pos, m.lag, m.snapshotRows, m.snapshotTables, m.snapshotChunk, m.snapshotLeft)
+	reg.MustRegister(m.rows, m.unrepresentable, m.file, m.pos, m.lag, m.snapshotRows, m.snapshotTables, m.snapshotChunk, m.snapshotLeft, m.snapshotStalls)
 	return m
 }
 
@@ -100,3 +105,5 @@ func (m *Metrics) countSnapshotRows(table string, n int) {
 }
 
 func (m *Metrics) observeChunk(d time.Duration) { m.snapshotChunk.Observe(d.Seconds()) }
+
+func (m *Metrics) countSnapshotStall(table string) { m.snapshotStalls.WithLabelValues(table).Inc() }

@@ -82,6 +82,17 @@ type snapshot struct {
 	estimate int64       // information_schema's row count of state.Tables[0]
 	start    time.Time   // when this run started reading state.Tables[0]
 	recent   []recentKey // keys of state.Tables[0] the stream changed lately, oldest first
+	// match is info.key in column order: the columns keyOf compares a
+	// change with a chunk's rows by. The stream's changes and the chunks
+	// must agree on it, whatever order the key is read in (a configured
+	// snapshot key is read in its index's order, not the configured one).
+	match []int
+	// quiet is when the snapshot last published (or was last reported
+	// stalled): see stalled.
+	quiet time.Time
+	// notBefore: no chunk starts its read before this time, as the changes
+	// streamed until recentWindow before it are forgotten (see maxRecent).
+	notBefore time.Time
 }
 
 // recentKey is a key the stream changed, and when the reader read it.
@@ -89,6 +100,16 @@ type recentKey struct {
 	key string
 	at  time.Time
 }
+
+// maxRecent bounds the changes remembered for the chunks still to come.
+// While the reader streams toward the waiting chunk's high watermark, the
+// chunks read ahead need every change of the table since their read
+// started, and the next chunk those of the recentWindow before its read: a
+// reader far behind the source (a restart, a burst of writes) would
+// remember one per write until it catches up. Past maxRecent the chunks
+// read ahead are given up (read again later), what is remembered is
+// forgotten, and no chunk starts its read until recentWindow has passed.
+const maxRecent = 1 << 16
 
 // recentWindow is how long a change the stream read is remembered. A server
 // writes a transaction to the binlog before it commits it in InnoDB, so a
@@ -148,7 +169,7 @@ func (r *Reader) Snapshot(st SnapshotState) {
 // newSnapshot makes st the snapshot in progress; its chunk loops live until
 // Close (r.life).
 func (r *Reader) newSnapshot(st SnapshotState) {
-	r.snap = &snapshot{state: st, life: r.life}
+	r.snap = &snapshot{state: st, life: r.life, quiet: time.Now()}
 }
 
 // RequestSnapshot queues a snapshot request; the reader takes it between
@@ -243,11 +264,17 @@ func (r *Reader) snapshotStep(ctx context.Context, tx *Tx) (bool, error) {
 			r.endSnapshot()
 			return false, nil
 		}
+		if s.loop == nil && !time.Now().After(s.notBefore) {
+			return false, nil // see maxRecent
+		}
 		if err := r.nextWindow(ctx); err != nil {
 			return false, err
 		}
 	}
 	if (binlogPos{file: r.file, pos: r.pos}).before(s.win.high) {
+		if r.stalled() {
+			r.reportStall(fmt.Sprintf("the stream to reach the chunk's high watermark %s (it is at %s:%d)", s.win.high, r.file, r.pos))
+		}
 		return false, nil // stream on to the high watermark
 	}
 	r.publishChunk(tx)
@@ -264,17 +291,9 @@ func (r *Reader) nextWindow(ctx context.Context) error {
 				return err // or the table is gone: an empty window ends it
 			}
 		}
-		var res chunkResult
-		select {
-		case res = <-s.loop.results:
-		case <-s.loop.exited: // stopped by Close, or ended with its result sent
-			select {
-			case res = <-s.loop.results:
-			default:
-				return errors.New("snapshot: the reader is closed")
-			}
-		case <-ctx.Done():
-			return ctx.Err()
+		res, err := r.takeChunk(ctx)
+		if err != nil {
+			return err
 		}
 		fresh := s.loop.fresh
 		s.loop.fresh = false
@@ -321,6 +340,59 @@ func (r *Reader) nextWindow(ctx context.Context) error {
 	return nil
 }
 
+// takeChunk waits for the chunk loop's next result, reporting a wait longer
+// than source.snapshot_stall_warning.
+func (r *Reader) takeChunk(ctx context.Context) (chunkResult, error) {
+	l := r.snap.loop
+	for {
+		warn := time.NewTimer(time.Until(r.snap.quiet.Add(r.cfg.SnapshotStallWarning)))
+		select {
+		case res := <-l.results:
+			warn.Stop()
+			return res, nil
+		case <-l.exited: // stopped by Close, or ended with its result sent
+			warn.Stop()
+			select {
+			case res := <-l.results:
+				return res, nil
+			default:
+				return chunkResult{}, errors.New("snapshot: the reader is closed")
+			}
+		case <-ctx.Done():
+			warn.Stop()
+			return chunkResult{}, ctx.Err()
+		case <-warn.C:
+			r.reportStall("the chunk's read on the source")
+		}
+	}
+}
+
+// stalled reports whether the snapshot has published nothing for
+// source.snapshot_stall_warning.
+func (r *Reader) stalled() bool {
+	return time.Since(r.snap.quiet) >= r.cfg.SnapshotStallWarning
+}
+
+// reportStall warns that the snapshot, with rows remaining, has published
+// nothing for source.snapshot_stall_warning, naming what it waits for, the
+// table, the key of the last row published and the query of the next
+// chunk, and counts it; the next report comes a period later.
+func (r *Reader) reportStall(waiting string) {
+	s := r.snap
+	s.quiet = time.Now()
+	id := s.state.Tables[0]
+	after, query := "(start)", "(not built yet: the table's schema is being read)"
+	if s.info != nil {
+		after = keyText(s.info, s.state.After)
+		if q, _, err := chunkQuery(s.info, s.state.After, r.cfg.SnapshotChunkRows, s.state.Filters[id]); err == nil {
+			query = q
+		}
+	}
+	r.metrics.countSnapshotStall(id)
+	r.log.Warn("snapshot: nothing published for a while, rows remain", "table", id, "for", r.cfg.SnapshotStallWarning,
+		"waiting_for", waiting, "after_key", after, "query", query)
+}
+
 // startLoop starts the chunk loop of the current table after the last key
 // published, reading the table's schema first when it is not known. A table
 // that no longer exists gets an empty window instead.
@@ -356,6 +428,7 @@ func (r *Reader) startLoop(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("snapshot of %s: %w", id, err)
 		}
+		s.match = matchKey(s.info.key)
 		if s.state.After == nil || s.start.IsZero() {
 			s.start, s.rows, s.estimate = time.Now(), 0, r.estimate(db, table)
 			r.metrics.snapshotLeft.Set(float64(s.estimate))
@@ -513,7 +586,7 @@ func (r *Reader) publishChunk(tx *Tx) {
 	now := time.Now()
 	for _, row := range w.rows {
 		if len(w.changed) > 0 {
-			if _, changed := w.changed[keyOf(s.info.table, s.info.key, row)]; changed {
+			if _, changed := w.changed[keyOf(s.info.table, s.match, row)]; changed {
 				continue // changed in the window: the stream published it
 			}
 		}
@@ -531,6 +604,7 @@ func (r *Reader) publishChunk(tx *Tx) {
 		r.metrics.countSnapshotRows(id, len(tx.Events))
 	}
 	r.metrics.snapshotLeft.Set(float64(max(0, s.estimate-int64(s.rows))))
+	s.quiet = now
 	next := SnapshotState{Tables: s.state.Tables, After: w.last, Filters: s.state.Filters, Requests: r.requests}
 	if w.done {
 		r.log.Info("snapshot of a table done", "table", id, "rows", s.rows, "seconds", time.Since(s.start).Seconds())
@@ -539,7 +613,7 @@ func (r *Reader) publishChunk(tx *Tx) {
 			next.Filters = maps.Clone(next.Filters)
 			delete(next.Filters, id)
 		}
-		s.info, s.conv, s.recent, s.start = nil, nil, nil, time.Time{}
+		s.info, s.conv, s.match, s.recent, s.start = nil, nil, nil, nil, time.Time{}
 		r.metrics.snapshotLeft.Set(0)
 	}
 	s.state, s.win = next, nil
@@ -559,28 +633,19 @@ func (r *Reader) snapshotChange(info *tableInfo, rows ...[]cdc.Value) {
 	if db, table := splitID(s.state.Tables[0]); info.table.Database != db || info.table.Name != table {
 		return
 	}
-	key := info.table.PrimaryKey
-	switch {
-	case s.info != nil:
-		key = s.info.key // the snapshot's schema: the stream's until the next DDL of the table
-	case len(key) == 0:
-		key, _ = r.snapshotKey(info.table) // an error stops the snapshot when it reads the table's schema
+	key := s.match // the snapshot's schema: the stream's until the next DDL of the table
+	if s.info == nil {
+		key = info.table.PrimaryKey
+		if len(key) == 0 {
+			key, _ = r.snapshotKey(info.table) // an error stops the snapshot when it reads the table's schema
+		}
+		key = matchKey(key)
 	}
 	if len(key) == 0 {
 		return // a table without a key is read whole, unmatched (README, "Snapshots")
 	}
 	now := time.Now()
-	// Forget what no chunk still to come needs: the changes before the
-	// earliest start of its read, less recentWindow.
-	forget := now
-	if s.loop != nil {
-		forget = s.since
-	}
-	drop := 0
-	for drop < len(s.recent) && forget.Sub(s.recent[drop].at) > recentWindow {
-		drop++
-	}
-	s.recent = append(s.recent[:0], s.recent[drop:]...)
+	s.forget(now)
 	for _, row := range rows {
 		if row == nil {
 			continue
@@ -593,6 +658,38 @@ func (r *Reader) snapshotChange(info *tableInfo, rows ...[]cdc.Value) {
 	}
 }
 
+// forget drops the changes no chunk still to come needs: those before the
+// earliest start of its read, less recentWindow. Past maxRecent, the
+// chunks read ahead are given up for it.
+//
+// It runs for every change of the table being snapshotted, so it costs
+// only what it drops: copying the rest to the front of the list here made
+// every change cost the whole list, and a restart far behind the source
+// held tens of thousands, slowing the reader below the write rate so that
+// it never reached the waiting chunk's high watermark (the stall of issue
+// 20; TestSnapshotResumedFarBehindCatchesUp).
+func (s *snapshot) forget(now time.Time) {
+	forget := now
+	if s.loop != nil {
+		forget = s.since
+	}
+	drop := 0
+	for drop < len(s.recent) && forget.Sub(s.recent[drop].at) > recentWindow {
+		drop++
+	}
+	s.recent = s.recent[drop:] // append reallocates once the front is used up, copying only what is kept
+	if len(s.recent) >= maxRecent {
+		s.stopLoop()
+		s.recent = s.recent[:0]
+		s.notBefore = now.Add(recentWindow)
+	}
+}
+
+// matchKey returns key's columns in ascending order (see snapshot.match).
+func matchKey(key []int) []int {
+	return slices.Sorted(slices.Values(key))
+}
+
 // snapshotDDL drops the waiting chunk of a table a DDL touches (it is read
 // again, with the new schema) and forgets the table's schema.
 func (r *Reader) snapshotDDL(scope ddlScope) {
@@ -603,7 +700,7 @@ func (r *Reader) snapshotDDL(scope ddlScope) {
 	if db, table := splitID(s.state.Tables[0]); scope.touches(db, table) {
 		// Its chunks read ahead are dropped too: they would follow rows
 		// read again now.
-		s.win, s.info, s.conv = nil, nil, nil
+		s.win, s.info, s.conv, s.match = nil, nil, nil, nil
 		s.stopLoop()
 	}
 }

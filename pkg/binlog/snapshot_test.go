@@ -2,15 +2,20 @@ package binlog
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/strait-cdc/strait/pkg/cdc"
+	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
 // openSnapshot opens a reader of db.* at the server's current position that
@@ -173,5 +178,179 @@ func TestSnapshotCloseEndsChunkLoop(t *testing.T) {
 		if err != nil {
 			break // a chunk read ahead before Close may still be published first
 		}
+	}
+}
+
+// TestSnapshotResumedFarBehindCatchesUp places a restart at the point that
+// stalled TestSnapshotKeylessTableByConfiguredUniqueKey (issue 20): the
+// snapshot of a table without a primary key, by a configured unique key
+// given in another order than its index's, resumes after a key from a
+// checkpoint far behind the source, with 160,000 changes of that very
+// table to stream before the first chunk's high watermark. Every one of
+// them is a change of the table being snapshotted; the reader used to
+// keep each in a list it copied whole at every change, and a reader that
+// slow fell further behind a source writing on, never reaching the high
+// watermark. It must catch up, keep what it remembers bounded, and end
+// with every row after the key as SELECT shows it.
+func TestSnapshotResumedFarBehindCatchesUp(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := server.Exec(ctx, "", "DROP DATABASE IF EXISTS snap_behind", "CREATE DATABASE snap_behind",
+		"SET SESSION max_recursive_iterations = 100000",
+		`CREATE TABLE snap_behind.t (host VARCHAR(20) NOT NULL, seq INT NOT NULL, payload VARCHAR(40), UNIQUE KEY hs (host, seq))`,
+		`INSERT INTO snap_behind.t WITH RECURSIVE s(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM s WHERE k < 19999)
+			SELECT ELT(1 + k % 3, 'alpha', 'beta', 'gamma'), k DIV 3, CONCAT('p', k) FROM s`); err != nil {
+		t.Fatal(err)
+	}
+	// The checkpoint: a GTID position, and the snapshot after (alpha, 100).
+	pos, err := server.Query(ctx, "", "SELECT @@gtid_binlog_pos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var behind []string
+	for i := range 8 {
+		behind = append(behind, fmt.Sprintf("UPDATE snap_behind.t SET payload = CONCAT('u%d ', seq)", i))
+	}
+	behind = append(behind, "DELETE FROM snap_behind.t WHERE seq % 7 = 3", "INSERT INTO snap_behind.t VALUES ('beta', 99999, 'late')")
+	if err := server.Exec(ctx, "", behind...); err != nil {
+		t.Fatal(err)
+	}
+	cfg := sourceConfig(server, "snap_behind.*")
+	cfg.ServerID, cfg.SnapshotChunkRows = 164, 50
+	cfg.SnapshotKeys = []string{"snap_behind.t:seq+host"}
+	r, err := Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.Snapshot(SnapshotState{Tables: []string{"snap_behind.t"}, After: []cdc.Value{cdc.Str("alpha"), cdc.Int(100)}})
+	if err := r.Start(ctx, Start{GTID: *pos[0][0]}); err != nil {
+		t.Fatal(err)
+	}
+	state := map[string]string{} // "host/seq" → payload, replayed in order
+	id := func(row []cdc.Value) string { return fmt.Sprintf("%s/%d", row[0].Str, row[1].Int) }
+	held := 0
+	for done := false; !done; {
+		var tx Tx
+		if err := r.ReadTx(ctx, &tx); err != nil {
+			t.Fatalf("%d rows replayed, %d changes held at most: %v", len(state), held, err)
+		}
+		if r.snap != nil {
+			held = max(held, len(r.snap.recent))
+		}
+		for _, e := range tx.Events {
+			if e.Before != nil {
+				delete(state, id(e.Before))
+			}
+			if e.After != nil {
+				state[id(e.After)] = e.After[2].Str
+			}
+		}
+		done = tx.Snapshot != nil && len(tx.Snapshot.Tables) == 0
+	}
+	if held > maxRecent {
+		t.Errorf("%d changes remembered for the chunks read ahead, want at most %d", held, maxRecent)
+	}
+	rows, err := server.Query(ctx, "snap_behind", "SELECT host, seq, payload FROM t WHERE host <> 'alpha' OR seq > 100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{}
+	for _, row := range rows {
+		want[*row[0]+"/"+*row[1]] = *row[2]
+	}
+	for k := range state {
+		if host, seq, _ := strings.Cut(k, "/"); host == "alpha" && atoiTest(seq) <= 100 {
+			delete(state, k) // published before the checkpoint
+		}
+	}
+	if diff := cmp.Diff(state, want); diff != "" {
+		t.Errorf("rows after the key, replayed, against SELECT (-got +want):\n%s", diff)
+	}
+}
+
+func atoiTest(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
+// TestSnapshotStallIsReported: a chunk read that waits (the table is locked
+// by another session) is reported once source.snapshot_stall_warning has
+// passed without a publication — a warning naming the table, the last key,
+// the chunk's query and what the snapshot waits for, and a count in
+// strait_producer_snapshot_stalls_total — and the snapshot goes on once the
+// lock is released.
+func TestSnapshotStallIsReported(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := server.Exec(ctx, "", "DROP DATABASE IF EXISTS snap_stall", "CREATE DATABASE snap_stall",
+		"CREATE TABLE snap_stall.t (id INT PRIMARY KEY, v INT)", "INSERT INTO snap_stall.t VALUES (1, 1), (2, 2), (3, 3)"); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := server.Conn(ctx, "snap_stall")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if _, err := lock.Execute("LOCK TABLES t WRITE"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := sourceConfig(server, "snap_stall.*")
+	cfg.ServerID, cfg.SnapshotChunkRows, cfg.SnapshotStallWarning = 165, 2, 100*time.Millisecond
+	var logs testenv.Buffer
+	reg := prometheus.NewRegistry()
+	r, err := Open(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil)), NewMetrics(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.Snapshot(SnapshotState{Tables: []string{"snap_stall.t"}, After: []cdc.Value{cdc.Int(1)}})
+	if err := r.Start(ctx, Start{}); err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan []cdc.Event, 1)
+	go func() {
+		var out []cdc.Event
+		for {
+			var tx Tx
+			if err := r.ReadTx(ctx, &tx); err != nil {
+				t.Error(err)
+				read <- nil
+				return
+			}
+			out = append(out, tx.Events...)
+			if tx.Snapshot != nil && len(tx.Snapshot.Tables) == 0 {
+				read <- out
+				return
+			}
+		}
+	}()
+	stalls := func() float64 {
+		return testutil.ToFloat64(r.metrics.snapshotStalls.WithLabelValues("snap_stall.t"))
+	}
+	for stalls() < 2 { // reported again each period
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the stalled snapshot is not reported; log:\n%s", logs.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	log := logs.String()
+	for _, want := range []string{"level=WARN", "snapshot: nothing published for a while", "table=snap_stall.t", "after_key=(1)",
+		"waiting_for=\"the chunk's read on the source\"", "SELECT `id`, `v` FROM `snap_stall`.`t` WHERE (`id` > ?) ORDER BY `id` LIMIT 2"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the stall warning does not say %s:\n%s", want, log)
+		}
+	}
+	if _, err := lock.Execute("UNLOCK TABLES"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case evs := <-read:
+		if diff := cmp.Diff(snapshotIDs(evs), []int64{2, 3}); diff != "" {
+			t.Errorf("snapshot rows after the lock (-got +want):\n%s", diff)
+		}
+	case <-ctx.Done():
+		t.Fatal("the snapshot did not go on after the lock was released")
 	}
 }

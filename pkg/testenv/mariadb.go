@@ -325,8 +325,16 @@ func installTemplate(ctx context.Context, bin string) (string, error) {
 	if err != nil {
 		return "", errors.New("testenv: mariadb-install-db not found: install the MariaDB server (Debian: apt-get install mariadb-server)")
 	}
+	// The bootstrap's temporary tables go to a directory of its own, not
+	// the shared /tmp: two test binaries installing at once (go test -p 2,
+	// or by hand) failed there ("Could not remove temporary table").
+	tmp, err := os.MkdirTemp("", "strait-mariadb-install-tmp-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
 	args := []string{"--no-defaults", "--datadir=" + dir, "--auth-root-authentication-method=normal",
-		"--skip-test-db", "--basedir=/usr", "--innodb-log-file-size=64M"}
+		"--skip-test-db", "--basedir=/usr", "--innodb-log-file-size=64M", "--tmpdir=" + tmp}
 	if os.Geteuid() == 0 {
 		args = append(args, "--user=root")
 	}
