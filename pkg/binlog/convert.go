@@ -27,7 +27,11 @@ type converter struct {
 func newConverter(info *tableInfo) (*converter, error) {
 	cv := &converter{decoders: make([]textDecoder, len(info.cols))}
 	for i, ci := range info.cols {
-		if info.table.Columns[i].Type == cdc.TypeString && ci.charset != "" {
+		if ci.kind.width() > 0 {
+			cv.decoders[i] = kindDecoder(ci.kind)
+			continue
+		}
+		if t := info.table.Columns[i].Type; (t == cdc.TypeString || ci.kind == kindJSON) && ci.charset != "" {
 			d, err := decoderFor(ci.charset)
 			if err != nil {
 				return nil, err
@@ -103,7 +107,13 @@ func (cv *converter) value(info *tableInfo, i int, v any) (cdc.Value, error) {
 			}
 		}
 		s := asString(v)
-		if col.Type == cdc.TypeJSON && s == "" {
+		if d := cv.decoders[i]; d != nil { // MariaDB's JSON: text in its character set
+			var err error
+			if s, err = d(s); err != nil {
+				return cdc.Value{}, err
+			}
+		}
+		if info.cols[i].binType == mysql.MYSQL_TYPE_JSON && s == "" {
 			s = "null" // MySQL logs an empty document for JSON NULL inserted by a non-strict mode
 		}
 		return cdc.Str(s), nil

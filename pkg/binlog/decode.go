@@ -359,9 +359,11 @@ func (cv *converter) text(info *tableInfo, i int, data []byte, prefix int) (cdc.
 	}
 	s := bytesString(data[prefix:n])
 	switch info.table.Columns[i].Type {
-	case cdc.TypeString:
-		s, err := cv.decoders[i](s)
-		return cdc.Str(s), n, err
+	case cdc.TypeString, cdc.TypeJSON: // MariaDB's JSON is text (kinds.go)
+		if d := cv.decoders[i]; d != nil {
+			s, err := d(s)
+			return cdc.Str(s), n, err
+		}
 	case cdc.TypeBytes:
 		if w := info.cols[i].fixedLen; len(s) < w {
 			s += strings.Repeat("\x00", w-len(s))

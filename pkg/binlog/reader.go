@@ -33,6 +33,7 @@ import (
 	"log/slog"
 	"math"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -648,7 +649,13 @@ func (r *Reader) tableMap(ctx context.Context, e *replication.TableMapEvent, raw
 	var info *tableInfo
 	switch {
 	case e.ColumnName != nil:
-		info, err = fromTableMap(e, r.charsets)
+		info, err = fromTableMap(e, r.charsets, nil)
+		if err == nil && r.flavor == mysql.MariaDBFlavor && slices.ContainsFunc(info.cols, func(ci colInfo) bool { return mayHaveKind(&ci) }) {
+			var kinds map[string]sqlKind
+			if kinds, err = columnKinds(r.conn, db, name); err == nil {
+				info, err = fromTableMap(e, r.charsets, kinds)
+			}
+		}
 	default:
 		if info = r.fromHistory(e); info == nil {
 			info, err = r.fromInformationSchema(ctx, e)

@@ -126,7 +126,13 @@ var typeCases = []typeCase{
 	{"time_big", "TIME(3)", "'100:00:00.5'", cdc.Int(360000500000), cdc.TypeTime},
 	{"time_frac_neg", "TIME(2)", "'-00:00:00.01'", cdc.Int(-10000), cdc.TypeTime},
 	{"year_col", "YEAR", "2155", cdc.Int(2155), cdc.TypeInt32},
-	{"json_col", "JSON", `'{"a": [1, "ü", {"b": null}]}'`, cdc.Str(`{"a": [1, "ü", {"b": null}]}`), cdc.TypeString},
+	{"json_col", "JSON", `'{"a": [1, "ü", {"b": null}]}'`, cdc.Str(`{"a": [1, "ü", {"b": null}]}`), cdc.TypeJSON},
+	{"uuid_v1", "UUID", "'123e4567-e89b-12d3-a456-426655440000'", cdc.Str("123e4567-e89b-12d3-a456-426655440000"), cdc.TypeString},
+	{"uuid_v7_zeros", "UUID", "'0190a5b3-7c2d-7abc-8def-012345000000'", cdc.Str("0190a5b3-7c2d-7abc-8def-012345000000"), cdc.TypeString},
+	{"inet6_mapped", "INET6", "'::ffff:1.2.3.4'", cdc.Str("::ffff:1.2.3.4"), cdc.TypeString},
+	{"inet6_two_gaps", "INET6", "'2001:db8:0:0:1:0:0:0'", cdc.Str("2001:db8:0:0:1::"), cdc.TypeString},
+	{"inet4_col", "INET4", "'192.168.0.255'", cdc.Str("192.168.0.255"), cdc.TypeString},
+	{"binary16", "BINARY(16)", "x'00112233445566778899AABBCCDDEEFF'", cdc.Str("\x00\x11\x22\x33\x44\x55\x66\x77\x88\x99\xaa\xbb\xcc\xdd\xee\xff"), cdc.TypeBytes},
 	{"point_col", "POINT", "ST_GeomFromText('POINT(1 2)')", cdc.Str("\x00\x00\x00\x00\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\xf0?\x00\x00\x00\x00\x00\x00\x00@"), cdc.TypeGeometry},
 }
 

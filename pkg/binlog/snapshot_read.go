@@ -70,10 +70,13 @@ func snapshotInfo(s *cdc.TableSchema, full bool) (*tableInfo, error) {
 			values = parseEnumValues(sc.ColumnType)
 		}
 		c, ci, err := column(sc.Name, tp, meta, strings.Contains(sc.ColumnType, "unsigned"), cs, sc.Nullable, values)
+		if err == nil {
+			err = applyKind(&c, &ci, kindOf(sc))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("table %s.%s: %w", s.Database, s.Table, err)
 		}
-		if !full {
+		if !full && c.SQLType == "" {
 			c.SQLType = sc.ColumnType
 		}
 		index[sc.Name] = i
@@ -159,10 +162,15 @@ func binlogTypeOf(sc cdc.SchemaColumn) (byte, uint16, error) {
 		return mysql.MYSQL_TYPE_BLOB, 2, nil
 	case "mediumtext", "mediumblob":
 		return mysql.MYSQL_TYPE_BLOB, 3, nil
-	case "longtext", "longblob": // MariaDB's JSON is a LONGTEXT
+	case "longtext", "longblob":
 		return mysql.MYSQL_TYPE_BLOB, 4, nil
-	case "json": // MySQL's
-		return mysql.MYSQL_TYPE_JSON, 4, nil
+	case "json":
+		if sc.Charset != "" {
+			return mysql.MYSQL_TYPE_BLOB, 4, nil // MariaDB's: a LONGTEXT (kinds.go)
+		}
+		return mysql.MYSQL_TYPE_JSON, 4, nil // MySQL's
+	case "uuid", "inet4", "inet6": // MariaDB's: logged as BINARY(16) or BINARY(4)
+		return mysql.MYSQL_TYPE_STRING, stringMeta(mysql.MYSQL_TYPE_STRING, kindOf(sc).width()), nil
 	}
 	if isGeometry(sc.DataType) {
 		return mysql.MYSQL_TYPE_GEOMETRY, 4, nil
@@ -201,7 +209,7 @@ func typeArgs(colType string) []int {
 // binlog marks with the "binary" character set, and none for geometry,
 // which MariaDB's full metadata also gives "binary".
 func schemaCharset(sc cdc.SchemaColumn) string {
-	if sc.Charset == "" && (isBinaryString(sc.DataType) || isGeometry(sc.DataType)) {
+	if sc.Charset == "" && (isBinaryString(sc.DataType) || isGeometry(sc.DataType) || kindOf(sc).width() > 0) {
 		return "binary"
 	}
 	return sc.Charset
@@ -358,9 +366,13 @@ func chunkQuery(info *tableInfo, after []cdc.Value, limit int, filter string) (s
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(quoteName(c.Name))
-		if bt := info.cols[i].binType; bt == mysql.MYSQL_TYPE_ENUM || bt == mysql.MYSQL_TYPE_SET {
-			b.WriteString("+0") // the index / bitmap, as the binlog logs it
+		switch ci := &info.cols[i]; {
+		case ci.binType == mysql.MYSQL_TYPE_ENUM || ci.binType == mysql.MYSQL_TYPE_SET:
+			b.WriteString(quoteName(c.Name) + "+0") // the index / bitmap, as the binlog logs it
+		case ci.kind.width() > 0:
+			fmt.Fprintf(&b, "CAST(%s AS BINARY(%d))", quoteName(c.Name), ci.kind.width()) // UUID, INET: their binlog bytes
+		default:
+			b.WriteString(quoteName(c.Name))
 		}
 	}
 	b.WriteString(" FROM " + quoteName(t.Database) + "." + quoteName(t.Name))
@@ -519,7 +531,7 @@ func snapshotValue(info *tableInfo, conv *converter, i int, fv *mysql.FieldValue
 		return cdc.Float(fv.AsFloat64()), nil
 	case col.Type == cdc.TypeDecimal && text:
 		return cdc.Str(arena.string(b)), nil
-	case col.Type == cdc.TypeString && text && conv.decoders[i] != nil:
+	case (col.Type == cdc.TypeString || col.Type == cdc.TypeJSON) && text && conv.decoders[i] != nil:
 		s, err := conv.decoders[i](arena.string(b))
 		return cdc.Str(s), err
 	case col.Type == cdc.TypeBytes && text:

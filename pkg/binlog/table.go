@@ -26,6 +26,7 @@ type colInfo struct {
 	meta     uint16
 	length   int
 	unsigned bool
+	kind     sqlKind // MariaDB's UUID, INET4, INET6, JSON (kinds.go)
 }
 
 // tableInfo is a cdc.Table plus the per-column decode information.
@@ -151,7 +152,10 @@ func typeName(tp byte) string {
 // metadata (binlog_row_metadata=FULL): names, signedness, charsets, ENUM/SET
 // labels and the primary key all come with the event, so the schema is exact
 // for that event whatever DDL ran since.
-func fromTableMap(e *replication.TableMapEvent, charsets map[uint64]string) (*tableInfo, error) {
+//
+// kinds names the columns of a kind the event cannot tell (kinds.go); nil
+// when none is known.
+func fromTableMap(e *replication.TableMapEvent, charsets map[uint64]string, kinds map[string]sqlKind) (*tableInfo, error) {
 	names := e.ColumnNameString()
 	unsigned := e.UnsignedMap()
 	collations := e.CollationMap()
@@ -177,6 +181,9 @@ func fromTableMap(e *replication.TableMapEvent, charsets map[uint64]string) (*ta
 			values = sets[i]
 		}
 		c, ci, err := column(names[i], e.ColumnType[i], e.ColumnMeta[i], unsigned[i], cs, nullable, values)
+		if err == nil {
+			err = applyKind(&c, &ci, kinds[names[i]])
+		}
 		if err != nil {
 			return nil, fmt.Errorf("table %s.%s: %w", t.Database, t.Name, err)
 		}
@@ -308,10 +315,20 @@ func readSchemas(conn *client.Conn, where string, args ...any) (map[string]*cdc.
 		}
 		return s
 	}
+	var json map[string]bool
 	for i := range r.RowNumber() {
 		s := get(text(r, i, 0), text(r, i, 1))
-		s.Columns = append(s.Columns, cdc.SchemaColumn{Name: text(r, i, 2), ColumnType: text(r, i, 3),
-			Nullable: text(r, i, 4) == "YES", Charset: text(r, i, 5), DataType: text(r, i, 6)})
+		sc := cdc.SchemaColumn{Name: text(r, i, 2), ColumnType: text(r, i, 3),
+			Nullable: text(r, i, 4) == "YES", Charset: text(r, i, 5), DataType: text(r, i, 6)}
+		if sc.DataType == "longtext" && sc.Charset != "" {
+			if json == nil {
+				json = jsonColumns(conn)
+			}
+			if json[s.Database+"."+s.Table+"."+sc.Name] {
+				sc.DataType = "json" // MariaDB's JSON; with a character set, unlike MySQL's (kindOf)
+			}
+		}
+		s.Columns = append(s.Columns, sc)
 	}
 	keys, err := conn.Execute(`SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.STATISTICS
 		WHERE INDEX_NAME = 'PRIMARY' AND `+where+` ORDER BY TABLE_SCHEMA, TABLE_NAME, SEQ_IN_INDEX`, args...)
@@ -346,13 +363,18 @@ func fromSchema(s *cdc.TableSchema, e *replication.TableMapEvent) (*tableInfo, e
 			values = parseEnumValues(sc.ColumnType)
 		}
 		c, ci, err := column(sc.Name, e.ColumnType[i], e.ColumnMeta[i], unsigned, schemaCharset(sc), sc.Nullable, values)
+		if err == nil {
+			err = applyKind(&c, &ci, kindOf(sc))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("table %s.%s: %w", db, name, err)
 		}
 		if want := expectedBinlogType(sc.DataType); want != 0 && want != ci.binType && !(want == mysql.MYSQL_TYPE_BLOB && ci.binType == mysql.MYSQL_TYPE_STRING) {
 			return nil, fmt.Errorf("table %s.%s column %s: the schema (from information_schema) says %s but the binlog event carries type %d: the table changed since this event; enable binlog_row_metadata=FULL", db, name, sc.Name, sc.ColumnType, ci.binType)
 		}
-		c.SQLType = sc.ColumnType
+		if c.SQLType == "" {
+			c.SQLType = sc.ColumnType
+		}
 		index[sc.Name] = i
 		t.Columns = append(t.Columns, c)
 		info.cols = append(info.cols, ci)

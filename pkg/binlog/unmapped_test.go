@@ -19,7 +19,7 @@ func TestUnmappedTypeNamesTableAndColumn(t *testing.T) {
 		NullBitmap: []byte{0b10},
 		ColumnName: [][]byte{[]byte("id"), []byte("embedding")},
 	}
-	_, err := fromTableMap(e, nil)
+	_, err := fromTableMap(e, nil, nil)
 	if err == nil {
 		t.Fatal("a VECTOR column was mapped")
 	}
