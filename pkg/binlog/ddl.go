@@ -380,3 +380,78 @@ func splitUse(info string) (db, stmt string) {
 	}
 	return "", info
 }
+
+// dmlVerbs are the statements that change rows. In a row-based binlog they
+// never come as statements: one that does was written by a session whose
+// binlog_format was STATEMENT or MIXED, and the rows it changed are not in
+// the binlog.
+var dmlVerbs = map[string]bool{"INSERT": true, "REPLACE": true, "UPDATE": true, "DELETE": true, "LOAD": true}
+
+// parseDML reports whether q changes rows and, where its form is simple
+// enough to tell, the tables it writes ("db.table", unqualified names in
+// defaultDB): INSERT/REPLACE [...] [INTO] t, UPDATE [...] t SET, DELETE
+// [...] FROM t [WHERE ...], LOAD DATA|XML ... INTO TABLE t. Joins, lists of
+// tables and statements led by WITH give no tables: any table may have been
+// written.
+func parseDML(q, defaultDB string) (dml bool, tables []string) {
+	toks := tokens(q)
+	if len(toks) == 0 || !toks[0].word {
+		return false, nil
+	}
+	verb := strings.ToUpper(toks[0].text)
+	if verb == "WITH" {
+		for _, t := range toks {
+			if t.word && dmlVerbs[strings.ToUpper(t.text)] {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	if !dmlVerbs[verb] {
+		return false, nil
+	}
+	rest := toks[1:]
+	skip := func(words ...string) {
+		for len(rest) > 0 && rest[0].word && isKeyword(rest[0].text, words...) {
+			rest = rest[1:]
+		}
+	}
+	switch verb {
+	case "INSERT", "REPLACE":
+		skip("LOW_PRIORITY", "DELAYED", "HIGH_PRIORITY", "IGNORE", "INTO")
+	case "UPDATE":
+		skip("LOW_PRIORITY", "IGNORE")
+	case "DELETE":
+		skip("LOW_PRIORITY", "QUICK", "IGNORE")
+		if len(rest) == 0 || !rest[0].word || !strings.EqualFold(rest[0].text, "FROM") {
+			return true, nil // DELETE t1, t2 FROM ...
+		}
+		rest = rest[1:]
+	case "LOAD":
+		for len(rest) > 1 && !(rest[0].word && strings.EqualFold(rest[0].text, "INTO") && rest[1].word && strings.EqualFold(rest[1].text, "TABLE")) {
+			rest = rest[1:]
+		}
+		if len(rest) < 2 {
+			return true, nil
+		}
+		rest = rest[2:]
+	}
+	names := splitNames(rest)
+	if len(names) != 1 {
+		return true, nil
+	}
+	// UPDATE's and DELETE's table references run to SET, WHERE...: a join
+	// or a second table in them (UPDATE a x JOIN b, DELETE FROM a USING b)
+	// may write others.
+	if verb == "UPDATE" || verb == "DELETE" {
+		for _, t := range rest[len(names[0])*2-1:] {
+			if t.word && isKeyword(t.text, "SET", "WHERE", "ORDER", "LIMIT", "RETURNING") {
+				break
+			}
+			if t.text == "," || t.word && isKeyword(t.text, "JOIN", "STRAIGHT_JOIN", "USING") {
+				return true, nil
+			}
+		}
+	}
+	return true, []string{qualify(names[0], defaultDB)}
+}

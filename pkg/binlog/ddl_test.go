@@ -1,6 +1,7 @@
 package binlog
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -51,5 +52,39 @@ func TestSplitUse(t *testing.T) {
 	}
 	if db, stmt := splitUse("CREATE DATABASE d"); db != "" || stmt != "CREATE DATABASE d" {
 		t.Errorf("splitUse without use = %q, %q", db, stmt)
+	}
+}
+
+// parseDML tells statements that change rows, and the table of the simple
+// forms; others name no table (any may have been written).
+func TestParseDMLNamesTheTableItWrites(t *testing.T) {
+	for _, c := range []struct {
+		q      string
+		dml    bool
+		tables []string
+	}{
+		{"INSERT INTO users(email,balance) VALUES ('lost@x.test', 9.99)", true, []string{"shop.users"}},
+		{"insert low_priority ignore into `other`.`t` values (1)", true, []string{"other.t"}},
+		{"REPLACE t VALUES (1)", true, []string{"shop.t"}},
+		{"UPDATE users SET balance=42 WHERE id=5", true, []string{"shop.users"}},
+		{"UPDATE a JOIN b ON a.id = b.id SET a.x = b.x", true, nil},
+		{"UPDATE a, b SET a.x = 1", true, nil},
+		{"UPDATE a x JOIN b y ON x.id = y.id SET x.v = 1", true, nil},
+		{"UPDATE a AS x SET x.v = 1 WHERE x.id IN (SELECT id FROM b JOIN c)", true, []string{"shop.a"}},
+		{"DELETE FROM shop.orders WHERE id = 1", true, []string{"shop.orders"}},
+		{"DELETE t1, t2 FROM t1 JOIN t2", true, nil},
+		{"DELETE FROM t1 USING t1 JOIN t2", true, nil},
+		{"LOAD DATA INFILE '/tmp/x' INTO TABLE items", true, []string{"shop.items"}},
+		{"WITH x AS (SELECT 1) UPDATE t SET a = 1", true, nil},
+		{"/* hint */ DELETE FROM t", true, []string{"shop.t"}},
+		{"ALTER TABLE t ADD c INT", false, nil},
+		{"SELECT 1", false, nil},
+		{"WITH x AS (SELECT 1) SELECT * FROM x", false, nil},
+		{"BEGIN", false, nil},
+	} {
+		dml, tables := parseDML(c.q, "shop")
+		if dml != c.dml || !slices.Equal(tables, c.tables) {
+			t.Errorf("parseDML(%q) = %v %v, want %v %v", c.q, dml, tables, c.dml, c.tables)
+		}
 	}
 }

@@ -502,7 +502,7 @@ func (r *Reader) handle(ctx context.Context, tx *Tx, ev *replication.BinlogEvent
 	case *replication.RowsQueryEvent:
 		r.setQuery(e.Query)
 	case *replication.QueryEvent:
-		return r.queryEvent(ctx, tx, ev.Header, e), nil
+		return r.queryEvent(ctx, tx, ev.Header, e)
 	case *replication.FormatDescriptionEvent:
 		r.checksum = 0
 		if e.ChecksumAlgorithm == replication.BINLOG_CHECKSUM_ALG_CRC32 {
@@ -547,26 +547,32 @@ func (r *Reader) setQuery(q []byte) {
 	}
 }
 
-func (r *Reader) queryEvent(ctx context.Context, tx *Tx, h *replication.EventHeader, e *replication.QueryEvent) bool {
+func (r *Reader) queryEvent(ctx context.Context, tx *Tx, h *replication.EventHeader, e *replication.QueryEvent) (bool, error) {
 	q := string(e.Query)
 	switch strings.ToUpper(strings.TrimSpace(q)) {
 	case "BEGIN":
 		if !r.cur.open { // no GTID event before it
 			r.beginTx(tx, h)
 		}
-		return false
+		return false, nil
 	case "COMMIT": // transactions on non-transactional engines (MyISAM, Aria)
-		return true
+		return true, nil
 	}
 	if r.cur.replay { // handed out before a reconnect (see resent)
-		return true
+		return true, nil
+	}
+	if dml, tables := parseDML(q, string(e.Schema)); dml {
+		if err := r.statementDML(tx, h, tables, string(e.Schema)); err != nil {
+			return false, err
+		}
+		return false, nil // a table strait does not capture: nothing of it is published
 	}
 	// Any other statement in a row-based binlog is DDL or a statement that
 	// changes no rows (GRANT, CREATE VIEW...). The schemas of the tables a
 	// DDL touches are forgotten; the next TABLE_MAP of each rebuilds it.
 	scope := parseDDL(q, string(e.Schema))
 	if scope.none {
-		return true
+		return true, nil
 	}
 	for id, st := range r.tables {
 		if scope.touches(string(st.event.Schema), string(st.event.Table)) {
@@ -576,7 +582,7 @@ func (r *Reader) queryEvent(ctx context.Context, tx *Tx, h *replication.EventHea
 	r.schemaChanged(ctx, scope)
 	r.snapshotDDL(scope)
 	if !r.ddlCaptured(scope, string(e.Schema)) {
-		return true
+		return true, nil
 	}
 	tx.DDL = append(tx.DDL, cdc.SchemaChange{
 		Database:   string(e.Schema),
@@ -585,7 +591,7 @@ func (r *Reader) queryEvent(ctx context.Context, tx *Tx, h *replication.EventHea
 		Source:     cdc.Source{ServerID: h.ServerID, GTID: tx.GTID, File: r.file, Pos: uint64(h.LogPos)},
 		CommitTime: time.Unix(int64(h.Timestamp), 0),
 	})
-	return true
+	return true, nil
 }
 
 // ddlCaptured reports whether a DDL is published: when it names a captured
@@ -777,6 +783,18 @@ func (r *Reader) rows(tx *Tx, h *replication.EventHeader, e *replication.RowsEve
 		op = cdc.OpDelete
 	default:
 		return fmt.Errorf("table %s at %s:%d: unknown rows event type %v", info.table.ID(), r.file, h.LogPos, h.EventType)
+	}
+	first := "after"
+	if op != cdc.OpCreate {
+		first = "before"
+	}
+	if err := r.wholeImage(info, tx, h, e.ColumnBitmap1, first); err != nil {
+		return err
+	}
+	if op == cdc.OpUpdate {
+		if err := r.wholeImage(info, tx, h, e.ColumnBitmap2, "after"); err != nil {
+			return err
+		}
 	}
 	commit := time.Unix(int64(h.Timestamp), 0)
 	images, deferred := deferredImages(e) // see decode.go
