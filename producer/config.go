@@ -32,6 +32,7 @@ type Config struct {
 func defaults() *Config {
 	c := &Config{HTTPAddr: ":9464", LogLevel: "info", LogFormat: "json"}
 	c.Source.Defaults()
+	c.Source.ServerID = 0 // derived from kafka.topic_prefix once the configuration is read (loadConfig)
 	c.Kafka.Defaults()
 	c.BigQuery.Defaults()
 	return c
@@ -70,6 +71,9 @@ func loadConfig(name, summary string, args []string, getenv func(string) string,
 	}
 	if cfg.Source.SSH.AgentSocket == "" {
 		cfg.Source.SSH.AgentSocket = getenv("SSH_AUTH_SOCK")
+	}
+	if cfg.Source.ServerID == 0 {
+		cfg.Source.ServerID = binlog.DefaultServerID(cfg.Kafka.TopicPrefix)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("configuration:\n%w", err)

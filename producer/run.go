@@ -103,6 +103,11 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 	if err != nil {
 		return err
 	}
+	// The source half of `producer check`: a server that check fails is
+	// refused here too, before anything is read.
+	if err := binlog.Preflight(ctx, &cfg.Source); err != nil {
+		return err
+	}
 	reader, err := binlog.Open(ctx, &cfg.Source, log, m.binlog)
 	if err != nil {
 		return err

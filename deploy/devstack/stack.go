@@ -131,7 +131,6 @@ source:
   host: %s
   port: %d
   user: %s
-  server_id: 6420
   include: ["shop.*"]
   heartbeat_period: 1s
 kafka:

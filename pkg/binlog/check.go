@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -57,8 +59,45 @@ func Check(ctx context.Context, cfg *Config) []cdc.CheckResult {
 	}
 	res = append(res, s.checkReadOnly())
 	res = append(res, s.checkPrivileges(&c)...)
-	res = append(res, s.checkChecksum(), s.checkVersion(c.Flavor), s.checkServerID(c.ServerID))
+	res = append(res, s.checkCaptured(&c), s.checkColumnTypes(conn, &c))
+	res = append(res, s.checkChecksum(), s.checkVersion(c.Flavor), s.checkServerID(c.ServerID), s.checkReplicas(c.ServerID))
 	return res
+}
+
+// Preflight is the verdict of Check that `producer run` applies before it
+// streams, so that check and run never disagree: every FAIL stops it, with
+// its detail and fix, but two that run handles in its own way — a server_id
+// another replica uses (the server itself cuts one of the two off, and run
+// names the collision then: a producer restarted while its predecessor's
+// connection lingers must not refuse to start), and tables with a column
+// strait cannot read (run leaves those tables out, each named in its log;
+// see Reader.Refused).
+func Preflight(ctx context.Context, cfg *Config) error {
+	var failed []cdc.CheckResult
+	for _, r := range Check(ctx, cfg) {
+		if r.Status == cdc.Fail && r.Name != checkReplicasName && r.Name != checkTypesName {
+			failed = append(failed, r)
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	return &PreflightError{Failed: failed}
+}
+
+// PreflightError is the FAIL results of Check that stop `producer run`.
+type PreflightError struct{ Failed []cdc.CheckResult }
+
+func (e *PreflightError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "the source is not set up for exact capture (producer check says the same): ")
+	for i, r := range e.Failed {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s: %s — fix: %s", r.Name, r.Detail, r.Fix)
+	}
+	return b.String()
 }
 
 func connectFail(err error) cdc.CheckResult {
@@ -130,6 +169,10 @@ type sourceFacts struct {
 	rds          bool
 	rdsRetention *string // RDS 'binlog retention hours'; nil is NULL
 	rdsErr       error
+	tables       []string // "db.table" of the base tables the user can see, outside the system schemas
+	tablesErr    error
+	replicas     []map[string]string // SHOW SLAVE HOSTS
+	replicasErr  error
 }
 
 // inspectSource reads what the checks need. Only a failure to read the global
@@ -164,6 +207,18 @@ func inspectSource(conn *client.Conn) (*sourceFacts, error) {
 		}
 	}
 	s.replicaOf, s.replicaErr = replicaSource(conn)
+	if rows, err := checkQuery(conn, `SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME) AS t FROM information_schema.TABLES
+		WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') ORDER BY 1`); err == nil {
+		for _, r := range rows {
+			s.tables = append(s.tables, r["t"])
+		}
+	} else {
+		s.tablesErr = err
+	}
+	s.replicas, s.replicasErr = checkQuery(conn, "SHOW SLAVE HOSTS") // MySQL 8.4 knows only SHOW REPLICAS
+	if s.replicasErr != nil {
+		s.replicas, s.replicasErr = checkQuery(conn, "SHOW REPLICAS")
+	}
 
 	// RDS keeps binlogs as long as 'binlog retention hours' says and ignores
 	// the expire variables. Its binaries live under /rdsdbbin/.
@@ -458,6 +513,113 @@ func (s *sourceFacts) checkVersion(flavor string) cdc.CheckResult {
 	return r
 }
 
+// checkReplicasName and checkTypesName are the checks Preflight leaves to
+// run (see there).
+const (
+	checkReplicasName = "server_id in use"
+	checkTypesName    = "column types"
+)
+
+// checkReplicas finds another replica registered with our server_id: two
+// replicas with one server_id cut each other off (MariaDB error 4052, MySQL
+// 1236), so two pipelines must not share one (the default is derived from
+// kafka.topic_prefix).
+func (s *sourceFacts) checkReplicas(own uint32) cdc.CheckResult {
+	r := cdc.CheckResult{Name: checkReplicasName, Status: cdc.Pass, Detail: fmt.Sprintf("no replica is registered with server_id %d", own)}
+	if s.replicasErr != nil {
+		r.Status = cdc.Warn
+		r.Detail = fmt.Sprintf("cannot list the replicas to compare server_ids: %v", s.replicasErr)
+		r.Fix = "MariaDB >= 10.5: GRANT REPLICATION MASTER ADMIN ON *.* TO the producer's user (for SHOW SLAVE HOSTS), or make sure by hand that no other replica uses source.server_id"
+		return r
+	}
+	for _, rep := range s.replicas {
+		id := rep["Server_id"]
+		if id == "" {
+			id = rep["Server_Id"]
+		}
+		if id != strconv.FormatUint(uint64(own), 10) {
+			continue
+		}
+		host := rep["Host"]
+		if host == "" {
+			host = "(no host reported)"
+		}
+		r.Status = cdc.Fail
+		r.Detail = fmt.Sprintf("a replica from %s:%s is registered with server_id %d: another strait producer or a real replica (or this producer itself, if it runs now); two replicas with one server_id cut each other off", host, rep["Port"], own)
+		r.Fix = "give each producer its own source.server_id (the default is derived from kafka.topic_prefix, so two pipelines with different prefixes differ)"
+		return r
+	}
+	return r
+}
+
+// checkCaptured lists the tables source.include and source.exclude
+// capture, and fails when there are none: a producer capturing nothing
+// would run and publish nothing, silently. A database named without a
+// wildcard that the user sees none of is named.
+func (s *sourceFacts) checkCaptured(cfg *Config) cdc.CheckResult {
+	r := cdc.CheckResult{Name: "captured tables", Status: cdc.Pass}
+	if s.tablesErr != nil {
+		r.Status, r.Detail = cdc.Warn, fmt.Sprintf("cannot list the tables: %v", s.tablesErr)
+		r.Fix = "GRANT SELECT on the captured databases to the producer's user"
+		return r
+	}
+	var captured []string
+	for _, t := range s.tables {
+		db, name, _ := strings.Cut(t, ".")
+		if Captures(cfg.Include, cfg.Exclude, db, name) {
+			captured = append(captured, t)
+		}
+	}
+	var missing []string
+	for _, p := range cfg.Include {
+		db, _, _ := strings.Cut(p, ".")
+		if !strings.ContainsAny(db, `*?[\`) && !slices.Contains(s.databases, db) {
+			missing = append(missing, db)
+		}
+	}
+	if len(missing) > 0 {
+		r.Detail = fmt.Sprintf("database %s named in source.include does not exist (or %s has no privilege on it); ", strings.Join(missing, ", "), s.user)
+	}
+	if len(captured) == 0 {
+		r.Status = cdc.Fail
+		r.Detail += fmt.Sprintf("source.include %q and source.exclude %q capture no table the user sees", cfg.Include, cfg.Exclude)
+		r.Fix = "name existing tables in source.include (database.table patterns, e.g. shop.*) and GRANT SELECT on them"
+		return r
+	}
+	shown := captured[:min(len(captured), 10)]
+	r.Detail += fmt.Sprintf("%d tables: %s", len(captured), strings.Join(shown, ", "))
+	if len(captured) > len(shown) {
+		r.Detail += ", ..."
+	}
+	if len(missing) > 0 {
+		r.Status, r.Fix = cdc.Warn, "remove the database from source.include, or create it / grant SELECT on it"
+	}
+	return r
+}
+
+// checkColumnTypes reads the schema of every captured table as a snapshot
+// does: a table with a column strait cannot read is named with the column,
+// and `producer run` leaves exactly these tables out (Reader.Refused).
+func (s *sourceFacts) checkColumnTypes(conn *client.Conn, cfg *Config) cdc.CheckResult {
+	r := cdc.CheckResult{Name: checkTypesName, Status: cdc.Pass}
+	bad, n, err := unreadableTables(conn, cfg, strings.EqualFold(s.vars["binlog_row_metadata"], "FULL"))
+	switch {
+	case err != nil:
+		r.Status, r.Detail, r.Fix = cdc.Warn, fmt.Sprintf("cannot read the captured tables' columns: %v", err), "GRANT SELECT on the captured databases to the producer's user"
+	case len(bad) == 0:
+		r.Detail = fmt.Sprintf("every column of the %d captured tables has a mapping", n)
+	default:
+		r.Status = cdc.Fail
+		var lines, ids []string
+		for _, id := range slices.Sorted(maps.Keys(bad)) {
+			lines, ids = append(lines, bad[id].Error()), append(ids, id)
+		}
+		r.Detail = strings.Join(lines, "; ") + "; producer run leaves these tables out"
+		r.Fix = "exclude them: source.exclude: " + strings.Join(ids, ",")
+	}
+	return r
+}
+
 func (s *sourceFacts) checkServerID(own uint32) cdc.CheckResult {
 	v := s.vars["server_id"]
 	r := cdc.CheckResult{Name: "server_id", Status: cdc.Pass,
@@ -713,6 +875,11 @@ func (s *sourceFacts) checkPrivileges(cfg *Config) []cdc.CheckResult {
 
 	r := cdc.CheckResult{Name: "privilege SELECT", Status: cdc.Pass}
 	objs := capturedObjects(cfg, s.databases)
+	if grantsAllow(gs, "", "", "SELECT", "SHOW DATABASES") {
+		// Every database is visible: one that is not does not exist
+		// (checkCaptured names it), no grant would help.
+		objs = slices.DeleteFunc(objs, func(o capturedObject) bool { return !slices.Contains(s.databases, o.db) })
+	}
 	var missing, fixes, names []string
 	for _, o := range objs {
 		names = append(names, o.String())

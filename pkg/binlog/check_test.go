@@ -19,7 +19,7 @@ import (
 var checkNames = []string{"connect", "log_bin", "binlog_format", "binlog_row_image", "binlog_row_metadata",
 	"gtid", "log_slave_updates", "binlog retention", "net_read_timeout", "net_write_timeout", "wait_timeout",
 	"read_only", "privilege REPLICATION SLAVE", "privilege BINLOG MONITOR", "privilege SELECT",
-	"binlog_checksum", "version", "server_id"}
+	"captured tables", "column types", "binlog_checksum", "version", "server_id", "server_id in use"}
 
 // expectStatuses returns "name STATUS" for every check: PASS unless listed.
 func expectStatuses(notPass map[string]cdc.Status) []string {
@@ -50,10 +50,13 @@ func TestCheck(t *testing.T) {
 		`INSERT INTO mysql.rds_configuration VALUES ('binlog retention hours', '24',
 			'binlog retention hours specifies the duration in hours before binary logs are automatically deleted.')`,
 		"CREATE PROCEDURE mysql.rds_show_configuration() SELECT name, value, description FROM mysql.rds_configuration",
+		"CREATE DATABASE shop", "CREATE TABLE shop.orders (id INT PRIMARY KEY)",
 	); err != nil {
 		t.Fatal(err)
 	}
 	if err := server.Exec(ctx, "",
+		"CREATE DATABASE IF NOT EXISTS shop", "CREATE TABLE IF NOT EXISTS shop.orders (id INT PRIMARY KEY)",
+		"CREATE DATABASE IF NOT EXISTS other", "CREATE TABLE IF NOT EXISTS other.t (id INT PRIMARY KEY)",
 		"CREATE OR REPLACE USER 'sel'@'%' IDENTIFIED BY 'pw'",
 		"GRANT SELECT ON *.* TO 'sel'@'%'",
 		"CREATE OR REPLACE USER 'noshop'@'%' IDENTIFIED BY 'pw'",
@@ -124,7 +127,7 @@ func TestCheck(t *testing.T) {
 		name: "only SELECT",
 		cfg:  cfg(server, "sel", "pw"),
 		want: expectStatuses(with(timeouts, map[string]cdc.Status{
-			"privilege REPLICATION SLAVE": cdc.Fail, "privilege BINLOG MONITOR": cdc.Fail,
+			"privilege REPLICATION SLAVE": cdc.Fail, "privilege BINLOG MONITOR": cdc.Fail, "server_id in use": cdc.Warn,
 		})),
 		contains: map[string][]string{
 			"privilege REPLICATION SLAVE": {"sel@% lacks REPLICATION SLAVE", "GRANT REPLICATION SLAVE ON *.* TO 'sel'@'%'"},
@@ -134,15 +137,18 @@ func TestCheck(t *testing.T) {
 	}, {
 		name: "no SELECT on a captured database",
 		cfg:  cfg(server, "noshop", "pw", func(c *Config) { c.Include = []string{"shop.*", "other.*"} }),
-		want: expectStatuses(with(timeouts, map[string]cdc.Status{"privilege SELECT": cdc.Fail})),
+		want: expectStatuses(with(timeouts, map[string]cdc.Status{"privilege SELECT": cdc.Fail, "captured tables": cdc.Warn, "server_id in use": cdc.Warn})),
 		contains: map[string][]string{
 			"privilege SELECT":         {"noshop@% lacks SELECT on shop, needed", "GRANT SELECT ON `shop`.* TO 'noshop'@'%'"},
+			"captured tables":          {"database shop named in source.include does not exist (or noshop@% has no privilege on it)", "other.t"},
 			"privilege BINLOG MONITOR": {"BINLOG MONITOR granted"}, // REPLICATION CLIENT is its alias
 		},
 	}, {
 		name: "privileges through the default role",
 		cfg:  cfg(server, "viarole", "pw", func(c *Config) { c.Include = []string{"shop.*"} }),
-		want: expectStatuses(timeouts),
+		// SHOW SLAVE HOSTS needs REPLICATION MASTER ADMIN, which strait
+		// does not need otherwise.
+		want: expectStatuses(with(timeouts, map[string]cdc.Status{"server_id in use": cdc.Warn})),
 		contains: map[string][]string{
 			"privilege SELECT": {"SELECT on shop granted to viarole@%"},
 		},
@@ -152,6 +158,21 @@ func TestCheck(t *testing.T) {
 		want: expectStatuses(with(timeouts, map[string]cdc.Status{"server_id": cdc.Fail})),
 		contains: map[string][]string{
 			"server_id": {"choose another source.server_id"},
+		},
+	}, {
+		name: "include names a database that does not exist",
+		cfg:  cfg(server, server.User, server.Password, func(c *Config) { c.Include = []string{"nosuchdb.*"} }),
+		want: expectStatuses(with(timeouts, map[string]cdc.Status{"captured tables": cdc.Fail})),
+		contains: map[string][]string{
+			"captured tables":  {"database nosuchdb named in source.include does not exist", "capture no table"},
+			"privilege SELECT": {"SELECT ON *.*"},
+		},
+	}, {
+		name: "server_id of a replica connected now",
+		cfg:  cfg(server, server.User, server.Password, func(c *Config) { c.ServerID = 777 }),
+		want: expectStatuses(with(timeouts, map[string]cdc.Status{"server_id in use": cdc.Fail})),
+		contains: map[string][]string{
+			"server_id in use": {"registered with server_id 777", "give each producer its own source.server_id"},
 		},
 	}, {
 		name: "wrong flavor",
@@ -166,6 +187,11 @@ func TestCheck(t *testing.T) {
 		want:     []string{"connect FAIL"},
 		contains: map[string][]string{"connect": {"Access denied", "source.password_file"}},
 	}}
+	// A replica of server registered with server_id 777, as another
+	// producer would be.
+	other := sourceConfig(server, "shop.*")
+	other.ServerID = 777
+	openAtCurrent(t, ctx, other)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			res := Check(ctx, tt.cfg)

@@ -3,6 +3,7 @@ package binlog
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"path"
 	"slices"
 	"strings"
@@ -22,8 +23,10 @@ type Config struct {
 	// PasswordFile names a file holding the password.
 	PasswordFile string `yaml:"password_file" help:"file holding the database password"`
 	// ServerID is the replica server_id the producer registers with; it must
-	// be unique among the source's replicas. Default 6420.
-	ServerID uint32 `yaml:"server_id" help:"unique server_id the producer registers as a replica"`
+	// be unique among the source's replicas. Default: derived from
+	// kafka.topic_prefix (DefaultServerID), so that two pipelines do not
+	// share one by accident.
+	ServerID uint32 `yaml:"server_id" help:"unique server_id the producer registers as a replica (default: derived from kafka.topic_prefix)"`
 	// Flavor is "mysql" or "mariadb"; detected from the server when empty.
 	Flavor string `yaml:"flavor" help:"mysql or mariadb (detected when empty)"`
 	// StartGTID is a GTID set to start from when there is no checkpoint.
@@ -146,7 +149,7 @@ func (c *Config) Defaults() {
 		c.Port = 3306
 	}
 	if c.ServerID == 0 {
-		c.ServerID = 6420
+		c.ServerID = DefaultServerID("strait") // kafka.topic_prefix's default; the producer derives it from the prefix it is given
 	}
 	if c.HeartbeatPeriod == 0 {
 		c.HeartbeatPeriod = 10 * time.Second
@@ -180,6 +183,17 @@ func (c *Config) Defaults() {
 	}
 }
 
+// DefaultServerID is the server_id of a producer whose configuration names
+// none: 2^30 plus the FNV-1a hash of its topic prefix modulo 2^30, far from
+// the small ids servers are given, and different for two pipelines with
+// different prefixes (a shared server_id makes the source cut one replica
+// off whenever the other connects).
+func DefaultServerID(topicPrefix string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(topicPrefix))
+	return 1<<30 | h.Sum32()&(1<<30-1)
+}
+
 // Validate reports every problem of the configuration, naming the key.
 func (c *Config) Validate() error {
 	var errs []error
@@ -192,6 +206,7 @@ func (c *Config) Validate() error {
 	if c.User == "" {
 		errs = append(errs, errors.New("source.user: required"))
 	}
+
 	if c.Flavor != "" && c.Flavor != "mysql" && c.Flavor != "mariadb" {
 		errs = append(errs, fmt.Errorf("source.flavor: %q is neither mysql nor mariadb", c.Flavor))
 	}

@@ -234,3 +234,27 @@ func inet6Text(b [16]byte) string {
 	}
 	return s.String()
 }
+
+// unreadableTables reads the schema of every table cfg captures and
+// returns, by "db.table", why those strait cannot read are refused: the
+// decoding schema a snapshot builds (snapshotInfo) fails for them, naming
+// the column. It also returns how many tables it read. `producer check`
+// reports them; the reader leaves them out.
+func unreadableTables(conn *client.Conn, cfg *Config, full bool) (map[string]error, int, error) {
+	all, err := readSchemas(conn, `TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')
+		AND (TABLE_SCHEMA, TABLE_NAME) IN (SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE')`)
+	if err != nil {
+		return nil, 0, err
+	}
+	bad, n := map[string]error{}, 0
+	for id, s := range all {
+		if !Captures(cfg.Include, cfg.Exclude, s.Database, s.Table) {
+			continue
+		}
+		n++
+		if _, err := snapshotInfo(s, full); err != nil {
+			bad[id] = err
+		}
+	}
+	return bad, n, nil
+}

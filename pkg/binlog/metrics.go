@@ -20,6 +20,7 @@ type Metrics struct {
 	snapshotChunk   prometheus.Histogram
 	snapshotLeft    prometheus.Gauge
 	snapshotStalls  *prometheus.CounterVec
+	tablesRefused   prometheus.Gauge
 
 	rowCounters map[rowsKey]prometheus.Counter
 }
@@ -56,12 +57,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "strait_producer_snapshot_stalls_total",
 			Help: "Times a snapshot published nothing for source.snapshot_stall_warning while rows remained, by table (each also logged as a warning).",
 		}, []string{"table"}),
+		tablesRefused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "strait_producer_tables_refused",
+			Help: "Captured tables left out because a column has no mapping (each named in the log and by producer check).",
+		}),
 		snapshotChunk: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "strait_producer_snapshot_chunk_seconds", Help: "Time to read one snapshot chunk from the source.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
 	}
-	reg.MustRegister(m.rows, m.unrepresentable, m.file, m.pos, m.lag, m.snapshotRows, m.snapshotTables, m.snapshotChunk, m.snapshotLeft, m.snapshotStalls)
+	reg.MustRegister(m.rows, m.unrepresentable, m.file, m.pos, m.lag, m.snapshotRows, m.snapshotTables, m.snapshotChunk, m.snapshotLeft, m.snapshotStalls, m.tablesRefused)
 	return m
 }
 

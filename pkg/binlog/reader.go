@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"path"
 	"slices"
@@ -146,6 +147,7 @@ type Reader struct {
 	snapEnd      context.CancelFunc          // ends life; Close may call it while ReadTx runs
 	requested    chan SnapshotRequest        // snapshot requests not taken yet
 	snapshotKeys map[string][]string         // source.snapshot_keys by "database.table"
+	refused      map[string]error            // captured tables left out: a column strait cannot read (Refused)
 	requests     int64                       // offset of the next snapshot request to take
 
 	file      string // current binlog file
@@ -231,8 +233,23 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Read
 		r.full = strings.EqualFold(text(res, 0, 0), "FULL")
 		res.Close()
 	}
+	if r.refused, _, err = unreadableTables(conn, cfg, r.full); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("read the captured tables' columns: %w", err)
+	}
+	for _, id := range slices.Sorted(maps.Keys(r.refused)) {
+		r.log.Error("table left out: it has a column strait cannot read (producer check names it too)", "table", id,
+			"err", r.refused[id], "fix", "source.exclude: "+id)
+	}
+	r.metrics.tablesRefused.Set(float64(len(r.refused)))
 	return r, nil
 }
+
+// Refused returns the captured tables the reader leaves out, by
+// "database.table", with why: each has a column strait cannot read. Their
+// topics get nothing until they are excluded or the column changes and the
+// producer restarts.
+func (r *Reader) Refused() map[string]error { return r.refused }
 
 // ServerID returns the source server's server_id.
 func (r *Reader) ServerID() (uint32, error) {
@@ -464,10 +481,20 @@ func (r *Reader) Available(ctx context.Context, s Start) (bool, error) {
 	}
 }
 
-// streamError explains a purged binlog; other errors pass through. (Kept out
+// errSlaveSameID is MariaDB's ER_SLAVE_SAME_ID: another replica registered
+// with the same server_id (MySQL reports it as error 1236 with a message
+// saying so).
+const errSlaveSameID = 4052
+
+// streamError explains a purged binlog and a server_id another replica
+// took; other errors pass through. (Kept out
 // of ReadTx's loop: the *MyError target escapes, one allocation a call.)
 func (r *Reader) streamError(err error) error {
 	var me *mysql.MyError
+	if errors.As(err, &me) && (me.Code == errSlaveSameID || strings.Contains(me.Message, "same server_uuid/server_id")) {
+		return fmt.Errorf("another replica connected to the source with this producer's server_id %d, and the source cut this one off: %w; "+
+			"fix: give each producer its own source.server_id (the default is derived from kafka.topic_prefix; producer check lists the replicas)", r.cfg.ServerID, err)
+	}
 	if errors.As(err, &me) && me.Code == mysql.ER_MASTER_FATAL_ERROR_READING_BINLOG {
 		return fmt.Errorf("the source no longer has the binlog to continue from %s (purged past the checkpoint, or another server): %w; "+
 			"fix: keep binlogs longer (check `producer check`), re-snapshot the captured tables and start at the current position (source.start_position)", r.started, err)
@@ -697,6 +724,9 @@ func sameTableMap(a, b *replication.TableMapEvent) bool {
 var systemSchemas = map[string]bool{"mysql": true, "information_schema": true, "performance_schema": true, "sys": true}
 
 func (r *Reader) captured(db, table string) bool {
+	if len(r.refused) > 0 && r.refused[db+"."+table] != nil {
+		return false
+	}
 	return Captures(r.cfg.Include, r.cfg.Exclude, db, table)
 }
 
