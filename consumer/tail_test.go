@@ -71,7 +71,7 @@ func TestTail(t *testing.T) {
 	src := func(ms, seq, pos string) string {
 		return `"source":{"version":"test","connector":"mysql","name":"tail","ts_ms":17000000` + ms + `,"snapshot":"false","db":"shop",` +
 			`"sequence":"0000000000000001/0000000000000001/` + seq + `/0000000000000000","table":"users","server_id":0,"gtid":null,` +
-			`"file":"binlog.000001","pos":` + pos + `,"row":0,"thread":null,"query":null}`
+			`"file":"binlog.000001","pos":` + pos + `,"row":0,"thread":null,"query":null,"before_key_only":null}`
 	}
 	want := []string{
 		`{"topic":"tail.shop.users","partition":…,"offset":0,"key":{"id":1},"op":"c","before":null,` +

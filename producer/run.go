@@ -171,7 +171,11 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 
 	var last atomic.Pointer[kafka.Checkpoint]
 	last.Store(cp)
-	proc.SetStatus(func() any { return statusOf(last.Load()) })
+	proc.SetStatus(func() any {
+		st := statusOf(last.Load())
+		st.Diverged = writer.Diverged()
+		return st
+	})
 	if err := stream(ctx, reader, writer, resume, &cfg.Kafka, func(cp *kafka.Checkpoint) { last.Store(cp) }); err != nil {
 		log.Error("the stream stopped", "err", err)
 		return err
@@ -320,6 +324,10 @@ func watchSignals(ctx context.Context, writer *kafka.Writer, reader *binlog.Read
 type status struct {
 	Checkpoint *checkpointStatus `json:"checkpoint"` // null before the first commit
 	Snapshot   *snapshotStatus   `json:"snapshot"`   // null when no snapshot runs
+	// Diverged counts, by table, the keys whose last change went to the
+	// dead-letter topic as too large since the start: downstream differs
+	// there until a later change of the key is published whole.
+	Diverged map[string]int `json:"diverged,omitempty"`
 }
 
 type checkpointStatus struct {

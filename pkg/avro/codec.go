@@ -109,7 +109,10 @@ func (e *Encoder) appendSource(b []byte, ev *cdc.Event) []byte {
 	b = appendLong(b, int64(s.Row))
 	b = append(b, 0) // thread: unknown in row events
 	b = appendOptionalString(b, s.Query)
-	return b
+	if s.BeforeKeyOnly {
+		return append(b, 2, 1) // before_key_only: true
+	}
+	return append(b, 0)
 }
 
 func appendOptionalString(b []byte, s string) []byte {

@@ -134,7 +134,7 @@ func TestEncodeEveryType(t *testing.T) {
 		"sequence": map[string]any{"string": "0000000000000001/0000000000000002/0000000000000003/0000000000000004"},
 		"table":    map[string]any{"string": "all-types"}, "server_id": int64(9),
 		"gtid": map[string]any{"string": "0-9-42"}, "file": "mysql-bin.000002", "pos": int64(3), "row": int32(4),
-		"thread": nil, "query": nil,
+		"thread": nil, "query": nil, "before_key_only": nil,
 	}
 	if diff := cmp.Diff(src, wantSrc); diff != "" {
 		t.Errorf("source (-got +want):\n%s", diff)

@@ -53,6 +53,9 @@ type Source struct {
 	Row      uint32 // index of the row within the rows event
 	Snapshot bool   // true when read by a snapshot
 	Query    string // the SQL statement when the server logs it (binlog_rows_query_log_events / annotate rows)
+	// BeforeKeyOnly: the before image holds only the key columns, the
+	// others NULL (the whole row did not fit the largest record).
+	BeforeKeyOnly bool
 }
 
 // Value is a column value in canonical form. Which field holds the value

@@ -61,6 +61,8 @@ type Writer struct {
 	failMu sync.Mutex
 	fail   error
 	failed chan struct{} // closed with the first delivery failure
+
+	diverged divergence // keys whose last change was too large (largerow.go)
 }
 
 // tableWriter is the encoder of a table's current schema and its topic.
@@ -111,7 +113,8 @@ func NewWriter(cfg *Config, version string, log *slog.Logger, m *Metrics, opts .
 		return nil, err
 	}
 	return &Writer{cfg: cfg, log: log, client: client, admin: kadm.NewClient(client), registry: reg, sec: sec, principal: cfg.Security.Principal(),
-		version: version, metrics: m, tables: map[string]*tableWriter{}, topics: map[string]bool{}, failed: make(chan struct{}),
+		diverged: divergence{gauge: m.diverged},
+		version:  version, metrics: m, tables: map[string]*tableWriter{}, topics: map[string]bool{}, failed: make(chan struct{}),
 		txn: txn, cpCodec: cpCodec, histCodec: histCodec}, nil
 }
 
@@ -255,9 +258,26 @@ func (w *Writer) publishOne(ctx context.Context, ev *cdc.Event, now time.Time) e
 	}
 	value, err := tw.enc.AppendValue(w.take(), ev, now)
 	value = w.keep(value)
-	if reason, cause := w.unfit(tw, key, value, err); reason != "" {
+	reason, cause := w.unfit(tw, key, value, err)
+	if reason == ReasonTooLarge {
+		if small := keyOnly(ev); small != nil {
+			// The before image made it too large: publish the change
+			// with the key alone before (largerow.go).
+			v, err := tw.enc.AppendValue(w.take(), small, now)
+			v = w.keep(v)
+			if r, _ := w.unfit(tw, key, v, err); r == "" {
+				ev, value, reason, cause = small, v, "", nil
+				w.metrics.beforeReduced.WithLabelValues(ev.Table.ID()).Inc()
+			}
+		}
+	}
+	if reason != "" {
+		if reason == ReasonTooLarge {
+			w.diverged.mark(ev.Table.ID(), body(key))
+		}
 		return w.deadLetter(ctx, tw, ev, reason, cause, body(key), body(value))
 	}
+	w.diverged.published(ev.Table.ID(), body(key))
 	w.produce(ctx, w.record(tw.topic, key, value))
 	w.txn.records++
 	w.txn.bytes += len(key) + len(value)
@@ -364,9 +384,14 @@ type Metrics struct {
 	bytes       *prometheus.CounterVec
 	errors      *prometheus.CounterVec
 	deadLetters *prometheus.CounterVec
-	commits     prometheus.Histogram
-	txRecords   prometheus.Histogram
-	checkpoint  prometheus.Gauge
+	// beforeReduced counts changes published with the before image
+	// reduced to the key (largerow.go); diverged is the keys whose last
+	// change was dead-lettered as too large.
+	beforeReduced *prometheus.CounterVec
+	diverged      *prometheus.GaugeVec
+	commits       prometheus.Histogram
+	txRecords     prometheus.Histogram
+	checkpoint    prometheus.Gauge
 }
 
 type tableMetrics struct {
@@ -390,6 +415,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "strait_producer_dead_letters_total", Help: "Changes sent to the dead-letter topic instead of their table topic, by table and reason.",
 		}, []string{"table", "reason"}),
 	}
+	m.beforeReduced = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "strait_producer_before_images_reduced_total",
+		Help: "Changes published with the before image reduced to the key columns (source.before_key_only): the whole row did not fit kafka.max_record_bytes, by table.",
+	}, []string{"table"})
+	m.diverged = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "strait_producer_diverged_keys",
+		Help: "Keys whose last change went to the dead-letter topic as too large, by table: downstream differs from the source until a later change of the key (e.g. producer snapshot -where) is published whole. Since the start.",
+	}, []string{"table"})
 	m.commits = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "strait_producer_commit_seconds", Help: "Time to commit a Kafka transaction (checkpoint, flush, end).",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
@@ -402,7 +435,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "strait_producer_checkpoint_source_timestamp_seconds",
 		Help: "Source commit time of the last committed checkpoint; time() minus this is the checkpoint age.",
 	})
-	reg.MustRegister(m.records, m.bytes, m.errors, m.deadLetters, m.commits, m.txRecords, m.checkpoint)
+	reg.MustRegister(m.records, m.bytes, m.errors, m.deadLetters, m.beforeReduced, m.diverged, m.commits, m.txRecords, m.checkpoint)
 	return m
 }
 
