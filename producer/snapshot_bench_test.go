@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"runtime/debug"
 	"testing"
 	"time"
 
@@ -32,7 +34,7 @@ func BenchmarkSnapshot(b *testing.B) {
 		serverIDs += 2
 		prefix := fmt.Sprintf("snapbench%d", serverIDs)
 		snap := measure(b, kafkaPid, func(half func()) (int, int) {
-			return snapshotPass(b, ctx, brokers, serverIDs, prefix, rows, half), 1
+			return snapshotPass(b, ctx, brokers, serverIDs, prefix, "bench.snap", rows, half), 1
 		})
 		if base.rows != rows || snap.rows != rows {
 			b.Fatalf("rows: scan %d, snapshot %d; table has %d", base.rows, snap.rows, rows)
@@ -79,13 +81,13 @@ func scanPass(b *testing.B, ctx context.Context, total int, half func()) int {
 // snapshotPass snapshots the table through the producer's own loop
 // (stream: reader and publisher on their goroutines, transactional
 // commits) until a committed checkpoint says the snapshot is done.
-func snapshotPass(b *testing.B, ctx context.Context, brokers []string, serverID uint32, prefix string, total int, half func()) int {
+func snapshotPass(b *testing.B, ctx context.Context, brokers []string, serverID uint32, prefix, table string, total int, half func()) int {
 	b.Helper()
-	reader, writer, kcfg, reg := benchPipeline(b, ctx, "bench.snap", brokers, serverID, prefix, true)
+	reader, writer, kcfg, reg := benchPipeline(b, ctx, table, brokers, serverID, prefix, true)
 	if _, err := writer.ReadCheckpoint(ctx); err != nil { // takes over the transactional id
 		b.Fatal(err)
 	}
-	reader.Snapshot(binlog.SnapshotState{Tables: []string{"bench.snap"}})
+	reader.Snapshot(binlog.SnapshotState{Tables: []string{table}})
 	if err := reader.Start(ctx, binlog.Start{}); err != nil {
 		b.Fatal(err)
 	}
@@ -129,6 +131,67 @@ func counted(b *testing.B, reg *prometheus.Registry, name string) float64 {
 				n += m.GetCounter().GetValue() + m.GetHistogram().GetSampleSum()
 			}
 		}
+	}
+	return n
+}
+
+// keylessMiB is the size of BenchmarkSnapshotKeylessMemory's table.
+var keylessMiB = flag.Int("keyless_mib", 1024, "MiB of rows in BenchmarkSnapshotKeylessMemory's table without a key")
+
+// BenchmarkSnapshotKeylessMemory snapshots a table without a key of
+// -keyless_mib MiB (1 GiB: rows of 100 KB) under a Go memory limit of 256
+// MiB, as the producer runs in a container: before source.snapshot_chunk_bytes
+// such a table was read whole into one chunk. Reports the producer's peak
+// RSS and its rows/s against a bare streaming SELECT of the same table in
+// the same run.
+func BenchmarkSnapshotKeylessMemory(b *testing.B) {
+	brokers, kafkaPid := startBenchKafka(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	rows := *keylessMiB * 10 // of 100 KiB... 102,400 bytes each
+	if err := env.db.Exec(ctx, "", "CREATE DATABASE IF NOT EXISTS bench", "DROP TABLE IF EXISTS bench.nokey",
+		"CREATE TABLE bench.nokey (n INT, body MEDIUMBLOB)", fmt.Sprintf("SET SESSION max_recursive_iterations = %d", rows+1)); err != nil {
+		b.Fatal(err)
+	}
+	for lo := 0; lo < rows; lo += 1000 { // a transaction of about 100 MiB at a time
+		if err := env.db.Exec(ctx, "bench", fmt.Sprintf("INSERT INTO nokey WITH RECURSIVE s(k) AS (SELECT %d UNION ALL SELECT k + 1 FROM s WHERE k < %d) SELECT k, REPEAT(CHAR(65 + k %% 26), 102400) FROM s",
+			lo, min(rows, lo+1000)-1)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	limit := debug.SetMemoryLimit(256 << 20)
+	defer debug.SetMemoryLimit(limit)
+	b.ResetTimer()
+	for range b.N {
+		base := measure(b, kafkaPid, func(func()) (int, int) { return scanTable(b, ctx, "nokey"), 1 })
+		serverIDs += 2
+		snap := measure(b, kafkaPid, func(half func()) (int, int) {
+			return snapshotPass(b, ctx, brokers, serverIDs, fmt.Sprintf("keyless%d", serverIDs), "bench.nokey", rows, half), 1
+		})
+		if base.rows != rows || snap.rows != rows {
+			b.Fatalf("rows: scan %d, snapshot %d; table has %d", base.rows, snap.rows, rows)
+		}
+		b.ReportMetric(float64(rows)*102400/(1<<20), "table-MiB")
+		b.ReportMetric(snap.peakRSS, "peak-RSS-MiB")
+		b.ReportMetric(base.peakRSS, "scan-peak-RSS-MiB")
+		b.ReportMetric(snap.rowsPerSec(), "rows/s")
+		b.ReportMetric(snap.rowsPerSec()/base.rowsPerSec(), "ratio")
+	}
+}
+
+// scanTable reads bench.<table> with one streaming SELECT and counts its
+// rows, keeping none.
+func scanTable(b *testing.B, ctx context.Context, table string) int {
+	b.Helper()
+	conn, err := client.ConnectWithContext(ctx, env.db.Addr(), env.db.User, env.db.Password, "bench", 10*time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	n := 0
+	var res mysql.Result
+	if err := conn.ExecuteSelectStreaming("SELECT * FROM "+table, &res, func([]mysql.FieldValue) error { n++; return nil }, nil); err != nil {
+		b.Fatal(err)
 	}
 	return n
 }

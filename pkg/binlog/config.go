@@ -68,6 +68,15 @@ type Config struct {
 	// they are read ahead: 8192 ran no faster and held a third more
 	// memory, README "Performance").
 	SnapshotChunkRows int `yaml:"snapshot_chunk_rows" help:"rows per snapshot query (primary-key chunks)"`
+	// SnapshotChunkBytes bounds a snapshot chunk by the bytes of its values
+	// as well: a chunk ends at this size whatever its row count (the next
+	// queries read fewer rows until they fit), and a table without a key
+	// is handed over in pieces of it. Default 32 MiB: the snapshot holds at
+	// most three chunks.
+	SnapshotChunkBytes int `yaml:"snapshot_chunk_bytes" help:"bytes of values per snapshot chunk at most (wide rows make smaller chunks)"`
+	// ChunkBytes bounds a part of a large source transaction by bytes as
+	// chunk_rows does by rows; default 64 MiB.
+	ChunkBytes int `yaml:"chunk_bytes" help:"bytes of row changes of one source transaction held at once; larger transactions are published in parts"`
 	// SnapshotStallWarning is how long a snapshot may publish nothing
 	// while rows remain before it is reported: a warning naming the
 	// table, the last key, the chunk query and what it waits for, and
@@ -166,6 +175,12 @@ func (c *Config) Defaults() {
 	if c.SnapshotChunkRows == 0 {
 		c.SnapshotChunkRows = 4096
 	}
+	if c.SnapshotChunkBytes == 0 {
+		c.SnapshotChunkBytes = 32 << 20
+	}
+	if c.ChunkBytes == 0 {
+		c.ChunkBytes = 64 << 20
+	}
 	if c.SnapshotStallWarning == 0 {
 		c.SnapshotStallWarning = 5 * time.Minute
 	}
@@ -225,6 +240,12 @@ func (c *Config) Validate() error {
 	}
 	if c.SnapshotChunkRows < 1 {
 		errs = append(errs, fmt.Errorf("source.snapshot_chunk_rows: %d, want at least 1", c.SnapshotChunkRows))
+	}
+	if c.SnapshotChunkBytes < 1<<10 {
+		errs = append(errs, fmt.Errorf("source.snapshot_chunk_bytes: %d, want at least 1024", c.SnapshotChunkBytes))
+	}
+	if c.ChunkBytes < 1<<10 {
+		errs = append(errs, fmt.Errorf("source.chunk_bytes: %d, want at least 1024", c.ChunkBytes))
 	}
 	if c.SnapshotStallWarning < 0 {
 		errs = append(errs, fmt.Errorf("source.snapshot_stall_warning: %s, want a positive duration", c.SnapshotStallWarning))

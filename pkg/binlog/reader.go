@@ -74,13 +74,14 @@ type Tx struct {
 	RowsBefore int
 
 	values []cdc.Value // slab the events' rows are cut from
+	bytes  int         // of the events' values: a part ends at source.chunk_bytes
 }
 
 func (tx *Tx) reset() {
 	clear(tx.Events) // drop references to old rows and tables
 	tx.Events, tx.DDL, tx.Schemas = tx.Events[:0], tx.DDL[:0], tx.Schemas[:0]
 	tx.GTID, tx.File, tx.EndPos, tx.Heartbeat, tx.Snapshot = "", "", 0, false, nil
-	tx.Partial, tx.Begin, tx.RowsBefore = false, Start{}, 0
+	tx.Partial, tx.Begin, tx.RowsBefore, tx.bytes = false, Start{}, 0, 0
 	// The previous transaction is published (Publish encodes before it
 	// returns): its rows' slab is reused, so a small transaction allocates
 	// nothing here.
@@ -419,7 +420,7 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 			tx.reset()
 			continue
 		}
-		if done || len(tx.Events) >= r.cfg.ChunkRows && r.cfg.ChunkRows > 0 {
+		if done || len(tx.Events) >= r.cfg.ChunkRows && r.cfg.ChunkRows > 0 || tx.bytes >= r.cfg.ChunkBytes && r.cfg.ChunkBytes > 0 {
 			r.drainSchemas(tx)
 			tx.File = r.file
 			tx.EndPos = uint64(ev.Header.LogPos)
@@ -879,6 +880,7 @@ func (r *Reader) rows(tx *Tx, h *replication.EventHeader, e *replication.RowsEve
 			ev.Before, ev.After = img, img2
 		}
 		tx.Events = append(tx.Events, ev)
+		tx.bytes += rowBytes(img) + rowBytes(img2)
 		if r.snap != nil {
 			r.snapshotChange(info, ev.Before, ev.After)
 		}

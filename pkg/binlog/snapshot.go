@@ -441,6 +441,7 @@ func (r *Reader) startLoop(ctx context.Context) error {
 	loopCtx, cancel := context.WithCancel(s.life)
 	l := &chunkLoop{results: make(chan chunkResult, 1), fresh: fresh, cancel: cancel, exited: make(chan struct{})}
 	conn, info, conv, limit, after, filter := s.conn, s.info, s.conv, r.cfg.SnapshotChunkRows, s.state.After, s.state.Filters[id]
+	bound := chunkBound{bytes: r.cfg.SnapshotChunkBytes}
 	s.since = time.Now()
 	go func() {
 		defer close(l.exited)
@@ -451,24 +452,44 @@ func (r *Reader) startLoop(ctx context.Context) error {
 			}
 			cancel()
 		}()
+		send := func(res chunkResult) bool {
+			select {
+			case l.results <- res:
+				return true
+			case <-loopCtx.Done():
+				return false
+			}
+		}
+		if len(info.key) == 0 {
+			// No key to resume at: one query, its rows handed over in
+			// pieces of source.snapshot_chunk_bytes as they come, each
+			// published at once (unmatched, like the whole table was).
+			bound.piece = func(rows [][]cdc.Value) error {
+				if !send(chunkResult{rows: rows, start: time.Now()}) {
+					return loopCtx.Err()
+				}
+				return nil
+			}
+		}
+		rows := limit // of the next chunk: fewer after one cut short by bytes, back up to limit
 		for {
 			start := time.Now()
-			rows, err := readChunk(loopCtx, conn, info, conv, after, limit, filter)
+			read, truncated, err := readBounded(loopCtx, conn, info, conv, after, rows, filter, bound)
 			var high binlogPos
 			if err == nil {
 				high, err = binlogPosition(conn)
 			}
-			res := chunkResult{rows: rows, high: high, start: start, took: time.Since(start), err: err,
-				done: err != nil || len(info.key) == 0 || len(rows) < limit}
-			select {
-			case l.results <- res:
-			case <-loopCtx.Done():
+			res := chunkResult{rows: read, high: high, start: start, took: time.Since(start), err: err,
+				done: err != nil || len(info.key) == 0 || !truncated && len(read) < rows}
+			if !send(res) || res.done {
 				return
 			}
-			if res.done {
-				return
+			after = keyValues(info.key, read[len(read)-1])
+			if truncated {
+				rows = max(1, len(read))
+			} else {
+				rows = min(limit, 2*rows)
 			}
-			after = keyValues(info.key, rows[len(rows)-1])
 		}
 	}()
 	s.loop = l

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -293,33 +294,59 @@ func snapshotConn(ctx context.Context, d *dialer) (*client.Conn, error) {
 //
 // A cancelled ctx interrupts the read; the connection is then unusable.
 func readChunk(ctx context.Context, conn *client.Conn, info *tableInfo, conv *converter, after []cdc.Value, limit int, filter string) ([][]cdc.Value, error) {
+	rows, _, err := readBounded(ctx, conn, info, conv, after, limit, filter, chunkBound{})
+	return rows, err
+}
+
+// chunkBound bounds the memory of a chunk by the bytes of its values (a
+// row count alone holds 4,096 rows of any width): past bytes, a keyed
+// chunk keeps no more rows (truncated: the next one starts after its last
+// row), and a table without a key, read whole, hands the rows read so far
+// to piece and goes on. Zero bytes: no bound.
+type chunkBound struct {
+	bytes int
+	piece func([][]cdc.Value) error
+}
+
+// rowBytes is about what a row's values hold in memory.
+func rowBytes(row []cdc.Value) int {
+	n := 0
+	for i := range row {
+		n += len(row[i].Str) + int(unsafe.Sizeof(row[i]))
+	}
+	return n
+}
+
+// readBounded is readChunk within bound (see chunkBound); truncated
+// reports a keyed chunk cut short by it.
+func readBounded(ctx context.Context, conn *client.Conn, info *tableInfo, conv *converter, after []cdc.Value, limit int, filter string, bound chunkBound) (rows [][]cdc.Value, truncated bool, err error) {
 	t := info.table
 	q, args, err := chunkQuery(info, after, limit, filter)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	// go-mysql has no context: a past deadline fails its blocked read.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	stmt, err := conn.Prepare(q)
 	if err != nil {
-		return nil, fmt.Errorf("snapshot %s: prepare %s: %w", t.ID(), q, chunkErr(ctx, err))
+		return nil, false, fmt.Errorf("snapshot %s: prepare %s: %w", t.ID(), q, chunkErr(ctx, err))
 	}
 	defer stmt.Close()
-	var rows [][]cdc.Value
 	if limit > 0 {
 		rows = make([][]cdc.Value, 0, min(limit, 1<<16)) // sized for a whole chunk, not grown by copying
 	}
+	held := 0 // bytes of rows
 	var slab []cdc.Value
 	var arena textArena // the chunk's text: its rows' strings share a few blocks
 	var convErr error   // kept while the rest of the result is drained, so the connection stays usable
 	var res mysql.Result
 	err = stmt.ExecuteSelectStreaming(&res, func(raw []mysql.FieldValue) error {
-		if convErr != nil {
-			return nil
+		if convErr != nil || truncated {
+			return nil // the rest of the result is drained
 		}
 		if len(raw) != len(t.Columns) {
 			convErr = fmt.Errorf("snapshot %s: row has %d columns, schema %d", t.ID(), len(raw), len(t.Columns))
@@ -339,15 +366,24 @@ func readChunk(ctx context.Context, conn *client.Conn, info *tableInfo, conv *co
 			row[i] = v
 		}
 		rows = append(rows, row)
+		if held += rowBytes(row); bound.bytes > 0 && held >= bound.bytes {
+			if bound.piece == nil {
+				truncated = true
+				return nil
+			}
+			if convErr = bound.piece(rows); convErr == nil {
+				rows, held, slab, arena = nil, 0, nil, textArena{} // the piece keeps its memory; none is reused
+			}
+		}
 		return nil
 	}, rawTemporals(info), args...)
 	if err != nil {
-		return nil, fmt.Errorf("snapshot %s after key %s: %w", t.ID(), keyText(info, after), chunkErr(ctx, err))
+		return nil, false, fmt.Errorf("snapshot %s after key %s: %w", t.ID(), keyText(info, after), chunkErr(ctx, err))
 	}
 	if convErr != nil {
-		return nil, convErr
+		return nil, false, convErr
 	}
-	return rows, nil
+	return rows, truncated, nil
 }
 
 func chunkErr(ctx context.Context, err error) error {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -353,4 +354,90 @@ func TestSnapshotStallIsReported(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the snapshot did not go on after the lock was released")
 	}
+}
+
+// TestChunksBoundedByBytes: with rows of 100 KB and a budget of 1 MiB,
+// the snapshot of a keyed table ends each chunk at about 1 MiB whatever
+// source.snapshot_chunk_rows says (the next chunks read fewer rows), a
+// table without a key comes in pieces of it, and a source transaction
+// changing 5 MB of rows is handed out in parts of about 1 MiB; every row
+// arrives once, in order.
+func TestChunksBoundedByBytes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := server.Exec(ctx, "", "DROP DATABASE IF EXISTS snap_bytes", "CREATE DATABASE snap_bytes",
+		"SET SESSION max_recursive_iterations = 1000",
+		"CREATE TABLE snap_bytes.t (id INT PRIMARY KEY, body MEDIUMBLOB)",
+		"INSERT INTO snap_bytes.t WITH RECURSIVE s(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM s WHERE k < 50) SELECT k, REPEAT('x', 100000) FROM s",
+		"CREATE TABLE snap_bytes.nokey (id INT, body MEDIUMBLOB)",
+		"INSERT INTO snap_bytes.nokey SELECT id, body FROM snap_bytes.t",
+	); err != nil {
+		t.Fatal(err)
+	}
+	const budget = 1 << 20
+	for _, table := range []string{"t", "nokey"} {
+		t.Run(table, func(t *testing.T) {
+			cfg := sourceConfig(server, "snap_bytes."+table)
+			cfg.ServerID, cfg.SnapshotChunkRows, cfg.SnapshotChunkBytes = 166, 4096, budget
+			r, err := Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			r.Snapshot(SnapshotState{Tables: []string{"snap_bytes." + table}})
+			if err := r.Start(ctx, Start{}); err != nil {
+				t.Fatal(err)
+			}
+			var ids []int64
+			for done := false; !done; {
+				var tx Tx
+				if err := r.ReadTx(ctx, &tx); err != nil {
+					t.Fatal(err)
+				}
+				size := 0
+				for _, e := range tx.Events {
+					ids = append(ids, e.After[0].Int)
+					size += rowBytes(e.After)
+				}
+				if size > budget+110_000 {
+					t.Errorf("a snapshot transaction of %d rows, %d bytes", len(tx.Events), size)
+				}
+				done = tx.Snapshot != nil && len(tx.Snapshot.Tables) == 0
+			}
+			slices.Sort(ids)
+			want := make([]int64, 50)
+			for i := range want {
+				want[i] = int64(i + 1)
+			}
+			if !slices.Equal(ids, want) {
+				t.Errorf("snapshot rows %v, want 1..50 once each", ids)
+			}
+		})
+	}
+	t.Run("stream", func(t *testing.T) {
+		cfg := sourceConfig(server, "snap_bytes.t")
+		cfg.ServerID, cfg.ChunkBytes = 167, budget
+		r := openAtCurrent(t, ctx, cfg)
+		if err := server.Exec(ctx, "snap_bytes", "UPDATE t SET body = REPEAT('y', 100000)"); err != nil {
+			t.Fatal(err)
+		}
+		var n, parts int
+		for n < 50 {
+			var tx Tx
+			if err := r.ReadTx(ctx, &tx); err != nil {
+				t.Fatal(err)
+			}
+			if len(tx.Events) == 0 {
+				continue
+			}
+			parts++
+			n += len(tx.Events)
+			if tx.bytes > budget+210_000 {
+				t.Errorf("a part of %d changes, %d bytes", len(tx.Events), tx.bytes)
+			}
+		}
+		if n != 50 || parts < 5 {
+			t.Errorf("%d changes in %d parts, want 50 in parts of about 1 MiB", n, parts)
+		}
+	})
 }
