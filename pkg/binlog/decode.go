@@ -18,11 +18,13 @@ package binlog
 // (log_bin_compress) are inflated by the reader.
 //
 // Every value is exactly what convert.go makes of go-mysql's value for the
-// same bytes (TestRawDecodingMatchesGoMySQL reads the same events both ways),
-// down to the zero and partial dates that become NULL. Tables with a column
-// only go-mysql decodes (MySQL's binary JSON, and any type without a mapping)
+// same bytes (TestRawDecodingMatchesGoMySQL reads the same events both ways,
+// TestMySQL8Vectors go-mysql's own MySQL 8 test events), down to the zero
+// and partial dates that become NULL. MySQL's binary JSON is rendered by
+// json.go as MySQL prints it, which go-mysql does only when asked
+// (RenderJSONAsMySQLText). Tables with a column of a type without a mapping
 // and partial JSON updates are left to go-mysql whole: decodeRowsLater then
-// decodes them as go-mysql always does, and convert.go converts them.
+// decodes them as go-mysql always does (and the reader refuses them).
 
 import (
 	"errors"
@@ -109,7 +111,8 @@ func rawType(rt byte) bool {
 		mysql.MYSQL_TYPE_DOUBLE, mysql.MYSQL_TYPE_BIT, mysql.MYSQL_TYPE_TIMESTAMP, mysql.MYSQL_TYPE_TIMESTAMP2,
 		mysql.MYSQL_TYPE_DATETIME, mysql.MYSQL_TYPE_DATETIME2, mysql.MYSQL_TYPE_TIME, mysql.MYSQL_TYPE_TIME2,
 		mysql.MYSQL_TYPE_DATE, mysql.MYSQL_TYPE_ENUM, mysql.MYSQL_TYPE_SET, mysql.MYSQL_TYPE_VARCHAR,
-		mysql.MYSQL_TYPE_VAR_STRING, mysql.MYSQL_TYPE_STRING, mysql.MYSQL_TYPE_BLOB, mysql.MYSQL_TYPE_GEOMETRY:
+		mysql.MYSQL_TYPE_VAR_STRING, mysql.MYSQL_TYPE_STRING, mysql.MYSQL_TYPE_BLOB, mysql.MYSQL_TYPE_GEOMETRY,
+		mysql.MYSQL_TYPE_JSON:
 		return true
 	}
 	return false
@@ -314,6 +317,26 @@ func (cv *converter) rawValue(info *tableInfo, i int, data []byte, arena *textAr
 			return cdc.Value{}, 0, err
 		}
 		return cv.text(info, i, data, prefix)
+	case mysql.MYSQL_TYPE_JSON:
+		prefix := int(ci.meta)
+		if prefix < 1 || prefix > 4 {
+			return cdc.Value{}, 0, fmt.Errorf("invalid JSON packlen = %d", prefix)
+		}
+		if err := need(data, prefix); err != nil {
+			return cdc.Value{}, 0, err
+		}
+		n := prefix + int(littleEndian(data, prefix))
+		if err := need(data, n); err != nil {
+			return cdc.Value{}, 0, err
+		}
+		if n == prefix {
+			// MySQL logs an empty document for a JSON NULL inserted
+			// into a NOT NULL column by a non-strict mode: JSON's null,
+			// as in convert.go.
+			return cdc.Str("null"), n, nil
+		}
+		s, err := jsonText(data[prefix:n])
+		return cdc.Str(s), n, err
 	}
 	us, n, err := temporal(ci, data)
 	if err != nil {
@@ -378,19 +401,30 @@ var dig2bytes = [10]int{0, 1, 1, 2, 2, 3, 3, 4, 4, 4}
 // decimalText renders a binary DECIMAL(precision, scale) as MySQL prints it
 // ("-12.50", "0.0001"): go-mysql's rendering, digit for digit.
 func decimalText(data []byte, precision, scale int, arena *textArena) (string, int, error) {
+	var out [80]byte
+	s, n, err := appendDecimal(out[:0], data, precision, scale)
+	if err != nil {
+		return "", 0, err
+	}
+	return arena.string(s), n, nil
+}
+
+// appendDecimal appends the digits of a binary DECIMAL(precision, scale)
+// and returns the bytes it took.
+func appendDecimal(s []byte, data []byte, precision, scale int) ([]byte, int, error) {
 	integral := precision - scale
 	fullInt, fullFrac := integral/9, scale/9
 	restInt, restFrac := integral-fullInt*9, scale-fullFrac*9
 	if integral < 0 {
-		return "", 0, fmt.Errorf("invalid DECIMAL(%d,%d)", precision, scale)
+		return nil, 0, fmt.Errorf("invalid DECIMAL(%d,%d)", precision, scale)
 	}
 	size := fullInt*4 + dig2bytes[restInt] + fullFrac*4 + dig2bytes[restFrac]
 	var b [40]byte // a DECIMAL(65,30) takes 30
 	if size > len(b) || size == 0 {
-		return "", 0, fmt.Errorf("invalid DECIMAL(%d,%d)", precision, scale)
+		return nil, 0, fmt.Errorf("invalid DECIMAL(%d,%d)", precision, scale)
 	}
 	if err := need(data, size); err != nil {
-		return "", 0, err
+		return nil, 0, err
 	}
 	// The sign is the first bit, inverted; a negative number has all its
 	// other bits inverted too.
@@ -401,10 +435,6 @@ func decimalText(data []byte, precision, scale int, arena *textArena) (string, i
 		for j := range size {
 			b[j] ^= 0xFF
 		}
-	}
-	var out [80]byte
-	s := out[:0]
-	if negative {
 		s = append(s, '-')
 	}
 	group := func(pos, n int) uint64 { return bigEndian(b[pos:], n) }
@@ -420,7 +450,7 @@ func decimalText(data []byte, precision, scale int, arena *textArena) (string, i
 		switch {
 		case !leading:
 			if v > 999_999_999 {
-				return "", 0, errors.New("invalid DECIMAL digits")
+				return nil, 0, errors.New("invalid DECIMAL digits")
 			}
 			s = appendPadded(s, v, 9)
 		case v != 0:
@@ -437,7 +467,7 @@ func decimalText(data []byte, precision, scale int, arena *textArena) (string, i
 			v := group(pos, 4)
 			pos += 4
 			if v > 999_999_999 {
-				return "", 0, errors.New("invalid DECIMAL digits")
+				return nil, 0, errors.New("invalid DECIMAL digits")
 			}
 			s = appendPadded(s, v, 9)
 		}
@@ -446,7 +476,7 @@ func decimalText(data []byte, precision, scale int, arena *textArena) (string, i
 			pos += n
 		}
 	}
-	return arena.string(s), pos, nil
+	return s, pos, nil
 }
 
 // appendPadded appends v in decimal, zero-padded on the left to width digits.

@@ -415,6 +415,7 @@ func FuzzRawValue(f *testing.F) {
 		{mysql.MYSQL_TYPE_BLOB, 1, false, "binary"}, {mysql.MYSQL_TYPE_BLOB, 2, false, "utf8mb3"},
 		{mysql.MYSQL_TYPE_BLOB, 3, false, "binary"}, {mysql.MYSQL_TYPE_BLOB, 4, false, "utf8mb4"},
 		{mysql.MYSQL_TYPE_GEOMETRY, 4, false, "binary"},
+		{mysql.MYSQL_TYPE_JSON, 1, false, ""}, {mysql.MYSQL_TYPE_JSON, 4, false, ""},
 		{mysql.MYSQL_TYPE_DATE, 0, false, ""}, {mysql.MYSQL_TYPE_TIME, 0, false, ""}, {mysql.MYSQL_TYPE_DATETIME, 0, false, ""},
 		{mysql.MYSQL_TYPE_TIMESTAMP, 0, false, ""},
 	}
@@ -444,6 +445,7 @@ func FuzzRawValue(f *testing.F) {
 	f.Add([]byte{0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 	f.Add([]byte{3, 'a', 'b', 'c', 0xe9, 0, 0, 0, 0, 0})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 'x'})
+	f.Add([]byte{12, 0, 1, 0, 11, 0, 11, 0, 1, 0, 5, 0xd2, 4, 'a'}) // JSON {"a":1234}, 1-byte length
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var arena textArena
 		for i := range info.cols {
