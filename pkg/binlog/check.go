@@ -53,7 +53,7 @@ func Check(ctx context.Context, cfg *Config) []cdc.CheckResult {
 	for _, st := range checkSettings {
 		res = append(res, s.checkSetting(st))
 	}
-	res = append(res, s.checkGTID(), s.checkReplicaUpdates(), s.checkRetention())
+	res = append(res, s.checkRowValueOptions(), s.checkGTID(), s.checkReplicaUpdates(), s.checkRetention())
 	for _, m := range checkMinimums {
 		res = append(res, s.checkMinimum(m.name, m.min))
 	}
@@ -178,7 +178,7 @@ type sourceFacts struct {
 // inspectSource reads what the checks need. Only a failure to read the global
 // variables is an error; other failures are kept for the check they affect.
 func inspectSource(conn *client.Conn) (*sourceFacts, error) {
-	names := []string{"gtid_mode", "enforce_gtid_consistency", "gtid_current_pos", "gtid_strict_mode",
+	names := []string{"binlog_row_value_options", "gtid_mode", "enforce_gtid_consistency", "gtid_current_pos", "gtid_strict_mode",
 		"log_slave_updates", "log_replica_updates", "binlog_expire_logs_seconds", "expire_logs_days",
 		"read_only", "binlog_checksum", "server_id", "version", "version_comment", "basedir"}
 	for _, st := range checkSettings {
@@ -374,6 +374,22 @@ func (s *sourceFacts) checkMinimum(name string, min int64) cdc.CheckResult {
 		r.Status = cdc.Warn
 		r.Detail += fmt.Sprintf(" (below %d of the original RDS parameter group: long snapshots and idle binlog connections get cut)", min)
 		r.Fix = paramFix(name, strconv.FormatInt(min, 10), false)
+	}
+	return r
+}
+
+// checkRowValueOptions fails MySQL 8's PARTIAL_JSON: an update of a JSON
+// column then logs a diff, not the new document, which the reader refuses.
+func (s *sourceFacts) checkRowValueOptions() cdc.CheckResult {
+	v, ok := s.vars["binlog_row_value_options"]
+	r := cdc.CheckResult{Name: "binlog_row_value_options", Status: cdc.Pass, Detail: "binlog_row_value_options=" + v}
+	switch {
+	case !ok:
+		r.Detail = "binlog_row_value_options is MySQL 8's; this server logs whole JSON values"
+	case strings.Contains(strings.ToUpper(v), "PARTIAL_JSON"):
+		r.Status = cdc.Fail
+		r.Detail += ": updates of JSON columns carry a diff, not the new document"
+		r.Fix = paramFix("binlog_row_value_options", "", false)
 	}
 	return r
 }

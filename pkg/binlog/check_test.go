@@ -17,7 +17,7 @@ import (
 
 // checkNames are the results of Check against a MariaDB >= 10.5, in order.
 var checkNames = []string{"connect", "log_bin", "binlog_format", "binlog_row_image", "binlog_row_metadata",
-	"gtid", "log_slave_updates", "binlog retention", "net_read_timeout", "net_write_timeout", "wait_timeout",
+	"binlog_row_value_options", "gtid", "log_slave_updates", "binlog retention", "net_read_timeout", "net_write_timeout", "wait_timeout",
 	"read_only", "privilege REPLICATION SLAVE", "privilege BINLOG MONITOR", "privilege SELECT",
 	"captured tables", "column types", "binlog_checksum", "version", "server_id", "server_id in use"}
 
@@ -327,8 +327,10 @@ func TestCheckMySQL(t *testing.T) {
 	s := &sourceFacts{vars: map[string]string{"version": "8.0.35", "gtid_mode": "OFF", "enforce_gtid_consistency": "OFF",
 		"log_slave_updates": "OFF", "log_replica_updates": "OFF"}, replicaOf: "10.0.0.1:3306"}
 	s.mariadb, s.major, s.minor = parseServerVersion(s.vars["version"])
-	got := []string{s.checkGTID().Status.String(), s.checkReplicaUpdates().Name, s.checkReplicaUpdates().Status.String(), s.checkVersion("").Status.String()}
-	want := []string{"WARN", "log_replica_updates", "FAIL", "PASS"}
+	s.vars["binlog_row_value_options"] = "PARTIAL_JSON"
+	got := []string{s.checkGTID().Status.String(), s.checkReplicaUpdates().Name, s.checkReplicaUpdates().Status.String(), s.checkVersion("").Status.String(),
+		s.checkRowValueOptions().Status.String()}
+	want := []string{"WARN", "log_replica_updates", "FAIL", "PASS", "FAIL"}
 	if diff := cmp.Diff(got, want); diff != "" {
 		t.Errorf("(-got +want):\n%s", diff)
 	}

@@ -44,8 +44,10 @@ import (
 // it; convert.go converts). Both must publish the same transactions,
 // schemas and values, refuse the same events, and give what the binlog
 // holds: the canonical values the README documents, every change, in
-// order. A case showing a bug outside the decoder is skipped, saying so
-// (knownBug), until the bug is fixed.
+// order. (Two reader bugs it found are fixed: an ANONYMOUS_GTID event —
+// gtid_mode=OFF — taken for a GTID, which dropped every later transaction
+// as sent again, and the changes of a TRANSACTION_PAYLOAD sharing one
+// sequence.)
 func TestMySQL8Vectors(t *testing.T) {
 	v := loadGoMySQLVectors(t)
 	cases := mysql8Cases(t, v)
@@ -75,10 +77,6 @@ type mysql8Case struct {
 	gtids      []string // the published transactions' GTIDs, when checked
 	heartbeats int      // heartbeats handed out
 	want       []wantValue
-	// knownBug is a bug this change leaves unfixed (outside the decoder):
-	// while it shows, the subtest is skipped, loudly; once it no longer
-	// does, the marker must go.
-	knownBug *knownBug
 }
 
 // wantValue is a canonical value a change must hold (the README's type
@@ -172,32 +170,14 @@ func (c *mysql8Case) run(t *testing.T) {
 			report("value", "change %d %s %s (-got +canonical):\n%s", w.change, w.image, w.column, diff)
 		}
 	}
-	var known []string
 	for _, p := range problems {
-		if c.knownBug != nil && slices.Contains(c.knownBug.shows, p.kind) {
-			known = append(known, p.text)
-		} else {
-			t.Error(p.text)
-		}
-	}
-	switch {
-	case c.knownBug != nil && len(known) == 0:
-		t.Errorf("the known bug no longer shows (%s): remove the knownBug marker", c.knownBug.what)
-	case len(known) > 0 && !t.Failed():
-		t.Skipf("KNOWN BUG, not fixed by this change: %s\n%s", c.knownBug.what, strings.Join(known, "\n"))
+		t.Error(p.text)
 	}
 }
 
 // problem is an expectation a case does not meet, of a kind ("outcome",
 // "changes", "order", "gtids", "heartbeats", "value").
 type problem struct{ kind, text string }
-
-// knownBug is a bug outside the decoder that a case shows: the problems
-// of the kinds it shows skip the case, loudly, instead of failing it.
-type knownBug struct {
-	what  string
-	shows []string // problem kinds
-}
 
 // compareTx compares transaction i as read with strait's decoding (got)
 // and with go-mysql's (want).
@@ -1131,10 +1111,10 @@ func mysql8Cases(t *testing.T, v *goMySQLVectors) []mysql8Case {
 		w := mysql8()
 		w.statement(tableMapBody(uint64(v.ints(fn, "tableMapEvent.TableID")[0]), "test", "minimal", types, metas, nil, nil),
 			write(v.bytes("rows", fn, "data")))
+		// An image without every column (binlog_row_image MINIMAL) is
+		// refused, not published with NULLs (rowbased.go).
 		cases = append(cases, mysql8Case{name: "rows/minimal_image", frames: w.frames,
-			schemas: []cdc.TableSchema{schemaFromTypes("test", "minimal", types, metas)}, changes: 1,
-			// Columns missing from an image are NULL, as go-mysql has them.
-			want: []wantValue{{0, "after", "c0", cdc.Int(16270)}, {0, "after", "c1", cdc.Null}, {0, "after", "c8", cdc.Int(13)}}})
+			schemas: []cdc.TableSchema{schemaFromTypes("test", "minimal", types, metas)}, reject: true})
 	}
 	{
 		// JSON and DECIMAL; TestParseJsonDecimal holds the same bytes.
@@ -1335,10 +1315,7 @@ func mysql8Cases(t *testing.T, v *goMySQLVectors) []mysql8Case {
 			w.statement(lastNullMap, write(v.bytes("rows", "TestLastNull", rows)))
 		}
 		cases = append(cases, mysql8Case{name: "gtid/anonymous", frames: w.frames, schemas: lastNull, changes: 6,
-			gtids: []string{"", ""},
-			knownBug: &knownBug{shows: []string{"changes", "gtids"},
-				what: "reader.go takes an ANONYMOUS_GTID event's \"00000000-0000-0000-0000-000000000000:0\" for the transaction's GTID, " +
-					"so resent() drops every later transaction as sent again; fix: no GTID for a zero SID and GNO (Reader.handle, *replication.GTIDEvent)"}})
+			gtids: []string{"", ""}})
 	}
 	{
 		// A heartbeat v2 (MySQL 8.0.26+) between transactions.
@@ -1359,11 +1336,6 @@ func mysql8Cases(t *testing.T, v *goMySQLVectors) []mysql8Case {
 			v.ints(payloadTest, "e.CompressionType")[0], v.ints(payloadTest, "e.UncompressedSize")[0],
 			v.bytes("TRANSACTION_PAYLOAD", payloadTest, "e.Payload")))
 		cases = append(cases, mysql8Case{name: "transaction_payload", frames: w.frames, changes: 4,
-			knownBug: &knownBug{shows: []string{"order"},
-				what: "go-mysql gives every event inside a TRANSACTION_PAYLOAD but the last the payload's start position, and the reader " +
-					"numbers rows per event, so the insert, the update and the delete share one source sequence " +
-					"(_CHANGE_SEQUENCE_NUMBER): BigQuery may keep the update of a row deleted in the same transaction; " +
-					"fix in reader.go: number the changes of a payload on from one another (Reader.handle, *replication.TransactionPayloadEvent)"},
 			schemas: []cdc.TableSchema{schemaFromTypes("compression_test", "large_data",
 				[]byte{mysql.MYSQL_TYPE_LONG, mysql.MYSQL_TYPE_BLOB, mysql.MYSQL_TYPE_TIMESTAMP2}, []int64{0, 4, 0})}})
 	}

@@ -151,13 +151,14 @@ type Reader struct {
 	refused      map[string]error            // captured tables left out: a column strait cannot read (Refused)
 	requests     int64                       // offset of the next snapshot request to take
 
-	file      string // current binlog file
-	fileIndex uint64 // numeric suffix of file
-	query     string // SQL of the current statement, when the server logs it
-	started   Start  // where Start began reading
-	lastGTID  string // GTID of the last transaction read to its end
-	cur       curTx  // the source transaction being read
-	skip      int    // row changes still to skip (Start.SkipRows)
+	file      string     // current binlog file
+	fileIndex uint64     // numeric suffix of file
+	query     string     // SQL of the current statement, when the server logs it
+	started   Start      // where Start began reading
+	lastGTID  string     // GTID of the last transaction read to its end
+	cur       curTx      // the source transaction being read
+	payload   payloadPos // inside a TRANSACTION_PAYLOAD event: where its changes are numbered
+	skip      int        // row changes still to skip (Start.SkipRows)
 	epoch     uint64
 	pos       uint64 // end of the last event read: where the next one starts
 	ahead     lookahead
@@ -517,7 +518,10 @@ func (r *Reader) handle(ctx context.Context, tx *Tx, ev *replication.BinlogEvent
 		return false, r.beginTx(tx, ev.Header)
 	case *replication.GTIDEvent:
 		var gtid string
-		if set, err := e.GTIDNext(); err == nil {
+		// gtid_mode=OFF logs an ANONYMOUS_GTID event, with a zero SID and
+		// GNO, before every transaction: no GTID (taken for one, every
+		// later transaction looked sent again, see resent).
+		if set, err := e.GTIDNext(); err == nil && (e.GNO != 0 || slices.ContainsFunc(e.SID, func(b byte) bool { return b != 0 })) {
 			gtid = set.String()
 		}
 		if r.resent(tx, ev.Header, gtid) {
@@ -547,9 +551,13 @@ func (r *Reader) handle(ctx context.Context, tx *Tx, ev *replication.BinlogEvent
 		// MySQL 8's binlog_transaction_compression: the whole transaction
 		// arrives in one event, already decompressed and parsed by go-mysql.
 		// Its events carry no checksum.
+		// go-mysql gives its events (but the last) the payload's start
+		// position: their changes are numbered on from one another at
+		// the payload's end (rows), so that each has a sequence of its own.
 		checksum := r.checksum
 		r.checksum = 0
-		defer func() { r.checksum = checksum }()
+		r.payload = payloadPos{active: true, pos: uint64(ev.Header.LogPos)}
+		defer func() { r.checksum, r.payload = checksum, payloadPos{} }()
 		for _, inner := range e.Events {
 			done, err := r.handle(ctx, tx, inner)
 			if err != nil || done {
@@ -812,6 +820,12 @@ func (r *Reader) rows(tx *Tx, h *replication.EventHeader, e *replication.RowsEve
 		op, step = cdc.OpUpdate, 2
 	case replication.EnumRowsEventTypeDelete:
 		op = cdc.OpDelete
+	case replication.EnumRowsEventTypeUnknown:
+		if h.EventType == replication.PARTIAL_UPDATE_ROWS_EVENT {
+			return &UnknowableError{Table: info.table.ID(), File: r.file, Pos: h.LogPos, GTID: tx.GTID, Setting: "binlog_row_value_options",
+				Reason: "a partial JSON update (binlog_row_value_options=PARTIAL_JSON) carries a diff of the JSON columns, not their new values"}
+		}
+		fallthrough
 	default:
 		return fmt.Errorf("table %s at %s:%d: unknown rows event type %v", info.table.ID(), r.file, h.LogPos, h.EventType)
 	}
@@ -840,6 +854,10 @@ func (r *Reader) rows(tx *Tx, h *replication.EventHeader, e *replication.RowsEve
 			}
 		}
 	}
+	pos, base := uint64(h.LogPos), 0 // where the changes are numbered (payloadPos)
+	if r.payload.active {
+		pos, base = r.payload.pos, r.payload.rows
+	}
 	row := 0
 	for ; deferred && len(images) > 0 || !deferred && (row+1)*step <= len(e.Rows); row++ {
 		// Each row change is decoded, also one already published and
@@ -867,8 +885,8 @@ func (r *Reader) rows(tx *Tx, h *replication.EventHeader, e *replication.RowsEve
 		ev := cdc.Event{
 			Table:      info.table,
 			Op:         op,
-			Position:   cdc.Position{Epoch: r.epoch, File: r.fileIndex, Pos: uint64(h.LogPos), Row: uint64(row)},
-			Source:     cdc.Source{ServerID: h.ServerID, GTID: tx.GTID, File: r.file, Pos: uint64(h.LogPos), Row: uint32(row), Query: r.query},
+			Position:   cdc.Position{Epoch: r.epoch, File: r.fileIndex, Pos: pos, Row: uint64(base + row)},
+			Source:     cdc.Source{ServerID: h.ServerID, GTID: tx.GTID, File: r.file, Pos: pos, Row: uint32(base + row), Query: r.query},
 			CommitTime: commit,
 		}
 		switch op {
@@ -885,8 +903,18 @@ func (r *Reader) rows(tx *Tx, h *replication.EventHeader, e *replication.RowsEve
 			r.snapshotChange(info, ev.Before, ev.After)
 		}
 	}
+	r.payload.rows += row
 	r.metrics.countRows(info.table, op, row)
 	return nil
+}
+
+// payloadPos numbers the changes of a TRANSACTION_PAYLOAD event (MySQL 8's
+// binlog_transaction_compression): all at the payload's end position, one
+// row number after another across its rows events.
+type payloadPos struct {
+	active bool
+	pos    uint64
+	rows   int
 }
 
 // image converts a row image go-mysql decoded.
