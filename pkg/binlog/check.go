@@ -569,8 +569,10 @@ func (s *sourceFacts) checkReplicas(own uint32) cdc.CheckResult {
 }
 
 // checkCaptured lists the tables source.include and source.exclude
-// capture, and fails when there are none: a producer capturing nothing
-// would run and publish nothing, silently. A database named without a
+// capture, and fails when there are none and no included database exists
+// either: a producer capturing nothing would run and publish nothing,
+// silently. (An included database without tables yet is a warning: the
+// tables created in it later are captured.) A database named without a
 // wildcard that the user sees none of is named.
 func (s *sourceFacts) checkCaptured(cfg *Config) cdc.CheckResult {
 	r := cdc.CheckResult{Name: "captured tables", Status: cdc.Pass}
@@ -586,15 +588,30 @@ func (s *sourceFacts) checkCaptured(cfg *Config) cdc.CheckResult {
 			captured = append(captured, t)
 		}
 	}
-	var missing []string
-	for _, p := range cfg.Include {
-		db, _, _ := strings.Cut(p, ".")
-		if !strings.ContainsAny(db, `*?[\`) && !slices.Contains(s.databases, db) {
-			missing = append(missing, db)
+	var missing, existing []string
+	include := cfg.Include
+	if len(include) == 0 {
+		include = []string{"*.*"}
+	}
+	for _, p := range include {
+		pattern, _, _ := strings.Cut(p, ".")
+		if !strings.ContainsAny(pattern, `*?[\`) && !slices.Contains(s.databases, pattern) {
+			missing = append(missing, pattern)
+		}
+		for _, db := range s.databases {
+			if ok, _ := path.Match(pattern, db); ok && !systemSchemas[db] && !slices.Contains(existing, db) {
+				existing = append(existing, db)
+			}
 		}
 	}
 	if len(missing) > 0 {
 		r.Detail = fmt.Sprintf("database %s named in source.include does not exist (or %s has no privilege on it); ", strings.Join(missing, ", "), s.user)
+	}
+	if len(captured) == 0 && len(existing) > 0 {
+		r.Status = cdc.Warn
+		r.Detail += fmt.Sprintf("no table captured yet in %s: tables created there later are captured (and need no snapshot)", strings.Join(existing, ", "))
+		r.Fix = "name the tables to capture in source.include, if they exist elsewhere"
+		return r
 	}
 	if len(captured) == 0 {
 		r.Status = cdc.Fail

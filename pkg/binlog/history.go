@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
 
 	"github.com/strait-cdc/strait/pkg/cdc"
@@ -76,13 +77,14 @@ func (r *Reader) fromHistory(e *replication.TableMapEvent) *tableInfo {
 	return info
 }
 
-// schemaChanged brings the history past a DDL with scope, read at the
-// reader's position: each captured table the statement names, and each
-// known table it may have touched, gets the schema it has right after the
-// statement — read from information_schema and pinned to this position by
-// the look-ahead (no later DDL of the table up to the server's head) — or,
-// when that cannot be proven, no entry.
-func (r *Reader) schemaChanged(ctx context.Context, scope ddlScope) {
+// schemaChanged brings the history past a DDL q (default database
+// defaultDB) with scope, read at the reader's position: each captured table
+// the statement names, and each known table it may have touched, gets the
+// schema it has right after the statement — its recorded schema with the
+// statement applied (alter.go), or else read from information_schema and
+// pinned to this position by the look-ahead (no later DDL of the table up
+// to the server's head) — or, when neither can tell, no entry.
+func (r *Reader) schemaChanged(ctx context.Context, scope ddlScope, q, defaultDB string) {
 	ids := map[string]bool{}
 	if !r.full {
 		for _, t := range scope.tables {
@@ -102,6 +104,15 @@ func (r *Reader) schemaChanged(ctx context.Context, scope ddlScope) {
 		if r.full {
 			r.forget(id)
 			continue
+		}
+		if before := r.history[id]; before != nil && len(before.Columns) > 0 {
+			after, err := applyAlter(before, q, defaultDB, r.flavor == mysql.MariaDBFlavor)
+			if err == nil {
+				after.File, after.Pos = at.file, at.pos
+				r.record(after)
+				continue
+			}
+			r.log.Debug("DDL not applied to the recorded schema; reading information_schema", "table", id, "at", at.String(), "err", err)
 		}
 		s, err := r.pinSchema(ctx, db, table, at)
 		var ahead *aheadDDL

@@ -615,7 +615,7 @@ func (r *Reader) queryEvent(ctx context.Context, tx *Tx, h *replication.EventHea
 			delete(r.tables, id)
 		}
 	}
-	r.schemaChanged(ctx, scope)
+	r.schemaChanged(ctx, scope, q, string(e.Schema))
 	r.snapshotDDL(scope)
 	if !r.ddlCaptured(scope, string(e.Schema)) {
 		return true, nil

@@ -330,6 +330,16 @@ func readSchemas(conn *client.Conn, where string, args ...any) (map[string]*cdc.
 		}
 		s.Columns = append(s.Columns, sc)
 	}
+	tables, err := conn.Execute(`SELECT TABLE_SCHEMA, TABLE_NAME, COALESCE(TABLE_COLLATION, '') FROM information_schema.TABLES WHERE `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("tables: %w", err)
+	}
+	defer tables.Close()
+	for i := range tables.RowNumber() {
+		if s := out[text(tables, i, 0)+"."+text(tables, i, 1)]; s != nil {
+			s.DefaultCharset = charsetOfCollation(text(tables, i, 2))
+		}
+	}
 	keys, err := conn.Execute(`SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME FROM information_schema.STATISTICS
 		WHERE INDEX_NAME = 'PRIMARY' AND `+where+` ORDER BY TABLE_SCHEMA, TABLE_NAME, SEQ_IN_INDEX`, args...)
 	if err != nil {

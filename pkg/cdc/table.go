@@ -109,10 +109,25 @@ type TableSchema struct {
 	ServerID uint32
 	File     string
 	Pos      uint64
+	// DefaultCharset is the table's default character set, which a text
+	// column added without one takes; "" when not known. Read from
+	// information_schema, not kept in the schema history.
+	DefaultCharset string
 }
 
 // ID returns "database.table".
 func (s *TableSchema) ID() string { return s.Database + "." + s.Table }
+
+// Column returns the index of the column named name (compared as MySQL
+// compares column names, without case), or -1.
+func (s *TableSchema) Column(name string) int {
+	for i := range s.Columns {
+		if strings.EqualFold(s.Columns[i].Name, name) {
+			return i
+		}
+	}
+	return -1
+}
 
 // SchemaColumn is one column of a TableSchema, as in
 // information_schema.COLUMNS.
