@@ -190,3 +190,43 @@ func TestKindsAsSnapshotKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestZeroDateInNotNullColumnIsNull: a zero date in a NOT NULL column has
+// no calendar value either; it is NULL on the binlog path and in the
+// snapshot alike (strait never invents one; Debezium sends the epoch).
+func TestZeroDateInNotNullColumnIsNull(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := server.Exec(ctx, "", "DROP DATABASE IF EXISTS zero_nn", "CREATE DATABASE zero_nn",
+		"CREATE TABLE zero_nn.t (id INT PRIMARY KEY, d DATE NOT NULL, dt DATETIME NOT NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := sourceConfig(server, "zero_nn.*")
+	r := openAtCurrent(t, ctx, cfg)
+	if err := server.Exec(ctx, "zero_nn", "SET SESSION sql_mode = ''", "INSERT INTO t VALUES (1, '0000-00-00', '0000-00-00 00:00:00')"); err != nil {
+		t.Fatal(err)
+	}
+	evs := readEvents(t, ctx, r, 1)
+	conn := newSnapshotConn(t, ctx, cfg)
+	s, err := readSchema(conn, "zero_nn", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := snapshotInfo(s, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, err := newConverter(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read, err := readChunk(ctx, conn, info, conv, nil, 10, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, row := range map[string][]cdc.Value{"binlog": evs[0].After, "snapshot": read[0]} {
+		if !row[1].Null || !row[2].Null {
+			t.Errorf("%s: %+v, want the zero DATE and DATETIME of NOT NULL columns as NULL", name, row)
+		}
+	}
+}
