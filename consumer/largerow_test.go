@@ -34,7 +34,9 @@ func TestLargeRowsEndEqual(t *testing.T) {
 	pub := &publisher{t: t, w: w}
 	docs := &cdc.Table{Database: "shop", Name: "docs", PrimaryKey: []int{0}, Columns: []cdc.Column{
 		{Name: "id", Type: cdc.TypeInt64}, {Name: "body", Type: cdc.TypeBytes, Nullable: true}}}
-	row := func(id int64, c string, n int) []cdc.Value { return []cdc.Value{cdc.Int(id), cdc.Str(strings.Repeat(c, n))} }
+	row := func(id int64, c string, n int) []cdc.Value {
+		return []cdc.Value{cdc.Int(id), cdc.Str(strings.Repeat(c, n))}
+	}
 	pub.publish(ctx, ins(docs, row(1, "a", 600_000)...))
 	pub.publish(ctx, upd(docs, row(1, "a", 600_000), row(1, "b", 600_000)))
 	pub.publish(ctx, ins(docs, row(2, "c", 1_500_000)...))
