@@ -71,11 +71,13 @@ type Config struct {
 	// SnapshotChunkBytes bounds a snapshot chunk by the bytes of its values
 	// as well: a chunk ends at this size whatever its row count (the next
 	// queries read fewer rows until they fit), and a table without a key
-	// is handed over in pieces of it. Default 32 MiB: the snapshot holds at
-	// most three chunks.
+	// is handed over in pieces of it. Default 8 MiB: the snapshot holds at
+	// most three chunks (BenchmarkSnapshotKeylessMemory: with
+	// kafka.transaction_max_bytes at 8 MiB, a 1 GiB table snapshots in
+	// about 200 MiB of RSS; at 32 MiB each, 300).
 	SnapshotChunkBytes int `yaml:"snapshot_chunk_bytes" help:"bytes of values per snapshot chunk at most (wide rows make smaller chunks)"`
 	// ChunkBytes bounds a part of a large source transaction by bytes as
-	// chunk_rows does by rows; default 64 MiB.
+	// chunk_rows does by rows; default 16 MiB.
 	ChunkBytes int `yaml:"chunk_bytes" help:"bytes of row changes of one source transaction held at once; larger transactions are published in parts"`
 	// SnapshotStallWarning is how long a snapshot may publish nothing
 	// while rows remain before it is reported: a warning naming the
@@ -176,10 +178,10 @@ func (c *Config) Defaults() {
 		c.SnapshotChunkRows = 4096
 	}
 	if c.SnapshotChunkBytes == 0 {
-		c.SnapshotChunkBytes = 32 << 20
+		c.SnapshotChunkBytes = 8 << 20
 	}
 	if c.ChunkBytes == 0 {
-		c.ChunkBytes = 64 << 20
+		c.ChunkBytes = 16 << 20
 	}
 	if c.SnapshotStallWarning == 0 {
 		c.SnapshotStallWarning = 5 * time.Minute

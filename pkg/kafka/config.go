@@ -34,7 +34,7 @@ type Config struct {
 	Transactions bool `yaml:"transactions" help:"publish in Kafka transactions with a checkpoint (exactly once, resume after a stop)"`
 	// TransactionMaxRecords, TransactionMaxBytes and TransactionLinger bound
 	// one Kafka transaction: whole source transactions are added until one
-	// bound is reached. Defaults 20,000 records, 32 MiB, 100ms.
+	// bound is reached. Defaults 20,000 records, 8 MiB, 100ms.
 	TransactionMaxRecords int           `yaml:"transaction_max_records" help:"commit a Kafka transaction after this many change records"`
 	TransactionMaxBytes   int           `yaml:"transaction_max_bytes" help:"commit a Kafka transaction after this many key and value bytes"`
 	TransactionLinger     time.Duration `yaml:"transaction_linger" help:"commit a Kafka transaction at most this long after its first record"`
@@ -64,7 +64,7 @@ func (c *Config) Defaults() {
 	c.Transactions = true
 	c.HeartbeatInterval = 10 * time.Second
 	c.TransactionMaxRecords = 20000
-	c.TransactionMaxBytes = 32 << 20
+	c.TransactionMaxBytes = 8 << 20 // with source.snapshot_chunk_bytes, what bounds the producer's memory (README, "Performance")
 	c.TransactionLinger = 100 * time.Millisecond
 	c.TransactionTimeout = time.Minute
 }
