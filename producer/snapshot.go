@@ -33,7 +33,16 @@ func runSnapshot(ctx context.Context, args []string, getenv func(string) string,
 	if err := errors.Join(cfg.Kafka.Security.LoadSecrets(getenv), cfg.Kafka.Validate()); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	sig := kafka.Signal{Type: "snapshot", Filter: strings.TrimSpace(*where)}
+	sig := kafka.Signal{Type: "snapshot"}
+	if w := strings.TrimSpace(*where); w != "" {
+		// Refused here, before anything is written; the producer checks
+		// the request again (whoever writes the topic is not trusted).
+		f, err := binlog.ParseFilter(w)
+		if err != nil {
+			return fmt.Errorf("%w: -where: %v", service.ErrUsage, err)
+		}
+		sig.Filter = f.SQL
+	}
 	for _, t := range strings.Split(*tables, ",") {
 		if t = strings.TrimSpace(t); t == "" {
 			continue

@@ -79,6 +79,11 @@ type Config struct {
 	// ChunkBytes bounds a part of a large source transaction by bytes as
 	// chunk_rows does by rows; default 16 MiB.
 	ChunkBytes int `yaml:"chunk_bytes" help:"bytes of row changes of one source transaction held at once; larger transactions are published in parts"`
+	// SnapshotQueryTimeout ends any snapshot query running longer (the
+	// server's max_statement_time / max_execution_time on the snapshot's
+	// session); default 30m: a chunk takes milliseconds, a table without a
+	// key is read in one query.
+	SnapshotQueryTimeout time.Duration `yaml:"snapshot_query_timeout" help:"longest a snapshot query may run on the source"`
 	// SnapshotStallWarning is how long a snapshot may publish nothing
 	// while rows remain before it is reported: a warning naming the
 	// table, the last key, the chunk query and what it waits for, and
@@ -182,6 +187,9 @@ func (c *Config) Defaults() {
 	}
 	if c.ChunkBytes == 0 {
 		c.ChunkBytes = 16 << 20
+	}
+	if c.SnapshotQueryTimeout == 0 {
+		c.SnapshotQueryTimeout = 30 * time.Minute
 	}
 	if c.SnapshotStallWarning == 0 {
 		c.SnapshotStallWarning = 5 * time.Minute

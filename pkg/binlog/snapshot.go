@@ -197,6 +197,14 @@ func (r *Reader) takeRequests() bool {
 			}
 			took = true
 			r.requests = req.Next
+			if req.Filter != "" {
+				f, err := ParseFilter(req.Filter)
+				if err != nil {
+					r.log.Error("snapshot request refused", "tables", req.Tables, "offset", req.Next-1, "err", err)
+					continue
+				}
+				req.Filter = f.SQL
+			}
 			if r.snap == nil {
 				r.newSnapshot(SnapshotState{})
 			}
@@ -249,8 +257,12 @@ func (r *Reader) snapshotStep(ctx context.Context, tx *Tx) (bool, error) {
 		return false, nil // only between whole source transactions
 	}
 	if r.takeRequests() {
-		// The requests taken go out now, checkpointed like a chunk.
-		st := r.snap.state
+		// The requests taken (or refused) go out now, checkpointed like
+		// a chunk.
+		var st SnapshotState
+		if r.snap != nil {
+			st = r.snap.state
+		}
 		st.Requests = r.requests
 		tx.Snapshot, tx.File, tx.EndPos, tx.CommitTime = &st, r.file, r.pos, time.Now()
 		return true, nil
@@ -441,6 +453,19 @@ func (r *Reader) startLoop(ctx context.Context) error {
 	loopCtx, cancel := context.WithCancel(s.life)
 	l := &chunkLoop{results: make(chan chunkResult, 1), fresh: fresh, cancel: cancel, exited: make(chan struct{})}
 	conn, info, conv, limit, after, filter := s.conn, s.info, s.conv, r.cfg.SnapshotChunkRows, s.state.After, s.state.Filters[id]
+	if filter != "" {
+		// Checked again as it comes back from the checkpoint: only the
+		// parser's rendering reaches the server (filter.go).
+		f, err := ParseFilter(filter)
+		if err == nil {
+			err = f.checkColumns(columnNames(info.table))
+		}
+		if err != nil {
+			r.log.Error("snapshot: the filter of the request is refused; table skipped", "table", id, "err", err)
+			return r.emptyWindow(ctx)
+		}
+		filter = f.SQL
+	}
 	bound := chunkBound{bytes: r.cfg.SnapshotChunkBytes}
 	s.since = time.Now()
 	go func() {

@@ -268,6 +268,17 @@ func snapshotConn(ctx context.Context, d *dialer) (*client.Conn, error) {
 			return nil, fmt.Errorf("snapshot session on %s (%s): %w", d.cfg.addr(), q, err)
 		}
 	}
+	// Every snapshot query ends within source.snapshot_query_timeout:
+	// MariaDB's max_statement_time (seconds), MySQL's max_execution_time
+	// (milliseconds, SELECTs only).
+	if t := d.cfg.SnapshotQueryTimeout; t > 0 {
+		if _, err := conn.Execute(fmt.Sprintf("SET SESSION max_statement_time = %g", t.Seconds())); err != nil {
+			if _, err := conn.Execute(fmt.Sprintf("SET SESSION max_execution_time = %d", t.Milliseconds())); err != nil {
+				conn.Close()
+				return nil, fmt.Errorf("snapshot session on %s: statement time limit: %w", d.cfg.addr(), err)
+			}
+		}
+	}
 	return conn, nil
 }
 

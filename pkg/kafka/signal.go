@@ -50,10 +50,12 @@ func SendSignal(ctx context.Context, cfg *Config, s Signal, opts ...kgo.Opt) (in
 	defer cl.Close()
 	topic := SignalTopic(cfg.TopicPrefix)
 	adm := kadm.NewClient(cl)
-	resp, err := adm.CreateTopic(ctx, 1, int16(cfg.ReplicationFactor), map[string]*string{"cleanup.policy": ptr("delete")}, topic)
-	if err == nil && resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) &&
-		!(errors.Is(resp.Err, kerr.TopicAuthorizationFailed) && topicExists(ctx, adm, topic)) {
-		err = resp.Err
+	// kadm returns the topic's error as err too (there was a check of
+	// resp.Err alone here, which never saw TOPIC_ALREADY_EXISTS: a second
+	// request of a prefix failed).
+	_, err = adm.CreateTopic(ctx, 1, int16(cfg.ReplicationFactor), map[string]*string{"cleanup.policy": ptr("delete")}, topic)
+	if errors.Is(err, kerr.TopicAlreadyExists) || errors.Is(err, kerr.TopicAuthorizationFailed) && topicExists(ctx, adm, topic) {
+		err = nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("create %s: %w", topic, authorization(err, cfg.Security.Principal(), access{topic: topic, topicOp: "CREATE", clusterOp: "CREATE"}))
