@@ -27,6 +27,9 @@ type Config struct {
 	LogLevel string `yaml:"log_level" help:"debug, info, warn or error"`
 	// LogFormat is json (default) or text.
 	LogFormat string `yaml:"log_format" help:"json or text"`
+	// StatusKeys shows the key values of the snapshot's last row in GET
+	// /status; off by default: /status answers anyone who reaches the port.
+	StatusKeys bool `yaml:"status_keys" help:"show the snapshot's last key values in GET /status (off: anyone reaching the port reads /status)"`
 }
 
 func defaults() *Config {

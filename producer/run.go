@@ -172,7 +172,7 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 	var last atomic.Pointer[kafka.Checkpoint]
 	last.Store(cp)
 	proc.SetStatus(func() any {
-		st := statusOf(last.Load())
+		st := statusOf(last.Load(), cfg.StatusKeys)
 		st.Diverged = writer.Diverged()
 		return st
 	})
@@ -347,7 +347,10 @@ type snapshotStatus struct {
 	Remaining []string `json:"remaining"`           // after it
 }
 
-func statusOf(cp *kafka.Checkpoint) status {
+// statusOf is GET /status for the checkpoint cp; keys says whether the
+// key of the last row snapshotted is shown (status_keys: off by default,
+// as /status answers anyone who reaches the port).
+func statusOf(cp *kafka.Checkpoint, keys bool) status {
 	if cp == nil {
 		return status{}
 	}
@@ -356,7 +359,9 @@ func statusOf(cp *kafka.Checkpoint) status {
 	if len(cp.SnapshotTables) > 0 {
 		st.Snapshot = &snapshotStatus{Table: cp.SnapshotTables[0], Remaining: cp.SnapshotTables[1:]}
 		for _, v := range cp.SnapshotAfter {
-			st.Snapshot.AfterKey = append(st.Snapshot.AfterKey, keyText(v))
+			if keys {
+				st.Snapshot.AfterKey = append(st.Snapshot.AfterKey, keyText(v))
+			}
 		}
 	}
 	return st

@@ -134,11 +134,12 @@ type SSHConfig struct {
 
 // TLSConfig is how connections to the database are encrypted.
 type TLSConfig struct {
-	// Mode is disabled; preferred (default: TLS when the server offers it,
+	// Mode is disabled; preferred (TLS when the server offers it,
 	// certificate not verified); required (TLS, certificate not verified);
 	// verify-ca (the certificate chains to CAFile); verify-identity (also
-	// names the host, or ServerName).
-	Mode string `yaml:"mode" help:"disabled, preferred, required, verify-ca or verify-identity"`
+	// names the host, or ServerName). Default: verify-identity, or
+	// preferred for a database on this machine (loopback).
+	Mode string `yaml:"mode" help:"disabled, preferred, required, verify-ca or verify-identity (default: verify-identity; preferred on loopback)"`
 	// CAFile is a PEM file of CA certificates (e.g. the RDS bundle with
 	// many); the system's CAs when empty. Used by verify-ca and
 	// verify-identity.
@@ -202,9 +203,6 @@ func (c *Config) Defaults() {
 	}
 	if c.SSH.Timeout == 0 {
 		c.SSH.Timeout = 15 * time.Second
-	}
-	if c.TLS.Mode == "" {
-		c.TLS.Mode = TLSPreferred
 	}
 }
 
@@ -323,16 +321,16 @@ const (
 
 func (c *TLSConfig) validate() error {
 	var errs []error
-	verifies := c.Mode == TLSVerifyCA || c.Mode == TLSVerifyIdentity
+	verifies := c.Mode == "" || c.Mode == TLSVerifyCA || c.Mode == TLSVerifyIdentity // "": verify-identity off loopback
 	switch c.Mode {
-	case TLSDisabled, TLSPreferred, TLSRequired, TLSVerifyCA, TLSVerifyIdentity:
+	case "", TLSDisabled, TLSPreferred, TLSRequired, TLSVerifyCA, TLSVerifyIdentity:
 	default:
 		errs = append(errs, fmt.Errorf("source.tls.mode: %q, want disabled, preferred, required, verify-ca or verify-identity", c.Mode))
 	}
 	if c.CAFile != "" && !verifies {
 		errs = append(errs, fmt.Errorf("source.tls.ca_file: used only by source.tls.mode verify-ca or verify-identity, not %s", c.Mode))
 	}
-	if c.ServerName != "" && c.Mode != TLSVerifyIdentity {
+	if c.ServerName != "" && c.Mode != "" && c.Mode != TLSVerifyIdentity {
 		errs = append(errs, fmt.Errorf("source.tls.server_name: used only by source.tls.mode verify-identity, not %s", c.Mode))
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {

@@ -108,9 +108,16 @@ func TestValidateSSHAndTLS(t *testing.T) {
 func TestSecureDefaults(t *testing.T) {
 	var c Config
 	c.Defaults()
-	got := []any{c.SSH.Port, c.SSH.KeepaliveInterval, c.SSH.Timeout, c.TLS.Mode}
-	want := []any{22, 15 * time.Second, 15 * time.Second, "preferred"}
+	got := []any{c.SSH.Port, c.SSH.KeepaliveInterval, c.SSH.Timeout,
+		c.TLS.mode("replica.abc.eu-west-1.rds.amazonaws.com"), c.TLS.mode("10.0.0.7"), c.TLS.mode("127.0.0.1"), c.TLS.mode("localhost"), c.TLS.mode("::1")}
+	// Secure by default: the certificate and its name are verified unless
+	// the database is on this machine.
+	want := []any{22, 15 * time.Second, 15 * time.Second, "verify-identity", "verify-identity", "preferred", "preferred", "preferred"}
 	if diff := cmp.Diff(got, want); diff != "" {
 		t.Errorf("defaults (-got +want):\n%s", diff)
+	}
+	c.TLS.Mode = TLSPreferred
+	if got := c.TLS.mode("replica.abc.eu-west-1.rds.amazonaws.com"); got != TLSPreferred {
+		t.Errorf("preferred when named: got %s", got)
 	}
 }

@@ -92,13 +92,13 @@ func (d *dialer) dial(ctx context.Context, db string) (*client.Conn, error) {
 	}
 	tc := d.tlsConfig()
 	conn, err := connect(tc)
-	if err != nil && tc != nil && d.cfg.TLS.mode() == TLSPreferred && strings.Contains(err.Error(), errNoTLS) {
+	if err != nil && tc != nil && d.cfg.TLS.mode(d.cfg.Host) == TLSPreferred && strings.Contains(err.Error(), errNoTLS) {
 		d.log.Warn("the source offers no TLS: connecting unencrypted (source.tls.mode preferred; set required or verify-ca to refuse)", "source", d.cfg.addr())
 		d.plain.Store(true)
 		conn, err = connect(nil)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s as %s%s: %w%s", d.cfg.addr(), d.cfg.User, d.via(), err, tlsHint(err, d.cfg.TLS.mode(), d.tlsConfig() != nil))
+		return nil, fmt.Errorf("connect to %s as %s%s: %w%s", d.cfg.addr(), d.cfg.User, d.via(), err, tlsHint(err, d.cfg.TLS.mode(d.cfg.Host), d.tlsConfig() != nil))
 	}
 	return conn, nil
 }
@@ -118,9 +118,9 @@ func (d *dialer) via() string {
 func (d *dialer) transport(conn *client.Conn) string {
 	tc, ok := conn.Conn.Conn.(*tls.Conn)
 	if !ok {
-		return "unencrypted (source.tls.mode " + d.cfg.TLS.mode() + ")"
+		return "unencrypted (source.tls.mode " + d.cfg.TLS.mode(d.cfg.Host) + ")"
 	}
-	return tls.VersionName(tc.ConnectionState().Version) + " (source.tls.mode " + d.cfg.TLS.mode() + ")"
+	return tls.VersionName(tc.ConnectionState().Version) + " (source.tls.mode " + d.cfg.TLS.mode(d.cfg.Host) + ")"
 }
 
 // tlsHint adds the fix to a connection refused for its transport.
@@ -133,6 +133,11 @@ func tlsHint(err error, mode string, encrypted bool) string {
 		return fmt.Sprintf(" (the server requires TLS, source.tls.mode is %s: set it to verify-ca or verify-identity with source.tls.ca_file)", mode)
 	case errors.As(err, &me) && me.Code == mysql.ER_ACCESS_DENIED_ERROR && !encrypted:
 		return fmt.Sprintf(" (without TLS: source.tls.mode is %s; if the server requires TLS (require_secure_transport, or a user created REQUIRE SSL), set source.tls.mode to verify-ca or verify-identity with source.tls.ca_file)", mode)
+	case mode == TLSVerifyIdentity && strings.Contains(err.Error(), "x509:"):
+		return " (source.tls.mode verify-identity, the default for a remote source, could not verify the server's certificate: " +
+			"for RDS set source.tls.ca_file to Amazon's bundle, https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem; " +
+			"a server reached by another name than its certificate's needs source.tls.server_name; " +
+			"source.tls.mode: preferred encrypts without verifying, and says so)"
 	case strings.Contains(err.Error(), errNoTLS):
 		return fmt.Sprintf(" (source.tls.mode %s needs TLS, which the server does not offer: configure TLS on the server or lower source.tls.mode)", mode)
 	}

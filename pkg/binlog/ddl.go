@@ -2,6 +2,7 @@ package binlog
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/go-mysql-org/go-mysql/client"
@@ -454,4 +455,16 @@ func parseDML(q, defaultDB string) (dml bool, tables []string) {
 		}
 	}
 	return true, []string{qualify(names[0], defaultDB)}
+}
+
+// connectionPassword is the password in a FEDERATED table's connection
+// string: CONNECTION='mysql://user:password@host:port/db/table'.
+var connectionPassword = regexp.MustCompile(`(?i)(CONNECTION\s*=?\s*['"][a-z0-9+.-]*://[^:'"@/]*:)[^@'"]*(@)`)
+
+// redactDDL replaces the passwords a published DDL statement may carry (a
+// FEDERATED table's CONNECTION string) with "***": _schema_changes is read
+// by more people than the source's administrators. (Statements that set
+// account passwords are never published: see parseDDL.)
+func redactDDL(q string) string {
+	return connectionPassword.ReplaceAllString(q, "${1}***${2}")
 }

@@ -622,7 +622,7 @@ func (r *Reader) queryEvent(ctx context.Context, tx *Tx, h *replication.EventHea
 	}
 	tx.DDL = append(tx.DDL, cdc.SchemaChange{
 		Database:   string(e.Schema),
-		DDL:        q,
+		DDL:        redactDDL(q),
 		Position:   cdc.Position{Epoch: r.epoch, File: r.fileIndex, Pos: uint64(h.LogPos)},
 		Source:     cdc.Source{ServerID: h.ServerID, GTID: tx.GTID, File: r.file, Pos: uint64(h.LogPos)},
 		CommitTime: time.Unix(int64(h.Timestamp), 0),

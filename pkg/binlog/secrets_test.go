@@ -24,3 +24,18 @@ func TestParseDDLAccountStatementsAreNotDDL(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactDDL: a FEDERATED table's connection password never reaches
+// _schema_changes.
+func TestRedactDDL(t *testing.T) {
+	for in, want := range map[string]string{
+		"CREATE TABLE t (id INT) ENGINE=FEDERATED CONNECTION='mysql://fed:s3cret@remote:3306/db/t'": "CREATE TABLE t (id INT) ENGINE=FEDERATED CONNECTION='mysql://fed:***@remote:3306/db/t'",
+		`ALTER TABLE t CONNECTION = "mysql://u:p@h/db/t"`:                                           `ALTER TABLE t CONNECTION = "mysql://u:***@h/db/t"`,
+		"CREATE TABLE t (id INT) ENGINE=FEDERATED CONNECTION='myserver/t'":                          "CREATE TABLE t (id INT) ENGINE=FEDERATED CONNECTION='myserver/t'",
+		"ALTER TABLE t ADD c INT": "ALTER TABLE t ADD c INT",
+	} {
+		if got := redactDDL(in); got != want {
+			t.Errorf("redactDDL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

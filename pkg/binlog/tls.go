@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 )
 
@@ -15,7 +16,7 @@ import (
 // reached by another name, e.g. through a tunnel or a CNAME);
 // verify-identity checks both.
 func (c *TLSConfig) tlsConfig(host string) (*tls.Config, error) {
-	if c.mode() == TLSDisabled {
+	if c.mode(host) == TLSDisabled {
 		return nil, nil
 	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
@@ -37,7 +38,7 @@ func (c *TLSConfig) tlsConfig(host string) (*tls.Config, error) {
 			return nil, fmt.Errorf("source.tls.ca_file: no PEM certificate in %s", c.CAFile)
 		}
 	}
-	switch c.mode() {
+	switch c.mode(host) {
 	case TLSPreferred, TLSRequired:
 		cfg.InsecureSkipVerify = true // encryption only, by definition of the mode
 	case TLSVerifyCA:
@@ -55,12 +56,20 @@ func (c *TLSConfig) tlsConfig(host string) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// mode is Mode, with its default for a configuration without Defaults.
-func (c *TLSConfig) mode() string {
-	if c.Mode == "" {
+// mode is Mode, or its default for host: verify-identity, secure by
+// default, unless the database is on this machine (loopback: preferred).
+// A source reached by another name than its certificate's (an SSH
+// tunnel's end is the database's own name, so it verifies) sets
+// server_name or verify-ca; an encrypted but unverified connection is
+// asked for by naming preferred or required.
+func (c *TLSConfig) mode(host string) string {
+	if c.Mode != "" {
+		return c.Mode
+	}
+	if host == "localhost" || net.ParseIP(host).IsLoopback() {
 		return TLSPreferred
 	}
-	return c.Mode
+	return TLSVerifyIdentity
 }
 
 // verifyChain checks that the server's certificate chains to roots (the

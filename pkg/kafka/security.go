@@ -463,3 +463,12 @@ func registryDenied(err error) error {
 	}
 	return err
 }
+
+// warnPlainHTTP warns when registry credentials would travel over plain
+// http to url: anyone on the path reads them.
+func (s *Security) warnPlainHTTP(log *slog.Logger, url string) {
+	r := &s.RegistryAuth
+	if (r.Username != "" || r.Token != "") && strings.HasPrefix(strings.ToLower(url), "http://") {
+		log.Warn("Schema Registry credentials are sent over plain http: use an https:// kafka.schema_registry_url", "url", url)
+	}
+}

@@ -107,6 +107,7 @@ func NewWriter(cfg *Config, version string, log *slog.Logger, m *Metrics, opts .
 	if err != nil {
 		return nil, err
 	}
+	cfg.Security.warnPlainHTTP(log, cfg.RegistryURL)
 	reg, err := NewRegistry(cfg.RegistryURL, regOpts...)
 	if err != nil {
 		client.Close()
