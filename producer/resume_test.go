@@ -193,7 +193,9 @@ func TestSecondProducerFencesFirst(t *testing.T) {
 	first := startProducer(t, args)
 	insert(0, 50)
 	consume(t, ctx, 50, "f1.fence.t")
-	second := startProducer(t, withoutStart(args))
+	// Another server_id: the source would cut the first off too (same
+	// server_id, TestSameServerIDNamed); this is about Kafka's fencing.
+	second := startProducer(t, append(withoutStart(args), "-source.server_id", "4343"))
 	// The second has taken over once its own first commit is visible.
 	insert(50, 100)
 	err := first.wait(t, ctx)
