@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/strait-cdc/strait/pkg/bigquery"
 	"github.com/strait-cdc/strait/pkg/binlog"
@@ -27,13 +28,17 @@ type Config struct {
 	LogLevel string `yaml:"log_level" help:"debug, info, warn or error"`
 	// LogFormat is json (default) or text.
 	LogFormat string `yaml:"log_format" help:"json or text"`
+	// ShutdownTimeout bounds how long SIGTERM waits to publish and commit
+	// what was read (brokers down: it gives up, nothing is lost); default
+	// 30s, inside Kubernetes' 60s grace period of deploy/k8s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" help:"how long shutdown waits to publish and commit what was read"`
 	// StatusKeys shows the key values of the snapshot's last row in GET
 	// /status; off by default: /status answers anyone who reaches the port.
 	StatusKeys bool `yaml:"status_keys" help:"show the snapshot's last key values in GET /status (off: anyone reaching the port reads /status)"`
 }
 
 func defaults() *Config {
-	c := &Config{HTTPAddr: ":9464", LogLevel: "info", LogFormat: "json"}
+	c := &Config{HTTPAddr: ":9464", LogLevel: "info", LogFormat: "json", ShutdownTimeout: 30 * time.Second}
 	c.Source.Defaults()
 	c.Source.ServerID = 0 // derived from kafka.topic_prefix once the configuration is read (loadConfig)
 	c.Kafka.Defaults()
@@ -45,6 +50,9 @@ func defaults() *Config {
 func (c *Config) Validate() error {
 	var errs []error
 	errs = append(errs, c.Source.Validate(), c.Kafka.Validate())
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("shutdown_timeout: %s, want more than 0", c.ShutdownTimeout))
+	}
 	errs = append(errs, service.ValidateLogging(c.LogLevel, c.LogFormat)...)
 	return errors.Join(errs...)
 }

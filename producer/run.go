@@ -77,7 +77,13 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 		// after the last checkpoint is read and published again. A
 		// configured start position was for the first run only.
 		wait := min(time.Second<<(attempt-1), 30*time.Second)
-		proc.Log.Warn("restarting from the last checkpoint after a transient Kafka error", "err", err, "in", wait.String())
+		// One line when it starts; the retries of the same outage at debug
+		// (strait_producer_restarts_total counts them, /readyz is false).
+		level := slog.LevelWarn
+		if attempt > 1 {
+			level = slog.LevelDebug
+		}
+		proc.Log.Log(ctx, level, "waiting out a transient error (Kafka, Schema Registry): restarting from the last checkpoint", "err", err, "in", wait.String(), "attempt", attempt)
 		m.restarts.Inc()
 		cfg.Source.StartPosition, cfg.Source.StartGTID = "", ""
 		select {
@@ -176,7 +182,7 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 		st.Diverged = writer.Diverged()
 		return st
 	})
-	if err := stream(ctx, reader, writer, resume, &cfg.Kafka, func(cp *kafka.Checkpoint) { last.Store(cp) }); err != nil {
+	if err := stream(ctx, reader, writer, resume, &cfg.Kafka, cfg.ShutdownTimeout, func(cp *kafka.Checkpoint) { last.Store(cp) }); err != nil {
 		log.Error("the stream stopped", "err", err)
 		return err
 	}

@@ -98,7 +98,7 @@ func snapshotPass(b *testing.B, ctx context.Context, brokers []string, serverID 
 	done, stop := context.WithCancel(ctx)
 	defer stop()
 	var halved bool
-	err = stream(done, reader, writer, resume, kcfg, func(cp *kafka.Checkpoint) {
+	err = stream(done, reader, writer, resume, kcfg, time.Minute, func(cp *kafka.Checkpoint) {
 		if !halved && len(cp.SnapshotAfter) > 0 && cp.SnapshotAfter[0].Int >= int64(total/2) {
 			halved = true
 			half()

@@ -20,14 +20,21 @@ import (
 // On shutdown (ctx ends) reading stops, every whole source transaction read
 // is published and committed, and stream returns nil. A transaction cut off
 // mid-way is not lost: it lies after the checkpoint and is read again on
-// restart.
+// restart. Publishing and committing get shutdown more after ctx ends
+// (Kubernetes kills the pod at its grace period): with the brokers down,
+// stream then gives up and returns the error, and nothing uncommitted is
+// visible (the next start resumes at the checkpoint).
 //
 // committed receives each checkpoint once the brokers committed it (for
 // /status).
-func stream(ctx context.Context, reader *binlog.Reader, writer *kafka.Writer, resume *binlog.Resume, cfg *kafka.Config, committed func(*kafka.Checkpoint)) error {
-	// Publishing and committing outlive the signal: what was read is
-	// published and committed before stream returns.
-	pubCtx := context.WithoutCancel(ctx)
+func stream(ctx context.Context, reader *binlog.Reader, writer *kafka.Writer, resume *binlog.Resume, cfg *kafka.Config, shutdown time.Duration,
+	committed func(*kafka.Checkpoint)) error {
+	// Publishing and committing outlive the signal, by shutdown at most:
+	// what was read is published and committed before stream returns.
+	pubCtx, giveUp := context.WithCancel(context.WithoutCancel(ctx))
+	defer giveUp()
+	stopWatch := context.AfterFunc(ctx, func() { time.AfterFunc(shutdown, giveUp) })
+	defer stopWatch()
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
 

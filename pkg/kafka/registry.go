@@ -46,8 +46,12 @@ func (r *Registry) Register(ctx context.Context, subject, schema string) (int, e
 	if denied := registryDenied(err); denied != err {
 		return 0, fmt.Errorf("register schema for subject %s: %w", subject, denied)
 	}
+	if err != nil && (!errors.As(err, &re) || re.StatusCode >= 500) {
+		// Unreachable, or failing itself: waited out, not a schema problem.
+		return 0, &RegistryUnavailableError{Subject: subject, Err: err}
+	}
 	if err != nil {
-		return 0, fmt.Errorf("register schema for subject %s: %w (if the change is incompatible, set the subject's compatibility or re-snapshot the table into a new topic)", subject, err)
+		return 0, fmt.Errorf("register schema for subject %s: %w", subject, err)
 	}
 	r.ids[k] = s.ID
 	r.inUse[subject] = s.ID
@@ -57,6 +61,21 @@ func (r *Registry) Register(ctx context.Context, subject, schema string) (int, e
 // InUse returns the id last registered under each subject: the schemas the
 // records being written use.
 func (r *Registry) InUse() map[string]int { return r.inUse }
+
+// RegistryUnavailableError is a Schema Registry that cannot be reached or
+// answers with a server error (5xx): transient (Transient), waited out by
+// the producer's restarts from its checkpoint, never a reason to change the
+// schema.
+type RegistryUnavailableError struct {
+	Subject string
+	Err     error
+}
+
+func (e *RegistryUnavailableError) Error() string {
+	return fmt.Sprintf("schema registry unavailable (registering subject %s): %v", e.Subject, e.Err)
+}
+
+func (e *RegistryUnavailableError) Unwrap() error { return e.Err }
 
 // SchemaRejectedError is the Schema Registry refusing a schema itself: HTTP
 // 409, incompatible with the subject's earlier versions under the subject's

@@ -107,9 +107,11 @@ func (w *Writer) abort(ctx context.Context, err error) error {
 // Transient reports whether err, which ended a run of the producer, may
 // pass by itself (a coordinator moving or loading, not enough replicas for
 // a while): kafka's retriable errors, once franz-go's own retries are
-// spent. A fenced producer is not transient: another one took over.
+// spent, and a Schema Registry out of reach. A fenced producer is not
+// transient: another one took over.
 func Transient(err error) bool {
-	return kerr.IsRetriable(err) && !errors.Is(err, ErrFenced)
+	var unavailable *RegistryUnavailableError
+	return errors.As(err, &unavailable) || kerr.IsRetriable(err) && !errors.Is(err, ErrFenced)
 }
 
 func isFenced(err error) bool {
