@@ -3,7 +3,6 @@ package bigquery
 import (
 	"fmt"
 	"math"
-	"math/big"
 	"regexp"
 	"strconv"
 	"strings"
@@ -508,67 +507,16 @@ func appendValue(dst, b []byte, c *column) ([]byte, []byte, error) {
 	return nil, dst, fmt.Errorf("no conversion %d", c.conv)
 }
 
-// maxDecimalBytes bounds a decimal's two's-complement bytes: BIGNUMERIC's
-// 76 digits take 32, twice that allows sign-extension padding. The bound
-// is the record's defence: converting n bytes to decimal text costs more
-// than linear time (about 1 s for 1 MiB), and such a value fits no column.
-const maxDecimalBytes = 64
+// maxDecimalBytes bounds a decimal's two's-complement bytes: converting
+// them to text costs more than linear time, and no column holds more.
+const maxDecimalBytes = avro.MaxDecimalBytes
 
 // appendDecimalText appends a length-prefixed decimal text: raw is the
 // unscaled value in big-endian two's complement (Avro's decimal), scale
 // its number of fractional digits. Exact: never through float64.
 func appendDecimalText(dst, raw []byte, scale int) []byte {
-	var buf [96]byte
-	var digits []byte
-	neg := len(raw) > 0 && raw[0]&0x80 != 0
-	if len(raw) <= 7 {
-		var v int64
-		if neg {
-			v = -1
-		}
-		for _, c := range raw {
-			v = v<<8 | int64(c)
-		}
-		if neg {
-			v = -v
-		}
-		digits = strconv.AppendInt(buf[:0], v, 10)
-	} else {
-		n := new(big.Int).SetBytes(raw)
-		if neg {
-			n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(raw))))
-			n.Neg(n)
-		}
-		digits = n.Append(buf[:0], 10)
-	}
-	size := len(digits)
-	if scale > 0 {
-		size++ // the point
-		if len(digits) <= scale {
-			size += scale - len(digits) + 1 // "0." and leading zeros
-		}
-	}
-	if neg {
-		size++
-	}
-	dst = protowire.AppendVarint(dst, uint64(size))
-	if neg {
-		dst = append(dst, '-')
-	}
-	if scale == 0 {
-		return append(dst, digits...)
-	}
-	if len(digits) <= scale {
-		dst = append(dst, '0', '.')
-		for range scale - len(digits) {
-			dst = append(dst, '0')
-		}
-		return append(dst, digits...)
-	}
-	cut := len(digits) - scale
-	dst = append(dst, digits[:cut]...)
-	dst = append(dst, '.')
-	return append(dst, digits[cut:]...)
+	var buf [160]byte // the text of maxDecimalBytes at any scale up to BIGNUMERIC's
+	return protowire.AppendBytes(dst, avro.AppendDecimalText(buf[:0], raw, scale))
 }
 
 // packDateTime turns wall-clock microseconds since 1970-01-01 00:00 into
