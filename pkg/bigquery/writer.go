@@ -327,6 +327,8 @@ func (w *Writer) fit(topic *Topic, c *Change) (p *valuePlan, key []string, reaso
 		return nil, nil, ReasonNotEnvelope, err
 	case errors.As(err, &wt):
 		return nil, nil, ReasonWrongTable, err
+	case err != nil:
+		w.metrics.errors.WithLabelValues("schema").Inc()
 	}
 	return p, key, "", err
 }
@@ -699,7 +701,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(1024, 4, 8),
 		}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "strait_consumer_bigquery_errors_total", Help: "BigQuery errors by kind: append (retried), table (the table stopped), schema (a value schema strait cannot read).",
+			Name: "strait_consumer_bigquery_errors_total", Help: "BigQuery errors by kind: append (retried), table (the table stopped), schema (an envelope of the table BigQuery cannot hold; the table stops).",
 		}, []string{"kind"}),
 	}
 	m.source = prometheus.NewGaugeVec(prometheus.GaugeOpts{

@@ -108,7 +108,7 @@ func (c *GroupConfig) Defaults() {
 // GOMEMLIMIT) with F, B or P. Records much smaller than 420 bytes cost
 // franz-go more than their size (25 times for an empty record): a flood
 // of them, compressed at the ratio limit, is not bounded here (README,
-// "Kafka and Schema Registry security").
+// "Memory" and "Kafka and Schema Registry security").
 const (
 	maxFetchBytes  = 64 << 20  // the largest kafka.fetch_max_bytes
 	maxRecordBytes = 256 << 20 // the largest kafka.max_record_bytes
