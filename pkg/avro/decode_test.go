@@ -68,7 +68,8 @@ func TestHostileBodiesBoundedMemory(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := testing.AllocsPerRun(1, func() { _, err = Skip(h.body, typ) }); err == nil && n != 0 || n > 8 {
+		// An error is a few allocations (its message), more with -race.
+		if n := testing.AllocsPerRun(1, func() { _, err = Skip(h.body, typ) }); err == nil && n != 0 || n > 32 {
 			t.Errorf("%s: Skip made %v allocations (%v), want none, or an error's few", h.name, n, err)
 		}
 		limit := 64*uint64(len(h.body)) + 4<<10
