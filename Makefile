@@ -37,12 +37,14 @@ test: build lint
 	$(GO) test -count=1 -timeout 20m -run '^TestSnapshotUnderLoadMatchesSelect$$' ./producer -snapshot_rows $(SNAPSHOT_ROWS)
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(TESTFUZZTIME)
 
-## fuzz: each fuzz target of the consumer's decoders (hostile records) for FUZZTIME (go test -fuzz takes one
-## target at a time); an input that fails is written under the package's testdata/fuzz/<target>/: commit it
-## with the fix. make test fuzzes each for TESTFUZZTIME (3 s: the four cost about 17 s with a warm build cache)
+## fuzz: each fuzz target of the decoders of records strait reads (hostile records: table topics, the producer's
+## state, fetched batches) for FUZZTIME (go test -fuzz takes one target at a time); an input that fails is written
+## under the package's testdata/fuzz/<target>/: commit it with the fix. make test fuzzes each for TESTFUZZTIME
+## (3 s: the seven cost about 30 s with a warm build cache)
 FUZZTIME     ?= 1m
 TESTFUZZTIME ?= 3s
-FUZZTARGETS  := ./pkg/bigquery:FuzzAppendRow ./pkg/bigquery:FuzzValueSchema ./pkg/kafka:FuzzDecode ./pkg/avro:FuzzJSONDecoder
+FUZZTARGETS  := ./pkg/bigquery:FuzzAppendRow ./pkg/bigquery:FuzzValueSchema ./pkg/kafka:FuzzDecode \
+	./pkg/kafka:FuzzCheckpoint ./pkg/kafka:FuzzSchemaHistory ./pkg/kafka:FuzzDecompress ./pkg/avro:FuzzJSONDecoder
 fuzz:
 	@set -e; for t in $(FUZZTARGETS); do \
 		echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \

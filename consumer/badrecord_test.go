@@ -419,3 +419,36 @@ func TestBadRecordConfig(t *testing.T) {
 		}
 	}
 }
+
+// A batch that decompresses far beyond its size (4 MiB of zeros in a few
+// hundred bytes of zstd) is not read: it is dead-lettered as
+// batch_too_large with the offsets it spans, the changes around it are
+// applied, and every offset is committed.
+func TestCompressionBombIsDeadLettered(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const prefix, group, dataset = "bomb", "g", "ds_bomb"
+	usersTopic := prefix + ".shop.users"
+	pub := newPublisherPartitions(t, prefix, 1)
+	pub.publish(ctx, ins(users, user(1, "a@x", "1.00")...))
+	zstd, err := kgo.NewClient(kgo.SeedBrokers(env.kafka.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchCompression(kgo.ZstdCompression()), kgo.ProducerBatchMaxBytes(8<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zstd.Close()
+	bomb := &kgo.Record{Topic: usersTopic, Key: []byte("k"), Value: make([]byte, 4<<20)}
+	if err := zstd.ProduceSync(ctx, bomb).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	pub.publish(ctx, ins(users, user(2, "b@x", "2.00")...))
+
+	startConsumer(t, consumerArgs(prefix, group, dataset))
+	waitRows(t, ctx, dataset, "shop_users", []map[string]any{userRow(1, "a@x", "1.00"), userRow(2, "b@x", "2.00")})
+	waitCommitted(t, ctx, group, usersTopic)
+	letters := readTopic(t, ctx, prefix+"._dead_letter."+group, 1)
+	h := headers(letters[0])
+	if h["strait.reason"] != "batch_too_large" || h["strait.offset"] != strconv.FormatInt(bomb.Offset, 10) || h["strait.next_offset"] != strconv.FormatInt(bomb.Offset+1, 10) || letters[0].Value != nil {
+		t.Errorf("dead letter %v with a value of %d bytes, want batch_too_large from offset %d to %d, without a value", h, len(letters[0].Value), bomb.Offset, bomb.Offset+1)
+	}
+}

@@ -269,7 +269,14 @@ func (c *consumer) apply(ctx context.Context, tb *kafka.TopicBatch) (commit, hal
 		tb.CutAt(bad)
 		stopErr = bad.Err
 	}
-	err := c.writer.Apply(ctx, changes(tb))
+	topic := bigquery.Topic{Name: tb.Topic, Prefix: c.cfg.Kafka.TopicPrefix}
+	var ok bool
+	if topic.Database, topic.Table, ok = kafka.TableTopic(topic.Prefix, topic.Name); !ok {
+		// The topic names no table: nothing of it is applied or committed.
+		c.stop(tb.Topic, fmt.Errorf("topic %s is not %s.<database>.<table>: it names no table", tb.Topic, topic.Prefix))
+		return false, true
+	}
+	err := c.writer.Apply(ctx, topic, changes(tb))
 	var (
 		letters []kafka.BadRecord
 		te      *bigquery.TableError
@@ -358,7 +365,7 @@ func changes(tb *kafka.TopicBatch) []bigquery.Change {
 	out := make([]bigquery.Change, len(tb.Records))
 	for i, r := range tb.Records {
 		out[i] = bigquery.Change{
-			Topic: tb.Topic, Partition: r.Partition, Offset: r.Offset,
+			Partition: r.Partition, Offset: r.Offset,
 			KeySchema: r.Key.Schema, ValueSchemaID: r.Value.SchemaID, ValueSchema: r.Value.Schema, Value: r.Value.Body,
 		}
 	}

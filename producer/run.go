@@ -127,6 +127,9 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 	// The checkpoint is read after taking over the transactional id, so
 	// that no other producer of this source can still move it.
 	cp, err := writer.ReadCheckpoint(ctx)
+	if err == nil {
+		err = snapshotCaptured(cp, &cfg.Source, log)
+	}
 	if err != nil {
 		return err
 	}
@@ -187,6 +190,35 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 		return err
 	}
 	log.Info("stopped: every record read was published")
+	return nil
+}
+
+// snapshotCaptured keeps of the checkpoint cp's snapshot only the tables
+// the configuration captures. A table the checkpoint's own patterns
+// captured was excluded since: its snapshot is dropped, with a warning.
+// Any other table cannot be in a checkpoint the producer wrote: an error
+// naming the record.
+func snapshotCaptured(cp *kafka.Checkpoint, src *binlog.Config, log *slog.Logger) error {
+	if cp == nil {
+		return nil
+	}
+	var keep []string
+	for i, t := range cp.SnapshotTables {
+		db, name, _ := strings.Cut(t, ".")
+		switch {
+		case binlog.Captures(src.Include, src.Exclude, db, name):
+			keep = append(keep, t)
+			continue
+		case !binlog.Captures(cp.Include, cp.Exclude, db, name):
+			return cp.Refuse(fmt.Errorf("snapshot table %s: captured neither by source.include/exclude nor by the checkpoint's own patterns", t))
+		}
+		log.Warn("snapshot: the configuration no longer captures the table; its snapshot is dropped", "table", t)
+		if i == 0 {
+			cp.SnapshotAfter = nil
+		}
+		delete(cp.SnapshotFilters, t)
+	}
+	cp.SnapshotTables = keep
 	return nil
 }
 

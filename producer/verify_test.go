@@ -117,10 +117,10 @@ func (e *bqEnv) apply(t *testing.T, ctx context.Context, tbl *cdc.Table, changes
 		if err != nil {
 			t.Fatal(err)
 		}
-		batch = append(batch, bigquery.Change{Topic: "v." + tbl.ID(), Offset: int64(i), KeySchema: s.Key,
+		batch = append(batch, bigquery.Change{Offset: int64(i), KeySchema: s.Key,
 			ValueSchemaID: e.schemas, ValueSchema: s.Value, Value: b[5:]})
 	}
-	if err := e.w.Apply(ctx, batch); err != nil {
+	if err := e.w.Apply(ctx, bigquery.Topic{Name: "v." + tbl.ID(), Prefix: "v", Database: tbl.Database, Table: tbl.Name}, batch); err != nil {
 		t.Fatalf("apply %s: %v", tbl.ID(), err)
 	}
 }

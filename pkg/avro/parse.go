@@ -28,6 +28,12 @@ type Type struct {
 	Branches    []*Type  // union
 	Items       *Type    // array items, map values
 	Symbols     []string // enum
+
+	// Set by Parse (sized): the fewest bytes a value takes, 0 only for
+	// types whose values take none (null, fixed of size 0, records of
+	// those), and for those how many values one decodes to.
+	minBytes, values int
+	sized            bool
 }
 
 // Field is a record field.
@@ -44,7 +50,12 @@ func Parse(schema string) (*Type, error) {
 		return nil, fmt.Errorf("avro schema: %w", err)
 	}
 	p := &parser{named: map[string]*Type{}}
-	return p.parse(v, "")
+	t, err := p.parse(v, "")
+	if err != nil {
+		return nil, err
+	}
+	t.size(map[*Type]bool{}, true)
+	return t, nil
 }
 
 type parser struct {
@@ -176,6 +187,70 @@ func (p *parser) parseComplex(m map[string]any, ns string) (*Type, error) {
 	return t, nil
 }
 
+// size returns the fewest bytes a value of t takes and, for a type whose
+// values take none, how many values one decodes to; with keep it records
+// them in t and every type within t (Parse). A type met again while being
+// sized is recursive: a value of it holds another, so it takes at least a
+// byte.
+func (t *Type) size(visiting map[*Type]bool, keep bool) (minBytes, values int) {
+	if t.sized {
+		return t.minBytes, t.values
+	}
+	if visiting[t] {
+		return 1, 1
+	}
+	visiting[t] = true
+	defer delete(visiting, t)
+	minBytes, values = 0, 1
+	switch t.Kind {
+	case "null":
+	case "float":
+		minBytes = 4
+	case "double":
+		minBytes = 8
+	case "fixed":
+		minBytes = t.Size
+	case "record":
+		for _, f := range t.Fields {
+			b, v := f.Type.size(visiting, keep)
+			minBytes, values = min(minBytes+b, math.MaxInt32), min(values+v, math.MaxInt32)
+		}
+	case "union":
+		least := math.MaxInt32 - 1
+		for _, br := range t.Branches {
+			b, _ := br.size(visiting, keep)
+			least = min(least, b)
+		}
+		minBytes = 1 + least
+	case "array", "map":
+		t.Items.size(visiting, keep)
+		minBytes = 1
+	default: // boolean, int, long, enum, bytes, string: at least a byte
+		minBytes = 1
+	}
+	if keep {
+		t.minBytes, t.values, t.sized = minBytes, values, true
+	}
+	return minBytes, values
+}
+
+// width returns the fewest bytes a value of t takes: 0 only for types
+// whose values take none (null, fixed of size 0, records of those).
+func (t *Type) width() int {
+	if t.sized {
+		return t.minBytes
+	}
+	b, _ := t.size(map[*Type]bool{}, false)
+	return b
+}
+
+// unit returns how many values one value of a zero-width type decodes to:
+// what Decode charges it against its budget.
+func (t *Type) unit() int {
+	_, v := t.size(map[*Type]bool{}, false)
+	return v
+}
+
 // Nullable returns the non-null branch of a ["null", T] or [T, "null"]
 // union and the index of the null branch, or t and -1 for any other type.
 func (t *Type) Nullable() (*Type, int) {
@@ -264,7 +339,8 @@ const MaxNesting = 64
 // ErrNesting is a value nested deeper than MaxNesting.
 var ErrNesting = fmt.Errorf("avro: values nested deeper than %d levels", MaxNesting)
 
-// skip steps over one value of type t.
+// Skip steps over one value of type t, in time linear in the bytes it
+// steps over.
 func Skip(b []byte, t *Type) ([]byte, error) { return skipNested(b, t, 0) }
 
 // skipNested steps over one value of type t found depth levels down.
@@ -317,26 +393,24 @@ func skipNested(b []byte, t *Type, depth int) ([]byte, error) {
 		return skipNested(b, t.Branches[i], depth+1)
 	case "array", "map":
 		// Blocks: a count, then the items; a negative count is followed by
-		// the block's size in bytes; a zero count ends the value.
+		// the block's size in bytes; a zero count ends the value. Items
+		// that take no bytes are stepped over a block at a time: walking
+		// them one by one made skipping quadratic (a block may claim as
+		// many as there are bytes left, and every byte can start a block).
+		w := t.Items.width()
+		if t.Kind == "map" {
+			w++ // the key
+		}
 		for {
 			var n int64
-			if n, b, err = ReadLong(b); err != nil {
+			if n, b, err = blockCount(b, t.Kind, w); err != nil {
 				return nil, err
 			}
 			if n == 0 {
 				return b, nil
 			}
-			if n < 0 {
-				if n == math.MinInt64 {
-					return nil, fmt.Errorf("avro: %s block count %d", t.Kind, n)
-				}
-				if _, b, err = ReadLong(b); err != nil {
-					return nil, err
-				}
-				n = -n
-			}
-			if n > int64(len(b)) {
-				return nil, fmt.Errorf("avro: %s block of %d items with %d bytes left", t.Kind, n, len(b))
+			if w == 0 {
+				continue
 			}
 			for range n {
 				if t.Kind == "map" {

@@ -107,7 +107,7 @@ func TestAppendChangelog(t *testing.T) {
 		src.change(cdc.OpRead, nil, user(5, "e@x")),
 		src.change(cdc.OpUpdate, user(1, "a2@x"), user(1, "a3@x")),
 	}
-	if err := w.Apply(ctx, batch); err != nil {
+	if err := w.Apply(ctx, src.topic(), batch); err != nil {
 		t.Fatal(err)
 	}
 	wantLog := []map[string]any{
@@ -133,7 +133,7 @@ func TestAppendChangelog(t *testing.T) {
 	}
 
 	// Redelivery appends the changes again; the latest rows stay the same.
-	if err := w.Apply(ctx, batch[3:5]); err != nil {
+	if err := w.Apply(ctx, src.topic(), batch[3:5]); err != nil {
 		t.Fatal(err)
 	}
 	got = rows(t, srv, "shop_users")
@@ -172,11 +172,11 @@ func TestUpsertWithoutKey(t *testing.T) {
 	logTable := &cdc.Table{Database: "shop", Name: "log", Columns: users.Columns}
 	src := newSource(t, logTable, 5)
 	for range 2 {
-		if err := w.Apply(ctx, []bigquery.Change{src.change(cdc.OpCreate, nil, user(1, "a")), src.change(cdc.OpCreate, nil, user(1, "a"))}); err != nil {
+		if err := w.Apply(ctx, src.topic(), []bigquery.Change{src.change(cdc.OpCreate, nil, user(1, "a")), src.change(cdc.OpCreate, nil, user(1, "a"))}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := w.Apply(ctx, []bigquery.Change{src.change(cdc.OpDelete, user(1, "a"), nil)}); err != nil {
+	if err := w.Apply(ctx, src.topic(), []bigquery.Change{src.change(cdc.OpDelete, user(1, "a"), nil)}); err != nil {
 		t.Fatal(err)
 	}
 	var ops []string
@@ -196,7 +196,7 @@ func TestUpsertWithoutKey(t *testing.T) {
 	if _, err := srv.Table(project, dataset, "shop_log_latest"); err == nil || !strings.Contains(err.Error(), "Not found") {
 		t.Errorf("view of a table without key: err = %v, want not found", err)
 	}
-	const warning = `level=WARN msg="source table has no primary key: its changes are appended to a changelog table instead of upserted" table=shop_log source=shop.log topic=strait.shop.items`
+	const warning = `level=WARN msg="source table has no primary key: its changes are appended to a changelog table instead of upserted" table=shop_log source=shop.log topic=strait.shop.log`
 	if n := strings.Count(logs.String(), warning); n != 1 {
 		t.Errorf("warning logged %d times, want once:\n%s", n, logs.String())
 	}
@@ -207,7 +207,7 @@ func TestUpsertWithoutKey(t *testing.T) {
 func TestAppendSchemaChange(t *testing.T) {
 	srv, w, ctx, _ := startWriter(t, appendMode, io.Discard)
 	v1 := newSource(t, users, 1)
-	if err := w.Apply(ctx, []bigquery.Change{v1.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
+	if err := w.Apply(ctx, v1.topic(), []bigquery.Change{v1.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
 		t.Fatal(err)
 	}
 	before, err := srv.Table(project, dataset, "shop_users_latest")
@@ -218,7 +218,7 @@ func TestAppendSchemaChange(t *testing.T) {
 		cdc.Column{Name: "age", Type: cdc.TypeInt32, Nullable: true})}
 	v2 := newSource(t, grown, 2)
 	v2.seq = v1.seq
-	if err := w.Apply(ctx, []bigquery.Change{
+	if err := w.Apply(ctx, v2.topic(), []bigquery.Change{
 		v2.change(cdc.OpUpdate, []cdc.Value{cdc.Int(1), cdc.Str("a@x"), cdc.Null}, []cdc.Value{cdc.Int(1), cdc.Str("a@x"), cdc.Int(42)}),
 	}); err != nil {
 		t.Fatal(err)
@@ -262,7 +262,7 @@ func TestAppendModeOnUpsertTable(t *testing.T) {
 			c.Endpoint, c.WriteEndpoint = srv.RESTURL(), srv.GRPCAddr()
 		}, io.Discard)
 		src := newSource(t, users, 1)
-		err := w.Apply(ctx, []bigquery.Change{src.change(cdc.OpCreate, nil, user(1, "a@x"))})
+		err := w.Apply(ctx, src.topic(), []bigquery.Change{src.change(cdc.OpCreate, nil, user(1, "a@x"))})
 		if mode == bigquery.ModeUpsert {
 			if err != nil {
 				t.Fatal(err)
@@ -282,22 +282,22 @@ func TestAppendModeOnUpsertTable(t *testing.T) {
 func TestAppendViewNameTaken(t *testing.T) {
 	_, w, ctx, _ := startWriter(t, appendMode, io.Discard)
 	src := newSource(t, users, 1)
-	if err := w.Apply(ctx, []bigquery.Change{src.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
+	if err := w.Apply(ctx, src.topic(), []bigquery.Change{src.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
 		t.Fatal(err)
 	}
 	latest := newSource(t, &cdc.Table{Database: "shop", Name: "users_latest", PrimaryKey: []int{0}, Columns: users.Columns}, 2)
-	err := w.Apply(ctx, []bigquery.Change{latest.change(cdc.OpCreate, nil, user(1, "a@x"))})
+	err := w.Apply(ctx, latest.topic(), []bigquery.Change{latest.change(cdc.OpCreate, nil, user(1, "a@x"))})
 	if err == nil || !strings.Contains(err.Error(), "table shop_users_latest is a VIEW in BigQuery") {
 		t.Errorf("a table named like a view: err = %v, want one saying it is a view", err)
 	}
 
 	// The other way round: shop_orders_latest exists as a changelog first.
 	ordersLatest := newSource(t, &cdc.Table{Database: "shop", Name: "orders_latest", PrimaryKey: []int{0}, Columns: users.Columns}, 3)
-	if err := w.Apply(ctx, []bigquery.Change{ordersLatest.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
+	if err := w.Apply(ctx, ordersLatest.topic(), []bigquery.Change{ordersLatest.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
 		t.Fatal(err)
 	}
 	orders := newSource(t, &cdc.Table{Database: "shop", Name: "orders", PrimaryKey: []int{0}, Columns: users.Columns}, 4)
-	err = w.Apply(ctx, []bigquery.Change{orders.change(cdc.OpCreate, nil, user(1, "a@x"))})
+	err = w.Apply(ctx, orders.topic(), []bigquery.Change{orders.change(cdc.OpCreate, nil, user(1, "a@x"))})
 	if err == nil || !strings.Contains(err.Error(), "shop_orders_latest, the name of the latest-row view of shop_orders, is taken by a TABLE") {
 		t.Errorf("a view named like a table: err = %v, want one saying the name is taken", err)
 	}

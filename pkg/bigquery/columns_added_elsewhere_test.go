@@ -33,7 +33,7 @@ func TestApplyColumnAddedByAnotherWriter(t *testing.T) {
 
 	v1 := newSource(t, users, 1)
 	for _, w := range []*bigquery.Writer{first, second} {
-		if err := w.Apply(ctx, []bigquery.Change{v1.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
+		if err := w.Apply(ctx, v1.topic(), []bigquery.Change{v1.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -41,10 +41,10 @@ func TestApplyColumnAddedByAnotherWriter(t *testing.T) {
 		cdc.Column{Name: "age", Type: cdc.TypeInt32, Nullable: true})}
 	v2 := newSource(t, grown, 2)
 	v2.seq = v1.seq
-	if err := first.Apply(ctx, []bigquery.Change{v2.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(2), cdc.Str("b@x"), cdc.Int(42)})}); err != nil {
+	if err := first.Apply(ctx, v2.topic(), []bigquery.Change{v2.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(2), cdc.Str("b@x"), cdc.Int(42)})}); err != nil {
 		t.Fatal(err)
 	}
-	if err := second.Apply(ctx, []bigquery.Change{v2.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(3), cdc.Str("c@x"), cdc.Int(43)})}); err != nil {
+	if err := second.Apply(ctx, v2.topic(), []bigquery.Change{v2.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(3), cdc.Str("c@x"), cdc.Int(43)})}); err != nil {
 		t.Fatal(err)
 	}
 	want := []map[string]any{

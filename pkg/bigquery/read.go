@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"strings"
 	"time"
@@ -328,11 +327,7 @@ func readCell(b []byte, t *avro.Type, f *bigquery.FieldSchema, depth int) (Cell,
 // decimalFromAvro turns Avro decimal bytes (big-endian two's complement of
 // the unscaled value) into decimal text.
 func decimalFromAvro(b []byte, scale int) string {
-	n := new(big.Int).SetBytes(b)
-	if len(b) > 0 && b[0]&0x80 != 0 {
-		n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(b))))
-	}
-	return new(big.Rat).SetFrac(n, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(scale)), nil)).FloatString(scale)
+	return string(avro.AppendDecimalText(nil, b, scale))
 }
 
 // parseCivilDateTime reads BigQuery's DATETIME text

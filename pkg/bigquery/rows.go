@@ -3,7 +3,6 @@ package bigquery
 import (
 	"fmt"
 	"math"
-	"math/big"
 	"regexp"
 	"strconv"
 	"strings"
@@ -150,10 +149,13 @@ func bindColumns(cols []column, schema bigquery.Schema, first int32) ([]column, 
 // binding is a value schema bound to a table: where each value goes on the
 // proto wire.
 type binding struct {
-	plan    *valuePlan
-	columns []column
-	meta    [4]protowire.Number // ColOp, ColSequence, ColSourceTime, ColIngestedAt
-	cdc     bool                // upsert mode: rows carry _CHANGE_TYPE and _CHANGE_SEQUENCE_NUMBER
+	plan      *valuePlan
+	keySchema string // the key schema the table was bound with
+	prefix    string // the topic prefix fit found the schemas of
+	columns   []column
+	meta      [4]protowire.Number               // ColOp, ColSequence, ColSourceTime, ColIngestedAt
+	cdc       bool                              // upsert mode: rows carry _CHANGE_TYPE and _CHANGE_SEQUENCE_NUMBER
+	seen      struct{ topic, db, table string } // the source names ofTopic found right last
 }
 
 func bind(p *valuePlan, schema bigquery.Schema, cdc bool) (*binding, error) {
@@ -183,6 +185,7 @@ type envelope struct {
 	seq           []byte // source.sequence, nil when absent
 	srcMillis     int64  // source.ts_ms
 	hasSrcTime    bool
+	db, table     []byte // source.db and source.table, nil when null
 }
 
 // readEnvelope walks a value body, keeping the spans of the two rows and
@@ -259,7 +262,7 @@ func (p *valuePlan) readSource(b []byte, typ *avro.Type, e *envelope) ([]byte, e
 				return nil, err
 			}
 			e.hasSrcTime = true
-		case p.srcSeq:
+		case p.srcSeq, p.srcDB, p.srcTable:
 			var present bool
 			if present, b, err = avro.ReadOptional(b, f.Type); err != nil || !present {
 				if err != nil {
@@ -267,8 +270,20 @@ func (p *valuePlan) readSource(b []byte, typ *avro.Type, e *envelope) ([]byte, e
 				}
 				continue
 			}
-			if e.seq, b, err = avro.ReadBytes(b); err != nil {
+			if v, _ := f.Type.Nullable(); v.Kind != "string" {
+				return nil, fmt.Errorf("source.%s is a %s, want a string", f.Name, v.Kind)
+			}
+			var v []byte
+			if v, b, err = avro.ReadBytes(b); err != nil {
 				return nil, err
+			}
+			switch i {
+			case p.srcSeq:
+				e.seq = v
+			case p.srcDB:
+				e.db = v
+			default:
+				e.table = v
 			}
 		default:
 			if b, err = avro.Skip(b, f.Type); err != nil {
@@ -277,6 +292,52 @@ func (p *valuePlan) readSource(b []byte, typ *avro.Type, e *envelope) ([]byte, e
 		}
 	}
 	return b, nil
+}
+
+// ofTopic returns a *wrongTableError unless the change e is of the table
+// topic names: its source.db and source.table name it as the topic does
+// (sameName), and they are what the envelope's namespace was made of. The
+// names last found right are remembered: a topic's changes all have the
+// same.
+func (bd *binding) ofTopic(e *envelope, topic *Topic) error {
+	if e.db == nil || e.table == nil {
+		return wrongTable("source.db or source.table is null")
+	}
+	if bd.seen.topic == topic.Name && string(e.db) == bd.seen.db && string(e.table) == bd.seen.table {
+		return nil
+	}
+	p := bd.plan
+	switch {
+	case !sameName(e.db, topic.Database) || !sameName(e.table, topic.Table):
+		return wrongTable("a change of %s.%s in the topic of %s.%s", e.db, e.table, topic.Database, topic.Table)
+	case avro.Name(string(e.db)) != p.database || avro.Name(string(e.table)) != p.table:
+		return wrongTable("a change of %s.%s with the value schema of %s.%s", e.db, e.table, p.database, p.table)
+	}
+	bd.seen.topic, bd.seen.db, bd.seen.table = topic.Name, string(e.db), string(e.table)
+	return nil
+}
+
+// sameName reports whether a source name and the part of a topic name
+// made of it name the same BigQuery table: equal once every byte a table
+// name cannot hold is '_' (TableName), as the topic's every byte a topic
+// name cannot hold is.
+func sameName(source []byte, part string) bool {
+	if len(source) != len(part) {
+		return false
+	}
+	for i := range len(source) {
+		a, b := source[i], part[i]
+		if !tableNameChar(a) {
+			a = '_'
+		}
+		if !tableNameChar(b) {
+			b = '_'
+		}
+		if a != b {
+			return false
+		}
+	}
+	return true
 }
 
 // appendRow appends the proto row of one change to dst: in upsert mode
@@ -290,9 +351,12 @@ func (p *valuePlan) readSource(b []byte, typ *avro.Type, e *envelope) ([]byte, e
 // latest-row view, as text: it is written in canonical form (see
 // canonicalSequence), and a sequence that is not a valid
 // _CHANGE_SEQUENCE_NUMBER is an error, as BigQuery makes it in upsert mode.
-func (bd *binding) appendRow(dst, value []byte, ingested int64) ([]byte, byte, int64, error) {
+func (bd *binding) appendRow(dst, value []byte, ingested int64, topic *Topic) ([]byte, byte, int64, error) {
 	e, err := bd.plan.readEnvelope(value)
 	if err != nil {
+		return dst, 0, 0, err
+	}
+	if err := bd.ofTopic(&e, topic); err != nil {
 		return dst, 0, 0, err
 	}
 	if len(e.op) != 1 {
@@ -508,67 +572,16 @@ func appendValue(dst, b []byte, c *column) ([]byte, []byte, error) {
 	return nil, dst, fmt.Errorf("no conversion %d", c.conv)
 }
 
-// maxDecimalBytes bounds a decimal's two's-complement bytes: BIGNUMERIC's
-// 76 digits take 32, twice that allows sign-extension padding. The bound
-// is the record's defence: converting n bytes to decimal text costs more
-// than linear time (about 1 s for 1 MiB), and such a value fits no column.
-const maxDecimalBytes = 64
+// maxDecimalBytes bounds a decimal's two's-complement bytes: converting
+// them to text costs more than linear time, and no column holds more.
+const maxDecimalBytes = avro.MaxDecimalBytes
 
 // appendDecimalText appends a length-prefixed decimal text: raw is the
 // unscaled value in big-endian two's complement (Avro's decimal), scale
 // its number of fractional digits. Exact: never through float64.
 func appendDecimalText(dst, raw []byte, scale int) []byte {
-	var buf [96]byte
-	var digits []byte
-	neg := len(raw) > 0 && raw[0]&0x80 != 0
-	if len(raw) <= 7 {
-		var v int64
-		if neg {
-			v = -1
-		}
-		for _, c := range raw {
-			v = v<<8 | int64(c)
-		}
-		if neg {
-			v = -v
-		}
-		digits = strconv.AppendInt(buf[:0], v, 10)
-	} else {
-		n := new(big.Int).SetBytes(raw)
-		if neg {
-			n.Sub(n, new(big.Int).Lsh(big.NewInt(1), uint(8*len(raw))))
-			n.Neg(n)
-		}
-		digits = n.Append(buf[:0], 10)
-	}
-	size := len(digits)
-	if scale > 0 {
-		size++ // the point
-		if len(digits) <= scale {
-			size += scale - len(digits) + 1 // "0." and leading zeros
-		}
-	}
-	if neg {
-		size++
-	}
-	dst = protowire.AppendVarint(dst, uint64(size))
-	if neg {
-		dst = append(dst, '-')
-	}
-	if scale == 0 {
-		return append(dst, digits...)
-	}
-	if len(digits) <= scale {
-		dst = append(dst, '0', '.')
-		for range scale - len(digits) {
-			dst = append(dst, '0')
-		}
-		return append(dst, digits...)
-	}
-	cut := len(digits) - scale
-	dst = append(dst, digits[:cut]...)
-	dst = append(dst, '.')
-	return append(dst, digits[cut:]...)
+	var buf [160]byte // the text of maxDecimalBytes at any scale up to BIGNUMERIC's
+	return protowire.AppendBytes(dst, avro.AppendDecimalText(buf[:0], raw, scale))
 }
 
 // packDateTime turns wall-clock microseconds since 1970-01-01 00:00 into

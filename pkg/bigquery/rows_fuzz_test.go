@@ -51,6 +51,9 @@ var fuzzTable = &cdc.Table{Database: "shop", Name: "items", PrimaryKey: []int{0}
 	{Name: "geo", Type: cdc.TypeGeometry, Nullable: true},
 }}
 
+// fuzzTopic is fuzzTable's topic.
+var fuzzTopic = &Topic{Name: "strait.shop.items", Prefix: "strait", Database: "shop", Table: "items"}
+
 // fuzzRows are rows of fuzzTable: extremes and NULLs.
 var fuzzRows = [][]cdc.Value{
 	{cdc.Int(1), cdc.Int(math.MinInt32), cdc.Int(-1), cdc.Str("-12345678.90"),
@@ -159,7 +162,7 @@ func FuzzAppendRow(f *testing.F) {
 	perRow := 64 * (len(ts) + 4)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for i, bd := range bindings {
-			row, _, _, err := bd.appendRow(nil, body, 1)
+			row, _, _, err := bd.appendRow(nil, body, 1, fuzzTopic)
 			if err != nil {
 				continue
 			}
@@ -196,7 +199,7 @@ func FuzzValueSchema(f *testing.F) {
 		if err != nil {
 			return
 		}
-		_, _, _, _ = bd.appendRow(nil, body, 1)
+		_, _, _, _ = bd.appendRow(nil, body, 1, fuzzTopic)
 	})
 }
 
@@ -219,7 +222,7 @@ func TestFuzzCorpus(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, b := range rows {
-		_, _, _, err := bd.appendRow(nil, b, 1)
+		_, _, _, err := bd.appendRow(nil, b, 1, fuzzTopic)
 		if good := i < len(bodies); (err == nil) != good {
 			t.Errorf("FuzzAppendRow seed %d: appendRow: %v, want an error: %t", i, err, !good)
 		}

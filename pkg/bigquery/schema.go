@@ -1,7 +1,6 @@
 package bigquery
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
@@ -154,38 +153,58 @@ type valuePlan struct {
 	env                       *avro.Type
 	before, after, source, op int // field indexes in env
 	srcTime, srcSeq           int // field indexes in the source record, -1 if absent
-	database, table           string
-	columns                   []column // the row record's fields, in order
+	srcDB, srcTable           int // field indexes in the source record
+	// namespace is the envelope's, <prefix>.<database>.<table>, each part
+	// an Avro name (avro.Name of the source's names), which the producer
+	// and Debezium both write; prefix, database and table are its parts.
+	namespace, prefix, database, table string
+	columns                            []column // the row record's fields, in order
 }
 
-// planValue parses a value schema. The database and table names come from
-// the envelope's namespace, <prefix>.<database>.<table> (each part an Avro
-// name), which the producer and Debezium both write.
+// notEnvelopeError is a value or key schema that is not one of a change
+// envelope strait can read: a problem of the record naming it, whoever
+// can write a topic chooses the schema ids of its records.
+type notEnvelopeError struct{ err error }
+
+func (e *notEnvelopeError) Error() string { return e.err.Error() }
+func (e *notEnvelopeError) Unwrap() error { return e.err }
+
+func notEnvelope(format string, args ...any) error {
+	return &notEnvelopeError{fmt.Errorf(format, args...)}
+}
+
+// planValue parses a value schema. A schema that is not a Debezium
+// envelope is a *notEnvelopeError; an envelope whose columns BigQuery
+// cannot hold is another error, a problem of its table.
 func planValue(schema string) (*valuePlan, error) {
 	env, err := avro.Parse(schema)
 	if err != nil {
-		return nil, err
+		return nil, &notEnvelopeError{err}
 	}
 	if env.Kind != "record" {
-		return nil, fmt.Errorf("value schema is a %s, want the Debezium envelope record", env.Kind)
+		return nil, notEnvelope("value schema is a %s, want the Debezium envelope record", env.Kind)
 	}
-	p := &valuePlan{env: env, before: env.FieldIndex("before"), after: env.FieldIndex("after"), source: env.FieldIndex("source"), op: env.FieldIndex("op"), srcTime: -1, srcSeq: -1}
+	p := &valuePlan{env: env, before: env.FieldIndex("before"), after: env.FieldIndex("after"), source: env.FieldIndex("source"), op: env.FieldIndex("op"),
+		srcTime: -1, srcSeq: -1, srcDB: -1, srcTable: -1}
 	if p.before < 0 || p.after < 0 || p.source < 0 || p.op < 0 {
-		return nil, fmt.Errorf("value schema %s is not a Debezium envelope (before, after, source, op)", env.Name)
+		return nil, notEnvelope("value schema %s is not a Debezium envelope (before, after, source, op)", env.Name)
 	}
 	parts := strings.Split(env.Name, ".")
 	if len(parts) < 4 {
-		return nil, fmt.Errorf("value schema %s: want the namespace <prefix>.<database>.<table>", env.Name)
+		return nil, notEnvelope("value schema %s: want the namespace <prefix>.<database>.<table>", env.Name)
 	}
-	p.database, p.table = parts[len(parts)-3], parts[len(parts)-2]
+	p.namespace = env.Name[:strings.LastIndexByte(env.Name, '.')]
+	p.prefix, p.database, p.table = strings.Join(parts[:len(parts)-3], "."), parts[len(parts)-3], parts[len(parts)-2]
 
 	row, _ := env.Fields[p.after].Type.Nullable()
-	if row.Kind != "record" {
-		return nil, fmt.Errorf("value schema %s: after is a %s, want a record", env.Name, row.Kind)
+	if before, _ := env.Fields[p.before].Type.Nullable(); row.Kind != "record" || before != row {
+		return nil, notEnvelope("value schema %s: after is a %s, want the row record of before", env.Name, row.Kind)
 	}
-	src, _ := env.Fields[p.source].Type.Nullable()
-	if src.Kind == "record" {
-		p.srcTime, p.srcSeq = src.FieldIndex("ts_ms"), src.FieldIndex("sequence")
+	if src, _ := env.Fields[p.source].Type.Nullable(); src.Kind == "record" {
+		p.srcTime, p.srcSeq, p.srcDB, p.srcTable = src.FieldIndex("ts_ms"), src.FieldIndex("sequence"), src.FieldIndex("db"), src.FieldIndex("table")
+	}
+	if p.srcDB < 0 || p.srcTable < 0 {
+		return nil, notEnvelope("value schema %s: the source block lacks db or table", env.Name)
 	}
 	for _, f := range row.Fields {
 		switch f.Name {
@@ -201,17 +220,22 @@ func planValue(schema string) (*valuePlan, error) {
 	return p, nil
 }
 
-// keyColumns returns the field names of a key schema: the primary key.
-func keyColumns(schema string) ([]string, error) {
+// keyColumns returns the field names of a key schema, the primary key,
+// which must be a record of namespace (the envelope's): else a
+// *notEnvelopeError, or a *wrongTableError for another table's key.
+func keyColumns(schema, namespace string) ([]string, error) {
 	if schema == "" {
 		return nil, nil
 	}
 	k, err := avro.Parse(schema)
 	if err != nil {
-		return nil, err
+		return nil, &notEnvelopeError{fmt.Errorf("key schema: %w", err)}
 	}
 	if k.Kind != "record" {
-		return nil, errors.New("key schema is not a record")
+		return nil, notEnvelope("key schema is a %s, want a record", k.Kind)
+	}
+	if i := strings.LastIndexByte(k.Name, '.'); i < 0 || k.Name[:i] != namespace {
+		return nil, wrongTable("key schema %s is not in the value schema's namespace %s", k.Name, namespace)
 	}
 	var out []string
 	for _, f := range k.Fields {

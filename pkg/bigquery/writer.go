@@ -36,11 +36,26 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/descriptorpb"
+
+	"github.com/strait-cdc/strait/pkg/avro"
 )
+
+// Topic is a table topic, <prefix>.<database>.<table> (the wire
+// contract; database and table as the producer puts them in topic names).
+// It alone names the BigQuery table its changes go to: the template's
+// table of Database and Table as Avro names (avro.Name), which for every
+// name of ASCII characters is the table the value schema's namespace
+// named before (each non-ASCII character of a name now counts one '_' per
+// byte, as in the topic name).
+type Topic struct {
+	Name     string // the whole name
+	Prefix   string // kafka.topic_prefix
+	Database string
+	Table    string
+}
 
 // Change is one Kafka record of a table topic.
 type Change struct {
-	Topic     string
 	Partition int32
 	Offset    int64
 	// KeySchema is the Avro key schema: the primary-key columns. Empty for
@@ -66,8 +81,14 @@ type Writer struct {
 	mw      *managedwriter.Client
 
 	mu     sync.Mutex
-	tables map[string]*table  // by BigQuery table name
-	plans  map[int]*valuePlan // by value schema id
+	tables map[string]*table // by BigQuery table name
+	plans  map[int]planned   // by value schema id
+}
+
+// planned is a value schema's plan, or why there is none.
+type planned struct {
+	p   *valuePlan
+	err error
 }
 
 // table is one BigQuery table being written.
@@ -101,7 +122,7 @@ func NewWriter(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (
 		bq.Close()
 		return nil, fmt.Errorf("bigquery storage write client: %w", err)
 	}
-	w := &Writer{cfg: cfg, log: log, metrics: m, bq: bq, mw: mw, tables: map[string]*table{}, plans: map[int]*valuePlan{}}
+	w := &Writer{cfg: cfg, log: log, metrics: m, bq: bq, mw: mw, tables: map[string]*table{}, plans: map[int]planned{}}
 	if err := w.ensureDataset(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -142,6 +163,13 @@ func (e *TableError) Unwrap() error { return e.Err }
 // Reasons a change is rejected (Rejection.Reason): the change itself can
 // never be written, while the table's other changes can.
 const (
+	// ReasonNotEnvelope: the value schema (or key schema) the record names
+	// is not one of a change envelope strait can read.
+	ReasonNotEnvelope = "not_envelope"
+	// ReasonWrongTable: the record is a change of another table than the
+	// one its topic names (its value or key schema's namespace, or its
+	// source.db and source.table, say so).
+	ReasonWrongTable = "wrong_table"
 	// ReasonUndecodable: the Avro body cannot be read with its schema
 	// (corrupt bytes, an op or row missing).
 	ReasonUndecodable = "undecodable"
@@ -212,21 +240,97 @@ func IsRetryable(err error) bool {
 	return true
 }
 
+// wrongTableError is a change of another table than its topic's.
+type wrongTableError struct{ err error }
+
+func (e *wrongTableError) Error() string { return e.err.Error() }
+func (e *wrongTableError) Unwrap() error { return e.err }
+
+func wrongTable(format string, args ...any) error {
+	return &wrongTableError{fmt.Errorf(format, args...)}
+}
+
+// plan returns the plan of value schema id; a schema strait cannot write
+// from is an error for good (its *notEnvelopeError, or a permanent one).
 func (w *Writer) plan(id int, schema string) (*valuePlan, error) {
 	w.mu.Lock()
-	p := w.plans[id]
+	pl, ok := w.plans[id]
 	w.mu.Unlock()
-	if p != nil {
-		return p, nil
+	if !ok {
+		pl.p, pl.err = planValue(schema)
+		var ne *notEnvelopeError
+		if pl.err != nil && !errors.As(pl.err, &ne) {
+			pl.err = permanent(pl.err)
+		}
+		if pl.err != nil {
+			pl.err = fmt.Errorf("value schema %d: %w", id, pl.err)
+		}
+		w.mu.Lock()
+		w.plans[id] = pl
+		w.mu.Unlock()
 	}
-	p, err := planValue(schema)
-	if err != nil {
-		return nil, permanent(fmt.Errorf("value schema %d: %w", id, err))
+	return pl.p, pl.err
+}
+
+// namesMatch reports whether an Avro name (of a value schema's namespace)
+// and a topic name's part can be made of the same source name: both map
+// every character a name cannot hold to '_' (avro.Name, the producer's
+// topic names), but a topic name one per byte and an Avro name one per
+// character of up to 4 bytes. So once the topic's part is an Avro name,
+// they agree but for runs of '_', which may be up to 4 times longer in it.
+func namesMatch(avroName, topicPart string) bool {
+	a, t := avroName, avro.Name(topicPart)
+	for len(a) > 0 && len(t) > 0 {
+		if a[0] != '_' || t[0] != '_' {
+			if a[0] != t[0] {
+				return false
+			}
+			a, t = a[1:], t[1:]
+			continue
+		}
+		na, nt := underscores(a), underscores(t)
+		if nt < na || nt > 4*na {
+			return false
+		}
+		a, t = a[na:], t[nt:]
 	}
-	w.mu.Lock()
-	w.plans[id] = p
-	w.mu.Unlock()
-	return p, nil
+	return len(a) == 0 && len(t) == 0
+}
+
+// underscores counts the '_' s starts with.
+func underscores(s string) int {
+	n := 0
+	for n < len(s) && s[n] == '_' {
+		n++
+	}
+	return n
+}
+
+// fit returns the plan of c's value schema and the primary key of its key
+// schema, once it has checked they are those of a change of topic's table:
+// an envelope in the namespace of topic's prefix, database and table
+// (namesMatch), and a key in the same namespace. Else the reason and error to reject c with — whoever writes a
+// topic chooses the schema ids of its records — or an error of its
+// table's (an envelope BigQuery cannot hold).
+func (w *Writer) fit(topic *Topic, c *Change) (p *valuePlan, key []string, reason string, err error) {
+	p, err = w.plan(c.ValueSchemaID, c.ValueSchema)
+	if err == nil {
+		key, err = keyColumns(c.KeySchema, p.namespace)
+	}
+	if err == nil && (p.prefix != avro.Name(topic.Prefix) || !namesMatch(p.database, topic.Database) || !namesMatch(p.table, topic.Table)) {
+		err = wrongTable("value schema %d of %s, not of the topic %s", c.ValueSchemaID, p.namespace, topic.Name)
+	}
+	var ne *notEnvelopeError
+	var wt *wrongTableError
+	switch {
+	case errors.As(err, &ne):
+		return nil, nil, ReasonNotEnvelope, err
+	case errors.As(err, &wt):
+		return nil, nil, ReasonWrongTable, err
+	case err != nil:
+		w.metrics.errors.WithLabelValues("schema").Inc()
+	}
+	return p, key, "", err
 }
 
 func (w *Writer) table(name string) *table {
@@ -240,35 +344,23 @@ func (w *Writer) table(name string) *table {
 	return t
 }
 
-// Apply writes changes, all from one topic and in their order, and
-// returns once BigQuery has acknowledged every row. Tombstones are
+// Apply writes changes, all from topic and in their order, to the table
+// topic names, and returns once BigQuery has acknowledged every row. Tombstones are
 // skipped. Failures BigQuery may recover from are retried with backoff
 // until ctx ends (applying a change twice is harmless: BigQuery orders
 // changes by _CHANGE_SEQUENCE_NUMBER); any other failure stops the table
 // and is returned as a *TableError, now and on every later call.
 //
-// A change that can never be written while the others can — its Avro body
-// cannot be read, its row exceeds the request limit, BigQuery rejects its
-// row — is left out: Apply writes the others and then returns a
-// *RejectedError naming the changes left out.
-func (w *Writer) Apply(ctx context.Context, changes []Change) error {
-	first := -1
-	for i := range changes {
-		if changes[i].Value != nil {
-			first = i
-			break
-		}
-	}
-	if first < 0 {
+// A change that can never be written while the others can — its schemas
+// are not an envelope of topic's table, it is a change of another table,
+// its Avro body cannot be read, its row exceeds the request limit,
+// BigQuery rejects its row — is left out: Apply writes the others and then
+// returns a *RejectedError naming the changes left out.
+func (w *Writer) Apply(ctx context.Context, topic Topic, changes []Change) error {
+	if !slices.ContainsFunc(changes, func(c Change) bool { return c.Value != nil }) {
 		return nil
 	}
-	c := &changes[first]
-	p, err := w.plan(c.ValueSchemaID, c.ValueSchema)
-	if err != nil {
-		w.metrics.errors.WithLabelValues("schema").Inc()
-		return &TableError{Table: c.Topic, Err: err}
-	}
-	t := w.table(w.cfg.TableName(p.database, p.table))
+	t := w.table(w.cfg.TableName(avro.Name(topic.Database), avro.Name(topic.Table)))
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.failed != nil {
@@ -277,7 +369,7 @@ func (w *Writer) Apply(ctx context.Context, changes []Change) error {
 	backoff := min(500*time.Millisecond, w.cfg.RetryMaxBackoff)
 	var rejected []Rejection
 	for {
-		err := w.apply(ctx, t, changes, &rejected)
+		err := w.apply(ctx, t, &topic, changes, &rejected)
 		var rows *rowsRejectedError
 		switch {
 		case err == nil && len(rejected) == 0:
@@ -345,7 +437,7 @@ type inflight struct {
 // apply writes changes except those already in rejected, adding to
 // rejected the changes whose rows cannot be built; a *rowsRejectedError
 // reports rows BigQuery refused.
-func (w *Writer) apply(ctx context.Context, t *table, changes []Change, rejected *[]Rejection) error {
+func (w *Writer) apply(ctx context.Context, t *table, topic *Topic, changes []Change, rejected *[]Rejection) error {
 	skip := make(map[int]bool, len(*rejected))
 	for _, r := range *rejected {
 		skip[r.Index] = true
@@ -383,7 +475,7 @@ func (w *Writer) apply(ctx context.Context, t *table, changes []Change, rejected
 		}
 		for _, f := range pending {
 			if _, err := f.res.GetResult(ctx); err != nil {
-				if rows := rejectedRows(ctx, f, changes); rows != nil {
+				if rows := rejectedRows(ctx, f, topic, changes); rows != nil {
 					return rows
 				}
 				return fmt.Errorf("append to %s: %w", t.state.id, rowErrors(ctx, f.res, err))
@@ -408,14 +500,22 @@ func (w *Writer) apply(ctx context.Context, t *table, changes []Change, rejected
 			continue
 		}
 		bd := t.bindings[c.ValueSchemaID]
-		if bd == nil || t.stream == nil {
+		if bd == nil || t.stream == nil || bd.keySchema != c.KeySchema || bd.prefix != topic.Prefix {
+			p, key, reason, err := w.fit(topic, c)
+			if reason != "" {
+				skip[i] = true
+				reject(i, reason, fmt.Errorf("record %s/%d@%d: %w", topic.Name, c.Partition, c.Offset, err))
+				continue
+			}
+			if err != nil {
+				return err
+			}
 			// A new schema may need new columns: write what is encoded
 			// first, so that the table changes between requests.
 			if err := wait(); err != nil {
 				return err
 			}
-			var err error
-			if bd, err = w.bindSchema(ctx, t, c); err != nil {
+			if bd, err = w.bindSchema(ctx, t, topic, c, p, key); err != nil {
 				return err
 			}
 		}
@@ -431,10 +531,14 @@ func (w *Writer) apply(ctx context.Context, t *table, changes []Change, rejected
 		var op byte
 		var src int64
 		var err error
-		if buf, op, src, err = bd.appendRow(buf, c.Value, now); err != nil {
+		if buf, op, src, err = bd.appendRow(buf, c.Value, now, topic); err != nil {
 			buf = buf[:start]
 			skip[i] = true
-			reject(i, ReasonUndecodable, fmt.Errorf("record %s/%d@%d: %w", c.Topic, c.Partition, c.Offset, err))
+			reason := ReasonUndecodable
+			if wt := (*wrongTableError)(nil); errors.As(err, &wt) {
+				reason = ReasonWrongTable
+			}
+			reject(i, reason, fmt.Errorf("record %s/%d@%d: %w", topic.Name, c.Partition, c.Offset, err))
 			continue
 		}
 		row := buf[start:len(buf):len(buf)]
@@ -443,7 +547,7 @@ func (w *Writer) apply(ctx context.Context, t *table, changes []Change, rejected
 			buf = buf[:start]
 			skip[i] = true
 			reject(i, ReasonRowTooLarge, fmt.Errorf("record %s/%d@%d: a row of %d bytes exceeds the AppendRows request limit (bigquery.max_request_bytes=%d)",
-				c.Topic, c.Partition, c.Offset, len(row), w.cfg.MaxRequestBytes))
+				topic.Name, c.Partition, c.Offset, len(row), w.cfg.MaxRequestBytes))
 			continue
 		}
 		if b.bytes+size > w.cfg.MaxRequestBytes {
@@ -469,23 +573,16 @@ const rowChunk = 1 << 20
 // still fits; its buffer grows.
 func rowBound(n int) int { return 3*n + 256 }
 
-// bindSchema prepares t for rows of c's value schema: the table exists and
-// has its columns, the stream's writer schema matches the table.
-func (w *Writer) bindSchema(ctx context.Context, t *table, c *Change) (*binding, error) {
-	p, err := w.plan(c.ValueSchemaID, c.ValueSchema)
-	if err != nil {
-		return nil, err
-	}
-	key, err := keyColumns(c.KeySchema)
-	if err != nil {
-		return nil, permanent(fmt.Errorf("key schema of %s: %w", c.Topic, err))
-	}
+// bindSchema prepares t for rows of c's value schema p (with primary
+// key key): the table exists and has its columns, the stream's writer
+// schema matches the table.
+func (w *Writer) bindSchema(ctx context.Context, t *table, topic *Topic, c *Change, p *valuePlan, key []string) (*binding, error) {
 	// Upserts need a primary key: a table without one is written as a
 	// changelog, whatever the mode.
 	appendMode := w.cfg.Mode == ModeAppend || len(key) == 0
 	if appendMode && w.cfg.Mode != ModeAppend && !t.warned {
 		w.log.Warn("source table has no primary key: its changes are appended to a changelog table instead of upserted",
-			"table", t.state.id, "source", p.database+"."+p.table, "topic", c.Topic)
+			"table", t.state.id, "source", p.database+"."+p.table, "topic", topic.Name)
 		t.warned = true
 	}
 	modeChanged := appendMode != t.state.appendMode
@@ -511,6 +608,7 @@ func (w *Writer) bindSchema(ctx context.Context, t *table, c *Change) (*binding,
 	if err != nil {
 		return nil, permanent(fmt.Errorf("table %s: %w", t.state.id, err))
 	}
+	bd.keySchema, bd.prefix = c.KeySchema, topic.Prefix
 	t.bindings[c.ValueSchemaID] = bd
 	return bd, nil
 }
@@ -546,7 +644,7 @@ func (w *Writer) newStream(ctx context.Context, table string, desc *descriptorpb
 
 // rejectedRows returns the changes of a failed request that BigQuery
 // rejected row by row, or nil when it refused the request as a whole.
-func rejectedRows(ctx context.Context, f inflight, changes []Change) *rowsRejectedError {
+func rejectedRows(ctx context.Context, f inflight, topic *Topic, changes []Change) *rowsRejectedError {
 	full, _ := f.res.FullResponse(ctx)
 	var out []Rejection
 	for _, re := range full.GetRowErrors() {
@@ -556,7 +654,7 @@ func rejectedRows(ctx context.Context, f inflight, changes []Change) *rowsReject
 		i := f.index[re.GetIndex()]
 		c := &changes[i]
 		out = append(out, Rejection{Index: i, Reason: ReasonRowRejected,
-			Err: fmt.Errorf("record %s/%d@%d: BigQuery rejected the row: %s", c.Topic, c.Partition, c.Offset, re.GetMessage())})
+			Err: fmt.Errorf("record %s/%d@%d: BigQuery rejected the row: %s", topic.Name, c.Partition, c.Offset, re.GetMessage())})
 	}
 	// Every row of a request refused is a table's problem (e.g. its
 	// schema), not bad records: the table stops rather than dead-lettering
@@ -603,7 +701,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(1024, 4, 8),
 		}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "strait_consumer_bigquery_errors_total", Help: "BigQuery errors by kind: append (retried), table (the table stopped), schema (a value schema strait cannot read).",
+			Name: "strait_consumer_bigquery_errors_total", Help: "BigQuery errors by kind: append (retried), table (the table stopped), schema (an envelope of the table BigQuery cannot hold; the table stops).",
 		}, []string{"kind"}),
 	}
 	m.source = prometheus.NewGaugeVec(prometheus.GaugeOpts{

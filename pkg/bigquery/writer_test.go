@@ -100,7 +100,12 @@ func (s *source) change(op cdc.Op, before, after []cdc.Value) bigquery.Change {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	return bigquery.Change{Topic: "strait.shop.items", KeySchema: s.schemas.Key, ValueSchemaID: s.id, ValueSchema: s.schemas.Value, Value: v[5:]}
+	return bigquery.Change{KeySchema: s.schemas.Key, ValueSchemaID: s.id, ValueSchema: s.schemas.Value, Value: v[5:]}
+}
+
+// topic is the table topic of the source's table.
+func (s *source) topic() bigquery.Topic {
+	return bigquery.Topic{Name: "strait." + s.table.ID(), Prefix: "strait", Database: s.table.Database, Table: s.table.Name}
 }
 
 // allTypes has a column of every type the producer writes (the fuzz
@@ -153,7 +158,7 @@ func TestApplyTypes(t *testing.T) {
 	nulls[0] = cdc.Int(2)
 	small := append([]cdc.Value{}, extreme...)
 	small[0], small[3], small[4] = cdc.Int(3), cdc.Str("0.05"), cdc.Str("0.000000000000000000000000000001")
-	if err := w.Apply(ctx, []bigquery.Change{
+	if err := w.Apply(ctx, src.topic(), []bigquery.Change{
 		src.change(cdc.OpCreate, nil, extreme), src.change(cdc.OpRead, nil, nulls), src.change(cdc.OpCreate, nil, small),
 	}); err != nil {
 		t.Fatal(err)
@@ -253,17 +258,17 @@ func TestApplyChanges(t *testing.T) {
 		src.change(cdc.OpCreate, nil, user(4, "c@x")),
 	}
 	want := []map[string]any{{"id": int64(1), "email": "a2@x"}, {"id": int64(4), "email": "c@x"}}
-	if err := w.Apply(ctx, batch); err != nil {
+	if err := w.Apply(ctx, src.topic(), batch); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(userRows(t, srv), want); diff != "" {
 		t.Fatalf("rows (-got +want):\n%s", diff)
 	}
 	// Redelivery (a crash before the commit) and a late old change.
-	if err := w.Apply(ctx, batch); err != nil {
+	if err := w.Apply(ctx, src.topic(), batch); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Apply(ctx, batch[:1]); err != nil {
+	if err := w.Apply(ctx, src.topic(), batch[:1]); err != nil {
 		t.Fatal(err)
 	}
 	if diff := cmp.Diff(userRows(t, srv), want); diff != "" {
@@ -290,14 +295,14 @@ strait_consumer_source_timestamp_seconds{table="shop_users"} 1.700000007e+09
 func TestApplySchemaChange(t *testing.T) {
 	srv, w, ctx := newWriter(t)
 	v1 := newSource(t, users, 1)
-	if err := w.Apply(ctx, []bigquery.Change{v1.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
+	if err := w.Apply(ctx, v1.topic(), []bigquery.Change{v1.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
 		t.Fatal(err)
 	}
 	grown := &cdc.Table{Database: "shop", Name: "users", PrimaryKey: []int{0}, Columns: append(append([]cdc.Column{}, users.Columns...),
 		cdc.Column{Name: "age", Type: cdc.TypeInt32, Nullable: true})}
 	v2 := newSource(t, grown, 2)
 	v2.seq = v1.seq
-	if err := w.Apply(ctx, []bigquery.Change{
+	if err := w.Apply(ctx, v2.topic(), []bigquery.Change{
 		v2.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(2), cdc.Str("b@x"), cdc.Int(42)}),
 		v1.change(cdc.OpUpdate, user(1, "a@x"), user(1, "a1@x")), // an old schema after the new one
 	}); err != nil {
@@ -312,18 +317,18 @@ func TestApplySchemaChange(t *testing.T) {
 		{Name: "id", Type: cdc.TypeInt64}, {Name: "email", Type: cdc.TypeInt64, Nullable: true},
 	}}
 	v3 := newSource(t, retyped, 3)
-	err := w.Apply(ctx, []bigquery.Change{v3.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(3), cdc.Int(3)})})
+	err := w.Apply(ctx, v3.topic(), []bigquery.Change{v3.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(3), cdc.Int(3)})})
 	var te *bigquery.TableError
 	if !errors.As(err, &te) || te.Table != "shop_users" || !strings.Contains(err.Error(), "column email is STRING in BigQuery but the source now sends INTEGER") ||
 		!strings.Contains(err.Error(), "drop the table and replay") {
 		t.Errorf("type change: err = %v, want a TableError for shop_users saying what changed and what to do", err)
 	}
 	// The table stays stopped; other tables go on.
-	if err := w.Apply(ctx, []bigquery.Change{v1.change(cdc.OpCreate, nil, user(9, "z@x"))}); !errors.As(err, &te) {
+	if err := w.Apply(ctx, v1.topic(), []bigquery.Change{v1.change(cdc.OpCreate, nil, user(9, "z@x"))}); !errors.As(err, &te) {
 		t.Errorf("after the type change: err = %v, want the TableError again", err)
 	}
 	other := newSource(t, &cdc.Table{Database: "shop", Name: "orders", PrimaryKey: []int{0}, Columns: users.Columns}, 4)
-	if err := w.Apply(ctx, []bigquery.Change{other.change(cdc.OpCreate, nil, user(1, "o"))}); err != nil {
+	if err := w.Apply(ctx, other.topic(), []bigquery.Change{other.change(cdc.OpCreate, nil, user(1, "o"))}); err != nil {
 		t.Errorf("another table: %v", err)
 	}
 }

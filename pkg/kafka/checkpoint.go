@@ -10,14 +10,17 @@ package kafka
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"math"
+	"path"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/linkedin/goavro/v2"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/strait-cdc/strait/pkg/avro"
 	"github.com/strait-cdc/strait/pkg/cdc"
 	"github.com/strait-cdc/strait/schemas"
 )
@@ -46,6 +49,8 @@ type Checkpoint struct {
 	// Include and Exclude are the source.include/exclude patterns in force:
 	// tables a later configuration adds are snapshotted.
 	Include, Exclude []string
+
+	from *kgo.Record // the record ReadCheckpoint read it from
 }
 
 // keyValue is a cdc.Value in JSON; Str as base64, since keys may be binary.
@@ -123,7 +128,11 @@ func (w *Writer) encodeCheckpoint(ctx context.Context, topic string, cp *Checkpo
 	if err != nil {
 		return nil, err
 	}
-	tables := strs(cp.SnapshotTables)
+	return w.cpCodec.BinaryFromNative(header(uint32(id)), checkpointNative(cp))
+}
+
+// checkpointNative is cp in goavro's form of schemas/checkpoint.avsc.
+func checkpointNative(cp *Checkpoint) map[string]any {
 	filters := make(map[string]any, len(cp.SnapshotFilters))
 	for t, f := range cp.SnapshotFilters {
 		filters[t] = f
@@ -132,65 +141,109 @@ func (w *Writer) encodeCheckpoint(ctx context.Context, topic string, cp *Checkpo
 	for s, id := range cp.SchemaIDs {
 		ids[s] = id
 	}
-	native := map[string]any{
+	return map[string]any{
 		"source": cp.Source, "server_id": int64(cp.ServerID), "server_uuid": nil, "flavor": cp.Flavor,
 		"gtid_set": optional(cp.GTIDSet), "file": cp.File, "pos": int64(cp.Pos), "epoch": int64(cp.Epoch),
 		"rows_done": int64(cp.RowsDone), "tx_gtid": optional(cp.TxGTID), "schema_ids": ids,
 		"source_ts_ms": cp.SourceTime.UnixMilli(), "written_ts_ms": cp.Written.UnixMilli(), "version": cp.Version,
-		"snapshot_tables": tables, "snapshot_after": encodeKey(cp.SnapshotAfter),
+		"snapshot_tables": strs(cp.SnapshotTables), "snapshot_after": encodeKey(cp.SnapshotAfter),
 		"snapshot_filters": filters, "snapshot_requests": cp.SnapshotRequests,
 		"include": strs(cp.Include), "exclude": strs(cp.Exclude),
 	}
-	return w.cpCodec.BinaryFromNative(header(uint32(id)), native)
 }
 
 func header(id uint32) []byte {
 	return []byte{0, byte(id >> 24), byte(id >> 16), byte(id >> 8), byte(id)}
 }
 
-func (w *Writer) decodeCheckpoint(b []byte) (*Checkpoint, error) {
-	if len(b) < 5 || b[0] != 0 {
-		return nil, errors.New("not a Confluent-framed record")
-	}
-	v, _, err := w.cpCodec.NativeFromBinary(b[5:])
+// decodeCheckpoint reads a framed checkpoint record with the bounded
+// reader (t: schemas/checkpoint.avsc, parsed) and checks every field
+// holds a value the producer can have written for source.
+func decodeCheckpoint(t *avro.Type, source string, b []byte) (*Checkpoint, error) {
+	v, err := decodeState(t, b)
 	if err != nil {
 		return nil, err
 	}
-	m := v.(map[string]any)
-	str := func(k string) string {
-		if u, ok := m[k].(map[string]any); ok {
-			s, _ := u["string"].(string)
-			return s
+	f := fields{o: v}
+	cp := &Checkpoint{Source: f.str("source"), Flavor: f.str("flavor"), GTIDSet: f.str("gtid_set"), File: f.str("file"),
+		TxGTID: f.str("tx_gtid"), Version: f.str("version"), SnapshotRequests: f.long("snapshot_requests"),
+		SourceTime: time.UnixMilli(f.long("source_ts_ms")), Written: time.UnixMilli(f.long("written_ts_ms"))}
+	serverID, pos, epoch, rows := f.long("server_id"), f.long("pos"), f.long("epoch"), f.long("rows_done")
+	cp.ServerID, cp.Pos, cp.Epoch, cp.RowsDone = uint32(serverID), uint64(pos), uint64(epoch), int(rows)
+	cp.SnapshotTables, cp.Include, cp.Exclude = f.strs("snapshot_tables"), f.strs("include"), f.strs("exclude")
+	if ids := f.dict("schema_ids"); len(ids) > 0 {
+		cp.SchemaIDs = make(map[string]int, len(ids))
+		for s, id := range ids {
+			n, _ := id.(int64)
+			if n <= 0 || n > math.MaxInt32 {
+				f.fail("schema_ids[%q] = %d", s, n)
+			}
+			cp.SchemaIDs[s] = int(n)
 		}
-		s, _ := m[k].(string)
-		return s
 	}
-	cp := &Checkpoint{Source: str("source"), ServerID: uint32(m["server_id"].(int64)), Flavor: str("flavor"),
-		GTIDSet: str("gtid_set"), File: str("file"), Pos: uint64(m["pos"].(int64)), Epoch: uint64(m["epoch"].(int64)),
-		RowsDone: int(m["rows_done"].(int64)), TxGTID: str("tx_gtid"),
-		SourceTime: time.UnixMilli(m["source_ts_ms"].(int64)), Written: time.UnixMilli(m["written_ts_ms"].(int64)),
-		Version: str("version"), SchemaIDs: map[string]int{}}
-	for s, id := range m["schema_ids"].(map[string]any) {
-		cp.SchemaIDs[s] = int(id.(int32))
-	}
-	cp.SnapshotTables, cp.Include, cp.Exclude = fromStrs(m["snapshot_tables"]), fromStrs(m["include"]), fromStrs(m["exclude"])
-	for t, f := range m["snapshot_filters"].(map[string]any) {
-		if cp.SnapshotFilters == nil {
-			cp.SnapshotFilters = map[string]string{}
+	if filters := f.dict("snapshot_filters"); len(filters) > 0 {
+		cp.SnapshotFilters = make(map[string]string, len(filters))
+		for t, filter := range filters {
+			cp.SnapshotFilters[t], _ = filter.(string)
 		}
-		cp.SnapshotFilters[t] = f.(string)
 	}
-	cp.SnapshotRequests = m["snapshot_requests"].(int64)
-	if cp.SnapshotAfter, err = decodeKey(str("snapshot_after")); err != nil {
-		return nil, err
+	switch {
+	case cp.Source != source:
+		f.fail("source %q, want %q", cp.Source, source)
+	case serverID < 0 || serverID > math.MaxUint32:
+		f.fail("server_id %d", serverID)
+	case cp.Flavor != "" && cp.Flavor != "mysql" && cp.Flavor != "mariadb":
+		f.fail("flavor %q", cp.Flavor)
+	case pos < 0 || epoch < 0 || rows < 0 || cp.SnapshotRequests < 0:
+		f.fail("pos %d, epoch %d, rows_done %d, snapshot_requests %d: a negative", pos, epoch, rows, cp.SnapshotRequests)
+	}
+	for _, p := range append(append([]string{}, cp.Include...), cp.Exclude...) {
+		if _, err := path.Match(p, ""); err != nil {
+			f.fail("pattern %q: %v", p, err)
+		}
+	}
+	for i, t := range cp.SnapshotTables {
+		if !isTableID(t) || slices.Contains(cp.SnapshotTables[:i], t) {
+			f.fail("snapshot_tables[%d] %q: not a database.table, or twice", i, t)
+		}
+	}
+	for t := range cp.SnapshotFilters {
+		if !slices.Contains(cp.SnapshotTables, t) {
+			f.fail("snapshot_filters[%q]: not a table of snapshot_tables", t)
+		}
+	}
+	if f.err != nil {
+		return nil, f.err
+	}
+	if after := f.str("snapshot_after"); after != "" {
+		if len(cp.SnapshotTables) == 0 {
+			return nil, fmt.Errorf("%w: snapshot_after without snapshot_tables", ErrInvalid)
+		}
+		if cp.SnapshotAfter, err = decodeKey(after); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
 	}
 	return cp, nil
+}
+
+// isTableID reports whether s is database.table: two names, neither empty
+// (MySQL names cannot hold a dot).
+func isTableID(s string) bool {
+	db, table, ok := strings.Cut(s, ".")
+	return ok && db != "" && table != "" && !strings.Contains(table, ".")
 }
 
 // ReadCheckpoint returns the last committed checkpoint of this source, or
 // nil when there is none. On a transactional writer it first takes over the
 // transactional id, which fences any other producer of the same source and
 // aborts its open transaction, so that what it reads is final.
+//
+// The checkpoint is the last record under the source's key: it must have
+// been committed in a transaction of this source's transactional id (with
+// kafka.transactions off, only the topic's ACLs vouch for it), read with
+// the bounded reader, and hold values the producer can have written.
+// Otherwise ReadCheckpoint returns a *StateError naming the record: the
+// producer must not start anywhere else.
 func (w *Writer) ReadCheckpoint(ctx context.Context) (*Checkpoint, error) {
 	if w.txn.transactional {
 		if _, _, err := w.client.ProducerID(ctx); err != nil {
@@ -198,79 +251,44 @@ func (w *Writer) ReadCheckpoint(ctx context.Context) (*Checkpoint, error) {
 			return nil, fmt.Errorf("take over transactional id %s: %w", w.txn.id, err)
 		}
 	}
-	var last []byte
-	err := w.readCommitted(ctx, w.CheckpointTopic(), func(r *kgo.Record) {
-		if string(r.Key) == w.cfg.TopicPrefix && r.Value != nil {
-			last = r.Value
+	t, err := avro.Parse(schemas.Checkpoint)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint schema: %w", err)
+	}
+	var last *kgo.Record
+	err = w.readCommitted(ctx, w.CheckpointTopic(), func(r *kgo.Record) {
+		if string(r.Key) == w.cfg.TopicPrefix {
+			last = r
 		}
 	})
-	if err != nil {
+	if err != nil || last == nil {
 		return nil, err
 	}
-	if last == nil {
-		return nil, nil
+	if err := w.trusted(ctx, last); err != nil {
+		return nil, err
 	}
-	cp, err := w.decodeCheckpoint(last)
+	cp, err := decodeCheckpoint(t, w.cfg.TopicPrefix, last.Value)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint in %s: %w", w.CheckpointTopic(), err)
+		return nil, refused(last, err)
 	}
+	cp.from = last
 	return cp, nil
 }
 
-// readCommitted calls fn with each committed record of partition 0 of topic,
-// in order, up to its last stable offset (everything below it is committed
-// or aborted); nothing when the topic does not exist.
-func (w *Writer) readCommitted(ctx context.Context, topic string, fn func(*kgo.Record)) error {
-	describe := access{topic: topic, topicOp: "DESCRIBE"}
-	offsets, err := w.admin.ListCommittedOffsets(ctx, topic)
-	if err != nil {
-		return fmt.Errorf("read the offsets of %s: %w", topic, authorization(err, w.principal, describe))
-	}
-	if err := offsets.Error(); errors.Is(err, kerr.TopicAuthorizationFailed) {
-		// Not "no topic": resuming from scratch would publish again.
-		return fmt.Errorf("read the offsets of %s: %w", topic, authorization(err, w.principal, describe))
-	}
-	lo, ok := offsets.Lookup(topic, 0)
-	if !ok || lo.Err != nil || lo.Offset <= 0 {
-		return nil // no topic, or nothing committed yet
-	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(w.cfg.Brokers...), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(), // to know when the end is reached
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}})}, w.sec...)...)
-	if err != nil {
+// Refuse returns err, a check of cp only the caller can make (the tables
+// the configuration captures), as the *StateError of the record cp was
+// read from.
+func (cp *Checkpoint) Refuse(err error) error {
+	if cp.from == nil {
 		return err
 	}
-	defer cl.Close()
-	for reached := false; !reached; {
-		fetches := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("read %s up to offset %d: %w", topic, lo.Offset, err)
-		}
-		if err := fetches.Err(); err != nil {
-			return fmt.Errorf("read %s: %w", topic, authorization(err, w.principal, access{topic: topic, topicOp: "READ"}))
-		}
-		fetches.EachRecord(func(r *kgo.Record) {
-			if !r.Attrs.IsControl() { // control records are the transactions' markers
-				fn(r)
-			}
-			reached = reached || r.Offset >= lo.Offset-1
-		})
-	}
-	return nil
+	return refused(cp.from, fmt.Errorf("%w: %w", ErrInvalid, err))
 }
 
 func strs(ss []string) []any {
 	out := make([]any, len(ss))
 	for i, s := range ss {
 		out[i] = s
-	}
-	return out
-}
-
-func fromStrs(v any) []string {
-	var out []string
-	for _, s := range v.([]any) {
-		out = append(out, s.(string))
 	}
 	return out
 }

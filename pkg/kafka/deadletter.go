@@ -147,7 +147,10 @@ func (g *Group) DeadLetterTopic() string { return g.deadLetter }
 // letter is the source record's key, value and headers, plus strait.reason,
 // strait.error, strait.topic, strait.partition, strait.offset,
 // strait.timestamp (of the source record, ms) and strait.group. A value too
-// large for the topic is left out (strait.value.omitted says its size).
+// large for the topic is left out (strait.value.omitted says its size). A
+// batch too large to read has no record: its dead letter has the headers,
+// strait.next_offset the offset after the batch, and reading the
+// partition goes on there.
 func (g *Group) DeadLetter(ctx context.Context, bad []BadRecord) error {
 	if len(bad) == 0 {
 		return nil
@@ -155,17 +158,28 @@ func (g *Group) DeadLetter(ctx context.Context, bad []BadRecord) error {
 	g.ensureDeadLetterTopic(ctx)
 	recs := make([]*kgo.Record, len(bad))
 	for i, b := range bad {
-		h := append([]kgo.RecordHeader{}, b.raw.Headers...)
+		var h []kgo.RecordHeader
+		r := &kgo.Record{Topic: g.deadLetter}
+		if b.raw != nil {
+			h = append(h, b.raw.Headers...)
+			r.Key, r.Value = b.raw.Key, b.raw.Value
+		}
 		h = append(h,
 			kgo.RecordHeader{Key: "strait.reason", Value: []byte(b.Reason)},
 			kgo.RecordHeader{Key: "strait.error", Value: []byte(b.Err.Error())},
 			kgo.RecordHeader{Key: "strait.topic", Value: []byte(b.Topic)},
 			kgo.RecordHeader{Key: "strait.partition", Value: strconv.AppendInt(nil, int64(b.Partition), 10)},
 			kgo.RecordHeader{Key: "strait.offset", Value: strconv.AppendInt(nil, b.Offset, 10)},
-			kgo.RecordHeader{Key: "strait.timestamp", Value: strconv.AppendInt(nil, b.raw.Timestamp.UnixMilli(), 10)},
 			kgo.RecordHeader{Key: "strait.group", Value: []byte(g.groupID)},
 		)
-		recs[i] = &kgo.Record{Topic: g.deadLetter, Key: b.raw.Key, Value: b.raw.Value, Headers: h}
+		if b.raw != nil {
+			h = append(h, kgo.RecordHeader{Key: "strait.timestamp", Value: strconv.AppendInt(nil, b.raw.Timestamp.UnixMilli(), 10)})
+		}
+		if b.skip != nil {
+			h = append(h, kgo.RecordHeader{Key: "strait.next_offset", Value: strconv.AppendInt(nil, b.skip.Offset, 10)})
+		}
+		r.Headers = h
+		recs[i] = r
 	}
 	var errs []error
 	for i, res := range g.client.ProduceSync(ctx, recs...) {
@@ -181,7 +195,15 @@ func (g *Group) DeadLetter(ctx context.Context, bad []BadRecord) error {
 			errs = append(errs, fmt.Errorf("dead letter of %s/%d@%d to %s: %w", bad[i].Topic, bad[i].Partition, bad[i].Offset, g.deadLetter, err))
 		}
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, b := range bad {
+		if b.skip != nil { // franz-go stopped reading the partition at the batch
+			g.client.SetOffsets(map[string]map[int32]kgo.EpochOffset{b.Topic: {b.Partition: *b.skip}})
+		}
+	}
+	return nil
 }
 
 // ensureDeadLetterTopic creates the dead-letter topic unless it exists:

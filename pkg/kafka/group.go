@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,8 +51,15 @@ type GroupConfig struct {
 	RebalanceTimeout time.Duration `yaml:"rebalance_timeout" help:"how long a rebalance waits for members (and a member may take to finish its batch)"`
 	// FetchMaxBytes bounds one fetch response (compressed bytes); franz-go
 	// buffers one ahead of the polls, and polled records keep their
-	// fetch's batches in memory until committed; default 16 MiB.
+	// fetch's batches in memory until committed; default 4 MiB, at most
+	// 64 MiB. Memory grows with it (see maxFetchBytes).
 	FetchMaxBytes int `yaml:"fetch_max_bytes" help:"largest fetch response, in bytes"`
+	// MaxRecordBytes is the largest record (key, value and headers) the
+	// group reads, and the most a fetched batch may decompress to: a
+	// larger record is a bad record (record_too_large), a larger batch one
+	// too (batch_too_large). Default 16 MiB, the producer's
+	// kafka.max_record_bytes; at most 256 MiB.
+	MaxRecordBytes int `yaml:"max_record_bytes" help:"largest record read, and most a fetched batch decompresses to"`
 	// DeadLetterTopic receives the records this group cannot apply (see
 	// deadletter.go); default <prefix>._dead_letter.<group_id>, one per
 	// group because whether a record can be applied depends on the group's
@@ -70,8 +78,41 @@ func (c *GroupConfig) Defaults() {
 	c.MaxPollRecords = 50000
 	c.SessionTimeout = 45 * time.Second
 	c.RebalanceTimeout = time.Minute
-	c.FetchMaxBytes = 16 << 20
+	c.FetchMaxBytes = 4 << 20
+	c.MaxRecordBytes = 16 << 20
 }
+
+// Memory. What the group holds of the topics, with the defaults, against
+// the container the consumer ships in (deploy/k8s/consumer.yaml: a limit
+// of 1536 MiB, GOMEMLIMIT 1400MiB):
+//
+//   - One fetch is in flight or buffered at a time (readLimits). Its
+//     response is at most fetch_max_bytes F = 4 MiB, or one batch of up
+//     to max_record_bytes B = 16 MiB (a broker returns a partition's first
+//     batch even when it is larger than F).
+//   - It decompresses to at most D = max(24 × F, B) = 96 MiB: every batch
+//     to at most B and to at most maxRatio = 24 times its size
+//     (limits.go).
+//   - Polled records keep their batches until committed: those of the
+//     polls in flight (max_polls_in_flight P = 2) and of the buffered
+//     fetch, (P + 1) × D = 288 MiB. The rows built for BigQuery from the
+//     polls being applied are about as large as their values: P × D =
+//     192 MiB.
+//   - franz-go adds a kgo.Record per record, 168 bytes with its pointer:
+//     40% more for records of 420 bytes (the benchmark's), 115 MiB here.
+//   - The rest (clients, schema caches, gRPC buffers, the dead letters of
+//     a poll, metrics) stays under 150 MiB.
+//
+// About 750 MiB in all, half the limit: in general 150 MiB + (2P + 1) × D
+// plus the records' 168 bytes each. Raise the container's limit (and
+// GOMEMLIMIT) with F, B or P. Records much smaller than 420 bytes cost
+// franz-go more than their size (25 times for an empty record): a flood
+// of them, compressed at the ratio limit, is not bounded here (README,
+// "Memory" and "Kafka and Schema Registry security").
+const (
+	maxFetchBytes  = 64 << 20  // the largest kafka.fetch_max_bytes
+	maxRecordBytes = 256 << 20 // the largest kafka.max_record_bytes
+)
 
 // Validate reports every problem of the configuration, naming the key.
 func (c *GroupConfig) Validate() error {
@@ -100,8 +141,11 @@ func (c *GroupConfig) Validate() error {
 	if c.MaxPollRecords < 1 {
 		errs = append(errs, fmt.Errorf("kafka.max_poll_records: %d, want at least 1", c.MaxPollRecords))
 	}
-	if c.FetchMaxBytes < 1<<10 || c.FetchMaxBytes > 1<<30 {
-		errs = append(errs, fmt.Errorf("kafka.fetch_max_bytes: %d, want 1024 to 1073741824", c.FetchMaxBytes))
+	if c.FetchMaxBytes < 1<<10 || c.FetchMaxBytes > maxFetchBytes {
+		errs = append(errs, fmt.Errorf("kafka.fetch_max_bytes: %d, want 1024 to %d", c.FetchMaxBytes, maxFetchBytes))
+	}
+	if c.MaxRecordBytes < 1<<10 || c.MaxRecordBytes > maxRecordBytes {
+		errs = append(errs, fmt.Errorf("kafka.max_record_bytes: %d, want 1024 to %d", c.MaxRecordBytes, maxRecordBytes))
 	}
 	if c.TopicPrefix != "" && regexp.MustCompile(TopicPattern(c.TopicPrefix)).MatchString(c.DeadLetters()) {
 		errs = append(errs, fmt.Errorf("kafka.dead_letter_topic: %q is one of the table topics the group reads; start its last part with '_' (e.g. %s._dead_letter)", c.DeadLetterTopic, c.TopicPrefix))
@@ -124,6 +168,7 @@ type Group struct {
 	admin      *kadm.Client
 	registry   *sr.Client
 	max        int
+	maxRecord  int // kafka.max_record_bytes
 	groupID    string
 	principal  string         // User:<name> for authorization errors; "" unknown
 	deadLetter string         // the dead-letter topic
@@ -154,7 +199,7 @@ type partitionLag struct {
 // NewGroup joins the group. opts are extra client options (security,
 // tests).
 func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, error) {
-	g := &Group{log: log, max: cfg.MaxPollRecords, groupID: cfg.GroupID, deadLetter: cfg.DeadLetters(), principal: cfg.Security.Principal(),
+	g := &Group{log: log, max: cfg.MaxPollRecords, maxRecord: cfg.MaxRecordBytes, groupID: cfg.GroupID, deadLetter: cfg.DeadLetters(), principal: cfg.Security.Principal(),
 		schemas: map[int]string{}, lag: map[TopicPartition]*partitionLag{}}
 	base := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
@@ -166,7 +211,6 @@ func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, erro
 		kgo.RebalanceTimeout(cfg.RebalanceTimeout),
 		kgo.HeartbeatInterval(min(3*time.Second, cfg.SessionTimeout/3)),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.FetchMaxBytes(int32(cfg.FetchMaxBytes)),
 		// The producer writes in transactions: their commit markers take
 		// offsets. Seeing them lets Commit move past them, so a drained
 		// partition shows no lag.
@@ -184,6 +228,7 @@ func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, erro
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.WithLogger(kslog.New(log)),
 	}
+	base = append(base, readLimits(cfg.MaxRecordBytes, cfg.FetchMaxBytes)...)
 	client, _, regOpts, err := cfg.Security.newClient(log, base, opts...)
 	if err != nil {
 		return nil, err
@@ -201,6 +246,17 @@ func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, erro
 // every <prefix>.<database>.<table>, none of the internal <prefix>._...
 func TopicPattern(prefix string) string {
 	return `^` + regexp.QuoteMeta(prefix) + `\.[^_].*`
+}
+
+// TableTopic splits a topic of prefix, <prefix>.<database>.<table>, into
+// its database and table parts (the names as topic names hold them);
+// ok is false when topic is not of that form.
+func TableTopic(prefix, topic string) (database, table string, ok bool) {
+	rest, ok := strings.CutPrefix(topic, prefix+".")
+	if ok {
+		database, table, ok = strings.Cut(rest, ".")
+	}
+	return database, table, ok && database != "" && table != "" && !strings.Contains(table, ".")
 }
 
 // Ping checks that a broker answers.
@@ -249,8 +305,9 @@ type BadRecord struct {
 	Reason    string // the strait.reason header: ReasonBadFraming, ReasonUnknownSchema or the target's reason
 	Err       error
 
-	raw *kgo.Record
-	at  int // index in TopicBatch.polled
+	raw  *kgo.Record      // nil for a batch too large
+	at   int              // index in TopicBatch.polled
+	skip *kgo.EpochOffset // where reading goes on after a batch too large
 }
 
 // Reject returns Records[i] as a bad record, for the reason and error its
@@ -303,8 +360,15 @@ func (g *Group) Poll(ctx context.Context, wake <-chan struct{}) ([]*TopicBatch, 
 		return nil, nil
 	}
 	// A missing ACL does not heal by retrying: stop with what is missing.
+	// A batch decompressing beyond the limits (limits.go) stops its
+	// partition in franz-go until skipped: it becomes a bad record.
 	var denied error
+	var tooLarge []*kgo.ErrDecompressTooLarge
 	fetches.EachError(func(topic string, p int32, err error) {
+		if tl := (*kgo.ErrDecompressTooLarge)(nil); errors.As(err, &tl) {
+			tooLarge = append(tooLarge, tl)
+			return
+		}
 		g.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
 		if aerr := authorization(err, g.principal, access{topic: topic, topicOp: "READ", group: g.groupID, groupOp: "READ"}); aerr != err {
 			denied = aerr
@@ -317,15 +381,20 @@ func (g *Group) Poll(ctx context.Context, wake <-chan struct{}) ([]*TopicBatch, 
 	var out []*TopicBatch
 	byTopic := map[string]*TopicBatch{}
 	counts := map[string]int{}
+	add := func(topic string, n int) {
+		if _, seen := counts[topic]; !seen {
+			out = append(out, &TopicBatch{Topic: topic})
+		}
+		counts[topic] += n
+	}
 	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-		if len(p.Records) == 0 {
-			return
+		if len(p.Records) > 0 {
+			add(p.Topic, len(p.Records))
 		}
-		if counts[p.Topic] == 0 {
-			out = append(out, &TopicBatch{Topic: p.Topic})
-		}
-		counts[p.Topic] += len(p.Records)
 	})
+	for _, tl := range tooLarge {
+		add(tl.Topic, 1)
+	}
 	for _, tb := range out {
 		// Sized up front: growing them copied every record again.
 		n := counts[tb.Topic]
@@ -339,8 +408,16 @@ func (g *Group) Poll(ctx context.Context, wake <-chan struct{}) ([]*TopicBatch, 
 		}
 		tb := byTopic[r.Topic]
 		at := len(tb.polled)
+		tb.polled = append(tb.polled, r)
 		if r.Attrs.IsControl() {
-			tb.polled = append(tb.polled, r)
+			return
+		}
+		bad := func(reason string, err error) {
+			tb.Undecodable = append(tb.Undecodable, BadRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
+				Reason: reason, Err: fmt.Errorf("record %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err), raw: r, at: at})
+		}
+		if size := recordSize(r); size > g.maxRecord {
+			bad(ReasonTooLarge, fmt.Errorf("a record of %d bytes, over kafka.max_record_bytes=%d", size, g.maxRecord))
 			return
 		}
 		rec := Record{Partition: r.Partition, Offset: r.Offset, raw: r, at: at}
@@ -348,20 +425,37 @@ func (g *Group) Poll(ctx context.Context, wake <-chan struct{}) ([]*TopicBatch, 
 		if rec.Key, derr = g.decode(ctx, r.Key); derr == nil {
 			rec.Value, derr = g.decode(ctx, r.Value)
 		}
-		var bad *decodeError
+		var de *decodeError
 		switch {
-		case errors.As(derr, &bad):
-			tb.Undecodable = append(tb.Undecodable, BadRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset,
-				Reason: bad.reason, Err: fmt.Errorf("record %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, derr), raw: r, at: at})
-			tb.polled = append(tb.polled, r)
+		case errors.As(derr, &de):
+			bad(de.reason, derr)
 		case derr != nil:
 			err = derr // the registry is unreachable: nothing can be decoded
 		default:
 			tb.Records = append(tb.Records, rec)
-			tb.polled = append(tb.polled, r)
 		}
 	})
+	for _, tl := range tooLarge {
+		tb := byTopic[tl.Topic]
+		// Committing past the batch commits the offset after its last
+		// record: a stand-in for that record.
+		last := &kgo.Record{Topic: tl.Topic, Partition: tl.Partition, Offset: tl.NextOffset - 1, LeaderEpoch: tl.Epoch}
+		tb.Undecodable = append(tb.Undecodable, BadRecord{Topic: tl.Topic, Partition: tl.Partition, Offset: tl.Offset,
+			Reason: ReasonBatchTooLarge, Err: fmt.Errorf("records %s/%d@%d to %d: a batch decompressing to more than kafka.max_record_bytes=%d, or to more than %d times its size",
+				tl.Topic, tl.Partition, tl.Offset, tl.NextOffset-1, g.maxRecord, maxRatio),
+			at: len(tb.polled), skip: &kgo.EpochOffset{Epoch: tl.Epoch, Offset: tl.NextOffset}})
+		tb.polled = append(tb.polled, last)
+	}
 	return out, err
+}
+
+// recordSize is a record's key, value and header bytes.
+func recordSize(r *kgo.Record) int {
+	n := len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value)
+	}
+	return n
 }
 
 // Reasons a record cannot be decoded: the strait.reason header of its dead
@@ -372,6 +466,11 @@ const (
 	ReasonBadFraming = "bad_framing"
 	// ReasonUnknownSchema: the Schema Registry does not know the schema id.
 	ReasonUnknownSchema = "unknown_schema"
+	// ReasonBatchTooLarge: a fetched batch decompresses to more than
+	// kafka.max_record_bytes, or to more than its share of memory
+	// (limits.go); its records are not read, and the dead letter holds
+	// none of them (strait.offset and strait.next_offset give the range).
+	ReasonBatchTooLarge = "batch_too_large"
 )
 
 // decodeError is a record that can never be decoded.

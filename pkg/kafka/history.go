@@ -10,9 +10,12 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"math"
+	"slices"
 
-	"github.com/linkedin/goavro/v2"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strait-cdc/strait/pkg/avro"
 
 	"github.com/strait-cdc/strait/pkg/cdc"
 	"github.com/strait-cdc/strait/schemas"
@@ -66,46 +69,92 @@ func historyNative(s *cdc.TableSchema) map[string]any {
 
 // ReadSchemaHistory returns the committed schema history, by
 // database.table. Call after ReadCheckpoint, which makes what is read
-// final.
+// final. The last record of each table decides, as compaction keeps it:
+// like the checkpoint, it must have been committed by this source's
+// transactional id, read with the bounded reader, and hold a schema the
+// producer can have written for its key; otherwise a *StateError names
+// it.
 func (w *Writer) ReadSchemaHistory(ctx context.Context) (map[string]*cdc.TableSchema, error) {
-	out := map[string]*cdc.TableSchema{}
-	var bad error
-	err := w.readCommitted(ctx, w.SchemaHistoryTopic(), func(r *kgo.Record) {
-		if r.Value == nil {
-			delete(out, string(r.Key))
-			return
+	t, err := avro.Parse(schemas.SchemaHistory)
+	if err != nil {
+		return nil, fmt.Errorf("schema history schema: %w", err)
+	}
+	last := map[string]*kgo.Record{}
+	var order []string
+	err = w.readCommitted(ctx, w.SchemaHistoryTopic(), func(r *kgo.Record) {
+		if last[string(r.Key)] == nil {
+			order = append(order, string(r.Key))
 		}
-		s, err := decodeHistory(w.histCodec, r.Value)
-		if err != nil {
-			bad = fmt.Errorf("schema history of %s at offset %d: %w", r.Key, r.Offset, err)
-			return
-		}
-		out[string(r.Key)] = s
+		last[string(r.Key)] = r
 	})
-	if err == nil {
-		err = bad
-	}
-	return out, err
-}
-
-func decodeHistory(codec *goavro.Codec, b []byte) (*cdc.TableSchema, error) {
-	if len(b) < 5 || b[0] != 0 {
-		return nil, fmt.Errorf("not a Confluent-framed record")
-	}
-	v, _, err := codec.NativeFromBinary(b[5:])
 	if err != nil {
 		return nil, err
 	}
-	m := v.(map[string]any)
-	s := &cdc.TableSchema{Database: m["database"].(string), Table: m["table"].(string), Columns: []cdc.SchemaColumn{},
-		ServerID: uint32(m["server_id"].(int64)), File: m["file"].(string), Pos: uint64(m["pos"].(int64))}
-	for _, c := range m["columns"].([]any) {
-		c := c.(map[string]any)
-		s.Columns = append(s.Columns, cdc.SchemaColumn{Name: c["name"].(string), ColumnType: c["column_type"].(string),
-			DataType: c["data_type"].(string), Charset: c["charset"].(string), Nullable: c["nullable"].(bool)})
+	out := map[string]*cdc.TableSchema{}
+	for _, key := range order {
+		r := last[key]
+		if err := w.trusted(ctx, r); err != nil {
+			return nil, err
+		}
+		if r.Value == nil {
+			continue // erased
+		}
+		s, err := decodeHistory(t, key, r.Value)
+		if err != nil {
+			return nil, refused(r, err)
+		}
+		out[key] = s
 	}
-	for _, k := range m["primary_key"].([]any) {
-		s.PrimaryKey = append(s.PrimaryKey, k.(string))
+	return out, nil
+}
+
+// maxColumns is the most columns a MySQL table has.
+const maxColumns = 4096
+
+// decodeHistory reads a framed schema-history entry with the bounded
+// reader (t: schemas/schema_history.avsc, parsed) and checks it is a
+// schema the producer can have written under key.
+func decodeHistory(t *avro.Type, key string, b []byte) (*cdc.TableSchema, error) {
+	v, err := decodeState(t, b)
+	if err != nil {
+		return nil, err
+	}
+	f := fields{o: v}
+	serverID, pos := f.long("server_id"), f.long("pos")
+	s := &cdc.TableSchema{Database: f.str("database"), Table: f.str("table"), Columns: []cdc.SchemaColumn{},
+		ServerID: uint32(serverID), File: f.str("file"), Pos: uint64(pos), PrimaryKey: f.strs("primary_key")}
+	cols, _ := v.Get("columns").([]any)
+	for _, c := range cols {
+		cf := fields{o: c.(avro.Object)}
+		nullable, _ := cf.o.Get("nullable").(bool)
+		s.Columns = append(s.Columns, cdc.SchemaColumn{Name: cf.str("name"), ColumnType: cf.str("column_type"),
+			DataType: cf.str("data_type"), Charset: cf.str("charset"), Nullable: nullable})
+		if cf.err != nil {
+			return nil, cf.err
+		}
+	}
+	names := make(map[string]bool, len(s.Columns))
+	for _, c := range s.Columns {
+		if c.Name == "" || names[c.Name] {
+			f.fail("column %q: empty, or twice", c.Name)
+		}
+		names[c.Name] = true
+	}
+	for i, k := range s.PrimaryKey {
+		if !names[k] || slices.Contains(s.PrimaryKey[:i], k) {
+			f.fail("primary key column %q: not a column, or twice", k)
+		}
+	}
+	switch {
+	case s.ID() != key || !isTableID(key):
+		f.fail("table %s under the key %q", s.ID(), key)
+	case len(s.Columns) == 0 || len(s.Columns) > maxColumns:
+		f.fail("%d columns", len(s.Columns))
+	case serverID < 0 || serverID > math.MaxUint32 || pos < 0:
+		f.fail("server_id %d, pos %d", serverID, pos)
+	}
+	if f.err != nil {
+		return nil, f.err
 	}
 	return s, nil
 }

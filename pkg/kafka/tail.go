@@ -25,7 +25,9 @@ type Tail struct {
 
 // TailRecord is one record read by Tail. Err is set, and Key and Value
 // are empty, when the record cannot be decoded (not in the Confluent wire
-// format, schema id unknown to the registry).
+// format, schema id unknown to the registry, larger than
+// kafka.max_record_bytes), or stands for a batch too large to read (from
+// Offset on; reading goes on after it).
 type TailRecord struct {
 	Topic     string
 	Partition int32
@@ -54,6 +56,7 @@ func NewTail(cfg *GroupConfig, f *TopicFilter, fromBeginning bool, log *slog.Log
 		kgo.MetadataMinAge(min(cfg.TopicRefresh, 5*time.Second)),
 		kgo.WithLogger(kslog.New(log)),
 	}
+	base = append(base, readLimits(cfg.MaxRecordBytes, cfg.FetchMaxBytes)...)
 	client, _, regOpts, err := cfg.Security.newClient(log, base, opts...)
 	if err != nil {
 		return nil, err
@@ -63,7 +66,7 @@ func NewTail(cfg *GroupConfig, f *TopicFilter, fromBeginning bool, log *slog.Log
 		client.Close()
 		return nil, fmt.Errorf("schema registry %s: %w", cfg.RegistryURL, err)
 	}
-	g := &Group{log: log, client: client, registry: reg, max: cfg.MaxPollRecords, schemas: map[int]string{}}
+	g := &Group{log: log, client: client, registry: reg, max: cfg.MaxPollRecords, maxRecord: cfg.MaxRecordBytes, schemas: map[int]string{}}
 	return &Tail{filter: f, g: g}, nil
 }
 
@@ -84,10 +87,17 @@ func (t *Tail) Poll(ctx context.Context) ([]TailRecord, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	var out []TailRecord
 	fetches.EachError(func(topic string, p int32, err error) {
+		if tl := (*kgo.ErrDecompressTooLarge)(nil); errors.As(err, &tl) {
+			t.g.client.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: {p: {Epoch: tl.Epoch, Offset: tl.NextOffset}}})
+			if t.filter.Match(topic) {
+				out = append(out, TailRecord{Topic: topic, Partition: p, Offset: tl.Offset, Err: err})
+			}
+			return
+		}
 		t.g.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
 	})
-	var out []TailRecord
 	var err error
 	fetches.EachRecord(func(r *kgo.Record) {
 		if err != nil || !t.filter.Match(r.Topic) {
@@ -95,7 +105,9 @@ func (t *Tail) Poll(ctx context.Context) ([]TailRecord, error) {
 		}
 		rec := TailRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Time: r.Timestamp}
 		var derr error
-		if rec.Key, derr = t.g.decode(ctx, r.Key); derr == nil {
+		if size := recordSize(r); size > t.g.maxRecord {
+			derr = &decodeError{ReasonTooLarge, fmt.Errorf("a record of %d bytes, over kafka.max_record_bytes=%d", size, t.g.maxRecord)}
+		} else if rec.Key, derr = t.g.decode(ctx, r.Key); derr == nil {
 			rec.Value, derr = t.g.decode(ctx, r.Value)
 		}
 		var bad *decodeError

@@ -1,0 +1,215 @@
+package kafka
+
+// state.go reads back the producer's own state — <prefix>._checkpoint and
+// <prefix>._schema_history — as untrusted input: whoever can write those
+// topics could otherwise make the producer skip rows, snapshot tables
+// outside its configuration, or die at every start. A state record counts
+// only if it was committed in a transaction of this source's
+// transactional id (the producer id of every record batch says who wrote
+// it: read_committed alone also returns records written without a
+// transaction), is read with the bounded Avro reader, and holds values the
+// producer can have written.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strait-cdc/strait/pkg/avro"
+)
+
+// StateError is a record of the producer's own state (<prefix>._checkpoint,
+// <prefix>._schema_history) that the producer does not start from: not
+// committed by this source's transactional producer (ErrUntrusted), not
+// readable with its schema, or holding values that cannot be (ErrInvalid).
+// The producer stops rather than resume anywhere else.
+type StateError struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Err       error
+}
+
+// Error names the record and the cause.
+func (e *StateError) Error() string {
+	return fmt.Sprintf("state record %s/%d offset %d refused: %v", e.Topic, e.Partition, e.Offset, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *StateError) Unwrap() error { return e.Err }
+
+// ErrUntrusted is a state record that was not committed in a transaction
+// of this source's transactional id.
+var ErrUntrusted = errors.New("not a committed record of this source's transactional producer")
+
+// ErrInvalid is a state record holding a value the producer cannot have
+// written.
+var ErrInvalid = errors.New("a value the producer cannot have written")
+
+func refused(r *kgo.Record, err error) *StateError {
+	return &StateError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
+}
+
+// trusted returns a *StateError unless r was committed in a transaction of
+// this source's transactional id. Its producer id tells: the transaction
+// coordinator gives a transactional id the same producer id at every
+// start (a new epoch each time) until the id expires — after
+// transactional.id.expiration.ms without a transaction (7 days by
+// default) — and no other producer can write with it. Without
+// transactions (kafka.transactions off) there is no producer id to check.
+func (w *Writer) trusted(ctx context.Context, r *kgo.Record) error {
+	if !w.txn.transactional {
+		return nil
+	}
+	id, _, err := w.client.ProducerID(ctx)
+	switch {
+	case err != nil:
+		return fmt.Errorf("producer id of transactional id %s: %w", w.txn.id, err)
+	case !r.Attrs.IsTransactional():
+		return refused(r, fmt.Errorf("%w: written outside any transaction", ErrUntrusted))
+	case r.ProducerID != id:
+		return refused(r, fmt.Errorf("%w: committed by producer id %d, while transactional id %s has producer id %d "+
+			"(a new one only if it went unused for the brokers' transactional.id.expiration.ms, 7 days by default)",
+			ErrUntrusted, r.ProducerID, w.txn.id, id))
+	}
+	return nil
+}
+
+// decodeState reads a framed state record (magic byte, schema id, Avro
+// body) of schema t with the bounded reader. The schema id is not looked
+// up: the producer reads its state with the schema it writes it with.
+func decodeState(t *avro.Type, b []byte) (avro.Object, error) {
+	if b == nil {
+		return nil, fmt.Errorf("%w: a tombstone", ErrInvalid)
+	}
+	_, body, err := splitFrame(b)
+	if err != nil {
+		return nil, err
+	}
+	v, err := avro.Decode(t, body)
+	if err != nil {
+		return nil, err
+	}
+	o, _ := v.(avro.Object)
+	return o, nil
+}
+
+// fields reads the fields of a decoded state record, whose types its
+// schema fixes, and collects the first value that cannot be.
+type fields struct {
+	o   avro.Object
+	err error
+}
+
+func (f *fields) fail(format string, args ...any) {
+	if f.err == nil {
+		f.err = fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+	}
+}
+
+// str returns a string field (or the string of a ["null", "string"]
+// union, "" for null), which must be UTF-8 without control characters.
+func (f *fields) str(name string) string {
+	s, _ := f.o.Get(name).(string)
+	if !printable(s) {
+		f.fail("%s %q: not printable text", name, s)
+	}
+	return s
+}
+
+func (f *fields) long(name string) int64 {
+	n, _ := f.o.Get(name).(int64)
+	return n
+}
+
+func (f *fields) strs(name string) []string {
+	vs, _ := f.o.Get(name).([]any)
+	var out []string
+	for _, v := range vs {
+		s, _ := v.(string)
+		if !printable(s) {
+			f.fail("%s: %q is not printable text", name, s)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func (f *fields) dict(name string) map[string]any {
+	m, _ := f.o.Get(name).(map[string]any)
+	for k, v := range m {
+		s, isStr := v.(string)
+		if !printable(k) || isStr && !utf8.ValidString(s) {
+			f.fail("%s[%q]: not text", name, k)
+		}
+	}
+	return m
+}
+
+// printable reports whether s is UTF-8 without control characters: what
+// names, positions and patterns of a source are.
+func printable(s string) bool {
+	for _, r := range s {
+		if r == utf8.RuneError || r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// readCommitted calls fn with each committed record of partition 0 of topic,
+// in order, up to its last stable offset (everything below it is committed
+// or aborted); nothing when the topic does not exist. Records larger than
+// kafka.max_record_bytes (which the producer never writes) and batches
+// that decompress beyond it stop the read.
+func (w *Writer) readCommitted(ctx context.Context, topic string, fn func(*kgo.Record)) error {
+	describe := access{topic: topic, topicOp: "DESCRIBE"}
+	offsets, err := w.admin.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		return fmt.Errorf("read the offsets of %s: %w", topic, authorization(err, w.principal, describe))
+	}
+	if err := offsets.Error(); errors.Is(err, kerr.TopicAuthorizationFailed) {
+		// Not "no topic": resuming from scratch would publish again.
+		return fmt.Errorf("read the offsets of %s: %w", topic, authorization(err, w.principal, describe))
+	}
+	lo, ok := offsets.Lookup(topic, 0)
+	if !ok || lo.Err != nil || lo.Offset <= 0 {
+		return nil // no topic, or nothing committed yet
+	}
+	limits := readLimits(w.cfg.MaxRecordBytes, min(w.cfg.MaxRecordBytes, maxFetchBytes))
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{kgo.SeedBrokers(w.cfg.Brokers...), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(), // to know when the end is reached
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}})}, limits...), w.sec...)...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	var large *kgo.Record
+	for reached := false; !reached && large == nil; {
+		fetches := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("read %s up to offset %d: %w", topic, lo.Offset, err)
+		}
+		if err := fetches.Err(); err != nil {
+			return fmt.Errorf("read %s: %w", topic, authorization(err, w.principal, access{topic: topic, topicOp: "READ"}))
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			switch {
+			case large != nil:
+			case len(r.Key)+len(r.Value) > w.cfg.MaxRecordBytes:
+				large = r
+			case !r.Attrs.IsControl(): // control records are the transactions' markers
+				fn(r)
+			}
+			reached = reached || r.Offset >= lo.Offset-1
+		})
+	}
+	if large != nil {
+		return refused(large, fmt.Errorf("%w: a record of %d bytes, over kafka.max_record_bytes=%d", ErrInvalid, len(large.Key)+len(large.Value), w.cfg.MaxRecordBytes))
+	}
+	return nil
+}
