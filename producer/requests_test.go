@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -98,5 +99,124 @@ func TestSnapshotRequestsSafeAndRepeatable(t *testing.T) {
 		if strings.Contains(fmt.Sprint(c.Value), "SECRET") {
 			t.Fatalf("a row of inj.secret reached %s: %v", topic, c.Value)
 		}
+	}
+}
+
+// TestFailedRequestEndsAndCancel: a snapshot request the source cannot
+// serve (a table whose configured snapshot key is not unique; before, any
+// such error exited the producer, and as the request was checkpointed, at
+// every restart) ends as failed, with the reason, in the checkpoint and in
+// `producer snapshot -list`; the stream goes on, and a restart does not
+// take the request again. `-cancel ID` ends a snapshot being read: none of
+// its rows are published.
+func TestFailedRequestEndsAndCancel(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := env.db.Exec(ctx, "", "DROP DATABASE IF EXISTS req", "CREATE DATABASE req", "CREATE TABLE req.ok (id INT PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	prefix := uniquePrefix("req")
+	args := producerArgs(t, ctx, prefix, "req.*", "-source.snapshot_keys", "req.dup:k", "-source.heartbeat_period", "1s")
+	p := startProducer(t, args)
+	waitFor(t, ctx, "the stream", func() bool { return strings.Contains(p.logs.String(), "binlog stream started") })
+	if err := env.db.Exec(ctx, "req", "CREATE TABLE dup (k INT NOT NULL, v INT)", "INSERT INTO dup VALUES (1, 1), (1, 2)",
+		"CREATE TABLE big (id INT PRIMARY KEY)", "INSERT INTO big VALUES (1), (2), (3)"); err != nil {
+		t.Fatal(err)
+	}
+	snapshot := func(extra ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		err := run(ctx, append([]string{"snapshot", "-kafka.brokers", strings.Join(env.kafka.ListenAddrs(), ","),
+			"-kafka.topic_prefix", prefix, "-kafka.schema_registry_url", env.registry.URL(), "-source.include", "req.*"}, extra...),
+			func(string) string { return "" }, &out, io.Discard)
+		if err != nil {
+			t.Fatalf("producer snapshot %v: %v", extra, err)
+		}
+		return out.String()
+	}
+	request := func(table string) string {
+		t.Helper()
+		m := regexp.MustCompile(`offset (\d+)\)`).FindStringSubmatch(snapshot("-tables", table))
+		if m == nil {
+			t.Fatalf("producer snapshot -tables %s: no offset in its output", table)
+		}
+		return m[1]
+	}
+	// state is the STATE column of the -list line of request id's table.
+	state := func(id, table string) string {
+		for _, line := range strings.Split(snapshot("-list"), "\n") {
+			if f := strings.Fields(line); len(f) >= 4 && f[0] == id && f[2] == table {
+				return strings.Join(f[3:], " ")
+			}
+		}
+		return ""
+	}
+	streamed := func(id int) {
+		t.Helper()
+		if err := env.db.Exec(ctx, "req", fmt.Sprintf("INSERT INTO ok VALUES (%d)", id)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, ctx, fmt.Sprintf("row %d of req.ok streamed", id), func() bool {
+			for _, c := range readToEnd(t, ctx, prefix+".req.ok") {
+				if c.Key != nil && fmt.Sprint(c.Key["id"]) == fmt.Sprint(id) {
+					return true
+				}
+			}
+			return false
+		})
+	}
+
+	dup := request("req.dup")
+	waitFor(t, ctx, "the request to end as failed", func() bool { return strings.HasPrefix(state(dup, "req.dup"), "failed") })
+	if s := state(dup, "req.dup"); !strings.Contains(s, "not a unique index of req.dup") {
+		t.Errorf("-list shows the failed request as %q, want the reason", s)
+	}
+	streamed(1)
+
+	lock, err := env.db.Conn(ctx, "req")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	if _, err := lock.Execute("LOCK TABLES big WRITE"); err != nil {
+		t.Fatal(err)
+	}
+	big := request("req.big")
+	waitFor(t, ctx, "the snapshot of req.big to be read", func() bool { return state(big, "req.big") == "reading" })
+	out := snapshot("-cancel", big)
+	if !strings.Contains(out, "cancellation of request "+big) {
+		t.Errorf("-cancel says %q", out)
+	}
+	waitFor(t, ctx, "the snapshot of req.big to be cancelled", func() bool { return strings.HasPrefix(state(big, "req.big"), "cancelled") })
+	if _, err := lock.Execute("UNLOCK TABLES"); err != nil {
+		t.Fatal(err)
+	}
+	streamed(2)
+	m := getText(t, p.httpAddr(t, ctx)+"/metrics")
+	for _, want := range []string{`strait_producer_snapshot_failures_total{table="req.dup"} 1`, `strait_producer_snapshot_failures_total{table="req.big"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics has no %s", want)
+		}
+	}
+	for _, c := range readToEnd(t, ctx, prefix+".req.big") {
+		if c.Value != nil && c.Value["op"] == "r" {
+			t.Errorf("a row of the cancelled snapshot was published: %v", c.Key)
+		}
+	}
+
+	// A restart neither takes the failed request again nor forgets it.
+	if err := p.stop(); err != nil {
+		t.Fatal(err)
+	}
+	p = startProducer(t, withoutStart(args))
+	streamed(3)
+	if strings.Contains(p.logs.String(), "snapshot of a table") {
+		t.Errorf("the restarted producer snapshots again:\n%s", p.logs.String())
+	}
+	if s := state(dup, "req.dup"); !strings.HasPrefix(s, "failed") {
+		t.Errorf("after a restart -list shows the failed request as %q", s)
+	}
+	if m := getText(t, p.httpAddr(t, ctx)+"/metrics"); strings.Contains(m, "strait_producer_snapshot_failures_total{") {
+		t.Errorf("the restarted producer counts snapshot failures again:\n%s", m)
 	}
 }

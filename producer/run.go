@@ -217,6 +217,7 @@ func snapshotCaptured(cp *kafka.Checkpoint, src *binlog.Config, log *slog.Logger
 			cp.SnapshotAfter = nil
 		}
 		delete(cp.SnapshotFilters, t)
+		delete(cp.SnapshotOrigins, t)
 	}
 	cp.SnapshotTables = keep
 	return nil
@@ -302,9 +303,10 @@ func planSnapshot(ctx context.Context, reader *binlog.Reader, cp *kafka.Checkpoi
 		if err != nil {
 			return err
 		}
-		st = binlog.SnapshotState{Tables: tables, Requests: cp.SnapshotRequests}
+		st = binlog.SnapshotState{Tables: tables, Requests: cp.SnapshotRequests, Failed: failuresIn(cp.SnapshotFailed)}
 	case cp != nil:
-		st = binlog.SnapshotState{Tables: cp.SnapshotTables, After: cp.SnapshotAfter, Filters: cp.SnapshotFilters, Requests: cp.SnapshotRequests}
+		st = binlog.SnapshotState{Tables: cp.SnapshotTables, After: cp.SnapshotAfter, Filters: cp.SnapshotFilters, Requests: cp.SnapshotRequests,
+			Origins: cp.SnapshotOrigins, Failed: failuresIn(cp.SnapshotFailed)}
 		if mode == binlog.SnapshotNever {
 			break
 		}
@@ -339,12 +341,17 @@ func planSnapshot(ctx context.Context, reader *binlog.Reader, cp *kafka.Checkpoi
 func watchSignals(ctx context.Context, writer *kafka.Writer, reader *binlog.Reader, from int64, src *binlog.Config, log *slog.Logger) {
 	err := writer.WatchSignals(ctx, from, func(sig kafka.Signal, next int64) error {
 		req := binlog.SnapshotRequest{Filter: sig.Filter, Next: next}
-		if sig.Type != "snapshot" {
+		switch sig.Type {
+		case kafka.SignalCancel:
+			req.Cancel, req.Request = true, sig.Request
+			return reader.RequestSnapshot(ctx, req)
+		case kafka.SignalSnapshot:
+		default:
 			log.Error("signal of an unknown type; skipped", "type", sig.Type, "offset", next-1)
 		}
 		for _, t := range sig.Tables {
 			db, name, ok := strings.Cut(t, ".")
-			if sig.Type != "snapshot" || !ok || !binlog.Captures(src.Include, src.Exclude, db, name) {
+			if sig.Type != kafka.SignalSnapshot || !ok || !binlog.Captures(src.Include, src.Exclude, db, name) {
 				log.Error("snapshot request: not a captured table (database.table within source.include/exclude); left out", "table", t)
 				continue
 			}
@@ -403,6 +410,24 @@ func statusOf(cp *kafka.Checkpoint, keys bool) status {
 		}
 	}
 	return st
+}
+
+// failuresOut and failuresIn carry snapshot failures between the reader's
+// state and the checkpoint.
+func failuresOut(fs []binlog.SnapshotFailure) []kafka.SnapshotFailure {
+	out := make([]kafka.SnapshotFailure, len(fs))
+	for i, f := range fs {
+		out[i] = kafka.SnapshotFailure(f)
+	}
+	return out
+}
+
+func failuresIn(fs []kafka.SnapshotFailure) []binlog.SnapshotFailure {
+	out := make([]binlog.SnapshotFailure, len(fs))
+	for i, f := range fs {
+		out[i] = binlog.SnapshotFailure(f)
+	}
+	return out
 }
 
 // keyText renders a key value for people: text as is, numbers in decimal,

@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/config"
@@ -23,9 +26,11 @@ func runSnapshot(ctx context.Context, args []string, getenv func(string) string,
 	fs := flag.NewFlagSet("producer snapshot", flag.ContinueOnError)
 	tables := fs.String("tables", "", "tables to snapshot: comma-separated database.table, each captured by source.include/exclude (required)")
 	where := fs.String("where", "", "SQL condition: snapshot only the rows matching it, e.g. \"created_at >= '2024-01-01'\"")
+	list := fs.Bool("list", false, "list the requests and where each stands (pending, queued, reading, done, failed, cancelled), then exit")
+	cancel := fs.Int64("cancel", -1, "end the snapshot asked for by the request with this ID (see -list); rows already published stay")
 	cfg := defaults()
 	err := config.FromArgsWithFlags(cfg, "producer", "snapshot",
-		"Ask the running producer to snapshot tables (op r records) without stopping the stream.",
+		"Ask the running producer to snapshot tables (op r records) without stopping the stream; list or cancel requests.",
 		"Uses kafka.* and source.include/exclude.", fs, args, getenv, stdout, stderr)
 	if err != nil {
 		return err
@@ -33,7 +38,24 @@ func runSnapshot(ctx context.Context, args []string, getenv func(string) string,
 	if err := errors.Join(cfg.Kafka.Security.LoadSecrets(getenv), cfg.Kafka.Validate()); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	sig := kafka.Signal{Type: "snapshot"}
+	switch {
+	case *list:
+		cp, signals, err := kafka.ReadRequests(ctx, &cfg.Kafka, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		if err != nil {
+			return err
+		}
+		printRequests(stdout, cp, signals)
+		return nil
+	case *cancel >= 0:
+		offset, err := kafka.SendSignal(ctx, &cfg.Kafka, kafka.Signal{Type: kafka.SignalCancel, Request: *cancel})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "cancellation of request %d sent (%s offset %d); producer snapshot -list shows it once the producer took it\n",
+			*cancel, kafka.SignalTopic(cfg.Kafka.TopicPrefix), offset)
+		return nil
+	}
+	sig := kafka.Signal{Type: kafka.SignalSnapshot}
 	if w := strings.TrimSpace(*where); w != "" {
 		// Refused here, before anything is written; the producer checks
 		// the request again (whoever writes the topic is not trusted).
@@ -63,4 +85,56 @@ func runSnapshot(ctx context.Context, args []string, getenv func(string) string,
 	fmt.Fprintf(stdout, "snapshot of %s requested (%s offset %d); the running producer takes it between two source transactions — progress: GET /status, strait_producer_snapshot_rows_total\n",
 		strings.Join(sig.Tables, ", "), kafka.SignalTopic(cfg.Kafka.TopicPrefix), offset)
 	return nil
+}
+
+// printRequests writes, for producer snapshot -list, a line per table of
+// each request in signals and of each failed table of the initial
+// snapshot, with where it stands by the checkpoint cp (nil: the producer
+// has committed none).
+func printRequests(out io.Writer, cp *kafka.Checkpoint, signals []kafka.SignalRecord) {
+	if cp == nil {
+		cp = &kafka.Checkpoint{}
+	}
+	failed := map[string]kafka.SnapshotFailure{} // by request and table
+	for _, f := range cp.SnapshotFailed {
+		failed[fmt.Sprint(f.Request, f.Table)] = f
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tWRITTEN\tTABLE\tFILTER\tSTATE")
+	for _, f := range cp.SnapshotFailed {
+		if f.Request < 0 {
+			fmt.Fprintf(tw, "initial\t\t%s\t\tfailed %s: %s\n", f.Table, f.At.UTC().Format(time.RFC3339), f.Reason)
+		}
+	}
+	for _, s := range signals {
+		written := s.Time.UTC().Format(time.RFC3339)
+		switch s.Type {
+		case kafka.SignalCancel:
+			fmt.Fprintf(tw, "%d\t%s\t\t\tcancels request %d\n", s.Offset, written, s.Request)
+			continue
+		case kafka.SignalSnapshot:
+		default:
+			fmt.Fprintf(tw, "%d\t%s\t\t\tnot a request (skipped)\n", s.Offset, written)
+			continue
+		}
+		for _, t := range s.Tables {
+			state := "done"
+			origin, queued := cp.SnapshotOrigins[t]
+			f, isFailed := failed[fmt.Sprint(s.Offset, t)]
+			switch {
+			case s.Offset >= cp.SnapshotRequests:
+				state = "pending: not taken by the producer yet"
+			case isFailed && strings.HasPrefix(f.Reason, "cancelled"):
+				state = fmt.Sprintf("cancelled %s", f.At.UTC().Format(time.RFC3339))
+			case isFailed:
+				state = fmt.Sprintf("failed %s: %s", f.At.UTC().Format(time.RFC3339), f.Reason)
+			case queued && origin == s.Offset && cp.SnapshotTables[0] == t:
+				state = "reading"
+			case queued && origin == s.Offset:
+				state = "queued"
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", s.Offset, written, t, s.Filter, state)
+		}
+	}
+	tw.Flush()
 }

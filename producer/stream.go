@@ -78,6 +78,7 @@ func stream(ctx context.Context, reader *binlog.Reader, writer *kafka.Writer, re
 		return &kafka.Checkpoint{ServerID: resume.ServerID, Flavor: resume.Flavor, GTIDSet: s.GTID,
 			File: s.File, Pos: s.Pos, Epoch: resume.Epoch, RowsDone: s.SkipRows, TxGTID: s.TxGTID, SourceTime: sourceTime, Version: version,
 			SnapshotTables: snap.Tables, SnapshotAfter: snap.After, SnapshotFilters: snap.Filters, SnapshotRequests: snap.Requests,
+			SnapshotOrigins: snap.Origins, SnapshotFailed: failuresOut(snap.Failed),
 			Include: resume.Include, Exclude: resume.Exclude}
 	}
 	changed := func() {

@@ -20,6 +20,7 @@ type Metrics struct {
 	snapshotChunk   prometheus.Histogram
 	snapshotLeft    prometheus.Gauge
 	snapshotStalls  *prometheus.CounterVec
+	snapshotFails   *prometheus.CounterVec
 	tablesRefused   prometheus.Gauge
 
 	rowCounters map[rowsKey]prometheus.Counter
@@ -57,6 +58,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "strait_producer_snapshot_stalls_total",
 			Help: "Times a snapshot published nothing for source.snapshot_stall_warning while rows remained, by table (each also logged as a warning).",
 		}, []string{"table"}),
+		snapshotFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "strait_producer_snapshot_failures_total",
+			Help: "Snapshots of a table that ended as failed (the source refused its reads) or cancelled, by table; producer snapshot -list shows why.",
+		}, []string{"table"}),
 		tablesRefused: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "strait_producer_tables_refused",
 			Help: "Captured tables left out because a column has no mapping (each named in the log and by producer check).",
@@ -66,7 +71,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
 	}
-	reg.MustRegister(m.rows, m.unrepresentable, m.file, m.pos, m.lag, m.snapshotRows, m.snapshotTables, m.snapshotChunk, m.snapshotLeft, m.snapshotStalls, m.tablesRefused)
+	reg.MustRegister(m.rows, m.unrepresentable, m.file, m.pos, m.lag, m.snapshotRows, m.snapshotTables, m.snapshotChunk, m.snapshotLeft, m.snapshotStalls, m.snapshotFails, m.tablesRefused)
 	return m
 }
 
@@ -112,3 +117,5 @@ func (m *Metrics) countSnapshotRows(table string, n int) {
 func (m *Metrics) observeChunk(d time.Duration) { m.snapshotChunk.Observe(d.Seconds()) }
 
 func (m *Metrics) countSnapshotStall(table string) { m.snapshotStalls.WithLabelValues(table).Inc() }
+
+func (m *Metrics) countSnapshotFailure(table string) { m.snapshotFails.WithLabelValues(table).Inc() }

@@ -147,9 +147,11 @@ type Reader struct {
 	life         context.Context             // the snapshots' chunk loops end with it
 	snapEnd      context.CancelFunc          // ends life; Close may call it while ReadTx runs
 	requested    chan SnapshotRequest        // snapshot requests not taken yet
+	held         []SnapshotRequest           // ... received while a chunk was read (takeChunk), taken first
 	snapshotKeys map[string][]string         // source.snapshot_keys by "database.table"
 	refused      map[string]error            // captured tables left out: a column strait cannot read (Refused)
 	requests     int64                       // offset of the next snapshot request to take
+	failed       []SnapshotFailure           // the last snapshot failures (SnapshotState.Failed)
 
 	file      string     // current binlog file
 	fileIndex uint64     // numeric suffix of file

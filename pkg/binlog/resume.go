@@ -41,7 +41,7 @@ func (r *Reader) Resume(ctx context.Context) (*Resume, error) {
 	if r.snap != nil {
 		p.snapshot = r.snap.state
 	}
-	p.snapshot.Requests = r.requests
+	p.snapshot.Requests, p.snapshot.Failed = r.requests, r.failed
 	if r.started.SkipRows > 0 {
 		inside := r.started
 		p.inside = &inside

@@ -33,9 +33,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"net"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/client"
@@ -55,14 +58,45 @@ type SnapshotState struct {
 	// Requests is the offset of the next snapshot request to read from
 	// the signal topic: requests before it are in Tables (or done).
 	Requests int64
+	// Origins is, by table of Tables, the request (its offset in the
+	// signal topic) that added it; tables of the initial snapshot have
+	// none.
+	Origins map[string]int64
+	// Failed are the last snapshots of a table that failed or were
+	// cancelled, oldest first (at most maxFailed): they ended there, and
+	// the stream went on.
+	Failed []SnapshotFailure
 }
 
+// ErrSnapshotKey is a source.snapshot_keys entry the table does not
+// support: the initial snapshot stops on it, a requested snapshot fails.
+var ErrSnapshotKey = errors.New("source.snapshot_keys")
+
+// SnapshotFailure is a table's snapshot that ended before its last row:
+// the source refused its reads, or a request cancelled it.
+type SnapshotFailure struct {
+	Table   string
+	Request int64 // offset of the request that asked for it; -1: the initial snapshot
+	Reason  string
+	At      time.Time
+}
+
+// maxFailed bounds SnapshotState.Failed: the checkpoint carries it.
+const maxFailed = 32
+
+// maxReason bounds a SnapshotFailure's Reason (a server's error may quote
+// a whole statement).
+const maxReason = 512
+
 // SnapshotRequest asks a running producer to snapshot tables, optionally
-// only the rows matching Filter (an SQL condition).
+// only the rows matching Filter (an SQL condition), or, with Cancel, to
+// end the snapshot of the tables the request at offset Request added.
 type SnapshotRequest struct {
-	Tables []string
-	Filter string
-	Next   int64 // the signal topic's offset after this request
+	Tables  []string
+	Filter  string
+	Cancel  bool
+	Request int64 // the request Cancel cancels
+	Next    int64 // the signal topic's offset after this request
 }
 
 // snapshot is the reader's snapshot in progress.
@@ -126,6 +160,7 @@ type window struct {
 	changed map[string]struct{} // keys the stream changed: their rows are not published
 	last    []cdc.Value         // key of the chunk's last row: where the next chunk starts
 	done    bool                // the chunk ends the table
+	failed  bool                // ... as its snapshot failed (failTable)
 }
 
 // chunkLoop reads the chunks of a table one after the other on the
@@ -159,7 +194,7 @@ type chunkResult struct {
 // Snapshot asks the reader to backfill the tables of st, continuing after
 // st.After in the first. Call before Start.
 func (r *Reader) Snapshot(st SnapshotState) {
-	r.requests = st.Requests
+	r.requests, r.failed = st.Requests, st.Failed
 	if len(st.Tables) > 0 {
 		r.newSnapshot(st)
 		r.metrics.snapshotTables.Set(float64(len(st.Tables)))
@@ -190,44 +225,62 @@ func (r *Reader) RequestSnapshot(ctx context.Context, req SnapshotRequest) error
 func (r *Reader) takeRequests() bool {
 	took := false
 	for {
-		select {
-		case req := <-r.requested:
-			if req.Next <= r.requests {
-				continue // read again after a restart, already taken
+		var req SnapshotRequest
+		if len(r.held) > 0 {
+			req, r.held = r.held[0], r.held[1:]
+		} else {
+			select {
+			case req = <-r.requested:
+			default:
+				return took
 			}
-			took = true
-			r.requests = req.Next
-			if req.Filter != "" {
-				f, err := ParseFilter(req.Filter)
-				if err != nil {
-					r.log.Error("snapshot request refused", "tables", req.Tables, "offset", req.Next-1, "err", err)
-					continue
-				}
-				req.Filter = f.SQL
-			}
-			if r.snap == nil {
-				r.newSnapshot(SnapshotState{})
-			}
-			st := &r.snap.state
-			for _, t := range req.Tables {
-				if slices.Contains(st.Tables, t) {
-					r.log.Warn("snapshot request: table already being snapshotted; its filter is not changed", "table", t)
-					continue
-				}
-				st.Tables = append(slices.Clip(st.Tables), t)
-				if req.Filter != "" {
-					st.Filters = maps.Clone(st.Filters)
-					if st.Filters == nil {
-						st.Filters = map[string]string{}
-					}
-					st.Filters[t] = req.Filter
-				}
-			}
-			r.log.Info("snapshot requested", "tables", req.Tables, "filter", req.Filter, "queued", len(st.Tables))
-			r.metrics.snapshotTables.Set(float64(len(st.Tables)))
-		default:
-			return took
 		}
+		if req.Next <= r.requests {
+			continue // read again after a restart, already taken
+		}
+		took = true
+		r.requests = req.Next
+		offset := req.Next - 1
+		if req.Cancel {
+			r.cancelRequest(req.Request)
+			continue
+		}
+		if req.Filter != "" {
+			f, err := ParseFilter(req.Filter)
+			if err != nil {
+				r.log.Error("snapshot request refused", "tables", req.Tables, "offset", offset, "err", err)
+				for _, t := range req.Tables {
+					r.recordFailure(t, offset, err)
+				}
+				continue
+			}
+			req.Filter = f.SQL
+		}
+		if r.snap == nil {
+			r.newSnapshot(SnapshotState{})
+		}
+		st := &r.snap.state
+		for _, t := range req.Tables {
+			if slices.Contains(st.Tables, t) {
+				r.log.Warn("snapshot request: table already being snapshotted; its filter is not changed", "table", t)
+				continue
+			}
+			st.Tables = append(slices.Clip(st.Tables), t)
+			st.Origins = maps.Clone(st.Origins)
+			if st.Origins == nil {
+				st.Origins = map[string]int64{}
+			}
+			st.Origins[t] = offset
+			if req.Filter != "" {
+				st.Filters = maps.Clone(st.Filters)
+				if st.Filters == nil {
+					st.Filters = map[string]string{}
+				}
+				st.Filters[t] = req.Filter
+			}
+		}
+		r.log.Info("snapshot requested", "tables", req.Tables, "filter", req.Filter, "queued", len(st.Tables))
+		r.metrics.snapshotTables.Set(float64(len(st.Tables)))
 	}
 }
 
@@ -263,7 +316,7 @@ func (r *Reader) snapshotStep(ctx context.Context, tx *Tx) (bool, error) {
 		if r.snap != nil {
 			st = r.snap.state
 		}
-		st.Requests = r.requests
+		st.Requests, st.Failed = r.requests, r.failed
 		tx.Snapshot, tx.File, tx.EndPos, tx.CommitTime = &st, r.file, r.pos, time.Now()
 		return true, nil
 	}
@@ -281,6 +334,9 @@ func (r *Reader) snapshotStep(ctx context.Context, tx *Tx) (bool, error) {
 		}
 		if err := r.nextWindow(ctx); err != nil {
 			return false, err
+		}
+		if s.win == nil { // a cancellation came while the chunk was read: take it
+			return r.snapshotStep(ctx, tx)
 		}
 	}
 	if (binlogPos{file: r.file, pos: r.pos}).before(s.win.high) {
@@ -304,6 +360,9 @@ func (r *Reader) nextWindow(ctx context.Context) error {
 			}
 		}
 		res, err := r.takeChunk(ctx)
+		if errors.Is(err, errCancelled) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -327,13 +386,15 @@ func (r *Reader) nextWindow(ctx context.Context) error {
 			r.log.Debug("snapshot chunk failed with a schema read earlier; reading the schema again", "table", id, "err", res.err)
 			s.info, s.conv = nil, nil
 			continue
-		case res.err != nil && s.state.Filters[id] != "" && errors.As(res.err, &me):
-			// A filter the server refuses (a typo, an unknown column)
-			// ends that table's snapshot, not the producer.
-			r.log.Error("snapshot: the filter of the request fails; table skipped", "table", id, "filter", s.state.Filters[id], "err", res.err)
-			return r.emptyWindow(ctx)
+		case res.err != nil && (ctx.Err() != nil || connectionLost(res.err)):
+			return fmt.Errorf("snapshot of %s: %w", id, res.err) // a new session may read it: the run restarts
 		case res.err != nil:
-			return fmt.Errorf("snapshot of %s: %w", id, res.err)
+			// The source refuses this table's reads (a filter it rejects,
+			// a configured key that is not unique, a statement time
+			// limit, a value strait cannot read): its snapshot ends as
+			// failed, recorded in the checkpoint; the stream goes on. A
+			// restart would fail the same way, again and again.
+			return r.failTable(ctx, res.err)
 		}
 		r.metrics.observeChunk(res.took)
 		s.since = res.start // the loop's next reads start later
@@ -375,9 +436,20 @@ func (r *Reader) takeChunk(ctx context.Context) (chunkResult, error) {
 			return chunkResult{}, ctx.Err()
 		case <-warn.C:
 			r.reportStall("the chunk's read on the source")
+		case req := <-r.requested:
+			// Taken in order by takeRequests. A cancellation is taken
+			// now: it is how an operator ends a read that does not.
+			warn.Stop()
+			r.held = append(r.held, req)
+			if req.Cancel {
+				return chunkResult{}, errCancelled
+			}
 		}
 	}
 }
+
+// errCancelled: takeChunk stopped waiting for a cancellation.
+var errCancelled = errors.New("snapshot: a cancellation came")
 
 // stalled reports whether the snapshot has published nothing for
 // source.snapshot_stall_warning.
@@ -438,7 +510,11 @@ func (r *Reader) startLoop(ctx context.Context) error {
 			}
 		}
 		if err != nil {
-			return fmt.Errorf("snapshot of %s: %w", id, err)
+			s.info, s.conv = nil, nil
+			if connectionLost(err) {
+				return fmt.Errorf("snapshot of %s: %w", id, err)
+			}
+			return r.failTable(ctx, err)
 		}
 		s.match = matchKey(s.info.key)
 		if s.state.After == nil || s.start.IsZero() {
@@ -461,8 +537,7 @@ func (r *Reader) startLoop(ctx context.Context) error {
 			err = f.checkColumns(columnNames(info.table))
 		}
 		if err != nil {
-			r.log.Error("snapshot: the filter of the request is refused; table skipped", "table", id, "err", err)
-			return r.emptyWindow(ctx)
+			return r.failTable(ctx, err)
 		}
 		filter = f.SQL
 	}
@@ -532,7 +607,7 @@ func (r *Reader) snapshotKey(t *cdc.Table) ([]int, error) {
 	for j, name := range names {
 		i := slices.IndexFunc(t.Columns, func(c cdc.Column) bool { return strings.EqualFold(c.Name, name) })
 		if i < 0 {
-			return nil, fmt.Errorf("source.snapshot_keys: table %s has no column %s", t.ID(), name)
+			return nil, fmt.Errorf("%w: table %s has no column %s", ErrSnapshotKey, t.ID(), name)
 		}
 		key[j] = i
 	}
@@ -548,7 +623,7 @@ func uniqueKey(conn *client.Conn, info *tableInfo) error {
 	t := info.table
 	for _, k := range info.key {
 		if t.Columns[k].Nullable {
-			return fmt.Errorf("source.snapshot_keys: column %s of %s may be NULL; a snapshot key must be a unique index of NOT NULL columns", t.Columns[k].Name, t.ID())
+			return fmt.Errorf("%w: column %s of %s may be NULL; a snapshot key must be a unique index of NOT NULL columns", ErrSnapshotKey, t.Columns[k].Name, t.ID())
 		}
 	}
 	res, err := conn.Execute(`SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS
@@ -580,8 +655,8 @@ func uniqueKey(conn *client.Conn, info *tableInfo) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("source.snapshot_keys: (%s) is not a unique index of %s (unique indexes: %v); chunks by it could skip rows: "+
-		"create a unique index, or leave the table out of source.snapshot_keys to read it whole", strings.Join(want, ", "), t.ID(), indexes)
+	return fmt.Errorf("%w: (%s) is not a unique index of %s (unique indexes: %v); chunks by it could skip rows: "+
+		"create a unique index, or leave the table out of source.snapshot_keys to read it whole", ErrSnapshotKey, strings.Join(want, ", "), t.ID(), indexes)
 }
 
 // isPermutation reports whether a and b hold the same strings (each once).
@@ -611,6 +686,108 @@ func binlogPosition(conn *client.Conn) (binlogPos, error) {
 	}
 	pos, _ := res.GetUint(0, 1)
 	return binlogPos{file: text(res, 0, 0), pos: pos}, nil
+}
+
+// failTable ends the snapshot of the current table, which the source
+// refuses to read, as failed: recorded (SnapshotState.Failed), logged and
+// counted. The stream goes on, and so does the snapshot of the next table.
+func (r *Reader) failTable(ctx context.Context, err error) error {
+	s := r.snap
+	id := s.state.Tables[0]
+	request, ok := s.state.Origins[id]
+	if !ok {
+		request = -1
+	}
+	if request < 0 && errors.Is(err, ErrSnapshotKey) {
+		// The initial snapshot stops on a configuration its operator
+		// must fix; a request for the table fails (it would every time).
+		return fmt.Errorf("snapshot of %s: %w", id, err)
+	}
+	s.stopLoop()
+	s.info, s.conv, s.match, s.recent = nil, nil, nil, nil
+	r.recordFailure(id, request, err)
+	r.log.Error("snapshot of a table failed: it ends here, the stream goes on; producer snapshot -list shows it, request it again once the cause is fixed",
+		"table", id, "request", request, "rows_published", s.rows, "err", err)
+	if err := r.emptyWindow(ctx); err != nil {
+		return err
+	}
+	s.win.failed = true
+	return nil
+}
+
+// recordFailure keeps the failure of table's snapshot (asked for by the
+// request at offset request, -1: none) for the checkpoint, and counts it.
+func (r *Reader) recordFailure(table string, request int64, err error) {
+	reason := strings.Map(func(c rune) rune {
+		if c < 0x20 || c == 0x7f {
+			return ' ' // a reason is one line (the checkpoint takes printable text)
+		}
+		return c
+	}, err.Error())
+	if len(reason) > maxReason {
+		reason = strings.ToValidUTF8(reason[:maxReason], "") + "…"
+	}
+	f := SnapshotFailure{Table: table, Request: request, Reason: reason, At: time.Now()}
+	r.failed = append(slices.Clone(r.failed[max(0, len(r.failed)-maxFailed+1):]), f)
+	r.metrics.countSnapshotFailure(table)
+}
+
+// cancelRequest ends the snapshot of the tables the request at offset
+// request added, the one being read included, each recorded as cancelled.
+func (r *Reader) cancelRequest(request int64) {
+	s := r.snap
+	var cancelled []string
+	if s != nil {
+		for i := len(s.state.Tables) - 1; i >= 0; i-- {
+			t := s.state.Tables[i]
+			if origin, ok := s.state.Origins[t]; !ok || origin != request {
+				continue
+			}
+			if i == 0 {
+				s.stopLoop()
+				s.win, s.info, s.conv, s.match, s.recent, s.start = nil, nil, nil, nil, nil, time.Time{}
+				s.state.After = nil
+			}
+			s.state.Tables = slices.Delete(slices.Clone(s.state.Tables), i, i+1)
+			s.state.Filters, s.state.Origins = without(s.state.Filters, t), without(s.state.Origins, t)
+			r.recordFailure(t, request, fmt.Errorf("cancelled by the request at offset %d", r.requests-1))
+			cancelled = append(cancelled, t)
+		}
+		r.metrics.snapshotTables.Set(float64(len(s.state.Tables)))
+	}
+	if len(cancelled) == 0 {
+		r.log.Warn("snapshot cancel: the request has no table waiting or being read (done, failed or never taken)", "request", request)
+		return
+	}
+	r.log.Info("snapshot cancelled", "request", request, "tables", cancelled)
+}
+
+// without returns m without key k, copied when it held it (snapshot states
+// handed out share their maps).
+func without[V any](m map[string]V, k string) map[string]V {
+	if _, ok := m[k]; !ok {
+		return m
+	}
+	m = maps.Clone(m)
+	delete(m, k)
+	return m
+}
+
+// connectionLost reports whether err ended the snapshot session rather
+// than its query: a new session may well read the chunk.
+func connectionLost(err error) bool {
+	var me *mysql.MyError
+	if errors.As(err, &me) {
+		switch me.Code {
+		case mysql.ER_LOCK_DEADLOCK, mysql.ER_LOCK_WAIT_TIMEOUT, mysql.ER_SERVER_SHUTDOWN, mysql.ER_CON_COUNT_ERROR,
+			mysql.ER_QUERY_INTERRUPTED, 2006, 2013: // the client's "server has gone away", "lost connection"
+			return true
+		}
+		return false
+	}
+	var ne net.Error
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, mysql.ErrBadConn) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.As(err, &ne)
 }
 
 // emptyWindow ends the current table with nothing more to publish.
@@ -651,14 +828,14 @@ func (r *Reader) publishChunk(tx *Tx) {
 	}
 	r.metrics.snapshotLeft.Set(float64(max(0, s.estimate-int64(s.rows))))
 	s.quiet = now
-	next := SnapshotState{Tables: s.state.Tables, After: w.last, Filters: s.state.Filters, Requests: r.requests}
+	next := s.state
+	next.After, next.Requests, next.Failed = w.last, r.requests, r.failed
 	if w.done {
-		r.log.Info("snapshot of a table done", "table", id, "rows", s.rows, "seconds", time.Since(s.start).Seconds())
-		next = SnapshotState{Tables: s.state.Tables[1:], Filters: s.state.Filters, Requests: r.requests}
-		if _, ok := next.Filters[id]; ok {
-			next.Filters = maps.Clone(next.Filters)
-			delete(next.Filters, id)
+		if !w.failed {
+			r.log.Info("snapshot of a table done", "table", id, "rows", s.rows, "seconds", time.Since(s.start).Seconds())
 		}
+		next.Tables, next.After = next.Tables[1:], nil
+		next.Filters, next.Origins = without(next.Filters, id), without(next.Origins, id)
 		s.info, s.conv, s.match, s.recent, s.start = nil, nil, nil, nil, time.Time{}
 		r.metrics.snapshotLeft.Set(0)
 	}

@@ -46,11 +46,22 @@ type Checkpoint struct {
 	SnapshotAfter    []cdc.Value
 	SnapshotFilters  map[string]string // SQL conditions of on-demand snapshots, by table
 	SnapshotRequests int64             // offset of the next request in <prefix>._signals
+	SnapshotOrigins  map[string]int64  // by table of SnapshotTables: the request that added it
+	SnapshotFailed   []SnapshotFailure // the last snapshots of a table that failed or were cancelled
 	// Include and Exclude are the source.include/exclude patterns in force:
 	// tables a later configuration adds are snapshotted.
 	Include, Exclude []string
 
 	from *kgo.Record // the record ReadCheckpoint read it from
+}
+
+// SnapshotFailure is a table's snapshot that ended before its last row:
+// the source refused its reads, or a request cancelled it.
+type SnapshotFailure struct {
+	Table   string
+	Request int64 // offset in <prefix>._signals of the request; -1: the initial snapshot
+	Reason  string
+	At      time.Time
 }
 
 // keyValue is a cdc.Value in JSON; Str as base64, since keys may be binary.
@@ -137,6 +148,14 @@ func checkpointNative(cp *Checkpoint) map[string]any {
 	for t, f := range cp.SnapshotFilters {
 		filters[t] = f
 	}
+	origins := make(map[string]any, len(cp.SnapshotOrigins))
+	for t, o := range cp.SnapshotOrigins {
+		origins[t] = o
+	}
+	failed := make([]any, len(cp.SnapshotFailed))
+	for i, f := range cp.SnapshotFailed {
+		failed[i] = map[string]any{"table": f.Table, "request": f.Request, "reason": f.Reason, "at_ms": f.At.UnixMilli()}
+	}
 	ids := make(map[string]any, len(cp.SchemaIDs))
 	for s, id := range cp.SchemaIDs {
 		ids[s] = id
@@ -149,6 +168,7 @@ func checkpointNative(cp *Checkpoint) map[string]any {
 		"snapshot_tables": strs(cp.SnapshotTables), "snapshot_after": encodeKey(cp.SnapshotAfter),
 		"snapshot_filters": filters, "snapshot_requests": cp.SnapshotRequests,
 		"include": strs(cp.Include), "exclude": strs(cp.Exclude),
+		"snapshot_origins": origins, "snapshot_failed": failed,
 	}
 }
 
@@ -159,7 +179,7 @@ func header(id uint32) []byte {
 // decodeCheckpoint reads a framed checkpoint record with the bounded
 // reader (t: schemas/checkpoint.avsc, parsed) and checks every field
 // holds a value the producer can have written for source.
-func decodeCheckpoint(t *avro.Type, source string, b []byte) (*Checkpoint, error) {
+func decodeCheckpoint(t []*avro.Type, source string, b []byte) (*Checkpoint, error) {
 	v, err := decodeState(t, b)
 	if err != nil {
 		return nil, err
@@ -187,6 +207,17 @@ func decodeCheckpoint(t *avro.Type, source string, b []byte) (*Checkpoint, error
 			cp.SnapshotFilters[t], _ = filter.(string)
 		}
 	}
+	if origins := f.dict("snapshot_origins"); len(origins) > 0 {
+		cp.SnapshotOrigins = make(map[string]int64, len(origins))
+		for t, o := range origins {
+			n, _ := o.(int64)
+			if n < 0 || !slices.Contains(cp.SnapshotTables, t) {
+				f.fail("snapshot_origins[%q] = %d: not a table of snapshot_tables, or a negative offset", t, n)
+			}
+			cp.SnapshotOrigins[t] = n
+		}
+	}
+	cp.SnapshotFailed = f.failures("snapshot_failed")
 	switch {
 	case cp.Source != source:
 		f.fail("source %q, want %q", cp.Source, source)
@@ -226,6 +257,30 @@ func decodeCheckpoint(t *avro.Type, source string, b []byte) (*Checkpoint, error
 	return cp, nil
 }
 
+// maxFailures is the most snapshot failures a checkpoint holds (the
+// producer keeps 32).
+const maxFailures = 64
+
+// failures reads the snapshot_failed array.
+func (f *fields) failures(name string) []SnapshotFailure {
+	vs, _ := f.o.Get(name).([]any)
+	if len(vs) > maxFailures {
+		f.fail("%s: %d entries", name, len(vs))
+		return nil
+	}
+	var out []SnapshotFailure
+	for i, v := range vs {
+		o, _ := v.(avro.Object)
+		e := fields{o: o}
+		sf := SnapshotFailure{Table: e.str("table"), Request: e.long("request"), Reason: e.str("reason"), At: time.UnixMilli(e.long("at_ms"))}
+		if e.err != nil || !isTableID(sf.Table) || sf.Request < -1 || len(sf.Reason) > 4096 {
+			f.fail("%s[%d]: table %q, request %d, a reason of %d bytes", name, i, sf.Table, sf.Request, len(sf.Reason))
+		}
+		out = append(out, sf)
+	}
+	return out
+}
+
 // isTableID reports whether s is database.table: two names, neither empty
 // (MySQL names cannot hold a dot).
 func isTableID(s string) bool {
@@ -251,16 +306,11 @@ func (w *Writer) ReadCheckpoint(ctx context.Context) (*Checkpoint, error) {
 			return nil, fmt.Errorf("take over transactional id %s: %w", w.txn.id, err)
 		}
 	}
-	t, err := avro.Parse(schemas.Checkpoint)
+	t, err := stateTypes(schemas.Checkpoint)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint schema: %w", err)
 	}
-	var last *kgo.Record
-	err = w.readCommitted(ctx, w.CheckpointTopic(), func(r *kgo.Record) {
-		if string(r.Key) == w.cfg.TopicPrefix {
-			last = r
-		}
-	})
+	last, err := w.lastCheckpoint(ctx)
 	if err != nil || last == nil {
 		return nil, err
 	}
@@ -273,6 +323,18 @@ func (w *Writer) ReadCheckpoint(ctx context.Context) (*Checkpoint, error) {
 	}
 	cp.from = last
 	return cp, nil
+}
+
+// lastCheckpoint returns the last committed record under the source's key
+// in the checkpoint topic; nil when there is none.
+func (w *Writer) lastCheckpoint(ctx context.Context) (*kgo.Record, error) {
+	var last *kgo.Record
+	err := w.readCommitted(ctx, w.CheckpointTopic(), func(r *kgo.Record) {
+		if string(r.Key) == w.cfg.TopicPrefix {
+			last = r
+		}
+	})
+	return last, err
 }
 
 // Refuse returns err, a check of cp only the caller can make (the tables

@@ -75,7 +75,7 @@ func historyNative(s *cdc.TableSchema) map[string]any {
 // producer can have written for its key; otherwise a *StateError names
 // it.
 func (w *Writer) ReadSchemaHistory(ctx context.Context) (map[string]*cdc.TableSchema, error) {
-	t, err := avro.Parse(schemas.SchemaHistory)
+	t, err := stateTypes(schemas.SchemaHistory)
 	if err != nil {
 		return nil, fmt.Errorf("schema history schema: %w", err)
 	}
@@ -114,7 +114,7 @@ const maxColumns = 4096
 // decodeHistory reads a framed schema-history entry with the bounded
 // reader (t: schemas/schema_history.avsc, parsed) and checks it is a
 // schema the producer can have written under key.
-func decodeHistory(t *avro.Type, key string, b []byte) (*cdc.TableSchema, error) {
+func decodeHistory(t []*avro.Type, key string, b []byte) (*cdc.TableSchema, error) {
 	v, err := decodeState(t, b)
 	if err != nil {
 		return nil, err

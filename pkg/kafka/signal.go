@@ -10,10 +10,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/strait-cdc/strait/schemas"
 )
 
 // SignalTopic returns <prefix>._signals.
@@ -21,14 +27,23 @@ func SignalTopic(prefix string) string { return prefix + "._signals" }
 
 // Signal is one request to a running producer.
 type Signal struct {
-	// Type is what is asked: "snapshot".
+	// Type is what is asked: SignalSnapshot or SignalCancel.
 	Type string `json:"type"`
 	// Tables are "database.table" names to snapshot.
-	Tables []string `json:"tables"`
+	Tables []string `json:"tables,omitempty"`
 	// Filter is an SQL condition limiting the rows snapshotted; empty:
 	// every row.
 	Filter string `json:"filter,omitempty"`
+	// Request is, for SignalCancel, the offset of the snapshot request
+	// whose tables' snapshot ends.
+	Request int64 `json:"request,omitempty"`
 }
+
+// The types of signal.
+const (
+	SignalSnapshot = "snapshot" // snapshot Tables
+	SignalCancel   = "cancel"   // end the snapshot asked for by Request
+)
 
 // SendSignal appends s to the signal topic of cfg's prefix, creating the
 // topic when missing, and returns its offset. It uses a client of its
@@ -112,4 +127,56 @@ func (w *Writer) WatchSignals(ctx context.Context, from int64, fn func(s Signal,
 			return ferr
 		}
 	}
+}
+
+// SignalRecord is a signal and where it is in the signal topic.
+type SignalRecord struct {
+	Signal
+	Offset int64
+	Time   time.Time // when it was written
+}
+
+// maxListed bounds the signals ReadRequests returns: the last ones.
+const maxListed = 1000
+
+// ReadRequests returns the last committed checkpoint of cfg's source and
+// the last signals of its signal topic (at most maxListed), for people to
+// see where requests stand (producer snapshot -list). It does not take
+// over the source's transactional id, so the running producer goes on;
+// for the same reason the checkpoint is not checked to be the producer's
+// own beyond being written in a transaction: do not resume from it.
+func ReadRequests(ctx context.Context, cfg *Config, log *slog.Logger) (*Checkpoint, []SignalRecord, error) {
+	peek := *cfg
+	peek.Transactions = false
+	w, err := NewWriter(&peek, "", log, NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer w.Close()
+	var cp *Checkpoint
+	last, err := w.lastCheckpoint(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if last != nil && last.Attrs.IsTransactional() {
+		t, err := stateTypes(schemas.Checkpoint)
+		if err != nil {
+			return nil, nil, err
+		}
+		if cp, err = decodeCheckpoint(t, cfg.TopicPrefix, last.Value); err != nil {
+			return nil, nil, refused(last, err)
+		}
+	}
+	var signals []SignalRecord
+	err = w.readCommitted(ctx, SignalTopic(cfg.TopicPrefix), func(r *kgo.Record) {
+		s := SignalRecord{Offset: r.Offset, Time: r.Timestamp}
+		if json.Unmarshal(r.Value, &s.Signal) != nil {
+			s.Signal = Signal{}
+		}
+		if len(signals) == maxListed {
+			signals = signals[1:]
+		}
+		signals = append(signals, s)
+	})
+	return cp, signals, err
 }

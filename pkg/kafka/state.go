@@ -12,6 +12,7 @@ package kafka
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"unicode/utf8"
@@ -79,10 +80,41 @@ func (w *Writer) trusted(ctx context.Context, r *kgo.Record) error {
 	return nil
 }
 
+// stateTypes parses the schema of a state record: the schema itself and,
+// for records an earlier strait wrote before fields were added at its end
+// (each with a default, as schema evolution asks), the schema without them,
+// one field fewer at a time. The first is the current schema.
+func stateTypes(schema string) ([]*avro.Type, error) {
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(schema), &rec); err != nil {
+		return nil, err
+	}
+	var out []*avro.Type
+	for {
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return nil, err
+		}
+		t, err := avro.Parse(string(b))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+		fs, _ := rec["fields"].([]any)
+		last, _ := fs[len(fs)-1].(map[string]any)
+		if _, ok := last["default"]; !ok || len(fs) == 1 {
+			return out, nil
+		}
+		rec["fields"] = fs[:len(fs)-1]
+	}
+}
+
 // decodeState reads a framed state record (magic byte, schema id, Avro
-// body) of schema t with the bounded reader. The schema id is not looked
-// up: the producer reads its state with the schema it writes it with.
-func decodeState(t *avro.Type, b []byte) (avro.Object, error) {
+// body) with the bounded reader, by the first of the schema's versions
+// (stateTypes) that reads the whole body; fields a version lacks are
+// absent (their defaults). The schema id is not looked up: the producer
+// reads its state with the schemas it writes it with.
+func decodeState(versions []*avro.Type, b []byte) (avro.Object, error) {
 	if b == nil {
 		return nil, fmt.Errorf("%w: a tombstone", ErrInvalid)
 	}
@@ -90,12 +122,18 @@ func decodeState(t *avro.Type, b []byte) (avro.Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	v, err := avro.Decode(t, body)
-	if err != nil {
-		return nil, err
+	var first error
+	for _, t := range versions {
+		v, err := avro.Decode(t, body)
+		if err == nil {
+			o, _ := v.(avro.Object)
+			return o, nil
+		}
+		if first == nil {
+			first = err
+		}
 	}
-	o, _ := v.(avro.Object)
-	return o, nil
+	return nil, first
 }
 
 // fields reads the fields of a decoded state record, whose types its
