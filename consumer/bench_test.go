@@ -61,7 +61,7 @@ func init() {
 		}
 		addr, stop = strings.Join(c.ListenAddrs(), ","), c.Close
 	case "bigquery":
-		s, err := bqfake.New()
+		s, err := bqfake.New(bqfake.WithSchemaDelay(0), bqfake.WithRecreateDelay(0))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "start bqfake:", err)
 			os.Exit(1)

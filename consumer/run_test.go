@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	env.registry = testenv.StartRegistry()
-	if env.bq, err = bqfake.New(); err != nil {
+	if env.bq, err = bqfake.New(bqfake.WithSchemaDelay(0), bqfake.WithRecreateDelay(0)); err != nil {
 		slog.Error("start bqfake", "err", err)
 		os.Exit(1)
 	}

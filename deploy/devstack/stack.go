@@ -56,7 +56,7 @@ func startStack(ctx context.Context, o *options, out io.Writer) (*stack, error) 
 	st.registry = testenv.StartRegistry()
 	target := "project " + o.project + ", dataset " + o.dataset
 	if o.project == "" {
-		if st.bq, err = bqfake.New(); err != nil {
+		if st.bq, err = bqfake.New(bqfake.WithSchemaDelay(0), bqfake.WithRecreateDelay(0)); err != nil {
 			st.close()
 			return nil, fmt.Errorf("local BigQuery: %w", err)
 		}

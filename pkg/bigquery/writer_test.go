@@ -47,7 +47,7 @@ func startWriter(t *testing.T, configure func(*bigquery.Config), logTo io.Writer
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
-	srv, err := bqfake.New()
+	srv, err := bqfake.New(bqfake.WithSchemaDelay(0), bqfake.WithRecreateDelay(0))
 	if err != nil {
 		t.Fatal(err)
 	}
