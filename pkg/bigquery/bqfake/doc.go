@@ -20,6 +20,15 @@
 //   - "Supported protocol buffer and Arrow data types", "Data types": every
 //     proto field names a column with a compatible kind, REQUIRED columns
 //     are present, values are in range for their type.
+//   - BigQuery's delays and windows (delays.go), at their real lengths
+//     unless an option shortens them, on a Clock a test can move: a new
+//     column reaches the Write API after a delay ("Storage Write API best
+//     practices", "Handle schema updates"; refused until then with
+//     SCHEMA_MISMATCH_EXTRA_FIELDS), a re-created table's default stream
+//     answers NOT_FOUND for a while, a deleted row is remembered for two
+//     days ("Stream table updates with change data capture"), and a
+//     project has a quota of concurrent AppendRows connections ("Quotas
+//     and limits"; RESOURCE_EXHAUSTED beyond it).
 //   - "Modifying table schemas": updates only add NULLABLE or REPEATED
 //     columns or relax REQUIRED to NULLABLE.
 //   - "Introduction to clustered tables", "Specifying a schema", "Quotas and
