@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"cloud.google.com/go/bigquery"
+	storage "cloud.google.com/go/bigquery/storage/apiv1"
 	"cloud.google.com/go/bigquery/storage/apiv1/storagepb"
 	"cloud.google.com/go/bigquery/storage/managedwriter"
 	"github.com/google/go-cmp/cmp"
@@ -180,4 +181,52 @@ func TestDefaultQuotaByLocation(t *testing.T) {
 		}
 		srv.Close()
 	}
+}
+
+// TestBackgroundApply: with WithBackgroundApply the Storage Read API sees
+// a CDC table as of its last background apply, at most max_staleness old,
+// and refuses a CDC table without max_staleness.
+func TestBackgroundApply(t *testing.T) {
+	clock := bqfake.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	e := newEnv(t, bqfake.WithClock(clock), bqfake.WithBackgroundApply())
+	rc, err := storage.NewBigQueryReadClient(e.ctx, e.srv.GRPCClientOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	count := func(table string) (int64, error) {
+		sess, err := rc.CreateReadSession(e.ctx, &storagepb.CreateReadSessionRequest{
+			Parent: "projects/" + project,
+			ReadSession: &storagepb.ReadSession{
+				Table:      "projects/" + project + "/datasets/" + dsID + "/tables/" + table,
+				DataFormat: storagepb.DataFormat_AVRO,
+			},
+		})
+		return sess.GetEstimatedRowCount(), err
+	}
+	md := cdcTable()
+	md.MaxStaleness = &bigquery.IntervalValue{Minutes: 15}
+	e.createTable(t, "users", md)
+	w := e.newWriter(t, "users", cdcSchema, true)
+	if _, err := w.append(e.ctx, t, map[string]any{"id": int64(1), "name": "a", "_CHANGE_TYPE": "UPSERT"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := count("users"); err != nil || n != 1 {
+		t.Fatalf("first read: %d rows (%v), want 1", n, err)
+	}
+	if _, err := w.append(e.ctx, t, map[string]any{"id": int64(2), "name": "b", "_CHANGE_TYPE": "UPSERT"}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(15*time.Minute - time.Second)
+	if n, err := count("users"); err != nil || n != 1 {
+		t.Fatalf("within max_staleness: %d rows (%v), want 1 (as of the last apply)", n, err)
+	}
+	clock.Advance(time.Second)
+	if n, err := count("users"); err != nil || n != 2 {
+		t.Fatalf("after max_staleness: %d rows (%v), want 2", n, err)
+	}
+
+	e.createTable(t, "fresh", cdcTable())
+	_, err = count("fresh")
+	wantCode(t, err, codes.FailedPrecondition)
 }

@@ -51,6 +51,7 @@ type config struct {
 	recreateDelay   time.Duration
 	deleteRetention time.Duration
 	maxConns        int // 0: by location
+	backgroundApply bool
 }
 
 // Opt configures a Server.

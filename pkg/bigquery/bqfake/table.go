@@ -40,6 +40,8 @@ type table struct {
 	added         map[string]time.Time // lower-cased column → when it was added
 	notFoundUntil time.Time            // a re-created table's default stream is NOT_FOUND until then
 	tombs         []tomb               // deletes still remembered, oldest first
+	applied       map[string]*row      // byKey as of the last background apply
+	appliedAt     time.Time
 }
 
 type row struct {
