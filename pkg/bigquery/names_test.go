@@ -96,3 +96,35 @@ func TestWriterSchemaNameCollision(t *testing.T) {
 		t.Errorf("append with a nested type named like column row_s3: no error, want BigQuery to refuse the descriptor")
 	}
 }
+
+// TestCheckDecimal: the NUMERIC and BIGNUMERIC ranges, at their edges.
+func TestCheckDecimal(t *testing.T) {
+	const maxBig = bigNumericMaxInt + "." + bigNumericMaxFrc
+	tests := []struct {
+		text string
+		typ  bigquery.FieldType
+		ok   bool
+	}{
+		{"0", bigquery.NumericFieldType, true},
+		{"-0.5", bigquery.NumericFieldType, true},
+		{numericMaxInt + ".999999999", bigquery.NumericFieldType, true},
+		{"-" + numericMaxInt + ".999999999", bigquery.NumericFieldType, true},
+		{"1" + numericMaxInt, bigquery.NumericFieldType, false},
+		{maxBig, bigquery.BigNumericFieldType, true},
+		{"-" + bigNumericMaxInt + "." + bigNumericMinFrc, bigquery.BigNumericFieldType, true},
+		{bigNumericMaxInt + "." + bigNumericMinFrc, bigquery.BigNumericFieldType, false},
+		{"-" + bigNumericMaxInt + ".34992332820282019728792003956564819969", bigquery.BigNumericFieldType, false},
+		{bigNumericMaxInt + ".3", bigquery.BigNumericFieldType, true},
+		{bigNumericMaxInt + ".4", bigquery.BigNumericFieldType, false},
+		{bigNumericMaxInt, bigquery.BigNumericFieldType, true},
+		{"578960446186580977117854925043439539267", bigquery.BigNumericFieldType, false},
+		{"99999999999999999999999999999999999999.5", bigquery.BigNumericFieldType, true},
+		{"1000000000000000000000000000000000000000", bigquery.BigNumericFieldType, false},
+	}
+	for _, tt := range tests {
+		err := checkDecimal([]byte(tt.text), tt.typ)
+		if (err == nil) != tt.ok {
+			t.Errorf("checkDecimal(%s, %s) = %v, want ok %v", tt.text, tt.typ, err, tt.ok)
+		}
+	}
+}

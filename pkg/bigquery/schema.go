@@ -293,9 +293,9 @@ func planValue(schema string) (*valuePlan, error) {
 }
 
 // keyColumns returns the BigQuery names (ColumnName) of the fields of a
-// key schema, the primary key,
-// which must be a record of namespace (the envelope's): else a
-// *notEnvelopeError, or a *wrongTableError for another table's key.
+// key schema, the primary key, which must be a record of namespace (the
+// envelope's): else a *notEnvelopeError, or a *wrongTableError for
+// another table's key.
 func keyColumns(schema, namespace string) ([]string, error) {
 	if schema == "" {
 		return nil, nil
