@@ -249,7 +249,10 @@ const (
 	// (bigquery.max_request_bytes).
 	ReasonRowTooLarge = "row_too_large"
 	// ReasonRowRejected: BigQuery rejected the row (a row error of
-	// AppendRows, e.g. a value out of range for its column).
+	// AppendRows, e.g. a value out of range for its column), or would:
+	// a NUMERIC or BIGNUMERIC value beyond the type's range, which the
+	// writer checks itself (the error names the column, the value and the
+	// range).
 	ReasonRowRejected = "row_rejected"
 )
 
@@ -619,6 +622,8 @@ func (w *Writer) apply(ctx context.Context, t *table, topic *Topic, changes []Ch
 			reason := ReasonUndecodable
 			if wt := (*wrongTableError)(nil); errors.As(err, &wt) {
 				reason = ReasonWrongTable
+			} else if re := (*rangeError)(nil); errors.As(err, &re) {
+				reason = ReasonRowRejected // BigQuery would refuse the value
 			}
 			reject(i, reason, fmt.Errorf("record %s/%d@%d: %w", topic.Name, c.Partition, c.Offset, err))
 			continue
@@ -690,6 +695,7 @@ func (w *Writer) bindSchema(ctx context.Context, t *table, topic *Topic, c *Chan
 			"table", t.state.id, "source", p.database+"."+p.table, "topic", topic.Name)
 		t.warned = true
 	}
+	p = p.withKey(key, !appendMode)
 	modeChanged := appendMode != t.state.appendMode
 	if modeChanged {
 		t.state.appendMode = appendMode

@@ -35,7 +35,12 @@
 //   - "Modifying table schemas": updates only add NULLABLE or REPEATED
 //     columns or relax REQUIRED to NULLABLE.
 //   - "Introduction to clustered tables", "Specifying a schema", "Quotas and
-//     limits": clustering columns, column names, 10,000 columns.
+//     limits": clustering columns, column names (reserved prefixes in any
+//     case, at every level), 10,000 columns.
+//   - "INFORMATION_SCHEMA.TABLE_CONSTRAINTS view", "Window function calls":
+//     primary-key columns only of the key types (no FLOAT64, BYTES, TIME,
+//     JSON, GEOGRAPHY, STRUCT or arrays); a view's window does not
+//     partition by a FLOAT64, GEOGRAPHY or JSON column (names.go).
 //   - "Create logical views", "Manage logical views" and the tables
 //     resource reference (view.query, view.useLegacySql): tables.insert of
 //     a view takes its query and no schema; useLegacySql defaults to true
