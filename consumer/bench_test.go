@@ -61,7 +61,7 @@ func init() {
 		}
 		addr, stop = strings.Join(c.ListenAddrs(), ","), c.Close
 	case "bigquery":
-		s, err := bqfake.New()
+		s, err := bqfake.New(bqfake.WithSchemaDelay(0), bqfake.WithRecreateDelay(0))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "start bqfake:", err)
 			os.Exit(1)
@@ -286,7 +286,7 @@ func baseline(b *testing.B, ctx context.Context, brokers []string, prefix, group
 // consume runs `consumer run` on the topics of prefix until the group has
 // committed every partition to its end, and returns its /metrics text
 // scraped just before it stops.
-func consume(b *testing.B, ctx context.Context, kafkaChild, bqChild *testenv.Child, prefix, group, dataset string, topics []string) string {
+func consume(b *testing.B, ctx context.Context, kafkaChild, bqChild *testenv.Child, prefix, group, dataset string, topics []string, extra ...string) string {
 	b.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -301,6 +301,7 @@ func consume(b *testing.B, ctx context.Context, kafkaChild, bqChild *testenv.Chi
 		"-bigquery.endpoint", bqChild.Addrs[0], "-bigquery.write_endpoint", bqChild.Addrs[1], "-bigquery.insecure=true",
 		"-http_addr", httpAddr, "-log_level", "warn", "-log_format", "text",
 	}
+	args = append(args, extra...)
 	runCtx, cancel := context.WithCancel(ctx)
 	var logs testenv.Buffer
 	done := make(chan error, 1)
@@ -391,14 +392,19 @@ func metric(text, name string) float64 {
 }
 
 // BenchmarkConsumer: consumer rows/s against the baseline, with 8 tables
-// of 6 partitions and with 1,000 tables of 1 partition.
+// of 6 partitions and with 1,000 tables of 1 partition, the latter on the
+// shared write connections (bigquery.write_connections, default 8 per
+// kind) and on one connection per table (0, as before issue 15); the
+// connections metric is what the consumer holds at the end.
 func BenchmarkConsumer(b *testing.B) {
 	for _, c := range []struct {
 		name               string
 		tables, partitions int
+		conns              string // bigquery.write_connections; "" the default
 	}{
-		{"tables=8", 8, 6},
-		{"tables=1000", 1000, 1},
+		{"tables=8", 8, 6, ""},
+		{"tables=1000", 1000, 1, ""},
+		{"tables=1000/connections=per-table", 1000, 1, "0"},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
@@ -413,9 +419,13 @@ func BenchmarkConsumer(b *testing.B) {
 					baseline(b, ctx, kafkaChild.Addrs, prefix, fmt.Sprintf("base-%d", i), changes)
 				})
 				var text string
+				var extra []string
+				if c.conns != "" {
+					extra = []string{"-bigquery.write_connections", c.conns}
+				}
 				stopProfile := profile(b, c.name)
 				cons := measure(kafkaChild, bqChild, func() {
-					text = consume(b, ctx, kafkaChild, bqChild, prefix, fmt.Sprintf("bench-%d", i), fmt.Sprintf("bench_%d", i), topics)
+					text = consume(b, ctx, kafkaChild, bqChild, prefix, fmt.Sprintf("bench-%d", i), fmt.Sprintf("bench_%d", i), topics, extra...)
 				})
 				stopProfile()
 				if applied := metric(text, "strait_consumer_rows_applied_total"); int(applied) != changes {
@@ -437,6 +447,7 @@ func BenchmarkConsumer(b *testing.B) {
 				b.ReportMetric(cons.peakRSS, "peak-RSS-MiB")
 				b.ReportMetric(base.peakRSS, "baseline-peak-RSS-MiB")
 				b.ReportMetric(float64(valueBytes)/n, "value-B/change")
+				b.ReportMetric(metric(text, "strait_consumer_bigquery_connections"), "connections")
 			}
 		})
 	}

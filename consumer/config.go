@@ -31,6 +31,14 @@ type Config struct {
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight appends
 	// before exiting without committing them; default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout" help:"how long shutdown waits for in-flight appends"`
+	// StoppedRetryBackoff is how long a table stopped by a BigQuery error
+	// (a permission not yet granted, a request refused) waits before it
+	// is tried again; the wait doubles with each failure up to
+	// StoppedRetryMaxBackoff. Default 1m. A table stopped by a bad record
+	// (on_bad_record: stop) stays stopped until a restart.
+	StoppedRetryBackoff time.Duration `yaml:"stopped_retry_backoff" help:"first wait before a table stopped by a BigQuery error is tried again"`
+	// StoppedRetryMaxBackoff caps that wait; default 30m.
+	StoppedRetryMaxBackoff time.Duration `yaml:"stopped_retry_max_backoff" help:"longest wait between retries of a stopped table"`
 	// HTTPAddr serves /metrics, /healthz and /readyz; default ":9465".
 	HTTPAddr string `yaml:"http_addr" help:"listen address of /metrics, /healthz, /readyz"`
 	// LogLevel is debug, info, warn or error; default info.
@@ -46,7 +54,8 @@ const (
 )
 
 func defaults() *Config {
-	c := &Config{OnBadRecord: onBadDeadLetter, ParallelTables: 8, MaxPollsInFlight: 2, ShutdownTimeout: 30 * time.Second, HTTPAddr: ":9465", LogLevel: "info", LogFormat: "json"}
+	c := &Config{OnBadRecord: onBadDeadLetter, ParallelTables: 8, MaxPollsInFlight: 2, ShutdownTimeout: 30 * time.Second,
+		StoppedRetryBackoff: time.Minute, StoppedRetryMaxBackoff: 30 * time.Minute, HTTPAddr: ":9465", LogLevel: "info", LogFormat: "json"}
 	c.Kafka.Defaults()
 	c.BigQuery.Defaults()
 	return c
@@ -66,6 +75,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("shutdown_timeout: %s, want more than 0", c.ShutdownTimeout))
+	}
+	if c.StoppedRetryBackoff <= 0 {
+		errs = append(errs, fmt.Errorf("stopped_retry_backoff: %s, want more than 0", c.StoppedRetryBackoff))
+	}
+	if c.StoppedRetryMaxBackoff < c.StoppedRetryBackoff {
+		errs = append(errs, fmt.Errorf("stopped_retry_max_backoff: %s, want at least stopped_retry_backoff (%s)", c.StoppedRetryMaxBackoff, c.StoppedRetryBackoff))
 	}
 	errs = append(errs, service.ValidateLogging(c.LogLevel, c.LogFormat)...)
 	return errors.Join(errs...)

@@ -61,6 +61,15 @@ func runConsume(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer writer.Close()
+	// Streams of idle tables give back their share of a connection; this
+	// goroutine ends before the writer closes.
+	idle, stopIdle := context.WithCancel(ctx)
+	idleDone := make(chan struct{})
+	go func() {
+		defer close(idleDone)
+		writer.CloseIdleEvery(idle, max(10*time.Millisecond, min(time.Minute, cfg.BigQuery.StreamIdleTimeout/2)))
+	}()
+	defer func() { stopIdle(); <-idleDone }()
 	group, err := kafka.NewGroup(&cfg.Kafka, log)
 	if err != nil {
 		return err
@@ -74,8 +83,11 @@ func runConsume(ctx context.Context, args []string, getenv func(string) string, 
 	log.Info("consuming", "topics", kafka.TopicPattern(cfg.Kafka.TopicPrefix), "group", cfg.Kafka.GroupID,
 		"dataset", cfg.BigQuery.Project+"."+cfg.BigQuery.Dataset)
 
-	c := &consumer{cfg: cfg, log: log, group: group, writer: writer, metrics: newMetrics(reg, group),
-		stopped: map[string]bool{}, tables: make(chan struct{}, cfg.ParallelTables), last: map[string]*apply{}}
+	reg.MustRegister(writer.Collector())
+	m := newMetrics(reg, group)
+	c := &consumer{cfg: cfg, log: log, group: group, writer: writer, metrics: m,
+		stopped: map[string]bool{}, tables: make(chan struct{}, cfg.ParallelTables), last: map[string]*apply{},
+		waits: &waits{by: map[string]*waiting{}, group: group, m: m}}
 	if err := c.loop(ctx); err != nil {
 		log.Error("consumer stopped", "err", err)
 		return err
@@ -93,7 +105,9 @@ type consumer struct {
 	metrics *metrics
 
 	stopMu  sync.Mutex
-	stopped map[string]bool // topics whose table stopped
+	stopped map[string]bool // topics whose table stopped, until a restart or (waits) a retry that succeeds
+
+	waits *waits // topics held until BigQuery is ready for their table, or a retry (wait.go)
 
 	tables chan struct{}     // a slot per table written at once (parallel_tables)
 	last   map[string]*apply // the latest apply of each topic; the loop's
@@ -134,7 +148,9 @@ func (c *consumer) loop(ctx context.Context) error {
 	c.group.OnRevoke(func(context.Context) { c.beforeRevoke(work) })
 	defer c.group.OnRevoke(nil)
 	for {
-		batches, err := c.group.Poll(ctx, c.oldest())
+		wake, stopWake := c.wake()
+		batches, err := c.group.Poll(ctx, wake)
+		stopWake()
 		if ctx.Err() != nil || err != nil {
 			// What was polled last is not applied, so not committed.
 			c.finish(work, 0)
@@ -147,6 +163,7 @@ func (c *consumer) loop(ctx context.Context) error {
 		if batches != nil {
 			c.start(work, batches)
 		}
+		c.release()
 		c.group.AllowRebalance()
 		c.finish(work, c.cfg.MaxPollsInFlight)
 	}
@@ -175,6 +192,54 @@ func (c *consumer) oldest() <-chan struct{} {
 	return c.flights[0].done
 }
 
+// wake returns a channel closed when the loop has something to do
+// besides polling: the oldest poll in flight is done, or a held topic's
+// wait is over. stop ends the goroutine that watches the wait.
+func (c *consumer) wake() (wake <-chan struct{}, stop func()) {
+	oldest := c.oldest()
+	due, next := c.waits.due(time.Now())
+	for _, topic := range due {
+		// Over, but a batch of it is still being applied: wake when
+		// the last one is done.
+		if a := c.last[topic]; a != nil && !closed(a.done) {
+			oldest, next = a.done, time.Now().Add(10*time.Millisecond)
+			break
+		}
+		next = time.Now()
+	}
+	if next.IsZero() {
+		return oldest, func() {}
+	}
+	ch, quit := make(chan struct{}), make(chan struct{})
+	go func() {
+		timer := time.NewTimer(time.Until(next))
+		defer timer.Stop()
+		select {
+		case <-oldest:
+		case <-timer.C:
+		case <-quit:
+			return
+		}
+		close(ch)
+	}()
+	return ch, func() { close(quit) }
+}
+
+// release reads again the held topics whose wait is over and none of
+// whose batches is being applied. The loop's, between Poll and
+// AllowRebalance.
+func (c *consumer) release() {
+	due, _ := c.waits.due(time.Now())
+	for _, topic := range due {
+		if a := c.last[topic]; a != nil && !closed(a.done) {
+			continue
+		}
+		// Its next batch starts afresh, not halted by the held ones.
+		delete(c.last, topic)
+		c.waits.release(topic)
+	}
+}
+
 // start applies batches: one apply per topic, each after the topic's
 // previous one, at most parallel_tables at once.
 func (c *consumer) start(ctx context.Context, batches []*kafka.TopicBatch) {
@@ -189,6 +254,8 @@ func (c *consumer) start(ctx context.Context, batches []*kafka.TopicBatch) {
 			if prev != nil {
 				<-prev.done
 				if prev.halt {
+					// Not applied: read again if the topic is held.
+					c.waits.holdAlso(tb)
 					a.halt = true
 					return
 				}
@@ -279,12 +346,20 @@ func (c *consumer) apply(ctx context.Context, tb *kafka.TopicBatch) (commit, hal
 	err := c.writer.Apply(ctx, topic, changes(tb))
 	var (
 		letters []kafka.BadRecord
+		we      *bigquery.WaitError
 		te      *bigquery.TableError
 		re      *bigquery.RejectedError
 	)
 	switch {
+	case errors.As(err, &we):
+		backoff := c.waits.hold(tb, we.Table, we.Reason, waitBackoff, c.cfg.BigQuery.RetryMaxBackoff)
+		c.log.Info("table waits for BigQuery; its changes are read again from Kafka after the backoff",
+			"table", we.Table, "topic", tb.Topic, "reason", we.Reason, "backoff", backoff, "err", we.Err)
+		return false, true
 	case errors.As(err, &te):
-		c.stop(tb.Topic, err)
+		backoff := c.waits.hold(tb, te.Table, reasonStopped, c.cfg.StoppedRetryBackoff, c.cfg.StoppedRetryMaxBackoff)
+		c.log.Error("table stopped; its topic is paused and tried again after the backoff", "table", te.Table, "topic", tb.Topic, "backoff", backoff, "err", err)
+		c.markStopped(tb.Topic, true)
 		return false, true
 	case errors.As(err, &re) && !deadLetter:
 		// Nothing of the topic is committed: its changes are read
@@ -305,6 +380,10 @@ func (c *consumer) apply(ctx context.Context, tb *kafka.TopicBatch) (commit, hal
 	}
 	if !c.deadLetter(ctx, tb.Topic, letters) {
 		return false, true
+	}
+	if w := c.waits.resumed(tb.Topic); w != nil {
+		c.log.Info("table goes on", "table", w.table, "topic", tb.Topic, "after", w.reason)
+		c.markStopped(tb.Topic, false)
 	}
 	if stopErr != nil {
 		c.stop(tb.Topic, stopErr)
@@ -350,14 +429,25 @@ func (c *consumer) badRecord(b kafka.BadRecord, action string) {
 		"reason", b.Reason, "err", b.Err)
 }
 
-// stop pauses a topic whose table cannot go on; the other tables go on.
+// stop pauses a topic whose table cannot go on until a restart (a bad
+// record with on_bad_record stop, a topic that names no table); the other
+// tables go on.
 func (c *consumer) stop(topic string, err error) {
 	c.log.Error("table stopped; its topic is paused until a restart", "topic", topic, "err", err)
-	c.stopMu.Lock()
-	c.stopped[topic] = true
-	c.metrics.stopped.Set(float64(len(c.stopped)))
-	c.stopMu.Unlock()
+	c.markStopped(topic, true)
 	c.group.Pause(topic)
+}
+
+// markStopped counts topic as stopped or not.
+func (c *consumer) markStopped(topic string, stopped bool) {
+	c.stopMu.Lock()
+	defer c.stopMu.Unlock()
+	if stopped {
+		c.stopped[topic] = true
+	} else {
+		delete(c.stopped, topic)
+	}
+	c.metrics.stopped.Set(float64(len(c.stopped)))
 }
 
 // changes converts a topic's records for the writer.
@@ -379,6 +469,8 @@ type metrics struct {
 	stopped    prometheus.Gauge
 	badRecords *prometheus.CounterVec
 	inFlight   prometheus.Gauge
+	waiting    *prometheus.GaugeVec   // wait.go
+	retries    *prometheus.CounterVec // wait.go
 }
 
 func newMetrics(reg prometheus.Registerer, group *kafka.Group) *metrics {
@@ -387,7 +479,7 @@ func newMetrics(reg prometheus.Registerer, group *kafka.Group) *metrics {
 			Name: "strait_consumer_kafka_errors_total", Help: "Kafka-side errors by kind: commit (retried by redelivery).",
 		}, []string{"kind"}),
 		stopped: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "strait_consumer_tables_stopped", Help: "Topics paused because their table stopped (see the log).",
+			Name: "strait_consumer_tables_stopped", Help: "Topics paused because their table stopped (see the log): until a restart for a bad record, until a retry succeeds for a BigQuery error.",
 		}),
 		badRecords: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strait_consumer_bad_records_total",
@@ -398,6 +490,7 @@ func newMetrics(reg prometheus.Registerer, group *kafka.Group) *metrics {
 		Name: "strait_consumer_polls_in_flight", Help: "Polls being applied, awaiting BigQuery's acknowledgements (at most max_polls_in_flight).",
 	})
 	reg.MustRegister(m.errors, m.stopped, m.badRecords, m.inFlight, lagCollector{group})
+	waitMetrics(reg, m)
 	return m
 }
 

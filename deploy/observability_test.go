@@ -41,6 +41,8 @@ var requiredAlerts = map[string]string{
 	"dead letters":                      "strait_producer_dead_letters_total",
 	"producer checkpoint age":           "strait_producer_checkpoint_source_timestamp_seconds",
 	"tables stopped":                    "strait_consumer_tables_stopped",
+	"table waiting over 15m (issue 15)": "strait_consumer_table_waiting",
+	"retries of stopped tables":         "strait_consumer_table_retries_total",
 	"binlog retention (last_over_time)": "last_over_time(strait_producer_checkpoint_source_timestamp_seconds",
 }
 

@@ -290,6 +290,15 @@ func TestChaosEndsExact(t *testing.T) {
 	if ops["r"] == 0 {
 		t.Errorf("no snapshot rows, want the rows there were (%d at the start, some changed while read)", initial)
 	}
+	// BigQuery's delays were on (localDelay): the new column made a
+	// consumer wait, and no table stopped.
+	clog, _ := os.ReadFile(filepath.Join(o.dir, "consumer.log"))
+	if !strings.Contains(string(clog), "reason=schema_not_visible") {
+		t.Error("no consumer waited for the new column to reach the Write API (log reason=schema_not_visible)")
+	}
+	if strings.Contains(string(clog), "table stopped") {
+		t.Errorf("a table stopped:\n%s", tail(string(clog), 50))
+	}
 	t.Logf("verified after %d rounds of faults (%d processes exited by themselves and were restarted): %d source row changes (%d key changes, %d large transactions) and %d snapshot rows, each once; %d BigQuery appends",
 		rounds, restarts, w.changes.Load(), w.keyChanges.Load(), w.large.Load(), ops["r"], st.bq.Appends())
 }

@@ -356,7 +356,7 @@ func startLeakEnv(t *testing.T, ctx context.Context) *leakEnv {
 		srfake.WithAuth("Basic "+base64.StdEncoding.EncodeToString([]byte("strait-sr:"+e.right["registry password"]))))
 	t.Cleanup(srv.Close)
 	e.registry = srv.URL
-	if e.bq, err = bqfake.New(); err != nil {
+	if e.bq, err = bqfake.New(bqfake.WithSchemaDelay(0), bqfake.WithRecreateDelay(0)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.bq.Close() })

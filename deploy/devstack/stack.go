@@ -56,7 +56,11 @@ func startStack(ctx context.Context, o *options, out io.Writer) (*stack, error) 
 	st.registry = testenv.StartRegistry()
 	target := "project " + o.project + ", dataset " + o.dataset
 	if o.project == "" {
-		if st.bq, err = bqfake.New(); err != nil {
+		// BigQuery's delays, shortened to a few seconds so that a demo or
+		// the chaos test meets them (a new column, a re-created table)
+		// without waiting minutes; deletes are remembered for the real
+		// two days.
+		if st.bq, err = bqfake.New(bqfake.WithSchemaDelay(localDelay), bqfake.WithRecreateDelay(localDelay)); err != nil {
 			st.close()
 			return nil, fmt.Errorf("local BigQuery: %w", err)
 		}
@@ -66,6 +70,10 @@ func startStack(ctx context.Context, o *options, out io.Writer) (*stack, error) 
 		st.db.Addr(), strings.Join(st.kafka.ListenAddrs(), ","), st.registry.URL(), target)
 	return st, nil
 }
+
+// localDelay is how long the local BigQuery takes to show a new column or
+// a re-created table to its Write API (minutes in BigQuery).
+const localDelay = 3 * time.Second
 
 // process is a started binary; exited is closed once it has ended.
 type process struct {

@@ -55,3 +55,21 @@ variable "binlog_retention_hours" {
   type        = number
   default     = 168
 }
+
+variable "background_slots" {
+  description = "Baseline slots of a BigQuery reservation assigned to the project's BACKGROUND jobs (the CDC background applies of upsert tables); 0, the default, creates none and leaves applies billed on demand (README, \"CDC apply cost and max_staleness\")."
+  type        = number
+  default     = 0
+}
+
+variable "background_reservation_name" {
+  description = "Name of the BACKGROUND reservation, when background_slots > 0."
+  type        = string
+  default     = "strait-background"
+}
+
+variable "background_edition" {
+  description = "BigQuery edition of the BACKGROUND reservation (STANDARD, ENTERPRISE or ENTERPRISE_PLUS), when background_slots > 0."
+  type        = string
+  default     = "ENTERPRISE"
+}

@@ -251,7 +251,7 @@ func TestAppendSchemaChange(t *testing.T) {
 // TestAppendModeOnUpsertTable: a table created in upsert mode is not
 // appended to later: the error says what to do.
 func TestAppendModeOnUpsertTable(t *testing.T) {
-	srv, err := bqfake.New()
+	srv, err := bqfake.New(bqfake.WithSchemaDelay(0), bqfake.WithRecreateDelay(0))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,6 +50,11 @@ func TextDecimal(s string) string {
 // float64.
 func TextFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 
+// TextFloatKey is a FLOAT or DOUBLE primary-key value as the STRING
+// strait writes it (README, "Primary-key columns"): TextFloat, but −0 is
+// 0, the same key in MySQL.
+func TextFloatKey(f float64) string { return string(appendFloatKey(nil, f)) }
+
 // TextBool is a BOOL: true or false.
 func TextBool(b bool) string { return strconv.FormatBool(b) }
 

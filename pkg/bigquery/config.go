@@ -59,7 +59,23 @@ type Config struct {
 	// RetryMaxBackoff caps the wait between two attempts of an append
 	// BigQuery may accept later (over quota, unavailable); the wait starts
 	// at 500ms and doubles. Default 1m.
-	RetryMaxBackoff time.Duration `yaml:"retry_max_backoff" help:"longest wait between retries of a failed append"`
+	RetryMaxBackoff time.Duration `yaml:"retry_max_backoff" help:"longest wait between retries of a failed append, and of a table waiting for BigQuery to see a new column or a re-created table"`
+	// DeleteWindow is how long BigQuery remembers a deleted row (two days,
+	// "Stream table updates with change data capture"): an upsert whose
+	// source commit is older is counted and warned about, since applying
+	// it may bring back a row deleted since. Default 48h; 0 turns the
+	// check off.
+	DeleteWindow time.Duration `yaml:"delete_window" help:"how long BigQuery remembers deletes; older upserts are counted and warned about"`
+	// WriteConnections is how many Storage Write API connections the
+	// tables share, for CDC tables and again for plain (append mode)
+	// tables, which may not share a connection with them; each table's
+	// stream goes to the least used. 0: one connection per table. Default
+	// 8.
+	WriteConnections int `yaml:"write_connections" help:"Storage Write API connections shared by the tables, per kind (CDC, plain); 0 for one per table"`
+	// StreamIdleTimeout closes the stream of a table that had nothing to
+	// write for that long, giving back its share of a connection; default
+	// 5m.
+	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout" help:"close a table's stream after this long without writes"`
 }
 
 // Defaults fills unset fields with their defaults.
@@ -71,6 +87,9 @@ func (c *Config) Defaults() {
 	c.MaxStaleness = 15 * time.Minute
 	c.MaxRequestBytes = 9 << 20
 	c.RetryMaxBackoff = time.Minute
+	c.DeleteWindow = 48 * time.Hour
+	c.WriteConnections = 8
+	c.StreamIdleTimeout = 5 * time.Minute
 }
 
 // Validate reports every problem of the configuration, naming the key.
@@ -99,6 +118,15 @@ func (c *Config) Validate() error {
 	}
 	if c.RetryMaxBackoff <= 0 {
 		errs = append(errs, fmt.Errorf("bigquery.retry_max_backoff: %s, want more than 0", c.RetryMaxBackoff))
+	}
+	if c.DeleteWindow < 0 {
+		errs = append(errs, fmt.Errorf("bigquery.delete_window: %s is negative", c.DeleteWindow))
+	}
+	if c.WriteConnections < 0 {
+		errs = append(errs, fmt.Errorf("bigquery.write_connections: %d is negative", c.WriteConnections))
+	}
+	if c.StreamIdleTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("bigquery.stream_idle_timeout: %s, want more than 0", c.StreamIdleTimeout))
 	}
 	if c.Insecure && c.Endpoint == "" && c.WriteEndpoint == "" {
 		errs = append(errs, errors.New("bigquery.insecure: only allowed with bigquery.endpoint or bigquery.write_endpoint"))

@@ -1,9 +1,12 @@
 package bigquery
 
 import (
+	"bytes"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -69,8 +72,9 @@ func writerSchema(schema bigquery.Schema, cdc bool) (*descriptorpb.DescriptorPro
 			{Name: proto.String("_CHANGE_SEQUENCE_NUMBER"), Number: proto.Int32(numChangeSeq), Label: optional, Type: str},
 		}
 	}
-	n := 0
-	if err := addFields(root, root, schema, numFirstCol, &n); err != nil {
+	names := nestedNames{taken: map[string]bool{}}
+	names.take(schema)
+	if err := addFields(root, root, schema, numFirstCol, &names); err != nil {
 		return nil, err
 	}
 	fd, err := protodesc.NewFile(&descriptorpb.FileDescriptorProto{
@@ -84,9 +88,38 @@ func writerSchema(schema bigquery.Schema, cdc bool) (*descriptorpb.DescriptorPro
 	return adapt.NormalizeDescriptor(fd.Messages().Get(0))
 }
 
+// nestedNames names the nested message types of a writer schema: s1, s2,
+// ..., skipping every name that is, or whose normalized form row_<name>
+// (adapt.NormalizeDescriptor inlines nested types into the root message
+// under that name) is, a column or field name of the table, in any case:
+// a message type and a field of one name collide in a descriptor.
+type nestedNames struct {
+	taken map[string]bool // lower-case column and field names
+	n     int
+}
+
+// take marks the names of schema's columns and of their fields as taken.
+func (nn *nestedNames) take(schema bigquery.Schema) {
+	for _, f := range schema {
+		nn.taken[strings.ToLower(f.Name)] = true
+		nn.take(f.Schema)
+	}
+}
+
+// next returns the next free name.
+func (nn *nestedNames) next() string {
+	for {
+		nn.n++
+		name := "s" + strconv.Itoa(nn.n)
+		if !nn.taken[name] && !nn.taken["row_"+name] {
+			return name
+		}
+	}
+}
+
 // addFields adds a field per column to msg, numbered from first; record
-// columns get a nested message type declared on root, named s1, s2, ...
-func addFields(root, msg *descriptorpb.DescriptorProto, schema bigquery.Schema, first int32, n *int) error {
+// columns get a nested message type declared on root, named by names.
+func addFields(root, msg *descriptorpb.DescriptorProto, schema bigquery.Schema, first int32, names *nestedNames) error {
 	for i, f := range schema {
 		typ, ok := protoTypes[f.Type]
 		if !ok || !protoName.MatchString(f.Name) {
@@ -101,9 +134,8 @@ func addFields(root, msg *descriptorpb.DescriptorProto, schema bigquery.Schema, 
 		}
 		fp := &descriptorpb.FieldDescriptorProto{Name: proto.String(f.Name), Number: proto.Int32(first + int32(i)), Label: label.Enum(), Type: typ.Enum()}
 		if typ == descriptorpb.FieldDescriptorProto_TYPE_MESSAGE {
-			*n++
-			sub := &descriptorpb.DescriptorProto{Name: proto.String("s" + strconv.Itoa(*n))}
-			if err := addFields(root, sub, f.Schema, 1, n); err != nil {
+			sub := &descriptorpb.DescriptorProto{Name: proto.String(names.next())}
+			if err := addFields(root, sub, f.Schema, 1, names); err != nil {
 				return err
 			}
 			root.NestedType = append(root.NestedType, sub)
@@ -519,6 +551,34 @@ func appendValue(dst, b []byte, c *column) ([]byte, []byte, error) {
 		}
 		dst = protowire.AppendTag(dst, c.num, protowire.Fixed64Type)
 		return b, protowire.AppendFixed64(dst, math.Float64bits(f)), nil
+	case convFloatKey, convDoubleKey:
+		var f float64
+		if c.conv == convFloatKey {
+			f, b, err = avro.ReadFloat(b)
+		} else {
+			f, b, err = avro.ReadDouble(b)
+		}
+		if err != nil {
+			return nil, dst, err
+		}
+		var buf [32]byte
+		dst = protowire.AppendTag(dst, c.num, protowire.BytesType)
+		return b, protowire.AppendBytes(dst, appendFloatKey(buf[:0], f)), nil
+	case convBytesKey, convFixedKey:
+		var v []byte
+		if c.conv == convBytesKey {
+			if v, b, err = avro.ReadBytes(b); err != nil {
+				return nil, dst, err
+			}
+		} else {
+			if len(b) < c.value.Size {
+				return nil, dst, avro.ErrShort
+			}
+			v, b = b[:c.value.Size], b[c.value.Size:]
+		}
+		dst = protowire.AppendTag(dst, c.num, protowire.BytesType)
+		dst = protowire.AppendVarint(dst, uint64(2+hex.EncodedLen(len(v))))
+		return b, hex.AppendEncode(append(dst, "0x"...), v), nil
 	case convBool:
 		if len(b) < 1 {
 			return nil, dst, avro.ErrShort
@@ -530,26 +590,22 @@ func appendValue(dst, b []byte, c *column) ([]byte, []byte, error) {
 		if v, b, err = avro.ReadBytes(b); err != nil {
 			return nil, dst, err
 		}
-		if c.conv == convDecimal && len(v) > maxDecimalBytes {
-			return nil, dst, fmt.Errorf("a decimal of %d bytes: more digits than BIGNUMERIC holds", len(v))
+		if c.conv == convDecimal {
+			dst, err = appendDecimal(dst, v, c)
+			return b, dst, err
 		}
 		dst = protowire.AppendTag(dst, c.num, protowire.BytesType)
-		if c.conv == convDecimal {
-			return b, appendDecimalText(dst, v, c.value.Scale), nil
-		}
 		return b, protowire.AppendBytes(dst, v), nil
 	case convFixed, convFixedDecimal:
 		n := c.value.Size
 		if len(b) < n {
 			return nil, dst, avro.ErrShort
 		}
-		if c.conv == convFixedDecimal && n > maxDecimalBytes {
-			return nil, dst, fmt.Errorf("a decimal of %d bytes: more digits than BIGNUMERIC holds", n)
+		if c.conv == convFixedDecimal {
+			dst, err = appendDecimal(dst, b[:n], c)
+			return b[n:], dst, err
 		}
 		dst = protowire.AppendTag(dst, c.num, protowire.BytesType)
-		if c.conv == convFixedDecimal {
-			return b[n:], appendDecimalText(dst, b[:n], c.value.Scale), nil
-		}
 		return b[n:], protowire.AppendBytes(dst, b[:n]), nil
 	case convEnum:
 		var i int64
@@ -576,12 +632,92 @@ func appendValue(dst, b []byte, c *column) ([]byte, []byte, error) {
 // them to text costs more than linear time, and no column holds more.
 const maxDecimalBytes = avro.MaxDecimalBytes
 
-// appendDecimalText appends a length-prefixed decimal text: raw is the
-// unscaled value in big-endian two's complement (Avro's decimal), scale
-// its number of fractional digits. Exact: never through float64.
-func appendDecimalText(dst, raw []byte, scale int) []byte {
+// appendDecimal appends the field of decimal column c holding raw, the
+// unscaled value in big-endian two's complement (Avro's decimal), as
+// decimal text: exact, never through float64. A value outside the range
+// of the column's type is a *rangeError: BigQuery would refuse it, and
+// strait never rounds.
+func appendDecimal(dst, raw []byte, c *column) ([]byte, error) {
+	if len(raw) > maxDecimalBytes {
+		return dst, &rangeError{fmt.Errorf("a decimal of %d bytes, beyond %s's range %s", len(raw), c.field.Type, decimalRanges[c.field.Type])}
+	}
 	var buf [160]byte // the text of maxDecimalBytes at any scale up to BIGNUMERIC's
-	return protowire.AppendBytes(dst, avro.AppendDecimalText(buf[:0], raw, scale))
+	text := avro.AppendDecimalText(buf[:0], raw, c.value.Scale)
+	if err := checkDecimal(text, c.field.Type); err != nil {
+		return dst, err
+	}
+	dst = protowire.AppendTag(dst, c.num, protowire.BytesType)
+	return protowire.AppendBytes(dst, text), nil
+}
+
+// rangeError is a value outside the range of its column's BigQuery type.
+// The change is rejected (ReasonRowRejected), as BigQuery rejects such a
+// row; the table goes on.
+type rangeError struct{ err error }
+
+func (e *rangeError) Error() string { return e.err.Error() }
+func (e *rangeError) Unwrap() error { return e.err }
+
+// The ranges of NUMERIC and BIGNUMERIC ("Data types", "Decimal types"):
+// NUMERIC is ±(10^29 − 10^−9), BIGNUMERIC −2^255/10^38 to (2^255 − 1)/10^38.
+const (
+	numericMaxInt    = "99999999999999999999999999999"
+	bigNumericMaxInt = "578960446186580977117854925043439539266"
+	bigNumericMaxFrc = "34992332820282019728792003956564819967" // of the maximum
+	bigNumericMinFrc = "34992332820282019728792003956564819968" // of the minimum, negated
+)
+
+var decimalRanges = map[bigquery.FieldType]string{
+	bigquery.NumericFieldType:    "-" + numericMaxInt + ".999999999 to " + numericMaxInt + ".999999999",
+	bigquery.BigNumericFieldType: "-" + bigNumericMaxInt + "." + bigNumericMinFrc + " to " + bigNumericMaxInt + "." + bigNumericMaxFrc,
+}
+
+// checkDecimal returns a *rangeError when decimal text ("-12.50", as
+// avro.AppendDecimalText writes it: no leading zeros, no exponent) is
+// outside the range of typ. The fractional digits are the column's scale,
+// which decimalType keeps within typ's.
+func checkDecimal(text []byte, typ bigquery.FieldType) error {
+	digits := text
+	neg := len(digits) > 0 && digits[0] == '-'
+	if neg {
+		digits = digits[1:]
+	}
+	intPart, frac, _ := bytes.Cut(digits, []byte{'.'})
+	if len(intPart) == 1 && intPart[0] == '0' {
+		intPart = nil
+	}
+	maxInt := numericMaxInt
+	if typ == bigquery.BigNumericFieldType {
+		maxInt = bigNumericMaxInt
+	}
+	in := len(intPart) < len(maxInt)
+	if len(intPart) == len(maxInt) {
+		switch c := bytes.Compare(intPart, []byte(maxInt)); {
+		case c < 0:
+			in = true
+		case c == 0 && typ == bigquery.NumericFieldType:
+			in = true // any fraction of at most 9 digits
+		case c == 0:
+			limit := bigNumericMaxFrc
+			if neg {
+				limit = bigNumericMinFrc
+			}
+			f := append(slices.Clone(frac), bytes.Repeat([]byte{'0'}, max(0, len(limit)-len(frac)))...)
+			in = bytes.Compare(f, []byte(limit)) <= 0
+		}
+	}
+	if in {
+		return nil
+	}
+	return &rangeError{fmt.Errorf("%s is outside %s's range %s", text, typ, decimalRanges[typ])}
+}
+
+// appendFloatKey appends TextFloatKey(f) to dst.
+func appendFloatKey(dst []byte, f float64) []byte {
+	if f == 0 {
+		return append(dst, '0')
+	}
+	return strconv.AppendFloat(dst, f, 'g', -1, 64)
 }
 
 // packDateTime turns wall-clock microseconds since 1970-01-01 00:00 into

@@ -299,19 +299,25 @@ func fuzzFile(values ...any) string {
 	return s
 }
 
-// TestDecimalTooLong: a decimal longer than any BIGNUMERIC is an error
-// before its digits are computed (a length the record chooses would
-// otherwise choose the CPU time: about 1 s per MiB).
+// TestDecimalTooLong: a decimal longer than any BIGNUMERIC is a
+// *rangeError before its digits are computed (a length the record chooses
+// would otherwise choose the CPU time: about 1 s per MiB); one within the
+// byte bound but beyond BIGNUMERIC's range is one after; one within the
+// range is written.
 func TestDecimalTooLong(t *testing.T) {
-	c := &column{name: "price", conv: convDecimal, value: &avro.Type{Kind: "bytes", Logical: "decimal", Precision: 76, Scale: 38}, num: 3}
+	c := &column{name: "price", conv: convDecimal, value: &avro.Type{Kind: "bytes", Logical: "decimal", Precision: 76, Scale: 38}, num: 3,
+		field: &bigquery.FieldSchema{Name: "price", Type: bigquery.BigNumericFieldType}}
 	body := func(n int) []byte {
 		b := binary.AppendVarint(nil, int64(n))
 		return append(b, bytes.Repeat([]byte{0x7f}, n)...)
 	}
-	if _, _, err := appendValue(nil, body(maxDecimalBytes), c); err != nil {
-		t.Errorf("a decimal of %d bytes: %v", maxDecimalBytes, err)
+	for _, n := range []int{maxDecimalBytes, 1 << 20} {
+		var re *rangeError
+		if _, _, err := appendValue(nil, body(n), c); !errors.As(err, &re) {
+			t.Errorf("a decimal of %d bytes: err = %v, want a *rangeError", n, err)
+		}
 	}
-	if _, _, err := appendValue(nil, body(1<<20), c); err == nil {
-		t.Errorf("a decimal of 1 MiB: no error")
+	if _, _, err := appendValue(nil, body(31), c); err != nil {
+		t.Errorf("a decimal of 31 bytes: %v", err)
 	}
 }

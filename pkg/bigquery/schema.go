@@ -2,6 +2,7 @@ package bigquery
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"cloud.google.com/go/bigquery"
@@ -12,7 +13,8 @@ import (
 
 // The metadata columns written next to the data of every row (README,
 // "Consumer"). The names start with _strait_ so that they cannot be taken
-// for source columns; a source column with one of these names is an error.
+// for source columns: a source column whose name starts with _strait_ is
+// renamed (ColumnName).
 const (
 	ColOp         = "_strait_op"          // STRING: c insert, u update, d delete, r snapshot read
 	ColSequence   = "_strait_sequence"    // STRING: source.sequence, the _CHANGE_SEQUENCE_NUMBER
@@ -21,9 +23,33 @@ const (
 )
 
 // colRank is the column the latest-row view of a changelog ranks a key's
-// changes in (and leaves out of its result); a source column may not have
-// its name either.
+// changes in (and leaves out of its result); no source column has its
+// name either (ColumnName).
 const colRank = "_strait_rank"
+
+// renamedPrefixes are the name prefixes, compared case-insensitively, that
+// ColumnName puts _strait_ in front of: strait's own, _CHANGE_ of the CDC
+// pseudocolumns (_CHANGE_TYPE, _CHANGE_SEQUENCE_NUMBER: "Stream table
+// updates with change data capture"), and those "Specify a schema",
+// "Column names", reserves.
+var renamedPrefixes = []string{"_STRAIT_", "_CHANGE_", "_TABLE_", "_FILE_", "_PARTITION", "_ROW_TIMESTAMP", "__ROOT__", "_COLIDENTIFIER"}
+
+// ColumnName is the BigQuery name of a source column or record field (its
+// Avro field name): the name itself, or _strait_ and the name when it
+// starts, in any case, with a prefix BigQuery reserves or with _strait_
+// (README, "Column names in BigQuery"): _CHANGE_TYPE is
+// _strait__CHANGE_TYPE. Every renamed name starts with _strait__, which
+// neither a name left as it is nor a metadata column does, so two columns
+// never get one name.
+func ColumnName(name string) string {
+	upper := strings.ToUpper(name)
+	for _, p := range renamedPrefixes {
+		if strings.HasPrefix(upper, p) {
+			return "_strait_" + name
+		}
+	}
+	return name
+}
 
 // conv says how a value travels from its Avro encoding to the proto wire.
 type conv uint8
@@ -45,11 +71,15 @@ const (
 	convDecimal                     // bytes decimal → decimal text (NUMERIC, BIGNUMERIC)
 	convFixedDecimal                // fixed decimal → decimal text
 	convRecord                      // record → nested message (STRUCT)
+	convFloatKey                    // float key → its TextFloatKey (STRING)
+	convDoubleKey                   // double key → its TextFloatKey (STRING)
+	convBytesKey                    // bytes key → its TextBytes (STRING), upsert mode
+	convFixedKey                    // fixed key → its TextBytes (STRING), upsert mode
 )
 
 // column is one Avro record field planned for the proto wire.
 type column struct {
-	name    string     // Avro field name = BigQuery column name
+	name    string     // BigQuery column name: ColumnName of the Avro field name
 	typ     *avro.Type // the field's type as declared (maybe a union)
 	value   *avro.Type // the non-null type
 	nullIdx int        // index of the null branch in typ, -1 if not nullable
@@ -63,6 +93,7 @@ type column struct {
 // type-mapping table, read from the Avro side (logical types and
 // Debezium's connect.name), so any Debezium-shaped schema works.
 func mapColumn(name string, typ *avro.Type, depth int) (column, error) {
+	name = ColumnName(name)
 	v, nullIdx := typ.Nullable()
 	c := column{name: name, typ: typ, value: v, nullIdx: nullIdx, field: &bigquery.FieldSchema{Name: name}}
 	f := c.field
@@ -105,7 +136,7 @@ func mapColumn(name string, typ *avro.Type, depth int) (column, error) {
 			}
 			f.Type = decimalType(v.Precision, v.Scale)
 			if f.Type == "" {
-				return c, fmt.Errorf("column %s: decimal(%d,%d) does not fit BIGNUMERIC", name, v.Precision, v.Scale)
+				return c, fmt.Errorf("column %s: decimal(%d,%d) has more fractional digits than BIGNUMERIC's 38", name, v.Precision, v.Scale)
 			}
 		}
 	case "string":
@@ -135,15 +166,60 @@ func mapColumn(name string, typ *avro.Type, depth int) (column, error) {
 }
 
 // decimalType picks NUMERIC (up to 29 integer and 9 fractional digits) or
-// BIGNUMERIC (up to 38 fractional digits) for decimal(p,s).
+// BIGNUMERIC (up to 38 fractional digits) for decimal(p,s). A decimal with
+// more integer digits than BIGNUMERIC's 38 (DECIMAL(65,0)) is BIGNUMERIC
+// too: the values within its range arrive exactly, the others are rejected
+// row by row (checkDecimal), never rounded.
 func decimalType(p, s int) bigquery.FieldType {
 	switch {
 	case p-s <= 29 && s <= 9:
 		return bigquery.NumericFieldType
-	case p-s <= 38 && s <= 38:
+	case s <= 38:
 		return bigquery.BigNumericFieldType
 	}
 	return ""
+}
+
+// withKey returns the plan of p for a table with primary key key
+// (BigQuery names): BigQuery refuses FLOAT64 and BYTES primary-key columns
+// and FLOAT64 window partitions (README, "Primary-key columns"), so a
+// float or double key column becomes a STRING of TextFloatKey in both
+// modes, and a binary key column a STRING of TextBytes in upsert mode (a
+// changelog has no primary key and partitions by BYTES well).
+func (p *valuePlan) withKey(key []string, upsert bool) *valuePlan {
+	var q *valuePlan
+	for i, c := range p.columns {
+		if !slices.ContainsFunc(key, func(k string) bool { return strings.EqualFold(k, c.name) }) {
+			continue
+		}
+		conv := c.conv
+		switch {
+		case c.conv == convFloat:
+			conv = convFloatKey
+		case c.conv == convDouble:
+			conv = convDoubleKey
+		case c.conv == convBytes && upsert:
+			conv = convBytesKey
+		case c.conv == convFixed && upsert:
+			conv = convFixedKey
+		}
+		if conv == c.conv {
+			continue
+		}
+		if q == nil {
+			cp := *p
+			cp.columns = slices.Clone(p.columns)
+			q = &cp
+		}
+		f := *c.field
+		f.Type = bigquery.StringFieldType
+		f.Description = "strait: the source key column's value as text (README, Primary-key columns)"
+		q.columns[i].conv, q.columns[i].field = conv, &f
+	}
+	if q == nil {
+		return p
+	}
+	return q
 }
 
 // valuePlan is a value schema (the Debezium envelope) planned for
@@ -207,10 +283,6 @@ func planValue(schema string) (*valuePlan, error) {
 		return nil, notEnvelope("value schema %s: the source block lacks db or table", env.Name)
 	}
 	for _, f := range row.Fields {
-		switch f.Name {
-		case ColOp, ColSequence, ColSourceTime, ColIngestedAt, colRank:
-			return nil, fmt.Errorf("column %s: the name is taken by strait's metadata column", f.Name)
-		}
 		c, err := mapColumn(f.Name, f.Type, 1)
 		if err != nil {
 			return nil, err
@@ -220,9 +292,10 @@ func planValue(schema string) (*valuePlan, error) {
 	return p, nil
 }
 
-// keyColumns returns the field names of a key schema, the primary key,
-// which must be a record of namespace (the envelope's): else a
-// *notEnvelopeError, or a *wrongTableError for another table's key.
+// keyColumns returns the BigQuery names (ColumnName) of the fields of a
+// key schema, the primary key, which must be a record of namespace (the
+// envelope's): else a *notEnvelopeError, or a *wrongTableError for
+// another table's key.
 func keyColumns(schema, namespace string) ([]string, error) {
 	if schema == "" {
 		return nil, nil
@@ -239,7 +312,7 @@ func keyColumns(schema, namespace string) ([]string, error) {
 	}
 	var out []string
 	for _, f := range k.Fields {
-		out = append(out, f.Name)
+		out = append(out, ColumnName(f.Name))
 	}
 	return out, nil
 }

@@ -12,6 +12,8 @@
 //   - writer.go: Apply: batches within the request limit, appended to each
 //     table's default stream as CDC upserts and deletes (upsert mode) or
 //     as plain rows (append mode, and tables without a primary key).
+//   - pool.go: the write connections the tables' streams share, and the
+//     closing of idle streams.
 //
 // Rows are built with protowire from a precompiled plan, not with dynamicpb
 // or goavro: issue 5 measured about 7.5 µs a row for dynamicpb against
@@ -27,9 +29,11 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"cloud.google.com/go/bigquery"
+	"cloud.google.com/go/bigquery/storage/apiv1/storagepb"
 	"cloud.google.com/go/bigquery/storage/managedwriter"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/api/googleapi"
@@ -80,6 +84,8 @@ type Writer struct {
 	bq      *bigquery.Client
 	mw      *managedwriter.Client
 
+	pools *pools // shared write connections (pool.go); nil: one per table
+
 	mu     sync.Mutex
 	tables map[string]*table // by BigQuery table name
 	plans  map[int]planned   // by value schema id
@@ -96,10 +102,17 @@ type table struct {
 	mu       sync.Mutex // held by Apply
 	state    tableState
 	stream   *managedwriter.ManagedStream
+	conn     *conn            // the shared connection of stream (pool.go), nil for its own
+	connCDC  bool             // conn is of the CDC pool
+	used     time.Time        // last Apply: streams idle long are closed
 	bindings map[int]*binding // by value schema id
-	failed   error            // a permanent error: the table is stopped
 	source   int64            // newest source commit time acknowledged, ms
-	warned   bool             // the no-primary-key fallback to append mode was logged
+	// unapplied is the source commit time (ms) of the oldest change given
+	// to Apply and not yet acknowledged, 0 when there is none; read by the
+	// metrics collector, so atomic.
+	unapplied atomic.Int64
+	warnedOld time.Time // last warning about changes beyond the delete window
+	warned    bool      // the no-primary-key fallback to append mode was logged
 	// streamColumns is how many columns the stream's writer schema has:
 	// when the table has more (another consumer added them), the stream is
 	// reopened, or its rows would lose the new columns' values.
@@ -123,6 +136,12 @@ func NewWriter(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (
 		return nil, fmt.Errorf("bigquery storage write client: %w", err)
 	}
 	w := &Writer{cfg: cfg, log: log, metrics: m, bq: bq, mw: mw, tables: map[string]*table{}, plans: map[int]planned{}}
+	if cfg.WriteConnections > 0 {
+		if w.pools, err = newPools(life, cfg.Project, cfg.WriteConnections, grpcOpts, m); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("bigquery storage write clients: %w", err)
+		}
+	}
 	if err := w.ensureDataset(ctx); err != nil {
 		w.Close()
 		return nil, err
@@ -136,13 +155,14 @@ func (w *Writer) Close() error {
 	defer w.mu.Unlock()
 	for _, t := range w.tables {
 		t.mu.Lock()
-		if t.stream != nil {
-			t.stream.Close()
-			t.stream = nil
-		}
+		w.closeStream(t)
 		t.mu.Unlock()
 	}
-	return errors.Join(w.mw.Close(), w.bq.Close())
+	var perr error
+	if w.pools != nil {
+		perr = w.pools.close()
+	}
+	return errors.Join(w.mw.Close(), perr, w.bq.Close())
 }
 
 // TableError is a table that stopped: a change BigQuery cannot take in
@@ -159,6 +179,58 @@ func (e *TableError) Error() string { return fmt.Sprintf("table %s stopped: %v",
 
 // Unwrap returns the cause.
 func (e *TableError) Unwrap() error { return e.Err }
+
+// Reasons a table waits (WaitError.Reason): BigQuery has not yet caught up
+// with a change of the table itself.
+const (
+	// WaitSchema: the Write API does not see the table's new columns yet.
+	// "BigQuery Storage Write API best practices", "Handle schema
+	// updates": a schema change reaches it after minutes.
+	WaitSchema = "schema_not_visible"
+	// WaitTableNotFound: the default stream answers NOT_FOUND, as it does
+	// for a while after a table is deleted and created again.
+	WaitTableNotFound = "table_not_found"
+)
+
+// WaitError is a table BigQuery is not ready for yet: a new column the
+// Write API does not see, a re-created table its default stream does not
+// know. Nothing is wrong with the changes: apply them again later. Those
+// acknowledged before the wait are harmlessly applied again.
+type WaitError struct {
+	Table  string
+	Reason string // WaitSchema or WaitTableNotFound
+	Err    error
+}
+
+// Error names the table and the cause.
+func (e *WaitError) Error() string {
+	return fmt.Sprintf("table %s waits for BigQuery (%s): %v", e.Table, e.Reason, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *WaitError) Unwrap() error { return e.Err }
+
+// waitReason is why err is a wait for BigQuery, "" when it is not one:
+// the Write API refusing fields its table has (SCHEMA_MISMATCH_EXTRA_FIELDS,
+// the table was just patched) or not finding a table (NOT_FOUND on the
+// default stream; the REST API found or created the table just before).
+func waitReason(err error) string {
+	st, ok := status.FromError(err)
+	if !ok {
+		return ""
+	}
+	switch st.Code() {
+	case codes.NotFound:
+		return WaitTableNotFound
+	case codes.InvalidArgument:
+		for _, d := range st.Details() {
+			if se, ok := d.(*storagepb.StorageError); ok && se.GetCode() == storagepb.StorageError_SCHEMA_MISMATCH_EXTRA_FIELDS {
+				return WaitSchema
+			}
+		}
+	}
+	return ""
+}
 
 // Reasons a change is rejected (Rejection.Reason): the change itself can
 // never be written, while the table's other changes can.
@@ -177,7 +249,10 @@ const (
 	// (bigquery.max_request_bytes).
 	ReasonRowTooLarge = "row_too_large"
 	// ReasonRowRejected: BigQuery rejected the row (a row error of
-	// AppendRows, e.g. a value out of range for its column).
+	// AppendRows, e.g. a value out of range for its column), or would:
+	// a NUMERIC or BIGNUMERIC value beyond the type's range, which the
+	// writer checks itself (the error names the column, the value and the
+	// range).
 	ReasonRowRejected = "row_rejected"
 )
 
@@ -346,10 +421,13 @@ func (w *Writer) table(name string) *table {
 
 // Apply writes changes, all from topic and in their order, to the table
 // topic names, and returns once BigQuery has acknowledged every row. Tombstones are
-// skipped. Failures BigQuery may recover from are retried with backoff
+// skipped. Failures BigQuery may recover from soon are retried with backoff
 // until ctx ends (applying a change twice is harmless: BigQuery orders
-// changes by _CHANGE_SEQUENCE_NUMBER); any other failure stops the table
-// and is returned as a *TableError, now and on every later call.
+// changes by _CHANGE_SEQUENCE_NUMBER). A table BigQuery is not ready for
+// yet (a new column, a re-created table) returns a *WaitError at once:
+// the caller applies the changes again later. Any other failure stops
+// the table and is returned as a *TableError; the next call starts
+// afresh (a fresh look at the table, a new stream).
 //
 // A change that can never be written while the others can — its schemas
 // are not an envelope of topic's table, it is a change of another table,
@@ -363,9 +441,7 @@ func (w *Writer) Apply(ctx context.Context, topic Topic, changes []Change) error
 	t := w.table(w.cfg.TableName(avro.Name(topic.Database), avro.Name(topic.Table)))
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.failed != nil {
-		return t.failed
-	}
+	t.used = time.Now()
 	backoff := min(500*time.Millisecond, w.cfg.RetryMaxBackoff)
 	var rejected []Rejection
 	for {
@@ -373,8 +449,10 @@ func (w *Writer) Apply(ctx context.Context, topic Topic, changes []Change) error
 		var rows *rowsRejectedError
 		switch {
 		case err == nil && len(rejected) == 0:
+			t.unapplied.Store(0)
 			return nil
 		case err == nil:
+			t.unapplied.Store(0)
 			slices.SortFunc(rejected, func(a, b Rejection) int { return a.Index - b.Index })
 			return &RejectedError{Table: t.state.id, Rejections: rejected}
 		case ctx.Err() != nil:
@@ -386,16 +464,20 @@ func (w *Writer) Apply(ctx context.Context, topic Topic, changes []Change) error
 			rejected = append(rejected, rows.rejections...)
 			continue
 		}
+		if reason := waitReason(err); reason != "" {
+			w.reset(t)
+			return &WaitError{Table: t.state.id, Reason: reason, Err: err}
+		}
 		if !IsRetryable(err) {
 			w.metrics.errors.WithLabelValues("table").Inc()
-			t.failed = &TableError{Table: t.state.id, Err: err}
-			return t.failed
+			w.reset(t)
+			return &TableError{Table: t.state.id, Err: err}
 		}
 		w.metrics.errors.WithLabelValues("append").Inc()
 		w.log.Warn("append failed, retrying", "table", t.state.id, "err", err, "backoff", backoff)
 		// Start over with a fresh stream and a fresh look at the table
 		// (it may have been dropped).
-		t.reset()
+		w.reset(t)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -405,11 +487,10 @@ func (w *Writer) Apply(ctx context.Context, topic Topic, changes []Change) error
 	}
 }
 
-func (t *table) reset() {
-	if t.stream != nil {
-		t.stream.Close()
-		t.stream = nil
-	}
+// reset forgets what is known of t's table and closes its stream. t.mu
+// is held.
+func (w *Writer) reset(t *table) {
+	w.closeStream(t)
 	t.state.known = false
 	t.state.view = ""
 	t.bindings = map[int]*binding{}
@@ -485,11 +566,15 @@ func (w *Writer) apply(ctx context.Context, t *table, topic *Topic, changes []Ch
 				t.source = f.source
 				w.metrics.source.WithLabelValues(t.state.id).Set(float64(f.source) / 1000)
 			}
+			rows := 0
 			for op, n := range f.ops {
 				if n > 0 {
 					w.metrics.rows.WithLabelValues(t.state.id, string(rune(op))).Add(float64(n))
+					rows += n
 				}
 			}
+			w.metrics.appendedRows.WithLabelValues(t.state.id).Add(float64(rows))
+			w.metrics.appendedBytes.WithLabelValues(t.state.id).Add(float64(f.bytes))
 		}
 		pending = pending[:0]
 		return nil
@@ -537,10 +622,13 @@ func (w *Writer) apply(ctx context.Context, t *table, topic *Topic, changes []Ch
 			reason := ReasonUndecodable
 			if wt := (*wrongTableError)(nil); errors.As(err, &wt) {
 				reason = ReasonWrongTable
+			} else if re := (*rangeError)(nil); errors.As(err, &re) {
+				reason = ReasonRowRejected // BigQuery would refuse the value
 			}
 			reject(i, reason, fmt.Errorf("record %s/%d@%d: %w", topic.Name, c.Partition, c.Offset, err))
 			continue
 		}
+		w.noteSource(t, op, src)
 		row := buf[start:len(buf):len(buf)]
 		size := len(row) + 8 // the row and its framing in the request
 		if size > w.cfg.MaxRequestBytes {
@@ -564,6 +652,28 @@ func (w *Writer) apply(ctx context.Context, t *table, topic *Topic, changes []Ch
 	return wait()
 }
 
+// noteSource keeps the oldest unapplied change's commit time (src, ms)
+// and counts an upsert older than the delete window: BigQuery has
+// forgotten deletes that old, so applying it may bring back a row the
+// source deleted (a dead letter re-applied, a replay from long ago).
+func (w *Writer) noteSource(t *table, op byte, src int64) {
+	if src <= 0 {
+		return
+	}
+	if u := t.unapplied.Load(); u == 0 || src < u {
+		t.unapplied.Store(src)
+	}
+	if op == 'd' || w.cfg.DeleteWindow <= 0 || time.Since(time.UnixMilli(src)) <= w.cfg.DeleteWindow {
+		return
+	}
+	w.metrics.beyondDeleteWindow.WithLabelValues(t.state.id).Inc()
+	if time.Since(t.warnedOld) >= time.Minute {
+		t.warnedOld = time.Now()
+		w.log.Warn("re-applying a change older than the delete window: BigQuery has forgotten deletes that old, so a row deleted since may come back",
+			"table", t.state.id, "commit_time", time.UnixMilli(src).UTC(), "delete_window", w.cfg.DeleteWindow)
+	}
+}
+
 // rowChunk is the size of the buffers rows are built in.
 const rowChunk = 1 << 20
 
@@ -585,6 +695,7 @@ func (w *Writer) bindSchema(ctx context.Context, t *table, topic *Topic, c *Chan
 			"table", t.state.id, "source", p.database+"."+p.table, "topic", topic.Name)
 		t.warned = true
 	}
+	p = p.withKey(key, !appendMode)
 	modeChanged := appendMode != t.state.appendMode
 	if modeChanged {
 		t.state.appendMode = appendMode
@@ -620,11 +731,8 @@ func (w *Writer) openStream(ctx context.Context, t *table) error {
 	if err != nil {
 		return permanent(fmt.Errorf("table %s: %w", t.state.id, err))
 	}
-	if t.stream != nil {
-		t.stream.Close()
-		t.stream = nil
-	}
-	t.stream, err = w.newStream(ctx, t.state.id, desc)
+	w.closeStream(t)
+	t.stream, err = w.newStream(ctx, t, desc)
 	if err != nil {
 		return fmt.Errorf("open the default stream of %s: %w", t.state.id, err)
 	}
@@ -632,14 +740,30 @@ func (w *Writer) openStream(ctx context.Context, t *table) error {
 	return nil
 }
 
-func (w *Writer) newStream(ctx context.Context, table string, desc *descriptorpb.DescriptorProto) (*managedwriter.ManagedStream, error) {
+// newStream opens t's default stream on a shared connection of its kind
+// (CDC or plain), or on its own when there are no pools. t.mu is held.
+func (w *Writer) newStream(ctx context.Context, t *table, desc *descriptorpb.DescriptorProto) (*managedwriter.ManagedStream, error) {
+	mw := w.mw
+	if w.pools != nil {
+		t.connCDC = !t.state.appendMode
+		t.conn = w.pools.take(t.connCDC)
+		mw = t.conn.mw
+	}
 	// The stream lives until Close, not until this call's ctx ends:
 	// managedwriter keeps the context it is opened with.
-	return w.mw.NewManagedStream(context.WithoutCancel(ctx),
-		managedwriter.WithDestinationTable(managedwriter.TableParentFromParts(w.cfg.Project, w.cfg.Dataset, table)),
+	ms, err := mw.NewManagedStream(context.WithoutCancel(ctx),
+		managedwriter.WithDestinationTable(managedwriter.TableParentFromParts(w.cfg.Project, w.cfg.Dataset, t.state.id)),
 		managedwriter.WithType(managedwriter.DefaultStream),
 		managedwriter.WithSchemaDescriptor(desc),
 		managedwriter.EnableWriteRetries(true))
+	switch {
+	case err != nil && t.conn != nil:
+		w.pools.give(t.conn, t.connCDC)
+		t.conn = nil
+	case err == nil && t.conn == nil:
+		w.metrics.connections.Inc()
+	}
+	return ms, err
 }
 
 // rejectedRows returns the changes of a failed request that BigQuery
@@ -684,6 +808,11 @@ type Metrics struct {
 	requestBytes  prometheus.Histogram
 	errors        *prometheus.CounterVec
 	source        *prometheus.GaugeVec
+
+	appendedRows       *prometheus.CounterVec
+	appendedBytes      *prometheus.CounterVec
+	beyondDeleteWindow *prometheus.CounterVec
+	connections        prometheus.Gauge
 }
 
 // NewMetrics registers the writer's metrics with reg.
@@ -708,6 +837,47 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "strait_consumer_source_timestamp_seconds",
 		Help: "Source commit time of the newest change BigQuery acknowledged, by BigQuery table: time() minus this is how far the table is behind the source.",
 	}, []string{"table"})
-	reg.MustRegister(m.rows, m.appendSeconds, m.requestBytes, m.errors, m.source)
+	m.appendedRows = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "strait_consumer_bigquery_appended_rows_total", Help: "Rows BigQuery acknowledged, by BigQuery table: what CDC background applies and storage are billed on.",
+	}, []string{"table"})
+	m.appendedBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "strait_consumer_bigquery_appended_bytes_total", Help: "Row bytes BigQuery acknowledged, by BigQuery table (the Storage Write API bills ingestion by these bytes).",
+	}, []string{"table"})
+	m.beyondDeleteWindow = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "strait_consumer_changes_beyond_delete_window_total",
+		Help: "Upserts applied whose source commit time is older than bigquery.delete_window: BigQuery has forgotten deletes that old, so a deleted row may come back.",
+	}, []string{"table"})
+	m.connections = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "strait_consumer_bigquery_connections", Help: "Storage Write API connections this consumer holds (at most bigquery.write_connections per kind of table, CDC and plain).",
+	})
+	reg.MustRegister(m.rows, m.appendSeconds, m.requestBytes, m.errors, m.source, m.appendedRows, m.appendedBytes, m.beyondDeleteWindow, m.connections)
 	return m
+}
+
+// unappliedDesc is the age of the oldest change a table has not applied.
+var unappliedDesc = prometheus.NewDesc("strait_consumer_oldest_unapplied_seconds",
+	"Age of the source commit of the oldest change given to BigQuery and not yet acknowledged, by BigQuery table; 0 when every change is applied. It grows while a table waits or is stopped.",
+	[]string{"table"}, nil)
+
+// Collector reports the writer's per-table ages at each scrape; register
+// it with the writer's registry once the writer exists.
+func (w *Writer) Collector() prometheus.Collector { return unappliedCollector{w} }
+
+type unappliedCollector struct{ w *Writer }
+
+// Describe sends the metric's description.
+func (c unappliedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- unappliedDesc }
+
+// Collect sends each table's age.
+func (c unappliedCollector) Collect(ch chan<- prometheus.Metric) {
+	c.w.mu.Lock()
+	defer c.w.mu.Unlock()
+	now := time.Now()
+	for name, t := range c.w.tables {
+		age := 0.0
+		if u := t.unapplied.Load(); u > 0 {
+			age = max(0, now.Sub(time.UnixMilli(u)).Seconds())
+		}
+		ch <- prometheus.MustNewConstMetric(unappliedDesc, prometheus.GaugeValue, age, name)
+	}
 }

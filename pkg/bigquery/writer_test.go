@@ -43,11 +43,18 @@ func newWriterWithMetrics(t *testing.T) (*bqfake.Server, *bigquery.Writer, conte
 
 // startWriter is newWriterWithMetrics with a configuration change (nil
 // for none) and a log destination.
+// Schema changes and re-created tables reach its Write API at once.
 func startWriter(t *testing.T, configure func(*bigquery.Config), logTo io.Writer) (*bqfake.Server, *bigquery.Writer, context.Context, *prometheus.Registry) {
+	t.Helper()
+	return startWriterOn(t, []bqfake.Opt{bqfake.WithSchemaDelay(0), bqfake.WithRecreateDelay(0)}, configure, logTo)
+}
+
+// startWriterOn is startWriter with a server started with opts.
+func startWriterOn(t *testing.T, opts []bqfake.Opt, configure func(*bigquery.Config), logTo io.Writer) (*bqfake.Server, *bigquery.Writer, context.Context, *prometheus.Registry) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
-	srv, err := bqfake.New()
+	srv, err := bqfake.New(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,10 +297,13 @@ strait_consumer_source_timestamp_seconds{table="shop_users"} 1.700000007e+09
 }
 
 // TestApplySchemaChange: a value schema that gains a column patches the
-// table before its rows are written; one that changes a type stops the
-// table with an error saying what to do.
+// table before its rows are written; until the Write API sees the new
+// column (a schema delay, here on bqfake's clock) Apply returns a
+// *WaitError, and succeeds once it does. One that changes a type stops
+// the table with an error saying what to do.
 func TestApplySchemaChange(t *testing.T) {
-	srv, w, ctx := newWriter(t)
+	clock := bqfake.NewClock(time.Now())
+	srv, w, ctx, _ := startWriterOn(t, []bqfake.Opt{bqfake.WithClock(clock)}, nil, io.Discard)
 	v1 := newSource(t, users, 1)
 	if err := w.Apply(ctx, v1.topic(), []bigquery.Change{v1.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
 		t.Fatal(err)
@@ -302,10 +312,17 @@ func TestApplySchemaChange(t *testing.T) {
 		cdc.Column{Name: "age", Type: cdc.TypeInt32, Nullable: true})}
 	v2 := newSource(t, grown, 2)
 	v2.seq = v1.seq
-	if err := w.Apply(ctx, v2.topic(), []bigquery.Change{
+	batch := []bigquery.Change{
 		v2.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(2), cdc.Str("b@x"), cdc.Int(42)}),
 		v1.change(cdc.OpUpdate, user(1, "a@x"), user(1, "a1@x")), // an old schema after the new one
-	}); err != nil {
+	}
+	err := w.Apply(ctx, v2.topic(), batch)
+	var we *bigquery.WaitError
+	if !errors.As(err, &we) || we.Table != "shop_users" || we.Reason != bigquery.WaitSchema {
+		t.Fatalf("within the schema delay: err = %v, want a WaitError for shop_users, reason %s", err, bigquery.WaitSchema)
+	}
+	clock.Advance(bqfake.DefaultSchemaDelay)
+	if err := w.Apply(ctx, v2.topic(), batch); err != nil {
 		t.Fatal(err)
 	}
 	want := []map[string]any{{"id": int64(1), "email": "a1@x", "age": nil}, {"id": int64(2), "email": "b@x", "age": int64(42)}}
@@ -317,15 +334,17 @@ func TestApplySchemaChange(t *testing.T) {
 		{Name: "id", Type: cdc.TypeInt64}, {Name: "email", Type: cdc.TypeInt64, Nullable: true},
 	}}
 	v3 := newSource(t, retyped, 3)
-	err := w.Apply(ctx, v3.topic(), []bigquery.Change{v3.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(3), cdc.Int(3)})})
+	retypedBatch := []bigquery.Change{v3.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(3), cdc.Int(3)})}
+	err = w.Apply(ctx, v3.topic(), retypedBatch)
 	var te *bigquery.TableError
 	if !errors.As(err, &te) || te.Table != "shop_users" || !strings.Contains(err.Error(), "column email is STRING in BigQuery but the source now sends INTEGER") ||
 		!strings.Contains(err.Error(), "drop the table and replay") {
 		t.Errorf("type change: err = %v, want a TableError for shop_users saying what changed and what to do", err)
 	}
-	// The table stays stopped; other tables go on.
-	if err := w.Apply(ctx, v1.topic(), []bigquery.Change{v1.change(cdc.OpCreate, nil, user(9, "z@x"))}); !errors.As(err, &te) {
-		t.Errorf("after the type change: err = %v, want the TableError again", err)
+	// Trying again stops the table again while the cause is there;
+	// other tables go on.
+	if err := w.Apply(ctx, v3.topic(), retypedBatch); !errors.As(err, &te) {
+		t.Errorf("the type change again: err = %v, want the TableError again", err)
 	}
 	other := newSource(t, &cdc.Table{Database: "shop", Name: "orders", PrimaryKey: []int{0}, Columns: users.Columns}, 4)
 	if err := w.Apply(ctx, other.topic(), []bigquery.Change{other.change(cdc.OpCreate, nil, user(1, "o"))}); err != nil {

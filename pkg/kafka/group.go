@@ -182,6 +182,9 @@ type Group struct {
 
 	lagMu sync.Mutex
 	lag   map[TopicPartition]*partitionLag
+
+	heldMu sync.Mutex
+	held   map[string]map[int32]kgo.EpochOffset // by topic: where reading starts again (Hold)
 }
 
 // TopicPartition names a partition.
@@ -200,7 +203,7 @@ type partitionLag struct {
 // tests).
 func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, error) {
 	g := &Group{log: log, max: cfg.MaxPollRecords, maxRecord: cfg.MaxRecordBytes, groupID: cfg.GroupID, deadLetter: cfg.DeadLetters(), principal: cfg.Security.Principal(),
-		schemas: map[int]string{}, lag: map[TopicPartition]*partitionLag{}}
+		schemas: map[int]string{}, lag: map[TopicPartition]*partitionLag{}, held: map[string]map[int32]kgo.EpochOffset{}}
 	base := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumerGroup(cfg.GroupID),
@@ -564,6 +567,44 @@ func (g *Group) revoked(ctx context.Context, cl *kgo.Client, lost map[string][]i
 // and its uncommitted records are read again after the restart.
 func (g *Group) Pause(topic string) { g.client.PauseFetchTopics(topic) }
 
+// Hold stops fetching tb's topic and remembers, for each partition of tb,
+// the offset of its first record: reading starts there again at Release.
+// Call it for every polled batch of the topic that is not applied, in
+// poll order: a partition keeps the first offset held. Nothing is kept in
+// memory but the offsets: Kafka holds the records. Safe from any
+// goroutine.
+func (g *Group) Hold(tb *TopicBatch) {
+	g.client.PauseFetchTopics(tb.Topic)
+	g.heldMu.Lock()
+	defer g.heldMu.Unlock()
+	h := g.held[tb.Topic]
+	if h == nil {
+		h = map[int32]kgo.EpochOffset{}
+		g.held[tb.Topic] = h
+	}
+	for _, r := range tb.polled {
+		if _, ok := h[r.Partition]; !ok {
+			h[r.Partition] = kgo.EpochOffset{Epoch: -1, Offset: r.Offset}
+		}
+	}
+}
+
+// Release moves the held partitions of topic back to their held offsets
+// and fetches the topic again. Call it from the goroutine that polls,
+// between Poll and AllowRebalance (no revoke runs then), once no batch of
+// the topic is being applied. Partitions that left this member meanwhile
+// are skipped: their next owner reads from the committed offset.
+func (g *Group) Release(topic string) {
+	g.heldMu.Lock()
+	h := g.held[topic]
+	delete(g.held, topic)
+	g.heldMu.Unlock()
+	if len(h) > 0 {
+		g.client.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: h})
+	}
+	g.client.ResumeFetchTopics(topic)
+}
+
 // Lag returns, for every partition this member reads and has fetched from,
 // how many offsets lie between its committed offset and the end a
 // read_committed reader can reach (the last stable offset of the latest
@@ -619,13 +660,21 @@ func (g *Group) noteCommitted(recs []*kgo.Record) {
 	}
 }
 
-// forget drops the lag of partitions this member no longer reads.
+// forget drops the lag and held offsets of partitions this member no
+// longer reads.
 func (g *Group) forget(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	g.lagMu.Lock()
-	defer g.lagMu.Unlock()
 	for topic, ps := range lost {
 		for _, p := range ps {
 			delete(g.lag, TopicPartition{topic, p})
+		}
+	}
+	g.lagMu.Unlock()
+	g.heldMu.Lock()
+	defer g.heldMu.Unlock()
+	for topic, ps := range lost {
+		for _, p := range ps {
+			delete(g.held[topic], p)
 		}
 	}
 }

@@ -184,6 +184,8 @@ func (r *run) compare(ctx context.Context) error {
 	}
 	names := avro.FieldNames(t)
 	for i, n := range names {
+		n = bigquery.ColumnName(n)
+		names[i] = n
 		c := info.Column(n)
 		if c == nil {
 			r.report("missing column", "", fmt.Sprintf("column %s (source %s) does not exist in BigQuery", n, t.Columns[i].Name))
@@ -290,11 +292,28 @@ func (r *run) sourceCells(rows [][]cdc.Value) [][]bigquery.Cell {
 	for i, row := range rows {
 		cells := make([]bigquery.Cell, len(row))
 		for j, v := range row {
-			cells[j] = SourceCell(&r.t.Columns[j], v)
+			cells[j] = r.cell(j, v)
 		}
 		out[i] = cells
 	}
 	return out
+}
+
+// cell is the canonical text of source value v of column j as BigQuery
+// holds it: SourceCell, but a FLOAT or DOUBLE primary-key column is a
+// STRING of its TextFloatKey (README, "Primary-key columns"). A binary
+// key column written as a STRING holds SourceCell's text already.
+func (r *run) cell(j int, v cdc.Value) bigquery.Cell {
+	c := &r.t.Columns[j]
+	if !v.Null && r.cols[j].Type == "STRING" {
+		switch c.Type {
+		case cdc.TypeFloat32:
+			return bigquery.Cell{Text: bigquery.TextFloatKey(float64(float32(v.Float)))}
+		case cdc.TypeFloat64:
+			return bigquery.Cell{Text: bigquery.TextFloatKey(v.Float)}
+		}
+	}
+	return SourceCell(c, v)
 }
 
 // compareRange compares the source rows of a range with BigQuery's rows
@@ -473,7 +492,7 @@ func (r *run) keyText(c []bigquery.Cell) string {
 	parts := make([]string, len(r.t.PrimaryKey))
 	for i, k := range r.t.PrimaryKey {
 		v := cellText(c[k])
-		if r.keyTypes[i] == "STRING" && !c[k].Null {
+		if r.t.Columns[k].Type == cdc.TypeString && !c[k].Null {
 			v = strconv.Quote(c[k].Text)
 		}
 		parts[i] = r.keyNames[i] + "=" + v
@@ -548,7 +567,9 @@ func appendCell(b []byte, c bigquery.Cell) []byte {
 // sameOrder reports whether source values of a key column of type t and
 // BigQuery values of type f sort alike, so that a key range selects the
 // same rows on both sides. Text sorts by collation in the source and by
-// code point in BigQuery; FLOAT keys are not read in ranges at all.
+// code point in BigQuery; FLOAT keys are not read in ranges at all. A
+// binary key of an upsert table is a STRING of 0x and lower-case hex
+// (README, "Primary-key columns"), whose text order is the bytes' order.
 func sameOrder(t cdc.Type, f string) bool {
 	switch t {
 	case cdc.TypeInt32, cdc.TypeInt64, cdc.TypeTime:
@@ -558,7 +579,7 @@ func sameOrder(t cdc.Type, f string) bool {
 	case cdc.TypeBool:
 		return f == "BOOLEAN"
 	case cdc.TypeBits, cdc.TypeBytes:
-		return f == "BYTES"
+		return f == "BYTES" || f == "STRING"
 	case cdc.TypeDate:
 		return f == "DATE"
 	case cdc.TypeDateTime:
@@ -629,6 +650,8 @@ func literal(c *cdc.Column, f string, v cdc.Value) (string, error) {
 		}
 		b.WriteString("'")
 		return b.String(), nil
+	case "STRING": // a binary key (sameOrder): its TextBytes, quote-free
+		return "'" + bigquery.TextBytes(sourceBytes(c, v)) + "'", nil
 	case "DATE":
 		return "DATE '" + bigquery.TextDate(v.Int) + "'", nil
 	case "DATETIME":

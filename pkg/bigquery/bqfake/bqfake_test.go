@@ -41,11 +41,14 @@ type env struct {
 	ctx context.Context
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv starts a server with opts. Schema changes and re-created tables
+// reach its Write API at once unless opts say otherwise: the delays are
+// delays_test.go's subject.
+func newEnv(t *testing.T, opts ...bqfake.Opt) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	srv, err := bqfake.New()
+	srv, err := bqfake.New(append([]bqfake.Opt{bqfake.WithSchemaDelay(0), bqfake.WithRecreateDelay(0)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,10 +20,27 @@
 //   - "Supported protocol buffer and Arrow data types", "Data types": every
 //     proto field names a column with a compatible kind, REQUIRED columns
 //     are present, values are in range for their type.
+//   - BigQuery's delays and windows (delays.go), at their real lengths
+//     unless an option shortens them, on a Clock a test can move: a new
+//     column reaches the Write API after a delay ("Storage Write API best
+//     practices", "Handle schema updates"; refused until then with
+//     SCHEMA_MISMATCH_EXTRA_FIELDS), a re-created table's default stream
+//     answers NOT_FOUND for a while, a deleted row is remembered for two
+//     days ("Stream table updates with change data capture"), and a
+//     project has a quota of concurrent AppendRows connections ("Quotas
+//     and limits"; RESOURCE_EXHAUSTED beyond it). With WithBackgroundApply
+//     (off by default for now) the Storage Read API reads a CDC table as
+//     of its last background apply, within max_staleness, and refuses one
+//     without max_staleness.
 //   - "Modifying table schemas": updates only add NULLABLE or REPEATED
 //     columns or relax REQUIRED to NULLABLE.
 //   - "Introduction to clustered tables", "Specifying a schema", "Quotas and
-//     limits": clustering columns, column names, 10,000 columns.
+//     limits": clustering columns, column names (reserved prefixes in any
+//     case, at every level), 10,000 columns.
+//   - "INFORMATION_SCHEMA.TABLE_CONSTRAINTS view", "Window function calls":
+//     primary-key columns only of the key types (no FLOAT64, BYTES, TIME,
+//     JSON, GEOGRAPHY, STRUCT or arrays); a view's window does not
+//     partition by a FLOAT64, GEOGRAPHY or JSON column (names.go).
 //   - "Create logical views", "Manage logical views" and the tables
 //     resource reference (view.query, view.useLegacySql): tables.insert of
 //     a view takes its query and no schema; useLegacySql defaults to true

@@ -117,7 +117,11 @@ func (r *readService) CreateReadSession(_ context.Context, req *storagepb.Create
 			return nil, status.Errorf(codes.InvalidArgument, "row_restriction %q: %v", text, err)
 		}
 	}
-	sess := &readSession{fields: fields, rows: t.matching(cond)}
+	view, err := s.readViewLocked(t, tableName(project, ds, tbl))
+	if err != nil {
+		return nil, err
+	}
+	sess := &readSession{fields: fields, rows: view.matching(cond)}
 	schema, err := avroSchema(fields)
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())

@@ -271,6 +271,7 @@ func (s *Server) insertTable(w http.ResponseWriter, r *http.Request) {
 	}
 	t := &table{}
 	t.setMeta(&in, true)
+	s.noteCreatedLocked(d, id, t)
 	d.tables[id] = t
 	writeJSON(w, t.resource())
 }
@@ -377,6 +378,7 @@ func (s *Server) updateTable(w http.ResponseWriter, r *http.Request) {
 	}
 	ob, _ := json.Marshal(oldFields)
 	nb, _ := json.Marshal(newFields)
+	s.noteSchemaLocked(t, oldFields, newFields)
 	t.setMeta(next, string(ob) != string(nb))
 	writeJSON(w, t.resource())
 }
@@ -389,7 +391,9 @@ func (s *Server) deleteTable(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
-	delete(s.datasets[datasetKey{project, ds}].tables, id)
+	d := s.datasets[datasetKey{project, ds}]
+	delete(d.tables, id)
+	d.noteDropped(id)
 	w.WriteHeader(http.StatusNoContent)
 }
 

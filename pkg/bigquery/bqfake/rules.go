@@ -38,10 +38,6 @@ const (
 	colChangeSeq  = "_CHANGE_SEQUENCE_NUMBER"
 )
 
-// reservedPrefixes are the column-name prefixes "Specifying a schema"
-// reserves (compared case-insensitively).
-var reservedPrefixes = []string{"_TABLE_", "_FILE_", "_PARTITION", "_ROW_TIMESTAMP", "__ROOT__", "_COLIDENTIFIER"}
-
 // normType maps the REST API's type names to the standard SQL ones.
 func normType(t string) string {
 	switch t = strings.ToUpper(t); t {
@@ -171,6 +167,7 @@ func (s *Server) validateViewLocked(location string, v *bq.ViewDefinition) *apiE
 	case !v.UseLegacySql && legacySQLTable.MatchString(v.Query):
 		return errInvalidQuery("Invalid view query in GoogleSQL: %s is a legacy SQL table reference; quote it as `project.dataset.table`", legacySQLTable.FindString(v.Query))
 	}
+	var read [][]*bq.TableFieldSchema // the columns of the tables the query names
 	for _, m := range quotedPath.FindAllStringSubmatch(v.Query, -1) {
 		parts := strings.Split(m[1], ".")
 		if len(parts) < 3 {
@@ -184,8 +181,9 @@ func (s *Server) validateViewLocked(location string, v *bq.ViewDefinition) *apiE
 		if d.tables[tbl] == nil {
 			return errNotFound("Not found: Table %s was not found in location %s", tableName(p, ds, tbl), location)
 		}
+		read = append(read, d.tables[tbl].fields())
 	}
-	return nil
+	return checkPartitions(v.Query, read)
 }
 
 func errInvalidQuery(format string, args ...any) *apiError {
@@ -213,12 +211,8 @@ func validateFields(path string, fs []*bq.TableFieldSchema, depth int) (int, *ap
 		case !knownTypes[normType(f.Type)]:
 			return 0, errInvalid("Field %s has unsupported type %q", full, f.Type)
 		}
-		if depth == 1 {
-			for _, p := range reservedPrefixes {
-				if strings.HasPrefix(upper, p) {
-					return 0, errInvalid("Invalid field name %s: the prefix %s is reserved", full, p)
-				}
-			}
+		if p := reservedPrefix(f.Name); p != "" {
+			return 0, errInvalid("Invalid field name %s: the prefix %s is reserved", full, p)
 		}
 		switch mode(f) {
 		case "NULLABLE", "REQUIRED", "REPEATED":
@@ -262,8 +256,8 @@ func validatePrimaryKey(fs []*bq.TableFieldSchema, cols []string) *apiError {
 			return errInvalid("Primary key column %s is not in the table schema", c)
 		case seen[strings.ToUpper(c)]:
 			return errInvalid("Primary key column %s is listed twice", c)
-		case mode(f) == "REPEATED" || isStruct(f):
-			return errInvalid("Primary key column %s cannot be of type %s %s", c, mode(f), normType(f.Type))
+		case mode(f) == "REPEATED" || !keyTypes[normType(f.Type)]:
+			return errInvalid("Primary key column cannot be of type %s. Invalid column: %s", typeLabel(f), f.Name)
 		}
 		seen[strings.ToUpper(c)] = true
 	}

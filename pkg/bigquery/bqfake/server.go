@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"cloud.google.com/go/bigquery/storage/apiv1/storagepb"
 	"google.golang.org/api/option"
@@ -36,11 +37,21 @@ type Server struct {
 	appends  int64 // AppendRows requests received
 	bytes    int64 // their serialized size
 
+	conns     int // AppendRows connections open
+	peakConns int
+
 	onAppend func(Applied) // see OnAppend
 }
 
 type config struct {
 	location string
+
+	clock           *Clock // nil: the wall clock
+	schemaDelay     time.Duration
+	recreateDelay   time.Duration
+	deleteRetention time.Duration
+	maxConns        int // 0: by location
+	backgroundApply bool
 }
 
 // Opt configures a Server.
@@ -54,7 +65,7 @@ func WithLocation(loc string) Opt {
 
 // New starts a Server on two free loopback ports. Close stops it.
 func New(opts ...Opt) (*Server, error) {
-	cfg := config{location: "US"}
+	cfg := config{location: "US", schemaDelay: DefaultSchemaDelay, recreateDelay: DefaultRecreateDelay, deleteRetention: DefaultDeleteRetention}
 	for _, o := range opts {
 		o(&cfg)
 	}

@@ -18,8 +18,9 @@ import (
 type datasetKey struct{ project, dataset string }
 
 type dataset struct {
-	meta   *bq.Dataset
-	tables map[string]*table
+	meta    *bq.Dataset
+	tables  map[string]*table
+	dropped map[string]bool // names of deleted tables (delays.go)
 }
 
 // table is one table's metadata and rows.
@@ -34,6 +35,13 @@ type table struct {
 	// A table with a primary key keeps one entry per key, including the
 	// tombstones of deleted rows (see apply).
 	byKey map[string]*row
+
+	// The modelled delays and windows (delays.go).
+	added         map[string]time.Time // lower-cased column → when it was added
+	notFoundUntil time.Time            // a re-created table's default stream is NOT_FOUND until then
+	tombs         []tomb               // deletes still remembered, oldest first
+	applied       map[string]*row      // byKey as of the last background apply
+	appliedAt     time.Time
 }
 
 type row struct {

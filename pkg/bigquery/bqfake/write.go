@@ -55,11 +55,14 @@ func (w *writeService) GetWriteStream(_ context.Context, req *storagepb.GetWrite
 	if aerr != nil {
 		return nil, status.Error(codes.NotFound, aerr.msg)
 	}
+	if err := s.streamVisibleLocked(t, req.GetName()); err != nil {
+		return nil, err
+	}
 	return &storagepb.WriteStream{
 		Name:        req.GetName(),
 		Type:        storagepb.WriteStream_COMMITTED,
 		CreateTime:  timestamppb.New(time.UnixMilli(t.meta.CreationTime)),
-		TableSchema: storageSchema(t.fields()),
+		TableSchema: storageSchema(s.visibleFields(t)),
 		WriteMode:   storagepb.WriteStream_INSERT,
 		Location:    t.meta.Location,
 	}, nil
@@ -86,6 +89,10 @@ type writerState struct {
 // arrival order, and each gets its response before the next is read, so
 // responses come back in request order as the API promises.
 func (w *writeService) AppendRows(stream storagepb.BigQueryWrite_AppendRowsServer) error {
+	if !w.s.openConn() {
+		return errConnQuota
+	}
+	defer w.s.closeConn()
 	conn := &connState{writers: make(map[string]*writerState)}
 	for {
 		req, err := stream.Recv()
@@ -224,8 +231,11 @@ func (s *Server) appendRows(conn *connState, name string, req *storagepb.AppendR
 		return resp
 	}
 	pk := t.primaryKey()
+	now := s.now()
+	s.expireDeletesLocked(t, now)
 	for _, c := range changes {
 		t.apply(c, pk)
+		t.noteDelete(c, pk, now)
 	}
 	s.observeLocked(project, ds, tbl, changes)
 	resp = &storagepb.AppendRowsResponse{
@@ -235,7 +245,7 @@ func (s *Server) appendRows(conn *connState, name string, req *storagepb.AppendR
 	if t.version != ws.since {
 		// The table schema changed after the writer sent its schema: tell it,
 		// as BigQuery does, so that it can pick up new columns.
-		resp.UpdatedSchema = storageSchema(t.fields())
+		resp.UpdatedSchema = storageSchema(s.visibleFields(t))
 	}
 	return resp
 }
@@ -251,6 +261,10 @@ func (s *Server) bindLocked(ws *writerState, name, project, ds, tbl string) (*ta
 	if t.meta.Type == "VIEW" {
 		return nil, errorResponse(name, codes.InvalidArgument, fmt.Sprintf("Cannot write to view %s", t.meta.Id))
 	}
+	if err := s.streamVisibleLocked(t, name); err != nil {
+		st := status.Convert(err)
+		return nil, &storagepb.AppendRowsResponse{Response: &storagepb.AppendRowsResponse_Error{Error: st.Proto()}, WriteStream: name}
+	}
 	switch {
 	case ws == nil:
 		return nil, errorResponse(name, codes.InvalidArgument, "No writer schema: the first request for a stream on a connection must set proto_rows.writer_schema")
@@ -260,6 +274,9 @@ func (s *Server) bindLocked(ws *writerState, name, project, ds, tbl string) (*ta
 	if ws.tbl != t || ws.rev != t.rev {
 		ws.b, ws.bindErr = bindTable(ws.desc, t)
 		ws.tbl, ws.rev = t, t.rev
+	}
+	if resp := s.extraFieldsLocked(t, ws.desc, name); resp != nil {
+		return nil, resp
 	}
 	if ws.bindErr != nil {
 		return nil, errorResponse(name, codes.InvalidArgument, ws.bindErr.Error())
