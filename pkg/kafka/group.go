@@ -496,7 +496,7 @@ func (g *Group) decode(ctx context.Context, b []byte) (Message, error) {
 	}
 	s, ok := g.schemas[id]
 	if !ok {
-		sch, err := g.registry.SchemaByID(ctx, id)
+		sch, err := g.schemaByID(ctx, id)
 		var re *sr.ResponseError
 		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
 			return Message{}, &decodeError{ReasonUnknownSchema, fmt.Errorf("schema id %d: unknown to the registry", id)}
@@ -508,6 +508,41 @@ func (g *Group) decode(ctx context.Context, b []byte) (Message, error) {
 		g.schemas[id] = s
 	}
 	return Message{SchemaID: id, Schema: s, Body: body}, nil
+}
+
+// registryBackoff bounds the wait between two tries of a registry that
+// does not answer.
+const registryBackoff = 30 * time.Second
+
+// schemaByID looks schema id up, waiting out a registry that cannot be
+// reached or answers 5xx (an outage: nothing can be decoded until it
+// ends, and exiting would only crash-loop) with backoff: one warning when
+// it starts, one line when it ends. An answer — the schema, 404, a
+// refusal — returns, as does the end of ctx.
+func (g *Group) schemaByID(ctx context.Context, id int) (sr.Schema, error) {
+	wait, start := 250*time.Millisecond, time.Now()
+	for attempt := 0; ; attempt++ {
+		sch, err := g.registry.SchemaByID(ctx, id)
+		var re *sr.ResponseError
+		if err == nil || ctx.Err() != nil || errors.As(err, &re) && re.StatusCode < 500 {
+			if attempt > 0 && err == nil {
+				g.log.Info("schema registry answers again", "after", time.Since(start).Round(time.Millisecond).String())
+			}
+			return sch, err
+		}
+		level := slog.LevelDebug
+		if attempt == 0 {
+			level = slog.LevelWarn
+		}
+		g.log.Log(ctx, level, "schema registry unavailable: waiting for it (records wait in Kafka, nothing is skipped)",
+			"schema_id", id, "err", err, "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return sch, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, registryBackoff)
+	}
 }
 
 // splitFrame splits a record key or value in the Confluent wire format:
