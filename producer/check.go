@@ -32,6 +32,7 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	results = append(results, kafka.CheckKafka(ctx, cfg.Kafka.Brokers, kopts...)...)
+	results = append(results, kafka.CheckStateACLs(ctx, cfg.Kafka.Brokers, cfg.Kafka.TopicPrefix, cfg.Kafka.Security.Principal(), kopts...))
 	results = append(results, kafka.CheckRegistry(ctx, cfg.Kafka.RegistryURL, ropts...)...)
 	failed := 0
 	for _, r := range results {

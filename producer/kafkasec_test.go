@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -236,3 +237,56 @@ func TestKafkaSecurityCheckpointRead(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestCheckStateACLs: `producer check` reads the ACLs back and names any
+// other principal allowed to write the producer's state or its requests
+// (<prefix>._checkpoint, _schema_history, _signals); with the README's
+// minimum (plus DESCRIBE on the cluster, to read them) it passes, and
+// without DESCRIBE it says it could not check.
+func TestCheckStateACLs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	check := func(e *secureEnv, prefix string) string {
+		t.Helper()
+		var out strings.Builder
+		args := producerArgs(t, ctx, prefix, "secure.*", e.args...)
+		args[0] = "check"
+		_ = run(ctx, args, func(string) string { return "" }, &out, io.Discard) // the source's own checks are not this test's
+		for _, line := range strings.Split(out.String(), "\n") {
+			if strings.Contains(line, "kafka state ACLs") {
+				return line
+			}
+		}
+		t.Fatalf("producer check printed no kafka state ACLs line:\n%s", out.String())
+		return ""
+	}
+	acls := func(prefix string, describe bool) []kfake.ACL {
+		var out []kfake.ACL
+		for _, a := range producerACLs(prefix) {
+			out = append(out, a.acl)
+		}
+		if describe {
+			out = append(out, kfake.ACL{Resource: kmsg.ACLResourceTypeCluster, Name: "kafka-cluster", Pattern: kmsg.ACLResourcePatternTypeLiteral,
+				Operation: kmsg.ACLOperationDescribe, Allow: true})
+		}
+		return out
+	}
+
+	e := startSecureEnv(t, acls("acl1", true))
+	if line := check(e, "acl1"); !strings.HasPrefix(line, "PASS") || !strings.Contains(line, "only User:strait-producer may WRITE") {
+		t.Errorf("with the minimum: %q, want a pass", line)
+	}
+	grant := kadm.NewACLs().Topics("acl1._signals").ResourcePatternType(kadm.ACLPatternLiteral).
+		Allow("User:mallory").AllowHosts("*").Operations(kadm.OpWrite)
+	if _, err := kadm.NewClient(e.adminClient(t)).CreateACLs(ctx, grant); err != nil {
+		t.Fatal(err)
+	}
+	if line := check(e, "acl1"); !strings.HasPrefix(line, "WARN") || !strings.Contains(line, "User:mallory on acl1._signals (literal)") {
+		t.Errorf("with another writer: %q, want a warning naming it", line)
+	}
+
+	e = startSecureEnv(t, acls("acl2", false))
+	if line := check(e, "acl2"); !strings.HasPrefix(line, "WARN") || !strings.Contains(line, "cannot read the ACLs back") {
+		t.Errorf("without DESCRIBE: %q, want a warning that it was not checked", line)
+	}
+}

@@ -7,11 +7,13 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/strait-cdc/strait/pkg/cdc"
@@ -110,4 +112,80 @@ func CheckRegistry(ctx context.Context, url string, opts ...sr.ClientOpt) []cdc.
 		r.Detail += ", global compatibility " + c[0].Level.String()
 	}
 	return []cdc.CheckResult{r}
+}
+
+// CheckStateACLs reports, as the result "kafka state ACLs", who besides
+// principal (the producer's, "" when unknown) the brokers' ACLs allow to
+// write the topics the producer reads back and acts on: <prefix>._checkpoint,
+// _schema_history and _signals. The producer refuses state records it did
+// not commit itself, but whoever can write those topics can still make it
+// stop, or ask for snapshots. Reading the ACLs back needs DESCRIBE on the
+// cluster; without it the result says it could not check.
+func CheckStateACLs(ctx context.Context, brokers []string, prefix, principal string, opts ...kgo.Opt) cdc.CheckResult {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	r := cdc.CheckResult{Name: "kafka state ACLs", Status: cdc.Warn}
+	topics := []string{prefix + "._checkpoint", prefix + "._schema_history", SignalTopic(prefix)}
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.DialTimeout(checkDialTimeout), kgo.RequestRetries(2)}, opts...)...)
+	if err != nil {
+		r.Detail = err.Error()
+		return r
+	}
+	defer cl.Close()
+	// Every topic ACL, matched here: brokers differ in how they match a
+	// MATCH filter against prefixed and wildcard ACLs.
+	filter := kadm.NewACLs().Topics().ResourcePatternType(kadm.ACLPatternAny).Allow().AllowHosts().Operations(kadm.OpAny)
+	described, err := kadm.NewClient(cl).DescribeACLs(ctx, filter)
+	if err == nil {
+		for _, d := range described {
+			if err = d.Err; err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		r.Detail = "cannot read the ACLs back, so not checked: " + err.Error()
+		r.Fix = "grant this principal DESCRIBE on the cluster to have it checked, or check by hand that only the producer may WRITE " + strings.Join(topics, ", ")
+		return r
+	}
+	var others []string
+	ours := false
+	for _, d := range described {
+		for _, a := range d.Described {
+			if a.Permission != kmsg.ACLPermissionTypeAllow || a.Operation != kadm.OpWrite && a.Operation != kadm.OpAll ||
+				!slices.ContainsFunc(topics, func(t string) bool { return aclCovers(a, t) }) {
+				continue
+			}
+			if principal != "" && a.Principal == principal {
+				ours = true
+				continue
+			}
+			grant := fmt.Sprintf("%s on %s (%s)", a.Principal, a.Name, strings.ToLower(a.Pattern.String()))
+			if !slices.Contains(others, grant) {
+				others = append(others, grant)
+			}
+		}
+	}
+	switch {
+	case len(others) > 0:
+		r.Detail = "others may WRITE the producer's state and requests: " + strings.Join(others, "; ")
+		r.Fix = "remove their WRITE on " + strings.Join(topics, ", ") + " (README, \"Threat model\"): give WRITE on _signals only to whoever may request snapshots"
+	case !ours:
+		r.Detail = "no ACL allows anyone to WRITE " + strings.Join(topics, ", ") + ": the brokers enforce no ACLs (anyone who reaches them may write), or only super users may"
+		r.Fix = "enable an authorizer and grant the producer's principal the README's ACLs (\"Least privilege, in one place\")"
+	default:
+		r.Status, r.Detail = cdc.Pass, "only "+principal+" may WRITE "+strings.Join(topics, ", ")
+	}
+	return r
+}
+
+// aclCovers reports whether the topic ACL a applies to topic.
+func aclCovers(a kadm.DescribedACL, topic string) bool {
+	switch a.Pattern {
+	case kadm.ACLPatternLiteral:
+		return a.Name == topic || a.Name == "*"
+	case kadm.ACLPatternPrefixed:
+		return strings.HasPrefix(topic, a.Name)
+	}
+	return false
 }
