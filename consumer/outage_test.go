@@ -16,7 +16,8 @@ import (
 // consumer that meets a schema id it has not looked up yet does not exit
 // (before, it did within milliseconds, and crash-looped for as long as the
 // outage lasted): it warns once, tries again with backoff, and once the
-// registry answers every row lands, none skipped.
+// registry answers every row lands, none skipped. /readyz answers 503
+// while it waits.
 func TestRegistryOutageWaitedOut(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -58,8 +59,14 @@ func TestRegistryOutageWaitedOut(t *testing.T) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	if code := readyz(t, httpAddr(t, c)); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz answers %d during the outage, want 503", code)
+	}
 	down.Store(false)
 	waitRows(t, ctx, "regout", "shop_users", []map[string]any{userRow(1, "a@x", "1.00"), userRow(2, "b@x", "2.00")})
+	if code := readyz(t, httpAddr(t, c)); code != http.StatusOK {
+		t.Errorf("/readyz answers %d after the outage, want 200", code)
+	}
 	logs := c.logs.String()
 	if n := strings.Count(logs, `level=WARN msg="schema registry unavailable`); n != 1 {
 		t.Errorf("%d warnings for one outage, want 1:\n%s", n, logs)
@@ -67,4 +74,15 @@ func TestRegistryOutageWaitedOut(t *testing.T) {
 	if !strings.Contains(logs, "schema registry answers again") {
 		t.Errorf("the end of the outage is not logged:\n%s", logs)
 	}
+}
+
+// readyz returns the status code of GET /readyz at addr.
+func readyz(t *testing.T, addr string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -80,6 +80,7 @@ func runConsume(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	proc.Ready.Store(true)
 	defer proc.Ready.Store(false)
+	group.OnRegistry = proc.Ready.Store // not ready while the registry is down
 	log.Info("consuming", "topics", kafka.TopicPattern(cfg.Kafka.TopicPrefix), "group", cfg.Kafka.GroupID,
 		"dataset", cfg.BigQuery.Project+"."+cfg.BigQuery.Dataset)
 

@@ -185,6 +185,10 @@ type Group struct {
 
 	heldMu sync.Mutex
 	held   map[string]map[int32]kgo.EpochOffset // by topic: where reading starts again (Hold)
+
+	// OnRegistry, when set, is called with false when the Schema Registry
+	// stops answering and with true when it answers again (readiness).
+	OnRegistry func(up bool)
 }
 
 // TopicPartition names a partition.
@@ -527,12 +531,18 @@ func (g *Group) schemaByID(ctx context.Context, id int) (sr.Schema, error) {
 		if err == nil || ctx.Err() != nil || errors.As(err, &re) && re.StatusCode < 500 {
 			if attempt > 0 && err == nil {
 				g.log.Info("schema registry answers again", "after", time.Since(start).Round(time.Millisecond).String())
+				if g.OnRegistry != nil {
+					g.OnRegistry(true)
+				}
 			}
 			return sch, err
 		}
 		level := slog.LevelDebug
 		if attempt == 0 {
 			level = slog.LevelWarn
+			if g.OnRegistry != nil {
+				g.OnRegistry(false)
+			}
 		}
 		g.log.Log(ctx, level, "schema registry unavailable: waiting for it (records wait in Kafka, nothing is skipped)",
 			"schema_id", id, "err", err, "retry_in", wait.String())
