@@ -6,7 +6,10 @@
 // writes (bigquery.Text*), and each range is compared by row count and an
 // order-independent checksum. A range that differs is compared key by key,
 // naming the keys missing from BigQuery, extra in it, or different (with
-// the columns that differ).
+// the columns that differ). BigQuery reads an upsert (CDC) table as of its
+// last background apply, up to max_staleness old, so the keys of such a
+// table that differ are pending: their ranges are read again until they
+// match or max_staleness (and a margin) has passed (settle).
 //
 // Why no bisection: the Storage Read API returns rows, not aggregates, so
 // a range's BigQuery rows are already in memory when its checksum is
