@@ -28,9 +28,12 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 	chunk := fs.Int("chunk-rows", 50_000, "source rows per compared key range (each range is one BigQuery read session)")
 	maxShown := fs.Int("max-shown", 100, "differences printed per table (all are counted)")
 	progress := fs.Duration("progress", 5*time.Second, "interval of the progress lines on stderr")
+	maxWait := fs.Duration("max-wait", 30*time.Minute, "longest re-checking of an upsert table's pending keys (different, but maybe not applied yet): they are re-checked for the table's max_staleness plus -margin, at most this long; 0 reports them at once")
+	margin := fs.Duration("margin", time.Minute, "added to max_staleness when waiting for pending keys, for the consumer's lag")
+	recheck := fs.Duration("recheck", 5*time.Second, "interval of the re-checks of pending keys")
 	cfg := defaults()
 	err := config.FromArgsWithFlags(cfg, "producer", "verify",
-		"Compare source tables with their BigQuery tables: row counts and checksums by primary-key range, then the keys that differ. Exit 1 on any difference.",
+		"Compare source tables with their BigQuery tables: row counts and checksums by primary-key range, then the keys that differ. Keys of upsert tables that differ are pending while BigQuery may not have applied them (max_staleness) and re-checked until they match or the wait ends. Exit 1 on any difference.",
 		"Uses source.* and bigquery.* (project, dataset, table_template, credentials_file; endpoint, write_endpoint, insecure for a local endpoint). Secrets (STRAIT_SOURCE_PASSWORD) only from the environment or files.",
 		fs, args, getenv, stdout, stderr)
 	if err != nil {
@@ -57,7 +60,8 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 		ids = append(ids, t)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	v, err := verify.New(ctx, &cfg.Source, &cfg.BigQuery, verify.Options{ChunkRows: *chunk, MaxShown: *maxShown, ProgressEvery: *progress}, log, stdout, stderr)
+	v, err := verify.New(ctx, &cfg.Source, &cfg.BigQuery, verify.Options{ChunkRows: *chunk, MaxShown: *maxShown, ProgressEvery: *progress,
+		MaxWait: *maxWait, Margin: *margin, RecheckEvery: *recheck}, log, stdout, stderr)
 	if err != nil {
 		return err
 	}

@@ -69,9 +69,9 @@ type bqEnv struct {
 	schemas int // value schema ids handed out
 }
 
-func newBQEnv(t *testing.T, ctx context.Context, mode string) *bqEnv {
+func newBQEnv(t *testing.T, ctx context.Context, mode string, opts ...bqfake.Opt) *bqEnv {
 	t.Helper()
-	srv, err := bqfake.New()
+	srv, err := bqfake.New(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,17 +158,23 @@ func sourceConfig() binlog.Config {
 	return c
 }
 
-// verify runs `producer verify` against the endpoint.
+// verify runs `producer verify` against the endpoint; pending keys are
+// re-checked for 100ms.
 func (e *bqEnv) verify(ctx context.Context, db string, extra ...string) (string, string, error) {
+	var out, errOut bytes.Buffer
+	err := e.verifyTo(ctx, db, &out, &errOut, extra...)
+	return out.String(), errOut.String(), err
+}
+
+// verifyTo is verify writing to stdout and stderr.
+func (e *bqEnv) verifyTo(ctx context.Context, db string, stdout, stderr io.Writer, extra ...string) error {
 	args := append([]string{"verify",
 		"-source.host", env.db.Host, "-source.port", fmt.Sprint(env.db.Port), "-source.user", env.db.User, "-source.include", db + ".*",
 		"-bigquery.project", e.cfg.Project, "-bigquery.dataset", e.cfg.Dataset, "-bigquery.endpoint", e.cfg.Endpoint,
 		"-bigquery.write_endpoint", e.cfg.WriteEndpoint, "-bigquery.insecure", "-bigquery.mode", e.cfg.Mode,
-		"-chunk-rows", "2", "-progress", "1ns",
+		"-chunk-rows", "2", "-progress", "1ns", "-max-wait", "100ms", "-recheck", "20ms",
 	}, extra...)
-	var out, errOut bytes.Buffer
-	err := run(ctx, args, func(string) string { return "" }, &out, &errOut)
-	return out.String(), errOut.String(), err
+	return run(ctx, args, func(string) string { return "" }, stdout, stderr)
 }
 
 // wantLines checks that out holds each line; <sum> stands for the
@@ -320,4 +326,82 @@ func exitCode(err error) int {
 		return 0
 	}
 	return service.ExitCode(err)
+}
+
+// TestVerifyWaitsForStaleness: BigQuery reads an upsert table as of its
+// last background apply, up to max_staleness old (bqfake with
+// WithBackgroundApply). A change the consumer wrote just before verify is
+// not visible yet: verify holds the key as pending and re-checks it, and
+// it settles once a background apply has run (the test moves bqfake's
+// clock past max_staleness when verify says keys are pending). A key that
+// differs for good is reported once the wait is over.
+func TestVerifyWaitsForStaleness(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	db := "verify_stale"
+	if err := env.db.Exec(ctx, "", "CREATE DATABASE "+db, "USE "+db, verifyTables[1], verifyRows[1]); err != nil {
+		t.Fatal(err)
+	}
+	clock := bqfake.NewClock(time.Now())
+	e := newBQEnv(t, ctx, bigquery.ModeUpsert, bqfake.WithClock(clock), bqfake.WithBackgroundApply())
+	tbl := e.snapshot(t, ctx, db, "order_lines")
+	out, _, err := e.verify(ctx, db)
+	if err != nil {
+		t.Fatalf("verify of equal tables: %v\n%s", err, out)
+	}
+	wantLines(t, out, "verify_stale.order_lines: match — source rows 6, BigQuery rows 6, <sum>, 4 key ranges, 0 differences",
+		"(read through the Storage Read API, max_staleness 15m0s)")
+
+	// (1,2) changes in the source and the consumer writes it to BigQuery,
+	// which has not applied it yet; (2,1) changes behind the pipeline's back.
+	if err := env.db.Exec(ctx, db, "SET SESSION sql_log_bin = 0",
+		"UPDATE order_lines SET qty = 20 WHERE order_id = 1 AND line = 2",
+		"UPDATE order_lines SET qty = 40 WHERE order_id = 2 AND line = 1"); err != nil {
+		t.Fatal(err)
+	}
+	e.apply(t, ctx, tbl, []bqChange{{cdc.OpUpdate, []cdc.Value{cdc.Int(1), cdc.Int(2), cdc.Str("B"), cdc.Int(20)}}})
+	var stdout bytes.Buffer
+	stderr := lineHook(func(line string) {
+		if strings.Contains(line, "may not be applied yet") {
+			clock.Advance(15 * time.Minute) // a background apply is due
+		}
+	})
+	err = e.verifyTo(ctx, db, &stdout, stderr, "-max-wait", "1s")
+	if !errors.Is(err, errDifferences) {
+		t.Fatalf("verify: error %v, want a difference\n%s", err, stdout.String())
+	}
+	out = stdout.String()
+	wantLines(t, out,
+		"verify_stale.order_lines: different (order_id=2, line=1): qty: source 40, BigQuery 4; still, after waiting 1s for BigQuery's background apply",
+		"verify_stale.order_lines: DIFFERS — source rows 6, BigQuery rows 6, <sum>, 4 key ranges, 1 differences",
+		"(read through the Storage Read API, max_staleness 15m0s, 1 of 2 pending keys settled)")
+	if strings.Contains(out, "order_id=1, line=2") {
+		t.Errorf("the key the consumer wrote is reported:\n%s", out)
+	}
+}
+
+// TestVerifyRefusesNoStaleness: BigQuery's Storage Read API does not read
+// an upsert table without max_staleness, and verify has no other read path.
+func TestVerifyRefusesNoStaleness(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db := "verify_fresh"
+	if err := env.db.Exec(ctx, "", "CREATE DATABASE "+db, "USE "+db, verifyTables[1], verifyRows[1]); err != nil {
+		t.Fatal(err)
+	}
+	e := newBQEnv(t, ctx, bigquery.ModeUpsert, bqfake.WithBackgroundApply())
+	e.cfg.MaxStaleness = 0 // the writer's configuration: tables are created without one
+	e.snapshot(t, ctx, db, "order_lines")
+	out, _, err := e.verify(ctx, db)
+	if err == nil || !strings.Contains(err.Error(), "has no max_staleness") || !strings.Contains(err.Error(), "set bigquery.max_staleness") {
+		t.Fatalf("verify: error %v, want a refusal naming max_staleness\n%s", err, out)
+	}
+}
+
+// lineHook is a writer that hands each write (a line) to the function.
+type lineHook func(string)
+
+func (h lineHook) Write(p []byte) (int, error) {
+	h(string(p))
+	return len(p), nil
 }

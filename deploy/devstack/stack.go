@@ -151,7 +151,7 @@ log_format: text
 	bq := fmt.Sprintf(`bigquery:
   project: %s
   dataset: %s
-  max_staleness: 0s
+  max_staleness: 1m # reads (producer verify) see changes at most this late; 0 would leave them unreadable
 `, st.o.project, st.o.dataset)
 	if st.bq != nil {
 		bq = fmt.Sprintf(`bigquery:
@@ -160,7 +160,7 @@ log_format: text
   endpoint: %s
   write_endpoint: %s
   insecure: true
-  max_staleness: 0s
+  max_staleness: 10s # as in BigQuery, reads see changes at most this late
   retry_max_backoff: 2s
 `, st.o.dataset, st.bq.RESTURL(), st.bq.GRPCAddr())
 	}

@@ -51,6 +51,7 @@ func TestVerifyFindsChangesBehindThePipeline(t *testing.T) {
 		"shop.orders: extra (id=8)",
 		"shop.order_items: missing (order_id=9, line=3)",
 		"shop.customers: DIFFERS", "shop.orders: DIFFERS", "shop.order_items: DIFFERS",
+		"(read through the Storage Read API, max_staleness 10s)",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("verify output lacks %q:\n%s", want, out.String())

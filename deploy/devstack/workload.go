@@ -158,11 +158,14 @@ func (st *stack) workload(ctx context.Context, d time.Duration, rate int) error 
 // verify runs `bin/producer verify` (pkg/verify: the source in key
 // ranges against BigQuery read through the Storage Read API, the local
 // endpoint's or a real project's) until every table matches or timeout
-// passes, and prints its last report.
+// passes, and prints its last report. Verify itself re-checks the keys
+// of upsert tables that BigQuery may not have applied yet for as long as
+// timeout (0: reported at once).
 func (st *stack) verify(ctx context.Context, timeout time.Duration) (bool, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		cmd := exec.CommandContext(ctx, filepath.Join(st.o.bin, "producer"), "verify", "-config", filepath.Join(st.o.dir, "producer.yaml"), "-max-shown", "20")
+		cmd := exec.CommandContext(ctx, filepath.Join(st.o.bin, "producer"), "verify", "-config", filepath.Join(st.o.dir, "producer.yaml"), "-max-shown", "20",
+			"-max-wait", timeout.String()) // pending keys: re-checked while the caller waits
 		cmd.Env = append(os.Environ(), "STRAIT_SOURCE_PASSWORD="+st.db.Password)
 		var out, errOut bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errOut

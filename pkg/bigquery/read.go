@@ -60,8 +60,13 @@ type TableInfo struct {
 	// Key is the primary key (PRIMARY KEY NOT ENFORCED): an upsert table.
 	// A table without one is a changelog (append mode, or a source table
 	// without a primary key).
-	Key    []string
-	schema bigquery.Schema
+	Key []string
+	// MaxStaleness is the table's max_staleness, 0 when it has none: a
+	// read of an upsert table sees it as of its last background apply,
+	// at most this old ("Stream table updates with change data capture",
+	// "Manage table staleness").
+	MaxStaleness time.Duration
+	schema       bigquery.Schema
 }
 
 // Column is a top-level column of a table.
@@ -101,6 +106,9 @@ func (r *TableReader) Describe(ctx context.Context, name string) (*TableInfo, er
 	}
 	if md.TableConstraints != nil && md.TableConstraints.PrimaryKey != nil {
 		t.Key = md.TableConstraints.PrimaryKey.Columns
+	}
+	if md.MaxStaleness != nil {
+		t.MaxStaleness = md.MaxStaleness.ToDuration()
 	}
 	return t, nil
 }

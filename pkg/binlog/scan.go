@@ -78,6 +78,15 @@ func (s *TableScan) Next(ctx context.Context, after []cdc.Value, limit int) ([][
 	return readChunk(ctx, s.conn, s.info, s.conv, after, limit, "")
 }
 
+// Range reads the rows whose primary key comes after after (nil: from
+// the first row) and is at most through (nil: to the last row), in key
+// order: a key range read again (`producer verify` re-checking the keys
+// BigQuery may not have applied yet).
+func (s *TableScan) Range(ctx context.Context, after, through []cdc.Value) ([][]cdc.Value, error) {
+	rows, _, err := readBounded(ctx, s.conn, s.info, s.conv, after, 0, "", chunkBound{through: through})
+	return rows, err
+}
+
 // Estimate is information_schema's estimate of the table's row count, 0
 // when unknown.
 func (s *TableScan) Estimate() int64 {

@@ -313,10 +313,12 @@ func readChunk(ctx context.Context, conn *client.Conn, info *tableInfo, conv *co
 // row count alone holds 4,096 rows of any width): past bytes, a keyed
 // chunk keeps no more rows (truncated: the next one starts after its last
 // row), and a table without a key, read whole, hands the rows read so far
-// to piece and goes on. Zero bytes: no bound.
+// to piece and goes on. Zero bytes: no bound. A keyed chunk also ends
+// at the key through when it is set (TableScan.Range).
 type chunkBound struct {
-	bytes int
-	piece func([][]cdc.Value) error
+	bytes   int
+	piece   func([][]cdc.Value) error
+	through []cdc.Value
 }
 
 // rowBytes is about what a row's values hold in memory.
@@ -332,7 +334,7 @@ func rowBytes(row []cdc.Value) int {
 // reports a keyed chunk cut short by it.
 func readBounded(ctx context.Context, conn *client.Conn, info *tableInfo, conv *converter, after []cdc.Value, limit int, filter string, bound chunkBound) (rows [][]cdc.Value, truncated bool, err error) {
 	t := info.table
-	q, args, err := chunkQuery(info, after, limit, filter)
+	q, args, err := rangeQuery(info, after, bound.through, limit, filter)
 	if err != nil {
 		return nil, false, err
 	}
@@ -406,6 +408,12 @@ func chunkErr(ctx context.Context, err error) error {
 
 // chunkQuery builds readChunk's statement and its arguments.
 func chunkQuery(info *tableInfo, after []cdc.Value, limit int, filter string) (string, []any, error) {
+	return rangeQuery(info, after, nil, limit, filter)
+}
+
+// rangeQuery is chunkQuery for the keys after after (nil: from the first)
+// up to and including through (nil: to the last).
+func rangeQuery(info *tableInfo, after, through []cdc.Value, limit int, filter string) (string, []any, error) {
 	t := info.table
 	var b strings.Builder
 	b.WriteString("SELECT ")
@@ -428,7 +436,7 @@ func chunkQuery(info *tableInfo, after []cdc.Value, limit int, filter string) (s
 		conds = append(conds, filter)
 	}
 	if len(info.key) == 0 {
-		if after != nil {
+		if after != nil || through != nil {
 			return "", nil, fmt.Errorf("snapshot %s: a table without a primary or snapshot key is read whole, not after a key", t.ID())
 		}
 		if filter != "" {
@@ -447,38 +455,25 @@ func chunkQuery(info *tableInfo, after []cdc.Value, limit int, filter string) (s
 	}
 	var args []any
 	if after != nil {
-		if len(after) != len(info.key) {
-			return "", nil, fmt.Errorf("snapshot %s: %d key values for a %d-column key", t.ID(), len(after), len(info.key))
+		cond, a, err := keyAfter(info, keys, marks, after)
+		if err != nil {
+			return "", nil, err
 		}
-		vals := make([]any, len(after))
-		for j, k := range info.key {
-			var err error
-			if vals[j], err = keyArg(&t.Columns[k], after[j]); err != nil {
-				return "", nil, fmt.Errorf("snapshot %s key column %s: %w", t.ID(), t.Columns[k].Name, err)
-			}
-		}
-		// k1 > ? OR (k1 = ? AND k2 > ?) OR ..., led by k1 >= ? for the
-		// optimizer when the key has several columns.
-		var ors []string
+		// led by k1 >= ? for the optimizer when the key has several columns.
 		if len(keys) > 1 {
 			conds = append(conds, keys[0]+" >= "+marks[0])
-			args = append(args, vals[0])
+			args = append(args, a[0])
 		}
-		for j := range keys {
-			var ands []string
-			for i := range j {
-				ands = append(ands, keys[i]+" = "+marks[i])
-				args = append(args, vals[i])
-			}
-			ands = append(ands, keys[j]+" > "+marks[j])
-			args = append(args, vals[j])
-			ors = append(ors, strings.Join(ands, " AND "))
+		conds = append(conds, cond)
+		args = append(args, a...)
+	}
+	if through != nil {
+		cond, a, err := keyAfter(info, keys, marks, through)
+		if err != nil {
+			return "", nil, err
 		}
-		if len(ors) == 1 {
-			conds = append(conds, ors[0])
-		} else {
-			conds = append(conds, "("+strings.Join(ors, ") OR (")+")")
-		}
+		conds = append(conds, "NOT ("+cond+")") // key <= through
+		args = append(args, a...)
 	}
 	if len(conds) > 0 {
 		b.WriteString(" WHERE (" + strings.Join(conds, ") AND (") + ")")
@@ -488,6 +483,38 @@ func chunkQuery(info *tableInfo, after []cdc.Value, limit int, filter string) (s
 		b.WriteString(" LIMIT " + strconv.Itoa(limit))
 	}
 	return b.String(), args, nil
+}
+
+// keyAfter is the condition "key > vals" and its arguments:
+// k1 > ? OR (k1 = ? AND k2 > ?) OR ...
+func keyAfter(info *tableInfo, keys, marks []string, vals []cdc.Value) (string, []any, error) {
+	t := info.table
+	if len(vals) != len(info.key) {
+		return "", nil, fmt.Errorf("snapshot %s: %d key values for a %d-column key", t.ID(), len(vals), len(info.key))
+	}
+	args := make([]any, len(vals))
+	for j, k := range info.key {
+		var err error
+		if args[j], err = keyArg(&t.Columns[k], vals[j]); err != nil {
+			return "", nil, fmt.Errorf("snapshot %s key column %s: %w", t.ID(), t.Columns[k].Name, err)
+		}
+	}
+	var ors []string
+	var out []any
+	for j := range keys {
+		var ands []string
+		for i := range j {
+			ands = append(ands, keys[i]+" = "+marks[i])
+			out = append(out, args[i])
+		}
+		ands = append(ands, keys[j]+" > "+marks[j])
+		out = append(out, args[j])
+		ors = append(ors, strings.Join(ands, " AND "))
+	}
+	if len(ors) == 1 {
+		return ors[0], out, nil
+	}
+	return "(" + strings.Join(ors, ") OR (") + ")", out, nil
 }
 
 // keyMark is the placeholder of key column k: a DECIMAL value is cast to

@@ -14,6 +14,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/strait-cdc/strait/pkg/cdc"
 )
@@ -284,6 +285,37 @@ func TestSnapshotChunksInKeyOrder(t *testing.T) {
 				got := readAll(t, ctx, conn, info, limit, "")
 				if diff := cmp.Diff(got, whole); diff != "" {
 					t.Errorf("chunks of %d (-got +want):\n%s", limit, diff)
+				}
+			}
+			// Ranges (after, through], as verify reads them again (TableScan.Range).
+			conv, err := newConverter(info)
+			if err != nil {
+				t.Fatal(err)
+			}
+			keyVals := func(row []cdc.Value) []cdc.Value {
+				var k []cdc.Value
+				for _, i := range info.table.PrimaryKey {
+					k = append(k, row[i])
+				}
+				return k
+			}
+			for i := 0; i <= len(whole); i++ {
+				for j := i - 1; j < len(whole); j++ {
+					var after, through []cdc.Value
+					if i > 0 {
+						after = keyVals(whole[i-1])
+					}
+					want := whole[i:]
+					if j >= i {
+						through, want = keyVals(whole[j]), whole[i:j+1]
+					}
+					got, _, err := readBounded(ctx, conn, info, conv, after, 0, "", chunkBound{through: through})
+					if err != nil {
+						t.Fatalf("range %d..%d: %v", i, j, err)
+					}
+					if diff := cmp.Diff(got, want, cmpopts.EquateEmpty()); diff != "" {
+						t.Errorf("range after row %d through row %d (-got +want):\n%s", i-1, j, diff)
+					}
 				}
 			}
 			filtered := readAll(t, ctx, conn, info, 2, "n % 2 = 0")

@@ -6,7 +6,10 @@
 // writes (bigquery.Text*), and each range is compared by row count and an
 // order-independent checksum. A range that differs is compared key by key,
 // naming the keys missing from BigQuery, extra in it, or different (with
-// the columns that differ).
+// the columns that differ). BigQuery reads an upsert (CDC) table as of its
+// last background apply, up to max_staleness old, so the keys of such a
+// table that differ are pending: their ranges are read again until they
+// match or max_staleness (and a margin) has passed (settle).
 //
 // Why no bisection: the Storage Read API returns rows, not aggregates, so
 // a range's BigQuery rows are already in memory when its checksum is
@@ -43,7 +46,21 @@ type Options struct {
 	// ProgressEvery is how often a progress line is printed while a table
 	// is compared; default 5s.
 	ProgressEvery time.Duration
+	// MaxWait bounds how long the keys of an upsert table that differ but
+	// may not be applied yet (pending) are re-checked: until they settle,
+	// or for the table's max_staleness and Margin, whichever is shorter;
+	// 0 reports them at once, without re-checking.
+	MaxWait time.Duration
+	// Margin is added to max_staleness for the consumer's lag; default 1m.
+	Margin time.Duration
+	// RecheckEvery is how often pending keys are re-checked; default 5s.
+	RecheckEvery time.Duration
 }
+
+// ReadPath is how verify reads BigQuery tables: the Storage Read API.
+// There is no query path: an upsert table the Storage Read API cannot
+// read (no max_staleness) is refused.
+const ReadPath = "Storage Read API"
 
 // Result is the outcome of one table.
 type Result struct {
@@ -55,6 +72,16 @@ type Result struct {
 	Differences  int
 	Whole        bool // compared as one range (no key, or a key BigQuery orders differently)
 	Took         time.Duration
+	// ReadPath is how BigQuery was read ("" when the table is missing).
+	ReadPath string
+	// Upsert is a BigQuery table with a primary key (CDC); MaxStaleness
+	// is its max_staleness.
+	Upsert       bool
+	MaxStaleness time.Duration
+	// Pending is how many keys of an upsert table differed at first but
+	// may not have been applied yet; Settled how many of them matched
+	// when re-checked. Pending keys that still differ are Differences.
+	Pending, Settled int
 	// SourceSum and BigQuerySum are the tables' checksums (all rows, all
 	// columns, order-independent), equal when the tables are.
 	SourceSum, BigQuerySum Checksum
@@ -69,6 +96,9 @@ type Checksum struct {
 
 // add adds o's rows.
 func (c *Checksum) add(o Checksum) { c.n, c.a, c.b = c.n+o.n, c.a+o.a, c.b+o.b }
+
+// sub takes away o's rows (a range read again).
+func (c *Checksum) sub(o Checksum) { c.n, c.a, c.b = c.n-o.n, c.a-o.a, c.b-o.b }
 
 // String is 12 hex digits of the checksum.
 func (c Checksum) String() string {
@@ -97,6 +127,12 @@ func New(ctx context.Context, src *binlog.Config, bqc *bigquery.Config, opts Opt
 	}
 	if opts.ProgressEvery <= 0 {
 		opts.ProgressEvery = 5 * time.Second
+	}
+	if opts.Margin <= 0 {
+		opts.Margin = time.Minute
+	}
+	if opts.RecheckEvery <= 0 {
+		opts.RecheckEvery = 5 * time.Second
 	}
 	scanner, err := binlog.NewScanner(src, log)
 	if err != nil {
@@ -164,6 +200,29 @@ type run struct {
 	shown     int               // differences printed
 	keyNames  []string          // BigQuery names of the key columns
 	keyTypes  []string
+	pending   []*pendingRange // ranges of an upsert table with keys that may not be applied yet
+}
+
+// keyRange is a compared range: keys in (after, hi], nil bounds open, or
+// the whole table.
+type keyRange struct {
+	after, hi []cdc.Value
+	whole     bool
+}
+
+// diff is one difference: kind (missing, extra, different), the key's
+// text and the detail.
+type diff struct{ kind, key, detail string }
+
+// pendingRange is a range whose differing keys are re-checked: its rows
+// and checksums as last counted in the result, and the keys that have
+// differed in every check so far, in key order.
+type pendingRange struct {
+	rg               keyRange
+	srcRows, dstRows int64
+	srcSum, dstSum   Checksum
+	keys             []string
+	diffs            map[string]diff
 }
 
 func (r *run) compare(ctx context.Context) error {
@@ -193,6 +252,16 @@ func (r *run) compare(ctx context.Context) error {
 		}
 		r.cols = append(r.cols, *c)
 	}
+	r.res.ReadPath = ReadPath
+	r.res.Upsert, r.res.MaxStaleness = len(info.Key) > 0, info.MaxStaleness
+	if r.res.Upsert && info.MaxStaleness <= 0 {
+		// "Stream table updates with change data capture", "CDC
+		// limitations": the Storage Read API does not read a table that
+		// takes CDC changes and has no max_staleness.
+		return fmt.Errorf("%s takes upserts (CDC) and has no max_staleness, and BigQuery's Storage Read API (verify's only read path) does not read such a table: "+
+			"set bigquery.max_staleness (e.g. 1m) for new tables and give this one a max_staleness: ALTER TABLE %s SET OPTIONS (max_staleness = INTERVAL 1 MINUTE)",
+			r.res.BigQuery, "`"+r.res.BigQuery+"`")
+	}
 	r.changelog = len(info.Key) == 0
 	if r.changelog {
 		for _, m := range []string{bigquery.ColOp, bigquery.ColSequence, bigquery.ColIngestedAt} {
@@ -221,9 +290,14 @@ func (r *run) compare(ctx context.Context) error {
 	r.est = r.scan.Estimate()
 	r.lastShown = time.Now()
 	if !r.ordered {
-		return r.whole(ctx)
+		err = r.whole(ctx)
+	} else {
+		err = r.ranges(ctx)
 	}
-	return r.ranges(ctx)
+	if err != nil {
+		return err
+	}
+	return r.settle(ctx)
 }
 
 // ranges compares the table range by range: (previous chunk's last key,
@@ -241,11 +315,7 @@ func (r *run) ranges(ctx context.Context) error {
 		if !last {
 			hi = keyOf(r.t, rows[len(rows)-1])
 		}
-		cond, err := r.restriction(after, hi)
-		if err != nil {
-			return err
-		}
-		if err := r.compareRange(ctx, r.sourceCells(rows), cond); err != nil {
+		if err := r.compareRange(ctx, r.sourceCells(rows), keyRange{after: after, hi: hi}); err != nil {
 			return err
 		}
 		r.showProgress()
@@ -260,31 +330,40 @@ func (r *run) ranges(ctx context.Context) error {
 // or with a key column BigQuery orders differently from the source (text
 // compared in a collation, floating point).
 func (r *run) whole(ctx context.Context) error {
-	var src [][]bigquery.Cell
+	src, err := r.sourceWhole(ctx)
+	if err != nil {
+		return err
+	}
+	return r.compareRange(ctx, src, keyRange{whole: true})
+}
+
+// sourceWhole reads every source row, in chunks when the table has a key.
+func (r *run) sourceWhole(ctx context.Context) ([][]bigquery.Cell, error) {
 	if !r.t.HasKey() {
 		rows, err := r.scan.Next(ctx, nil, 0)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		src = r.sourceCells(rows)
-	} else {
-		var after []cdc.Value
-		for {
-			rows, err := r.scan.Next(ctx, after, r.v.opts.ChunkRows)
-			if err != nil {
-				return err
-			}
-			src = append(src, r.sourceCells(rows)...)
-			r.res.SourceRows += int64(len(rows))
-			r.showProgress()
-			if len(rows) < r.v.opts.ChunkRows {
-				break
-			}
-			after = keyOf(r.t, rows[len(rows)-1])
-		}
-		r.res.SourceRows = 0 // counted again by compareRange
+		return r.sourceCells(rows), nil
 	}
-	return r.compareRange(ctx, src, "")
+	var src [][]bigquery.Cell
+	var after []cdc.Value
+	base := r.res.SourceRows
+	for {
+		rows, err := r.scan.Next(ctx, after, r.v.opts.ChunkRows)
+		if err != nil {
+			return nil, err
+		}
+		src = append(src, r.sourceCells(rows)...)
+		r.res.SourceRows += int64(len(rows))
+		r.showProgress()
+		if len(rows) < r.v.opts.ChunkRows {
+			break
+		}
+		after = keyOf(r.t, rows[len(rows)-1])
+	}
+	r.res.SourceRows = base // counted by compareRange
+	return src, nil
 }
 
 func (r *run) sourceCells(rows [][]cdc.Value) [][]bigquery.Cell {
@@ -317,9 +396,11 @@ func (r *run) cell(j int, v cdc.Value) bigquery.Cell {
 }
 
 // compareRange compares the source rows of a range with BigQuery's rows
-// matching cond: count and checksum, then key by key when they differ.
-func (r *run) compareRange(ctx context.Context, src [][]bigquery.Cell, cond string) error {
-	dst, err := r.readBigQuery(ctx, cond)
+// in it: count and checksum, then key by key when they differ. The keys
+// of an upsert table that differ are pending (settle) unless MaxWait is
+// 0; other differences are reported.
+func (r *run) compareRange(ctx context.Context, src [][]bigquery.Cell, rg keyRange) error {
+	dst, err := r.readRange(ctx, rg)
 	if err != nil {
 		return err
 	}
@@ -336,7 +417,135 @@ func (r *run) compareRange(ctx context.Context, src [][]bigquery.Cell, cond stri
 		r.diffRows(src, dst)
 		return nil
 	}
-	r.diffKeys(src, dst)
+	keys, diffs := r.diffKeys(src, dst)
+	if !r.res.Upsert || r.v.opts.MaxWait <= 0 {
+		for _, k := range keys {
+			d := diffs[k]
+			r.report(d.kind, d.key, d.detail)
+		}
+		return nil
+	}
+	r.res.Pending += len(keys)
+	r.pending = append(r.pending, &pendingRange{rg: rg, srcRows: int64(len(src)), dstRows: int64(len(dst)), srcSum: a, dstSum: b, keys: keys, diffs: diffs})
+	return nil
+}
+
+// readRange reads BigQuery's rows of a range.
+func (r *run) readRange(ctx context.Context, rg keyRange) ([][]bigquery.Cell, error) {
+	cond := ""
+	if !rg.whole {
+		var err error
+		if cond, err = r.restriction(rg.after, rg.hi); err != nil {
+			return nil, err
+		}
+	}
+	return r.readBigQuery(ctx, cond)
+}
+
+// settle re-checks the pending keys of an upsert table. A read of such a
+// table sees it as of its last background apply, up to max_staleness old
+// ("Stream table updates with change data capture", "Manage table
+// staleness"), so a key the consumer has written since differs for a
+// while. Each pending range is read again on both sides every
+// RecheckEvery; a key that matches once has settled. The re-checks end
+// when no key is pending or, after one last check, at the deadline:
+// max_staleness and Margin after the table was read (every background
+// apply after that has seen what the consumer had written by then),
+// bounded by MaxWait. The keys that differed in every check are
+// reported.
+func (r *run) settle(ctx context.Context) error {
+	if len(r.pending) == 0 {
+		return nil
+	}
+	wait := min(r.res.MaxStaleness+r.v.opts.Margin, r.v.opts.MaxWait)
+	deadline := time.Now().Add(wait)
+	fmt.Fprintf(r.v.progress, "verify %s: %d keys differ but may not be applied yet (max_staleness %s): pending, re-checked until they match or for %s\n",
+		r.id, r.res.Pending, r.res.MaxStaleness, wait.Round(time.Second))
+	for len(r.pending) > 0 {
+		last := !time.Now().Before(deadline)
+		if !last {
+			t := time.NewTimer(min(r.v.opts.RecheckEvery, time.Until(deadline)))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+		}
+		var still []*pendingRange
+		for _, p := range r.pending {
+			if err := r.recheck(ctx, p); err != nil {
+				return err
+			}
+			if len(p.keys) > 0 {
+				still = append(still, p)
+			}
+		}
+		r.pending = still
+		n := 0
+		for _, p := range r.pending {
+			n += len(p.keys)
+		}
+		r.res.Settled = r.res.Pending - n
+		fmt.Fprintf(r.v.progress, "verify %s: %d of %d pending keys settled\n", r.id, r.res.Settled, r.res.Pending)
+		if last {
+			break
+		}
+	}
+	for _, p := range r.pending {
+		for _, k := range p.keys {
+			d := p.diffs[k]
+			detail := "still, after waiting " + wait.Round(time.Second).String() + " for BigQuery's background apply"
+			if d.detail != "" {
+				detail = d.detail + "; " + detail
+			}
+			r.report(d.kind, d.key, detail)
+		}
+	}
+	return nil
+}
+
+// recheck reads a pending range again on both sides, replaces its rows
+// and checksums in the result, and keeps the keys that still differ.
+func (r *run) recheck(ctx context.Context, p *pendingRange) error {
+	var src [][]bigquery.Cell
+	if p.rg.whole {
+		var err error
+		if src, err = r.sourceWhole(ctx); err != nil {
+			return err
+		}
+	} else {
+		rows, err := r.scan.Range(ctx, p.rg.after, p.rg.hi)
+		if err != nil {
+			return err
+		}
+		src = r.sourceCells(rows)
+	}
+	dst, err := r.readRange(ctx, p.rg)
+	if err != nil {
+		return err
+	}
+	a, b := checksum(src), checksum(dst)
+	r.res.SourceRows += int64(len(src)) - p.srcRows
+	r.res.BigQueryRows += int64(len(dst)) - p.dstRows
+	r.res.SourceSum.sub(p.srcSum)
+	r.res.SourceSum.add(a)
+	r.res.BigQuerySum.sub(p.dstSum)
+	r.res.BigQuerySum.add(b)
+	p.srcRows, p.dstRows, p.srcSum, p.dstSum = int64(len(src)), int64(len(dst)), a, b
+	if a == b {
+		p.keys = nil
+		return nil
+	}
+	_, diffs := r.diffKeys(src, dst)
+	var keys []string
+	for _, k := range p.keys {
+		if d, ok := diffs[k]; ok {
+			keys = append(keys, k)
+			p.diffs[k] = d
+		}
+	}
+	p.keys = keys
 	return nil
 }
 
@@ -388,18 +597,25 @@ func newer(a, b []bigquery.Cell) bool {
 	return a[1].Text > b[1].Text
 }
 
-// diffKeys names the keys missing from BigQuery, extra in it, or whose
-// rows differ.
-func (r *run) diffKeys(src, dst [][]bigquery.Cell) {
+// diffKeys finds the keys missing from BigQuery, extra in it, or whose
+// rows differ: the keys (source order, then the extra ones sorted) and
+// their differences.
+func (r *run) diffKeys(src, dst [][]bigquery.Cell) ([]string, map[string]diff) {
 	have := make(map[string][]bigquery.Cell, len(dst))
 	for _, c := range dst {
 		have[r.key(c)] = c
+	}
+	var keys []string
+	diffs := map[string]diff{}
+	add := func(k string, d diff) {
+		keys = append(keys, k)
+		diffs[k] = d
 	}
 	for _, s := range src {
 		k := r.key(s)
 		d, ok := have[k]
 		if !ok {
-			r.report("missing", r.keyText(s), "")
+			add(k, diff{"missing", r.keyText(s), ""})
 			continue
 		}
 		delete(have, k)
@@ -410,12 +626,13 @@ func (r *run) diffKeys(src, dst [][]bigquery.Cell) {
 			}
 		}
 		if len(cols) > 0 {
-			r.report("different", r.keyText(s), strings.Join(cols, "; "))
+			add(k, diff{"different", r.keyText(s), strings.Join(cols, "; ")})
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(have)) {
-		r.report("extra", r.keyText(have[k]), "")
+		add(k, diff{"extra", r.keyText(have[k]), ""})
 	}
+	return keys, diffs
 }
 
 // diffRows compares the rows of a table without a key as multisets.
@@ -738,6 +955,17 @@ func (res Result) Summary() string {
 	if res.SourceSum != res.BigQuerySum {
 		sum = fmt.Sprintf("checksums %s / %s", res.SourceSum, res.BigQuerySum)
 	}
-	return fmt.Sprintf("%s: %s — source rows %d, BigQuery rows %d, %s, %s, %d differences, %s",
+	line := fmt.Sprintf("%s: %s — source rows %d, BigQuery rows %d, %s, %s, %d differences, %s",
 		res.Table, verdict, res.SourceRows, res.BigQueryRows, sum, how, res.Differences, res.Took.Round(time.Millisecond))
+	if res.ReadPath == "" {
+		return line
+	}
+	line += " (read through the " + res.ReadPath
+	if res.Upsert {
+		line += fmt.Sprintf(", max_staleness %s", res.MaxStaleness)
+		if res.Pending > 0 {
+			line += fmt.Sprintf(", %d of %d pending keys settled", res.Settled, res.Pending)
+		}
+	}
+	return line + ")"
 }

@@ -1,7 +1,9 @@
 package verify
 
 import (
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/strait-cdc/strait/pkg/bigquery"
 	"github.com/strait-cdc/strait/pkg/cdc"
@@ -92,5 +94,29 @@ func TestChecksum(t *testing.T) {
 	}
 	if checksum([][]bigquery.Cell{{{Null: true}}}) == checksum([][]bigquery.Cell{{{Text: ""}}}) {
 		t.Error("NULL and empty text collide")
+	}
+}
+
+// TestSummaryReadPath: the summary line ends with the read path and, for
+// an upsert table, its max_staleness and how many pending keys settled.
+func TestSummaryReadPath(t *testing.T) {
+	tests := []struct {
+		name string
+		res  Result
+		want string
+	}{
+		{"missing table", Result{Table: "d.t"}, "0 differences, 0s"},
+		{"changelog", Result{Table: "d.t", ReadPath: ReadPath}, "0 differences, 0s (read through the Storage Read API)"},
+		{"upsert", Result{Table: "d.t", ReadPath: ReadPath, Upsert: true, MaxStaleness: 15 * time.Minute},
+			"0 differences, 0s (read through the Storage Read API, max_staleness 15m0s)"},
+		{"pending", Result{Table: "d.t", ReadPath: ReadPath, Upsert: true, MaxStaleness: time.Minute, Pending: 3, Settled: 2, Differences: 1},
+			"1 differences, 0s (read through the Storage Read API, max_staleness 1m0s, 2 of 3 pending keys settled)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.res.Summary(); !strings.HasSuffix(got, tt.want) {
+				t.Errorf("Summary() = %q, want it to end with %q", got, tt.want)
+			}
+		})
 	}
 }

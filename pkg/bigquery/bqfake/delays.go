@@ -285,14 +285,18 @@ func (t *table) noteDelete(c change, pk []string, now time.Time) {
 func (s *Server) MaxConnections() int { return s.cfg.maxConnections() }
 
 // WithBackgroundApply makes the Storage Read API read a CDC table (one
-// with a primary key) as BigQuery does: "Stream table updates with change
-// data capture", "Manage table staleness" and "CDC limitations": a read
-// sees the table as of its last background apply, which runs at most
-// max_staleness ago (here: when a read finds the last one older than
-// that), and a CDC table without max_staleness cannot be read through the
-// Storage Read API. Off by default: the readers of CDC tables (verify)
-// have not yet learnt to expect staleness.
+// with a primary key) as BigQuery does, which is the default: "Stream
+// table updates with change data capture", "Manage table staleness" and
+// "CDC limitations": a read sees the table as of its last background
+// apply, which runs at most max_staleness ago (here: when a read finds
+// the last one older than that), and a CDC table without max_staleness
+// cannot be read through the Storage Read API.
 func WithBackgroundApply() Opt { return func(cfg *config) { cfg.backgroundApply = true } }
+
+// WithoutBackgroundApply makes the Storage Read API read every table as it
+// is now, with or without max_staleness: not BigQuery's behaviour, for a
+// test about something else.
+func WithoutBackgroundApply() Opt { return func(cfg *config) { cfg.backgroundApply = false } }
 
 // readViewLocked is the table a Storage Read session sees: t itself, or
 // with WithBackgroundApply for a CDC table, t as of its last background

@@ -183,12 +183,13 @@ func TestDefaultQuotaByLocation(t *testing.T) {
 	}
 }
 
-// TestBackgroundApply: with WithBackgroundApply the Storage Read API sees
-// a CDC table as of its last background apply, at most max_staleness old,
-// and refuses a CDC table without max_staleness.
+// TestBackgroundApply: by default the Storage Read API sees a CDC table
+// as of its last background apply, at most max_staleness old, and refuses
+// a CDC table without max_staleness; WithoutBackgroundApply reads it as it
+// is now.
 func TestBackgroundApply(t *testing.T) {
 	clock := bqfake.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	e := newEnv(t, bqfake.WithClock(clock), bqfake.WithBackgroundApply())
+	e := newEnv(t, bqfake.WithClock(clock))
 	rc, err := storage.NewBigQueryReadClient(e.ctx, e.srv.GRPCClientOptions()...)
 	if err != nil {
 		t.Fatal(err)
@@ -229,4 +230,26 @@ func TestBackgroundApply(t *testing.T) {
 	e.createTable(t, "fresh", cdcTable())
 	_, err = count("fresh")
 	wantCode(t, err, codes.FailedPrecondition)
+
+	live := newEnv(t, bqfake.WithClock(clock), bqfake.WithoutBackgroundApply())
+	lrc, err := storage.NewBigQueryReadClient(live.ctx, live.srv.GRPCClientOptions()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lrc.Close()
+	live.createTable(t, "fresh", cdcTable())
+	lw := live.newWriter(t, "fresh", cdcSchema, true)
+	if _, err := lw.append(live.ctx, t, map[string]any{"id": int64(1), "name": "a", "_CHANGE_TYPE": "UPSERT"}); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := lrc.CreateReadSession(live.ctx, &storagepb.CreateReadSessionRequest{
+		Parent: "projects/" + project,
+		ReadSession: &storagepb.ReadSession{
+			Table:      "projects/" + project + "/datasets/" + dsID + "/tables/fresh",
+			DataFormat: storagepb.DataFormat_AVRO,
+		},
+	})
+	if err != nil || sess.GetEstimatedRowCount() != 1 {
+		t.Fatalf("WithoutBackgroundApply, no max_staleness: %d rows (%v), want 1", sess.GetEstimatedRowCount(), err)
+	}
 }

@@ -28,10 +28,10 @@
 //     answers NOT_FOUND for a while, a deleted row is remembered for two
 //     days ("Stream table updates with change data capture"), and a
 //     project has a quota of concurrent AppendRows connections ("Quotas
-//     and limits"; RESOURCE_EXHAUSTED beyond it). With WithBackgroundApply
-//     (off by default for now) the Storage Read API reads a CDC table as
-//     of its last background apply, within max_staleness, and refuses one
-//     without max_staleness.
+//     and limits"; RESOURCE_EXHAUSTED beyond it). The Storage Read API
+//     reads a CDC table as of its last background apply, within
+//     max_staleness, and refuses one without max_staleness
+//     (WithoutBackgroundApply turns this off).
 //   - "Modifying table schemas": updates only add NULLABLE or REPEATED
 //     columns or relax REQUIRED to NULLABLE.
 //   - "Introduction to clustered tables", "Specifying a schema", "Quotas and

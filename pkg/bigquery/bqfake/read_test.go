@@ -45,7 +45,7 @@ func newReadEnv(t *testing.T) *readEnv {
 		{Name: "by", Type: bigquery.BytesFieldType},
 		{Name: "b", Type: bigquery.BooleanFieldType},
 	}
-	e.createTable(t, "typed", &bigquery.TableMetadata{Schema: schema,
+	e.createTable(t, "typed", &bigquery.TableMetadata{Schema: schema, MaxStaleness: &bigquery.IntervalValue{Minutes: 15},
 		TableConstraints: &bigquery.TableConstraints{PrimaryKey: &bigquery.PrimaryKey{Columns: []string{"k1", "k2"}}}})
 	w := e.newRawWriter(t, "typed", msg(field("k1", tInt64, 1), field("k2", tString, 2), field("n", tString, 3), field("bn", tString, 4),
 		field("d", tString, 5), field("dt", tString, 6), field("ts", tString, 7), field("j", tString, 8), field("f", tDouble, 9),

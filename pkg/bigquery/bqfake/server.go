@@ -65,7 +65,7 @@ func WithLocation(loc string) Opt {
 
 // New starts a Server on two free loopback ports. Close stops it.
 func New(opts ...Opt) (*Server, error) {
-	cfg := config{location: "US", schemaDelay: DefaultSchemaDelay, recreateDelay: DefaultRecreateDelay, deleteRetention: DefaultDeleteRetention}
+	cfg := config{location: "US", schemaDelay: DefaultSchemaDelay, recreateDelay: DefaultRecreateDelay, deleteRetention: DefaultDeleteRetention, backgroundApply: true}
 	for _, o := range opts {
 		o(&cfg)
 	}
