@@ -12,12 +12,34 @@ import (
 	"time"
 
 	"github.com/strait-cdc/strait/pkg/config"
+	"github.com/strait-cdc/strait/pkg/kafka"
 	"github.com/strait-cdc/strait/pkg/service"
 	"github.com/strait-cdc/strait/pkg/verify"
 )
 
 // errDifferences makes `producer verify` exit non-zero after printing.
 var errDifferences = errors.New("BigQuery differs from the source")
+
+// deadLettered counts, by table, the changes the producer dead-lettered as
+// too large for a record (its diverged keys), when kafka.* is configured;
+// nil otherwise, or with a warning when the topic cannot be read.
+func deadLettered(ctx context.Context, cfg *kafka.Config, getenv func(string) string, log *slog.Logger) map[string]int {
+	if len(cfg.Brokers) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	n, err := func() (map[string]int, error) {
+		if err := cfg.Security.LoadSecrets(getenv); err != nil {
+			return nil, err
+		}
+		return kafka.DeadLettered(ctx, cfg, log, kafka.ReasonTooLarge)
+	}()
+	if err != nil {
+		log.Warn("the producer's dead letters are not read: diverged keys are not named", "err", err)
+	}
+	return n
+}
 
 // runVerify is `producer verify`: each table compared with its BigQuery
 // table (pkg/verify), a summary line per table on stdout, progress on
@@ -34,7 +56,7 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 	cfg := defaults()
 	err := config.FromArgsWithFlags(cfg, "producer", "verify",
 		"Compare source tables with their BigQuery tables: row counts and checksums by primary-key range, then the keys that differ. Keys of upsert tables that differ are pending while BigQuery may not have applied them (max_staleness) and re-checked until they match or the wait ends. Exit 1 on any difference.",
-		"Uses source.* and bigquery.* (project, dataset, table_template, credentials_file; endpoint, write_endpoint, insecure for a local endpoint). Secrets (STRAIT_SOURCE_PASSWORD) only from the environment or files.",
+		"Uses source.* and bigquery.* (project, dataset, table_template, credentials_file; endpoint, write_endpoint, insecure for a local endpoint), and kafka.* when set, to name the changes the producer dead-lettered as too large. Secrets (STRAIT_SOURCE_PASSWORD) only from the environment or files.",
 		fs, args, getenv, stdout, stderr)
 	if err != nil {
 		return err
@@ -74,6 +96,7 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 			return errors.New("source.include/exclude capture no table: nothing to verify")
 		}
 	}
+	tooLarge := deadLettered(ctx, &cfg.Kafka, getenv, log)
 	differ := 0
 	for _, id := range ids {
 		res, err := v.Table(ctx, id)
@@ -81,6 +104,10 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 			return err
 		}
 		fmt.Fprintln(stdout, res.Summary())
+		if n := tooLarge[id]; n > 0 {
+			fmt.Fprintf(stdout, "%s: %d changes the producer dead-lettered as too large (%s._dead_letter): their keys differ downstream until a later change or a re-snapshot (producer snapshot -where) publishes them whole\n",
+				id, n, cfg.Kafka.TopicPrefix)
+		}
 		if res.Differences > 0 {
 			differ++
 		}

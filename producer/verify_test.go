@@ -405,3 +405,38 @@ func (h lineHook) Write(p []byte) (int, error) {
 	h(string(p))
 	return len(p), nil
 }
+
+// TestVerifyNamesDeadLetteredKeys: a row too large for any record is
+// dead-lettered by the producer, so BigQuery lacks it; `producer verify`,
+// given kafka.*, reports the difference and says, on a line of its own,
+// that the producer dead-lettered a change of the table as too large.
+func TestVerifyNamesDeadLetteredKeys(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := env.db.Exec(ctx, "", "DROP DATABASE IF EXISTS verify_dl", "CREATE DATABASE verify_dl",
+		"CREATE TABLE verify_dl.docs (id INT PRIMARY KEY, body LONGBLOB)", "INSERT INTO verify_dl.docs VALUES (1, 'small')"); err != nil {
+		t.Fatal(err)
+	}
+	e := newBQEnv(t, ctx, "upsert")
+	e.snapshot(t, ctx, "verify_dl", "docs")
+	prefix := uniquePrefix("vdl")
+	p := startProducer(t, producerArgs(t, ctx, prefix, "verify_dl.*"))
+	addr := p.httpAddr(t, ctx)
+	if err := env.db.Exec(ctx, "verify_dl", "INSERT INTO docs VALUES (2, REPEAT('b', 30 << 20))"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the 30 MB row dead-lettered", func() bool {
+		var st status
+		return getJSON(addr+"/status", &st) == nil && st.Diverged["verify_dl.docs"] == 1
+	})
+	records(t, ctx, env.kafka.ListenAddrs(), prefix+"._dead_letter", 1) // committed
+	out, errOut, err := e.verify(ctx, "verify_dl", "-kafka.brokers", strings.Join(env.kafka.ListenAddrs(), ","), "-kafka.topic_prefix", prefix)
+	if exitCode(err) != 1 {
+		t.Fatalf("verify: %v, want exit 1 (a difference)\n%s\n%s", err, out, errOut)
+	}
+	wantLines(t, out, "missing (id=2)",
+		"verify_dl.docs: 1 changes the producer dead-lettered as too large ("+prefix+"._dead_letter)")
+	if t.Failed() {
+		t.Logf("verify's stderr:\n%s", errOut)
+	}
+}

@@ -14,7 +14,8 @@ package kafka
 //     strait_producer_diverged_keys metric, /status) until a later change
 //     of the same key is published whole — a re-snapshot of those keys
 //     (producer snapshot -where) or the next update. Kept in memory: a
-//     restart forgets it (producer verify finds the row still).
+//     restart forgets it (producer verify finds the row, and counts the
+//     table's dead letters of this reason: DeadLettered).
 
 import (
 	"sync"

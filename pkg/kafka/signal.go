@@ -129,6 +129,41 @@ func (w *Writer) WatchSignals(ctx context.Context, from int64, fn func(s Signal,
 	}
 }
 
+// peekWriter is a writer of cfg's source that only reads: without the
+// transactional id, so the running producer is not fenced.
+func peekWriter(cfg *Config, log *slog.Logger) (*Writer, error) {
+	peek := *cfg
+	peek.Transactions = false
+	return NewWriter(&peek, "", log, NewMetrics(prometheus.NewRegistry()))
+}
+
+// DeadLettered counts, by table, the committed records of the producer's
+// dead-letter topic (<prefix>._dead_letter) sent there for reason: for
+// producer verify, which names them next to a table's differences.
+func DeadLettered(ctx context.Context, cfg *Config, log *slog.Logger, reason string) (map[string]int, error) {
+	w, err := peekWriter(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+	out := map[string]int{}
+	err = w.readCommitted(ctx, w.DeadLetterTopic(), func(r *kgo.Record) {
+		var why, table string
+		for _, h := range r.Headers {
+			switch h.Key {
+			case "strait.reason":
+				why = string(h.Value)
+			case "strait.table":
+				table = string(h.Value)
+			}
+		}
+		if why == reason && table != "" {
+			out[table]++
+		}
+	})
+	return out, err
+}
+
 // SignalRecord is a signal and where it is in the signal topic.
 type SignalRecord struct {
 	Signal
@@ -146,9 +181,7 @@ const maxListed = 1000
 // for the same reason the checkpoint is not checked to be the producer's
 // own beyond being written in a transaction: do not resume from it.
 func ReadRequests(ctx context.Context, cfg *Config, log *slog.Logger) (*Checkpoint, []SignalRecord, error) {
-	peek := *cfg
-	peek.Transactions = false
-	w, err := NewWriter(&peek, "", log, NewMetrics(prometheus.NewRegistry()))
+	w, err := peekWriter(cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
