@@ -128,3 +128,20 @@ func TestSIGTERMDuringBrokerOutageExits(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSIGTERMWhileStartingIsClean: a stop that lands while the producer is
+// still starting (preflight, reading its checkpoint: nothing published yet)
+// exits cleanly, as a stop mid-stream does (before, the step it cut short
+// returned its "context canceled" as the run's error, and
+// TestKilledTwentyTimesExactlyOnce failed when its last stop came early).
+func TestSIGTERMWhileStartingIsClean(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := env.db.Exec(ctx, "", "DROP DATABASE IF EXISTS early", "CREATE DATABASE early", "CREATE TABLE early.t (id INT PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	p := startProducer(t, producerArgs(t, ctx, uniquePrefix("early"), "early.*"))
+	if err := p.stop(); err != nil {
+		t.Fatalf("stopped while starting: %v, want a clean exit\n%s", err, p.logs.String())
+	}
+}

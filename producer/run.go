@@ -105,23 +105,32 @@ type runMetrics struct {
 // and Kafka to the end of the stream.
 func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMetrics) error {
 	log := proc.Log
+	// A stop (SIGTERM) before the stream runs has published nothing: it is
+	// a clean exit, whichever step of the start it cut short.
+	starting := func(err error) error {
+		if ctx.Err() != nil {
+			log.Info("stopped while starting: nothing was published", "during", err)
+			return nil
+		}
+		return err
+	}
 	start, err := binlog.StartFromConfig(&cfg.Source)
 	if err != nil {
-		return err
+		return starting(err)
 	}
 	// The source half of `producer check`: a server that check fails is
 	// refused here too, before anything is read.
 	if err := binlog.Preflight(ctx, &cfg.Source); err != nil {
-		return err
+		return starting(err)
 	}
 	reader, err := binlog.Open(ctx, &cfg.Source, log, m.binlog)
 	if err != nil {
-		return err
+		return starting(err)
 	}
 	defer reader.Close()
 	writer, err := kafka.NewWriter(&cfg.Kafka, version, log, m.kafka)
 	if err != nil {
-		return err
+		return starting(err)
 	}
 	defer writer.Close()
 	// The checkpoint is read after taking over the transactional id, so
@@ -131,7 +140,7 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 		err = snapshotCaptured(cp, &cfg.Source, log)
 	}
 	if err != nil {
-		return err
+		return starting(err)
 	}
 	configured := start != (binlog.Start{})
 	lost := false // the checkpoint's binlog is gone: start over with a snapshot (when_needed)
@@ -145,7 +154,7 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 			lost, err = binlogLost(ctx, reader, start, err)
 		}
 		if err != nil {
-			return err
+			return starting(err)
 		}
 		if lost {
 			// The changes between the checkpoint and now are gone; the
@@ -160,17 +169,17 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 			"rows_done", cp.RowsDone, "epoch", start.Epoch, "written", cp.Written)
 	}
 	if err := schemaHistory(ctx, reader, writer, cp, !configured && !lost, cfg.Kafka.Transactions); err != nil {
-		return err
+		return starting(err)
 	}
 	if err := planSnapshot(ctx, reader, cp, configured, lost, cfg.Source.Snapshot, log); err != nil {
-		return err
+		return starting(err)
 	}
 	if err := reader.Start(ctx, start); err != nil {
-		return err
+		return starting(err)
 	}
 	resume, err := reader.Resume(ctx)
 	if err != nil {
-		return err
+		return starting(err)
 	}
 	signals, stopSignals := context.WithCancel(ctx)
 	defer stopSignals()
