@@ -81,6 +81,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 	if err := os.MkdirAll(o.dir, 0o755); err != nil {
 		return err
 	}
+	if err := resetDemo(o.dir, out); err != nil {
+		return err
+	}
 	st, err := startStack(ctx, o, out)
 	if err != nil {
 		return err
