@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/sr"
@@ -107,11 +107,11 @@ kafka:
   brokers: [%s]
   topic_prefix: strait
   schema_registry_url: %s
-  group_id: strait-local-%d # new on each start: the local BigQuery starts empty
+  group_id: strait-local-%s # new on each start: the local BigQuery starts empty
   topic_refresh: 2s # a new table's topic is found within seconds
 %shttp_addr: %s
 log_format: text
-`, brokers, reg.url, time.Now().Unix(), bqCfg, freeAddr())
+`, brokers, reg.url, rand.Text()[:8], bqCfg, freeAddr())
 	paths := map[string]string{}
 	for name, cfg := range map[string]string{"producer": producer, "consumer": consumer} {
 		paths[name] = filepath.Join(o.dir, name+".yaml")
