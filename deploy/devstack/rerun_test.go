@@ -40,3 +40,23 @@ func TestDemoRunsAgainInTheSameDir(t *testing.T) {
 		}
 	}
 }
+
+// A binary that stops while starting is reported at once with its log,
+// not after waitReady's minute (the second make demo used to sit silent
+// for that minute before saying why).
+func TestWaitReadyReportsAnExitAtOnce(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "producer.log")
+	if err := os.WriteFile(logPath, []byte("producer: the source no longer has the binlog\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	close(exited)
+	start := time.Now()
+	err := waitReady(context.Background(), freeAddr(), logPath, exited)
+	if err == nil || !strings.Contains(err.Error(), "no longer has the binlog") {
+		t.Errorf("waitReady = %v; want the log's last lines", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("waitReady took %s for a binary that had ended", d)
+	}
+}

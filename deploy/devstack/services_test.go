@@ -189,3 +189,17 @@ func TestServicesRestartKeepsTopicsAndSchemas(t *testing.T) {
 	}
 	second.stop(t)
 }
+
+func TestServicesFlags(t *testing.T) {
+	none := func(string) string { return "" }
+	o, err := parse([]string{"-services"}, none)
+	if err != nil || o.dir != ".strait" || o.source.host != "127.0.0.1" || o.source.port != 3306 || o.source.user != "strait" {
+		t.Errorf("-services defaults: %+v, %v", o, err)
+	}
+	if o, err := parse([]string{"-services", "-dir", "x", "-source-port", "3307"}, none); err != nil || o.dir != "x" || o.source.port != 3307 {
+		t.Errorf("-services -dir x -source-port 3307: %+v, %v", o, err)
+	}
+	if _, err := parse([]string{"-services"}, func(k string) string { return map[string]string{"STRAIT_SOURCE_PORT": "3o6"}[k] }); err == nil {
+		t.Error("STRAIT_SOURCE_PORT=3o6 accepted")
+	}
+}
