@@ -5,9 +5,12 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
 // make demo twice in the same directory without make demo-down in
@@ -58,5 +61,44 @@ func TestWaitReadyReportsAnExitAtOnce(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("waitReady took %s for a binary that had ended", d)
+	}
+}
+
+// A demo killed with -9 leaves MariaDB (and the binaries) running; the
+// next run stops what <dir>/pids names and removes the server's
+// temporary data directory, as that server's Stop would have.
+func TestDemoResetStopsWhatAKilledRunLeft(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	db, err := testenv.StartMariaDB(ctx, testenv.MariaDBOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Stop()
+	dir := t.TempDir()
+	pid, err := os.ReadFile(filepath.Join(db.Dir, "mariadbd.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A pid that is no demo program (this test) is left alone.
+	pids := strings.TrimSpace(string(pid)) + "\n" + strconv.Itoa(os.Getpid()) + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "pids"), []byte(pids), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := resetDemo(dir, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "resetting "+dir+": ") || !strings.Contains(out.String(), "stopped 1 processes") {
+		t.Errorf("resetDemo said %q", out.String())
+	}
+	if _, err := db.Query(ctx, "", "SELECT 1"); err == nil {
+		t.Error("the left MariaDB still answers")
+	}
+	if _, err := os.Stat(db.Dir); !os.IsNotExist(err) {
+		t.Errorf("its data directory %s: %v; want removed", db.Dir, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pids")); !os.IsNotExist(err) {
+		t.Error("pids kept")
 	}
 }

@@ -54,10 +54,14 @@ func stopLeftovers(dir string) int {
 		return 0
 	}
 	var alive []int
+	var dataDirs []string
 	for _, f := range strings.Fields(string(b)) {
 		pid, err := strconv.Atoi(f)
 		if err != nil || !isDemoProcess(pid) {
 			continue
+		}
+		if d := mariadbTempDir(pid); d != "" {
+			dataDirs = append(dataDirs, d)
 		}
 		if syscall.Kill(pid, syscall.SIGTERM) == nil {
 			alive = append(alive, pid)
@@ -72,7 +76,28 @@ func stopLeftovers(dir string) int {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+	for _, d := range dataDirs {
+		os.RemoveAll(d) // what the server's Stop would have removed
+	}
 	return len(alive)
+}
+
+// mariadbTempDir returns the temporary directory of the demo's MariaDB
+// running as pid (testenv starts it with --datadir=<tmp>/strait-mariadb-*/data),
+// or "".
+func mariadbTempDir(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return ""
+	}
+	for _, arg := range strings.Split(string(b), "\x00") {
+		if data, ok := strings.CutPrefix(arg, "--datadir="); ok {
+			if d := filepath.Dir(data); strings.HasPrefix(filepath.Base(d), "strait-mariadb-") {
+				return d
+			}
+		}
+	}
+	return ""
 }
 
 // isDemoProcess reports whether pid runs one of the demo's programs.
