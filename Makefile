@@ -17,7 +17,8 @@ build:
 
 ## demo: the whole pipeline on this machine — MariaDB, Kafka (kfake), a registry (srfake), a local
 ## BigQuery endpoint, bin/producer and bin/consumer — with a write workload, ending with every table
-## compared (STRAIT_BIGQUERY_PROJECT set: real BigQuery instead of the local endpoint)
+## compared (STRAIT_BIGQUERY_PROJECT set: real BigQuery instead of the local endpoint); run it again at will:
+## it resets what an earlier run left in .demo/ (and stops processes an interrupted run left running)
 demo: build
 	@command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || { \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mariadb-server; \

@@ -137,7 +137,7 @@ func measureLatency(tb testing.TB, ctx context.Context, bin string, rate int, wi
 			tb.Fatal(err)
 		}
 		st.metrics[name] = "http://" + addr + "/metrics"
-		if err := waitReady(ctx, addr, filepath.Join(o.dir, name+".log")); err != nil {
+		if err := waitReady(ctx, addr, filepath.Join(o.dir, name+".log"), nil); err != nil {
 			tb.Fatalf("%s: %v", name, err)
 		}
 	}

@@ -13,6 +13,11 @@
 // project instead (dataset STRAIT_BIGQUERY_DATASET, default strait_demo,
 // credentials from Application Default Credentials), and verify reads the
 // tables back from it through the Storage Read API.
+//
+// With -services it starts only Kafka, the registry and the local BigQuery
+// endpoint, and writes producer.yaml and consumer.yaml for the user's own
+// MariaDB or MySQL server (README, "Getting started on your own
+// database"); it runs until interrupted, keeping its state under -dir.
 package main
 
 import (
@@ -24,6 +29,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -46,6 +52,8 @@ type options struct {
 	brokers  int
 	project  string // real BigQuery project; "" for the local endpoint
 	dataset  string
+	services bool   // -services: only Kafka, the registry and BigQuery
+	source   source // the user's server, for -services
 }
 
 func parse(args []string, getenv func(string) string) (*options, error) {
@@ -56,8 +64,22 @@ func parse(args []string, getenv func(string) string) (*options, error) {
 	fs.DurationVar(&o.duration, "duration", 20*time.Second, "how long the write workload runs")
 	fs.IntVar(&o.rate, "rate", 200, "source transactions per second of the workload")
 	fs.IntVar(&o.brokers, "brokers", 1, "Kafka brokers")
+	fs.BoolVar(&o.services, "services", false, "start only Kafka, the Schema Registry and the local BigQuery endpoint, write producer.yaml and consumer.yaml for your own server (-source-*) into -dir (default .strait), and run until interrupted")
+	fs.StringVar(&o.source.host, "source-host", envOr(getenv, "STRAIT_SOURCE_HOST", "127.0.0.1"), "with -services: your MariaDB/MySQL server's host (default $STRAIT_SOURCE_HOST)")
+	port, err := strconv.Atoi(envOr(getenv, "STRAIT_SOURCE_PORT", "3306"))
+	if err != nil {
+		return nil, fmt.Errorf("STRAIT_SOURCE_PORT: %w", err)
+	}
+	fs.IntVar(&o.source.port, "source-port", port, "with -services: its port (default $STRAIT_SOURCE_PORT)")
+	fs.StringVar(&o.source.user, "source-user", envOr(getenv, "STRAIT_SOURCE_USER", "strait"), "with -services: the producer's user (default $STRAIT_SOURCE_USER); the binaries read its password from STRAIT_SOURCE_PASSWORD")
+	fs.StringVar(&o.source.include, "include", "", "with -services: comma-separated database.table patterns to capture, e.g. shop.* (default every table outside the system schemas)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	dirSet := false
+	fs.Visit(func(f *flag.Flag) { dirSet = dirSet || f.Name == "dir" })
+	if o.services && !dirSet {
+		o.dir = ".strait"
 	}
 	if o.dataset == "" {
 		o.dataset = "strait_demo"
@@ -68,10 +90,21 @@ func parse(args []string, getenv func(string) string) (*options, error) {
 	return o, nil
 }
 
+// envOr is getenv(key), or def when it is empty.
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
 func run(ctx context.Context, args []string, getenv func(string) string, out io.Writer) error {
 	o, err := parse(args, getenv)
 	if err != nil {
 		return err
+	}
+	if o.services {
+		return runServices(ctx, o, out)
 	}
 	for _, b := range []string{"producer", "consumer"} {
 		if _, err := os.Stat(filepath.Join(o.bin, b)); err != nil {
@@ -79,6 +112,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, out io.
 		}
 	}
 	if err := os.MkdirAll(o.dir, 0o755); err != nil {
+		return err
+	}
+	if err := resetDemo(o.dir, out); err != nil {
 		return err
 	}
 	st, err := startStack(ctx, o, out)

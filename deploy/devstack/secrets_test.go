@@ -104,7 +104,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 			p := e.start(t, "pipeline: producer, secrets from "+tc.how, "producer", e.producerArgs(tc.prefix, paddr), e.secrets("producer", tc.how, ""))
 			c := e.start(t, "pipeline: consumer, secrets from "+tc.how, "consumer", e.consumerArgs(tc.prefix, caddr), e.secrets("consumer", tc.how, ""))
 			for _, addr := range []string{paddr, caddr} {
-				if err := waitReady(ctx, addr, os.DevNull); err != nil {
+				if err := waitReady(ctx, addr, os.DevNull, nil); err != nil {
 					t.Fatal(err)
 				}
 			}

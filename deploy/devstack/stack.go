@@ -117,14 +117,18 @@ func (st *stack) startBinaries(ctx context.Context) error {
 	if err := st.writeConfigs(); err != nil {
 		return err
 	}
-	for name, addr := range map[string]string{"producer": paddr, "consumer": caddr} {
-		if _, err := st.spawn(name, "-http_addr", addr); err != nil {
+	addrs := map[string]string{"producer": paddr, "consumer": caddr}
+	procs := map[string]*process{}
+	for name, addr := range addrs {
+		p, err := st.spawn(name, "-http_addr", addr)
+		if err != nil {
 			return err
 		}
+		procs[name] = p
 	}
 	st.metrics["producer"], st.metrics["consumer"] = "http://"+paddr+"/metrics", "http://"+caddr+"/metrics"
-	for name, addr := range map[string]string{"producer": paddr, "consumer": caddr} {
-		if err := waitReady(ctx, addr, filepath.Join(st.o.dir, name+".log")); err != nil {
+	for name, addr := range addrs {
+		if err := waitReady(ctx, addr, filepath.Join(st.o.dir, name+".log"), procs[name].exited); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 	}
@@ -219,12 +223,19 @@ func (st *stack) notePid(pid string) {
 }
 
 // waitReady waits for GET /readyz to answer 200; the log's tail explains a
-// binary that stopped instead.
-func waitReady(ctx context.Context, addr, logPath string) error {
+// binary that stopped instead. exited, when not nil, is closed when the
+// binary ends: a binary that stopped is reported at once, not after the
+// minute.
+func waitReady(ctx context.Context, addr, logPath string, exited <-chan struct{}) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
+	tail := func() string {
+		b, _ := os.ReadFile(logPath)
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		return strings.Join(lines[max(0, len(lines)-10):], "\n")
+	}
 	for {
 		if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
 			resp.Body.Close()
@@ -234,9 +245,9 @@ func waitReady(ctx context.Context, addr, logPath string) error {
 		}
 		select {
 		case <-ctx.Done():
-			b, _ := os.ReadFile(logPath)
-			lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-			return fmt.Errorf("not ready within a minute; last log lines:\n%s", strings.Join(lines[max(0, len(lines)-10):], "\n"))
+			return fmt.Errorf("not ready within a minute; last log lines:\n%s", tail())
+		case <-exited:
+			return fmt.Errorf("stopped while starting; last log lines:\n%s", tail())
 		case <-tick.C:
 		}
 	}
