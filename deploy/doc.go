@@ -1,6 +1,6 @@
 // Package deploy holds what runs strait outside this repository's tests:
 // the Dockerfile of both binaries (docker/), Kubernetes manifests (k8s/),
-// Terraform for BigQuery and the RDS parameter group (terraform/),
+// Terraform for BigQuery (terraform/gcp) and the RDS parameter groups (terraform/aws),
 // Prometheus alert rules (prometheus/), the Grafana dashboard (grafana/)
 // and the files of the root docker-compose.yml stack (compose/).
 //
