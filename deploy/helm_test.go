@@ -348,3 +348,70 @@ func TestReleaseVersionsAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestCIInstallsHelm checks .ci/run installs the helm these tests look for.
+func TestCIInstallsHelm(t *testing.T) {
+	ci, err := os.ReadFile(filepath.Join(root, ".ci", "run"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(ci, []byte("go install "+helmModule)) {
+		t.Errorf(".ci/run does not run go install %s", helmModule)
+	}
+}
+
+// TestMakeImages checks the one command that builds and pushes the images
+// (make -n prints what make images runs): the names and tags the chart and
+// deploy/k8s refer to, pushed only with PUSH=1, and never without a
+// registry.
+func TestMakeImages(t *testing.T) {
+	appVersion := getString(readYAML(t, filepath.Join(chart, "Chart.yaml"))[0], "appVersion")
+	makeImages := func(args ...string) (string, error) {
+		cmd := exec.Command("make", append([]string{"--no-print-directory", "images"}, args...)...)
+		cmd.Dir = root
+		// Nothing of an enclosing make (make test) or of the environment
+		// changes the defaults under test.
+		for _, kv := range os.Environ() {
+			switch name, _, _ := strings.Cut(kv, "="); name {
+			case "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "VERSION", "REGISTRY", "PUSH":
+			default:
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{nil, []string{
+			"--target producer --build-arg VERSION=" + appVersion + " -t strait-producer:" + appVersion + " .",
+			"--target consumer --build-arg VERSION=" + appVersion + " -t strait-consumer:" + appVersion + " .",
+		}},
+		{[]string{"REGISTRY=ghcr.io/you/", "VERSION=9.8.7", "PUSH=1"}, []string{
+			"-t ghcr.io/you/strait-producer:9.8.7 .",
+			"-t ghcr.io/you/strait-consumer:9.8.7 .",
+			"docker push ghcr.io/you/strait-producer:9.8.7\n",
+			"docker push ghcr.io/you/strait-consumer:9.8.7\n",
+		}},
+	} {
+		out, err := makeImages(append([]string{"-n"}, c.args...)...)
+		if err != nil {
+			t.Fatalf("make -n images %v: %v\n%s", c.args, err, out)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("make -n images %v runs\n%s\nwant %q in it", c.args, out, w)
+			}
+		}
+		if pushes := strings.Contains(out, "docker push"); pushes != strings.Contains(strings.Join(c.args, " "), "PUSH=1") {
+			t.Errorf("make -n images %v: docker push %v\n%s", c.args, pushes, out)
+		}
+	}
+	// Refused before anything is built: Docker Hub's library namespace is
+	// no place for them.
+	if out, err := makeImages("PUSH=1"); err == nil || !strings.Contains(out, "needs REGISTRY") {
+		t.Errorf("make images PUSH=1 without REGISTRY: %v\n%s", err, out)
+	}
+}
