@@ -72,13 +72,14 @@ func runHelm(t *testing.T, args ...string) string {
 	return stdout.String()
 }
 
-// chartValues are values of a rendering, as --set-string flags.
+// chartValues are values of a rendering, as --set flags (true is a
+// boolean, 2 a number: values.schema.json checks the types).
 type chartValues map[string]string
 
 func (v chartValues) flags() []string {
 	var out []string
 	for _, k := range sortedKeys(v) {
-		out = append(out, "--set-string", k+"="+v[k])
+		out = append(out, "--set", k+"="+v[k])
 	}
 	return out
 }
@@ -166,12 +167,25 @@ func renderChart(t *testing.T, c chartCase) *manifests {
 }
 
 // TestHelmLint runs helm lint --strict on the chart, with its defaults and
-// with every case's values.
+// with every case's values, and checks values.schema.json refuses values
+// the chart does not read, naming them.
 func TestHelmLint(t *testing.T) {
 	for _, c := range chartCases {
 		t.Run(c.name, func(t *testing.T) {
 			runHelm(t, append([]string{"lint", "--strict", chart}, c.values.flags()...)...)
 		})
+	}
+	for _, bad := range []struct{ set, want string }{
+		{"consumer.replica=3", "/consumer/replica"},
+		{"consumer.autoscaling.enabled=yes", "/consumer/autoscaling/enabled"},
+		{`producer.files.source\.password_file.key=`, "/producer/files/source.password_file"},
+		{`consumer.files.bigquery\.credentials.key=k`, "/consumer/files"},
+	} {
+		cmd := exec.Command(helmBinary(t), "template", "strait", chart, "--set", bad.set)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), bad.want) {
+			t.Errorf("helm template --set %s: %v, want an error naming %s\n%s", bad.set, err, bad.want, out)
+		}
 	}
 }
 
