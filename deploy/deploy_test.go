@@ -333,6 +333,12 @@ func readYAML(t *testing.T, path string) []map[string]any {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return decodeYAML(t, path, data)
+}
+
+// decodeYAML decodes every document of YAML text; path names it in errors.
+func decodeYAML(t *testing.T, path string, data []byte) []map[string]any {
+	t.Helper()
 	var docs []map[string]any
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for {

@@ -2,8 +2,6 @@ package deploy
 
 import (
 	"bytes"
-	"errors"
-	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -132,19 +130,7 @@ func renderChart(t *testing.T, c chartCase) *manifests {
 	args := append([]string{"template", c.release, chart, "--namespace", "strait"}, c.values.flags()...)
 	out := runHelm(t, args...)
 	m := &manifests{objects: map[string]map[string]any{}, external: map[string]bool{}, images: map[string]bool{}}
-	dec := yaml.NewDecoder(strings.NewReader(out))
-	for {
-		var doc map[string]any
-		err := dec.Decode(&doc)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("helm template output: %v\n%s", err, out)
-		}
-		if doc == nil {
-			continue
-		}
+	for _, doc := range decodeYAML(t, "helm template "+c.release, []byte(out)) {
 		kind, name := getString(doc, "kind"), getString(doc, "metadata", "name")
 		if getString(doc, "apiVersion") == "" || kind == "" || name == "" {
 			t.Fatalf("an object without apiVersion, kind or metadata.name: %v", doc)
