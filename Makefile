@@ -64,11 +64,22 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 
-## images: container images of both binaries (deploy/docker/Dockerfile; needs Docker)
-VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+## images: container images of both binaries (deploy/docker/Dockerfile; needs Docker), tagged
+## $(REGISTRY)/strait-producer:$(VERSION) and $(REGISTRY)/strait-consumer:$(VERSION); PUSH=1 pushes them:
+##   make images REGISTRY=ghcr.io/you VERSION=0.1.0 PUSH=1
+## VERSION defaults to the release deploy/helm/strait runs (its appVersion, the chart's default image tag), so
+## that helm install --set image.registry=$(REGISTRY) finds them
+REGISTRY ?=
+VERSION  ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' deploy/helm/strait/Chart.yaml)
+PUSH     ?=
+IMAGES   := $(foreach b,producer consumer,$(if $(REGISTRY),$(patsubst %/,%,$(REGISTRY))/)strait-$(b):$(VERSION))
 images:
-	docker build -f deploy/docker/Dockerfile --target producer --build-arg VERSION=$(VERSION) -t strait-producer:$(VERSION) .
-	docker build -f deploy/docker/Dockerfile --target consumer --build-arg VERSION=$(VERSION) -t strait-consumer:$(VERSION) .
+	@test -n "$(VERSION)" || { echo "images: VERSION is empty"; exit 1; }
+	@test "$(PUSH)" != 1 || test -n "$(REGISTRY)" || { echo "images: PUSH=1 needs REGISTRY (e.g. REGISTRY=ghcr.io/you)"; exit 1; }
+	docker build -f deploy/docker/Dockerfile --target producer --build-arg VERSION=$(VERSION) -t $(word 1,$(IMAGES)) .
+	docker build -f deploy/docker/Dockerfile --target consumer --build-arg VERSION=$(VERSION) -t $(word 2,$(IMAGES)) .
+	$(if $(filter 1,$(PUSH)),docker push $(word 1,$(IMAGES)))
+	$(if $(filter 1,$(PUSH)),docker push $(word 2,$(IMAGES)))
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

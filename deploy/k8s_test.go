@@ -12,19 +12,28 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// manifests is the kustomization in deploy/k8s, read: its objects by
-// "Kind/name", and the names of the Secrets its generator makes.
+// manifests are Kubernetes objects as applied: the kustomization in
+// deploy/k8s, or the Helm chart's rendering (helm_test.go).
 type manifests struct {
-	kustomization map[string]any
-	objects       map[string]map[string]any
-	secrets       map[string]bool
+	// objects by "Kind/name".
+	objects map[string]map[string]any
+	// external are the objects referred to but made elsewhere, by
+	// "Kind/name": the Secrets of the kustomization's generator, the
+	// existing Secrets and ConfigMaps the chart's values name.
+	external map[string]bool
+	// images are the image references the containers may name: the names
+	// the kustomization's images block replaces, or the chart's image.
+	images map[string]bool
 }
 
 func readManifests(t *testing.T) *manifests {
 	t.Helper()
 	dir := "k8s"
 	k := readYAML(t, filepath.Join(dir, "kustomization.yaml"))[0]
-	m := &manifests{kustomization: k, objects: map[string]map[string]any{}, secrets: map[string]bool{}}
+	m := &manifests{objects: map[string]map[string]any{}, external: map[string]bool{}, images: map[string]bool{}}
+	for _, img := range getList(k, "images") {
+		m.images[getString(img, "name")] = true
+	}
 	listed := map[string]bool{}
 	for _, r := range getList(k, "resources") {
 		file := fmt.Sprint(r)
@@ -52,7 +61,7 @@ func readManifests(t *testing.T) *manifests {
 		}
 	}
 	for _, g := range getList(k, "secretGenerator") {
-		m.secrets[getString(g, "name")] = true
+		m.external["Secret/"+getString(g, "name")] = true
 		for _, f := range getList(g, "files") {
 			file := fmt.Sprint(f)
 			if _, src, ok := strings.Cut(file, "="); ok {
@@ -101,14 +110,20 @@ func matches(selector, labels map[string]any) bool {
 // selectors and labels, ConfigMaps, Secrets, service accounts, images,
 // ports, and the HPA and PDB targets.
 func TestK8sReferences(t *testing.T) {
-	m := readManifests(t)
+	checkReferences(t, readManifests(t))
+}
+
+// defined reports whether the object kind/name is one of the manifests or
+// made elsewhere.
+func (m *manifests) defined(kind, name string) bool {
+	return m.objects[kind+"/"+name] != nil || m.external[kind+"/"+name]
+}
+
+func checkReferences(t *testing.T, m *manifests) {
+	t.Helper()
 	deployments := m.ofKind("Deployment")
 	if len(deployments) != 2 {
 		t.Fatalf("%d Deployments, want the producer's and the consumer's", len(deployments))
-	}
-	images := map[string]bool{}
-	for _, img := range getList(m.kustomization, "images") {
-		images[getString(img, "name")] = true
 	}
 	podPorts := map[string]map[string]int{} // deployment → port name → number
 	for name, d := range deployments {
@@ -124,17 +139,17 @@ func TestK8sReferences(t *testing.T) {
 		for _, v := range getList(pod, "volumes") {
 			vol, _ := v.(map[string]any)
 			volumes[getString(vol, "name")] = vol
-			if cm := getString(vol, "configMap", "name"); cm != "" && m.objects["ConfigMap/"+cm] == nil {
+			if cm := getString(vol, "configMap", "name"); cm != "" && !m.defined("ConfigMap", cm) {
 				t.Errorf("Deployment %s: ConfigMap %s not defined", name, cm)
 			}
-			if s := getString(vol, "secret", "secretName"); s != "" && !m.secrets[s] {
-				t.Errorf("Deployment %s: Secret %s not generated", name, s)
+			if s := getString(vol, "secret", "secretName"); s != "" && !m.defined("Secret", s) {
+				t.Errorf("Deployment %s: Secret %s not defined", name, s)
 			}
 		}
 		podPorts[name] = map[string]int{}
 		for _, c := range getList(pod, "containers") {
-			if img := getString(c, "image"); !images[img] {
-				t.Errorf("Deployment %s: image %s has no entry in kustomization.yaml images", name, img)
+			if img := getString(c, "image"); !m.images[img] {
+				t.Errorf("Deployment %s: image %s, want one of %v", name, img, sortedKeys(m.images))
 			}
 			for _, p := range getList(c, "ports") {
 				n, _ := get(p, "containerPort").(int)
@@ -204,8 +219,12 @@ func TestK8sReferences(t *testing.T) {
 // file and source.password_file are mounted, the port is its default
 // http_addr, and the probes ask /healthz and /readyz on it.
 func TestK8sBinaries(t *testing.T) {
+	checkBinaries(t, readManifests(t))
+}
+
+func checkBinaries(t *testing.T, m *manifests) {
+	t.Helper()
 	bins := binaries(t)
-	m := readManifests(t)
 	seen := map[string]bool{}
 	for dname, d := range m.ofKind("Deployment") {
 		pod := getMap(d, "spec", "template", "spec")
@@ -213,6 +232,9 @@ func TestK8sBinaries(t *testing.T) {
 		for _, v := range getList(pod, "volumes") {
 			vol, _ := v.(map[string]any)
 			volumes[getString(vol, "name")] = vol
+		}
+		if get(pod, "securityContext", "runAsNonRoot") != true || get(pod, "securityContext", "runAsUser") != 65532 {
+			t.Errorf("Deployment %s: pod securityContext %v, want runAsNonRoot and the image's user 65532", dname, getMap(pod, "securityContext"))
 		}
 		for _, c := range getList(pod, "containers") {
 			b := bins[getString(c, "name")]
@@ -289,8 +311,8 @@ func checkContainer(t *testing.T, m *manifests, b *binary, c any, volumes map[st
 	}
 	if pf := getString(cfg, "source", "password_file"); pf != "" {
 		vol, key := mountedFile(pf)
-		if s := getString(vol, "secret", "secretName"); s == "" || !m.secrets[s] || key != "password" {
-			t.Errorf("source.password_file %s is not the key password of a generated Secret mounted there", pf)
+		if s := getString(vol, "secret", "secretName"); s == "" || !m.defined("Secret", s) || key != "password" {
+			t.Errorf("source.password_file %s is not the key password of a Secret mounted there", pf)
 		}
 	}
 	port := b.httpPort(t)
@@ -326,13 +348,26 @@ func checkContainer(t *testing.T, m *manifests, b *binary, c any, volumes map[st
 			t.Errorf("no resources.%s", r)
 		}
 	}
+	// The images run as the distroless user 65532 and write no file.
+	for k, want := range map[string]any{"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true} {
+		if got := get(c, "securityContext", k); got != want {
+			t.Errorf("securityContext.%s = %v, want %v", k, got, want)
+		}
+	}
+	if drop := getList(c, "securityContext", "capabilities", "drop"); len(drop) != 1 || drop[0] != "ALL" {
+		t.Errorf("securityContext.capabilities.drop = %v, want [ALL]", drop)
+	}
 }
 
 // TestK8sAutoscalingMetric checks that the consumer's HPA scales on a
 // metric the consumer exports, served by the prometheus-adapter rule.
 func TestK8sAutoscalingMetric(t *testing.T) {
+	checkAutoscalingMetric(t, readManifests(t))
+}
+
+func checkAutoscalingMetric(t *testing.T, m *manifests) {
+	t.Helper()
 	allowed := exportedMetrics(t)
-	m := readManifests(t)
 	rules := getList(readYAML(t, filepath.Join("k8s", "prometheus-adapter", "values.yaml"))[0], "rules", "external")
 	served := map[string]bool{}
 	for i, r := range rules {

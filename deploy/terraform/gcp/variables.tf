@@ -22,38 +22,9 @@ variable "consumer_account_id" {
 }
 
 variable "workload_identity" {
-  description = "GKE Workload Identity member allowed to act as the consumer's service account, e.g. \"serviceAccount:my-project.svc.id.goog[strait/strait-consumer]\" (deploy/k8s); empty for none."
+  description = "GKE Workload Identity member allowed to act as the consumer's service account, e.g. \"serviceAccount:my-project.svc.id.goog[strait/strait-consumer]\" (deploy/k8s, or the Helm chart's consumer service account); empty for none."
   type        = string
   default     = ""
-}
-
-variable "aws_region" {
-  description = "AWS region of the RDS source."
-  type        = string
-  default     = "us-east-1"
-}
-
-variable "parameter_group_name" {
-  description = "Name of the RDS parameter group for the source (the read replica strait reads)."
-  type        = string
-  default     = "strait-source"
-}
-
-variable "parameter_group_family" {
-  description = "RDS parameter group family of the source engine: MySQL 8 (mysql8.0 or mysql8.4)."
-  type        = string
-  default     = "mysql8.0"
-
-  validation {
-    condition     = contains(["mysql8.0", "mysql8.4"], var.parameter_group_family)
-    error_message = "parameter_group_family must be mysql8.0 or mysql8.4: the parameters below are MySQL's."
-  }
-}
-
-variable "binlog_retention_hours" {
-  description = "Hours RDS keeps binlogs (set with mysql.rds_set_configuration, not a parameter group): how long the producer may be stopped and still resume."
-  type        = number
-  default     = 168
 }
 
 variable "background_slots" {

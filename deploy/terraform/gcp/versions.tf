@@ -1,3 +1,6 @@
+# The Google Cloud half: the BigQuery dataset, the consumer's service
+# account and the optional BACKGROUND reservation. Needs Google credentials
+# only; deploy/terraform/aws is applied on its own.
 terraform {
   required_version = ">= 1.5.0"
 
@@ -6,17 +9,9 @@ terraform {
       source  = "hashicorp/google"
       version = "~> 6.0"
     }
-    aws = {
-      source  = "hashicorp/aws"
-      version = "~> 5.0"
-    }
   }
 }
 
 provider "google" {
   project = var.gcp_project
-}
-
-provider "aws" {
-  region = var.aws_region
 }
