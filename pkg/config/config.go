@@ -19,13 +19,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
 	"strconv"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 )
 
 // field is one configuration key bound to a struct field.
@@ -72,7 +69,8 @@ func fields(v reflect.Value, prefix string) []field {
 	return out
 }
 
-// set parses s into the field.
+// set parses s into the field; an error names the key, the value and the
+// form wanted.
 func (f field) set(s string) error {
 	switch p := f.v.Addr().Interface().(type) {
 	case *string:
@@ -80,34 +78,29 @@ func (f field) set(s string) error {
 	case *bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {
-			return fmt.Errorf("%s: %q is not a boolean", f.key, s)
+			return fmt.Errorf("%s: `%s` is not a boolean (want true or false)", f.key, s)
 		}
 		*p = b
 	case *time.Duration:
 		d, err := time.ParseDuration(s)
 		if err != nil {
-			return fmt.Errorf("%s: %q is not a duration (e.g. 30s, 5m)", f.key, s)
+			return fmt.Errorf("%s: `%s` is not a duration (%s)", f.key, s, f.want())
 		}
 		*p = d
 	case *[]string:
-		*p = nil
-		for _, part := range strings.Split(s, ",") {
-			if part = strings.TrimSpace(part); part != "" {
-				*p = append(*p, part)
-			}
-		}
+		f.setList(strings.Split(s, ","))
 	default:
 		switch f.v.Kind() {
 		case reflect.Int, reflect.Int32, reflect.Int64:
 			n, err := strconv.ParseInt(s, 10, 64)
 			if err != nil || f.v.OverflowInt(n) {
-				return fmt.Errorf("%s: %q is not an integer", f.key, s)
+				return fmt.Errorf("%s: `%s` is not a number (%s)", f.key, s, f.want())
 			}
 			f.v.SetInt(n)
 		case reflect.Uint, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 			n, err := strconv.ParseUint(s, 10, 64)
 			if err != nil || f.v.OverflowUint(n) {
-				return fmt.Errorf("%s: %q is not a non-negative integer", f.key, s)
+				return fmt.Errorf("%s: `%s` is not a non-negative number (%s)", f.key, s, f.want())
 			}
 			f.v.SetUint(n)
 		default:
@@ -115,6 +108,54 @@ func (f field) set(s string) error {
 		}
 	}
 	return nil
+}
+
+// listExample is how a list value is written, in errors.
+const listExample = "[shop.*, crm.users] or a comma-separated string"
+
+// isList reports whether the field holds a list.
+func (f field) isList() bool { return f.v.Type() == reflect.TypeOf([]string(nil)) }
+
+// setList sets a list field to items, trimmed, without empty ones.
+func (f field) setList(items []string) {
+	var out []string
+	for _, it := range items {
+		if it = strings.TrimSpace(it); it != "" {
+			out = append(out, it)
+		}
+	}
+	f.v.Set(reflect.ValueOf(out))
+}
+
+// wrongForm is the error of a value of the wrong shape (a mapping or a
+// list where a single value belongs).
+func (f field) wrongForm(given string) error {
+	if f.isList() {
+		return fmt.Errorf("%s: %s is not a list (want a list like %s)", f.key, given, listExample)
+	}
+	return fmt.Errorf("%s: %s is not a single value (%s)", f.key, given, f.want())
+}
+
+// want describes the form of the field's values, with its current value
+// (the default, or what an earlier source set) as the example.
+func (f field) want() string {
+	switch {
+	case f.v.Type() == reflect.TypeOf(time.Duration(0)):
+		return "want a duration like 30s, 5m or 1h30m"
+	case f.v.Kind() == reflect.Bool:
+		return "want true or false"
+	case f.isList():
+		return "want a list like " + listExample
+	case f.v.CanInt() && f.v.Int() != 0:
+		return fmt.Sprintf("want an integer, e.g. %d", f.v.Int())
+	case f.v.CanInt():
+		return "want an integer, e.g. 10"
+	case f.v.CanUint() && f.v.Uint() != 0:
+		return fmt.Sprintf("want a non-negative integer, e.g. %d", f.v.Uint())
+	case f.v.CanUint():
+		return "want a non-negative integer, e.g. 10"
+	}
+	return "want text"
 }
 
 func (f field) String() string {
@@ -225,17 +266,8 @@ func Parse(fs *flag.FlagSet, args []string) error {
 // malformed values are errors naming the key.
 func Load(cfg any, path string, getenv func(string) string) error {
 	if path != "" {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("config file: %w", err)
-		}
-		if err := secretsInFile(cfg, data); err != nil {
-			return fmt.Errorf("config file %s: %w", path, err)
-		}
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
-		if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file
-			return fmt.Errorf("config file %s: %w", path, err)
+		if err := decodeFile(fields(reflect.ValueOf(cfg).Elem(), ""), path); err != nil {
+			return err
 		}
 	}
 	var errs []error
@@ -244,24 +276,6 @@ func Load(cfg any, path string, getenv func(string) string) error {
 			if err := f.set(s); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", f.env, err))
 			}
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// secretsInFile refuses a YAML file that sets a secret key, naming the key
-// and where the secret belongs instead, never the value: yaml's own error
-// ("field password not found") would not say why.
-func secretsInFile(cfg any, data []byte) error {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Content) == 0 {
-		return nil // the decoder reports a malformed file
-	}
-	all := fields(reflect.ValueOf(cfg).Elem(), "")
-	var errs []error
-	for _, f := range all {
-		if f.secret && lookup(doc.Content[0], strings.Split(f.key, ".")) != nil {
-			errs = append(errs, fmt.Errorf("%s: secrets are not read from the configuration file (keep them out of it); set %s", f.key, secretHome(f, all)))
 		}
 	}
 	return errors.Join(errs...)
@@ -294,26 +308,6 @@ func secretFlags(cfg any, args []string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// lookup returns the value at path in the YAML mapping n, or nil.
-func lookup(n *yaml.Node, path []string) *yaml.Node {
-	for _, name := range path {
-		if n.Kind != yaml.MappingNode {
-			return nil
-		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == name {
-				next = n.Content[i+1]
-			}
-		}
-		if next == nil {
-			return nil
-		}
-		n = next
-	}
-	return n
 }
 
 // Dump renders the effective configuration, one key per line, with secrets
