@@ -14,7 +14,6 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -191,7 +190,12 @@ func (fv flagValue) IsBoolFlag() bool { return fv.f.v.Kind() == reflect.Bool }
 // Flags registers one flag per non-secret key of cfg (a pointer to a struct
 // already holding its defaults) on fs.
 func Flags(fs *flag.FlagSet, cfg any) {
-	for _, f := range fields(reflect.ValueOf(cfg).Elem(), "") {
+	registerFlags(fs, fields(reflect.ValueOf(cfg).Elem(), ""))
+}
+
+// registerFlags registers one flag per non-secret field of fs.
+func registerFlags(fs *flag.FlagSet, fs2 []field) {
+	for _, f := range fs2 {
 		if f.secret {
 			continue
 		}
@@ -212,16 +216,40 @@ var ErrPrinted = errors.New("configuration printed")
 // STRAIT_CONFIG), then the STRAIT_* environment, then the flags in args.
 // summary and note make the -h text. -print-config prints the result with
 // secrets redacted and returns ErrPrinted.
+//
+// When cfg is Scoped, -h and -print-config show only the keys the
+// subcommand reads. The file, the environment and the flags may still set
+// any key of cfg, so that one file, environment or command line serves
+// every subcommand.
 func FromArgs(cfg any, program, name, summary, note string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet(program+" "+name, flag.ContinueOnError)
+	return fromArgs(cfg, command{program, name, summary, note, nil}, args, getenv, stdout, stderr)
+}
+
+// command is the subcommand FromArgs loads the configuration for.
+type command struct {
+	program, name, summary, note string
+	own                          *flag.FlagSet // its own flags (not configuration keys), or nil
+}
+
+func fromArgs(cfg any, cmd command, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	all := fields(reflect.ValueOf(cfg).Elem(), "")
+	reads, err := scope(cfg, cmd.name, all)
+	if err != nil {
+		return err
+	}
+	defaults := make([]string, len(reads)) // captured before the file and the environment change them
+	for i, f := range reads {
+		defaults[i] = f.String()
+		if d, ok := f.v.Interface().(time.Duration); ok {
+			defaults[i] = shortDuration(d)
+		}
+	}
+	fs := flag.NewFlagSet(cmd.program+" "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", getenv("STRAIT_CONFIG"), "YAML configuration file (env STRAIT_CONFIG)")
 	printConfig := fs.Bool("print-config", false, "print the effective configuration (secrets redacted) and exit")
-	Flags(fs, cfg)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s %s [flags]\n\n%s\n\nEvery flag is also a YAML key and a STRAIT_* variable. %s\n\nFlags:\n", program, name, summary, note)
-		fs.PrintDefaults()
-	}
+	registerFlags(fs, all) // like the file and the environment, flags may set any key: one set serves every subcommand
+	fs.Usage = func() { writeUsage(stderr, cmd, reads, defaults) }
 	// The file and the environment are read before the flags are parsed,
 	// so flags win; -config itself is looked up first.
 	for i, a := range args {
@@ -241,7 +269,7 @@ func FromArgs(cfg any, program, name, summary, note string, args []string, geten
 		return err
 	}
 	if *printConfig {
-		fmt.Fprint(stdout, Dump(cfg))
+		fmt.Fprint(stdout, dump(reads))
 		return ErrPrinted
 	}
 	return nil
@@ -312,9 +340,11 @@ func secretFlags(cfg any, args []string) error {
 
 // Dump renders the effective configuration, one key per line, with secrets
 // redacted; for logs and `--print-config`.
-func Dump(cfg any) string {
+func Dump(cfg any) string { return dump(fields(reflect.ValueOf(cfg).Elem(), "")) }
+
+func dump(fs []field) string {
 	var b strings.Builder
-	for _, f := range fields(reflect.ValueOf(cfg).Elem(), "") {
+	for _, f := range fs {
 		fmt.Fprintf(&b, "%s: %s\n", f.key, f.String())
 	}
 	return b.String()
@@ -326,12 +356,8 @@ func Dump(cfg any) string {
 // after the configuration.
 func FromArgsWithFlags(cfg any, program, name, summary, note string, own *flag.FlagSet, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	ownArgs, rest := splitArgs(own, args)
-	var help bytes.Buffer
-	own.SetOutput(&help)
-	own.PrintDefaults()
 	own.SetOutput(stderr)
-	summary += "\n\nCommand flags (not configuration keys):\n" + strings.TrimRight(help.String(), "\n")
-	if err := FromArgs(cfg, program, name, summary, note, rest, getenv, stdout, stderr); err != nil {
+	if err := fromArgs(cfg, command{program, name, summary, note, own}, rest, getenv, stdout, stderr); err != nil {
 		return err
 	}
 	return Parse(own, ownArgs)
