@@ -54,8 +54,8 @@ const (
 )
 
 // Keys names the configuration each subcommand reads (config.Scoped): its
-// -h and -print-config list these keys; the file, the environment and the
-// flags may set the others too, for the other subcommands. run reads
+// -h lists these keys; the file, the environment and the flags may set the
+// others too, for the other subcommands. run reads
 // every key.
 func (c *Config) Keys(command string) []string {
 	switch command {

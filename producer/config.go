@@ -39,8 +39,8 @@ type Config struct {
 }
 
 // Keys names the configuration each subcommand reads (config.Scoped): its
-// -h and -print-config list these keys; the file, the environment and the
-// flags may set the others too, for the other subcommands.
+// -h lists these keys; the file, the environment and the flags may set the
+// others too, for the other subcommands.
 func (c *Config) Keys(command string) []string {
 	// How the database and the brokers are reached.
 	database := []string{"source.host", "source.port", "source.user", "source.password", "source.password_file", "source.ssh", "source.tls"}

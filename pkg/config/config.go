@@ -217,10 +217,10 @@ var ErrPrinted = errors.New("configuration printed")
 // summary and note make the -h text. -print-config prints the result with
 // secrets redacted and returns ErrPrinted.
 //
-// When cfg is Scoped, -h and -print-config show only the keys the
-// subcommand reads. The file, the environment and the flags may still set
-// any key of cfg, so that one file, environment or command line serves
-// every subcommand.
+// When cfg is Scoped, -h shows only the keys the subcommand reads. The
+// file, the environment and the flags may still set any key of cfg, so
+// that one file, environment or command line serves every subcommand;
+// -print-config shows every key.
 func FromArgs(cfg any, program, name, summary, note string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	return fromArgs(cfg, command{program, name, summary, note, nil}, args, getenv, stdout, stderr)
 }
@@ -269,7 +269,7 @@ func fromArgs(cfg any, cmd command, args []string, getenv func(string) string, s
 		return err
 	}
 	if *printConfig {
-		fmt.Fprint(stdout, dump(reads))
+		fmt.Fprint(stdout, dump(all))
 		return ErrPrinted
 	}
 	return nil

@@ -13,7 +13,7 @@ import (
 // read different parts of it. Keys names what the subcommand reads:
 // whole sections by their name ("source", "kafka.tls") and single keys by
 // their dotted name ("kafka.brokers", "http_addr"); nil means every key.
-// FromArgs then lists only these keys in -h and -print-config.
+// FromArgs then lists only these keys in -h.
 type Scoped interface {
 	Keys(command string) []string
 }

@@ -56,11 +56,12 @@ func TestHelpListsTheCommandsKeysWithDefaults(t *testing.T) {
 		}
 	}
 
-	// -print-config shows the command's keys; any key may still be set.
+	// A command takes any key as a flag (one command line serves every
+	// subcommand), and -print-config shows every key.
 	stdout.Reset()
 	err = FromArgs(c, "p", "serve", "", "", []string{"-config", path, "-source.port", "3308", "-print-config"}, env(nil), &stdout, &stderr)
-	if !errors.Is(err, ErrPrinted) || stdout.String() != "addr: x:1\n" || c.Source.Port != 3308 {
-		t.Errorf("serve -print-config: %v, %q, port %d", err, stdout.String(), c.Source.Port)
+	if !errors.Is(err, ErrPrinted) || !strings.Contains(stdout.String(), "addr: x:1\n") || !strings.Contains(stdout.String(), "source.port: 3308\n") {
+		t.Errorf("serve -print-config: %v, %q", err, stdout.String())
 	}
 
 	// A command declaring a key the configuration lacks is an error, not
