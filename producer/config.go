@@ -56,7 +56,7 @@ func (c *Config) Keys(command string) []string {
 	case "verify":
 		return slices.Concat(database, []string{"source.include", "source.exclude", "source.snapshot_query_timeout"}, brokers,
 			[]string{"bigquery.project", "bigquery.dataset", "bigquery.table_template", "bigquery.credentials_file",
-				"bigquery.mode", "bigquery.view_suffix", "bigquery.endpoint", "bigquery.write_endpoint", "bigquery.insecure"})
+				"bigquery.endpoint", "bigquery.write_endpoint", "bigquery.insecure"})
 	}
 	return nil
 }
