@@ -11,6 +11,13 @@
 // the environment (or a file the binary reads): never from a flag (none is
 // registered) nor the YAML file (refused, naming the key, never the value),
 // never printed (Dump redacts them).
+//
+// Problems are reported in the configuration's terms, never the struct's:
+// the YAML file is walked node by node (file.go), so an unknown key names
+// its dotted path, line and nearest valid key, and a malformed value its
+// key, the value and the form wanted, all problems at once. A subcommand's
+// -h lists only the keys it reads, when the configuration says which
+// (Scoped, help.go).
 package config
 
 import (
@@ -193,9 +200,9 @@ func Flags(fs *flag.FlagSet, cfg any) {
 	registerFlags(fs, fields(reflect.ValueOf(cfg).Elem(), ""))
 }
 
-// registerFlags registers one flag per non-secret field of fs.
-func registerFlags(fs *flag.FlagSet, fs2 []field) {
-	for _, f := range fs2 {
+// registerFlags registers on fs one flag per non-secret field of keys.
+func registerFlags(fs *flag.FlagSet, keys []field) {
+	for _, f := range keys {
 		if f.secret {
 			continue
 		}
