@@ -15,6 +15,7 @@ func TestUnknownKeyNamesPathLineAndNearestKey(t *testing.T) {
 		{"typo of a section", "sorce:\n  host: db\n", "unknown key sorce in %s line 1; did you mean source?"},
 		{"key in the wrong section", "source:\n  addr: x\n", "unknown key source.addr in %s line 2; did you mean addr?"},
 		{"nothing near", "source:\n  zzzzzzzz: 1\n", "unknown key source.zzzzzzzz in %s line 2"},
+		{"key twice", "source:\n  host: a\n  port: 1\n  host: b\n", "%s line 4: source.host is set twice (first on line 2)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := writeFile(t, tc.file)
@@ -61,16 +62,16 @@ func TestWrongTypeNamesKeyValueAndForm(t *testing.T) {
 }
 
 // Every problem of a file is reported at once, and what the file sets
-// correctly is still applied (lists as YAML sequences, nulls keep the
-// default).
+// correctly is still applied (lists as YAML sequences, aliases, nulls keep
+// the default).
 func TestFileValuesAndAllProblems(t *testing.T) {
 	c := defaults()
-	path := writeFile(t, "source:\n  host: h\n  port:\n  include:\n    - a.*\n    - b.c\n  hots: x\n  timeout: soon\n")
+	path := writeFile(t, "addr: &a h:1\nsource:\n  host: *a\n  port:\n  include:\n    - a.*\n    - b.c\n  hots: x\n  timeout: soon\n")
 	err := Load(c, path, env(nil))
 	if err == nil || !strings.Contains(err.Error(), "source.hots") || !strings.Contains(err.Error(), "source.timeout") {
 		t.Errorf("Load: %v, want both problems", err)
 	}
-	if c.Source.Host != "h" || c.Source.Port != 3306 || strings.Join(c.Source.Include, ",") != "a.*,b.c" {
+	if c.Source.Host != "h:1" || c.Source.Port != 3306 || strings.Join(c.Source.Include, ",") != "a.*,b.c" {
 		t.Errorf("config = %+v", c.Source)
 	}
 }

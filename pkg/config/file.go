@@ -56,20 +56,15 @@ type fileDecoder struct {
 
 // mapping applies the keys of the YAML mapping n found under prefix.
 func (d *fileDecoder) mapping(n *yaml.Node, prefix string) {
+	seen := map[string]int{} // line of each key
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], resolve(n.Content[i+1])
-		if k.Tag == "!!merge" { // <<: *anchor merges the anchored keys here
-			for _, m := range append([]*yaml.Node{v}, v.Content...) {
-				if m = resolve(m); m.Kind == yaml.MappingNode {
-					d.mapping(m, prefix)
-				}
-			}
+		if line, dup := seen[k.Value]; dup {
+			d.errs = append(d.errs, fmt.Errorf("%s line %d: %s is set twice (first on line %d)", d.path, k.Line, join(prefix, k.Value), line))
 			continue
 		}
-		key := k.Value
-		if prefix != "" {
-			key = prefix + "." + k.Value
-		}
+		seen[k.Value] = k.Line
+		key := join(prefix, k.Value)
 		f, isKey := d.keys[key]
 		switch {
 		case isKey && f.secret:
@@ -141,6 +136,14 @@ func (d *fileDecoder) firstKey(s string) string {
 		}
 	}
 	return ""
+}
+
+// join is the dotted key name under prefix.
+func join(prefix, name string) string {
+	if prefix == "" {
+		return name
+	}
+	return prefix + "." + name
 }
 
 // resolve follows an alias (*anchor) to the node it names.
