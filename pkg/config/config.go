@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -252,11 +253,15 @@ func fromArgs(cfg any, cmd command, args []string, getenv func(string) string, s
 		}
 	}
 	fs := flag.NewFlagSet(cmd.program+" "+cmd.name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // errors are returned, once, and the help is printed only when asked for
 	path := fs.String("config", getenv("STRAIT_CONFIG"), "YAML configuration file (env STRAIT_CONFIG)")
 	printConfig := fs.Bool("print-config", false, "print the effective configuration (secrets redacted) and exit")
 	registerFlags(fs, all) // like the file and the environment, flags may set any key: one set serves every subcommand
-	fs.Usage = func() { writeUsage(stderr, cmd, reads, defaults) }
+	fs.Usage = func() {
+		if slices.ContainsFunc(args, isHelp) {
+			writeUsage(stderr, cmd, reads, defaults)
+		}
+	}
 	// The file and the environment are read before the flags are parsed,
 	// so flags win; -config itself is looked up first.
 	for i, a := range args {
@@ -273,13 +278,41 @@ func fromArgs(cfg any, cmd command, args []string, getenv func(string) string, s
 		return err
 	}
 	if err := Parse(fs, args); err != nil {
-		return err
+		return withFlagSuggestion(err, fs, cmd.own)
 	}
 	if *printConfig {
 		fmt.Fprint(stdout, dump(all))
 		return ErrPrinted
 	}
 	return nil
+}
+
+// isHelp reports whether the argument asks for the -h text.
+func isHelp(a string) bool {
+	switch a {
+	case "-h", "-help", "--h", "--help":
+		return true
+	}
+	return false
+}
+
+// withFlagSuggestion adds to the error of a flag that does not exist the
+// flag nearest to it, among fs's and own's (nil: none).
+func withFlagSuggestion(err error, fs, own *flag.FlagSet) error {
+	name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -")
+	if !ok {
+		return err
+	}
+	var names []string
+	for _, set := range []*flag.FlagSet{fs, own} {
+		if set != nil {
+			set.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+		}
+	}
+	if s := nearest(name, names); s != "" {
+		return fmt.Errorf("%w; did you mean -%s?", err, s)
+	}
+	return err
 }
 
 // Parse parses the command line into fs. An argument left over is an
@@ -363,7 +396,7 @@ func dump(fs []field) string {
 // after the configuration.
 func FromArgsWithFlags(cfg any, program, name, summary, note string, own *flag.FlagSet, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	ownArgs, rest := splitArgs(own, args)
-	own.SetOutput(stderr)
+	own.SetOutput(io.Discard) // its errors are returned
 	if err := fromArgs(cfg, command{program, name, summary, note, own}, rest, getenv, stdout, stderr); err != nil {
 		return err
 	}

@@ -71,3 +71,23 @@ func TestHelpListsTheCommandsKeysWithDefaults(t *testing.T) {
 		t.Errorf("stale declaration: %v", err)
 	}
 }
+
+// A flag that does not exist is one error line naming the nearest flag,
+// without the whole help text after it.
+func TestUnknownFlagNamesTheNearest(t *testing.T) {
+	own := flag.NewFlagSet("own", flag.ContinueOnError)
+	own.Bool("dry-run", false, "")
+	for _, tc := range []struct{ arg, want string }{
+		{"-source.hots=x", "flag provided but not defined: -source.hots; did you mean -source.host?"},
+		{"-dryrun", "flag provided but not defined: -dryrun; did you mean -dry-run?"},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := FromArgsWithFlags(defaults(), "p", "run", "", "", own, []string{tc.arg}, env(nil), &stdout, &stderr)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%s: %v, want %q", tc.arg, err, tc.want)
+		}
+		if stderr.Len() > 0 {
+			t.Errorf("%s: printed %q besides the error", tc.arg, stderr.String())
+		}
+	}
+}
