@@ -10,10 +10,13 @@ SNAPSHOT_ROWS ?= 1000000
 
 .PHONY: build test fuzz bench lint fmt tidy clean images demo demo-down
 
-## build: compile bin/producer and bin/consumer (the default target)
+## build: compile bin/producer and bin/consumer (the default target), stamped with the commit (`producer version`
+## prints the release of pkg/release and it: "strait producer 0.1.0 (commit 1e72def, 2026-12-06, modified)")
+STAMP   := $(shell git describe --tags --always --dirty 2>/dev/null)
+LDFLAGS := $(if $(STAMP),-X main.version=$(STAMP))
 build:
-	$(GO) build -o $(BIN)/producer ./producer
-	$(GO) build -o $(BIN)/consumer ./consumer
+	$(GO) build -buildvcs=auto -ldflags "$(LDFLAGS)" -o $(BIN)/producer ./producer
+	$(GO) build -buildvcs=auto -ldflags "$(LDFLAGS)" -o $(BIN)/consumer ./consumer
 
 ## demo: the whole pipeline on this machine — MariaDB, Kafka (kfake), a registry (srfake), a local
 ## BigQuery endpoint, bin/producer and bin/consumer — with a write workload, ending with every table

@@ -53,6 +53,21 @@ const (
 	onBadStop       = "stop"
 )
 
+// Keys names the configuration each subcommand reads (config.Scoped): its
+// -h lists these keys; the file, the environment and the flags may set the
+// others too, for the other subcommands. run reads
+// every key.
+func (c *Config) Keys(command string) []string {
+	switch command {
+	case "reset":
+		return []string{"kafka.brokers", "kafka.group_id", "kafka.topic_prefix", "kafka.tls", "kafka.sasl"}
+	case "tail":
+		return []string{"kafka.brokers", "kafka.topic_prefix", "kafka.schema_registry_url", "kafka.topic_refresh", "kafka.max_poll_records",
+			"kafka.fetch_max_bytes", "kafka.max_record_bytes", "kafka.tls", "kafka.sasl", "kafka.schema_registry_tls", "kafka.schema_registry_auth"}
+	}
+	return nil
+}
+
 func defaults() *Config {
 	c := &Config{OnBadRecord: onBadDeadLetter, ParallelTables: 8, MaxPollsInFlight: 2, ShutdownTimeout: 30 * time.Second,
 		StoppedRetryBackoff: time.Minute, StoppedRetryMaxBackoff: 30 * time.Minute, HTTPAddr: ":9465", LogLevel: "info", LogFormat: "json"}

@@ -19,9 +19,6 @@ import (
 	"github.com/strait-cdc/strait/pkg/service"
 )
 
-// version is stamped at build time (-ldflags "-X main.version=...").
-var version = "dev"
-
 const usage = `Usage: consumer <command> [flags]
 
 Reads the change topics the producer writes (<prefix>.<database>.<table>) as
@@ -38,7 +35,7 @@ Run 'consumer <command> -h' for the command's flags.
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return service.Dispatch(ctx, "consumer", version, usage, map[string]service.Command{"run": runConsume, "reset": runReset, "tail": runTail}, args, getenv, stdout, stderr)
+	return service.Dispatch(ctx, "consumer", versionLine(), usage, map[string]service.Command{"run": runConsume, "reset": runReset, "tail": runTail}, args, getenv, stdout, stderr)
 }
 
 // runConsume is `consumer run`. Shutdown, in reverse order of start-up:

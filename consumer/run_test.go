@@ -357,7 +357,7 @@ func TestCommands(t *testing.T) {
 	}
 	out.Reset()
 	if err := run(context.Background(), []string{"run", "-h"}, func(string) string { return "" }, &out, &errOut); err != nil ||
-		!strings.Contains(errOut.String(), "-bigquery.dataset") || !strings.Contains(errOut.String(), "STRAIT_BIGQUERY_DATASET") {
+		!strings.Contains(errOut.String(), "-bigquery.dataset") || !strings.Contains(errOut.String(), "STRAIT_KAFKA_BROKERS") {
 		t.Errorf("run -h: %v, %q", err, errOut.String())
 	}
 	err := run(context.Background(), []string{"run"}, func(string) string { return "" }, &out, &errOut)

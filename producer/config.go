@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,6 +36,29 @@ type Config struct {
 	// StatusKeys shows the key values of the snapshot's last row in GET
 	// /status; off by default: /status answers anyone who reaches the port.
 	StatusKeys bool `yaml:"status_keys" help:"show the snapshot's last key values in GET /status (off: anyone reaching the port reads /status)"`
+}
+
+// Keys names the configuration each subcommand reads (config.Scoped): its
+// -h lists these keys; the file, the environment and the flags may set the
+// others too, for the other subcommands.
+func (c *Config) Keys(command string) []string {
+	// How the database and the brokers are reached.
+	database := []string{"source.host", "source.port", "source.user", "source.password", "source.password_file", "source.ssh", "source.tls"}
+	brokers := []string{"kafka.brokers", "kafka.topic_prefix", "kafka.tls", "kafka.sasl"}
+	switch command {
+	case "run":
+		return []string{"source", "kafka", "http_addr", "log_level", "log_format", "shutdown_timeout", "status_keys"}
+	case "check":
+		return slices.Concat(database, []string{"source.flavor", "source.server_id", "source.include", "source.exclude"}, brokers,
+			[]string{"kafka.schema_registry_url", "kafka.schema_registry_tls", "kafka.schema_registry_auth"})
+	case "snapshot":
+		return slices.Concat([]string{"source.include", "source.exclude"}, brokers, []string{"kafka.schema_registry_url"})
+	case "verify":
+		return slices.Concat(database, []string{"source.include", "source.exclude", "source.snapshot_query_timeout"}, brokers,
+			[]string{"bigquery.project", "bigquery.dataset", "bigquery.table_template", "bigquery.credentials_file",
+				"bigquery.endpoint", "bigquery.write_endpoint", "bigquery.insecure"})
+	}
+	return nil
 }
 
 func defaults() *Config {

@@ -12,8 +12,16 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/strait-cdc/strait/pkg/release"
 	"github.com/strait-cdc/strait/pkg/service"
 )
+
+// version is the release this binary is built from, or what the build
+// stamped in its place: make build passes -ldflags "-X
+// main.version=$(git describe --tags --always --dirty)". `producer version`
+// prints it with the commit (release.Describe); records and checkpoints
+// carry it as it is.
+var version = release.Version
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -24,3 +32,6 @@ func main() {
 		os.Exit(service.ExitCode(err))
 	}
 }
+
+// versionLine is what the version command prints after the program name.
+func versionLine() string { return release.Describe(version) }

@@ -23,9 +23,6 @@ import (
 	"github.com/strait-cdc/strait/pkg/service"
 )
 
-// version is stamped at build time (-ldflags "-X main.version=...").
-var version = "dev"
-
 const usage = `Usage: producer <command> [flags]
 
 Reads the binlog of a MySQL/MariaDB server as a replica and publishes every
@@ -42,7 +39,7 @@ Run 'producer <command> -h' for the command's flags.
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return service.Dispatch(ctx, "producer", version, usage, map[string]service.Command{"run": runStream, "check": runCheck, "snapshot": runSnapshot, "verify": runVerify}, args, getenv, stdout, stderr)
+	return service.Dispatch(ctx, "producer", versionLine(), usage, map[string]service.Command{"run": runStream, "check": runCheck, "snapshot": runSnapshot, "verify": runVerify}, args, getenv, stdout, stderr)
 }
 
 // runStream is `producer run`: read a transaction → encode → produce, until

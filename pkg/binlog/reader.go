@@ -357,7 +357,7 @@ func (r *Reader) syncerConfig(dumpFlags uint16, decodeRows func(*replication.Row
 		ParseTime:       true,
 		HeartbeatPeriod: r.cfg.HeartbeatPeriod,
 		ReadTimeout:     r.cfg.ReadTimeout,
-		Logger:          r.log,
+		Logger:          slog.New(syncerLog{r.log.Handler()}),
 		// A dropped connection resumes from the syncer's own position; the
 		// producer's checkpoint covers restarts of the process.
 		MaxReconnectAttempts: 10,

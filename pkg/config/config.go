@@ -11,21 +11,25 @@
 // the environment (or a file the binary reads): never from a flag (none is
 // registered) nor the YAML file (refused, naming the key, never the value),
 // never printed (Dump redacts them).
+//
+// Problems are reported in the configuration's terms, never the struct's:
+// the YAML file is walked node by node (file.go), so an unknown key names
+// its dotted path, line and nearest valid key, and a malformed value its
+// key, the value and the form wanted, all problems at once. A subcommand's
+// -h lists only the keys it reads, when the configuration says which
+// (Scoped, help.go).
 package config
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 )
 
 // field is one configuration key bound to a struct field.
@@ -72,7 +76,8 @@ func fields(v reflect.Value, prefix string) []field {
 	return out
 }
 
-// set parses s into the field.
+// set parses s into the field; an error names the key, the value and the
+// form wanted.
 func (f field) set(s string) error {
 	switch p := f.v.Addr().Interface().(type) {
 	case *string:
@@ -80,34 +85,29 @@ func (f field) set(s string) error {
 	case *bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {
-			return fmt.Errorf("%s: %q is not a boolean", f.key, s)
+			return fmt.Errorf("%s: `%s` is not a boolean (want true or false)", f.key, s)
 		}
 		*p = b
 	case *time.Duration:
 		d, err := time.ParseDuration(s)
 		if err != nil {
-			return fmt.Errorf("%s: %q is not a duration (e.g. 30s, 5m)", f.key, s)
+			return fmt.Errorf("%s: `%s` is not a duration (%s)", f.key, s, f.want())
 		}
 		*p = d
 	case *[]string:
-		*p = nil
-		for _, part := range strings.Split(s, ",") {
-			if part = strings.TrimSpace(part); part != "" {
-				*p = append(*p, part)
-			}
-		}
+		f.setList(strings.Split(s, ","))
 	default:
 		switch f.v.Kind() {
 		case reflect.Int, reflect.Int32, reflect.Int64:
 			n, err := strconv.ParseInt(s, 10, 64)
 			if err != nil || f.v.OverflowInt(n) {
-				return fmt.Errorf("%s: %q is not an integer", f.key, s)
+				return fmt.Errorf("%s: `%s` is not a number (%s)", f.key, s, f.want())
 			}
 			f.v.SetInt(n)
 		case reflect.Uint, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 			n, err := strconv.ParseUint(s, 10, 64)
 			if err != nil || f.v.OverflowUint(n) {
-				return fmt.Errorf("%s: %q is not a non-negative integer", f.key, s)
+				return fmt.Errorf("%s: `%s` is not a non-negative number (%s)", f.key, s, f.want())
 			}
 			f.v.SetUint(n)
 		default:
@@ -115,6 +115,54 @@ func (f field) set(s string) error {
 		}
 	}
 	return nil
+}
+
+// listExample is how a list value is written, in errors.
+const listExample = "[shop.*, crm.users] or a comma-separated string"
+
+// isList reports whether the field holds a list.
+func (f field) isList() bool { return f.v.Type() == reflect.TypeOf([]string(nil)) }
+
+// setList sets a list field to items, trimmed, without empty ones.
+func (f field) setList(items []string) {
+	var out []string
+	for _, it := range items {
+		if it = strings.TrimSpace(it); it != "" {
+			out = append(out, it)
+		}
+	}
+	f.v.Set(reflect.ValueOf(out))
+}
+
+// wrongForm is the error of a value of the wrong shape (a mapping or a
+// list where a single value belongs).
+func (f field) wrongForm(given string) error {
+	if f.isList() {
+		return fmt.Errorf("%s: %s is not a list (want a list like %s)", f.key, given, listExample)
+	}
+	return fmt.Errorf("%s: %s is not a single value (%s)", f.key, given, f.want())
+}
+
+// want describes the form of the field's values, with its current value
+// (the default, or what an earlier source set) as the example.
+func (f field) want() string {
+	switch {
+	case f.v.Type() == reflect.TypeOf(time.Duration(0)):
+		return "want a duration like 30s, 5m or 1h30m"
+	case f.v.Kind() == reflect.Bool:
+		return "want true or false"
+	case f.isList():
+		return "want a list like " + listExample
+	case f.v.CanInt() && f.v.Int() != 0:
+		return fmt.Sprintf("want an integer, e.g. %d", f.v.Int())
+	case f.v.CanInt():
+		return "want an integer, e.g. 10"
+	case f.v.CanUint() && f.v.Uint() != 0:
+		return fmt.Sprintf("want a non-negative integer, e.g. %d", f.v.Uint())
+	case f.v.CanUint():
+		return "want a non-negative integer, e.g. 10"
+	}
+	return "want text"
 }
 
 func (f field) String() string {
@@ -150,7 +198,12 @@ func (fv flagValue) IsBoolFlag() bool { return fv.f.v.Kind() == reflect.Bool }
 // Flags registers one flag per non-secret key of cfg (a pointer to a struct
 // already holding its defaults) on fs.
 func Flags(fs *flag.FlagSet, cfg any) {
-	for _, f := range fields(reflect.ValueOf(cfg).Elem(), "") {
+	registerFlags(fs, fields(reflect.ValueOf(cfg).Elem(), ""))
+}
+
+// registerFlags registers on fs one flag per non-secret field of keys.
+func registerFlags(fs *flag.FlagSet, keys []field) {
+	for _, f := range keys {
 		if f.secret {
 			continue
 		}
@@ -171,15 +224,43 @@ var ErrPrinted = errors.New("configuration printed")
 // STRAIT_CONFIG), then the STRAIT_* environment, then the flags in args.
 // summary and note make the -h text. -print-config prints the result with
 // secrets redacted and returns ErrPrinted.
+//
+// When cfg is Scoped, -h shows only the keys the subcommand reads. The
+// file, the environment and the flags may still set any key of cfg, so
+// that one file, environment or command line serves every subcommand;
+// -print-config shows every key.
 func FromArgs(cfg any, program, name, summary, note string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet(program+" "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	return fromArgs(cfg, command{program, name, summary, note, nil}, args, getenv, stdout, stderr)
+}
+
+// command is the subcommand FromArgs loads the configuration for.
+type command struct {
+	program, name, summary, note string
+	own                          *flag.FlagSet // its own flags (not configuration keys), or nil
+}
+
+func fromArgs(cfg any, cmd command, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	all := fields(reflect.ValueOf(cfg).Elem(), "")
+	reads, err := scope(cfg, cmd.name, all)
+	if err != nil {
+		return err
+	}
+	defaults := make([]string, len(reads)) // captured before the file and the environment change them
+	for i, f := range reads {
+		defaults[i] = f.String()
+		if d, ok := f.v.Interface().(time.Duration); ok {
+			defaults[i] = shortDuration(d)
+		}
+	}
+	fs := flag.NewFlagSet(cmd.program+" "+cmd.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are returned, once, and the help is printed only when asked for
 	path := fs.String("config", getenv("STRAIT_CONFIG"), "YAML configuration file (env STRAIT_CONFIG)")
 	printConfig := fs.Bool("print-config", false, "print the effective configuration (secrets redacted) and exit")
-	Flags(fs, cfg)
+	registerFlags(fs, all) // like the file and the environment, flags may set any key: one set serves every subcommand
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s %s [flags]\n\n%s\n\nEvery flag is also a YAML key and a STRAIT_* variable. %s\n\nFlags:\n", program, name, summary, note)
-		fs.PrintDefaults()
+		if slices.ContainsFunc(args, isHelp) {
+			writeUsage(stderr, cmd, reads, defaults)
+		}
 	}
 	// The file and the environment are read before the flags are parsed,
 	// so flags win; -config itself is looked up first.
@@ -197,13 +278,41 @@ func FromArgs(cfg any, program, name, summary, note string, args []string, geten
 		return err
 	}
 	if err := Parse(fs, args); err != nil {
-		return err
+		return withFlagSuggestion(err, fs, cmd.own)
 	}
 	if *printConfig {
-		fmt.Fprint(stdout, Dump(cfg))
+		fmt.Fprint(stdout, dump(all))
 		return ErrPrinted
 	}
 	return nil
+}
+
+// isHelp reports whether the argument asks for the -h text.
+func isHelp(a string) bool {
+	switch a {
+	case "-h", "-help", "--h", "--help":
+		return true
+	}
+	return false
+}
+
+// withFlagSuggestion adds to the error of a flag that does not exist the
+// flag nearest to it, among fs's and own's (nil: none).
+func withFlagSuggestion(err error, fs, own *flag.FlagSet) error {
+	name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: -")
+	if !ok {
+		return err
+	}
+	var names []string
+	for _, set := range []*flag.FlagSet{fs, own} {
+		if set != nil {
+			set.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+		}
+	}
+	if s := nearest(name, names); s != "" {
+		return fmt.Errorf("%w; did you mean -%s?", err, s)
+	}
+	return err
 }
 
 // Parse parses the command line into fs. An argument left over is an
@@ -225,17 +334,8 @@ func Parse(fs *flag.FlagSet, args []string) error {
 // malformed values are errors naming the key.
 func Load(cfg any, path string, getenv func(string) string) error {
 	if path != "" {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return fmt.Errorf("config file: %w", err)
-		}
-		if err := secretsInFile(cfg, data); err != nil {
-			return fmt.Errorf("config file %s: %w", path, err)
-		}
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
-		if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) { // EOF: an empty file
-			return fmt.Errorf("config file %s: %w", path, err)
+		if err := decodeFile(fields(reflect.ValueOf(cfg).Elem(), ""), path); err != nil {
+			return err
 		}
 	}
 	var errs []error
@@ -244,24 +344,6 @@ func Load(cfg any, path string, getenv func(string) string) error {
 			if err := f.set(s); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", f.env, err))
 			}
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// secretsInFile refuses a YAML file that sets a secret key, naming the key
-// and where the secret belongs instead, never the value: yaml's own error
-// ("field password not found") would not say why.
-func secretsInFile(cfg any, data []byte) error {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil || len(doc.Content) == 0 {
-		return nil // the decoder reports a malformed file
-	}
-	all := fields(reflect.ValueOf(cfg).Elem(), "")
-	var errs []error
-	for _, f := range all {
-		if f.secret && lookup(doc.Content[0], strings.Split(f.key, ".")) != nil {
-			errs = append(errs, fmt.Errorf("%s: secrets are not read from the configuration file (keep them out of it); set %s", f.key, secretHome(f, all)))
 		}
 	}
 	return errors.Join(errs...)
@@ -296,31 +378,13 @@ func secretFlags(cfg any, args []string) error {
 	return errors.Join(errs...)
 }
 
-// lookup returns the value at path in the YAML mapping n, or nil.
-func lookup(n *yaml.Node, path []string) *yaml.Node {
-	for _, name := range path {
-		if n.Kind != yaml.MappingNode {
-			return nil
-		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == name {
-				next = n.Content[i+1]
-			}
-		}
-		if next == nil {
-			return nil
-		}
-		n = next
-	}
-	return n
-}
-
 // Dump renders the effective configuration, one key per line, with secrets
 // redacted; for logs and `--print-config`.
-func Dump(cfg any) string {
+func Dump(cfg any) string { return dump(fields(reflect.ValueOf(cfg).Elem(), "")) }
+
+func dump(fs []field) string {
 	var b strings.Builder
-	for _, f := range fields(reflect.ValueOf(cfg).Elem(), "") {
+	for _, f := range fs {
 		fmt.Fprintf(&b, "%s: %s\n", f.key, f.String())
 	}
 	return b.String()
@@ -332,12 +396,8 @@ func Dump(cfg any) string {
 // after the configuration.
 func FromArgsWithFlags(cfg any, program, name, summary, note string, own *flag.FlagSet, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	ownArgs, rest := splitArgs(own, args)
-	var help bytes.Buffer
-	own.SetOutput(&help)
-	own.PrintDefaults()
-	own.SetOutput(stderr)
-	summary += "\n\nCommand flags (not configuration keys):\n" + strings.TrimRight(help.String(), "\n")
-	if err := FromArgs(cfg, program, name, summary, note, rest, getenv, stdout, stderr); err != nil {
+	own.SetOutput(io.Discard) // its errors are returned
+	if err := fromArgs(cfg, command{program, name, summary, note, own}, rest, getenv, stdout, stderr); err != nil {
 		return err
 	}
 	return Parse(own, ownArgs)

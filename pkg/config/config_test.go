@@ -78,9 +78,9 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"unknown key", "source:\n  hots: x\n", nil, "hots"},
 		{"wrong type in file", "source:\n  port: many\n", nil, "many"},
 		{"password in file", "source:\n  password: x\n", nil, "password"},
-		{"bad integer in env", "", map[string]string{"STRAIT_SOURCE_PORT": "33o6"}, "STRAIT_SOURCE_PORT: source.port: \"33o6\" is not an integer"},
-		{"bad duration in env", "", map[string]string{"STRAIT_SOURCE_TIMEOUT": "5 minutes"}, "source.timeout: \"5 minutes\" is not a duration"},
-		{"bad boolean in env", "", map[string]string{"STRAIT_SOURCE_ENABLED": "yes please"}, "source.enabled: \"yes please\" is not a boolean"},
+		{"bad integer in env", "", map[string]string{"STRAIT_SOURCE_PORT": "33o6"}, "STRAIT_SOURCE_PORT: source.port: `33o6` is not a number"},
+		{"bad duration in env", "", map[string]string{"STRAIT_SOURCE_TIMEOUT": "5 minutes"}, "source.timeout: `5 minutes` is not a duration"},
+		{"bad boolean in env", "", map[string]string{"STRAIT_SOURCE_ENABLED": "yes please"}, "source.enabled: `yes please` is not a boolean"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := ""
