@@ -15,6 +15,7 @@ package config
 
 import (
 	"bytes"
+	"encoding"
 	"errors"
 	"flag"
 	"fmt"
@@ -95,6 +96,10 @@ func (f field) set(s string) error {
 			if part = strings.TrimSpace(part); part != "" {
 				*p = append(*p, part)
 			}
+		}
+	case encoding.TextUnmarshaler:
+		if err := p.UnmarshalText([]byte(s)); err != nil {
+			return fmt.Errorf("%s: %w", f.key, err)
 		}
 	default:
 		switch f.v.Kind() {
