@@ -233,6 +233,20 @@ log_format: text
 		t.Errorf("verify with another key: %v, want differences\n%s", err, out.String())
 	}
 	wantLines(t, out.String(), "pii.people: different (id=1): email: source ")
+
+	// A snapshot condition on a column kept out or masked is refused: the
+	// rows it selects would tell about the values.
+	var req bytes.Buffer
+	if err := run(ctx, []string{"snapshot", "-config", cfgFile, "-tables", "pii.people", "-where", "ssn LIKE '9%'"}, getenv, &req, io.Discard); err != nil {
+		t.Fatalf("producer snapshot -where: %v", err)
+	}
+	waitFor(t, ctx, "the filtered snapshot request to fail", func() bool {
+		var list bytes.Buffer
+		if err := run(ctx, []string{"snapshot", "-config", cfgFile, "-list"}, getenv, &list, io.Discard); err != nil {
+			t.Fatalf("producer snapshot -list: %v", err)
+		}
+		return strings.Contains(list.String(), "column ssn is kept out of the published rows by source.columns")
+	})
 	if err := p.stop(); err != nil {
 		t.Errorf("producer: %v", err)
 	}

@@ -385,6 +385,26 @@ func (p *columnPolicy) applyRows(t *cdc.Table, rows [][]cdc.Value) (*cdc.Table, 
 	return pl.table, nil
 }
 
+// checkFilter refuses a snapshot condition that reads a column
+// source.columns leaves out or masks of table t: which rows it selects
+// would tell about the values.
+func (p *columnPolicy) checkFilter(f *Filter, t *cdc.Table) error {
+	if p == nil {
+		return nil
+	}
+	pl, err := p.plan(t)
+	if err != nil || pl == nil {
+		return err
+	}
+	for _, c := range f.Columns {
+		j := slices.IndexFunc(pl.table.Columns, func(p cdc.Column) bool { return strings.EqualFold(p.Name, c) })
+		if j < 0 || pl.mask[j] != "" {
+			return fmt.Errorf("%w: column %s is kept out of the published rows by source.columns: a condition on it would tell about its values", ErrFilter, c)
+		}
+	}
+	return nil
+}
+
 // checkColumnsName names the source.columns result of `producer check`.
 const checkColumnsName = "columns"
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/strait-cdc/strait/pkg/cdc"
 	"github.com/strait-cdc/strait/pkg/config"
@@ -296,5 +297,52 @@ func TestCheckColumns(t *testing.T) {
 	}
 	if err := Preflight(ctx, cfg); err == nil || !strings.Contains(err.Error(), "column id") {
 		t.Errorf("preflight with a masked key: %v, want the failure", err)
+	}
+}
+
+// TestReaderMasksAndRefusesKeyAfterDDL reads a masked table from the
+// binlog: the events hold the published schema and values; once a DDL
+// makes the masked column the primary key, the reader stops with an error
+// naming the table and the column instead of publishing it.
+func TestReaderMasksAndRefusesKeyAfterDDL(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := server.Exec(ctx, "", "CREATE DATABASE colddl", "CREATE TABLE colddl.t (id INT PRIMARY KEY, email VARCHAR(50) NOT NULL, ssn CHAR(11))"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := sourceConfig(server, "colddl.*")
+	cfg.Columns = ColumnRules{{Table: "colddl.t", Exclude: []string{"ssn"}, Mask: map[string]string{"email": "null"}}}
+	r := openAtCurrent(t, ctx, cfg)
+	if err := server.Exec(ctx, "colddl", "INSERT INTO t VALUES (1, 'a@example.com', '123-45-6789')", "UPDATE t SET email = 'b@example.com' WHERE id = 1"); err != nil {
+		t.Fatal(err)
+	}
+	evs := readEvents(t, ctx, r, 2)
+	want := []cdc.Column{{Name: "id", Type: cdc.TypeInt32}, {Name: "email", Type: cdc.TypeString, Nullable: true}}
+	for _, ev := range evs {
+		if d := cmp.Diff(ev.Table.Columns, want, cmpopts.IgnoreFields(cdc.Column{}, "SQLType")); d != "" {
+			t.Errorf("%c event's columns (-got +want):\n%s", ev.Op, d)
+		}
+		for _, img := range [][]cdc.Value{ev.Before, ev.After} {
+			if img != nil && (len(img) != 2 || !img[1].Null) {
+				t.Errorf("%c event's image %v, want id and NULL", ev.Op, img)
+			}
+		}
+	}
+	if err := server.Exec(ctx, "colddl", "ALTER TABLE t DROP PRIMARY KEY, ADD PRIMARY KEY (email)", "INSERT INTO t VALUES (2, 'c@example.com', NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		var tx Tx
+		err := r.ReadTx(ctx, &tx)
+		if err == nil {
+			for _, ev := range tx.Events {
+				t.Fatalf("published %c of %s after the key became masked: %v", ev.Op, ev.Table.ID(), ev.After)
+			}
+			continue
+		}
+		if !strings.Contains(err.Error(), "colddl.t column email is part of the primary key") {
+			t.Fatalf("error %v, want one naming colddl.t and its column email", err)
+		}
+		break
 	}
 }
