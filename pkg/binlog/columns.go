@@ -50,15 +50,15 @@ const minHashKey = 16
 type ColumnRule struct {
 	// Table is a "database.table" pattern (path.Match syntax, as
 	// source.include) naming the tables the rule applies to.
-	Table string `yaml:"table" json:"table"`
+	Table string `yaml:"table" json:"table,omitempty"`
 	// Include lists the only columns published; Exclude lists columns
 	// never published. A rule has at most one of them. Column names are
 	// compared without case, as MySQL does.
-	Include []string `yaml:"include" json:"include"`
-	Exclude []string `yaml:"exclude" json:"exclude"`
+	Include []string `yaml:"include" json:"include,omitempty"`
+	Exclude []string `yaml:"exclude" json:"exclude,omitempty"`
 	// Mask maps a column to MaskHash or MaskNull; YAML's null (or an
 	// empty value) is MaskNull.
-	Mask map[string]string `yaml:"mask" json:"mask"`
+	Mask map[string]string `yaml:"mask" json:"mask,omitempty"`
 }
 
 // ColumnRules is source.columns. Every rule whose pattern matches a table
