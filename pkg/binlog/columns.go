@@ -158,9 +158,12 @@ func (c *Config) validateColumns() error {
 		if slices.Contains(r.names(), "") {
 			errs = append(errs, fmt.Errorf("%s: empty column name", key))
 		}
+		masked := map[string]bool{}
 		for _, col := range slices.Sorted(maps.Keys(r.Mask)) {
 			m, _ := r.mask(col)
 			switch {
+			case masked[strings.ToLower(col)]:
+				errs = append(errs, fmt.Errorf("%s: column %s: masked twice (names are compared without case)", key, col))
 			case m != MaskHash && m != MaskNull:
 				errs = append(errs, fmt.Errorf("%s: column %s: mask %q, want hash or null", key, col, m))
 			case r.drops(col) && len(r.Include) > 0:
@@ -170,13 +173,13 @@ func (c *Config) validateColumns() error {
 			case m == MaskHash && hashed == "":
 				hashed = r.Table + " column " + col
 			}
+			masked[strings.ToLower(col)] = true
 		}
-		for id, cols := range keys {
-			db, table, _ := strings.Cut(id, ".")
-			if ok, _ := path.Match(r.Table, id); !ok || systemSchemas[db] || table == "" {
+		for _, id := range slices.Sorted(maps.Keys(keys)) {
+			if ok, _ := path.Match(r.Table, id); !ok {
 				continue
 			}
-			for _, col := range cols {
+			for _, col := range keys[id] {
 				if _, masked := r.mask(col); masked || r.drops(col) {
 					errs = append(errs, fmt.Errorf("%s: column %s of %s is its snapshot key (source.snapshot_keys): it cannot be left out or masked", key, col, id))
 				}

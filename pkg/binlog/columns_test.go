@@ -126,6 +126,8 @@ func TestColumnRulesValidate(t *testing.T) {
 			want: []string{"shop.users", "SSN", "excluded and masked"}},
 		{name: "masked not included", rules: ColumnRules{{Table: "shop.users", Include: []string{"id"}, Mask: map[string]string{"email": "null"}}},
 			want: []string{"shop.users", "email", "not in include"}},
+		{name: "masked twice", rules: ColumnRules{{Table: "shop.users", Mask: map[string]string{"Email": "null", "email": "null"}}},
+			want: []string{"shop.users", "email", "masked twice"}},
 		{name: "empty column name", rules: ColumnRules{{Table: "shop.users", Exclude: []string{""}}}, want: []string{"shop.users", "empty column name"}},
 		{name: "with include_query", rules: ColumnRules{{Table: "shop.users", Exclude: []string{"ssn"}}}, query: true,
 			want: []string{"source.include_query", "source.columns"}},
