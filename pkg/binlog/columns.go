@@ -371,9 +371,8 @@ func (p *columnPolicy) applyTx(tx *Tx) error {
 	return nil
 }
 
-// applyRows masks rows of table t in place (each is shortened to the
-// published columns) and returns the published table.
-func (p *columnPolicy) applyRows(t *cdc.Table, rows [][]cdc.Value) (*cdc.Table, error) {
+// published returns table version t as published.
+func (p *columnPolicy) published(t *cdc.Table) (*cdc.Table, error) {
 	if p == nil {
 		return t, nil
 	}
@@ -381,11 +380,24 @@ func (p *columnPolicy) applyRows(t *cdc.Table, rows [][]cdc.Value) (*cdc.Table, 
 	if err != nil || pl == nil {
 		return t, err
 	}
+	return pl.table, nil
+}
+
+// applyRows masks rows of table version t in place: each is shortened to
+// the published columns.
+func (p *columnPolicy) applyRows(t *cdc.Table, rows [][]cdc.Value) error {
+	if p == nil {
+		return nil
+	}
+	pl, err := p.plan(t)
+	if err != nil || pl == nil {
+		return err
+	}
 	for i, row := range rows {
 		// In place: a published column never comes after its source.
 		rows[i] = pl.apply(p, row[:len(pl.src)], row)
 	}
-	return pl.table, nil
+	return nil
 }
 
 // checkFilter refuses a snapshot condition that reads a column

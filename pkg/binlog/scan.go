@@ -61,7 +61,7 @@ func (s *Scanner) Open(ctx context.Context, db, table string) (*TableScan, error
 		}
 	}
 	if err == nil {
-		scan.table, err = scan.cols.applyRows(scan.info.table, nil)
+		scan.table, err = scan.cols.published(scan.info.table)
 	}
 	if err != nil {
 		conn.Close()
@@ -89,8 +89,7 @@ func (s *TableScan) published(rows [][]cdc.Value, err error) ([][]cdc.Value, err
 	if err != nil {
 		return nil, err
 	}
-	_, err = s.cols.applyRows(s.info.table, rows)
-	return rows, err
+	return rows, s.cols.applyRows(s.info.table, rows)
 }
 
 // Range reads the rows whose primary key comes after after (nil: from

@@ -6,6 +6,8 @@
 // the flag's help text.
 //
 // A struct field tagged yaml:",inline" adds its keys to its parent's.
+// A field whose type implements encoding.TextUnmarshaler (a list of
+// records, say) takes its environment variable and flag through it.
 //
 // Secrets (fields tagged secret:"true", which have yaml:"-") come only from
 // the environment (or a file the binary reads): never from a flag (none is
