@@ -71,7 +71,9 @@ func piiHash(v string) string {
 // subject for the sentinel values: none may be there. The table topics
 // are applied to BigQuery by the consumer's writer: the rows hold the
 // hashes and NULLs; `producer verify`, masking the source the same way,
-// reports every table matching, and with another key, differences.
+// reports every table matching, and with another key, differences. Refused
+// on the way: the hash mask without its key, a rule masking a key column,
+// a snapshot condition on a column kept out.
 func TestColumnsNeverLeaveTheProducer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	minimal, err := testenv.StartMariaDB(ctx, testenv.MariaDBOptions{RowMetadata: "MINIMAL"})
@@ -139,6 +141,13 @@ log_format: text
 	err := run(ctx, []string{"run", "-config", cfgFile}, func(string) string { return "" }, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "STRAIT_SOURCE_COLUMN_HASH_KEY") {
 		t.Fatalf("run without the hash key: %v, want an error naming STRAIT_SOURCE_COLUMN_HASH_KEY", err)
+	}
+
+	// A rule masking a key column: producer run refuses to start, naming
+	// the table and the column.
+	err = run(ctx, []string{"run", "-config", cfgFile, "-source.columns", `[{"table": "pii.people", "mask": {"id": "hash"}}]`}, getenv, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "pii.people column id is part of the primary key") {
+		t.Fatalf("run masking the key: %v, want an error naming pii.people and its column id", err)
 	}
 
 	p := startProducerEnv(t, []string{"run", "-config", cfgFile}, getenv)
