@@ -16,6 +16,7 @@ package binlog
 // progress kept in <prefix>._checkpoint, which would carry the raw value.
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -322,14 +323,17 @@ func (pl *columnPlan) apply(p *columnPolicy, dst, row []cdc.Value) []cdc.Value {
 }
 
 // hash is the hex HMAC-SHA256 of a value's text: text, binary strings,
-// JSON, decimals (digits as MySQL prints them) and geometry as their bytes;
+// decimals (digits as MySQL prints them) and geometry as their bytes; JSON
+// compact with its object keys sorted (canonicalJSON);
 // integers in decimal; floats in Go's shortest form; dates, times and BIT
 // values as the number strait carries them as (days or microseconds since
 // 1970, README "Type mapping").
 func (p *columnPolicy) hash(c *cdc.Column, v cdc.Value) string {
 	p.mac.Reset()
 	switch c.Type {
-	case cdc.TypeString, cdc.TypeBytes, cdc.TypeJSON, cdc.TypeDecimal, cdc.TypeGeometry:
+	case cdc.TypeJSON:
+		p.mac.Write(canonicalJSON(v.Str))
+	case cdc.TypeString, cdc.TypeBytes, cdc.TypeDecimal, cdc.TypeGeometry:
 		p.mac.Write([]byte(v.Str))
 	case cdc.TypeUint64:
 		p.mac.Write(strconv.AppendUint(p.sum[:0], uint64(v.Int), 10))
@@ -342,6 +346,27 @@ func (p *columnPolicy) hash(c *cdc.Column, v cdc.Value) string {
 	}
 	p.sum = p.mac.Sum(p.sum[:0])
 	return hex.EncodeToString(p.sum)
+}
+
+// canonicalJSON is a JSON document without insignificant whitespace and
+// with its object keys sorted, numbers as written: the snapshot reads
+// MySQL's JSON as the server prints it, the stream decodes its binary
+// form, and both must hash alike. Text that is not one JSON document is
+// returned as it is.
+func canonicalJSON(s string) []byte {
+	d := json.NewDecoder(strings.NewReader(s))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil || d.More() {
+		return []byte(s)
+	}
+	var b bytes.Buffer
+	e := json.NewEncoder(&b)
+	e.SetEscapeHTML(false)
+	if err := e.Encode(v); err != nil {
+		return []byte(s)
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
 // applyTx publishes the transaction's rows and schemas as source.columns
