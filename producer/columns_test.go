@@ -5,11 +5,11 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"os"
 	"path/filepath"
@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/strait-cdc/strait/pkg/bigquery"
+	"github.com/strait-cdc/strait/pkg/kafka"
 	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
@@ -69,11 +70,12 @@ func piiHash(v string) string {
 // record of every Kafka topic (table topics, checkpoint, schema history,
 // dead letters; committed or not) and every schema of every registry
 // subject for the sentinel values: none may be there. The table topics
-// are applied to BigQuery by the consumer's writer: the rows hold the
-// hashes and NULLs; `producer verify`, masking the source the same way,
-// reports every table matching, and with another key, differences. Refused
-// on the way: the hash mask without its key, a rule masking a key column,
-// a snapshot condition on a column kept out.
+// are applied to BigQuery as the consumer does (a group member polling,
+// the writer applying, commits): the rows hold the hashes and NULLs;
+// `producer verify`, masking the source the same way, reports every table
+// matching, and with another key, differences. Refused on the way: the
+// hash mask without its key, a rule masking a key column, a snapshot
+// condition on a column kept out.
 func TestColumnsNeverLeaveTheProducer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	minimal, err := testenv.StartMariaDB(ctx, testenv.MariaDBOptions{RowMetadata: "MINIMAL"})
@@ -220,9 +222,9 @@ log_format: text
 		t.Errorf("the search did not find the published control value %q: it searches nothing", piiControl)
 	}
 
-	// BigQuery, through the consumer's writer.
+	// BigQuery, through the consumer's loop: poll, apply, commit.
 	e := newBQEnv(t, ctx, bigquery.ModeUpsert)
-	applyTopics(t, ctx, e, prefix, "pii", "people", "logins")
+	consumeIntoBigQuery(t, ctx, e, prefix, 12)
 	rows := waitBigQueryRows(t, ctx, e, e.cfg.TableName("pii", "people"), 2)
 	want := map[string]map[string]string{
 		"1": {"name": "Ada L.", "email": piiHash(s["snapshot email"]), "phone": "NULL"},
@@ -439,38 +441,46 @@ func searchRegistry(t *testing.T, ctx context.Context, sentinels map[string]stri
 	return found
 }
 
-// applyTopics applies every committed record of the tables' topics to
-// BigQuery with the consumer's writer, as the consumer does.
-func applyTopics(t *testing.T, ctx context.Context, e *bqEnv, prefix, db string, tables ...string) {
+// consumeIntoBigQuery runs the consumer's loop — poll the table topics of
+// prefix as a group member (kafka.Group), apply each batch with the
+// consumer's writer, commit — until n records were applied.
+func consumeIntoBigQuery(t *testing.T, ctx context.Context, e *bqEnv, prefix string, n int) {
 	t.Helper()
-	reg, err := sr.NewClient(sr.URLs(env.registry.URL()))
+	var cfg kafka.GroupConfig
+	cfg.Defaults()
+	cfg.Brokers, cfg.GroupID, cfg.TopicPrefix, cfg.RegistryURL = env.kafka.ListenAddrs(), prefix+"-bigquery", prefix, env.registry.URL()
+	g, err := kafka.NewGroup(&cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	schema := func(b []byte) (int, string) {
-		id := int(binary.BigEndian.Uint32(b[1:5]))
-		s, err := reg.SchemaByID(ctx, id)
+	defer g.Close()
+	for applied := 0; applied < n; {
+		batches, err := g.Poll(ctx, nil)
 		if err != nil {
-			t.Fatalf("schema %d: %v", id, err)
+			t.Fatalf("poll after %d of %d records: %v", applied, n, err)
 		}
-		return id, s.Schema
-	}
-	for _, table := range tables {
-		topic := prefix + "." + db + "." + table
-		var batch []bigquery.Change
-		readTopics(t, ctx, kgo.ReadCommitted(), func(r *kgo.Record) {
-			if r.Value == nil {
-				return // a tombstone
+		for _, tb := range batches {
+			if len(tb.Undecodable) > 0 {
+				t.Fatalf("%s: undecodable records %v", tb.Topic, tb.Undecodable)
 			}
-			c := bigquery.Change{Partition: r.Partition, Offset: r.Offset}
-			_, c.KeySchema = schema(r.Key)
-			c.ValueSchemaID, c.ValueSchema = schema(r.Value)
-			c.Value = r.Value[5:]
-			batch = append(batch, c)
-		}, topic)
-		if err := e.w.Apply(ctx, bigquery.Topic{Name: topic, Prefix: prefix, Database: db, Table: table}, batch); err != nil {
-			t.Fatalf("apply %s: %v", topic, err)
+			db, table, ok := kafka.TableTopic(prefix, tb.Topic)
+			if !ok {
+				t.Fatalf("polled %s, not a table topic", tb.Topic)
+			}
+			var batch []bigquery.Change
+			for _, r := range tb.Records {
+				batch = append(batch, bigquery.Change{Partition: r.Partition, Offset: r.Offset, KeySchema: r.Key.Schema,
+					ValueSchemaID: r.Value.SchemaID, ValueSchema: r.Value.Schema, Value: r.Value.Body})
+			}
+			if err := e.w.Apply(ctx, bigquery.Topic{Name: tb.Topic, Prefix: prefix, Database: db, Table: table}, batch); err != nil {
+				t.Fatalf("apply %s: %v", tb.Topic, err)
+			}
+			applied += len(batch)
 		}
+		if err := g.Commit(ctx, batches); err != nil {
+			t.Fatal(err)
+		}
+		g.AllowRebalance()
 	}
 }
 
