@@ -273,6 +273,12 @@ func (p *columnPolicy) build(t *cdc.Table) (*columnPlan, error) {
 				mask = m
 			}
 		}
+		switch {
+		case mask == MaskHash && p.mac == nil:
+			return nil, fmt.Errorf("source.columns: table %s column %s is masked with hash, which needs a secret key: set STRAIT_SOURCE_COLUMN_HASH_KEY", t.ID(), c.Name)
+		case mask != "" && mask != MaskHash && mask != MaskNull:
+			return nil, fmt.Errorf("source.columns: table %s column %s: mask %q, want hash or null", t.ID(), c.Name, mask)
+		}
 		if (dropped || mask != "") && slices.Contains(t.PrimaryKey, i) {
 			return nil, fmt.Errorf("source.columns: table %s column %s is part of the primary key: it cannot be left out or masked (the key names the row in the record key, in BigQuery and in the snapshot's checkpoint)", t.ID(), c.Name)
 		}
@@ -324,10 +330,10 @@ func (pl *columnPlan) apply(p *columnPolicy, dst, row []cdc.Value) []cdc.Value {
 
 // hash is the hex HMAC-SHA256 of a value's text: text, binary strings,
 // decimals (digits as MySQL prints them) and geometry as their bytes; JSON
-// compact with its object keys sorted (canonicalJSON);
-// integers in decimal; floats in Go's shortest form; dates, times and BIT
-// values as the number strait carries them as (days or microseconds since
-// 1970, README "Type mapping").
+// compact with its object keys sorted (canonicalJSON); integers in
+// decimal; floats in Go's shortest form; dates, times and BIT values as
+// the number strait carries them as (days or microseconds since 1970,
+// README "Type mapping").
 func (p *columnPolicy) hash(c *cdc.Column, v cdc.Value) string {
 	p.mac.Reset()
 	switch c.Type {

@@ -256,6 +256,11 @@ func TestColumnPlanRefusesKeyColumns(t *testing.T) {
 	if _, err := p.plan(customersTable()); err == nil || !strings.Contains(err.Error(), "email") {
 		t.Errorf("two masks: error %v, want one naming email", err)
 	}
+	// A hash mask without a key (a configuration not validated).
+	p = newColumnPolicy(&Config{Columns: ColumnRules{{Table: "shop.customers", Mask: map[string]string{"email": "hash"}}}})
+	if _, err := p.plan(customersTable()); err == nil || !strings.Contains(err.Error(), "STRAIT_SOURCE_COLUMN_HASH_KEY") {
+		t.Errorf("hash without a key: error %v, want one naming STRAIT_SOURCE_COLUMN_HASH_KEY", err)
+	}
 }
 
 // TestCheckColumns reports, in producer check, rules that match no
