@@ -60,6 +60,9 @@ func Check(ctx context.Context, cfg *Config) []cdc.CheckResult {
 	res = append(res, s.checkReadOnly())
 	res = append(res, s.checkPrivileges(&c)...)
 	res = append(res, s.checkCaptured(&c), s.checkColumnTypes(conn, &c))
+	if len(c.Columns) > 0 {
+		res = append(res, checkColumns(conn, &c, strings.EqualFold(s.vars["binlog_row_metadata"], "FULL")))
+	}
 	res = append(res, s.checkChecksum(), s.checkVersion(c.Flavor), s.checkServerID(c.ServerID), s.checkReplicas(c.ServerID))
 	return res
 }

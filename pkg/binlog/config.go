@@ -38,6 +38,12 @@ type Config struct {
 	Include []string `yaml:"include" help:"database.table patterns to capture (e.g. shop.*)"`
 	// Exclude lists "database.table" patterns never captured; wins over Include.
 	Exclude []string `yaml:"exclude" help:"database.table patterns to skip"`
+	// Columns leaves columns out of what is published and masks others,
+	// per table pattern (columns.go; README "Keeping columns out of the
+	// warehouse"). Empty: every column is published as it is.
+	Columns ColumnRules `yaml:"columns" help:"per table pattern, columns to include or exclude and to mask (hash or null); JSON in the environment and flags"`
+	// ColumnHash is the secret key of the columns' hash mask.
+	ColumnHash ColumnHashConfig `yaml:"column_hash"`
 	// HeartbeatPeriod asks the server for a heartbeat when idle; default 10s.
 	HeartbeatPeriod time.Duration `yaml:"heartbeat_period" help:"server heartbeat interval when the binlog is idle"`
 	// ReadTimeout fails a silent connection after this long; default 60s.
@@ -266,7 +272,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("source.include/exclude: pattern %q: %w", p, err))
 		}
 	}
-	errs = append(errs, c.SSH.validate(), c.TLS.validate())
+	errs = append(errs, c.validateColumns(), c.SSH.validate(), c.TLS.validate())
 	return errors.Join(errs...)
 }
 

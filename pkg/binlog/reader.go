@@ -152,6 +152,7 @@ type Reader struct {
 	refused      map[string]error            // captured tables left out: a column strait cannot read (Refused)
 	requests     int64                       // offset of the next snapshot request to take
 	failed       []SnapshotFailure           // the last snapshot failures (SnapshotState.Failed)
+	columns      *columnPolicy               // source.columns, applied to what ReadTx hands out (columns.go)
 
 	file      string     // current binlog file
 	fileIndex uint64     // numeric suffix of file
@@ -209,7 +210,7 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Read
 		return nil, err
 	}
 	r := &Reader{cfg: cfg, log: log, metrics: m, dialer: d, conn: conn, tables: map[uint64]*tableState{}, flavor: cfg.Flavor,
-		history: map[string]*cdc.TableSchema{}, requested: make(chan SnapshotRequest, 16), snapshotKeys: keys}
+		history: map[string]*cdc.TableSchema{}, requested: make(chan SnapshotRequest, 16), snapshotKeys: keys, columns: newColumnPolicy(cfg)}
 	r.life, r.snapEnd = context.WithCancel(context.Background())
 	if r.flavor == "" {
 		res, err := conn.Execute("SELECT VERSION()")
@@ -388,8 +389,14 @@ func (r *Reader) Close() {
 
 // ReadTx reads the next whole transaction into tx (reusing its memory). A
 // transaction without captured changes still returns, so the caller's
-// position advances; a heartbeat returns with tx.Heartbeat set.
-func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
+// position advances; a heartbeat returns with tx.Heartbeat set. Its events'
+// tables and rows are as source.columns publishes them.
+func (r *Reader) ReadTx(ctx context.Context, tx *Tx) (err error) {
+	defer func() {
+		if err == nil {
+			err = r.columns.applyTx(tx)
+		}
+	}()
 	tx.reset()
 	if r.cur.open { // the rest of a large transaction
 		tx.GTID = r.cur.gtid

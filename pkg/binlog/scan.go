@@ -16,9 +16,11 @@ import (
 // cdc.Values the stream and the snapshot publish. `producer verify` reads
 // the source with it. Not safe for concurrent use.
 type TableScan struct {
-	conn *client.Conn
-	info *tableInfo
-	conv *converter
+	conn  *client.Conn
+	info  *tableInfo
+	conv  *converter
+	cols  *columnPolicy // source.columns: the rows are masked as published
+	table *cdc.Table    // as published
 }
 
 // Scanner opens TableScans of one source: directly, or through the SSH
@@ -52,22 +54,25 @@ func (s *Scanner) Open(ctx context.Context, db, table string) (*TableScan, error
 	if err == nil && len(ts.Columns) == 0 {
 		err = fmt.Errorf("table %s.%s does not exist", db, table)
 	}
-	var info *tableInfo
-	var conv *converter
+	scan := &TableScan{conn: conn, cols: newColumnPolicy(s.cfg)}
 	if err == nil {
-		if info, err = snapshotInfo(ts, true); err == nil {
-			conv, err = newConverter(info)
+		if scan.info, err = snapshotInfo(ts, true); err == nil {
+			scan.conv, err = newConverter(scan.info)
 		}
+	}
+	if err == nil {
+		scan.table, err = scan.cols.published(scan.info.table)
 	}
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
-	return &TableScan{conn: conn, info: info, conv: conv}, nil
+	return scan, nil
 }
 
-// Table is the table's schema, as the producer publishes it.
-func (s *TableScan) Table() *cdc.Table { return s.info.table }
+// Table is the table's schema, as the producer publishes it: without the
+// columns source.columns leaves out, masked columns as masked.
+func (s *TableScan) Table() *cdc.Table { return s.table }
 
 // Next reads up to limit rows whose primary key comes after the key values
 // after (nil: from the first row), in key order; limit < 1 reads all the
@@ -75,7 +80,16 @@ func (s *TableScan) Table() *cdc.Table { return s.info.table }
 // nil. A key with a column that cannot be compared exactly (FLOAT, ENUM,
 // SET, JSON, geometry) is an error, as for a snapshot.
 func (s *TableScan) Next(ctx context.Context, after []cdc.Value, limit int) ([][]cdc.Value, error) {
-	return readChunk(ctx, s.conn, s.info, s.conv, after, limit, "")
+	return s.published(readChunk(ctx, s.conn, s.info, s.conv, after, limit, ""))
+}
+
+// published masks rows read as source.columns says (the key columns,
+// which after and through name, are never masked).
+func (s *TableScan) published(rows [][]cdc.Value, err error) ([][]cdc.Value, error) {
+	if err != nil {
+		return nil, err
+	}
+	return rows, s.cols.applyRows(s.info.table, rows)
 }
 
 // Range reads the rows whose primary key comes after after (nil: from
@@ -84,7 +98,7 @@ func (s *TableScan) Next(ctx context.Context, after []cdc.Value, limit int) ([][
 // BigQuery may not have applied yet).
 func (s *TableScan) Range(ctx context.Context, after, through []cdc.Value) ([][]cdc.Value, error) {
 	rows, _, err := readBounded(ctx, s.conn, s.info, s.conv, after, 0, "", chunkBound{through: through})
-	return rows, err
+	return s.published(rows, err)
 }
 
 // Estimate is information_schema's estimate of the table's row count, 0

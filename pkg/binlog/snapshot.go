@@ -536,6 +536,9 @@ func (r *Reader) startLoop(ctx context.Context) error {
 		if err == nil {
 			err = f.checkColumns(columnNames(info.table))
 		}
+		if err == nil {
+			err = r.columns.checkFilter(f, info.table)
+		}
 		if err != nil {
 			return r.failTable(ctx, err)
 		}

@@ -6,6 +6,8 @@
 // the flag's help text.
 //
 // A struct field tagged yaml:",inline" adds its keys to its parent's.
+// A field whose type implements encoding.TextUnmarshaler (a list of
+// records, say) takes its environment variable and flag through it.
 //
 // Secrets (fields tagged secret:"true", which have yaml:"-") come only from
 // the environment (or a file the binary reads): never from a flag (none is
@@ -21,6 +23,7 @@
 package config
 
 import (
+	"encoding"
 	"errors"
 	"flag"
 	"fmt"
@@ -96,6 +99,10 @@ func (f field) set(s string) error {
 		*p = d
 	case *[]string:
 		f.setList(strings.Split(s, ","))
+	case encoding.TextUnmarshaler:
+		if err := p.UnmarshalText([]byte(s)); err != nil {
+			return fmt.Errorf("%s: %w", f.key, err)
+		}
 	default:
 		switch f.v.Kind() {
 		case reflect.Int, reflect.Int32, reflect.Int64:

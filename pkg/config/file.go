@@ -1,6 +1,8 @@
 package config
 
 import (
+	"encoding"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -106,6 +108,8 @@ func (d *fileDecoder) value(f field, v *yaml.Node) {
 		if err == nil {
 			f.setList(items)
 		}
+	case f.structured():
+		err = f.setNode(v)
 	default:
 		err = f.wrongForm(given(v))
 	}
@@ -165,4 +169,27 @@ func given(n *yaml.Node) string {
 		return "a list"
 	}
 	return "a value"
+}
+
+// structured reports whether f takes a list or mapping of records (e.g.
+// source.columns): a type that reads its JSON form as text.
+func (f field) structured() bool {
+	_, ok := f.v.Addr().Interface().(encoding.TextUnmarshaler)
+	return ok
+}
+
+// setNode sets a structured field from its YAML node, through the JSON form
+// the field reads from the environment and flags, so that the file, the
+// environment and the flags accept the same records and refuse the same
+// unknown fields.
+func (f field) setNode(v *yaml.Node) error {
+	var x any
+	if err := v.Decode(&x); err != nil {
+		return fmt.Errorf("%s: %w", f.key, err)
+	}
+	b, err := json.Marshal(x)
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.key, err)
+	}
+	return f.set(string(b))
 }
