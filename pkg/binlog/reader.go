@@ -80,7 +80,7 @@ type Tx struct {
 func (tx *Tx) reset() {
 	clear(tx.Events) // drop references to old rows and tables
 	tx.Events, tx.DDL, tx.Schemas = tx.Events[:0], tx.DDL[:0], tx.Schemas[:0]
-	tx.GTID, tx.File, tx.EndPos, tx.Heartbeat, tx.Snapshot = "", "", 0, false, nil
+	tx.GTID, tx.File, tx.EndPos, tx.CommitTime, tx.Heartbeat, tx.Snapshot = "", "", 0, time.Time{}, false, nil
 	tx.Partial, tx.Begin, tx.RowsBefore, tx.bytes = false, Start{}, 0, 0
 	// The previous transaction is published (Publish encodes before it
 	// returns): its rows' slab is reused, so a small transaction allocates
@@ -339,6 +339,7 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 	if err != nil {
 		return fmt.Errorf("start binlog stream at %s: %w", s, err)
 	}
+	r.metrics.observeHeard(time.Now())
 	r.log.Info("binlog stream started", "at", s.String(), "flavor", r.flavor, "server_id", r.cfg.ServerID)
 	return nil
 }
@@ -403,6 +404,11 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 		if err != nil {
 			return r.streamError(err)
 		}
+		now := time.Now()
+		r.metrics.observeHeard(now)
+		if r.upToDate(ev) {
+			r.metrics.observeCaughtUp(now)
+		}
 		if lp := uint64(ev.Header.LogPos); lp > r.pos {
 			r.pos = lp // artificial events (position 0, or the file's header when starting inside it) do not move it back
 		}
@@ -439,10 +445,20 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 				r.cur.gtid = tx.GTID
 				r.cur.rows += len(tx.Events)
 			}
-			r.metrics.observePosition(r.fileIndex, tx.EndPos, tx.CommitTime)
+			r.metrics.observePosition(r.fileIndex, tx.EndPos, tx.CommitTime, now)
 			return nil
 		}
 	}
+}
+
+// upToDate reports whether ev proves the reader has read everything the
+// source has: a heartbeat, which the server sends only after
+// source.heartbeat_period with nothing to send, outside a transaction and
+// at the position read to. A heartbeat ahead of it (MySQL sends some while
+// it skips events a GTID set excludes) proves nothing.
+func (r *Reader) upToDate(ev *replication.BinlogEvent) bool {
+	hb, ok := ev.Event.(*replication.HeartbeatEvent)
+	return ok && !r.cur.open && hb.Filename == r.file && uint64(ev.Header.LogPos) <= r.pos
 }
 
 // Available reports whether the server still has the binlog to stream from

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strait-cdc/strait/pkg/binlog"
+)
+
+// scrape returns the value of each unlabelled strait_ series at addr's
+// /metrics; nil when the producer does not answer.
+func scrape(addr string) map[string]float64 {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	for sc := bufio.NewScanner(resp.Body); sc.Scan(); {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok || !strings.HasPrefix(name, "strait_") || strings.Contains(name, "{") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(value, 64); err == nil {
+			out[name] = v
+		}
+	}
+	return out
+}
+
+// On an idle source the lag stays near zero: the server's heartbeats prove
+// the producer has read everything there is. Writes the producer reads
+// late show as lag, and the lag falls back once it has caught up.
+func TestIdleSourceLag(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	var defaults binlog.Config
+	defaults.Defaults()
+	period := defaults.HeartbeatPeriod // the test runs with the default
+	bound := (2 * period).Seconds()
+
+	if err := env.db.Exec(ctx, "", "CREATE DATABASE idlelag", "CREATE TABLE idlelag.t (id INT PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	args := producerArgs(t, ctx, uniquePrefix("lag"), "idlelag.*")
+	p := startProducer(t, args)
+	addr := p.httpAddr(t, ctx)
+	if err := env.db.Exec(ctx, "idlelag", "INSERT INTO t VALUES (0)"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the first row read", func() bool {
+		return strings.Contains(metricsText(addr), `strait_producer_rows_read_total{op="c",table="idlelag.t"} 1`)
+	})
+
+	// A minute with no writes at all, sampled every 100ms.
+	idle := time.Now().Add(time.Minute)
+	samples, worst, quietest := 0, 0.0, 0.0
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(idle) {
+		select {
+		case <-ctx.Done():
+			t.Fatal(ctx.Err())
+		case <-tick.C:
+		}
+		m := scrape(addr)
+		lag, ok := m["strait_producer_source_lag_seconds"]
+		if !ok {
+			t.Fatalf("no strait_producer_source_lag_seconds in /metrics")
+		}
+		silence, ok := m["strait_producer_source_silence_seconds"]
+		if !ok {
+			t.Fatalf("no strait_producer_source_silence_seconds in /metrics")
+		}
+		samples++
+		worst, quietest = max(worst, lag), max(quietest, silence)
+		if lag >= bound || silence >= bound {
+			t.Fatalf("idle source, sample %d: lag %.1fs, silence %.1fs, want both under %.0fs (twice source.heartbeat_period %s)", samples, lag, silence, bound, period)
+		}
+	}
+	t.Logf("idle for a minute: %d samples, largest lag %.2fs, largest silence %.2fs (heartbeat period %s)", samples, worst, quietest, period)
+
+	// Writes made while the producer is stopped, committed ten minutes ago
+	// as far as the binlog says (the session's timestamp), are read late.
+	if err := p.stop(); err != nil {
+		t.Fatal(err)
+	}
+	stmts := []string{"SET TIMESTAMP = UNIX_TIMESTAMP() - 600"}
+	for i := 1; i <= 50; i++ {
+		stmts = append(stmts, fmt.Sprintf("INSERT INTO t VALUES (%d)", i))
+	}
+	if err := env.db.Exec(ctx, "idlelag", stmts...); err != nil {
+		t.Fatal(err)
+	}
+	p = startProducer(t, withoutStart(args)) // from its checkpoint
+	addr = p.httpAddr(t, ctx)
+	waitFor(t, ctx, "the lag of the writes read late", func() bool {
+		lag := scrape(addr)["strait_producer_source_lag_seconds"]
+		return lag >= 590 && lag < 700
+	})
+	waitFor(t, ctx, "the lag to fall back once caught up", func() bool {
+		m := metricsText(addr)
+		lag := scrape(addr)["strait_producer_source_lag_seconds"]
+		return strings.Contains(m, `strait_producer_rows_read_total{op="c",table="idlelag.t"} 50`) && lag < bound
+	})
+}
+
+// metricsText returns the strait_ lines of addr's /metrics.
+func metricsText(addr string) string {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	for sc := bufio.NewScanner(resp.Body); sc.Scan(); {
+		if strings.HasPrefix(sc.Text(), "strait_") {
+			fmt.Fprintln(&b, sc.Text())
+		}
+	}
+	return b.String()
+}
