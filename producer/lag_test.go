@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -125,4 +128,116 @@ func metricsText(addr string) string {
 		}
 	}
 	return b.String()
+}
+
+// A replication connection that goes dead shows: the silence (and the
+// lag, no longer proven caught up) grows past what an idle source shows.
+func TestDeadSourceConnectionShowsSilence(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var defaults binlog.Config
+	defaults.Defaults()
+	idle := (2 * defaults.HeartbeatPeriod).Seconds()
+
+	if err := env.db.Exec(ctx, "", "CREATE DATABASE deadconn", "CREATE TABLE deadconn.t (id INT PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	px := startFreezer(t, env.db.Addr())
+	args := producerArgs(t, ctx, uniquePrefix("dead"), "deadconn.*")
+	args[indexOf(args, "-source.port")+1] = px.port
+	p := startProducer(t, args)
+	addr := p.httpAddr(t, ctx)
+	if err := env.db.Exec(ctx, "deadconn", "INSERT INTO t VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, "the row read and a heartbeat after it", func() bool {
+		m := scrape(addr)
+		return strings.Contains(metricsText(addr), `strait_producer_rows_read_total{op="c",table="deadconn.t"} 1`) &&
+			m["strait_producer_source_silence_seconds"] < idle && m["strait_producer_source_lag_seconds"] < idle
+	})
+
+	px.freeze() // the source's bytes stop arriving; the connection stays open
+	waitFor(t, ctx, "silence and lag past an idle source's", func() bool {
+		m := scrape(addr)
+		return m["strait_producer_source_silence_seconds"] > 1.5*idle && m["strait_producer_source_lag_seconds"] > 1.5*idle
+	})
+}
+
+// freezer is a TCP proxy to a server whose connections can be frozen: the
+// server's bytes stop reaching the client while both stay connected, as
+// on a dead network path. Connections made after the freeze flow.
+type freezer struct {
+	port   string
+	mu     sync.Mutex
+	frozen chan struct{} // closed when thawed; nil when not frozen
+	conns  []net.Conn
+}
+
+// startFreezer listens on a free local port, forwarding to addr, until
+// the test ends.
+func startFreezer(t *testing.T, addr string) *freezer {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	f := &freezer{port: port}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("tcp", addr)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			f.mu.Lock()
+			f.conns = append(f.conns, c, s)
+			before := f.frozen == nil // made before the freeze: subject to it
+			f.mu.Unlock()
+			go func() { io.Copy(s, c); s.Close() }()
+			go func() { io.Copy(gated{c, f, before}, s); c.Close() }()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.frozen != nil {
+			close(f.frozen)
+		}
+		for _, c := range f.conns {
+			c.Close()
+		}
+	})
+	return f
+}
+
+// freeze stops the server's bytes on every connection open now.
+func (f *freezer) freeze() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.frozen = make(chan struct{})
+}
+
+// gated writes to the client unless its connection is frozen, then waits
+// for the end of the test.
+type gated struct {
+	net.Conn
+	f      *freezer
+	before bool // made before the freeze: subject to it
+}
+
+func (g gated) Write(b []byte) (int, error) {
+	g.f.mu.Lock()
+	frozen := g.f.frozen
+	g.f.mu.Unlock()
+	if g.before && frozen != nil {
+		<-frozen
+		return 0, net.ErrClosed
+	}
+	return g.Conn.Write(b)
 }
