@@ -163,6 +163,47 @@ func TestDeadSourceConnectionShowsSilence(t *testing.T) {
 	})
 }
 
+// A snapshot of an idle source publishes chunk after chunk without
+// reading the stream: each chunk's high watermark, reached by the stream,
+// proves the producer caught up when it was read, and the connection
+// keeps receiving heartbeats. Neither lag nor silence climbs.
+func TestIdleSourceSnapshotLag(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const period = 2 * time.Second // shorter than the default: the snapshot need not last long
+	bound := (2 * period).Seconds()
+
+	const rows = 30000
+	if err := env.db.Exec(ctx, "", "CREATE DATABASE idlesnap", "USE idlesnap", "CREATE TABLE t (id INT PRIMARY KEY)",
+		fmt.Sprintf("INSERT INTO t SELECT seq FROM seq_1_to_%d", rows)); err != nil {
+		t.Fatal(err)
+	}
+	// No start position: the first start snapshots the table, one row a
+	// chunk so that it lasts longer than a heartbeat period or two.
+	p := startProducer(t, withoutStart(producerArgs(t, ctx, uniquePrefix("idlesnap"), "idlesnap.*",
+		"-source.snapshot_chunk_rows", "1", "-source.heartbeat_period", period.String())))
+	addr := p.httpAddr(t, ctx)
+	done := fmt.Sprintf(`strait_producer_snapshot_rows_total{table="idlesnap.t"} %d`, rows)
+	began := time.Now()
+	samples, worst, quietest := 0, 0.0, 0.0
+	waitFor(t, ctx, "the snapshot", func() bool {
+		m := scrape(addr)
+		lag, silence := m["strait_producer_source_lag_seconds"], m["strait_producer_source_silence_seconds"]
+		samples++
+		worst, quietest = max(worst, lag), max(quietest, silence)
+		if lag >= bound || silence >= bound {
+			t.Fatalf("snapshot of an idle source, %s in: lag %.1fs, silence %.1fs, want both under %.0fs (twice source.heartbeat_period)",
+				time.Since(began).Round(time.Second), lag, silence, bound)
+		}
+		return strings.Contains(metricsText(addr), done)
+	})
+	took := time.Since(began)
+	t.Logf("snapshot of %d rows in %s: %d samples, largest lag %.2fs, largest silence %.2fs", rows, took.Round(time.Second), samples, worst, quietest)
+	if took.Seconds() < bound {
+		t.Errorf("the snapshot took %s, too short to show the lag stays small; snapshot more rows", took)
+	}
+}
+
 // freezer is a TCP proxy to a server whose connections can be frozen: the
 // server's bytes stop reaching the client while both stay connected, as
 // on a dead network path. Connections made after the freeze flow.

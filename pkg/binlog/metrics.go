@@ -27,11 +27,12 @@ type Metrics struct {
 
 	// What strait_producer_source_lag_seconds and _silence_seconds are
 	// computed from at each scrape, in Unix nanoseconds (0: not yet). The
-	// reader's goroutine writes them, the scrape reads them.
+	// reader's goroutine writes the first three, go-mysql's the last; the
+	// scrape reads them.
 	commit   atomic.Int64 // source commit time of the last transaction read
 	read     atomic.Int64 // when that transaction was read
-	caughtUp atomic.Int64 // when a server heartbeat last proved nothing was left to read
-	heard    atomic.Int64 // when the stream started or last delivered an event or heartbeat
+	caughtUp atomic.Int64 // when the reader was last known to have read everything the source had
+	heard    atomic.Int64 // when bytes last arrived on the replication connection
 }
 
 // NewMetrics registers the reader's metrics with reg.
@@ -84,8 +85,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}, func() float64 { return m.lag(time.Now()) })
 	silence := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "strait_producer_source_silence_seconds",
-		Help: "Seconds since the binlog reader last got an event or a heartbeat from the source. An idle source still sends " +
-			"a heartbeat every source.heartbeat_period: more means a dead replication connection or a reader stalled behind publishing.",
+		Help: "Seconds since anything (an event or a heartbeat) arrived on the replication connection. An idle source still sends " +
+			"a heartbeat every source.heartbeat_period: more means a dead connection, or a reader stalled behind publishing.",
 	}, func() float64 { return m.silence(time.Now()) })
 	reg.MustRegister(lag, silence, m.rows, m.unrepresentable, m.file, m.pos, m.snapshotRows, m.snapshotTables, m.snapshotChunk, m.snapshotLeft, m.snapshotStalls, m.snapshotFails, m.tablesRefused)
 	return m
@@ -129,11 +130,18 @@ func (m *Metrics) observePosition(file, pos uint64, commit, now time.Time) {
 	}
 }
 
-// observeCaughtUp records that at now the reader had read everything the
-// source had written: a heartbeat came at the position read to.
-func (m *Metrics) observeCaughtUp(now time.Time) { m.caughtUp.Store(now.UnixNano()) }
+// observeCaughtUp records that at t the reader had read everything the
+// source had written: a heartbeat came at the position read to, or the
+// stream had reached a snapshot chunk's high watermark, read at t. An
+// older proof than the last one known changes nothing.
+func (m *Metrics) observeCaughtUp(t time.Time) {
+	if ns := t.UnixNano(); !t.IsZero() && ns > m.caughtUp.Load() { // one writer: the reader's goroutine
+		m.caughtUp.Store(ns)
+	}
+}
 
-// observeHeard records that the stream started or delivered something at now.
+// observeHeard records that bytes arrived on the replication connection at
+// now.
 func (m *Metrics) observeHeard(now time.Time) { m.heard.Store(now.UnixNano()) }
 
 // lag is strait_producer_source_lag_seconds at now. Caught up at the last
@@ -153,7 +161,7 @@ func (m *Metrics) lag(now time.Time) float64 {
 }
 
 // silence is strait_producer_source_silence_seconds at now; 0 before the
-// stream started.
+// first connection.
 func (m *Metrics) silence(now time.Time) float64 {
 	if heard := m.heard.Load(); heard != 0 {
 		return secondsSince(now, heard)

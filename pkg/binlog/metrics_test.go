@@ -31,6 +31,7 @@ func TestLagAndSilence(t *testing.T) {
 		{name: "idle for an hour with heartbeats", steps: []step{{read: 10, commit: 10, caughtUp: -1}, {read: -1, caughtUp: 3600}}, now: 3604, lag: 4, silent: 4},
 		{name: "a transaction read after the heartbeat", steps: []step{{read: -1, caughtUp: 15}, {read: 20, commit: 19, caughtUp: -1}}, now: 21, lag: 2, silent: 1},
 		{name: "dead connection after catching up", steps: []step{{read: -1, caughtUp: 15}}, now: 315, lag: 300, silent: 300},
+		{name: "an older proof after a newer one", steps: []step{{read: -1, caughtUp: 15}, {read: -1, caughtUp: 12}}, now: 16, lag: 1, silent: 4},
 		{name: "source clock ahead", steps: []step{{read: 10, commit: 12, caughtUp: -1}}, now: 11, lag: 0, silent: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -339,7 +339,6 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 	if err != nil {
 		return fmt.Errorf("start binlog stream at %s: %w", s, err)
 	}
-	r.metrics.observeHeard(time.Now())
 	r.log.Info("binlog stream started", "at", s.String(), "flavor", r.flavor, "server_id", r.cfg.ServerID)
 	return nil
 }
@@ -373,7 +372,7 @@ func (r *Reader) syncerConfig(dumpFlags uint16, decodeRows func(*replication.Row
 		// is not read (Resume keeps its own).
 		DiscardGTIDSet: true,
 	}
-	r.dialer.syncerConfig(&sc) // through the SSH tunnel, with TLS, as configured
+	r.dialer.syncerConfig(&sc, r.metrics.observeHeard) // through the SSH tunnel, with TLS, as configured
 	return sc
 }
 
@@ -405,7 +404,6 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 			return r.streamError(err)
 		}
 		now := time.Now()
-		r.metrics.observeHeard(now)
 		if r.upToDate(ev) {
 			r.metrics.observeCaughtUp(now)
 		}
