@@ -403,9 +403,8 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 		if err != nil {
 			return r.streamError(err)
 		}
-		now := time.Now()
 		if r.upToDate(ev) {
-			r.metrics.observeCaughtUp(now)
+			r.metrics.observeCaughtUp(time.Now())
 		}
 		if lp := uint64(ev.Header.LogPos); lp > r.pos {
 			r.pos = lp // artificial events (position 0, or the file's header when starting inside it) do not move it back
@@ -443,7 +442,7 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) error {
 				r.cur.gtid = tx.GTID
 				r.cur.rows += len(tx.Events)
 			}
-			r.metrics.observePosition(r.fileIndex, tx.EndPos, tx.CommitTime, now)
+			r.metrics.observePosition(r.fileIndex, tx.EndPos, tx.CommitTime, time.Now())
 			return nil
 		}
 	}
