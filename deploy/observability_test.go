@@ -5,9 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/strait-cdc/strait/pkg/binlog"
 )
 
 // TestMetricNamesExtracted checks metricNames on the forms the rules use.
@@ -44,6 +48,43 @@ var requiredAlerts = map[string]string{
 	"table waiting over 15m (issue 15)": "strait_consumer_table_waiting",
 	"retries of stopped tables":         "strait_consumer_table_retries_total",
 	"binlog retention (last_over_time)": "last_over_time(strait_producer_checkpoint_source_timestamp_seconds",
+	"producer behind the source":        "strait_producer_source_lag_seconds",
+	"replication connection silent":     "strait_producer_source_silence_seconds",
+}
+
+// TestIdleSourceRaisesNoAlert checks that the alerts on the source lag and
+// silence fire only well above what an idle source shows: both stay under
+// twice source.heartbeat_period there (producer TestIdleSourceLag), and
+// neither alert may fire on a quiet database.
+func TestIdleSourceRaisesNoAlert(t *testing.T) {
+	var src binlog.Config
+	src.Defaults()
+	idle := (2 * src.HeartbeatPeriod).Seconds()
+	rule := regexp.MustCompile(`^\s*(strait_producer_source_(?:lag|silence)_seconds)\s*>\s*([0-9.]+)\s*$`)
+	seen := map[string]bool{}
+	docs := readYAML(t, filepath.Join("prometheus", "alerts.yml"))
+	for _, g := range getList(docs[0], "groups") {
+		for _, r := range getList(g, "rules") {
+			alert, expr := getString(r, "alert"), getString(r, "expr")
+			if !strings.Contains(expr, "strait_producer_source_lag_seconds") && !strings.Contains(expr, "strait_producer_source_silence_seconds") {
+				continue
+			}
+			m := rule.FindStringSubmatch(expr)
+			if m == nil {
+				t.Errorf("%s: %q, want the form <metric> > <seconds>", alert, expr)
+				continue
+			}
+			seen[m[1]] = true
+			if limit, _ := strconv.ParseFloat(m[2], 64); limit <= idle {
+				t.Errorf("%s: fires above %ss, but an idle source may show up to %.0fs (twice source.heartbeat_period %s)", alert, m[2], idle, src.HeartbeatPeriod)
+			}
+		}
+	}
+	for _, metric := range []string{"strait_producer_source_lag_seconds", "strait_producer_source_silence_seconds"} {
+		if !seen[metric] {
+			t.Errorf("no alert on %s", metric)
+		}
+	}
 }
 
 // TestAlertRules checks deploy/prometheus/alerts.yml: Prometheus's rule

@@ -44,8 +44,12 @@ type Config struct {
 	Columns ColumnRules `yaml:"columns" help:"per table pattern, columns to include or exclude and to mask (hash or null); JSON in the environment and flags"`
 	// ColumnHash is the secret key of the columns' hash mask.
 	ColumnHash ColumnHashConfig `yaml:"column_hash"`
-	// HeartbeatPeriod asks the server for a heartbeat when idle; default 10s.
-	HeartbeatPeriod time.Duration `yaml:"heartbeat_period" help:"server heartbeat interval when the binlog is idle"`
+	// HeartbeatPeriod asks the server for a heartbeat after this long with
+	// nothing to send; default 5s. A heartbeat proves the producer has read
+	// everything the source has: on an idle source
+	// strait_producer_source_lag_seconds stays below about this period.
+	// Must be shorter than ReadTimeout.
+	HeartbeatPeriod time.Duration `yaml:"heartbeat_period" help:"server heartbeat interval when the binlog is idle; bounds the reported lag of an idle source"`
 	// ReadTimeout fails a silent connection after this long; default 60s.
 	ReadTimeout time.Duration `yaml:"read_timeout" help:"give up on a silent connection after this long"`
 	// IncludeQuery writes the SQL statement that made each change (from the
@@ -175,7 +179,7 @@ func (c *Config) Defaults() {
 		c.ServerID = DefaultServerID("strait") // kafka.topic_prefix's default; the producer derives it from the prefix it is given
 	}
 	if c.HeartbeatPeriod == 0 {
-		c.HeartbeatPeriod = 10 * time.Second
+		c.HeartbeatPeriod = 5 * time.Second
 	}
 	if c.ReadTimeout == 0 {
 		c.ReadTimeout = 60 * time.Second
@@ -260,6 +264,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ChunkBytes < 1<<10 {
 		errs = append(errs, fmt.Errorf("source.chunk_bytes: %d, want at least 1024", c.ChunkBytes))
+	}
+	if c.HeartbeatPeriod < time.Millisecond || c.HeartbeatPeriod >= c.ReadTimeout {
+		errs = append(errs, fmt.Errorf("source.heartbeat_period: %s, want at least 1ms and less than source.read_timeout (%s), or an idle connection times out", c.HeartbeatPeriod, c.ReadTimeout))
 	}
 	if c.SnapshotStallWarning < 0 {
 		errs = append(errs, fmt.Errorf("source.snapshot_stall_warning: %s, want a positive duration", c.SnapshotStallWarning))

@@ -71,10 +71,36 @@ func (d *dialer) tlsConfig() *tls.Config {
 	return d.tls
 }
 
-// syncerConfig makes the binlog stream connect as dial does.
-func (d *dialer) syncerConfig(c *replication.BinlogSyncerConfig) {
-	c.Dialer = d.dialContext
+// syncerConfig makes the binlog stream connect as dial does; heard is told
+// whenever bytes arrive on it.
+func (d *dialer) syncerConfig(c *replication.BinlogSyncerConfig, heard func(time.Time)) {
+	c.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := d.dialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &heardConn{Conn: conn, heard: heard}, nil
+	}
 	c.TLSConfig = d.tlsConfig()
+}
+
+// heardConn tells when bytes arrive on a replication connection: it is
+// alive as long as they do, since even an idle source sends a heartbeat
+// every source.heartbeat_period (strait_producer_source_silence_seconds).
+// Measured here rather than where the reader takes events: a snapshot of
+// an idle source publishes chunk after chunk without taking any.
+type heardConn struct {
+	net.Conn
+	heard func(time.Time)
+}
+
+// Read reads from the connection and tells of the bytes.
+func (c *heardConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.heard(time.Now())
+	}
+	return n, err
 }
 
 // errNoTLS is go-mysql's error when the server offers no TLS but the

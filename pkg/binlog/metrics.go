@@ -1,6 +1,7 @@
 package binlog
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,7 +15,6 @@ type Metrics struct {
 	unrepresentable *prometheus.CounterVec
 	file            prometheus.Gauge
 	pos             prometheus.Gauge
-	lag             prometheus.Gauge
 	snapshotRows    *prometheus.CounterVec
 	snapshotTables  prometheus.Gauge
 	snapshotChunk   prometheus.Histogram
@@ -24,6 +24,15 @@ type Metrics struct {
 	tablesRefused   prometheus.Gauge
 
 	rowCounters map[rowsKey]prometheus.Counter
+
+	// What strait_producer_source_lag_seconds and _silence_seconds are
+	// computed from at each scrape, in Unix nanoseconds (0: not yet). The
+	// reader's goroutine writes the first three, go-mysql's the last; the
+	// scrape reads them.
+	commit   atomic.Int64 // source commit time of the last transaction read
+	read     atomic.Int64 // when that transaction was read
+	caughtUp atomic.Int64 // when the reader was last known to have read everything the source had
+	heard    atomic.Int64 // when bytes last arrived on the replication connection
 }
 
 // NewMetrics registers the reader's metrics with reg.
@@ -40,9 +49,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		pos: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "strait_producer_binlog_position_bytes", Help: "Position in the binlog file being read.",
-		}),
-		lag: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "strait_producer_source_lag_seconds", Help: "Seconds between the source commit of the last transaction read and now.",
 		}),
 		snapshotRows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strait_producer_snapshot_rows_total", Help: "Rows published by the snapshot (op r), by table.",
@@ -71,7 +77,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
 	}
-	reg.MustRegister(m.rows, m.unrepresentable, m.file, m.pos, m.lag, m.snapshotRows, m.snapshotTables, m.snapshotChunk, m.snapshotLeft, m.snapshotStalls, m.snapshotFails, m.tablesRefused)
+	lag := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "strait_producer_source_lag_seconds",
+		Help: "How far behind the source the binlog reader is, in seconds: while it has read everything the source has " +
+			"(proved by a server heartbeat, sent every source.heartbeat_period of quiet), the time since that proof; " +
+			"otherwise now less the source commit time of the last transaction read. Near zero on an idle source.",
+	}, func() float64 { return m.lag(time.Now()) })
+	silence := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "strait_producer_source_silence_seconds",
+		Help: "Seconds since anything (an event or a heartbeat) arrived on the replication connection. An idle source still sends " +
+			"a heartbeat every source.heartbeat_period: more means a dead connection, or a reader stalled behind publishing.",
+	}, func() float64 { return m.silence(time.Now()) })
+	reg.MustRegister(lag, silence, m.rows, m.unrepresentable, m.file, m.pos, m.snapshotRows, m.snapshotTables, m.snapshotChunk, m.snapshotLeft, m.snapshotStalls, m.snapshotFails, m.tablesRefused)
 	return m
 }
 
@@ -102,12 +119,60 @@ func (m *Metrics) countUnrepresentable(t *cdc.Table, column string) {
 	m.unrepresentable.WithLabelValues(t.ID(), column).Inc()
 }
 
-func (m *Metrics) observePosition(file, pos uint64, commit time.Time) {
+// observePosition records the end of a transaction (or heartbeat) read at
+// now; commit is its source commit time, zero for a heartbeat.
+func (m *Metrics) observePosition(file, pos uint64, commit, now time.Time) {
 	m.file.Set(float64(file))
 	m.pos.Set(float64(pos))
 	if !commit.IsZero() {
-		m.lag.Set(max(0, time.Since(commit).Seconds()))
+		m.commit.Store(commit.UnixNano())
+		m.read.Store(now.UnixNano())
 	}
+}
+
+// observeCaughtUp records that at t the reader had read everything the
+// source had written: a heartbeat came at the position read to, or the
+// stream had reached a snapshot chunk's high watermark, read at t. An
+// older proof than the last one known changes nothing.
+func (m *Metrics) observeCaughtUp(t time.Time) {
+	if ns := t.UnixNano(); !t.IsZero() && ns > m.caughtUp.Load() { // one writer: the reader's goroutine
+		m.caughtUp.Store(ns)
+	}
+}
+
+// observeHeard records that bytes arrived on the replication connection at
+// now.
+func (m *Metrics) observeHeard(now time.Time) { m.heard.Store(now.UnixNano()) }
+
+// lag is strait_producer_source_lag_seconds at now. Caught up at the last
+// proof and nothing read since, the reader is at most the time since that
+// proof behind; otherwise as far behind as the last transaction it read.
+// Before either, 0. Commit times are the source's clock: a source ahead of
+// this host would make the lag negative, so it is 0 then.
+func (m *Metrics) lag(now time.Time) float64 {
+	caught, read, commit := m.caughtUp.Load(), m.read.Load(), m.commit.Load()
+	switch {
+	case caught != 0 && caught >= read:
+		return secondsSince(now, caught)
+	case commit != 0:
+		return secondsSince(now, commit)
+	}
+	return 0
+}
+
+// silence is strait_producer_source_silence_seconds at now; 0 before the
+// first connection.
+func (m *Metrics) silence(now time.Time) float64 {
+	if heard := m.heard.Load(); heard != 0 {
+		return secondsSince(now, heard)
+	}
+	return 0
+}
+
+// secondsSince returns the seconds from the Unix nanoseconds t to now, at
+// least 0.
+func secondsSince(now time.Time, t int64) float64 {
+	return max(0, float64(now.UnixNano()-t)/float64(time.Second))
 }
 
 func (m *Metrics) countSnapshotRows(table string, n int) {

@@ -80,7 +80,7 @@ type Tx struct {
 func (tx *Tx) reset() {
 	clear(tx.Events) // drop references to old rows and tables
 	tx.Events, tx.DDL, tx.Schemas = tx.Events[:0], tx.DDL[:0], tx.Schemas[:0]
-	tx.GTID, tx.File, tx.EndPos, tx.Heartbeat, tx.Snapshot = "", "", 0, false, nil
+	tx.GTID, tx.File, tx.EndPos, tx.CommitTime, tx.Heartbeat, tx.Snapshot = "", "", 0, time.Time{}, false, nil
 	tx.Partial, tx.Begin, tx.RowsBefore, tx.bytes = false, Start{}, 0, 0
 	// The previous transaction is published (Publish encodes before it
 	// returns): its rows' slab is reused, so a small transaction allocates
@@ -373,7 +373,7 @@ func (r *Reader) syncerConfig(dumpFlags uint16, decodeRows func(*replication.Row
 		// is not read (Resume keeps its own).
 		DiscardGTIDSet: true,
 	}
-	r.dialer.syncerConfig(&sc) // through the SSH tunnel, with TLS, as configured
+	r.dialer.syncerConfig(&sc, r.metrics.observeHeard) // through the SSH tunnel, with TLS, as configured
 	return sc
 }
 
@@ -409,6 +409,9 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) (err error) {
 		ev, err := r.stream.GetEvent(ctx)
 		if err != nil {
 			return r.streamError(err)
+		}
+		if r.upToDate(ev) {
+			r.metrics.observeCaughtUp(time.Now())
 		}
 		if lp := uint64(ev.Header.LogPos); lp > r.pos {
 			r.pos = lp // artificial events (position 0, or the file's header when starting inside it) do not move it back
@@ -446,10 +449,20 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) (err error) {
 				r.cur.gtid = tx.GTID
 				r.cur.rows += len(tx.Events)
 			}
-			r.metrics.observePosition(r.fileIndex, tx.EndPos, tx.CommitTime)
+			r.metrics.observePosition(r.fileIndex, tx.EndPos, tx.CommitTime, time.Now())
 			return nil
 		}
 	}
+}
+
+// upToDate reports whether ev proves the reader has read everything the
+// source has: a heartbeat, which the server sends only after
+// source.heartbeat_period with nothing to send, outside a transaction and
+// at the position read to. A heartbeat ahead of it (MySQL sends some while
+// it skips events a GTID set excludes) proves nothing.
+func (r *Reader) upToDate(ev *replication.BinlogEvent) bool {
+	hb, ok := ev.Event.(*replication.HeartbeatEvent)
+	return ok && !r.cur.open && hb.Filename == r.file && uint64(ev.Header.LogPos) <= r.pos
 }
 
 // Available reports whether the server still has the binlog to stream from

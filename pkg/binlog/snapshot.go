@@ -156,6 +156,7 @@ const recentWindow = 2 * time.Second
 // window is a chunk between its read and its publication.
 type window struct {
 	high    binlogPos
+	highAt  time.Time           // when high was read (zero: not known)
 	rows    [][]cdc.Value       // in primary-key order
 	changed map[string]struct{} // keys the stream changed: their rows are not published
 	last    []cdc.Value         // key of the chunk's last row: where the next chunk starts
@@ -345,6 +346,7 @@ func (r *Reader) snapshotStep(ctx context.Context, tx *Tx) (bool, error) {
 		}
 		return false, nil // stream on to the high watermark
 	}
+	r.metrics.observeCaughtUp(s.win.highAt) // the stream had read all the server had then: the source lag
 	r.publishChunk(tx)
 	return true, nil
 }
@@ -398,7 +400,7 @@ func (r *Reader) nextWindow(ctx context.Context) error {
 		}
 		r.metrics.observeChunk(res.took)
 		s.since = res.start // the loop's next reads start later
-		w := &window{high: res.high, rows: res.rows, changed: map[string]struct{}{}, done: res.done}
+		w := &window{high: res.high, highAt: res.start.Add(res.took), rows: res.rows, changed: map[string]struct{}{}, done: res.done}
 		opened := res.start.Add(-recentWindow)
 		for _, rk := range s.recent {
 			if !rk.at.Before(opened) {
