@@ -142,6 +142,7 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 	if err != nil {
 		return starting(err)
 	}
+	log.Info("connected to Kafka", "brokers", strings.Join(cfg.Kafka.Brokers, ","), "topic_prefix", cfg.Kafka.TopicPrefix, "checkpoint", cp != nil)
 	configured := start != (binlog.Start{})
 	lost := false // the checkpoint's binlog is gone: start over with a snapshot (when_needed)
 	switch {

@@ -19,7 +19,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/plugin/kslog"
 )
 
 // GroupConfig is how the consumer reads the table topics.
@@ -233,7 +232,7 @@ func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, erro
 		// as the producer sends (its kafka.max_record_bytes default).
 		kgo.ProducerBatchMaxBytes(deadLetterMaxBytes),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.WithLogger(kslog.New(log)),
+		withLog(log),
 	}
 	base = append(base, readLimits(cfg.MaxRecordBytes, cfg.FetchMaxBytes)...)
 	client, _, regOpts, err := cfg.Security.newClient(log, base, opts...)
