@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -226,8 +228,9 @@ func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, erro
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.MetadataMaxAge(cfg.TopicRefresh),
 		kgo.MetadataMinAge(min(cfg.TopicRefresh, 5*time.Second)),
+		kgo.OnPartitionsAssigned(g.assigned),
 		kgo.OnPartitionsRevoked(g.revoked),
-		kgo.OnPartitionsLost(g.revoked),
+		kgo.OnPartitionsLost(g.lost),
 		// Dead letters carry the record as it was: allow records as large
 		// as the producer sends (its kafka.max_record_bytes default).
 		kgo.ProducerBatchMaxBytes(deadLetterMaxBytes),
@@ -596,8 +599,49 @@ func (g *Group) OnRevoke(f func(ctx context.Context)) {
 	g.onRevoke = f
 }
 
-// revoked runs the OnRevoke hook, then forgets the partitions' lag.
-func (g *Group) revoked(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
+// assigned logs a rebalance's new partitions: one line per rebalance
+// (franz-go's own account of it is at DEBUG, see withLog).
+func (g *Group) assigned(_ context.Context, _ *kgo.Client, added map[string][]int32) {
+	if len(added) > 0 {
+		g.log.Info("partitions assigned", rebalanced(g.groupID, added)...)
+	}
+}
+
+// lost logs partitions lost (the member was out of the group too long:
+// another may have them already), then handles them as revoked.
+func (g *Group) lost(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
+	if len(lost) > 0 {
+		g.log.Warn("partitions lost", rebalanced(g.groupID, lost)...)
+	}
+	g.release(ctx, cl, lost)
+}
+
+// rebalanced is the attributes of a rebalance's log line: the group, how
+// many topics and partitions moved, and the topics (a few).
+func rebalanced(group string, moved map[string][]int32) []any {
+	n := 0
+	for _, ps := range moved {
+		n += len(ps)
+	}
+	topics := slices.Sorted(maps.Keys(moved))
+	const shown = 5
+	if len(topics) > shown {
+		topics = append(topics[:shown], fmt.Sprintf("and %d more", len(topics)-shown))
+	}
+	return []any{"group", group, "partitions", n, "topics", strings.Join(topics, ",")}
+}
+
+// revoked logs partitions revoked in a rebalance, or as the member
+// leaves, and releases them.
+func (g *Group) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	if len(revoked) > 0 {
+		g.log.Info("partitions revoked", rebalanced(g.groupID, revoked)...)
+	}
+	g.release(ctx, cl, revoked)
+}
+
+// release runs the OnRevoke hook, then forgets the partitions' lag.
+func (g *Group) release(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
 	g.hookMu.Lock()
 	f := g.onRevoke
 	g.hookMu.Unlock()
