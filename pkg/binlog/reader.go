@@ -152,6 +152,7 @@ type Reader struct {
 	refused      map[string]error            // captured tables left out: a column strait cannot read (Refused)
 	requests     int64                       // offset of the next snapshot request to take
 	failed       []SnapshotFailure           // the last snapshot failures (SnapshotState.Failed)
+	onProgress   func(SnapshotProgress)      // see OnSnapshotProgress; nil: none
 
 	file      string     // current binlog file
 	fileIndex uint64     // numeric suffix of file

@@ -115,6 +115,8 @@ type snapshot struct {
 	rows     int         // rows published of state.Tables[0] in this run
 	estimate int64       // information_schema's row count of state.Tables[0]
 	start    time.Time   // when this run started reading state.Tables[0]
+	resumed  bool        // ... after a key a previous run published
+	reported time.Time   // when its progress was last logged (snapshot_progress.go)
 	recent   []recentKey // keys of state.Tables[0] the stream changed lately, oldest first
 	// match is info.key in column order: the columns keyOf compares a
 	// change with a chunk's rows by. The stream's changes and the chunks
@@ -519,6 +521,7 @@ func (r *Reader) startLoop(ctx context.Context) error {
 		s.match = matchKey(s.info.key)
 		if s.state.After == nil || s.start.IsZero() {
 			s.start, s.rows, s.estimate = time.Now(), 0, r.estimate(db, table)
+			s.reported, s.resumed = s.start, s.state.After != nil
 			r.metrics.snapshotLeft.Set(float64(s.estimate))
 			r.log.Info("snapshot of a table started", "table", id, "rows_estimate", s.estimate, "resuming_after_key", s.state.After != nil)
 		}
@@ -828,6 +831,7 @@ func (r *Reader) publishChunk(tx *Tx) {
 	}
 	r.metrics.snapshotLeft.Set(float64(max(0, s.estimate-int64(s.rows))))
 	s.quiet = now
+	r.reportProgress(now, w.done)
 	next := s.state
 	next.After, next.Requests, next.Failed = w.last, r.requests, r.failed
 	if w.done {
@@ -933,6 +937,9 @@ func (r *Reader) endSnapshot() {
 	r.snap = nil
 	r.metrics.snapshotTables.Set(0)
 	r.log.Info("snapshot done: every captured table is backfilled")
+	if r.onProgress != nil {
+		r.onProgress(SnapshotProgress{Done: true})
+	}
 }
 
 // stop ends the chunk loop, if any, and closes the snapshot's session. A

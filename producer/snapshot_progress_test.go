@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A snapshot longer than source.snapshot_progress_interval logs, every
+// interval, the table, the rows done of the estimate, the rate and the
+// time left.
+func TestSnapshotProgressLogged(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const rows = 60000
+	if err := env.db.Exec(ctx, "", "CREATE DATABASE snapprog"); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.db.Exec(ctx, "snapprog", "CREATE TABLE t (id INT PRIMARY KEY, v INT)",
+		"INSERT INTO t SELECT seq, seq FROM seq_1_to_60000", // MariaDB's sequence engine
+		"ANALYZE TABLE t"); err != nil { // information_schema's estimate, up to date
+		t.Fatal(err)
+	}
+	// Chunks of 20 rows: 3,000 of them, many intervals long (about a
+	// second here).
+	const interval = 100 * time.Millisecond
+	p := startProducer(t, withoutStart(producerArgs(t, ctx, uniquePrefix("snapprog"), "snapprog.*",
+		"-source.snapshot_chunk_rows", "20", "-source.snapshot_progress_interval", interval.String())))
+	waitFor(t, ctx, "the snapshot to end", func() bool {
+		select {
+		case <-p.done:
+			t.Fatalf("the producer ended: %v", p.err)
+		default:
+		}
+		return strings.Contains(p.logs.String(), `msg="snapshot of a table done" table=snapprog.t`)
+	})
+
+	var started, done time.Time
+	var progress []string
+	for _, line := range strings.Split(p.logs.String(), "\n") {
+		switch {
+		case strings.Contains(line, `msg="snapshot of a table started" table=snapprog.t`):
+			started = logTime(t, line)
+		case strings.Contains(line, `msg="snapshot of a table done" table=snapprog.t`):
+			done = logTime(t, line)
+		case strings.Contains(line, `msg="snapshot progress"`):
+			progress = append(progress, line)
+		}
+	}
+	took := done.Sub(started)
+	t.Logf("%d progress lines in %s:\n%s", len(progress), took, strings.Join(progress, "\n"))
+	// A line each interval, at the first chunk published after it.
+	if min := int(took/interval) / 2; len(progress) < max(1, min) {
+		t.Fatalf("%d progress lines in a snapshot of %s with an interval of %s, want at least %d:\n%s", len(progress), took, interval, max(1, min), strings.Join(progress, "\n"))
+	}
+	last := 0
+	for _, line := range progress {
+		for _, want := range []string{"level=INFO", "table=snapprog.t", "rows_estimate=", "rows_per_second=", "eta="} {
+			if !strings.Contains(line, want) {
+				t.Errorf("progress line without %s: %s", want, line)
+			}
+		}
+		n := field(t, line, "rows")
+		if n <= last || n >= rows {
+			t.Errorf("rows=%d after %d, want more, and less than the table's %d: %s", n, last, rows, line)
+		}
+		last = n
+		if e := field(t, line, "rows_estimate"); e < rows/2 || e > 2*rows {
+			t.Errorf("rows_estimate=%d, want about %d: %s", e, rows, line)
+		}
+		if r := field(t, line, "rows_per_second"); r <= 0 {
+			t.Errorf("rows_per_second=%d, want more than 0: %s", r, line)
+		}
+		if _, err := time.ParseDuration(text(line, "eta")); err != nil && text(line, "eta") != "unknown" {
+			t.Errorf("eta: %v: %s", err, line)
+		}
+	}
+}
+
+// logTime returns the time of a line of the text log.
+func logTime(t *testing.T, line string) time.Time {
+	t.Helper()
+	at, err := time.Parse(time.RFC3339Nano, text(line, "time"))
+	if err != nil {
+		t.Fatalf("time of %q: %v", line, err)
+	}
+	return at
+}
+
+// field returns the integer value of key in a line of the text log.
+func field(t *testing.T, line, key string) int {
+	t.Helper()
+	n, err := strconv.Atoi(text(line, key))
+	if err != nil {
+		t.Fatalf("%s of %q: %v", key, line, err)
+	}
+	return n
+}
+
+// text returns the value of key in a line of the text log, unquoted.
+func text(line, key string) string {
+	m := regexp.MustCompile(`(?:^| )` + regexp.QuoteMeta(key) + `=("(?:[^"\\]|\\.)*"|\S*)`).FindStringSubmatch(line)
+	if m == nil {
+		return ""
+	}
+	if s, err := strconv.Unquote(m[1]); err == nil {
+		return s
+	}
+	return m[1]
+}
