@@ -128,6 +128,14 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 		return starting(err)
 	}
 	defer reader.Close()
+	// On a terminal, the snapshot's progress as a line under the log.
+	reader.OnSnapshotProgress(func(p binlog.SnapshotProgress) {
+		if p.Done {
+			proc.Progress("")
+			return
+		}
+		proc.Progress(p.String())
+	})
 	writer, err := kafka.NewWriter(&cfg.Kafka, version, log, m.kafka)
 	if err != nil {
 		return starting(err)

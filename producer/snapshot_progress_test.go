@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
 // A snapshot longer than source.snapshot_progress_interval logs, every
@@ -110,4 +113,52 @@ func text(line, key string) string {
 		return s
 	}
 	return m[1]
+}
+
+// On a terminal, the snapshot's progress is a line under the log, drawn
+// over itself, and gone once the table is done.
+func TestSnapshotProgressOnATerminal(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := env.db.Exec(ctx, "", "CREATE DATABASE snapterm"); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.db.Exec(ctx, "snapterm", "CREATE TABLE t (id INT PRIMARY KEY, v INT)",
+		"INSERT INTO t SELECT seq, seq FROM seq_1_to_5000", "ANALYZE TABLE t"); err != nil {
+		t.Fatal(err)
+	}
+	pty, err := testenv.OpenPTY()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pty.Close()
+	args := withoutStart(producerArgs(t, ctx, uniquePrefix("snapterm"), "snapterm.*", "-source.snapshot_chunk_rows", "20"))
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- run(runCtx, args, func(string) string { return "" }, io.Discard, pty.TTY) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("producer: %v", err)
+		}
+	}()
+	const finished = `msg="snapshot of a table done" table=snapterm.t`
+	waitFor(t, ctx, "the snapshot to end", func() bool { return strings.Contains(pty.String(), finished) })
+
+	out := pty.String()
+	line := regexp.MustCompile(`\r\x1b\[Ksnapshot snapterm\.t: \d+ of ~\d+ rows \(\d+%\), \d+ rows/s(, [0-9.a-z]+ left)?(\r\x1b\[K|$)`)
+	if !line.MatchString(out) {
+		t.Errorf("no progress line on the terminal:\n%q", out)
+	}
+	if after := out[strings.Index(out, finished):]; strings.Contains(after, "rows/s") {
+		t.Errorf("the progress line is still drawn after the table is done:\n%q", after)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if i := strings.LastIndex(l, "\r\x1b[K"); i >= 0 {
+			l = l[i+len("\r\x1b[K"):] // what the terminal shows of it
+		}
+		if strings.Contains(l, "level=") && strings.Contains(l, "rows/s") {
+			t.Errorf("a log line mixed with the progress line: %q", l)
+		}
+	}
 }
