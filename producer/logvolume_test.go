@@ -17,7 +17,7 @@ import (
 func TestLogVolumeBoundedAtDefaultLevel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if err := env.db.Exec(ctx, "", "CREATE DATABASE logvol", "CREATE TABLE logvol.t (id INT PRIMARY KEY, v INT)"); err != nil {
+	if err := env.db.Exec(ctx, "", "DROP DATABASE IF EXISTS logvol", "CREATE DATABASE logvol", "CREATE TABLE logvol.t (id INT PRIMARY KEY, v INT)"); err != nil {
 		t.Fatal(err)
 	}
 	prefix := uniquePrefix("lv")

@@ -520,8 +520,9 @@ func (r *Reader) startLoop(ctx context.Context) error {
 		}
 		s.match = matchKey(s.info.key)
 		if s.state.After == nil || s.start.IsZero() {
-			s.start, s.rows, s.estimate = time.Now(), 0, r.estimate(db, table)
-			s.reported, s.resumed = s.start, s.state.After != nil
+			s.estimate = r.estimate(db, table)
+			s.start, s.rows, s.resumed = time.Now(), 0, s.state.After != nil
+			s.reported = s.start
 			r.metrics.snapshotLeft.Set(float64(s.estimate))
 			r.log.Info("snapshot of a table started", "table", id, "rows_estimate", s.estimate, "resuming_after_key", s.state.After != nil)
 		}
