@@ -116,6 +116,7 @@ type snapshot struct {
 	estimate int64       // information_schema's row count of state.Tables[0]
 	start    time.Time   // when this run started reading state.Tables[0]
 	resumed  bool        // ... after a key a previous run published
+	before   int64       // rows previous runs published of state.Tables[0], estimated (from its first chunk's chunkResult.rowsAfter)
 	reported time.Time   // when its progress was last logged (snapshot_progress.go)
 	recent   []recentKey // keys of state.Tables[0] the stream changed lately, oldest first
 	// match is info.key in column order: the columns keyOf compares a
@@ -191,6 +192,11 @@ type chunkResult struct {
 	took  time.Duration
 	done  bool // the table's last chunk, or err: the loop has ended
 	err   error
+	// rowsAfter is, when counted (the first chunk of a resumed table),
+	// the optimizer's estimate of the rows after the key the loop started
+	// at (snapshot_progress.go).
+	rowsAfter int64
+	counted   bool
 }
 
 // Snapshot asks the reader to backfill the tables of st, continuing after
@@ -399,6 +405,9 @@ func (r *Reader) nextWindow(ctx context.Context) error {
 			return r.failTable(ctx, res.err)
 		}
 		r.metrics.observeChunk(res.took)
+		if res.counted { // the rows before the key: the estimate less those after it
+			s.before = max(0, s.estimate-res.rowsAfter)
+		}
 		s.since = res.start // the loop's next reads start later
 		w := &window{high: res.high, rows: res.rows, changed: map[string]struct{}{}, done: res.done}
 		opened := res.start.Add(-recentWindow)
@@ -520,10 +529,10 @@ func (r *Reader) startLoop(ctx context.Context) error {
 		}
 		s.match = matchKey(s.info.key)
 		if s.state.After == nil || s.start.IsZero() {
-			s.estimate = r.estimate(db, table)
-			s.start, s.rows, s.resumed = time.Now(), 0, s.state.After != nil
+			s.estimate, s.before, s.resumed = r.estimate(db, table), 0, s.state.After != nil
+			s.start, s.rows = time.Now(), 0
 			s.reported = s.start
-			r.metrics.snapshotLeft.Set(float64(s.estimate))
+			r.metrics.snapshotLeft.Set(float64(s.left()))
 			r.log.Info("snapshot of a table started", "table", id, "rows_estimate", s.estimate, "resuming_after_key", s.state.After != nil)
 		}
 	}
@@ -547,6 +556,7 @@ func (r *Reader) startLoop(ctx context.Context) error {
 	}
 	bound := chunkBound{bytes: r.cfg.SnapshotChunkBytes}
 	s.since = time.Now()
+	countAfter := s.resumed && s.rows == 0 // for the progress: see snapshot.before
 	go func() {
 		defer close(l.exited)
 		defer func() {
@@ -585,6 +595,10 @@ func (r *Reader) startLoop(ctx context.Context) error {
 			}
 			res := chunkResult{rows: read, high: high, start: start, took: time.Since(start), err: err,
 				done: err != nil || len(info.key) == 0 || !truncated && len(read) < rows}
+			if countAfter && err == nil {
+				res.rowsAfter, res.counted = rowsAfter(conn, info, after)
+				countAfter = false
+			}
 			if !send(res) || res.done {
 				return
 			}
@@ -830,7 +844,7 @@ func (r *Reader) publishChunk(tx *Tx) {
 	if len(tx.Events) > 0 {
 		r.metrics.countSnapshotRows(id, len(tx.Events))
 	}
-	r.metrics.snapshotLeft.Set(float64(max(0, s.estimate-int64(s.rows))))
+	r.metrics.snapshotLeft.Set(float64(s.left()))
 	s.quiet = now
 	r.reportProgress(now, w.done)
 	next := s.state
