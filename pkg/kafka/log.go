@@ -17,8 +17,11 @@ import (
 // are a dozen per run. Its WARN and ERROR lines keep their level. The INFO
 // lines that are state changes (producer id initialized, group session
 // begun) are not picked out by their text, which is not franz-go's API:
-// strait logs those states itself (the producer's start and stop, the
-// group's assigned and revoked partitions), once, at INFO.
+// strait logs those states itself, once, at INFO: the producer's
+// "connected to Kafka" and stop, the group's partitions assigned, revoked
+// or lost (group.go). Measured (TestLogVolumeBoundedAtDefaultLevel): 1,000
+// source transactions, each a Kafka transaction, logged 4,017 lines at
+// INFO before, 8 now, start and stop included.
 func withLog(log *slog.Logger) kgo.Opt { return kgo.WithLogger(clientLogger(log)) }
 
 // clientLogger is withLog's logger.
