@@ -46,3 +46,29 @@ func TestLogVolumeBoundedAtDefaultLevel(t *testing.T) {
 		t.Errorf("%d log lines after 1,000 transactions and the stop (%d after the first 100), want at most %d and no growth with the traffic", stopped, first, bound)
 	}
 }
+
+// A consumer started behind the topics logs once that it caught up: every
+// partition it reads applied and committed to its end.
+func TestCaughtUpLoggedOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const prefix = "caughtup"
+	pub := newPublisher(t, prefix)
+	for i := range 50 { // the backlog
+		pub.publish(ctx, ins(users, user(int64(i), "u@x", "1.00")...))
+	}
+	c := startConsumer(t, consumerArgs(prefix, "g", "caughtup"))
+	const caughtUp = `msg="caught up with the topics"`
+	waitCommitted(t, ctx, "g", prefix+".shop.users")
+	waitLogged(t, ctx, c, caughtUp)
+	for i := 50; i < 60; i++ {
+		pub.publish(ctx, ins(users, user(int64(i), "u@x", "1.00")...))
+	}
+	waitCommitted(t, ctx, "g", prefix+".shop.users")
+	if err := c.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(c.logs.String(), caughtUp); n != 1 {
+		t.Errorf("caught up logged %d times, want once:\n%s", n, c.logs.String())
+	}
+}

@@ -181,8 +181,9 @@ type Group struct {
 	hookMu   sync.Mutex
 	onRevoke func(context.Context)
 
-	lagMu sync.Mutex
-	lag   map[TopicPartition]*partitionLag
+	lagMu    sync.Mutex
+	lag      map[TopicPartition]*partitionLag
+	caughtUp bool // logged since the last assignment: every partition read committed to its end
 
 	heldMu sync.Mutex
 	held   map[string]map[int32]kgo.EpochOffset // by topic: where reading starts again (Hold)
@@ -604,6 +605,9 @@ func (g *Group) OnRevoke(f func(ctx context.Context)) {
 func (g *Group) assigned(_ context.Context, _ *kgo.Client, added map[string][]int32) {
 	if len(added) > 0 {
 		g.log.Info("partitions assigned", rebalanced(g.groupID, added)...)
+		g.lagMu.Lock()
+		g.caughtUp = false // the new partitions may be behind
+		g.lagMu.Unlock()
 	}
 }
 
@@ -737,15 +741,33 @@ func (g *Group) noteEnds(fetches kgo.Fetches) {
 }
 
 // noteCommitted records committed offsets: the offset after each
-// partition's last record in recs.
+// partition's last record in recs. The first time after an assignment
+// that every partition read is committed to its end, it logs so.
 func (g *Group) noteCommitted(recs []*kgo.Record) {
 	g.lagMu.Lock()
-	defer g.lagMu.Unlock()
 	for _, r := range recs {
 		if l := g.lag[TopicPartition{r.Topic, r.Partition}]; l != nil && r.Offset+1 > l.committed {
 			l.committed = r.Offset + 1
 		}
 	}
+	caughtUp := !g.caughtUp && drained(g.lag)
+	g.caughtUp = g.caughtUp || caughtUp
+	partitions := len(g.lag)
+	g.lagMu.Unlock()
+	if caughtUp {
+		g.log.Info("caught up with the topics", "group", g.groupID, "partitions", partitions)
+	}
+}
+
+// drained reports whether every partition of lag that was read is
+// committed to its end (the last stable offset of its latest fetch).
+func drained(lag map[TopicPartition]*partitionLag) bool {
+	for _, l := range lag {
+		if l.committed >= 0 && l.committed < l.end {
+			return false
+		}
+	}
+	return len(lag) > 0
 }
 
 // forget drops the lag and held offsets of partitions this member no
