@@ -762,6 +762,9 @@ func (r *Reader) cancelRequest(request int64) {
 				continue
 			}
 			if i == 0 {
+				if r.onProgress != nil {
+					r.onProgress(SnapshotProgress{Table: t, Done: true})
+				}
 				s.stopLoop()
 				s.win, s.info, s.conv, s.match, s.recent, s.start = nil, nil, nil, nil, nil, time.Time{}
 				s.state.After = nil
