@@ -125,6 +125,14 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 		return starting(err)
 	}
 	defer reader.Close()
+	// On a terminal, the snapshot's progress as a line under the log.
+	reader.OnSnapshotProgress(func(p binlog.SnapshotProgress) {
+		if p.Done {
+			proc.Progress("")
+			return
+		}
+		proc.Progress(p.String())
+	})
 	writer, err := kafka.NewWriter(&cfg.Kafka, version, log, m.kafka)
 	if err != nil {
 		return starting(err)
@@ -139,6 +147,7 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 	if err != nil {
 		return starting(err)
 	}
+	log.Info("connected to Kafka", "brokers", strings.Join(cfg.Kafka.Brokers, ","), "topic_prefix", cfg.Kafka.TopicPrefix, "checkpoint", cp != nil)
 	configured := start != (binlog.Start{})
 	lost := false // the checkpoint's binlog is gone: start over with a snapshot (when_needed)
 	switch {

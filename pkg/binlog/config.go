@@ -101,6 +101,10 @@ type Config struct {
 	// milliseconds; catching up after a restart far behind may take
 	// minutes).
 	SnapshotStallWarning time.Duration `yaml:"snapshot_stall_warning" help:"warn when a snapshot publishes nothing for this long while rows remain"`
+	// SnapshotProgressInterval is how often a running snapshot logs its
+	// progress: the table, the rows published of information_schema's
+	// estimate, the rate and the time left at that rate. Default 10s.
+	SnapshotProgressInterval time.Duration `yaml:"snapshot_progress_interval" help:"how often a running snapshot logs its progress (table, rows done of the estimate, rows/s, time left)"`
 	// SSH, when SSH.Host is set, carries every connection to the database
 	// through an SSH bastion (tunnel.go).
 	SSH SSHConfig `yaml:"ssh"`
@@ -205,6 +209,9 @@ func (c *Config) Defaults() {
 	if c.SnapshotStallWarning == 0 {
 		c.SnapshotStallWarning = 5 * time.Minute
 	}
+	if c.SnapshotProgressInterval == 0 {
+		c.SnapshotProgressInterval = 10 * time.Second
+	}
 	if c.SSH.Port == 0 {
 		c.SSH.Port = 22
 	}
@@ -270,6 +277,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SnapshotStallWarning < 0 {
 		errs = append(errs, fmt.Errorf("source.snapshot_stall_warning: %s, want a positive duration", c.SnapshotStallWarning))
+	}
+	if c.SnapshotProgressInterval < 0 {
+		errs = append(errs, fmt.Errorf("source.snapshot_progress_interval: %s, want a positive duration", c.SnapshotProgressInterval))
 	}
 	if _, err := snapshotKeys(c.SnapshotKeys); err != nil {
 		errs = append(errs, err)

@@ -153,6 +153,8 @@ type Reader struct {
 	requests     int64                       // offset of the next snapshot request to take
 	failed       []SnapshotFailure           // the last snapshot failures (SnapshotState.Failed)
 	columns      *columnPolicy               // source.columns, applied to what ReadTx hands out (columns.go)
+	onProgress   func(SnapshotProgress)      // see OnSnapshotProgress; nil: none
+	catchUp      catchUp                     // the backlog at the start (catchup.go)
 
 	file      string     // current binlog file
 	fileIndex uint64     // numeric suffix of file
@@ -297,7 +299,8 @@ func (r *Reader) Current(ctx context.Context) (Start, error) {
 // Start opens the replication stream at s; an empty s means the current
 // position.
 func (r *Reader) Start(ctx context.Context, s Start) error {
-	if s.GTID == "" && s.File == "" {
+	atCurrent := s.GTID == "" && s.File == ""
+	if atCurrent {
 		cur, err := r.Current(ctx)
 		if err != nil {
 			return err
@@ -305,6 +308,7 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 		cur.Epoch = s.Epoch
 		s = cur
 	}
+	r.startCatchUp(ctx, s, atCurrent)
 	r.started, r.skip, r.epoch = s, s.SkipRows, s.Epoch
 	if s.GTID == "" {
 		r.file, r.fileIndex, r.pos = s.File, fileIndex(s.File), s.Pos
@@ -358,7 +362,7 @@ func (r *Reader) syncerConfig(dumpFlags uint16, decodeRows func(*replication.Row
 		ParseTime:       true,
 		HeartbeatPeriod: r.cfg.HeartbeatPeriod,
 		ReadTimeout:     r.cfg.ReadTimeout,
-		Logger:          slog.New(syncerLog{r.log.Handler()}),
+		Logger:          libraryLog(r.log),
 		// A dropped connection resumes from the syncer's own position; the
 		// producer's checkpoint covers restarts of the process.
 		MaxReconnectAttempts: 10,
@@ -450,6 +454,7 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) (err error) {
 				r.cur.rows += len(tx.Events)
 			}
 			r.metrics.observePosition(r.fileIndex, tx.EndPos, tx.CommitTime, time.Now())
+			r.noteCatchUp(tx)
 			return nil
 		}
 	}

@@ -115,6 +115,9 @@ type snapshot struct {
 	rows     int         // rows published of state.Tables[0] in this run
 	estimate int64       // information_schema's row count of state.Tables[0]
 	start    time.Time   // when this run started reading state.Tables[0]
+	resumed  bool        // ... after a key a previous run published
+	before   int64       // rows previous runs published of state.Tables[0], estimated (from its first chunk's chunkResult.rowsAfter)
+	reported time.Time   // when its progress was last logged (snapshot_progress.go)
 	recent   []recentKey // keys of state.Tables[0] the stream changed lately, oldest first
 	// match is info.key in column order: the columns keyOf compares a
 	// change with a chunk's rows by. The stream's changes and the chunks
@@ -190,6 +193,11 @@ type chunkResult struct {
 	took  time.Duration
 	done  bool // the table's last chunk, or err: the loop has ended
 	err   error
+	// rowsAfter is, when counted (the first chunk of a resumed table),
+	// the optimizer's estimate of the rows after the key the loop started
+	// at (snapshot_progress.go).
+	rowsAfter int64
+	counted   bool
 }
 
 // Snapshot asks the reader to backfill the tables of st, continuing after
@@ -399,6 +407,9 @@ func (r *Reader) nextWindow(ctx context.Context) error {
 			return r.failTable(ctx, res.err)
 		}
 		r.metrics.observeChunk(res.took)
+		if res.counted { // the rows before the key: the estimate less those after it
+			s.before = max(0, s.estimate-res.rowsAfter)
+		}
 		s.since = res.start // the loop's next reads start later
 		w := &window{high: res.high, highAt: res.start.Add(res.took), rows: res.rows, changed: map[string]struct{}{}, done: res.done}
 		opened := res.start.Add(-recentWindow)
@@ -520,8 +531,10 @@ func (r *Reader) startLoop(ctx context.Context) error {
 		}
 		s.match = matchKey(s.info.key)
 		if s.state.After == nil || s.start.IsZero() {
-			s.start, s.rows, s.estimate = time.Now(), 0, r.estimate(db, table)
-			r.metrics.snapshotLeft.Set(float64(s.estimate))
+			s.estimate, s.before, s.resumed = r.estimate(db, table), 0, s.state.After != nil
+			s.start, s.rows = time.Now(), 0
+			s.reported = s.start
+			r.metrics.snapshotLeft.Set(float64(s.left()))
 			r.log.Info("snapshot of a table started", "table", id, "rows_estimate", s.estimate, "resuming_after_key", s.state.After != nil)
 		}
 	}
@@ -548,6 +561,7 @@ func (r *Reader) startLoop(ctx context.Context) error {
 	}
 	bound := chunkBound{bytes: r.cfg.SnapshotChunkBytes}
 	s.since = time.Now()
+	countAfter := s.resumed && s.rows == 0 // for the progress: see snapshot.before
 	go func() {
 		defer close(l.exited)
 		defer func() {
@@ -586,6 +600,10 @@ func (r *Reader) startLoop(ctx context.Context) error {
 			}
 			res := chunkResult{rows: read, high: high, start: start, took: time.Since(start), err: err,
 				done: err != nil || len(info.key) == 0 || !truncated && len(read) < rows}
+			if countAfter && err == nil {
+				res.rowsAfter, res.counted = rowsAfter(conn, info, after)
+				countAfter = false
+			}
 			if !send(res) || res.done {
 				return
 			}
@@ -749,6 +767,9 @@ func (r *Reader) cancelRequest(request int64) {
 				continue
 			}
 			if i == 0 {
+				if r.onProgress != nil {
+					r.onProgress(SnapshotProgress{Table: t, Done: true})
+				}
 				s.stopLoop()
 				s.win, s.info, s.conv, s.match, s.recent, s.start = nil, nil, nil, nil, nil, time.Time{}
 				s.state.After = nil
@@ -831,8 +852,9 @@ func (r *Reader) publishChunk(tx *Tx) {
 	if len(tx.Events) > 0 {
 		r.metrics.countSnapshotRows(id, len(tx.Events))
 	}
-	r.metrics.snapshotLeft.Set(float64(max(0, s.estimate-int64(s.rows))))
+	r.metrics.snapshotLeft.Set(float64(s.left()))
 	s.quiet = now
+	r.reportProgress(now, w.done)
 	next := s.state
 	next.After, next.Requests, next.Failed = w.last, r.requests, r.failed
 	if w.done {
@@ -938,6 +960,9 @@ func (r *Reader) endSnapshot() {
 	r.snap = nil
 	r.metrics.snapshotTables.Set(0)
 	r.log.Info("snapshot done: every captured table is backfilled")
+	if r.onProgress != nil {
+		r.onProgress(SnapshotProgress{Done: true})
+	}
 }
 
 // stop ends the chunk loop, if any, and closes the snapshot's session. A

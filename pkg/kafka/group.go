@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -19,7 +21,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/plugin/kslog"
 )
 
 // GroupConfig is how the consumer reads the table topics.
@@ -180,8 +181,9 @@ type Group struct {
 	hookMu   sync.Mutex
 	onRevoke func(context.Context)
 
-	lagMu sync.Mutex
-	lag   map[TopicPartition]*partitionLag
+	lagMu    sync.Mutex
+	lag      map[TopicPartition]*partitionLag
+	caughtUp bool // logged since the last assignment: every partition read committed to its end
 
 	heldMu sync.Mutex
 	held   map[string]map[int32]kgo.EpochOffset // by topic: where reading starts again (Hold)
@@ -227,13 +229,14 @@ func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, erro
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.MetadataMaxAge(cfg.TopicRefresh),
 		kgo.MetadataMinAge(min(cfg.TopicRefresh, 5*time.Second)),
+		kgo.OnPartitionsAssigned(g.assigned),
 		kgo.OnPartitionsRevoked(g.revoked),
-		kgo.OnPartitionsLost(g.revoked),
+		kgo.OnPartitionsLost(g.lost),
 		// Dead letters carry the record as it was: allow records as large
 		// as the producer sends (its kafka.max_record_bytes default).
 		kgo.ProducerBatchMaxBytes(deadLetterMaxBytes),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
-		kgo.WithLogger(kslog.New(log)),
+		withLog(log),
 	}
 	base = append(base, readLimits(cfg.MaxRecordBytes, cfg.FetchMaxBytes)...)
 	client, _, regOpts, err := cfg.Security.newClient(log, base, opts...)
@@ -597,8 +600,52 @@ func (g *Group) OnRevoke(f func(ctx context.Context)) {
 	g.onRevoke = f
 }
 
-// revoked runs the OnRevoke hook, then forgets the partitions' lag.
-func (g *Group) revoked(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
+// assigned logs a rebalance's new partitions: one line per rebalance
+// (franz-go's own account of it is at DEBUG, see withLog).
+func (g *Group) assigned(_ context.Context, _ *kgo.Client, added map[string][]int32) {
+	if len(added) > 0 {
+		g.log.Info("partitions assigned", rebalanced(g.groupID, added)...)
+		g.lagMu.Lock()
+		g.caughtUp = false // the new partitions may be behind
+		g.lagMu.Unlock()
+	}
+}
+
+// lost logs partitions lost (the member was out of the group too long:
+// another may have them already), then handles them as revoked.
+func (g *Group) lost(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
+	if len(lost) > 0 {
+		g.log.Warn("partitions lost", rebalanced(g.groupID, lost)...)
+	}
+	g.release(ctx, cl, lost)
+}
+
+// rebalanced is the attributes of a rebalance's log line: the group, how
+// many topics and partitions moved, and the topics (a few).
+func rebalanced(group string, moved map[string][]int32) []any {
+	n := 0
+	for _, ps := range moved {
+		n += len(ps)
+	}
+	topics := slices.Sorted(maps.Keys(moved))
+	const shown = 5
+	if len(topics) > shown {
+		topics = append(topics[:shown], fmt.Sprintf("and %d more", len(topics)-shown))
+	}
+	return []any{"group", group, "partitions", n, "topics", strings.Join(topics, ",")}
+}
+
+// revoked logs partitions revoked in a rebalance, or as the member
+// leaves, and releases them.
+func (g *Group) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	if len(revoked) > 0 {
+		g.log.Info("partitions revoked", rebalanced(g.groupID, revoked)...)
+	}
+	g.release(ctx, cl, revoked)
+}
+
+// release runs the OnRevoke hook, then forgets the partitions' lag.
+func (g *Group) release(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
 	g.hookMu.Lock()
 	f := g.onRevoke
 	g.hookMu.Unlock()
@@ -694,15 +741,33 @@ func (g *Group) noteEnds(fetches kgo.Fetches) {
 }
 
 // noteCommitted records committed offsets: the offset after each
-// partition's last record in recs.
+// partition's last record in recs. The first time after an assignment
+// that every partition read is committed to its end, it logs so.
 func (g *Group) noteCommitted(recs []*kgo.Record) {
 	g.lagMu.Lock()
-	defer g.lagMu.Unlock()
 	for _, r := range recs {
 		if l := g.lag[TopicPartition{r.Topic, r.Partition}]; l != nil && r.Offset+1 > l.committed {
 			l.committed = r.Offset + 1
 		}
 	}
+	caughtUp := !g.caughtUp && drained(g.lag)
+	g.caughtUp = g.caughtUp || caughtUp
+	partitions := len(g.lag)
+	g.lagMu.Unlock()
+	if caughtUp {
+		g.log.Info("caught up with the topics", "group", g.groupID, "partitions", partitions)
+	}
+}
+
+// drained reports whether every partition of lag that was read is
+// committed to its end (the last stable offset of its latest fetch).
+func drained(lag map[TopicPartition]*partitionLag) bool {
+	for _, l := range lag {
+		if l.committed >= 0 && l.committed < l.end {
+			return false
+		}
+	}
+	return len(lag) > 0
 }
 
 // forget drops the lag and held offsets of partitions this member no

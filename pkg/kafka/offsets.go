@@ -17,7 +17,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/plugin/kslog"
 )
 
 // TopicFilter selects table topics of one prefix. Its specification is a
@@ -97,7 +96,7 @@ type Admin struct {
 // NewAdmin connects to brokers. opts are extra client options (security,
 // tests).
 func NewAdmin(brokers []string, log *slog.Logger, opts ...kgo.Opt) (*Admin, error) {
-	base := []kgo.Opt{kgo.SeedBrokers(brokers...), kgo.WithLogger(kslog.New(log))}
+	base := []kgo.Opt{kgo.SeedBrokers(brokers...), withLog(log)}
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka client: %w", err)

@@ -89,7 +89,7 @@ func ptr(s string) *string { return &s }
 // is passed as a Signal with an empty Type, so that its offset is taken too.
 func (w *Writer) WatchSignals(ctx context.Context, from int64, fn func(s Signal, next int64) error) error {
 	topic := SignalTopic(w.cfg.TopicPrefix)
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(w.cfg.Brokers...), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(w.cfg.Brokers...), withLog(w.log), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(from)}}),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, w.sec...)...)
 	if err != nil {

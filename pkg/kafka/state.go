@@ -219,7 +219,7 @@ func (w *Writer) readCommitted(ctx context.Context, topic string, fn func(*kgo.R
 		return nil // no topic, or nothing committed yet
 	}
 	limits := readLimits(w.cfg.MaxRecordBytes, min(w.cfg.MaxRecordBytes, maxFetchBytes))
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{kgo.SeedBrokers(w.cfg.Brokers...), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{kgo.SeedBrokers(w.cfg.Brokers...), withLog(w.log), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(), // to know when the end is reached
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}})}, limits...), w.sec...)...)
 	if err != nil {

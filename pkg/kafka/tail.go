@@ -12,7 +12,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/plugin/kslog"
 )
 
 // Tail is a direct (group-less) reader of the selected table topics:
@@ -54,7 +53,7 @@ func NewTail(cfg *GroupConfig, f *TopicFilter, fromBeginning bool, log *slog.Log
 		kgo.ConsumeResetOffset(start),
 		kgo.MetadataMaxAge(cfg.TopicRefresh),
 		kgo.MetadataMinAge(min(cfg.TopicRefresh, 5*time.Second)),
-		kgo.WithLogger(kslog.New(log)),
+		withLog(log),
 	}
 	base = append(base, readLimits(cfg.MaxRecordBytes, cfg.FetchMaxBytes)...)
 	client, _, regOpts, err := cfg.Security.newClient(log, base, opts...)

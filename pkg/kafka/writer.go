@@ -24,7 +24,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kversion"
-	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/strait-cdc/strait/pkg/avro"
 	"github.com/strait-cdc/strait/pkg/cdc"
@@ -84,7 +83,7 @@ func NewWriter(cfg *Config, version string, log *slog.Logger, m *Metrics, opts .
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerBatchMaxBytes(int32(cfg.MaxRecordBytes)),
 		kgo.ProducerLinger(5 * time.Millisecond),
-		kgo.WithLogger(kslog.New(log)),
+		withLog(log),
 	}
 	txn := txnState{transactional: cfg.Transactions, id: "strait-" + cfg.TopicPrefix}
 	if txn.transactional {

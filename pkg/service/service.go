@@ -43,6 +43,7 @@ type Process struct {
 	Ready   atomic.Bool // set while the loop runs: /readyz answers 200
 	status  atomic.Pointer[func() any]
 	srv     *http.Server
+	term    *statusLine // stderr is a terminal: its progress line (terminal.go); nil otherwise
 }
 
 // SetStatus makes GET /status answer with f's result as JSON: what the
@@ -50,9 +51,14 @@ type Process struct {
 func (p *Process) SetStatus(f func() any) { p.status.Store(&f) }
 
 // Start builds the logger (level, format: see newLogger) writing to w and
-// serves the HTTP endpoint on addr.
+// serves the HTTP endpoint on addr. When w is a terminal, the log keeps a
+// progress line under it (Progress).
 func Start(addr, level, format string, w io.Writer) (*Process, error) {
-	p := &Process{Log: newLogger(level, format, w), Metrics: newRegistry()}
+	p := &Process{Metrics: newRegistry(), term: terminalOf(w)}
+	if p.term != nil {
+		w = p.term
+	}
+	p.Log = newLogger(level, format, w)
 	srv, err := serveHTTP(addr, p.Metrics, &p.Ready, &p.status, p.Log)
 	if err != nil {
 		return nil, err
@@ -61,8 +67,11 @@ func Start(addr, level, format string, w io.Writer) (*Process, error) {
 	return p, nil
 }
 
-// Close stops the HTTP endpoint.
-func (p *Process) Close() { p.srv.Close() }
+// Close stops the HTTP endpoint and removes the progress line.
+func (p *Process) Close() {
+	p.srv.Close()
+	p.Progress("")
+}
 
 // newLogger returns the binary's logger: level debug, info, warn or error;
 // format json (default) or text.
