@@ -30,7 +30,7 @@ CDC upsert or delete, one table per source table.
 
 Commands:
   run      consume until stopped (SIGTERM finishes in-flight appends, commits, exits 0)
-  reset    move the group's committed offsets (earliest, a time, explicit offsets) to replay; the group must be stopped
+  reset    move the group's committed offsets (earliest, a time, explicit offsets) to replay; the group must be stopped (-dry-run: not)
   tail     print the changes of the table topics as JSON lines (no group, nothing committed)
   version  print the version
 
