@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,11 +57,22 @@ func runConsume(ctx context.Context, args []string, getenv func(string) string, 
 	defer proc.Close()
 	log, reg := proc.Log, proc.Metrics
 
-	writer, err := bigquery.NewWriter(ctx, &cfg.BigQuery, log, bigquery.NewMetrics(reg))
+	var phase atomic.Pointer[state]
+	phase.Store(&state{name: "starting", since: time.Now()})
+	writer, err := bigquery.Open(ctx, &cfg.BigQuery, log, bigquery.NewMetrics(reg))
 	if err != nil {
 		return err
 	}
 	defer writer.Close()
+	proc.SetCheck(func() error { return outagesError(writer.Unavailable()) })
+	proc.SetStatus(func() any { return report(phase.Load(), writer.Unavailable()) })
+	if err := prepareDataset(ctx, writer, log, cfg.BigQuery.RetryMaxBackoff); err != nil {
+		if ctx.Err() != nil {
+			log.Info("stopped before BigQuery answered")
+			return nil
+		}
+		return err
+	}
 	// Streams of idle tables give back their share of a connection; this
 	// goroutine ends before the writer closes.
 	idle, stopIdle := context.WithCancel(ctx)
@@ -81,6 +93,7 @@ func runConsume(ctx context.Context, args []string, getenv func(string) string, 
 	proc.Ready.Store(true)
 	defer proc.Ready.Store(false)
 	group.OnRegistry = proc.Ready.Store // not ready while the registry is down
+	phase.Store(&state{name: "consuming", since: time.Now()})
 	log.Info("consuming", "topics", kafka.TopicPattern(cfg.Kafka.TopicPrefix), "group", cfg.Kafka.GroupID,
 		"dataset", cfg.BigQuery.Project+"."+cfg.BigQuery.Dataset)
 
@@ -95,6 +108,64 @@ func runConsume(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	log.Info("stopped: every applied change is committed")
 	return nil
+}
+
+// prepareDataset creates the dataset if missing, trying again with
+// backoff, up to maxWait, while the failure may pass. The writer warns
+// about an endpoint that does not answer; other failures that may pass
+// are warned about here.
+func prepareDataset(ctx context.Context, w *bigquery.Writer, log *slog.Logger, maxWait time.Duration) error {
+	wait := min(time.Second, maxWait)
+	for {
+		err := w.EnsureDataset(ctx)
+		if err == nil || ctx.Err() != nil || !bigquery.IsRetryable(err) {
+			return err
+		}
+		level := slog.LevelWarn
+		if len(w.Unavailable()) > 0 {
+			level = slog.LevelDebug // warned about by the writer
+		}
+		log.Log(ctx, level, "bigquery dataset not ready: trying again", "err", err, "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, maxWait)
+	}
+}
+
+// state is the consumer's phase, for /status: starting (until BigQuery's
+// dataset and Kafka answer) or consuming.
+type state struct {
+	name  string
+	since time.Time
+}
+
+// statusReport is what /status answers.
+type statusReport struct {
+	State    string    `json:"state"`
+	Since    time.Time `json:"since"`
+	BigQuery struct {
+		Available   bool              `json:"available"`
+		Unavailable []bigquery.Outage `json:"unavailable,omitempty"`
+	} `json:"bigquery"`
+}
+
+func report(s *state, outages []bigquery.Outage) statusReport {
+	r := statusReport{State: s.name, Since: s.since}
+	r.BigQuery.Available, r.BigQuery.Unavailable = len(outages) == 0, outages
+	return r
+}
+
+// outagesError is why the consumer is not ready while BigQuery does not
+// answer, nil while it does.
+func outagesError(outages []bigquery.Outage) error {
+	errs := make([]error, len(outages))
+	for i, o := range outages {
+		errs[i] = o
+	}
+	return errors.Join(errs...)
 }
 
 // consumer is the poll → decode → apply → commit loop.
