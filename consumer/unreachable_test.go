@@ -160,6 +160,51 @@ func TestStopDuringBigQueryOutage(t *testing.T) {
 	}
 }
 
+// TestBigQueryHangs: endpoints that accept connections and never answer
+// count as unavailable after bigquery.request_timeout: the REST API while
+// the consumer starts, the Storage Write API while it runs. Each is
+// warned about, and once they answer the rows land.
+func TestBigQueryHangs(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const prefix, ds = "bqhang", "bqhang_ds"
+	pub := newPublisher(t, prefix)
+	pub.publish(ctx, ins(users, user(1, "a@x", "1.00")...))
+	rest, write := newForwarder(t, env.bq.RESTURL()), newForwarder(t, env.bq.GRPCAddr())
+	rest.hang(t)
+	write.up(t)
+	args := append(withBigQuery(consumerArgs(prefix, prefix, ds), "http://"+rest.addr+"/bigquery/v2/", write.addr), "-bigquery.request_timeout", "1s")
+	start := time.Now()
+	c := startConsumer(t, args)
+	line := waitLogLine(t, ctx, c, `level=WARN msg="bigquery unavailable`)
+	t.Logf("REST: first warning after %s: %s", time.Since(start).Round(time.Millisecond), line)
+	if time.Since(start) > 5*time.Second || !strings.Contains(line, rest.addr) || !strings.Contains(line, "timeout") {
+		t.Errorf("want a warning naming %s and a timeout within 5s, got after %s: %s", rest.addr, time.Since(start), line)
+	}
+	addr := httpAddr(t, c)
+	if code, body := get(t, "http://"+addr+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, rest.addr) {
+		t.Errorf("/readyz while the REST API hangs: %d %q", code, body)
+	}
+	rest.down()
+	rest.up(t)
+	waitRows(t, ctx, ds, "shop_users", []map[string]any{userRow(1, "a@x", "1.00")})
+	waitReady(t, ctx, addr)
+
+	write.down()
+	write.hang(t)
+	start = time.Now()
+	pub.publish(ctx, ins(users, user(2, "b@x", "2.00")...))
+	line = waitLogLine(t, ctx, c, `level=WARN msg="bigquery unavailable: trying again with backoff; the changes wait in Kafka" endpoint=`+write.addr)
+	t.Logf("Storage Write API: first warning after %s: %s", time.Since(start).Round(time.Millisecond), line)
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("first warning about the Storage Write API after %s, want within 5s", time.Since(start))
+	}
+	write.down()
+	write.up(t)
+	waitRows(t, ctx, ds, "shop_users", []map[string]any{userRow(1, "a@x", "1.00"), userRow(2, "b@x", "2.00")})
+	waitReady(t, ctx, addr)
+}
+
 // TestBigQueryAnswersErrors: a REST endpoint that answers 503 is warned
 // about within seconds, with the status, and reflected in /readyz; once it
 // answers again the rows land.
@@ -327,6 +372,20 @@ func newForwarder(t *testing.T, to string) *forwarder {
 // up listens on the forwarder's port and relays what connects.
 func (f *forwarder) up(t *testing.T) {
 	t.Helper()
+	f.listen(t, true)
+}
+
+// hang listens on the forwarder's port and holds what connects without
+// an answer, as an endpoint that hangs does.
+func (f *forwarder) hang(t *testing.T) {
+	t.Helper()
+	f.listen(t, false)
+}
+
+// listen accepts connections on the forwarder's port and, with relay,
+// relays them.
+func (f *forwarder) listen(t *testing.T, relay bool) {
+	t.Helper()
 	ln, err := net.Listen("tcp", f.addr)
 	if err != nil {
 		t.Fatalf("forwarder: %v", err)
@@ -339,6 +398,12 @@ func (f *forwarder) up(t *testing.T) {
 			in, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			if !relay {
+				if !f.track(in) {
+					return
+				}
+				continue
 			}
 			out, err := net.Dial("tcp", f.to)
 			if err != nil {
