@@ -111,21 +111,16 @@ func runConsume(ctx context.Context, args []string, getenv func(string) string, 
 }
 
 // prepareDataset creates the dataset if missing, trying again with
-// backoff, up to maxWait, while the failure may pass. The writer warns
-// about an endpoint that does not answer; other failures that may pass
-// are warned about here.
+// backoff, up to maxWait, while BigQuery does not answer (the writer warns
+// about that); any other failure (credentials, a permission) is returned.
 func prepareDataset(ctx context.Context, w *bigquery.Writer, log *slog.Logger, maxWait time.Duration) error {
 	wait := min(time.Second, maxWait)
 	for {
 		err := w.EnsureDataset(ctx)
-		if err == nil || ctx.Err() != nil || !bigquery.IsRetryable(err) {
+		if err == nil || ctx.Err() != nil || len(w.Unavailable()) == 0 {
 			return err
 		}
-		level := slog.LevelWarn
-		if len(w.Unavailable()) > 0 {
-			level = slog.LevelDebug // warned about by the writer
-		}
-		log.Log(ctx, level, "bigquery dataset not ready: trying again", "err", err, "retry_in", wait.String())
+		log.Debug("bigquery dataset not ready: trying again", "err", err, "retry_in", wait.String())
 		select {
 		case <-ctx.Done():
 			return err

@@ -2,13 +2,19 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +22,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
 // TestBigQueryUnreachableAtStart: a consumer started while nothing
@@ -246,6 +254,52 @@ func TestBigQueryAnswersErrors(t *testing.T) {
 	down.Store(false)
 	waitRows(t, ctx, ds, "shop_users", []map[string]any{userRow(1, "a@x", "1.00")})
 	waitReady(t, ctx, addr)
+}
+
+// TestBigQueryCredentialsRefused: credentials BigQuery's token endpoint
+// refuses are no outage to wait out: the consumer exits with the error,
+// as before.
+func TestBigQueryCredentialsRefused(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, `{"error":"invalid_grant"}`, http.StatusBadRequest)
+	}))
+	defer tokens.Close()
+	js, err := json.Marshal(map[string]string{
+		"type": "service_account", "project_id": project, "private_key_id": "1",
+		"private_key":  string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+		"client_email": "strait@proj.iam.gserviceaccount.com", "client_id": "1", "token_uri": tokens.URL,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "key.json")
+	if err := os.WriteFile(file, js, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var args []string
+	for _, a := range consumerArgs("creds", "creds", "creds_ds") {
+		if a != "-bigquery.insecure=true" {
+			args = append(args, a)
+		}
+	}
+	var logs testenv.Buffer
+	err = run(ctx, append(args, "-bigquery.credentials_file", file), func(string) string { return "" }, io.Discard, &logs)
+	if err == nil || !strings.Contains(err.Error(), "cannot fetch token") {
+		t.Errorf("run with refused credentials: %v, want an error saying cannot fetch token\n%s", err, logs.String())
+	}
+	if strings.Contains(logs.String(), "bigquery unavailable") {
+		t.Errorf("refused credentials taken for an outage:\n%s", logs.String())
+	}
 }
 
 // withBigQuery points `consumer run` flags at other BigQuery endpoints.

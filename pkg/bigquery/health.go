@@ -14,6 +14,7 @@ import (
 
 	"cloud.google.com/go/bigquery"
 	"google.golang.org/api/option"
+	"google.golang.org/api/option/internaloption"
 	htransport "google.golang.org/api/transport/http"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
@@ -157,8 +158,9 @@ func (c *Config) watchedOptions(ctx context.Context, h *health) (rest, grpcOpts 
 	dialer := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
 	base := http.DefaultTransport.(*http.Transport).Clone()
 	base.DialContext, base.ResponseHeaderTimeout = dialer.DialContext, timeout
-	// The client is ours, so the credentials go on its transport.
-	auth := []option.ClientOption{option.WithScopes(bigquery.Scope)}
+	// The client is ours, so the credentials go on its transport, by the
+	// auth library bigquery.NewClient uses for its own.
+	auth := []option.ClientOption{option.WithScopes(bigquery.Scope), internaloption.EnableNewAuthLibrary()}
 	if c.CredentialsFile != "" {
 		auth = append(auth, option.WithAuthCredentialsFile(option.ServiceAccount, c.CredentialsFile))
 	}

@@ -258,10 +258,10 @@ func (t *tableState) load(md *bigquery.TableMetadata) {
 	}
 }
 
-// EnsureDataset creates the dataset when it does not exist. While an
+// EnsureDataset creates the dataset when it does not exist. While the
 // endpoint refuses connections or answers 5xx it keeps trying until ctx
 // ends (Google's client retries those); other failures, a timeout among
-// them, are returned (IsRetryable tells which may pass).
+// them, are returned: Unavailable tells whether BigQuery did not answer.
 func (w *Writer) EnsureDataset(ctx context.Context) error {
 	ds := w.bq.Dataset(w.cfg.Dataset)
 	_, err := ds.Metadata(ctx)
