@@ -69,11 +69,13 @@ func newHealth(log *slog.Logger) *health {
 
 // observe notes an attempt at endpoint: err nil when the endpoint
 // answered, else why it did not.
-func (h *health) observe(endpoint string, err error) {
+func (h *health) observe(endpoint string, err error) { h.observeAt(endpoint, err, time.Now()) }
+
+// observeAt is observe of an attempt that ended at now.
+func (h *health) observeAt(endpoint string, err error, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	o := h.down[endpoint]
-	now := time.Now()
 	switch {
 	case err == nil && o != nil:
 		delete(h.down, endpoint)
