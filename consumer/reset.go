@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/strait-cdc/strait/pkg/config"
@@ -17,7 +18,8 @@ import (
 // runReset is `consumer reset`: it moves the group's committed offsets of
 // the selected table topics to the earliest offset, a time, or explicit
 // offsets, printing every partition's old and new offset. The group must
-// have no live member. Re-applying old changes is harmless: BigQuery keeps
+// have no live member, except for -dry-run, which changes nothing and
+// says whether the group is active. Re-applying old changes is harmless: BigQuery keeps
 // the change with the highest _CHANGE_SEQUENCE_NUMBER per key.
 func runReset(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("consumer reset", flag.ContinueOnError)
@@ -25,8 +27,8 @@ func runReset(ctx context.Context, args []string, getenv func(string) string, st
 	at := fs.String("to-time", "", "move to the first record at or after a time: RFC 3339 (2024-05-01T12:00:00Z) or a duration before now (90m)")
 	offsets := fs.String("to-offsets", "", "move to explicit offsets: topic:partition=offset,... (topic: full name or <database>.<table>)")
 	topics := fs.String("topics", "", "table topics to reset (default all of kafka.topic_prefix): comma-separated <database>.<table> or topic names, or ^regexps over topic names")
-	dryRun := fs.Bool("dry-run", false, "print the moves without committing them")
-	cfg, err := commandConfig("reset", "Move the consumer group's committed offsets of the table topics (replay); the group must be stopped.",
+	dryRun := fs.Bool("dry-run", false, "print the moves without committing them; allowed while the group runs")
+	cfg, err := commandConfig("reset", "Move the consumer group's committed offsets of the table topics (replay); the group must be stopped, except for a -dry-run.",
 		fs, args, getenv, stdout, stderr)
 	if err != nil {
 		return err
@@ -80,6 +82,10 @@ func runReset(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("-topics: %w", err)
 	}
 	moves, err := admin.Reset(ctx, cfg.Kafka.GroupID, selected, target, *dryRun)
+	var active *kafka.GroupActiveError
+	if *dryRun && errors.As(err, &active) {
+		err = nil // a dry run changes nothing: it may look at a running group
+	}
 	if err != nil {
 		return err
 	}
@@ -92,6 +98,10 @@ func runReset(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if *dryRun {
 		fmt.Fprintf(stdout, "dry run: group %s would move %d partition(s); nothing committed\n", cfg.Kafka.GroupID, len(moves))
+		if active != nil {
+			fmt.Fprintf(stdout, "group %s is active: %d live member(s) (state %s: %s); a real reset needs every `consumer run` of the group stopped first\n",
+				active.Group, len(active.Members), active.State, strings.Join(active.Members, ", "))
+		}
 	} else {
 		fmt.Fprintf(stdout, "group %s: moved %d partition(s); start `consumer run` to apply from there\n", cfg.Kafka.GroupID, len(moves))
 	}

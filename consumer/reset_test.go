@@ -316,3 +316,47 @@ func TestCommandHelp(t *testing.T) {
 		t.Errorf("tail without configuration: %v", err)
 	}
 }
+
+// TestResetDryRunLiveGroup: a dry run changes nothing, so it runs while a
+// member of the group does (before, it was refused): it prints each
+// partition's committed offset and target and says that the group is
+// active, so a real reset needs it stopped. The committed offsets stay,
+// and a real reset is still refused.
+func TestResetDryRunLiveGroup(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const prefix, group, ds = "dryrun", "dryrun-g", "dryrun_ds"
+	topic := prefix + ".shop.users"
+	want := publishUsers(ctx, newPublisher(t, prefix))
+	startConsumer(t, consumerArgs(prefix, group, ds))
+	waitRows(t, ctx, ds, "shop_users", want)
+	waitCommitted(t, ctx, group, topic)
+	before := committedOffsets(t, ctx, group)
+	l, err := admin(t).ListStartOffsets(ctx, topic)
+	starts := listed(t, l, err)
+
+	out, err := command(t, ctx, "reset", prefix, group, "-to-earliest", "-dry-run")
+	if err != nil {
+		t.Fatalf("reset -dry-run of a running group: %v", err)
+	}
+	for p, at := range before {
+		if line := fmt.Sprintf("%s: %d → %d\n", p, at, starts[p]); !strings.Contains(out, line) {
+			t.Errorf("dry run output lacks %q:\n%s", line, out)
+		}
+	}
+	if !strings.Contains(out, "dry run") || !strings.Contains(out, "1 live member") || !strings.Contains(out, "stop") {
+		t.Errorf("dry run output does not say the group is active and must be stopped for a real reset:\n%s", out)
+	}
+	if diff := cmp.Diff(committedOffsets(t, ctx, group), before); diff != "" {
+		t.Errorf("a dry run changed the committed offsets (-got +want):\n%s", diff)
+	}
+
+	_, err = command(t, ctx, "reset", prefix, group, "-to-earliest")
+	var active *kafka.GroupActiveError
+	if !errors.As(err, &active) {
+		t.Fatalf("reset of a running group: %v, want a refusal", err)
+	}
+	if diff := cmp.Diff(committedOffsets(t, ctx, group), before); diff != "" {
+		t.Errorf("a refused reset changed the committed offsets (-got +want):\n%s", diff)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,7 +28,7 @@ CDC upsert or delete, one table per source table.
 
 Commands:
   run      consume until stopped (SIGTERM finishes in-flight appends, commits, exits 0)
-  reset    move the group's committed offsets (earliest, a time, explicit offsets) to replay; the group must be stopped
+  reset    move the group's committed offsets (earliest, a time, explicit offsets) to replay; the group must be stopped (-dry-run: not)
   tail     print the changes of the table topics as JSON lines (no group, nothing committed)
   version  print the version
 
@@ -53,11 +54,22 @@ func runConsume(ctx context.Context, args []string, getenv func(string) string, 
 	defer proc.Close()
 	log, reg := proc.Log, proc.Metrics
 
-	writer, err := bigquery.NewWriter(ctx, &cfg.BigQuery, log, bigquery.NewMetrics(reg))
+	var phase atomic.Pointer[state]
+	phase.Store(&state{name: "starting", since: time.Now()})
+	writer, err := bigquery.Open(ctx, &cfg.BigQuery, log, bigquery.NewMetrics(reg))
 	if err != nil {
 		return err
 	}
 	defer writer.Close()
+	proc.SetCheck(func() error { return outagesError(writer.Unavailable()) })
+	proc.SetStatus(func() any { return report(phase.Load(), writer.Unavailable()) })
+	if err := prepareDataset(ctx, writer, log, cfg.BigQuery.RetryMaxBackoff); err != nil {
+		if ctx.Err() != nil {
+			log.Info("stopped before BigQuery answered")
+			return nil
+		}
+		return err
+	}
 	// Streams of idle tables give back their share of a connection; this
 	// goroutine ends before the writer closes.
 	idle, stopIdle := context.WithCancel(ctx)
@@ -78,6 +90,7 @@ func runConsume(ctx context.Context, args []string, getenv func(string) string, 
 	proc.Ready.Store(true)
 	defer proc.Ready.Store(false)
 	group.OnRegistry = proc.Ready.Store // not ready while the registry is down
+	phase.Store(&state{name: "consuming", since: time.Now()})
 	log.Info("consuming", "topics", kafka.TopicPattern(cfg.Kafka.TopicPrefix), "group", cfg.Kafka.GroupID,
 		"dataset", cfg.BigQuery.Project+"."+cfg.BigQuery.Dataset)
 
@@ -92,6 +105,59 @@ func runConsume(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	log.Info("stopped: every applied change is committed")
 	return nil
+}
+
+// prepareDataset creates the dataset if missing, trying again with
+// backoff, up to maxWait, while BigQuery does not answer (the writer warns
+// about that); any other failure (credentials, a permission) is returned.
+func prepareDataset(ctx context.Context, w *bigquery.Writer, log *slog.Logger, maxWait time.Duration) error {
+	wait := min(time.Second, maxWait)
+	for {
+		err := w.EnsureDataset(ctx)
+		if err == nil || ctx.Err() != nil || len(w.Unavailable()) == 0 {
+			return err
+		}
+		log.Debug("bigquery dataset not ready: trying again", "err", err, "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, maxWait)
+	}
+}
+
+// state is the consumer's phase, for /status: starting (until BigQuery's
+// dataset and Kafka answer) or consuming.
+type state struct {
+	name  string
+	since time.Time
+}
+
+// statusReport is what /status answers.
+type statusReport struct {
+	State    string    `json:"state"`
+	Since    time.Time `json:"since"`
+	BigQuery struct {
+		Available   bool              `json:"available"`
+		Unavailable []bigquery.Outage `json:"unavailable,omitempty"`
+	} `json:"bigquery"`
+}
+
+func report(s *state, outages []bigquery.Outage) statusReport {
+	r := statusReport{State: s.name, Since: s.since}
+	r.BigQuery.Available, r.BigQuery.Unavailable = len(outages) == 0, outages
+	return r
+}
+
+// outagesError is why the consumer is not ready while BigQuery does not
+// answer, nil while it does.
+func outagesError(outages []bigquery.Outage) error {
+	errs := make([]error, len(outages))
+	for i, o := range outages {
+		errs[i] = o
+	}
+	return errors.Join(errs...)
 }
 
 // consumer is the poll → decode → apply → commit loop.

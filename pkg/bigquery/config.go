@@ -76,6 +76,11 @@ type Config struct {
 	// write for that long, giving back its share of a connection; default
 	// 5m.
 	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout" help:"close a table's stream after this long without writes"`
+	// RequestTimeout bounds how long the writer waits for an endpoint to
+	// accept a connection (and, for the Storage Write API, to finish the
+	// handshake) and for a REST answer to begin: an endpoint that hangs
+	// counts as unavailable after it. Default 30s.
+	RequestTimeout time.Duration `yaml:"request_timeout" help:"how long a BigQuery endpoint may take to accept a connection or start an answer before it counts as unavailable"`
 }
 
 // Defaults fills unset fields with their defaults.
@@ -90,6 +95,7 @@ func (c *Config) Defaults() {
 	c.DeleteWindow = 48 * time.Hour
 	c.WriteConnections = 8
 	c.StreamIdleTimeout = 5 * time.Minute
+	c.RequestTimeout = 30 * time.Second
 }
 
 // Validate reports every problem of the configuration, naming the key.
@@ -127,6 +133,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StreamIdleTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("bigquery.stream_idle_timeout: %s, want more than 0", c.StreamIdleTimeout))
+	}
+	if c.RequestTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("bigquery.request_timeout: %s, want more than 0", c.RequestTimeout))
 	}
 	if c.Insecure && c.Endpoint == "" && c.WriteEndpoint == "" {
 		errs = append(errs, errors.New("bigquery.insecure: only allowed with bigquery.endpoint or bigquery.write_endpoint"))

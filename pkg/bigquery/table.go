@@ -258,8 +258,11 @@ func (t *tableState) load(md *bigquery.TableMetadata) {
 	}
 }
 
-// ensureDataset creates the dataset when it does not exist.
-func (w *Writer) ensureDataset(ctx context.Context) error {
+// EnsureDataset creates the dataset when it does not exist. While the
+// endpoint refuses connections or answers 5xx it keeps trying until ctx
+// ends (Google's client retries those); other failures, a timeout among
+// them, are returned: Unavailable tells whether BigQuery did not answer.
+func (w *Writer) EnsureDataset(ctx context.Context) error {
 	ds := w.bq.Dataset(w.cfg.Dataset)
 	_, err := ds.Metadata(ctx)
 	if isHTTP(err, http.StatusNotFound) {

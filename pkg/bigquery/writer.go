@@ -12,6 +12,8 @@
 //   - writer.go: Apply: batches within the request limit, appended to each
 //     table's default stream as CDC upserts and deletes (upsert mode) or
 //     as plain rows (append mode, and tables without a primary key).
+//   - health.go: whether BigQuery's endpoints answer, watched below the
+//     clients' own retries, warned about and listed for readiness.
 //   - pool.go: the write connections the tables' streams share, and the
 //     closing of idle streams.
 //
@@ -81,6 +83,8 @@ type Writer struct {
 	cfg     *Config
 	log     *slog.Logger
 	metrics *Metrics
+	health  *health // whether the endpoints answer (health.go)
+	end     context.CancelFunc
 	bq      *bigquery.Client
 	mw      *managedwriter.Client
 
@@ -119,38 +123,61 @@ type table struct {
 	streamColumns int
 }
 
-// NewWriter connects to BigQuery and creates the dataset if missing.
+// NewWriter connects to BigQuery and creates the dataset if missing:
+// Open, then EnsureDataset.
 func NewWriter(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Writer, error) {
-	rest, grpcOpts := cfg.clientOptions()
-	// Both clients keep the context they are made with (managedwriter's
-	// connections, token sources): they live until Close, not until ctx
-	// ends, so that appends after a SIGTERM still finish.
-	life := context.WithoutCancel(ctx)
-	bq, err := bigquery.NewClient(life, cfg.Project, rest...)
+	w, err := Open(ctx, cfg, log, m)
 	if err != nil {
-		return nil, fmt.Errorf("bigquery client: %w", err)
+		return nil, err
 	}
-	mw, err := managedwriter.NewClient(life, cfg.Project, grpcOpts...)
-	if err != nil {
-		bq.Close()
-		return nil, fmt.Errorf("bigquery storage write client: %w", err)
-	}
-	w := &Writer{cfg: cfg, log: log, metrics: m, bq: bq, mw: mw, tables: map[string]*table{}, plans: map[int]planned{}}
-	if cfg.WriteConnections > 0 {
-		if w.pools, err = newPools(life, cfg.Project, cfg.WriteConnections, grpcOpts, m); err != nil {
-			w.Close()
-			return nil, fmt.Errorf("bigquery storage write clients: %w", err)
-		}
-	}
-	if err := w.ensureDataset(ctx); err != nil {
+	if err := w.EnsureDataset(ctx); err != nil {
 		w.Close()
 		return nil, err
 	}
 	return w, nil
 }
 
+// Open makes a Writer's clients without calling BigQuery: they connect
+// on first use. From then on the writer logs an endpoint that does not
+// answer and lists it in Unavailable (health.go).
+func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Writer, error) {
+	// Both clients keep the context they are made with (managedwriter's
+	// connections, token sources): it lasts until Close, not until ctx
+	// ends, so that appends after a SIGTERM still finish.
+	life, end := context.WithCancel(context.WithoutCancel(ctx))
+	h := newHealth(log)
+	rest, grpcOpts, err := cfg.watchedOptions(life, h)
+	if err != nil {
+		end()
+		return nil, err
+	}
+	bq, err := bigquery.NewClient(life, cfg.Project, rest...)
+	if err != nil {
+		end()
+		return nil, fmt.Errorf("bigquery client: %w", err)
+	}
+	mw, err := managedwriter.NewClient(life, cfg.Project, grpcOpts...)
+	if err != nil {
+		end()
+		bq.Close()
+		return nil, fmt.Errorf("bigquery storage write client: %w", err)
+	}
+	w := &Writer{cfg: cfg, log: log, metrics: m, health: h, end: end, bq: bq, mw: mw, tables: map[string]*table{}, plans: map[int]planned{}}
+	if cfg.WriteConnections > 0 {
+		if w.pools, err = newPools(life, cfg.Project, cfg.WriteConnections, grpcOpts, m); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("bigquery storage write clients: %w", err)
+		}
+	}
+	return w, nil
+}
+
 // Close closes every stream and both clients.
 func (w *Writer) Close() error {
+	// First end the clients' context: managedwriter reconnects to an
+	// endpoint that does not answer until it ends, holding the lock that
+	// closing a stream takes.
+	w.end()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, t := range w.tables {

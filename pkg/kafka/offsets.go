@@ -171,10 +171,12 @@ func (e *GroupActiveError) Error() string {
 
 // Reset moves the committed offsets of group, for every partition of
 // topics (or, for explicit offsets, of the partitions named), to target
-// and returns the moves, sorted. With dryRun nothing is committed. It
-// refuses (*GroupActiveError) while the group has live members; a member
-// joining between the check and the commit makes the broker reject the
-// commit, since it comes from outside the group's generation.
+// and returns the moves, sorted. It refuses (*GroupActiveError) while the
+// group has live members; a member joining between the check and the
+// commit makes the broker reject the commit, since it comes from outside
+// the group's generation. With dryRun nothing is committed, so a group
+// with live members is no obstacle: the moves are returned together with
+// the *GroupActiveError that a real reset would meet.
 func (a *Admin) Reset(ctx context.Context, group string, topics []string, target ResetTarget, dryRun bool) ([]OffsetMove, error) {
 	described, err := a.adm.DescribeGroups(ctx, group)
 	if err != nil {
@@ -187,12 +189,16 @@ func (a *Admin) Reset(ctx context.Context, group string, topics []string, target
 	if d.Err != nil {
 		return nil, fmt.Errorf("describe group %s: %w", group, d.Err)
 	}
+	var active error
 	if len(d.Members) > 0 || (d.State != "Empty" && d.State != "Dead" && d.State != "") {
 		ae := &GroupActiveError{Group: group, State: d.State}
 		for _, m := range d.Members {
 			ae.Members = append(ae.Members, m.ClientID+"@"+m.ClientHost)
 		}
-		return nil, ae
+		if !dryRun {
+			return nil, ae
+		}
+		active = ae
 	}
 
 	want, err := a.targetOffsets(ctx, topics, target)
@@ -225,7 +231,7 @@ func (a *Admin) Reset(ctx context.Context, group string, topics []string, target
 		return int(x.Partition - y.Partition)
 	})
 	if dryRun || len(moves) == 0 {
-		return moves, nil
+		return moves, active
 	}
 	resp, err := a.adm.CommitOffsets(ctx, group, commit)
 	if err == nil {

@@ -42,9 +42,15 @@ type Process struct {
 	Metrics *prometheus.Registry
 	Ready   atomic.Bool // set while the loop runs: /readyz answers 200
 	status  atomic.Pointer[func() any]
+	check   atomic.Pointer[func() error]
 	srv     *http.Server
 	term    *statusLine // stderr is a terminal: its progress line (terminal.go); nil otherwise
 }
+
+// SetCheck makes /readyz answer 503 with f's error, whatever Ready says,
+// while f returns one: a dependency the loop waits for, named with its
+// error.
+func (p *Process) SetCheck(f func() error) { p.check.Store(&f) }
 
 // SetStatus makes GET /status answer with f's result as JSON: what the
 // loop has done so far, for people and scripts.
@@ -59,12 +65,25 @@ func Start(addr, level, format string, w io.Writer) (*Process, error) {
 		w = p.term
 	}
 	p.Log = newLogger(level, format, w)
-	srv, err := serveHTTP(addr, p.Metrics, &p.Ready, &p.status, p.Log)
+	srv, err := serveHTTP(addr, p.Metrics, p.ready, &p.status, p.Log)
 	if err != nil {
 		return nil, err
 	}
 	p.srv = srv
 	return p, nil
+}
+
+// ready is nil when /readyz answers 200, else why not.
+func (p *Process) ready() error {
+	if f := p.check.Load(); f != nil {
+		if err := (*f)(); err != nil {
+			return err
+		}
+	}
+	if !p.Ready.Load() {
+		return errors.New("not ready")
+	}
+	return nil
 }
 
 // Close stops the HTTP endpoint and removes the progress line.
@@ -86,15 +105,16 @@ func newLogger(level, format string, w io.Writer) *slog.Logger {
 }
 
 // serveHTTP serves /metrics from reg, /healthz (the process is alive),
-// /readyz (ready is true: the binary's loop runs) and /status (status's
-// answer, as JSON) on addr until the returned server is closed.
-func serveHTTP(addr string, reg *prometheus.Registry, ready *atomic.Bool, status *atomic.Pointer[func() any], log *slog.Logger) (*http.Server, error) {
+// /readyz (200 when ready returns nil, else 503 with its error) and
+// /status (status's answer, as JSON) on addr until the returned server is
+// closed.
+func serveHTTP(addr string, reg *prometheus.Registry, ready func() error, status *atomic.Pointer[func() any], log *slog.Logger) (*http.Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Load() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
+		if err := ready(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		io.WriteString(w, "ready\n")
