@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"regexp"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/strait-cdc/strait/pkg/avro"
 	"github.com/strait-cdc/strait/pkg/bigquery"
+	"github.com/strait-cdc/strait/pkg/bigquery/bqfake"
 	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/cdc"
 	"github.com/strait-cdc/strait/pkg/testenv"
@@ -44,13 +46,16 @@ const (
 	stageBQSchema = "BigQuery schema"
 	stageBQRow    = "BigQuery row"
 	stageVerify   = "verify canonical text"
+	stageReadBack = "BigQuery write and read-back"
 )
 
 // TestTypeWalk creates a table with a column of every type of
 // testenv.TypeCases, inserts the samples and a row of NULLs, reads both
 // rows from the binlog and with the snapshot's SELECT, and takes each
 // column, in a table of its own, through the Avro schema and encoder, the
-// BigQuery schema and row builder and verify's canonical text.
+// BigQuery schema and row builder and verify's canonical text; then the
+// whole table through a local BigQuery and back with verify's reader,
+// whose text must be verify's text of the source value.
 func TestTypeWalk(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -112,6 +117,7 @@ func TestTypeWalk(t *testing.T) {
 	}
 
 	tbl := streamed[0].Table
+	back := readBack(t, tbl, [][]cdc.Value{streamed[0].After, streamed[1].After})
 	for i, c := range testenv.TypeCases {
 		j := i + 1 // after id
 		t.Run(c.Name, func(t *testing.T) {
@@ -129,9 +135,65 @@ func TestTypeWalk(t *testing.T) {
 				w.fail(stageSnapshot, "values %+v and %+v, the stream's are %+v and NULL", snapped[0][j], snapped[1][j], sample)
 			default:
 				w.downstream(col, []cdc.Value{sample, null})
+				for k, v := range []cdc.Value{sample, null} {
+					if got, want := back[k][j], verify.SourceCell(&col, v); got != want {
+						w.fail(stageVerify, "BigQuery reads %+v back as %+v, verify's text of the source value is %+v", v, got, want)
+					}
+				}
 			}
 		})
 	}
+}
+
+// readBack writes rows of tbl to a local BigQuery with the consumer's
+// writer and reads them back with verify's reader (Storage Read API), as
+// canonical text, in tbl's column order and the order of rows (their
+// first column, an INT key, counting from 1).
+func readBack(t *testing.T, tbl *cdc.Table, rows [][]cdc.Value) [][]bigquery.Cell {
+	t.Helper()
+	var cfg *bigquery.Config
+	// Read every table as it is now: staleness is not what this test is about.
+	opts := []bqfake.Opt{bqfake.WithSchemaDelay(0), bqfake.WithRecreateDelay(0), bqfake.WithoutBackgroundApply()}
+	_, w, ctx, _ := startWriterOn(t, opts, func(c *bigquery.Config) { cfg = c }, io.Discard)
+	src := newSource(t, tbl, 1)
+	var changes []bigquery.Change
+	for _, row := range rows {
+		changes = append(changes, src.change(cdc.OpCreate, nil, row))
+	}
+	if err := w.Apply(ctx, src.topic(), changes); err != nil {
+		t.Fatalf("%s: apply: %v", stageReadBack, err)
+	}
+	r, err := bigquery.NewTableReader(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	info, err := r.Describe(ctx, tbl.Database+"_"+tbl.Name)
+	if err != nil {
+		t.Fatalf("%s: %v", stageReadBack, err)
+	}
+	names := make([]string, len(tbl.Columns))
+	for i, c := range tbl.Columns {
+		names[i] = bigquery.ColumnName(c.Name)
+	}
+	out := make([][]bigquery.Cell, len(rows))
+	err = r.Read(ctx, info, names, "", func(cells []bigquery.Cell) error {
+		id, err := strconv.Atoi(cells[0].Text)
+		if err != nil || id < 1 || id > len(rows) {
+			return fmt.Errorf("a row of key %q", cells[0].Text)
+		}
+		out[id-1] = cells
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("%s: read: %v", stageReadBack, err)
+	}
+	for i, cells := range out {
+		if cells == nil {
+			t.Fatalf("%s: row %d not read back", stageReadBack, i+1)
+		}
+	}
+	return out
 }
 
 // walk is one type's way through the stages after the source.
