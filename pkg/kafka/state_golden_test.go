@@ -31,6 +31,10 @@ import (
 // run, so the files hold every map sorted by key (canonical below) and a
 // fresh encoding is compared after the same sort: byte for byte apart from
 // the order of map entries, which Avro leaves to the writer.
+//
+// -update is for new golden records only: the files hold what producers
+// already running have written, so a change that makes them fail is a
+// change of the contract, not of the files.
 
 // goldenCheckpoints are checkpoints as the producer writes them, in the
 // states it passes through.
