@@ -52,10 +52,11 @@ func kindOf(sc cdc.SchemaColumn) sqlKind {
 	return kindPlain
 }
 
+// kindNames are the kinds' type names in SQL.
+var kindNames = [...]string{kindPlain: "", kindJSON: "json", kindUUID: "uuid", kindInet4: "inet4", kindInet6: "inet6"}
+
 // sqlName is the kind's type name in SQL, recorded as the column's SQLType.
-func (k sqlKind) sqlName() string {
-	return [...]string{"", "json", "uuid", "inet4", "inet6"}[k]
-}
+func (k sqlKind) sqlName() string { return kindNames[k] }
 
 // width is the byte length of a UUID, INET4 or INET6 value; 0 for others.
 func (k sqlKind) width() int {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +12,20 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/strait-cdc/strait/pkg/cdc"
+	"github.com/strait-cdc/strait/pkg/testenv"
 )
+
+// TestKindsHaveSamples: every kind only the table's definition tells has
+// a sample in testenv.TypeCases, which the type walk (pkg/bigquery,
+// TestTypeWalk) takes through every stage.
+func TestKindsHaveSamples(t *testing.T) {
+	for k := kindJSON; int(k) < len(kindNames); k++ {
+		name := strings.ToUpper(k.sqlName())
+		if !slices.ContainsFunc(testenv.TypeCases, func(c testenv.TypeCase) bool { return c.Def == name }) {
+			t.Errorf("kind %s (kinds.go): no column of type %s in testenv.TypeCases", k.sqlName(), name)
+		}
+	}
+}
 
 // TestKindsMatchSelect: MariaDB's UUID, INET6 and INET4 values — UUIDs of
 // every version and variant the server accepts (it stores versions 1 to 5

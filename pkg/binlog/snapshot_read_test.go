@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/strait-cdc/strait/pkg/cdc"
+	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
 // TestSnapshotTypesMatchBinlog reads the rows of the all-types table both
@@ -30,10 +31,10 @@ func TestSnapshotTypesMatchBinlog(t *testing.T) {
 		t.Fatal(err)
 	}
 	var defs, cols, lits []string
-	for _, c := range typeCases {
-		defs = append(defs, c.name+" "+c.def)
-		cols = append(cols, c.name)
-		lits = append(lits, c.lit)
+	for _, c := range testenv.TypeCases {
+		defs = append(defs, c.Name+" "+c.Def)
+		cols = append(cols, c.Name)
+		lits = append(lits, c.Lit)
 	}
 	if err := server.Exec(ctx, "snap_types", "CREATE TABLE t (id INT PRIMARY KEY, "+strings.Join(defs, ", ")+")"); err != nil {
 		t.Fatal(err)
@@ -104,12 +105,12 @@ func TestSnapshotTypesMatchBinlog(t *testing.T) {
 	if len(rows) != 2 {
 		t.Fatalf("read %d rows, want 2", len(rows))
 	}
-	for i, c := range typeCases {
-		t.Run(c.name, func(t *testing.T) {
+	for i, c := range testenv.TypeCases {
+		t.Run(c.Name, func(t *testing.T) {
 			if diff := cmp.Diff(rows[0][i+1], evs[0].After[i+1]); diff != "" {
 				t.Errorf("value (-snapshot +binlog):\n%s", diff)
 			}
-			if diff := cmp.Diff(rows[0][i+1], c.want); diff != "" {
+			if diff := cmp.Diff(rows[0][i+1], c.Want); diff != "" {
 				t.Errorf("value (-snapshot +want):\n%s", diff)
 			}
 			if diff := cmp.Diff(rows[1][i+1], evs[1].After[i+1]); diff != "" {
