@@ -233,6 +233,7 @@ func (s *Server) extraFieldsLocked(t *table, desc protoreflect.MessageDescriptor
 	if len(extra) == 0 {
 		return nil
 	}
+	s.unseen++
 	msg := "Input schema has more fields than BigQuery schema, extra fields: '" + strings.Join(extra, "', '") + "'"
 	st := status.New(codes.InvalidArgument, msg+" Entity: "+name)
 	if d, err := st.WithDetails(&storagepb.StorageError{

@@ -35,6 +35,7 @@ type Server struct {
 	datasets map[datasetKey]*dataset
 	faults   faults
 	appends  int64 // AppendRows requests received
+	unseen   int64 // appends refused for naming columns the Write API does not see yet
 	bytes    int64 // their serialized size
 
 	conns     int // AppendRows connections open
@@ -140,6 +141,14 @@ func (s *Server) Appends() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.appends
+}
+
+// SchemaRefusals is the number of appends refused because their writer
+// schema named columns the Write API did not see yet (WithSchemaDelay).
+func (s *Server) SchemaRefusals() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unseen
 }
 
 // AppendBytes is the total serialized size of the AppendRows requests the
