@@ -20,6 +20,7 @@ import (
 	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/cdc"
 	"github.com/strait-cdc/strait/pkg/kafka"
+	"github.com/strait-cdc/strait/pkg/pipeline"
 	"github.com/strait-cdc/strait/pkg/service"
 )
 
@@ -200,7 +201,9 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 		st.Diverged = writer.Diverged()
 		return st
 	})
-	if err := stream(ctx, reader, writer, resume, &cfg.Kafka, cfg.ShutdownTimeout, func(cp *kafka.Checkpoint) { last.Store(cp) }); err != nil {
+	engine := pipeline.Engine{Source: reader, Log: writer, Resume: resume, Config: engineConfig(&cfg.Kafka, cfg.ShutdownTimeout),
+		Committed: func(cp *kafka.Checkpoint) { last.Store(cp) }}
+	if err := engine.Run(ctx); err != nil {
 		log.Error("the stream stopped", "err", err)
 		return err
 	}
@@ -379,6 +382,13 @@ func watchSignals(ctx context.Context, writer *kafka.Writer, reader *binlog.Read
 	}
 }
 
+// engineConfig is the engine's part of the configuration: the Kafka
+// transactions' bounds, the heartbeat and shutdown_timeout.
+func engineConfig(k *kafka.Config, shutdown time.Duration) pipeline.Config {
+	return pipeline.Config{MaxRecords: k.TransactionMaxRecords, MaxBytes: k.TransactionMaxBytes, Linger: k.TransactionLinger,
+		Heartbeat: k.HeartbeatInterval, Shutdown: shutdown, Version: version}
+}
+
 // status is what GET /status shows: the last committed checkpoint — where
 // a restart would resume — and the snapshot's progress.
 type status struct {
@@ -427,16 +437,8 @@ func statusOf(cp *kafka.Checkpoint, keys bool) status {
 	return st
 }
 
-// failuresOut and failuresIn carry snapshot failures between the reader's
-// state and the checkpoint.
-func failuresOut(fs []binlog.SnapshotFailure) []kafka.SnapshotFailure {
-	out := make([]kafka.SnapshotFailure, len(fs))
-	for i, f := range fs {
-		out[i] = kafka.SnapshotFailure(f)
-	}
-	return out
-}
-
+// failuresIn carries snapshot failures from the checkpoint to the reader's
+// state.
 func failuresIn(fs []kafka.SnapshotFailure) []binlog.SnapshotFailure {
 	out := make([]binlog.SnapshotFailure, len(fs))
 	for i, f := range fs {
