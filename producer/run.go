@@ -3,12 +3,8 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -143,45 +139,28 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 	// that no other producer of this source can still move it.
 	cp, err := writer.ReadCheckpoint(ctx)
 	if err == nil {
-		err = snapshotCaptured(cp, &cfg.Source, log)
+		err = pipeline.SnapshotCaptured(cp, &cfg.Source, log)
 	}
 	if err != nil {
 		return starting(err)
 	}
 	log.Info("connected to Kafka", "brokers", strings.Join(cfg.Kafka.Brokers, ","), "topic_prefix", cfg.Kafka.TopicPrefix, "checkpoint", cp != nil)
-	configured := start != (binlog.Start{})
-	lost := false // the checkpoint's binlog is gone: start over with a snapshot (when_needed)
-	switch {
-	case configured && cp != nil:
-		log.Warn("starting where configured, not at the checkpoint", "start", start.String(), "checkpoint", cp.File+":"+strconv.FormatUint(cp.Pos, 10), "checkpoint_gtid", cp.GTIDSet)
-	case cp != nil:
-		start = binlog.Start{GTID: cp.GTIDSet, File: cp.File, Pos: cp.Pos, SkipRows: cp.RowsDone, TxGTID: cp.TxGTID, Epoch: cp.Epoch}
-		start, err = onServer(reader, start, cp.ServerID, log)
-		if cfg.Source.Snapshot == binlog.SnapshotWhenNeeded {
-			lost, err = binlogLost(ctx, reader, start, err)
-		}
-		if err != nil {
-			return starting(err)
-		}
-		if lost {
-			// The changes between the checkpoint and now are gone; the
-			// snapshot brings every row that exists up to date (rows
-			// deleted meanwhile stay downstream: README, "Snapshots").
-			log.Warn("the binlog to resume from is gone: streaming from the current position and snapshotting every captured table again",
-				"checkpoint", start.String(), "epoch", cp.Epoch+1)
-			start = binlog.Start{Epoch: cp.Epoch + 1}
-			break
-		}
-		log.Info("resuming from the checkpoint", "at", start.String(), "file", cp.File, "pos", cp.Pos,
-			"rows_done", cp.RowsDone, "epoch", start.Epoch, "written", cp.Written)
-	}
-	if err := schemaHistory(ctx, reader, writer, cp, !configured && !lost, cfg.Kafka.Transactions); err != nil {
+	history, err := writer.ReadSchemaHistory(ctx)
+	if err != nil {
 		return starting(err)
 	}
-	if err := planSnapshot(ctx, reader, cp, configured, lost, cfg.Source.Snapshot, log); err != nil {
+	plan, err := pipeline.Decide(ctx, reader, pipeline.Facts{Checkpoint: cp, History: history, Configured: start},
+		pipeline.Policy{Snapshot: cfg.Source.Snapshot, Transactional: cfg.Kafka.Transactions}, log)
+	if err != nil {
 		return starting(err)
 	}
-	if err := reader.Start(ctx, start); err != nil {
+	if plan.Case == pipeline.Resumed {
+		reader.SetSchemaHistory(plan.History)
+	} else {
+		reader.ResetSchemaHistory(plan.Erase)
+	}
+	reader.Snapshot(plan.Snapshot)
+	if err := reader.Start(ctx, plan.Start); err != nil {
 		return starting(err)
 	}
 	resume, err := reader.Resume(ctx)
@@ -208,148 +187,6 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 		return err
 	}
 	log.Info("stopped: every record read was published")
-	return nil
-}
-
-// snapshotCaptured keeps of the checkpoint cp's snapshot only the tables
-// the configuration captures. A table the checkpoint's own patterns
-// captured was excluded since: its snapshot is dropped, with a warning.
-// Any other table cannot be in a checkpoint the producer wrote: an error
-// naming the record.
-func snapshotCaptured(cp *kafka.Checkpoint, src *binlog.Config, log *slog.Logger) error {
-	if cp == nil {
-		return nil
-	}
-	var keep []string
-	for i, t := range cp.SnapshotTables {
-		db, name, _ := strings.Cut(t, ".")
-		switch {
-		case binlog.Captures(src.Include, src.Exclude, db, name):
-			keep = append(keep, t)
-			continue
-		case !binlog.Captures(cp.Include, cp.Exclude, db, name):
-			return cp.Refuse(fmt.Errorf("snapshot table %s: captured neither by source.include/exclude nor by the checkpoint's own patterns", t))
-		}
-		log.Warn("snapshot: the configuration no longer captures the table; its snapshot is dropped", "table", t)
-		if i == 0 {
-			cp.SnapshotAfter = nil
-		}
-		delete(cp.SnapshotFilters, t)
-		delete(cp.SnapshotOrigins, t)
-	}
-	cp.SnapshotTables = keep
-	return nil
-}
-
-// onServer adapts a checkpoint's start, written while reading the server
-// cpServer, to the server the reader is connected to. The same server: as
-// it is. Another one (a failover to another replica of the same primary):
-// only the GTID set carries over — file names and positions are that
-// server's own — and the sequence epoch rises, so that every change's
-// sequence stays above those published before.
-func onServer(reader *binlog.Reader, start binlog.Start, cpServer uint32, log *slog.Logger) (binlog.Start, error) {
-	id, err := reader.ServerID()
-	if err != nil || id == cpServer {
-		return start, err
-	}
-	if start.GTID == "" {
-		return start, fmt.Errorf("the checkpoint is of server_id %d, this server is %d, and without a GTID set the position cannot carry over: %w; "+
-			"enable GTIDs, or re-snapshot (source.snapshot: when_needed does it by itself) and start at the current position (source.start_position)", cpServer, id, errElsewhere)
-	}
-	log.Warn("continuing on another server by GTID set: the sequence epoch rises", "checkpoint_server_id", cpServer,
-		"server_id", id, "gtid", start.GTID, "epoch", start.Epoch+1)
-	return binlog.Start{GTID: start.GTID, SkipRows: start.SkipRows, TxGTID: start.TxGTID, Epoch: start.Epoch + 1}, nil
-}
-
-// errElsewhere: the checkpoint's position is another server's.
-var errElsewhere = errors.New("the checkpoint's binlog position is another server's")
-
-// binlogLost reports whether the binlog to resume from (start, which
-// onServer returned with err) is gone: another server's position, or one
-// the server no longer has (purged).
-func binlogLost(ctx context.Context, reader *binlog.Reader, start binlog.Start, err error) (bool, error) {
-	if errors.Is(err, errElsewhere) {
-		return true, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	ok, err := reader.Available(ctx, start)
-	return !ok, err
-}
-
-// schemaHistory gives the reader the schema history (pkg/binlog/history.go)
-// when it resumes from the checkpoint cp; a run starting anywhere else
-// erases the recorded entries, which describe other positions. Without
-// transactions, entries may lie past the checkpoint (written before a crash
-// that lost the checkpoint after them): those of the checkpoint's server
-// are dropped by position, and the table's schema is read again.
-func schemaHistory(ctx context.Context, reader *binlog.Reader, writer *kafka.Writer, cp *kafka.Checkpoint, resuming, transactional bool) error {
-	h, err := writer.ReadSchemaHistory(ctx)
-	if err != nil {
-		return err
-	}
-	if cp == nil || !resuming {
-		reader.ResetSchemaHistory(slices.Sorted(maps.Keys(h)))
-		return nil
-	}
-	if !transactional {
-		for id, s := range h {
-			if s.ServerID != cp.ServerID || binlog.After(s.File, s.Pos, cp.File, cp.Pos) {
-				delete(h, id)
-			}
-		}
-	}
-	reader.SetSchemaHistory(h)
-	return nil
-}
-
-// planSnapshot tells the reader which tables to backfill: the rest of the
-// snapshot the checkpoint cp was taking, or — on a first start (no
-// checkpoint, no configured start position) with source.snapshot=initial —
-// every captured table.
-//
-// With a checkpoint, tables the configuration captures now but did not when
-// the checkpoint was written (source.include grew) are added, unless
-// source.snapshot is never. When the checkpoint's binlog is lost, every
-// captured table is snapshotted again.
-func planSnapshot(ctx context.Context, reader *binlog.Reader, cp *kafka.Checkpoint, configured, lost bool, mode string, log *slog.Logger) error {
-	var st binlog.SnapshotState
-	switch {
-	case lost:
-		tables, err := reader.CapturedTables(ctx)
-		if err != nil {
-			return err
-		}
-		st = binlog.SnapshotState{Tables: tables, Requests: cp.SnapshotRequests, Failed: failuresIn(cp.SnapshotFailed)}
-	case cp != nil:
-		st = binlog.SnapshotState{Tables: cp.SnapshotTables, After: cp.SnapshotAfter, Filters: cp.SnapshotFilters, Requests: cp.SnapshotRequests,
-			Origins: cp.SnapshotOrigins, Failed: failuresIn(cp.SnapshotFailed)}
-		if mode == binlog.SnapshotNever {
-			break
-		}
-		tables, err := reader.CapturedTables(ctx)
-		if err != nil {
-			return err
-		}
-		for _, t := range tables {
-			db, name, _ := strings.Cut(t, ".")
-			if !binlog.Captures(cp.Include, cp.Exclude, db, name) && !slices.Contains(st.Tables, t) {
-				log.Info("snapshot: a table the configuration captures from now on", "table", t)
-				st.Tables = append(st.Tables, t)
-			}
-		}
-	case !configured && mode != binlog.SnapshotNever:
-		tables, err := reader.CapturedTables(ctx)
-		if err != nil {
-			return err
-		}
-		st.Tables = tables
-	}
-	if len(st.Tables) > 0 {
-		log.Info("snapshot: backfilling tables alongside the stream", "tables", len(st.Tables), "first", st.Tables[0], "resuming_after_key", st.After != nil)
-	}
-	reader.Snapshot(st)
 	return nil
 }
 
@@ -435,16 +272,6 @@ func statusOf(cp *kafka.Checkpoint, keys bool) status {
 		}
 	}
 	return st
-}
-
-// failuresIn carries snapshot failures from the checkpoint to the reader's
-// state.
-func failuresIn(fs []kafka.SnapshotFailure) []binlog.SnapshotFailure {
-	out := make([]binlog.SnapshotFailure, len(fs))
-	for i, f := range fs {
-		out[i] = binlog.SnapshotFailure(f)
-	}
-	return out
 }
 
 // keyText renders a key value for people: text as is, numbers in decimal,
