@@ -2,19 +2,15 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
 	"io"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strait-cdc/strait/pkg/binlog"
-	"github.com/strait-cdc/strait/pkg/cdc"
 	"github.com/strait-cdc/strait/pkg/kafka"
 	"github.com/strait-cdc/strait/pkg/pipeline"
 	"github.com/strait-cdc/strait/pkg/service"
@@ -176,7 +172,7 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 	var last atomic.Pointer[kafka.Checkpoint]
 	last.Store(cp)
 	proc.SetStatus(func() any {
-		st := statusOf(last.Load(), cfg.StatusKeys)
+		st := pipeline.StatusOf(last.Load(), cfg.StatusKeys)
 		st.Diverged = writer.Diverged()
 		return st
 	})
@@ -191,28 +187,11 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 }
 
 // watchSignals hands the snapshot requests of <prefix>._signals, from the
-// checkpoint's offset on, to the reader until ctx ends. Tables the
-// configuration does not capture are left out, with an error in the log.
+// checkpoint's offset on, to the reader until ctx ends (pipeline.Request
+// leaves out what the configuration does not capture).
 func watchSignals(ctx context.Context, writer *kafka.Writer, reader *binlog.Reader, from int64, src *binlog.Config, log *slog.Logger) {
 	err := writer.WatchSignals(ctx, from, func(sig kafka.Signal, next int64) error {
-		req := binlog.SnapshotRequest{Filter: sig.Filter, Next: next}
-		switch sig.Type {
-		case kafka.SignalCancel:
-			req.Cancel, req.Request = true, sig.Request
-			return reader.RequestSnapshot(ctx, req)
-		case kafka.SignalSnapshot:
-		default:
-			log.Error("signal of an unknown type; skipped", "type", sig.Type, "offset", next-1)
-		}
-		for _, t := range sig.Tables {
-			db, name, ok := strings.Cut(t, ".")
-			if sig.Type != kafka.SignalSnapshot || !ok || !binlog.Captures(src.Include, src.Exclude, db, name) {
-				log.Error("snapshot request: not a captured table (database.table within source.include/exclude); left out", "table", t)
-				continue
-			}
-			req.Tables = append(req.Tables, t)
-		}
-		return reader.RequestSnapshot(ctx, req)
+		return reader.RequestSnapshot(ctx, pipeline.Request(sig, next, src, log))
 	})
 	if err != nil && ctx.Err() == nil {
 		log.Error("snapshot requests are not read any more", "err", err)
@@ -224,68 +203,4 @@ func watchSignals(ctx context.Context, writer *kafka.Writer, reader *binlog.Read
 func engineConfig(k *kafka.Config, shutdown time.Duration) pipeline.Config {
 	return pipeline.Config{MaxRecords: k.TransactionMaxRecords, MaxBytes: k.TransactionMaxBytes, Linger: k.TransactionLinger,
 		Heartbeat: k.HeartbeatInterval, Shutdown: shutdown, Version: version}
-}
-
-// status is what GET /status shows: the last committed checkpoint — where
-// a restart would resume — and the snapshot's progress.
-type status struct {
-	Checkpoint *checkpointStatus `json:"checkpoint"` // null before the first commit
-	Snapshot   *snapshotStatus   `json:"snapshot"`   // null when no snapshot runs
-	// Diverged counts, by table, the keys whose last change went to the
-	// dead-letter topic as too large since the start: downstream differs
-	// there until a later change of the key is published whole.
-	Diverged map[string]int `json:"diverged,omitempty"`
-}
-
-type checkpointStatus struct {
-	GTIDSet    string    `json:"gtid_set,omitempty"`
-	File       string    `json:"file"`
-	Pos        uint64    `json:"pos"`
-	RowsDone   int       `json:"rows_done,omitempty"`
-	Epoch      uint64    `json:"epoch"`
-	ServerID   uint32    `json:"server_id"`
-	SourceTime time.Time `json:"source_time"`
-	Written    time.Time `json:"written"`
-}
-
-type snapshotStatus struct {
-	Table     string   `json:"table"`               // being read
-	AfterKey  []string `json:"after_key,omitempty"` // key of the last row published
-	Remaining []string `json:"remaining"`           // after it
-}
-
-// statusOf is GET /status for the checkpoint cp; keys says whether the
-// key of the last row snapshotted is shown (status_keys: off by default,
-// as /status answers anyone who reaches the port).
-func statusOf(cp *kafka.Checkpoint, keys bool) status {
-	if cp == nil {
-		return status{}
-	}
-	st := status{Checkpoint: &checkpointStatus{GTIDSet: cp.GTIDSet, File: cp.File, Pos: cp.Pos, RowsDone: cp.RowsDone,
-		Epoch: cp.Epoch, ServerID: cp.ServerID, SourceTime: cp.SourceTime, Written: cp.Written}}
-	if len(cp.SnapshotTables) > 0 {
-		st.Snapshot = &snapshotStatus{Table: cp.SnapshotTables[0], Remaining: cp.SnapshotTables[1:]}
-		for _, v := range cp.SnapshotAfter {
-			if keys {
-				st.Snapshot.AfterKey = append(st.Snapshot.AfterKey, keyText(v))
-			}
-		}
-	}
-	return st
-}
-
-// keyText renders a key value for people: text as is, numbers in decimal,
-// binary that is not UTF-8 in hex.
-func keyText(v cdc.Value) string {
-	switch {
-	case v.Null:
-		return "NULL"
-	case v.Str != "" && utf8.ValidString(v.Str):
-		return v.Str
-	case v.Str != "":
-		return "0x" + hex.EncodeToString([]byte(v.Str))
-	case v.Float != 0:
-		return strconv.FormatFloat(v.Float, 'g', -1, 64)
-	}
-	return strconv.FormatInt(v.Int, 10)
 }
