@@ -8,8 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/kafka"
 	"github.com/strait-cdc/strait/pkg/pipeline"
@@ -39,7 +37,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // the context ends. Shutdown, in reverse order of start-up: stop reading →
 // flush in-flight records → close Kafka → close the binlog → stop HTTP. A
 // transient Kafka error that ends a run (a commit refused while the
-// transaction coordinator moves) restarts it from the last checkpoint.
+// transaction coordinator moves) restarts it from the last checkpoint
+// (pipeline.Restart).
 func runStream(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := loadConfig("run", "Stream row changes from the binlog to Kafka.", args, getenv, stdout, stderr)
 	if err != nil {
@@ -50,45 +49,20 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer proc.Close()
-	m := runMetrics{binlog: binlog.NewMetrics(proc.Metrics), kafka: kafka.NewMetrics(proc.Metrics),
-		restarts: prometheus.NewCounter(prometheus.CounterOpts{Name: "strait_producer_restarts_total",
-			Help: "Runs restarted in-process from the last checkpoint after a transient Kafka error (a refused commit)."})}
-	proc.Metrics.MustRegister(m.restarts)
-	for attempt := 1; ; attempt++ {
-		began := time.Now()
+	m := runMetrics{binlog: binlog.NewMetrics(proc.Metrics), kafka: kafka.NewMetrics(proc.Metrics)}
+	restarts := pipeline.NewMetrics(proc.Metrics)
+	return pipeline.Restart(ctx, func(ctx context.Context) error {
 		err := streamRun(ctx, cfg, proc, m)
-		if err == nil || ctx.Err() != nil || !kafka.Transient(err) {
-			return err
-		}
-		if time.Since(began) > time.Minute {
-			attempt = 1
-		}
-		// Nothing of the failed Kafka transaction is visible: everything
-		// after the last checkpoint is read and published again. A
-		// configured start position was for the first run only.
-		wait := min(time.Second<<(attempt-1), 30*time.Second)
-		// One line when it starts; the retries of the same outage at debug
-		// (strait_producer_restarts_total counts them, /readyz is false).
-		level := slog.LevelWarn
-		if attempt > 1 {
-			level = slog.LevelDebug
-		}
-		proc.Log.Log(ctx, level, "waiting out a transient error (Kafka, Schema Registry): restarting from the last checkpoint", "err", err, "in", wait.String(), "attempt", attempt)
-		m.restarts.Inc()
+		// A configured start position is for the first run only.
 		cfg.Source.StartPosition, cfg.Source.StartGTID = "", ""
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-	}
+		return err
+	}, restarts, proc.Log)
 }
 
 // runMetrics are the metrics of every run of `producer run`.
 type runMetrics struct {
-	binlog   *binlog.Metrics
-	kafka    *kafka.Metrics
-	restarts prometheus.Counter
+	binlog *binlog.Metrics
+	kafka  *kafka.Metrics
 }
 
 // streamRun is one run of `producer run`, from connecting to the source
