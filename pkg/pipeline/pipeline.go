@@ -2,14 +2,14 @@
 // transactions, publishes them into the open Kafka transaction and commits
 // that transaction together with a checkpoint naming the point just after
 // the last source transaction it holds, so that a restart continues exactly
-// there.
-//
-// It decides when to commit (enough records or bytes, or the linger after
-// the first change), when to say the source is idle (heartbeats), how to
-// stop (what was read is published and committed, within the shutdown
-// timeout) and that a fenced or failed log ends the run. It knows the
-// source and the log only by the small interfaces it declares, Source and
-// Log, which *binlog.Reader and *kafka.Writer satisfy.
+// there. It decides when to commit (enough records or bytes, or the linger
+// after the first change), when to say the source is idle (heartbeats), how
+// to stop (what was read is published and committed, within the shutdown
+// timeout), that a fenced log ends the run and when a transient error
+// restarts it; and, before a run, where it starts (the checkpoint, a
+// configured position, another server, a lost binlog). It knows the source
+// and the log only by the small interfaces it declares, which
+// *binlog.Reader and *kafka.Writer satisfy.
 package pipeline
 
 import (
