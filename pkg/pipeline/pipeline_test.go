@@ -14,6 +14,13 @@ import (
 	"github.com/strait-cdc/strait/pkg/kafka"
 )
 
+// The real source and log satisfy the engine's interfaces as they are.
+var (
+	_ Source  = (*binlog.Reader)(nil)
+	_ Replica = (*binlog.Reader)(nil)
+	_ Log     = (*kafka.Writer)(nil)
+)
+
 // source hands out the transactions sent on txs; once txs is closed,
 // ReadTx returns err (or, when err is nil, waits for the context).
 type source struct {
