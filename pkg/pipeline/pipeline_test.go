@@ -21,16 +21,16 @@ var (
 	_ Log     = (*kafka.Writer)(nil)
 )
 
-// source hands out the transactions sent on txs; once txs is closed,
+// memSource hands out the transactions sent on txs; once txs is closed,
 // ReadTx returns err (or, when err is nil, waits for the context).
-type source struct {
+type memSource struct {
 	txs chan binlog.Tx
 	err error
 }
 
-func newSource() *source { return &source{txs: make(chan binlog.Tx, 16)} }
+func newSource() *memSource { return &memSource{txs: make(chan binlog.Tx, 16)} }
 
-func (s *source) ReadTx(ctx context.Context, tx *binlog.Tx) error {
+func (s *memSource) ReadTx(ctx context.Context, tx *binlog.Tx) error {
 	select {
 	case t, ok := <-s.txs:
 		if ok {
@@ -50,9 +50,9 @@ func (s *source) ReadTx(ctx context.Context, tx *binlog.Tx) error {
 // eventBytes is what each change record weighs in the log.
 const eventBytes = 100
 
-// log is a Kafka transaction in memory: changes are pending until Commit
+// memLog is a Kafka transaction in memory: changes are pending until Commit
 // makes them visible with a checkpoint.
-type log struct {
+type memLog struct {
 	mu          sync.Mutex
 	pending     []cdc.Event
 	visible     []cdc.Event
@@ -65,11 +65,11 @@ type log struct {
 	err         error
 }
 
-func newLog() *log { return &log{failed: make(chan struct{})} }
+func newLog() *memLog { return &memLog{failed: make(chan struct{})} }
 
-func (l *log) PublishSchemas(ctx context.Context, entries []cdc.TableSchema) error { return nil }
+func (l *memLog) PublishSchemas(ctx context.Context, entries []cdc.TableSchema) error { return nil }
 
-func (l *log) Publish(ctx context.Context, events []cdc.Event) error {
+func (l *memLog) Publish(ctx context.Context, events []cdc.Event) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.publishes++
@@ -77,15 +77,15 @@ func (l *log) Publish(ctx context.Context, events []cdc.Event) error {
 	return nil
 }
 
-func (l *log) PublishDDL(ctx context.Context, d cdc.SchemaChange) error { return nil }
+func (l *memLog) PublishDDL(ctx context.Context, d cdc.SchemaChange) error { return nil }
 
-func (l *log) Pending() (records, bytes int) {
+func (l *memLog) Pending() (records, bytes int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.pending), len(l.pending) * eventBytes
 }
 
-func (l *log) Commit(ctx context.Context, cp *kafka.Checkpoint) error {
+func (l *memLog) Commit(ctx context.Context, cp *kafka.Checkpoint) error {
 	l.mu.Lock()
 	down, commitErr := l.down, l.commitErr
 	l.mu.Unlock()
@@ -108,23 +108,23 @@ func (l *log) Commit(ctx context.Context, cp *kafka.Checkpoint) error {
 	return nil
 }
 
-func (l *log) PublishHeartbeat(ctx context.Context, cp *kafka.Checkpoint) error {
+func (l *memLog) PublishHeartbeat(ctx context.Context, cp *kafka.Checkpoint) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.heartbeats = append(l.heartbeats, cp)
 	return nil
 }
 
-func (l *log) Failed() <-chan struct{} { return l.failed }
+func (l *memLog) Failed() <-chan struct{} { return l.failed }
 
-func (l *log) Err() error {
+func (l *memLog) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.err
 }
 
 // fence is another producer taking over: deliveries fail.
-func (l *log) fence() {
+func (l *memLog) fence() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.err = kafka.ErrFenced
@@ -133,7 +133,7 @@ func (l *log) fence() {
 
 // state returns how many changes are visible, the last checkpoint
 // committed (nil: none) and the heartbeats published.
-func (l *log) state() (visible int, last *kafka.Checkpoint, heartbeats int) {
+func (l *memLog) state() (visible int, last *kafka.Checkpoint, heartbeats int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if n := len(l.checkpoints); n > 0 {
@@ -143,14 +143,14 @@ func (l *log) state() (visible int, last *kafka.Checkpoint, heartbeats int) {
 }
 
 // records returns the checkpoints committed and the heartbeats published.
-func (l *log) records() (checkpoints, heartbeats []*kafka.Checkpoint) {
+func (l *memLog) records() (checkpoints, heartbeats []*kafka.Checkpoint) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]*kafka.Checkpoint(nil), l.checkpoints...), append([]*kafka.Checkpoint(nil), l.heartbeats...)
 }
 
 // published returns the calls of Publish so far.
-func (l *log) published() int {
+func (l *memLog) published() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.publishes
