@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/strait-cdc/strait/pkg/pipeline"
 )
 
 // TestLargeRowsNeverDivergeSilently: a 10 MB row fits a record alone but
@@ -31,7 +33,7 @@ func TestLargeRowsNeverDivergeSilently(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, ctx, "the 30 MB row counted as diverged", func() bool {
-		var st status
+		var st pipeline.Status
 		return getJSON(addr+"/status", &st) == nil && st.Diverged["large.docs"] == 1
 	})
 	if m := getText(t, addr+"/metrics"); !strings.Contains(m, `strait_producer_diverged_keys{table="large.docs"} 1`) ||
@@ -43,7 +45,7 @@ func TestLargeRowsNeverDivergeSilently(t *testing.T) {
 	}
 	got := records(t, ctx, env.kafka.ListenAddrs(), topic, 3) // insert 1, update 1, delete 2
 	waitFor(t, ctx, "the divergence ended by the delete", func() bool {
-		var st status
+		var st pipeline.Status
 		return getJSON(addr+"/status", &st) == nil && st.Diverged["large.docs"] == 0
 	})
 	var ops []string

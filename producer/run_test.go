@@ -26,8 +26,6 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
-	"github.com/strait-cdc/strait/pkg/cdc"
-	"github.com/strait-cdc/strait/pkg/kafka"
 	"github.com/strait-cdc/strait/pkg/service"
 	"github.com/strait-cdc/strait/pkg/testenv"
 )
@@ -461,16 +459,5 @@ func TestCheckReportsEachSettingAndFails(t *testing.T) {
 	}
 	if !strings.Contains(out, "FAIL schema registry: ") || !strings.Contains(out, "fix: ") {
 		t.Errorf("check output lacks the registry FAIL line with its fix:\n%s", out)
-	}
-}
-
-// GET /status shows the snapshot's last key values only with status_keys.
-func TestStatusKeysOnlyWhenAsked(t *testing.T) {
-	cp := &kafka.Checkpoint{SnapshotTables: []string{"shop.users"}, SnapshotAfter: []cdc.Value{cdc.Str("alice@x.test")}}
-	if got := statusOf(cp, false).Snapshot; got == nil || got.AfterKey != nil || got.Table != "shop.users" {
-		t.Errorf("without status_keys: %+v, want the table and no key", got)
-	}
-	if got := statusOf(cp, true).Snapshot; got == nil || len(got.AfterKey) != 1 || got.AfterKey[0] != "alice@x.test" {
-		t.Errorf("with status_keys: %+v", got)
 	}
 }

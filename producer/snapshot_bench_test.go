@@ -14,6 +14,7 @@ import (
 
 	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/kafka"
+	"github.com/strait-cdc/strait/pkg/pipeline"
 )
 
 // BenchmarkSnapshot compares the snapshot of a table (benchRows rows of the
@@ -79,7 +80,7 @@ func scanPass(b *testing.B, ctx context.Context, total int, half func()) int {
 }
 
 // snapshotPass snapshots the table through the producer's own loop
-// (stream: reader and publisher on their goroutines, transactional
+// (pipeline.Engine: reader and publisher on their goroutines, transactional
 // commits) until a committed checkpoint says the snapshot is done.
 func snapshotPass(b *testing.B, ctx context.Context, brokers []string, serverID uint32, prefix, table string, total int, half func()) int {
 	b.Helper()
@@ -98,7 +99,7 @@ func snapshotPass(b *testing.B, ctx context.Context, brokers []string, serverID 
 	done, stop := context.WithCancel(ctx)
 	defer stop()
 	var halved bool
-	err = stream(done, reader, writer, resume, kcfg, time.Minute, func(cp *kafka.Checkpoint) {
+	engine := pipeline.Engine{Source: reader, Log: writer, Resume: resume, Config: engineConfig(kcfg, time.Minute), Committed: func(cp *kafka.Checkpoint) {
 		if !halved && len(cp.SnapshotAfter) > 0 && cp.SnapshotAfter[0].Int >= int64(total/2) {
 			halved = true
 			half()
@@ -106,8 +107,8 @@ func snapshotPass(b *testing.B, ctx context.Context, brokers []string, serverID 
 		if len(cp.SnapshotTables) == 0 {
 			stop()
 		}
-	})
-	if err != nil {
+	}}
+	if err := engine.Run(done); err != nil {
 		b.Fatal(err)
 	}
 	chunkSeconds = counted(b, reg, "strait_producer_snapshot_chunk_seconds")

@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/strait-cdc/strait/pkg/pipeline"
 	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
@@ -119,7 +120,7 @@ func TestSnapshotUnderLoadMatchesSelect(t *testing.T) {
 	p := startProducer(t, args)
 	addr := p.httpAddr(t, ctx)
 	snapshotDone := func() bool {
-		var st status
+		var st pipeline.Status
 		return getJSON(addr+"/status", &st) == nil && st.Checkpoint != nil && st.Snapshot == nil
 	}
 	waitFor(t, ctx, "the snapshot done", snapshotDone)
@@ -138,7 +139,7 @@ func TestSnapshotUnderLoadMatchesSelect(t *testing.T) {
 	}
 	endFile, endPos := *end[0][0], uint64(atoi(*end[0][1]))
 	waitFor(t, ctx, "the checkpoint at the source's end", func() bool {
-		var st status
+		var st pipeline.Status
 		return getJSON(addr+"/status", &st) == nil && st.Checkpoint != nil &&
 			(st.Checkpoint.File > endFile || st.Checkpoint.File == endFile && st.Checkpoint.Pos >= endPos)
 	})
@@ -335,9 +336,9 @@ func TestSnapshotReadOnlyKeysAndLocks(t *testing.T) {
 	}
 	// Held there, /status shows the snapshot's committed progress: the
 	// tables before gone are done, gone is next.
-	var st status
+	var st pipeline.Status
 	waitFor(t, ctx, "/status with the snapshot's progress", func() bool {
-		st = status{}
+		st = pipeline.Status{}
 		return getJSON(addr+"/status", &st) == nil && st.Snapshot != nil && st.Snapshot.Table == "ro.gone"
 	})
 	if diff := cmp.Diff(st.Snapshot.Remaining, []string{"ro.nokey", "ro.one", "ro.uuid", "ro.vc"}); diff != "" || st.Checkpoint == nil || st.Checkpoint.File == "" {
@@ -352,7 +353,7 @@ func TestSnapshotReadOnlyKeysAndLocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, ctx, "the snapshot to finish", func() bool {
-		var st status
+		var st pipeline.Status
 		return getJSON(addr+"/status", &st) == nil && st.Checkpoint != nil && st.Snapshot == nil
 	})
 
@@ -543,7 +544,7 @@ func TestSnapshotKeylessTableByConfiguredUniqueKey(t *testing.T) {
 	p := startProducer(t, args)
 	addr := p.httpAddr(t, ctx)
 	waitFor(t, ctx, "the snapshot done", func() bool {
-		var st status
+		var st pipeline.Status
 		return getJSON(addr+"/status", &st) == nil && st.Checkpoint != nil && st.Snapshot == nil
 	})
 	close(stop)

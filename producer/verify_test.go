@@ -19,6 +19,7 @@ import (
 	"github.com/strait-cdc/strait/pkg/bigquery/bqfake"
 	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/cdc"
+	"github.com/strait-cdc/strait/pkg/pipeline"
 	"github.com/strait-cdc/strait/pkg/service"
 )
 
@@ -426,7 +427,7 @@ func TestVerifyNamesDeadLetteredKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, ctx, "the 30 MB row dead-lettered", func() bool {
-		var st status
+		var st pipeline.Status
 		return getJSON(addr+"/status", &st) == nil && st.Diverged["verify_dl.docs"] == 1
 	})
 	records(t, ctx, env.kafka.ListenAddrs(), prefix+"._dead_letter", 1) // committed

@@ -1,0 +1,266 @@
+// Package pipeline is the producer's engine: it reads whole source
+// transactions, publishes them into the open Kafka transaction and commits
+// that transaction together with a checkpoint naming the point just after
+// the last source transaction it holds, so that a restart continues exactly
+// there. It decides when to commit (enough records or bytes, or the linger
+// after the first change), when to say the source is idle (heartbeats), how
+// to stop (what was read is published and committed, within the shutdown
+// timeout), that a fenced log ends the run and when a transient error
+// restarts it; and, before a run, where it starts (the checkpoint, a
+// configured position, another server, a lost binlog). It knows the source
+// and the log only by the small interfaces it declares, which
+// *binlog.Reader and *kafka.Writer satisfy.
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/strait-cdc/strait/pkg/binlog"
+	"github.com/strait-cdc/strait/pkg/cdc"
+	"github.com/strait-cdc/strait/pkg/kafka"
+)
+
+// Source is where source transactions come from: *binlog.Reader.
+type Source interface {
+	// ReadTx fills tx with the next whole source transaction (or a part of
+	// a huge one, or an idle heartbeat); it returns ctx's error once ctx
+	// ends.
+	ReadTx(ctx context.Context, tx *binlog.Tx) error
+}
+
+// Log is where they go: *kafka.Writer, one open Kafka transaction at a
+// time. It is called from the engine's goroutine only.
+type Log interface {
+	// PublishSchemas, Publish and PublishDDL add a transaction's
+	// schema-history entries, changes and DDL to the open Kafka
+	// transaction.
+	PublishSchemas(ctx context.Context, entries []cdc.TableSchema) error
+	Publish(ctx context.Context, events []cdc.Event) error
+	PublishDDL(ctx context.Context, d cdc.SchemaChange) error
+	// Pending returns the change records and bytes published since the
+	// last Commit.
+	Pending() (records, bytes int)
+	// Commit makes everything since the last Commit visible together with
+	// cp, or on error nothing of it.
+	Commit(ctx context.Context, cp *kafka.Checkpoint) error
+	// PublishHeartbeat adds cp, the current position, to the heartbeat
+	// topic.
+	PublishHeartbeat(ctx context.Context, cp *kafka.Checkpoint) error
+	// Failed is closed once a delivery failed (a fenced producer); Err
+	// then says why.
+	Failed() <-chan struct{}
+	Err() error
+}
+
+// Config bounds the engine's Kafka transactions and its shutdown.
+type Config struct {
+	// MaxRecords and MaxBytes commit a Kafka transaction once it holds
+	// that many change records or key and value bytes
+	// (kafka.transaction_max_records, _max_bytes).
+	MaxRecords, MaxBytes int
+	// Linger commits a Kafka transaction this long after its first change
+	// (kafka.transaction_linger).
+	Linger time.Duration
+	// Heartbeat is the interval of heartbeat records
+	// (kafka.heartbeat_interval); 0: none.
+	Heartbeat time.Duration
+	// Shutdown is how long publishing and committing go on after the
+	// context ends (shutdown_timeout).
+	Shutdown time.Duration
+	// Version is the producer's release, carried by every checkpoint.
+	Version string
+}
+
+// Engine is one run of the producer's loop: Source → Log, committed with
+// checkpoints built from Resume.
+type Engine struct {
+	Source Source
+	Log    Log
+	// Resume is the resume point of where Source was started; the engine
+	// advances it past each transaction it publishes.
+	Resume *binlog.Resume
+	Config Config
+	// Committed, when not nil, receives each checkpoint once the brokers
+	// committed it (for /status).
+	Committed func(*kafka.Checkpoint)
+}
+
+// Run is the producer's loop. One goroutine reads whole source
+// transactions from the Source; this one publishes them, in order, into
+// the open Kafka transaction and commits it with a checkpoint once it
+// holds Config.MaxRecords records or MaxBytes bytes, or Config.Linger
+// after its first source transaction.
+//
+// On shutdown (ctx ends) reading stops, every whole source transaction read
+// is published and committed, and Run returns nil. A transaction cut off
+// mid-way is not lost: it lies after the checkpoint and is read again on
+// restart. Publishing and committing get Config.Shutdown more after ctx
+// ends (Kubernetes kills the pod at its grace period): with the brokers
+// down, Run then gives up and returns the error, and nothing uncommitted
+// is visible (the next start resumes at the checkpoint).
+//
+// A failed Log (fenced by another producer) ends Run with its error; so
+// does a read error, after what was read before it is committed.
+func (e *Engine) Run(ctx context.Context) error {
+	cfg := &e.Config
+	// Publishing and committing outlive the signal, by Shutdown at most:
+	// what was read is published and committed before Run returns.
+	pubCtx, giveUp := context.WithCancel(context.WithoutCancel(ctx))
+	defer giveUp()
+	stopWatch := context.AfterFunc(ctx, func() { time.AfterFunc(cfg.Shutdown, giveUp) })
+	defer stopWatch()
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+
+	// Two transactions in turn: the reader fills one while this goroutine
+	// publishes the other.
+	read, free := make(chan *binlog.Tx), make(chan *binlog.Tx, 2)
+	free <- new(binlog.Tx)
+	free <- new(binlog.Tx)
+	readErr := make(chan error, 1)
+	quit := make(chan struct{}) // Run returned: nobody receives any more
+	defer close(quit)
+	go func() {
+		for {
+			var tx *binlog.Tx
+			select {
+			case tx = <-free:
+			case <-readCtx.Done():
+				readErr <- readCtx.Err()
+				return
+			}
+			if err := e.Source.ReadTx(readCtx, tx); err != nil {
+				readErr <- err
+				return
+			}
+			select {
+			case read <- tx: // a whole transaction read is published, even when stopping
+			case <-quit:
+				return
+			}
+		}
+	}()
+
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	var (
+		dirty      bool // the resume point moved since the last commit
+		sourceTime time.Time
+	)
+	changed := func() {
+		if !dirty {
+			dirty = true
+			linger.Reset(cfg.Linger)
+		}
+	}
+	var heartbeat <-chan time.Time
+	if cfg.Heartbeat > 0 {
+		t := time.NewTicker(cfg.Heartbeat)
+		defer t.Stop()
+		heartbeat = t.C
+	}
+	commit := func() error {
+		linger.Stop()
+		if !dirty {
+			return nil
+		}
+		cp := Checkpoint(e.Resume, sourceTime, cfg.Version)
+		if err := e.Log.Commit(pubCtx, cp); err != nil {
+			return err
+		}
+		if e.Committed != nil {
+			e.Committed(cp)
+		}
+		dirty = false
+		return nil
+	}
+	for {
+		select {
+		case tx := <-read:
+			if err := publish(pubCtx, e.Log, tx); err != nil {
+				return err
+			}
+			if err := e.Resume.Advance(tx); err != nil {
+				return err
+			}
+			if !tx.CommitTime.IsZero() {
+				sourceTime = tx.CommitTime
+			}
+			free <- tx
+			changed()
+			if records, bytes := e.Log.Pending(); records >= cfg.MaxRecords || bytes >= cfg.MaxBytes {
+				if err := commit(); err != nil {
+					return err
+				}
+			}
+		case <-heartbeat:
+			if err := e.Log.PublishHeartbeat(pubCtx, Checkpoint(e.Resume, sourceTime, cfg.Version)); err != nil {
+				return err
+			}
+			changed()
+		case <-linger.C:
+			if err := commit(); err != nil {
+				return err
+			}
+		case <-e.Log.Failed():
+			// The open Kafka transaction is never committed: nothing of it
+			// becomes visible, and the next start resumes before it.
+			return e.Log.Err()
+		case err := <-readErr:
+			if werr := e.Log.Err(); werr != nil {
+				return werr
+			}
+			// The source transactions published before the stop are
+			// whole: commit them, then stop.
+			if cerr := commit(); cerr != nil {
+				return fmt.Errorf("commit on shutdown: %w", cerr)
+			}
+			if ctx.Err() != nil {
+				return nil // shutdown
+			}
+			return err
+		}
+	}
+}
+
+// publish hands one source transaction's schema-history entries, changes
+// and DDL to the log.
+func publish(ctx context.Context, log Log, tx *binlog.Tx) error {
+	if err := log.PublishSchemas(ctx, tx.Schemas); err != nil {
+		return err
+	}
+	if err := log.Publish(ctx, tx.Events); err != nil {
+		return err
+	}
+	for _, d := range tx.DDL {
+		if err := log.PublishDDL(ctx, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Checkpoint is the checkpoint of the resume point r: where to continue
+// after everything advanced past, the snapshot's progress and the capture
+// patterns in force; sourceTime is the commit time of the last source
+// transaction published, version the producer's release.
+func Checkpoint(r *binlog.Resume, sourceTime time.Time, version string) *kafka.Checkpoint {
+	s, snap := r.Start(), r.Snapshot()
+	return &kafka.Checkpoint{ServerID: r.ServerID, Flavor: r.Flavor, GTIDSet: s.GTID,
+		File: s.File, Pos: s.Pos, Epoch: r.Epoch, RowsDone: s.SkipRows, TxGTID: s.TxGTID, SourceTime: sourceTime, Version: version,
+		SnapshotTables: snap.Tables, SnapshotAfter: snap.After, SnapshotFilters: snap.Filters, SnapshotRequests: snap.Requests,
+		SnapshotOrigins: snap.Origins, SnapshotFailed: failuresOut(snap.Failed),
+		Include: r.Include, Exclude: r.Exclude}
+}
+
+// failuresOut carries snapshot failures from the reader's state to the
+// checkpoint.
+func failuresOut(fs []binlog.SnapshotFailure) []kafka.SnapshotFailure {
+	out := make([]kafka.SnapshotFailure, len(fs))
+	for i, f := range fs {
+		out[i] = kafka.SnapshotFailure(f)
+	}
+	return out
+}
