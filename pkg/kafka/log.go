@@ -1,11 +1,12 @@
 package kafka
 
 import (
-	"context"
 	"log/slog"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kslog"
+
+	"github.com/strait-cdc/strait/pkg/service"
 )
 
 // withLog is the logging option of every franz-go client strait creates:
@@ -26,31 +27,5 @@ func withLog(log *slog.Logger) kgo.Opt { return kgo.WithLogger(clientLogger(log)
 
 // clientLogger is withLog's logger.
 func clientLogger(log *slog.Logger) kgo.Logger {
-	return kslog.New(slog.New(infoAsDebug{log.Handler()}))
-}
-
-// infoAsDebug is a handler that passes records at INFO to its handler as
-// DEBUG, and the other levels as they are.
-type infoAsDebug struct{ h slog.Handler }
-
-func (d infoAsDebug) Enabled(ctx context.Context, l slog.Level) bool {
-	return d.h.Enabled(ctx, infoToDebug(l))
-}
-
-func (d infoAsDebug) Handle(ctx context.Context, r slog.Record) error {
-	r.Level = infoToDebug(r.Level)
-	return d.h.Handle(ctx, r)
-}
-
-func (d infoAsDebug) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return infoAsDebug{d.h.WithAttrs(attrs)}
-}
-
-func (d infoAsDebug) WithGroup(name string) slog.Handler { return infoAsDebug{d.h.WithGroup(name)} }
-
-func infoToDebug(l slog.Level) slog.Level {
-	if l == slog.LevelInfo {
-		return slog.LevelDebug
-	}
-	return l
+	return kslog.New(service.LibraryLog(log))
 }
