@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -48,20 +47,7 @@ func TestSIGTERMDrainsAndExitsZero(t *testing.T) {
 		}
 	}()
 
-	metrics := func() string {
-		resp, err := http.Get("http://" + addr + "/metrics")
-		if err != nil {
-			return ""
-		}
-		defer resp.Body.Close()
-		var b strings.Builder
-		for sc := bufio.NewScanner(resp.Body); sc.Scan(); {
-			if strings.HasPrefix(sc.Text(), "strait_") {
-				fmt.Fprintln(&b, sc.Text())
-			}
-		}
-		return b.String()
-	}
+	metrics := func() string { return metricsText(addr) }
 	waitFor(t, ctx, "/readyz", func() bool {
 		resp, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {
