@@ -36,6 +36,9 @@ type fakeKafka struct {
 	onRevoke  func(context.Context)
 	revokes   []chan revoked // asked for by revoke, run by the next Poll
 	changed   chan struct{}  // closed and replaced when there is something to poll
+
+	wokenAt time.Time // when Poll last returned for a wake, and how many
+	woken   int       // times at that instant: a loop that never sleeps
 }
 
 // revoked is what a revoke saw: every topic's polled and committed
@@ -108,6 +111,17 @@ func (k *fakeKafka) Poll(ctx context.Context, wake <-chan struct{}) ([]*kafka.To
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-wake:
+			// synctest's clock stands still while a goroutine runs: many
+			// wakes at one instant are a loop that never waits.
+			if now := time.Now(); now.Equal(k.wokenAt) {
+				k.woken++
+			} else {
+				k.wokenAt, k.woken = now, 0
+			}
+			if k.woken > 100 {
+				k.t.Errorf("the engine polls in a busy loop")
+				return nil, errors.New("busy loop")
+			}
 			return nil, nil
 		case <-changed:
 		}
