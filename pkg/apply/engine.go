@@ -109,11 +109,12 @@ type job struct {
 
 // Run polls, applies and commits until ctx ends, or until Poll fails.
 // Polls overlap: the next poll is read and its appends start while those
-// of up to max_polls_in_flight earlier polls await the sink; a poll is committed once all of it
-// and every poll before it are done, and before a rebalance takes a
-// partition away (OnRevoke) every poll in flight is finished and
-// committed. Polled batches are always finished: their appends and the
-// commits use a context that outlives ctx by the shutdown timeout.
+// of up to max_polls_in_flight earlier polls await the sink; a poll is
+// committed once all of it and every poll before it are done, and before
+// a rebalance takes a partition away (OnRevoke) every poll in flight is
+// finished and committed. Polled batches are always finished: their
+// appends and the commits use a context that outlives ctx by the shutdown
+// timeout.
 func (e *Engine) Run(ctx context.Context) error {
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
