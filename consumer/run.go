@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -56,9 +54,9 @@ func runConsume(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer writer.Close()
-	proc.SetCheck(func() error { return outagesError(writer.Unavailable()) })
+	proc.SetCheck(writer.Ready)
 	proc.SetStatus(func() any { return report(phase.Load(), writer.Unavailable()) })
-	if err := prepareDataset(ctx, writer, log, cfg.BigQuery.RetryMaxBackoff); err != nil {
+	if err := writer.PrepareDataset(ctx); err != nil {
 		if ctx.Err() != nil {
 			log.Info("stopped before BigQuery answered")
 			return nil
@@ -99,26 +97,6 @@ func runConsume(ctx context.Context, args []string, getenv func(string) string, 
 	return nil
 }
 
-// prepareDataset creates the dataset if missing, trying again with
-// backoff, up to maxWait, while BigQuery does not answer (the writer warns
-// about that); any other failure (credentials, a permission) is returned.
-func prepareDataset(ctx context.Context, w *bigquery.Writer, log *slog.Logger, maxWait time.Duration) error {
-	wait := min(time.Second, maxWait)
-	for {
-		err := w.EnsureDataset(ctx)
-		if err == nil || ctx.Err() != nil || len(w.Unavailable()) == 0 {
-			return err
-		}
-		log.Debug("bigquery dataset not ready: trying again", "err", err, "retry_in", wait.String())
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, maxWait)
-	}
-}
-
 // state is the consumer's phase, for /status: starting (until BigQuery's
 // dataset and Kafka answer) or consuming.
 type state struct {
@@ -140,14 +118,4 @@ func report(s *state, outages []bigquery.Outage) statusReport {
 	r := statusReport{State: s.name, Since: s.since}
 	r.BigQuery.Available, r.BigQuery.Unavailable = len(outages) == 0, outages
 	return r
-}
-
-// outagesError is why the consumer is not ready while BigQuery does not
-// answer, nil while it does.
-func outagesError(outages []bigquery.Outage) error {
-	errs := make([]error, len(outages))
-	for i, o := range outages {
-		errs[i] = o
-	}
-	return errors.Join(errs...)
 }
