@@ -6,9 +6,9 @@
 // and before a rebalance takes partitions away every poll in flight is
 // finished and committed.
 //
-// The sink's errors decide what happens to a topic (wait.go): a table the
-// sink is not ready for waits and is read again after a backoff, a table
-// that stopped is retried after a longer one, rejected changes go to the
+// The sink's errors decide what happens to a topic: a table the sink is
+// not ready for waits and is read again after a backoff, a table that
+// stopped is retried after a longer one, rejected changes go to the
 // dead-letter topic and the rest is committed. Other topics go on
 // meanwhile.
 package apply

@@ -242,6 +242,34 @@ func TestWaitErrorHoldsTheTopicWhileOthersFlow(t *testing.T) {
 	})
 }
 
+// The batches of a topic polled after one that must wait are not applied
+// before it: they wait with it, and the topic is read again from the
+// first held change.
+func TestLaterBatchesOfAWaitingTopicWaitWithIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		waited := false
+		e := startEngine(t, 2, func(c *apply.Config) { c.MaxPollsInFlight = 4 }, func(topic string, changes []sink.Change) error {
+			if !waited {
+				waited = true
+				time.Sleep(100 * time.Millisecond) // the next polls of a are read meanwhile
+				return &sink.WaitError{Table: "shop_a", Reason: "table_not_found", Err: errors.New("re-created")}
+			}
+			return nil
+		})
+		e.k.produce(topicA, 6)
+		time.Sleep(10 * time.Second)
+		e.stop()
+		calls := e.s.callsOf(topicA)
+		if len(calls) < 2 || calls[0].first != 0 || calls[0].err == nil {
+			t.Fatalf("calls of a %+v, want the first, of offset 0, to wait", calls)
+		}
+		checkInOrder(t, calls[1:], topicA, 6)
+		if got := e.k.committedOf(topicA); got != 6 {
+			t.Errorf("a committed up to %d, want 6", got)
+		}
+	})
+}
+
 // A table the sink stopped is retried after stopped_retry_backoff, then
 // after twice that up to stopped_retry_max_backoff, and goes on once the
 // sink takes its changes; meanwhile it counts as stopped.
