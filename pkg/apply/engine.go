@@ -60,6 +60,9 @@ type Group interface {
 	DeadLetterTopic() string
 }
 
+// The group strait runs with.
+var _ Group = (*kafka.Group)(nil)
+
 // Engine is the poll → apply → commit loop of one group member. Run it
 // once.
 type Engine struct {

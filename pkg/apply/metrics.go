@@ -13,6 +13,7 @@ type metrics struct {
 	retries    *prometheus.CounterVec // wait.go
 }
 
+// newMetrics registers the engine's metrics with reg.
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
