@@ -32,7 +32,7 @@ type engine struct {
 
 // startEngine runs an engine with the defaults changed by edit, polls of
 // perPoll records a topic, and a sink that answers with write.
-func startEngine(t *testing.T, perPoll int, edit func(*apply.Config), write func(topic string, changes []sink.Change) error) *engine {
+func startEngine(t *testing.T, perPoll int, edit func(*apply.Config), write func(ctx context.Context, topic string, changes []sink.Change) error) *engine {
 	cfg := &apply.Config{TopicPrefix: prefix, WaitMaxBackoff: 2 * time.Second}
 	cfg.Defaults()
 	if edit != nil {
@@ -116,7 +116,7 @@ func checkInOrder(t *testing.T, calls []call, topic string, n int64) {
 // one; other topics go on meanwhile.
 func TestBatchesOfATopicApplyInPollOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := startEngine(t, 2, func(c *apply.Config) { c.MaxPollsInFlight = 4 }, func(topic string, changes []sink.Change) error {
+		e := startEngine(t, 2, func(c *apply.Config) { c.MaxPollsInFlight = 4 }, func(_ context.Context, topic string, changes []sink.Change) error {
 			// The first batch of a is slow; later ones quicker, the
 			// later the quicker.
 			d := time.Duration(10-changes[0].Offset) * 10 * time.Millisecond
@@ -143,7 +143,7 @@ func TestBatchesOfATopicApplyInPollOrder(t *testing.T) {
 // group also fails any commit of an offset not acknowledged).
 func TestCommitWaitsForTheSink(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		e := startEngine(t, 10, nil, func(topic string, changes []sink.Change) error {
+		e := startEngine(t, 10, nil, func(_ context.Context, topic string, changes []sink.Change) error {
 			if topic == topicA {
 				time.Sleep(5 * time.Second)
 			}
@@ -166,12 +166,49 @@ func TestCommitWaitsForTheSink(t *testing.T) {
 	})
 }
 
+// At shutdown the polls in flight are finished and committed; what the
+// sink has not acknowledged by the shutdown timeout is not committed.
+func TestShutdownFinishesThePollsInFlight(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		apply     time.Duration // how long the sink takes
+		committed int64
+		returns   time.Duration // when Run returns after the cancel
+	}{
+		{"within the timeout", 2 * time.Second, 2, 2 * time.Second},
+		{"beyond the timeout", time.Hour, 0, 30 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				e := startEngine(t, 10, nil, func(ctx context.Context, _ string, _ []sink.Change) error {
+					select {
+					case <-time.After(tc.apply):
+						return nil
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+				})
+				e.k.produce(topicA, 2)
+				time.Sleep(100 * time.Millisecond)
+				start := time.Now()
+				e.stop()
+				if d := time.Since(start); d < tc.returns-100*time.Millisecond || d > tc.returns {
+					t.Errorf("Run returned %s after the cancel, want %s", d, tc.returns)
+				}
+				if got := e.k.committedOf(topicA); got != tc.committed {
+					t.Errorf("a committed up to %d, want %d", got, tc.committed)
+				}
+			})
+		})
+	}
+}
+
 // Before partitions leave (OnRevoke), every poll in flight is applied and
 // committed.
 func TestRevokeFinishesAndCommitsThePollsInFlight(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
-		e := startEngine(t, 1, func(c *apply.Config) { c.MaxPollsInFlight = 8 }, func(string, []sink.Change) error {
+		e := startEngine(t, 1, func(c *apply.Config) { c.MaxPollsInFlight = 8 }, func(context.Context, string, []sink.Change) error {
 			time.Sleep(2 * time.Second)
 			return nil
 		})
@@ -194,7 +231,7 @@ func TestRevokeFinishesAndCommitsThePollsInFlight(t *testing.T) {
 func TestWaitErrorHoldsTheTopicWhileOthersFlow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		start := time.Now()
-		e := startEngine(t, 10, nil, func(topic string, changes []sink.Change) error {
+		e := startEngine(t, 10, nil, func(_ context.Context, topic string, changes []sink.Change) error {
 			if topic == topicA && time.Since(start) < 3*time.Second {
 				return &sink.WaitError{Table: "shop_a", Reason: "schema_not_visible", Err: errors.New("new column not seen yet")}
 			}
@@ -248,7 +285,7 @@ func TestWaitErrorHoldsTheTopicWhileOthersFlow(t *testing.T) {
 func TestLaterBatchesOfAWaitingTopicWaitWithIt(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		waited := false
-		e := startEngine(t, 2, func(c *apply.Config) { c.MaxPollsInFlight = 4 }, func(topic string, changes []sink.Change) error {
+		e := startEngine(t, 2, func(c *apply.Config) { c.MaxPollsInFlight = 4 }, func(_ context.Context, topic string, changes []sink.Change) error {
 			if !waited {
 				waited = true
 				time.Sleep(100 * time.Millisecond) // the next polls of a are read meanwhile
@@ -278,7 +315,7 @@ func TestStoppedTableIsRetriedAfterItsBackoff(t *testing.T) {
 		failures := 2
 		e := startEngine(t, 10, func(c *apply.Config) {
 			c.StoppedRetryBackoff, c.StoppedRetryMaxBackoff = time.Minute, 90*time.Second
-		}, func(topic string, changes []sink.Change) error {
+		}, func(_ context.Context, topic string, changes []sink.Change) error {
 			if topic == topicA && failures > 0 {
 				failures--
 				return &sink.TableError{Table: "shop_a", Err: errors.New("permission denied")}
@@ -321,7 +358,7 @@ func TestStoppedTableIsRetriedAfterItsBackoff(t *testing.T) {
 
 // rejectSecond is a sink that rejects the change at index 1 of topic a's
 // batches and acknowledges the others.
-func rejectSecond(topic string, changes []sink.Change) error {
+func rejectSecond(_ context.Context, topic string, changes []sink.Change) error {
 	if topic == topicA && len(changes) > 1 {
 		return &sink.RejectedError{Table: "shop_a", Rejections: []sink.Rejection{{Index: 1, Reason: "row_rejected", Err: errors.New("value out of range")}}}
 	}

@@ -212,7 +212,7 @@ type call struct {
 // when two calls of one topic overlap.
 type fakeSink struct {
 	t     *testing.T
-	write func(topic string, changes []sink.Change) error // may sleep
+	write func(ctx context.Context, topic string, changes []sink.Change) error // may sleep
 
 	mu     sync.Mutex
 	calls  []call
@@ -220,11 +220,11 @@ type fakeSink struct {
 	ack    map[string]map[int64]bool
 }
 
-func newFakeSink(t *testing.T, write func(topic string, changes []sink.Change) error) *fakeSink {
+func newFakeSink(t *testing.T, write func(ctx context.Context, topic string, changes []sink.Change) error) *fakeSink {
 	return &fakeSink{t: t, write: write, active: map[string]bool{}, ack: map[string]map[int64]bool{}}
 }
 
-func (s *fakeSink) Apply(_ context.Context, topic sink.Topic, changes []sink.Change) error {
+func (s *fakeSink) Apply(ctx context.Context, topic sink.Topic, changes []sink.Change) error {
 	s.mu.Lock()
 	if s.active[topic.Name] {
 		s.t.Errorf("two applies of %s at once", topic.Name)
@@ -236,7 +236,7 @@ func (s *fakeSink) Apply(_ context.Context, topic sink.Topic, changes []sink.Cha
 		s.t.Errorf("Apply(%+v): want database shop of prefix %s", topic, prefix)
 	}
 	if s.write != nil {
-		c.err = s.write(topic.Name, changes)
+		c.err = s.write(ctx, topic.Name, changes)
 	}
 	c.finish = time.Now()
 	s.mu.Lock()
