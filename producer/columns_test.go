@@ -23,6 +23,7 @@ import (
 
 	"github.com/strait-cdc/strait/pkg/bigquery"
 	"github.com/strait-cdc/strait/pkg/kafka"
+	"github.com/strait-cdc/strait/pkg/sink"
 	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
@@ -467,12 +468,12 @@ func consumeIntoBigQuery(t *testing.T, ctx context.Context, e *bqEnv, prefix str
 			if !ok {
 				t.Fatalf("polled %s, not a table topic", tb.Topic)
 			}
-			var batch []bigquery.Change
+			var batch []sink.Change
 			for _, r := range tb.Records {
-				batch = append(batch, bigquery.Change{Partition: r.Partition, Offset: r.Offset, KeySchema: r.Key.Schema,
+				batch = append(batch, sink.Change{Partition: r.Partition, Offset: r.Offset, KeySchema: r.Key.Schema,
 					ValueSchemaID: r.Value.SchemaID, ValueSchema: r.Value.Schema, Value: r.Value.Body})
 			}
-			if err := e.w.Apply(ctx, bigquery.Topic{Name: tb.Topic, Prefix: prefix, Database: db, Table: table}, batch); err != nil {
+			if err := e.w.Apply(ctx, sink.Topic{Name: tb.Topic, Prefix: prefix, Database: db, Table: table}, batch); err != nil {
 				t.Fatalf("apply %s: %v", tb.Topic, err)
 			}
 			applied += len(batch)

@@ -21,6 +21,7 @@ import (
 	"github.com/strait-cdc/strait/pkg/cdc"
 	"github.com/strait-cdc/strait/pkg/pipeline"
 	"github.com/strait-cdc/strait/pkg/service"
+	"github.com/strait-cdc/strait/pkg/sink"
 )
 
 // verifyTables are the tables of the verify tests: a key of one integer
@@ -106,7 +107,7 @@ func (e *bqEnv) apply(t *testing.T, ctx context.Context, tbl *cdc.Table, changes
 	}
 	e.schemas++
 	enc := avro.NewEncoder(tbl, "strait", "test", 0, uint32(e.schemas))
-	var batch []bigquery.Change
+	var batch []sink.Change
 	for i, c := range changes {
 		ev := &cdc.Event{Table: tbl, Op: c.op, Position: cdc.Position{File: 1, Pos: uint64(e.schemas), Row: uint64(i)}, CommitTime: time.Now()}
 		if c.op == cdc.OpDelete {
@@ -118,10 +119,10 @@ func (e *bqEnv) apply(t *testing.T, ctx context.Context, tbl *cdc.Table, changes
 		if err != nil {
 			t.Fatal(err)
 		}
-		batch = append(batch, bigquery.Change{Offset: int64(i), KeySchema: s.Key,
+		batch = append(batch, sink.Change{Offset: int64(i), KeySchema: s.Key,
 			ValueSchemaID: e.schemas, ValueSchema: s.Value, Value: b[5:]})
 	}
-	if err := e.w.Apply(ctx, bigquery.Topic{Name: "v." + tbl.ID(), Prefix: "v", Database: tbl.Database, Table: tbl.Name}, batch); err != nil {
+	if err := e.w.Apply(ctx, sink.Topic{Name: "v." + tbl.ID(), Prefix: "v", Database: tbl.Database, Table: tbl.Name}, batch); err != nil {
 		t.Fatalf("apply %s: %v", tbl.ID(), err)
 	}
 }

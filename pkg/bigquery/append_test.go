@@ -16,6 +16,7 @@ import (
 	"github.com/strait-cdc/strait/pkg/bigquery"
 	"github.com/strait-cdc/strait/pkg/bigquery/bqfake"
 	"github.com/strait-cdc/strait/pkg/cdc"
+	"github.com/strait-cdc/strait/pkg/sink"
 )
 
 func appendMode(c *bigquery.Config) { c.Mode = bigquery.ModeAppend }
@@ -93,7 +94,7 @@ func latestPerKey(rows []map[string]any, key string) []map[string]any {
 func TestAppendChangelog(t *testing.T) {
 	srv, w, ctx, _ := startWriter(t, appendMode, io.Discard)
 	src := newSource(t, users, 7)
-	batch := []bigquery.Change{
+	batch := []sink.Change{
 		src.change(cdc.OpCreate, nil, user(1, "a@x")),
 		src.change(cdc.OpCreate, nil, user(2, "b@x")),
 		src.change(cdc.OpCreate, nil, user(3, "c@x")),
@@ -172,11 +173,11 @@ func TestUpsertWithoutKey(t *testing.T) {
 	logTable := &cdc.Table{Database: "shop", Name: "log", Columns: users.Columns}
 	src := newSource(t, logTable, 5)
 	for range 2 {
-		if err := w.Apply(ctx, src.topic(), []bigquery.Change{src.change(cdc.OpCreate, nil, user(1, "a")), src.change(cdc.OpCreate, nil, user(1, "a"))}); err != nil {
+		if err := w.Apply(ctx, src.topic(), []sink.Change{src.change(cdc.OpCreate, nil, user(1, "a")), src.change(cdc.OpCreate, nil, user(1, "a"))}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := w.Apply(ctx, src.topic(), []bigquery.Change{src.change(cdc.OpDelete, user(1, "a"), nil)}); err != nil {
+	if err := w.Apply(ctx, src.topic(), []sink.Change{src.change(cdc.OpDelete, user(1, "a"), nil)}); err != nil {
 		t.Fatal(err)
 	}
 	var ops []string
@@ -207,7 +208,7 @@ func TestUpsertWithoutKey(t *testing.T) {
 func TestAppendSchemaChange(t *testing.T) {
 	srv, w, ctx, _ := startWriter(t, appendMode, io.Discard)
 	v1 := newSource(t, users, 1)
-	if err := w.Apply(ctx, v1.topic(), []bigquery.Change{v1.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
+	if err := w.Apply(ctx, v1.topic(), []sink.Change{v1.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
 		t.Fatal(err)
 	}
 	before, err := srv.Table(project, dataset, "shop_users_latest")
@@ -218,7 +219,7 @@ func TestAppendSchemaChange(t *testing.T) {
 		cdc.Column{Name: "age", Type: cdc.TypeInt32, Nullable: true})}
 	v2 := newSource(t, grown, 2)
 	v2.seq = v1.seq
-	if err := w.Apply(ctx, v2.topic(), []bigquery.Change{
+	if err := w.Apply(ctx, v2.topic(), []sink.Change{
 		v2.change(cdc.OpUpdate, []cdc.Value{cdc.Int(1), cdc.Str("a@x"), cdc.Null}, []cdc.Value{cdc.Int(1), cdc.Str("a@x"), cdc.Int(42)}),
 	}); err != nil {
 		t.Fatal(err)
@@ -262,14 +263,14 @@ func TestAppendModeOnUpsertTable(t *testing.T) {
 			c.Endpoint, c.WriteEndpoint = srv.RESTURL(), srv.GRPCAddr()
 		}, io.Discard)
 		src := newSource(t, users, 1)
-		err := w.Apply(ctx, src.topic(), []bigquery.Change{src.change(cdc.OpCreate, nil, user(1, "a@x"))})
+		err := w.Apply(ctx, src.topic(), []sink.Change{src.change(cdc.OpCreate, nil, user(1, "a@x"))})
 		if mode == bigquery.ModeUpsert {
 			if err != nil {
 				t.Fatal(err)
 			}
 			continue
 		}
-		var te *bigquery.TableError
+		var te *sink.TableError
 		if !errors.As(err, &te) || !strings.Contains(err.Error(), "has a primary key (id), so it holds upserts") {
 			t.Errorf("append to an upsert table: err = %v, want a TableError saying the table holds upserts", err)
 		}
@@ -282,22 +283,22 @@ func TestAppendModeOnUpsertTable(t *testing.T) {
 func TestAppendViewNameTaken(t *testing.T) {
 	_, w, ctx, _ := startWriter(t, appendMode, io.Discard)
 	src := newSource(t, users, 1)
-	if err := w.Apply(ctx, src.topic(), []bigquery.Change{src.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
+	if err := w.Apply(ctx, src.topic(), []sink.Change{src.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
 		t.Fatal(err)
 	}
 	latest := newSource(t, &cdc.Table{Database: "shop", Name: "users_latest", PrimaryKey: []int{0}, Columns: users.Columns}, 2)
-	err := w.Apply(ctx, latest.topic(), []bigquery.Change{latest.change(cdc.OpCreate, nil, user(1, "a@x"))})
+	err := w.Apply(ctx, latest.topic(), []sink.Change{latest.change(cdc.OpCreate, nil, user(1, "a@x"))})
 	if err == nil || !strings.Contains(err.Error(), "table shop_users_latest is a VIEW in BigQuery") {
 		t.Errorf("a table named like a view: err = %v, want one saying it is a view", err)
 	}
 
 	// The other way round: shop_orders_latest exists as a changelog first.
 	ordersLatest := newSource(t, &cdc.Table{Database: "shop", Name: "orders_latest", PrimaryKey: []int{0}, Columns: users.Columns}, 3)
-	if err := w.Apply(ctx, ordersLatest.topic(), []bigquery.Change{ordersLatest.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
+	if err := w.Apply(ctx, ordersLatest.topic(), []sink.Change{ordersLatest.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
 		t.Fatal(err)
 	}
 	orders := newSource(t, &cdc.Table{Database: "shop", Name: "orders", PrimaryKey: []int{0}, Columns: users.Columns}, 4)
-	err = w.Apply(ctx, orders.topic(), []bigquery.Change{orders.change(cdc.OpCreate, nil, user(1, "a@x"))})
+	err = w.Apply(ctx, orders.topic(), []sink.Change{orders.change(cdc.OpCreate, nil, user(1, "a@x"))})
 	if err == nil || !strings.Contains(err.Error(), "shop_orders_latest, the name of the latest-row view of shop_orders, is taken by a TABLE") {
 		t.Errorf("a view named like a table: err = %v, want one saying the name is taken", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/strait-cdc/strait/pkg/bigquery"
 	"github.com/strait-cdc/strait/pkg/cdc"
+	"github.com/strait-cdc/strait/pkg/sink"
 )
 
 // TestApplyColumnAddedByAnotherWriter: two consumers write one table; one
@@ -33,7 +34,7 @@ func TestApplyColumnAddedByAnotherWriter(t *testing.T) {
 
 	v1 := newSource(t, users, 1)
 	for _, w := range []*bigquery.Writer{first, second} {
-		if err := w.Apply(ctx, v1.topic(), []bigquery.Change{v1.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
+		if err := w.Apply(ctx, v1.topic(), []sink.Change{v1.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -41,10 +42,10 @@ func TestApplyColumnAddedByAnotherWriter(t *testing.T) {
 		cdc.Column{Name: "age", Type: cdc.TypeInt32, Nullable: true})}
 	v2 := newSource(t, grown, 2)
 	v2.seq = v1.seq
-	if err := first.Apply(ctx, v2.topic(), []bigquery.Change{v2.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(2), cdc.Str("b@x"), cdc.Int(42)})}); err != nil {
+	if err := first.Apply(ctx, v2.topic(), []sink.Change{v2.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(2), cdc.Str("b@x"), cdc.Int(42)})}); err != nil {
 		t.Fatal(err)
 	}
-	if err := second.Apply(ctx, v2.topic(), []bigquery.Change{v2.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(3), cdc.Str("c@x"), cdc.Int(43)})}); err != nil {
+	if err := second.Apply(ctx, v2.topic(), []sink.Change{v2.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(3), cdc.Str("c@x"), cdc.Int(43)})}); err != nil {
 		t.Fatal(err)
 	}
 	want := []map[string]any{

@@ -6,6 +6,8 @@ import (
 	"cloud.google.com/go/bigquery"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/strait-cdc/strait/pkg/sink"
 )
 
 // AllTypes is fuzzTable for the package's external tests.
@@ -26,7 +28,7 @@ func TableColumns(valueSchema string) (bigquery.Schema, error) {
 // AppendRow returns the row the consumer appends in upsert mode for a
 // value body (without the Confluent header) of valueSchema on topic,
 // decoded with the table's writer schema. For the type walk.
-func AppendRow(t testing.TB, valueSchema string, topic *Topic, body []byte) (protoreflect.Message, error) {
+func AppendRow(t testing.TB, valueSchema string, topic *sink.Topic, body []byte) (protoreflect.Message, error) {
 	p, err := planValue(valueSchema)
 	if err != nil {
 		return nil, err

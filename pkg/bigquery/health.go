@@ -110,6 +110,38 @@ func (h *health) outages() []Outage {
 // last attempt, the longest down first; none while BigQuery answers.
 func (w *Writer) Unavailable() []Outage { return w.health.outages() }
 
+// Ready returns why the writer cannot work now: the BigQuery endpoints
+// that do not answer, joined (readiness); nil while BigQuery answers.
+func (w *Writer) Ready() error {
+	outages := w.Unavailable()
+	errs := make([]error, len(outages))
+	for i, o := range outages {
+		errs[i] = o
+	}
+	return errors.Join(errs...)
+}
+
+// PrepareDataset is EnsureDataset tried again with backoff, from a second
+// up to bigquery.retry_max_backoff, while BigQuery does not answer (the
+// writer warns about that); any other failure (credentials, a
+// permission) is returned at once.
+func (w *Writer) PrepareDataset(ctx context.Context) error {
+	wait := min(time.Second, w.cfg.RetryMaxBackoff)
+	for {
+		err := w.EnsureDataset(ctx)
+		if err == nil || ctx.Err() != nil || len(w.Unavailable()) == 0 {
+			return err
+		}
+		w.log.Debug("bigquery dataset not ready: trying again", "err", err, "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, w.cfg.RetryMaxBackoff)
+	}
+}
+
 // watchedTransport reports each REST attempt's outcome to h.
 type watchedTransport struct {
 	base http.RoundTripper

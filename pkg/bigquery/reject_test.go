@@ -9,6 +9,7 @@ import (
 
 	"github.com/strait-cdc/strait/pkg/bigquery"
 	"github.com/strait-cdc/strait/pkg/cdc"
+	"github.com/strait-cdc/strait/pkg/sink"
 	"github.com/strait-cdc/strait/schemas"
 )
 
@@ -26,7 +27,7 @@ func TestApplyRejectsBadChanges(t *testing.T) {
 		cdc.Column{Name: "doc", Type: cdc.TypeJSON, Nullable: true})}
 	withDoc := newSource(t, docs, 4)
 	withDoc.seq = 100
-	batch := []bigquery.Change{
+	batch := []sink.Change{
 		src.change(cdc.OpCreate, nil, user(1, "a@x")),
 		corrupt,
 		src.change(cdc.OpCreate, nil, user(3, strings.Repeat("x", 10<<20))),
@@ -35,7 +36,7 @@ func TestApplyRejectsBadChanges(t *testing.T) {
 		withDoc.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(6), cdc.Str("f@x"), cdc.Str(`{"ok":true}`)}),
 	}
 	err := w.Apply(ctx, src.topic(), batch)
-	var re *bigquery.RejectedError
+	var re *sink.RejectedError
 	if !errors.As(err, &re) {
 		t.Fatalf("Apply: %v, want a *RejectedError", err)
 	}
@@ -59,7 +60,7 @@ func TestApplyRejectsBadChanges(t *testing.T) {
 		t.Errorf("rows (-got +want):\n%s", diff)
 	}
 	// The table goes on.
-	if err := w.Apply(ctx, withDoc.topic(), []bigquery.Change{withDoc.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(7), cdc.Str("g@x"), cdc.Null})}); err != nil {
+	if err := w.Apply(ctx, withDoc.topic(), []sink.Change{withDoc.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(7), cdc.Str("g@x"), cdc.Null})}); err != nil {
 		t.Errorf("Apply after the rejections: %v", err)
 	}
 }
@@ -76,7 +77,7 @@ func TestApplyRejectsChangesOfOtherTables(t *testing.T) {
 	src := newSource(t, users, 3)
 	other := newSource(t, &cdc.Table{Database: "shop", Name: "visits", PrimaryKey: []int{0}, Columns: users.Columns}, 4)
 	twin := newSource(t, &cdc.Table{Database: "shop", Name: "users2", PrimaryKey: []int{0}, Columns: users.Columns}, 5)
-	withSchemas := func(c bigquery.Change, id int, value, key string) bigquery.Change {
+	withSchemas := func(c sink.Change, id int, value, key string) sink.Change {
 		c.ValueSchemaID, c.ValueSchema, c.KeySchema = id, value, key
 		return c
 	}
@@ -84,7 +85,7 @@ func TestApplyRejectsChangesOfOtherTables(t *testing.T) {
 		`{"name":"before","type":["null",{"type":"record","name":"Value","fields":[{"name":"id","type":"long"}]}]},` +
 		`{"name":"after","type":["null","Value"]},{"name":"source","type":"string"},{"name":"op","type":"string"}]}`
 	good := src.change(cdc.OpCreate, nil, user(2, "b@x"))
-	changes := []bigquery.Change{
+	changes := []sink.Change{
 		other.change(cdc.OpCreate, nil, user(9, "visit")),                                                        // another table's envelope
 		src.change(cdc.OpCreate, nil, user(1, "a@x")),                                                            // the topic's
 		withSchemas(good, 90, schemas.Checkpoint, ""),                                                            // not an envelope
@@ -95,7 +96,7 @@ func TestApplyRejectsChangesOfOtherTables(t *testing.T) {
 		good,
 	}
 	err := w.Apply(ctx, src.topic(), changes)
-	var re *bigquery.RejectedError
+	var re *sink.RejectedError
 	if !errors.As(err, &re) {
 		t.Fatalf("Apply: %v, want a *RejectedError", err)
 	}
@@ -117,8 +118,8 @@ func TestApplyRejectsChangesOfOtherTables(t *testing.T) {
 		}
 	}
 	// The prefix is the topic's too.
-	foreign := bigquery.Topic{Name: "other.shop.users", Prefix: "other", Database: "shop", Table: "users"}
-	if err := w.Apply(ctx, foreign, []bigquery.Change{src.change(cdc.OpCreate, nil, user(3, "c@x"))}); !errors.As(err, &re) || re.Rejections[0].Reason != bigquery.ReasonWrongTable {
+	foreign := sink.Topic{Name: "other.shop.users", Prefix: "other", Database: "shop", Table: "users"}
+	if err := w.Apply(ctx, foreign, []sink.Change{src.change(cdc.OpCreate, nil, user(3, "c@x"))}); !errors.As(err, &re) || re.Rejections[0].Reason != bigquery.ReasonWrongTable {
 		t.Errorf("a change of prefix strait in a topic of prefix other: %v, want a rejection %s", err, bigquery.ReasonWrongTable)
 	}
 }

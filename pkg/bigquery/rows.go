@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/strait-cdc/strait/pkg/avro"
+	"github.com/strait-cdc/strait/pkg/sink"
 )
 
 // Proto field numbers of the writer schema: the CDC pseudo-columns first,
@@ -331,7 +332,7 @@ func (p *valuePlan) readSource(b []byte, typ *avro.Type, e *envelope) ([]byte, e
 // (sameName), and they are what the envelope's namespace was made of. The
 // names last found right are remembered: a topic's changes all have the
 // same.
-func (bd *binding) ofTopic(e *envelope, topic *Topic) error {
+func (bd *binding) ofTopic(e *envelope, topic *sink.Topic) error {
 	if e.db == nil || e.table == nil {
 		return wrongTable("source.db or source.table is null")
 	}
@@ -383,7 +384,7 @@ func sameName(source []byte, part string) bool {
 // latest-row view, as text: it is written in canonical form (see
 // canonicalSequence), and a sequence that is not a valid
 // _CHANGE_SEQUENCE_NUMBER is an error, as BigQuery makes it in upsert mode.
-func (bd *binding) appendRow(dst, value []byte, ingested int64, topic *Topic) ([]byte, byte, int64, error) {
+func (bd *binding) appendRow(dst, value []byte, ingested int64, topic *sink.Topic) ([]byte, byte, int64, error) {
 	e, err := bd.plan.readEnvelope(value)
 	if err != nil {
 		return dst, 0, 0, err

@@ -20,6 +20,7 @@ import (
 
 	"github.com/strait-cdc/strait/pkg/avro"
 	"github.com/strait-cdc/strait/pkg/cdc"
+	"github.com/strait-cdc/strait/pkg/sink"
 	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
@@ -52,7 +53,7 @@ var fuzzTable = &cdc.Table{Database: "shop", Name: "items", PrimaryKey: []int{0}
 }}
 
 // fuzzTopic is fuzzTable's topic.
-var fuzzTopic = &Topic{Name: "strait.shop.items", Prefix: "strait", Database: "shop", Table: "items"}
+var fuzzTopic = &sink.Topic{Name: "strait.shop.items", Prefix: "strait", Database: "shop", Table: "items"}
 
 // fuzzRows are rows of fuzzTable: extremes and NULLs.
 var fuzzRows = [][]cdc.Value{

@@ -23,6 +23,7 @@ import (
 	"github.com/strait-cdc/strait/pkg/avro"
 	"github.com/strait-cdc/strait/pkg/bigquery"
 	"github.com/strait-cdc/strait/pkg/bigquery/bqfake"
+	"github.com/strait-cdc/strait/pkg/sink"
 	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/cdc"
 	"github.com/strait-cdc/strait/pkg/testenv"
@@ -156,7 +157,7 @@ func readBack(t *testing.T, tbl *cdc.Table, rows [][]cdc.Value) [][]bigquery.Cel
 	opts := []bqfake.Opt{bqfake.WithSchemaDelay(0), bqfake.WithRecreateDelay(0), bqfake.WithoutBackgroundApply()}
 	_, w, ctx, _ := startWriterOn(t, opts, func(c *bigquery.Config) { cfg = c }, io.Discard)
 	src := newSource(t, tbl, 1)
-	var changes []bigquery.Change
+	var changes []sink.Change
 	for _, row := range rows {
 		changes = append(changes, src.change(cdc.OpCreate, nil, row))
 	}
@@ -240,7 +241,7 @@ func (w *walk) downstream(col cdc.Column, values []cdc.Value) {
 		return
 	}
 	enc := avro.NewEncoder(one, "walk", "test", 1, 2)
-	topic := &bigquery.Topic{Name: "walk.walk.t", Prefix: "walk", Database: "walk", Table: "t"}
+	topic := &sink.Topic{Name: "walk.walk.t", Prefix: "walk", Database: "walk", Table: "t"}
 	now := time.Unix(1700000000, 0)
 	for k, v := range values {
 		isNull := v.Null // the NULL row, and zero dates (NULL: README, "Type mapping")

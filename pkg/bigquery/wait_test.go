@@ -14,18 +14,19 @@ import (
 	"github.com/strait-cdc/strait/pkg/bigquery"
 	"github.com/strait-cdc/strait/pkg/bigquery/bqfake"
 	"github.com/strait-cdc/strait/pkg/cdc"
+	"github.com/strait-cdc/strait/pkg/sink"
 )
 
 // TestApplyRecreatedTable: a table dropped under the writer (the README's
 // rebuild) is created again, and while its default stream answers
 // NOT_FOUND (the re-create window, on bqfake's clock) Apply returns a
-// *WaitError instead of stopping the table; once the window is over the
+// *sink.WaitError instead of stopping the table; once the window is over the
 // changes land.
 func TestApplyRecreatedTable(t *testing.T) {
 	clock := bqfake.NewClock(time.Now())
 	srv, w, ctx, _ := startWriterOn(t, []bqfake.Opt{bqfake.WithClock(clock), bqfake.WithSchemaDelay(0)}, nil, io.Discard)
 	src := newSource(t, users, 1)
-	if err := w.Apply(ctx, src.topic(), []bigquery.Change{src.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
+	if err := w.Apply(ctx, src.topic(), []sink.Change{src.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
 		t.Fatal(err)
 	}
 	admin, err := gbq.NewClient(ctx, project, srv.ClientOptions()...)
@@ -37,12 +38,12 @@ func TestApplyRecreatedTable(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	batch := []bigquery.Change{src.change(cdc.OpCreate, nil, user(1, "a@x")), src.change(cdc.OpCreate, nil, user(2, "b@x"))}
+	batch := []sink.Change{src.change(cdc.OpCreate, nil, user(1, "a@x")), src.change(cdc.OpCreate, nil, user(2, "b@x"))}
 	// The first attempt may meet the old table's stream (NOT_FOUND) or
 	// the new table's (NOT_FOUND within the window): both wait.
 	for range 2 {
 		err = w.Apply(ctx, src.topic(), batch)
-		var we *bigquery.WaitError
+		var we *sink.WaitError
 		if !errors.As(err, &we) || we.Reason != bigquery.WaitTableNotFound || we.Table != "shop_users" {
 			t.Fatalf("within the re-create window: err = %v, want a WaitError for shop_users, reason %s", err, bigquery.WaitTableNotFound)
 		}
@@ -67,7 +68,7 @@ func TestApplyBeyondDeleteWindow(t *testing.T) {
 	var logs logBuffer
 	_, w, ctx, reg := startWriter(t, nil, &logs)
 	src := newSource(t, users, 1) // commits in 2023: beyond 48h
-	old := []bigquery.Change{
+	old := []sink.Change{
 		src.change(cdc.OpCreate, nil, user(1, "a@x")),
 		src.change(cdc.OpCreate, nil, user(2, "b@x")),
 		src.change(cdc.OpDelete, user(2, "b@x"), nil),

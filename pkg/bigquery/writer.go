@@ -44,41 +44,12 @@ import (
 	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/strait-cdc/strait/pkg/avro"
+	"github.com/strait-cdc/strait/pkg/sink"
 )
 
-// Topic is a table topic, <prefix>.<database>.<table> (the wire
-// contract; database and table as the producer puts them in topic names).
-// It alone names the BigQuery table its changes go to: the template's
-// table of Database and Table as Avro names (avro.Name), which for every
-// name of ASCII characters is the table the value schema's namespace
-// named before (each non-ASCII character of a name now counts one '_' per
-// byte, as in the topic name).
-type Topic struct {
-	Name     string // the whole name
-	Prefix   string // kafka.topic_prefix
-	Database string
-	Table    string
-}
-
-// Change is one Kafka record of a table topic.
-type Change struct {
-	Partition int32
-	Offset    int64
-	// KeySchema is the Avro key schema: the primary-key columns. Empty for
-	// a table without a primary key.
-	KeySchema string
-	// ValueSchemaID and ValueSchema identify and hold the Avro value
-	// schema (the Debezium envelope).
-	ValueSchemaID int
-	ValueSchema   string
-	// Value is the Avro body of the envelope, without the Confluent
-	// header; nil for a tombstone, which BigQuery does not need (the
-	// delete before it removed the row).
-	Value []byte
-}
-
-// Writer applies changes to the tables of one dataset. Apply may be called
-// concurrently; calls for one table run one at a time.
+// Writer applies changes to the tables of one dataset: it is a
+// sink.Sink. Apply may be called concurrently; calls for one table run one
+// at a time.
 type Writer struct {
 	cfg     *Config
 	log     *slog.Logger
@@ -94,6 +65,8 @@ type Writer struct {
 	tables map[string]*table // by BigQuery table name
 	plans  map[int]planned   // by value schema id
 }
+
+var _ sink.Sink = (*Writer)(nil)
 
 // planned is a value schema's plan, or why there is none.
 type planned struct {
@@ -192,23 +165,8 @@ func (w *Writer) Close() error {
 	return errors.Join(w.mw.Close(), perr, w.bq.Close())
 }
 
-// TableError is a table that stopped: a change BigQuery cannot take in
-// place (a type or key change), a value schema strait cannot read, a
-// request BigQuery refuses as a whole. Other tables go on; the table's records are not
-// acknowledged, so they are applied again once the cause is fixed.
-type TableError struct {
-	Table string // the BigQuery table, or the topic when no table was found
-	Err   error
-}
-
-// Error names the table and the cause.
-func (e *TableError) Error() string { return fmt.Sprintf("table %s stopped: %v", e.Table, e.Err) }
-
-// Unwrap returns the cause.
-func (e *TableError) Unwrap() error { return e.Err }
-
-// Reasons a table waits (WaitError.Reason): BigQuery has not yet caught up
-// with a change of the table itself.
+// Reasons a table waits (sink.WaitError.Reason): BigQuery has not yet
+// caught up with a change of the table itself.
 const (
 	// WaitSchema: the Write API does not see the table's new columns yet.
 	// "BigQuery Storage Write API best practices", "Handle schema
@@ -218,24 +176,6 @@ const (
 	// for a while after a table is deleted and created again.
 	WaitTableNotFound = "table_not_found"
 )
-
-// WaitError is a table BigQuery is not ready for yet: a new column the
-// Write API does not see, a re-created table its default stream does not
-// know. Nothing is wrong with the changes: apply them again later. Those
-// acknowledged before the wait are harmlessly applied again.
-type WaitError struct {
-	Table  string
-	Reason string // WaitSchema or WaitTableNotFound
-	Err    error
-}
-
-// Error names the table and the cause.
-func (e *WaitError) Error() string {
-	return fmt.Sprintf("table %s waits for BigQuery (%s): %v", e.Table, e.Reason, e.Err)
-}
-
-// Unwrap returns the cause.
-func (e *WaitError) Unwrap() error { return e.Err }
 
 // waitReason is why err is a wait for BigQuery, "" when it is not one:
 // the Write API refusing fields its table has (SCHEMA_MISMATCH_EXTRA_FIELDS,
@@ -259,7 +199,7 @@ func waitReason(err error) string {
 	return ""
 }
 
-// Reasons a change is rejected (Rejection.Reason): the change itself can
+// Reasons a change is rejected (sink.Rejection.Reason): the change itself can
 // never be written, while the table's other changes can.
 const (
 	// ReasonNotEnvelope: the value schema (or key schema) the record names
@@ -283,30 +223,10 @@ const (
 	ReasonRowRejected = "row_rejected"
 )
 
-// Rejection is one change Apply left out.
-type Rejection struct {
-	Index  int // in the changes given to Apply
-	Reason string
-	Err    error
-}
-
-// RejectedError reports changes that can never be written. Apply returns
-// it after BigQuery acknowledged every other change of the call; the table
-// goes on.
-type RejectedError struct {
-	Table      string
-	Rejections []Rejection // by Index
-}
-
-// Error names the table and the first rejection.
-func (e *RejectedError) Error() string {
-	return fmt.Sprintf("table %s: %d changes rejected, first: %v", e.Table, len(e.Rejections), e.Rejections[0].Err)
-}
-
 // rowsRejectedError is an AppendRows request BigQuery refused for some of
 // its rows: the changes at indexes (in Apply's changes) with their reasons.
 // Nothing of the request was applied.
-type rowsRejectedError struct{ rejections []Rejection }
+type rowsRejectedError struct{ rejections []sink.Rejection }
 
 func (e *rowsRejectedError) Error() string { return e.rejections[0].Err.Error() }
 
@@ -414,7 +334,7 @@ func underscores(s string) int {
 // (namesMatch), and a key in the same namespace. Else the reason and error to reject c with — whoever writes a
 // topic chooses the schema ids of its records — or an error of its
 // table's (an envelope BigQuery cannot hold).
-func (w *Writer) fit(topic *Topic, c *Change) (p *valuePlan, key []string, reason string, err error) {
+func (w *Writer) fit(topic *sink.Topic, c *sink.Change) (p *valuePlan, key []string, reason string, err error) {
 	p, err = w.plan(c.ValueSchemaID, c.ValueSchema)
 	if err == nil {
 		key, err = keyColumns(c.KeySchema, p.namespace)
@@ -447,22 +367,26 @@ func (w *Writer) table(name string) *table {
 }
 
 // Apply writes changes, all from topic and in their order, to the table
-// topic names, and returns once BigQuery has acknowledged every row. Tombstones are
-// skipped. Failures BigQuery may recover from soon are retried with backoff
+// topic names, and returns once BigQuery has acknowledged every row. The
+// topic alone names the table: the template's table of its Database and
+// Table as Avro names (avro.Name), which for every name of ASCII
+// characters is the table the value schema's namespace named before (each
+// non-ASCII character of a name counts one '_' per byte, as in the topic
+// name). Tombstones are skipped: the delete before one removed the row. Failures BigQuery may recover from soon are retried with backoff
 // until ctx ends (applying a change twice is harmless: BigQuery orders
 // changes by _CHANGE_SEQUENCE_NUMBER). A table BigQuery is not ready for
-// yet (a new column, a re-created table) returns a *WaitError at once:
+// yet (a new column, a re-created table) returns a *sink.WaitError at once:
 // the caller applies the changes again later. Any other failure stops
-// the table and is returned as a *TableError; the next call starts
+// the table and is returned as a *sink.TableError; the next call starts
 // afresh (a fresh look at the table, a new stream).
 //
 // A change that can never be written while the others can — its schemas
 // are not an envelope of topic's table, it is a change of another table,
 // its Avro body cannot be read, its row exceeds the request limit,
 // BigQuery rejects its row — is left out: Apply writes the others and then
-// returns a *RejectedError naming the changes left out.
-func (w *Writer) Apply(ctx context.Context, topic Topic, changes []Change) error {
-	if !slices.ContainsFunc(changes, func(c Change) bool { return c.Value != nil }) {
+// returns a *sink.RejectedError naming the changes left out.
+func (w *Writer) Apply(ctx context.Context, topic sink.Topic, changes []sink.Change) error {
+	if !slices.ContainsFunc(changes, func(c sink.Change) bool { return c.Value != nil }) {
 		return nil
 	}
 	t := w.table(w.cfg.TableName(avro.Name(topic.Database), avro.Name(topic.Table)))
@@ -470,7 +394,7 @@ func (w *Writer) Apply(ctx context.Context, topic Topic, changes []Change) error
 	defer t.mu.Unlock()
 	t.used = time.Now()
 	backoff := min(500*time.Millisecond, w.cfg.RetryMaxBackoff)
-	var rejected []Rejection
+	var rejected []sink.Rejection
 	for {
 		err := w.apply(ctx, t, &topic, changes, &rejected)
 		var rows *rowsRejectedError
@@ -480,8 +404,8 @@ func (w *Writer) Apply(ctx context.Context, topic Topic, changes []Change) error
 			return nil
 		case err == nil:
 			t.unapplied.Store(0)
-			slices.SortFunc(rejected, func(a, b Rejection) int { return a.Index - b.Index })
-			return &RejectedError{Table: t.state.id, Rejections: rejected}
+			slices.SortFunc(rejected, func(a, b sink.Rejection) int { return a.Index - b.Index })
+			return &sink.RejectedError{Table: t.state.id, Rejections: rejected}
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.As(err, &rows):
@@ -493,12 +417,12 @@ func (w *Writer) Apply(ctx context.Context, topic Topic, changes []Change) error
 		}
 		if reason := waitReason(err); reason != "" {
 			w.reset(t)
-			return &WaitError{Table: t.state.id, Reason: reason, Err: err}
+			return &sink.WaitError{Table: t.state.id, Reason: reason, Err: err}
 		}
 		if !IsRetryable(err) {
 			w.metrics.errors.WithLabelValues("table").Inc()
 			w.reset(t)
-			return &TableError{Table: t.state.id, Err: err}
+			return &sink.TableError{Table: t.state.id, Err: err}
 		}
 		w.metrics.errors.WithLabelValues("append").Inc()
 		w.log.Warn("append failed, retrying", "table", t.state.id, "err", err, "backoff", backoff)
@@ -545,13 +469,13 @@ type inflight struct {
 // apply writes changes except those already in rejected, adding to
 // rejected the changes whose rows cannot be built; a *rowsRejectedError
 // reports rows BigQuery refused.
-func (w *Writer) apply(ctx context.Context, t *table, topic *Topic, changes []Change, rejected *[]Rejection) error {
+func (w *Writer) apply(ctx context.Context, t *table, topic *sink.Topic, changes []sink.Change, rejected *[]sink.Rejection) error {
 	skip := make(map[int]bool, len(*rejected))
 	for _, r := range *rejected {
 		skip[r.Index] = true
 	}
 	reject := func(i int, reason string, err error) {
-		*rejected = append(*rejected, Rejection{Index: i, Reason: reason, Err: err})
+		*rejected = append(*rejected, sink.Rejection{Index: i, Reason: reason, Err: err})
 	}
 	now := time.Now().UnixMicro()
 	left := 0 // value bytes from changes[i] on
@@ -713,7 +637,7 @@ func rowBound(n int) int { return 3*n + 256 }
 // bindSchema prepares t for rows of c's value schema p (with primary
 // key key): the table exists and has its columns, the stream's writer
 // schema matches the table.
-func (w *Writer) bindSchema(ctx context.Context, t *table, topic *Topic, c *Change, p *valuePlan, key []string) (*binding, error) {
+func (w *Writer) bindSchema(ctx context.Context, t *table, topic *sink.Topic, c *sink.Change, p *valuePlan, key []string) (*binding, error) {
 	// Upserts need a primary key: a table without one is written as a
 	// changelog, whatever the mode.
 	appendMode := w.cfg.Mode == ModeAppend || len(key) == 0
@@ -795,16 +719,16 @@ func (w *Writer) newStream(ctx context.Context, t *table, desc *descriptorpb.Des
 
 // rejectedRows returns the changes of a failed request that BigQuery
 // rejected row by row, or nil when it refused the request as a whole.
-func rejectedRows(ctx context.Context, f inflight, topic *Topic, changes []Change) *rowsRejectedError {
+func rejectedRows(ctx context.Context, f inflight, topic *sink.Topic, changes []sink.Change) *rowsRejectedError {
 	full, _ := f.res.FullResponse(ctx)
-	var out []Rejection
+	var out []sink.Rejection
 	for _, re := range full.GetRowErrors() {
 		if re.GetIndex() < 0 || re.GetIndex() >= int64(len(f.index)) {
 			return nil // not ours to map: treat the request as refused
 		}
 		i := f.index[re.GetIndex()]
 		c := &changes[i]
-		out = append(out, Rejection{Index: i, Reason: ReasonRowRejected,
+		out = append(out, sink.Rejection{Index: i, Reason: ReasonRowRejected,
 			Err: fmt.Errorf("record %s/%d@%d: BigQuery rejected the row: %s", topic.Name, c.Partition, c.Offset, re.GetMessage())})
 	}
 	// Every row of a request refused is a table's problem (e.g. its

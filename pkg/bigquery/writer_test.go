@@ -20,6 +20,7 @@ import (
 	"github.com/strait-cdc/strait/pkg/bigquery"
 	"github.com/strait-cdc/strait/pkg/bigquery/bqfake"
 	"github.com/strait-cdc/strait/pkg/cdc"
+	"github.com/strait-cdc/strait/pkg/sink"
 )
 
 const (
@@ -98,7 +99,7 @@ func newSource(t *testing.T, table *cdc.Table, id int) *source {
 }
 
 // change encodes one event; positions increase with every call.
-func (s *source) change(op cdc.Op, before, after []cdc.Value) bigquery.Change {
+func (s *source) change(op cdc.Op, before, after []cdc.Value) sink.Change {
 	s.t.Helper()
 	s.seq++
 	ev := &cdc.Event{Table: s.table, Op: op, Before: before, After: after,
@@ -107,12 +108,12 @@ func (s *source) change(op cdc.Op, before, after []cdc.Value) bigquery.Change {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	return bigquery.Change{KeySchema: s.schemas.Key, ValueSchemaID: s.id, ValueSchema: s.schemas.Value, Value: v[5:]}
+	return sink.Change{KeySchema: s.schemas.Key, ValueSchemaID: s.id, ValueSchema: s.schemas.Value, Value: v[5:]}
 }
 
 // topic is the table topic of the source's table.
-func (s *source) topic() bigquery.Topic {
-	return bigquery.Topic{Name: "strait." + s.table.ID(), Prefix: "strait", Database: s.table.Database, Table: s.table.Name}
+func (s *source) topic() sink.Topic {
+	return sink.Topic{Name: "strait." + s.table.ID(), Prefix: "strait", Database: s.table.Database, Table: s.table.Name}
 }
 
 // allTypes has a column of every type the producer writes (the fuzz
@@ -165,7 +166,7 @@ func TestApplyTypes(t *testing.T) {
 	nulls[0] = cdc.Int(2)
 	small := append([]cdc.Value{}, extreme...)
 	small[0], small[3], small[4] = cdc.Int(3), cdc.Str("0.05"), cdc.Str("0.000000000000000000000000000001")
-	if err := w.Apply(ctx, src.topic(), []bigquery.Change{
+	if err := w.Apply(ctx, src.topic(), []sink.Change{
 		src.change(cdc.OpCreate, nil, extreme), src.change(cdc.OpRead, nil, nulls), src.change(cdc.OpCreate, nil, small),
 	}); err != nil {
 		t.Fatal(err)
@@ -251,8 +252,8 @@ func userRows(t *testing.T, srv *bqfake.Server) []map[string]any {
 func TestApplyChanges(t *testing.T) {
 	srv, w, ctx, reg := newWriterWithMetrics(t)
 	src := newSource(t, users, 7)
-	var tombstone bigquery.Change
-	batch := []bigquery.Change{
+	var tombstone sink.Change
+	batch := []sink.Change{
 		src.change(cdc.OpCreate, nil, user(1, "a@x")),
 		src.change(cdc.OpCreate, nil, user(2, "b@x")),
 		src.change(cdc.OpCreate, nil, user(3, "c@x")),
@@ -299,25 +300,25 @@ strait_consumer_source_timestamp_seconds{table="shop_users"} 1.700000007e+09
 // TestApplySchemaChange: a value schema that gains a column patches the
 // table before its rows are written; until the Write API sees the new
 // column (a schema delay, here on bqfake's clock) Apply returns a
-// *WaitError, and succeeds once it does. One that changes a type stops
+// *sink.WaitError, and succeeds once it does. One that changes a type stops
 // the table with an error saying what to do.
 func TestApplySchemaChange(t *testing.T) {
 	clock := bqfake.NewClock(time.Now())
 	srv, w, ctx, _ := startWriterOn(t, []bqfake.Opt{bqfake.WithClock(clock)}, nil, io.Discard)
 	v1 := newSource(t, users, 1)
-	if err := w.Apply(ctx, v1.topic(), []bigquery.Change{v1.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
+	if err := w.Apply(ctx, v1.topic(), []sink.Change{v1.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
 		t.Fatal(err)
 	}
 	grown := &cdc.Table{Database: "shop", Name: "users", PrimaryKey: []int{0}, Columns: append(append([]cdc.Column{}, users.Columns...),
 		cdc.Column{Name: "age", Type: cdc.TypeInt32, Nullable: true})}
 	v2 := newSource(t, grown, 2)
 	v2.seq = v1.seq
-	batch := []bigquery.Change{
+	batch := []sink.Change{
 		v2.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(2), cdc.Str("b@x"), cdc.Int(42)}),
 		v1.change(cdc.OpUpdate, user(1, "a@x"), user(1, "a1@x")), // an old schema after the new one
 	}
 	err := w.Apply(ctx, v2.topic(), batch)
-	var we *bigquery.WaitError
+	var we *sink.WaitError
 	if !errors.As(err, &we) || we.Table != "shop_users" || we.Reason != bigquery.WaitSchema {
 		t.Fatalf("within the schema delay: err = %v, want a WaitError for shop_users, reason %s", err, bigquery.WaitSchema)
 	}
@@ -334,9 +335,9 @@ func TestApplySchemaChange(t *testing.T) {
 		{Name: "id", Type: cdc.TypeInt64}, {Name: "email", Type: cdc.TypeInt64, Nullable: true},
 	}}
 	v3 := newSource(t, retyped, 3)
-	retypedBatch := []bigquery.Change{v3.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(3), cdc.Int(3)})}
+	retypedBatch := []sink.Change{v3.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(3), cdc.Int(3)})}
 	err = w.Apply(ctx, v3.topic(), retypedBatch)
-	var te *bigquery.TableError
+	var te *sink.TableError
 	if !errors.As(err, &te) || te.Table != "shop_users" || !strings.Contains(err.Error(), "column email is STRING in BigQuery but the source now sends INTEGER") ||
 		!strings.Contains(err.Error(), "drop the table and replay") {
 		t.Errorf("type change: err = %v, want a TableError for shop_users saying what changed and what to do", err)
@@ -347,7 +348,7 @@ func TestApplySchemaChange(t *testing.T) {
 		t.Errorf("the type change again: err = %v, want the TableError again", err)
 	}
 	other := newSource(t, &cdc.Table{Database: "shop", Name: "orders", PrimaryKey: []int{0}, Columns: users.Columns}, 4)
-	if err := w.Apply(ctx, other.topic(), []bigquery.Change{other.change(cdc.OpCreate, nil, user(1, "o"))}); err != nil {
+	if err := w.Apply(ctx, other.topic(), []sink.Change{other.change(cdc.OpCreate, nil, user(1, "o"))}); err != nil {
 		t.Errorf("another table: %v", err)
 	}
 }

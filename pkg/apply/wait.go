@@ -1,4 +1,4 @@
-package main
+package apply
 
 import (
 	"sync"
@@ -9,9 +9,9 @@ import (
 	"github.com/strait-cdc/strait/pkg/kafka"
 )
 
-// Waiting tables. A table BigQuery is not ready for yet (a new column the
-// Write API does not see, a re-created table: bigquery.WaitError) or that
-// a BigQuery error stopped (bigquery.TableError) is held: its topic is
+// Waiting tables. A table the sink is not ready for yet (BigQuery: a new
+// column the Write API does not see, a re-created table: sink.WaitError)
+// or that a sink error stopped (sink.TableError) is held: its topic is
 // paused, the group remembers where its unapplied records start, and after
 // a backoff the topic is read again from there. Nothing is held in memory
 // but offsets; Kafka holds the records. Other tables go on meanwhile.
@@ -20,20 +20,20 @@ import (
 // later batch of the topic already polled is halted and held too
 // (holdAlso); the loop releases a topic whose backoff is over once none of
 // its batches is being applied (release, between Poll and AllowRebalance
-// as kafka.Group.Release requires); the first apply that succeeds after
+// as Group.Release requires); the first apply that succeeds after
 // it ends the wait (resumed).
 
-// reasonStopped is the retries reason of a table a BigQuery error stopped.
+// reasonStopped is the retries reason of a table a sink error stopped.
 const reasonStopped = "stopped"
 
-// waitBackoff is the first wait of a table waiting for BigQuery; it
-// doubles up to bigquery.retry_max_backoff.
+// waitBackoff is the first wait of a table waiting for the sink; it
+// doubles up to Config.WaitMaxBackoff.
 const waitBackoff = 500 * time.Millisecond
 
 // waiting is one held topic.
 type waiting struct {
-	table    string        // the BigQuery table, for metrics and logs
-	reason   string        // a bigquery.Wait* reason or reasonStopped
+	table    string        // the sink's table, for metrics and logs
+	reason   string        // a sink.WaitError reason or reasonStopped
 	backoff  time.Duration // the wait that is running
 	until    time.Time     // when the topic may be read again
 	released bool          // the loop released it; it waits no more unless it fails again
@@ -44,12 +44,12 @@ type waiting struct {
 type waits struct {
 	mu    sync.Mutex
 	by    map[string]*waiting // by topic
-	group *kafka.Group
+	group Group
 	m     *metrics
 }
 
 // hold holds tb's topic after a failure of its table: reason is a
-// bigquery.Wait* reason or reasonStopped. The wait starts at first and
+// sink.WaitError reason or reasonStopped. The wait starts at first and
 // doubles, up to most, while the table keeps failing. It returns the
 // wait.
 func (w *waits) hold(tb *kafka.TopicBatch, table, reason string, first, most time.Duration) time.Duration {
