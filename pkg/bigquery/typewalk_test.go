@@ -23,9 +23,9 @@ import (
 	"github.com/strait-cdc/strait/pkg/avro"
 	"github.com/strait-cdc/strait/pkg/bigquery"
 	"github.com/strait-cdc/strait/pkg/bigquery/bqfake"
-	"github.com/strait-cdc/strait/pkg/sink"
 	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/cdc"
+	"github.com/strait-cdc/strait/pkg/sink"
 	"github.com/strait-cdc/strait/pkg/testenv"
 	"github.com/strait-cdc/strait/pkg/verify"
 )
