@@ -24,6 +24,9 @@ type txnState struct {
 	open          bool
 	records       int // change records since the last Commit
 	bytes         int // their key and value bytes
+
+	produced map[string]bool // topics the client produced to
+	firstIn  []string        // of those, the ones first produced to in this transaction (awaitPartitions)
 }
 
 // ErrFenced reports that another producer took over this source.
@@ -74,6 +77,9 @@ func (w *Writer) Commit(ctx context.Context, cp *Checkpoint) error {
 		return w.abort(ctx, err)
 	}
 	if w.txn.transactional {
+		if err := w.awaitPartitions(ctx); err != nil {
+			return w.abort(ctx, err)
+		}
 		if err := w.client.EndTransaction(ctx, kgo.TryCommit); err != nil {
 			err = authorization(err, w.principal, access{txnID: w.txn.id, txnOp: "WRITE"})
 			return w.abort(ctx, fmt.Errorf("commit Kafka transaction: %w", err))
@@ -84,6 +90,42 @@ func (w *Writer) Commit(ctx context.Context, cp *Checkpoint) error {
 	w.metrics.txRecords.Observe(float64(w.txn.records))
 	w.metrics.checkpoint.Set(float64(cp.SourceTime.UnixMilli()) / 1000)
 	w.txn.records, w.txn.bytes = 0, 0
+	return nil
+}
+
+// awaitPartitions waits until the client lists the partitions of every
+// topic it produced to for the first time in this transaction.
+//
+// Why: franz-go (v1.22.3) buffers the first records of a topic it does not
+// know yet, and once their metadata arrives it hands them to their
+// partitions before it lists the partitions in the topic
+// (storePartitionsUpdate: doPartition, then the deferred store). The
+// records can be sent, with AddPartitionsToTxn, and acknowledged in
+// between, and if EndTransaction runs in that gap it does not see the
+// partition: it ends the transaction without clearing the partition's
+// "added to the transaction" mark. The next transaction then produces to
+// the partition without adding it, and the broker refuses the produce with
+// INVALID_TXN_STATE (Kafka 3.6+ verifies; kfake too) — or, before 3.6,
+// takes it outside the transaction. On a busy machine the gap lasts long
+// enough: a fresh writer's second transaction failed on the checkpoint
+// topic. Every record was acknowledged here, so each was handed to its
+// partition and the listing follows at once; a record failed earlier
+// aborted the transaction before this.
+func (w *Writer) awaitPartitions(ctx context.Context) error {
+	for len(w.txn.firstIn) > 0 {
+		topic := w.txn.firstIn[0]
+		// -1, -1 until the topic's partitions are listed; a listed
+		// partition without a leader still has its leader epoch.
+		if leader, epoch, _ := w.client.PartitionLeader(topic, 0); leader >= 0 || epoch >= 0 {
+			w.txn.firstIn = w.txn.firstIn[1:]
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the client to list the partitions of %s: %w", topic, ctx.Err())
+		case <-time.After(time.Millisecond):
+		}
+	}
 	return nil
 }
 

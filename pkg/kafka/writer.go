@@ -346,6 +346,15 @@ func (w *Writer) produce(ctx context.Context, r *kgo.Record) {
 	if w.onDelivery == nil {
 		w.onDelivery = w.delivered
 	}
+	if !w.txn.produced[r.Topic] {
+		if w.txn.produced == nil {
+			w.txn.produced = map[string]bool{}
+		}
+		w.txn.produced[r.Topic] = true
+		if w.txn.transactional {
+			w.txn.firstIn = append(w.txn.firstIn, r.Topic)
+		}
+	}
 	w.client.Produce(ctx, r, w.onDelivery)
 }
 
