@@ -90,6 +90,10 @@ type writerState struct {
 // responses come back in request order as the API promises.
 func (w *writeService) AppendRows(stream storagepb.BigQueryWrite_AppendRowsServer) error {
 	if !w.s.openConn() {
+		// Refused as the answer to the connection's first request: ended
+		// before it, the client's send would fail with a bare EOF, and
+		// which of the two it reports would depend on timing.
+		stream.Recv()
 		return errConnQuota
 	}
 	defer w.s.closeConn()
