@@ -158,7 +158,7 @@ func newSnapshotter(cfg *Config, log *slog.Logger, m *Metrics, src snapshotSourc
 	return sn
 }
 
-// snapshot is the reader's snapshot in progress.
+// snapshot is the snapshot in progress.
 type snapshot struct {
 	state SnapshotState
 	// Its lifetime: the chunk loops end with it. A context kept here, as
@@ -228,7 +228,7 @@ type window struct {
 
 // chunkLoop reads the chunks of a table one after the other on the
 // snapshot's session, on a goroutine of its own, from a key on. The snapshot
-// owns it: the reader takes its results in order (nextWindow) and ends it
+// owns it: the snapshotter takes its results in order (nextWindow) and ends it
 // (stopLoop) on a DDL of the table, on shutdown, or once it sent the
 // table's last chunk or an error, when the goroutine has ended by itself.
 type chunkLoop struct {
@@ -265,19 +265,19 @@ type chunkResult struct {
 func (sn *Snapshotter) Restore(st SnapshotState) {
 	sn.requests, sn.failed = st.Requests, st.Failed
 	if len(st.Tables) > 0 {
-		sn.newSnapshot(st)
+		sn.snap = newSnapshot(sn.life, st)
 		sn.metrics.snapshotTables.Set(float64(len(st.Tables)))
 	}
 }
 
-// newSnapshot makes st the snapshot in progress; its chunk loops live until
-// Close (sn.life).
-func (sn *Snapshotter) newSnapshot(st SnapshotState) {
-	sn.snap = &snapshot{state: st, life: sn.life, quiet: time.Now()}
+// newSnapshot returns a snapshot in progress at st; its chunk loops live
+// until life ends (Snapshotter.Close).
+func newSnapshot(life context.Context, st SnapshotState) *snapshot {
+	return &snapshot{state: st, life: life, quiet: time.Now()}
 }
 
-// Request queues a snapshot request; the reader takes it between
-// two source transactions, and the request's offset goes into the
+// Request queues a snapshot request; the snapshotter takes it between
+// two source transactions (Publish), and the request's offset goes into the
 // checkpoint with the tables it added. It may be called from any
 // goroutine; it blocks while earlier requests wait.
 func (sn *Snapshotter) Request(ctx context.Context, req SnapshotRequest) error {
@@ -326,7 +326,7 @@ func (sn *Snapshotter) takeRequests() bool {
 			req.Filter = f.SQL
 		}
 		if sn.snap == nil {
-			sn.newSnapshot(SnapshotState{})
+			sn.snap = newSnapshot(sn.life, SnapshotState{})
 		}
 		st := &sn.snap.state
 		for _, t := range req.Tables {
@@ -389,7 +389,7 @@ func (sn *Snapshotter) Publish(ctx context.Context, tx *Tx, at streamAt) (bool, 
 		}
 	}
 	if (binlogPos{file: at.file, pos: at.pos}).before(s.win.high) {
-		if sn.stalled() {
+		if s.stalled(sn.cfg.SnapshotStallWarning) {
 			sn.reportStall(fmt.Sprintf("the stream to reach the chunk's high watermark %s (it is at %s:%d)", s.win.high, at.file, at.pos))
 		}
 		return false, nil // stream on to the high watermark
@@ -504,10 +504,10 @@ func (sn *Snapshotter) takeChunk(ctx context.Context) (chunkResult, error) {
 // errCancelled: takeChunk stopped waiting for a cancellation.
 var errCancelled = errors.New("snapshot: a cancellation came")
 
-// stalled reports whether the snapshot has published nothing for
-// source.snapshot_stall_warning.
-func (sn *Snapshotter) stalled() bool {
-	return time.Since(sn.snap.quiet) >= sn.cfg.SnapshotStallWarning
+// stalled reports whether the snapshot has published nothing for warning
+// (source.snapshot_stall_warning).
+func (s *snapshot) stalled(warning time.Duration) bool {
+	return time.Since(s.quiet) >= warning
 }
 
 // reportStall warns that the snapshot, with rows remaining, has published
@@ -558,7 +558,7 @@ func (sn *Snapshotter) startLoop(ctx context.Context) error {
 			s.conv, err = newConverter(s.info)
 		}
 		if err == nil && len(s.info.key) == 0 {
-			if s.info.key, err = sn.snapshotKey(s.info.table); err == nil && s.info.key != nil {
+			if s.info.key, err = snapshotKey(sn.snapshotKeys, s.info.table); err == nil && s.info.key != nil {
 				err = uniqueKey(s.conn, s.info)
 			}
 		}
@@ -659,10 +659,11 @@ func (sn *Snapshotter) startLoop(ctx context.Context) error {
 	return nil
 }
 
-// snapshotKey returns the key columns source.snapshot_keys names for table
-// t (one without a primary key), in the configured order; nil when none.
-func (sn *Snapshotter) snapshotKey(t *cdc.Table) ([]int, error) {
-	names := sn.snapshotKeys[t.ID()]
+// snapshotKey returns the key columns keys (source.snapshot_keys) names for
+// table t (one without a primary key), in the configured order; nil when
+// none.
+func snapshotKey(keys map[string][]string, t *cdc.Table) ([]int, error) {
+	names := keys[t.ID()]
 	if names == nil {
 		return nil, nil
 	}
@@ -928,7 +929,7 @@ func (sn *Snapshotter) Observe(info *tableInfo, rows ...[]cdc.Value) {
 	if s.info == nil {
 		key = info.table.PrimaryKey
 		if len(key) == 0 {
-			key, _ = sn.snapshotKey(info.table) // an error stops the snapshot when it reads the table's schema
+			key, _ = snapshotKey(sn.snapshotKeys, info.table) // an error stops the snapshot when it reads the table's schema
 		}
 		key = matchKey(key)
 	}
