@@ -315,7 +315,7 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 		cur.Epoch = s.Epoch
 		s = cur
 	}
-	r.startCatchUp(ctx, s, atCurrent)
+	r.catchUp = startCatchUp(ctx, r.Current, atCurrent, r.log)
 	r.started, r.skip, r.epoch = s, s.SkipRows, s.Epoch
 	if s.GTID == "" {
 		r.file, r.fileIndex, r.pos = s.File, fileIndex(s.File), s.Pos
@@ -461,7 +461,7 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) (err error) {
 				r.cur.rows += len(tx.Events)
 			}
 			r.metrics.observePosition(r.fileIndex, tx.EndPos, tx.CommitTime, time.Now())
-			r.noteCatchUp(tx)
+			r.catchUp.note(tx, binlogPos{file: r.file, pos: r.pos}, r.log)
 			return nil
 		}
 	}
