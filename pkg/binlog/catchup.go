@@ -2,6 +2,7 @@ package binlog
 
 import (
 	"context"
+	"log/slog"
 	"strconv"
 	"time"
 )
@@ -16,31 +17,31 @@ type catchUp struct {
 	done    bool
 }
 
-// startCatchUp sets the backlog of a stream starting at s: up to the
-// server's current position. A stream started at the current position
-// has none; a position unknown (the server did not say) is not waited for.
-func (r *Reader) startCatchUp(ctx context.Context, s Start, atCurrent bool) {
-	r.catchUp = catchUp{done: true}
+// startCatchUp returns the backlog of a stream starting now: up to the
+// server's current position, which current reads. A stream started at the
+// current position has none; a position unknown (the server did not say)
+// is not waited for.
+func startCatchUp(ctx context.Context, current func(context.Context) (Start, error), atCurrent bool, log *slog.Logger) catchUp {
 	if atCurrent {
-		return
+		return catchUp{done: true}
 	}
-	cur, err := r.Current(ctx)
+	cur, err := current(ctx)
 	if err != nil {
-		r.log.Debug("no catch-up line: the server's position is unknown", "err", err)
-		return
+		log.Debug("no catch-up line: the server's position is unknown", "err", err)
+		return catchUp{done: true}
 	}
-	r.catchUp = catchUp{target: binlogPos{file: cur.File, pos: cur.Pos}, started: time.Now()}
+	return catchUp{target: binlogPos{file: cur.File, pos: cur.Pos}, started: time.Now()}
 }
 
-// noteCatchUp logs, once, that the reader caught up: tx, just read, ends
-// at or after the start's target, or is the server's heartbeat (sent
-// only to a replica with nothing left to read).
-func (r *Reader) noteCatchUp(tx *Tx) {
-	if r.catchUp.done || !tx.Heartbeat && (binlogPos{file: r.file, pos: r.pos}).before(r.catchUp.target) {
+// note logs, once, that the reader caught up: tx, just read, ends at at,
+// at or after the start's target, or is the server's heartbeat (sent only
+// to a replica with nothing left to read).
+func (c *catchUp) note(tx *Tx, at binlogPos, log *slog.Logger) {
+	if c.done || !tx.Heartbeat && at.before(c.target) {
 		return
 	}
-	r.catchUp.done = true
-	r.log.Info("caught up with the source", "at", r.file+":"+strconv.FormatUint(r.pos, 10),
-		"behind_at_start", r.catchUp.target.file+":"+strconv.FormatUint(r.catchUp.target.pos, 10),
-		"took", time.Since(r.catchUp.started).Round(time.Millisecond).String())
+	c.done = true
+	log.Info("caught up with the source", "at", at.file+":"+strconv.FormatUint(at.pos, 10),
+		"behind_at_start", c.target.file+":"+strconv.FormatUint(c.target.pos, 10),
+		"took", time.Since(c.started).Round(time.Millisecond).String())
 }

@@ -292,6 +292,7 @@ func replayVectors(t *testing.T, frames [][]byte, history map[string]*cdc.TableS
 	r := &Reader{cfg: cfg, log: slog.New(slog.DiscardHandler), metrics: NewMetrics(prometheus.NewRegistry()),
 		flavor: mysql.MySQLFlavor, stream: stream, charsets: mysql8Charsets, tables: map[uint64]*tableState{},
 		history: maps.Clone(history), file: "binlog.000001", fileIndex: 1, goMySQL: goMySQL}
+	r.snapshots = newSnapshotter(cfg, r.log, r.metrics, r, nil, false, nil, nil)
 	fed := make(chan struct{})
 	go func() {
 		defer close(fed)

@@ -141,20 +141,12 @@ type Reader struct {
 	full     bool   // binlog_row_metadata=FULL: TABLE_MAPs name their columns
 	serverID uint32 // the source's server_id
 
-	history      map[string]*cdc.TableSchema // schema history as of the reader's position, by "db.table"
-	pending      []cdc.TableSchema           // history entries for the transaction being read
-	snap         *snapshot                   // the snapshot in progress (snapshot.go)
-	life         context.Context             // the snapshots' chunk loops end with it
-	snapEnd      context.CancelFunc          // ends life; Close may call it while ReadTx runs
-	requested    chan SnapshotRequest        // snapshot requests not taken yet
-	held         []SnapshotRequest           // ... received while a chunk was read (takeChunk), taken first
-	snapshotKeys map[string][]string         // source.snapshot_keys by "database.table"
-	refused      map[string]error            // captured tables left out: a column strait cannot read (Refused)
-	requests     int64                       // offset of the next snapshot request to take
-	failed       []SnapshotFailure           // the last snapshot failures (SnapshotState.Failed)
-	columns      *columnPolicy               // source.columns, applied to what ReadTx hands out (columns.go)
-	onProgress   func(SnapshotProgress)      // see OnSnapshotProgress; nil: none
-	catchUp      catchUp                     // the backlog at the start (catchup.go)
+	history   map[string]*cdc.TableSchema // schema history as of the reader's position, by "db.table"
+	pending   []cdc.TableSchema           // history entries for the transaction being read
+	snapshots *Snapshotter                // the snapshot requests and the snapshot in progress (snapshot.go)
+	refused   map[string]error            // captured tables left out: a column strait cannot read (Refused)
+	columns   *columnPolicy               // source.columns, applied to what ReadTx hands out (columns.go)
+	catchUp   catchUp                     // the backlog at the start (catchup.go)
 
 	file      string     // current binlog file
 	fileIndex uint64     // numeric suffix of file
@@ -212,8 +204,7 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Read
 		return nil, err
 	}
 	r := &Reader{cfg: cfg, log: log, metrics: m, dialer: d, conn: conn, tables: map[uint64]*tableState{}, flavor: cfg.Flavor,
-		history: map[string]*cdc.TableSchema{}, requested: make(chan SnapshotRequest, 16), snapshotKeys: keys, columns: newColumnPolicy(cfg)}
-	r.life, r.snapEnd = context.WithCancel(context.Background())
+		history: map[string]*cdc.TableSchema{}, columns: newColumnPolicy(cfg)}
 	if r.flavor == "" {
 		res, err := conn.Execute("SELECT VERSION()")
 		if err != nil {
@@ -249,8 +240,24 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Read
 			"err", r.refused[id], "fix", "source.exclude: "+id)
 	}
 	r.metrics.tablesRefused.Set(float64(len(r.refused)))
+	r.snapshots = newSnapshotter(cfg, log, m, r, d, r.full, r.columns, keys)
 	return r, nil
 }
+
+// Snapshot asks the reader to backfill the tables of st, continuing after
+// st.After in the first (Snapshotter.Restore). Call before Start.
+func (r *Reader) Snapshot(st SnapshotState) { r.snapshots.Restore(st) }
+
+// RequestSnapshot queues a snapshot request (Snapshotter.Request): the
+// reader takes it between two source transactions. It may be called from
+// any goroutine; it blocks while earlier requests wait.
+func (r *Reader) RequestSnapshot(ctx context.Context, req SnapshotRequest) error {
+	return r.snapshots.Request(ctx, req)
+}
+
+// OnSnapshotProgress makes the reader call f with the snapshot's progress
+// (Snapshotter.OnProgress). Call before Start.
+func (r *Reader) OnSnapshotProgress(f func(SnapshotProgress)) { r.snapshots.OnProgress(f) }
 
 // Refused returns the captured tables the reader leaves out, by
 // "database.table", with why: each has a column strait cannot read. Their
@@ -308,7 +315,7 @@ func (r *Reader) Start(ctx context.Context, s Start) error {
 		cur.Epoch = s.Epoch
 		s = cur
 	}
-	r.startCatchUp(ctx, s, atCurrent)
+	r.catchUp = startCatchUp(ctx, r.Current, atCurrent, r.log)
 	r.started, r.skip, r.epoch = s, s.SkipRows, s.Epoch
 	if s.GTID == "" {
 		r.file, r.fileIndex, r.pos = s.File, fileIndex(s.File), s.Pos
@@ -386,7 +393,7 @@ func (r *Reader) Close() {
 	if r.syncer != nil {
 		r.syncer.Close()
 	}
-	r.endSnapshotLoops()
+	r.snapshots.Close()
 	r.conn.Close()
 	r.dialer.Close()
 }
@@ -424,7 +431,7 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) (err error) {
 		if err != nil {
 			return err
 		}
-		if !done && r.snap != nil && !r.cur.open && len(tx.Events) == 0 && len(tx.DDL) == 0 {
+		if !done && r.snapshots.active() && !r.cur.open && len(tx.Events) == 0 && len(tx.DDL) == 0 {
 			// Between transactions (a rotation, the stream's first
 			// events): the snapshot need not wait for the next one.
 			if published, err := r.snapshotStep(ctx, tx); err != nil || published {
@@ -454,10 +461,19 @@ func (r *Reader) ReadTx(ctx context.Context, tx *Tx) (err error) {
 				r.cur.rows += len(tx.Events)
 			}
 			r.metrics.observePosition(r.fileIndex, tx.EndPos, tx.CommitTime, time.Now())
-			r.noteCatchUp(tx)
+			r.catchUp.note(tx, binlogPos{file: r.file, pos: r.pos}, r.log)
 			return nil
 		}
 	}
+}
+
+// snapshotStep lets the snapshotter publish into tx what is due, only
+// between whole source transactions (Snapshotter.Publish).
+func (r *Reader) snapshotStep(ctx context.Context, tx *Tx) (bool, error) {
+	if r.cur.open || r.skip > 0 || r.file == "" {
+		return false, nil // only between whole source transactions
+	}
+	return r.snapshots.Publish(ctx, tx, streamAt{file: r.file, fileIndex: r.fileIndex, pos: r.pos, epoch: r.epoch, serverID: r.serverID})
 }
 
 // upToDate reports whether ev proves the reader has read everything the
@@ -643,7 +659,7 @@ func (r *Reader) queryEvent(ctx context.Context, tx *Tx, h *replication.EventHea
 		}
 	}
 	r.schemaChanged(ctx, scope, q, string(e.Schema))
-	r.snapshotDDL(scope)
+	r.snapshots.DDL(scope)
 	if !r.ddlCaptured(scope, string(e.Schema)) {
 		return true, nil
 	}
@@ -926,8 +942,8 @@ func (r *Reader) rows(tx *Tx, h *replication.EventHeader, e *replication.RowsEve
 		}
 		tx.Events = append(tx.Events, ev)
 		tx.bytes += rowBytes(img) + rowBytes(img2)
-		if r.snap != nil {
-			r.snapshotChange(info, ev.Before, ev.After)
+		if r.snapshots.active() {
+			r.snapshots.Observe(info, ev.Before, ev.After)
 		}
 	}
 	r.payload.rows += row
@@ -1011,4 +1027,33 @@ func StartFromConfig(cfg *Config) (Start, error) {
 func (r *Reader) drainSchemas(tx *Tx) {
 	tx.Schemas = append(tx.Schemas, r.pending...)
 	r.pending = r.pending[:0]
+}
+
+// CapturedTables lists the tables the configuration captures, sorted.
+func (r *Reader) CapturedTables(ctx context.Context) ([]string, error) {
+	res, err := r.conn.Execute(`SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES
+		WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')`)
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	defer res.Close()
+	var out []string
+	for i := range res.RowNumber() {
+		if db, t := text(res, i, 0), text(res, i, 1); r.captured(db, t) {
+			out = append(out, db+"."+t)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// estimate is information_schema's row estimate of a table (for progress).
+func (r *Reader) estimate(db, table string) int64 {
+	res, err := r.conn.Execute("SELECT COALESCE(TABLE_ROWS, 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", db, table)
+	if err != nil {
+		return 0
+	}
+	defer res.Close()
+	n, _ := res.GetInt(0, 0)
+	return n
 }

@@ -38,10 +38,7 @@ type Resume struct {
 func (r *Reader) Resume(ctx context.Context) (*Resume, error) {
 	p := &Resume{Flavor: r.flavor, Epoch: r.started.Epoch, file: r.started.File, pos: r.started.Pos,
 		Include: r.cfg.Include, Exclude: r.cfg.Exclude}
-	if r.snap != nil {
-		p.snapshot = r.snap.state
-	}
-	p.snapshot.Requests, p.snapshot.Failed = r.requests, r.failed
+	p.snapshot = r.snapshots.State()
 	if r.started.SkipRows > 0 {
 		inside := r.started
 		p.inside = &inside

@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net"
 	"slices"
@@ -99,12 +100,70 @@ type SnapshotRequest struct {
 	Next    int64 // the signal topic's offset after this request
 }
 
-// snapshot is the reader's snapshot in progress.
+// Snapshotter is the snapshot coordinator the Reader owns: it keeps the
+// snapshot requests and the snapshot in progress, reads its chunks on a
+// session of its own, and interleaves them with the stream at the points
+// the Reader hands it: Observe for each change the stream reads, DDL for
+// each DDL, and Publish between whole source transactions, where a chunk
+// whose window has closed goes out as a transaction of its own. It is used
+// by the goroutine calling ReadTx, but for Request and Close (see there).
+type Snapshotter struct {
+	cfg     *Config
+	log     *slog.Logger
+	metrics *Metrics
+	source  snapshotSource
+	dialer  *dialer       // the chunks' sessions (snapshotConn)
+	full    bool          // binlog_row_metadata=FULL (snapshotInfo)
+	columns *columnPolicy // source.columns: a filter may not read a column left out
+
+	snap *snapshot // the snapshot in progress; nil: none
+	// The snapshots' lifetime: the chunk loops end with it. end ends life;
+	// Close may call it while ReadTx runs.
+	life         context.Context
+	end          context.CancelFunc
+	requested    chan SnapshotRequest   // snapshot requests not taken yet
+	held         []SnapshotRequest      // ... received while a chunk was read (takeChunk), taken first
+	snapshotKeys map[string][]string    // source.snapshot_keys by "database.table"
+	requests     int64                  // offset of the next snapshot request to take
+	failed       []SnapshotFailure      // the last snapshot failures (SnapshotState.Failed)
+	onProgress   func(SnapshotProgress) // see OnProgress; nil: none
+}
+
+// snapshotSource is what the Snapshotter asks of the source besides the
+// stream's position (handed to Publish): the server's position now (the
+// high watermark of a window with nothing to publish) and a table's row
+// estimate, both on the Reader's query connection.
+type snapshotSource interface {
+	Current(ctx context.Context) (Start, error)
+	estimate(db, table string) int64
+}
+
+// streamAt is where the stream is between two whole source transactions:
+// the position a chunk is published at.
+type streamAt struct {
+	file      string
+	fileIndex uint64
+	pos       uint64
+	epoch     uint64
+	serverID  uint32 // the source's server_id
+}
+
+// newSnapshotter returns a Snapshotter with no snapshot in progress; keys
+// is source.snapshot_keys, parsed.
+func newSnapshotter(cfg *Config, log *slog.Logger, m *Metrics, src snapshotSource, d *dialer, full bool,
+	columns *columnPolicy, keys map[string][]string) *Snapshotter {
+	sn := &Snapshotter{cfg: cfg, log: log, metrics: m, source: src, dialer: d, full: full, columns: columns,
+		requested: make(chan SnapshotRequest, 16), snapshotKeys: keys}
+	sn.life, sn.end = context.WithCancel(context.Background())
+	return sn
+}
+
+// snapshot is the snapshot in progress.
 type snapshot struct {
 	state SnapshotState
 	// Its lifetime: the chunk loops end with it. A context kept here, as
 	// Close ends the loops while ReadTx may run, and a CancelFunc
-	// (Reader.snapEnd) is the one handle safe to use from there.
+	// (Snapshotter.end) is the one handle safe to use from there.
 	life     context.Context
 	conn     *client.Conn // the snapshot's own session (time zone, result charset)
 	info     *tableInfo   // schema of state.Tables[0]; nil: read before the next chunk
@@ -169,7 +228,7 @@ type window struct {
 
 // chunkLoop reads the chunks of a table one after the other on the
 // snapshot's session, on a goroutine of its own, from a key on. The snapshot
-// owns it: the reader takes its results in order (nextWindow) and ends it
+// owns it: the snapshotter takes its results in order (nextWindow) and ends it
 // (stopLoop) on a DDL of the table, on shutdown, or once it sent the
 // table's last chunk or an error, when the goroutine has ended by itself.
 type chunkLoop struct {
@@ -200,29 +259,30 @@ type chunkResult struct {
 	counted   bool
 }
 
-// Snapshot asks the reader to backfill the tables of st, continuing after
-// st.After in the first. Call before Start.
-func (r *Reader) Snapshot(st SnapshotState) {
-	r.requests, r.failed = st.Requests, st.Failed
+// Restore asks the snapshotter to backfill the tables of st, continuing
+// after st.After in the first, and takes st's requests and failures as
+// its own. Call before the Reader's Start.
+func (sn *Snapshotter) Restore(st SnapshotState) {
+	sn.requests, sn.failed = st.Requests, st.Failed
 	if len(st.Tables) > 0 {
-		r.newSnapshot(st)
-		r.metrics.snapshotTables.Set(float64(len(st.Tables)))
+		sn.snap = newSnapshot(sn.life, st)
+		sn.metrics.snapshotTables.Set(float64(len(st.Tables)))
 	}
 }
 
-// newSnapshot makes st the snapshot in progress; its chunk loops live until
-// Close (r.life).
-func (r *Reader) newSnapshot(st SnapshotState) {
-	r.snap = &snapshot{state: st, life: r.life, quiet: time.Now()}
+// newSnapshot returns a snapshot in progress at st; its chunk loops live
+// until life ends (Snapshotter.Close).
+func newSnapshot(life context.Context, st SnapshotState) *snapshot {
+	return &snapshot{state: st, life: life, quiet: time.Now()}
 }
 
-// RequestSnapshot queues a snapshot request; the reader takes it between
-// two source transactions, and the request's offset goes into the
+// Request queues a snapshot request; the snapshotter takes it between
+// two source transactions (Publish), and the request's offset goes into the
 // checkpoint with the tables it added. It may be called from any
 // goroutine; it blocks while earlier requests wait.
-func (r *Reader) RequestSnapshot(ctx context.Context, req SnapshotRequest) error {
+func (sn *Snapshotter) Request(ctx context.Context, req SnapshotRequest) error {
 	select {
-	case r.requested <- req:
+	case sn.requested <- req:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -231,47 +291,47 @@ func (r *Reader) RequestSnapshot(ctx context.Context, req SnapshotRequest) error
 
 // takeRequests adds the waiting snapshot requests to the snapshot and
 // reports whether there were any (their progress must be published).
-func (r *Reader) takeRequests() bool {
+func (sn *Snapshotter) takeRequests() bool {
 	took := false
 	for {
 		var req SnapshotRequest
-		if len(r.held) > 0 {
-			req, r.held = r.held[0], r.held[1:]
+		if len(sn.held) > 0 {
+			req, sn.held = sn.held[0], sn.held[1:]
 		} else {
 			select {
-			case req = <-r.requested:
+			case req = <-sn.requested:
 			default:
 				return took
 			}
 		}
-		if req.Next <= r.requests {
+		if req.Next <= sn.requests {
 			continue // read again after a restart, already taken
 		}
 		took = true
-		r.requests = req.Next
+		sn.requests = req.Next
 		offset := req.Next - 1
 		if req.Cancel {
-			r.cancelRequest(req.Request)
+			sn.cancelRequest(req.Request)
 			continue
 		}
 		if req.Filter != "" {
 			f, err := ParseFilter(req.Filter)
 			if err != nil {
-				r.log.Error("snapshot request refused", "tables", req.Tables, "offset", offset, "err", err)
+				sn.log.Error("snapshot request refused", "tables", req.Tables, "offset", offset, "err", err)
 				for _, t := range req.Tables {
-					r.recordFailure(t, offset, err)
+					sn.recordFailure(t, offset, err)
 				}
 				continue
 			}
 			req.Filter = f.SQL
 		}
-		if r.snap == nil {
-			r.newSnapshot(SnapshotState{})
+		if sn.snap == nil {
+			sn.snap = newSnapshot(sn.life, SnapshotState{})
 		}
-		st := &r.snap.state
+		st := &sn.snap.state
 		for _, t := range req.Tables {
 			if slices.Contains(st.Tables, t) {
-				r.log.Warn("snapshot request: table already being snapshotted; its filter is not changed", "table", t)
+				sn.log.Warn("snapshot request: table already being snapshotted; its filter is not changed", "table", t)
 				continue
 			}
 			st.Tables = append(slices.Clip(st.Tables), t)
@@ -288,88 +348,68 @@ func (r *Reader) takeRequests() bool {
 				st.Filters[t] = req.Filter
 			}
 		}
-		r.log.Info("snapshot requested", "tables", req.Tables, "filter", req.Filter, "queued", len(st.Tables))
-		r.metrics.snapshotTables.Set(float64(len(st.Tables)))
+		sn.log.Info("snapshot requested", "tables", req.Tables, "filter", req.Filter, "queued", len(st.Tables))
+		sn.metrics.snapshotTables.Set(float64(len(st.Tables)))
 	}
 }
 
-// CapturedTables lists the tables the configuration captures, sorted.
-func (r *Reader) CapturedTables(ctx context.Context) ([]string, error) {
-	res, err := r.conn.Execute(`SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES
-		WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')`)
-	if err != nil {
-		return nil, fmt.Errorf("list tables: %w", err)
-	}
-	defer res.Close()
-	var out []string
-	for i := range res.RowNumber() {
-		if db, t := text(res, i, 0), text(res, i, 1); r.captured(db, t) {
-			out = append(out, db+"."+t)
-		}
-	}
-	slices.Sort(out)
-	return out, nil
-}
-
-// snapshotStep runs between source transactions: it opens the next
-// chunk's window when none is waiting, and publishes the waiting one into
-// tx once the stream has reached its high watermark (reporting true).
-func (r *Reader) snapshotStep(ctx context.Context, tx *Tx) (bool, error) {
-	if r.cur.open || r.skip > 0 || r.file == "" {
-		return false, nil // only between whole source transactions
-	}
-	if r.takeRequests() {
+// Publish runs between whole source transactions, the stream at at: it
+// opens the next chunk's window when none is waiting, and publishes the
+// waiting one into tx once the stream has reached its high watermark
+// (reporting true).
+func (sn *Snapshotter) Publish(ctx context.Context, tx *Tx, at streamAt) (bool, error) {
+	if sn.takeRequests() {
 		// The requests taken (or refused) go out now, checkpointed like
 		// a chunk.
 		var st SnapshotState
-		if r.snap != nil {
-			st = r.snap.state
+		if sn.snap != nil {
+			st = sn.snap.state
 		}
-		st.Requests, st.Failed = r.requests, r.failed
-		tx.Snapshot, tx.File, tx.EndPos, tx.CommitTime = &st, r.file, r.pos, time.Now()
+		st.Requests, st.Failed = sn.requests, sn.failed
+		tx.Snapshot, tx.File, tx.EndPos, tx.CommitTime = &st, at.file, at.pos, time.Now()
 		return true, nil
 	}
-	s := r.snap
+	s := sn.snap
 	if s == nil {
 		return false, nil
 	}
 	if s.win == nil {
 		if len(s.state.Tables) == 0 {
-			r.endSnapshot()
+			sn.endSnapshot()
 			return false, nil
 		}
 		if s.loop == nil && !time.Now().After(s.notBefore) {
 			return false, nil // see maxRecent
 		}
-		if err := r.nextWindow(ctx); err != nil {
+		if err := sn.nextWindow(ctx); err != nil {
 			return false, err
 		}
 		if s.win == nil { // a cancellation came while the chunk was read: take it
-			return r.snapshotStep(ctx, tx)
+			return sn.Publish(ctx, tx, at)
 		}
 	}
-	if (binlogPos{file: r.file, pos: r.pos}).before(s.win.high) {
-		if r.stalled() {
-			r.reportStall(fmt.Sprintf("the stream to reach the chunk's high watermark %s (it is at %s:%d)", s.win.high, r.file, r.pos))
+	if (binlogPos{file: at.file, pos: at.pos}).before(s.win.high) {
+		if s.stalled(sn.cfg.SnapshotStallWarning) {
+			sn.reportStall(fmt.Sprintf("the stream to reach the chunk's high watermark %s (it is at %s:%d)", s.win.high, at.file, at.pos))
 		}
 		return false, nil // stream on to the high watermark
 	}
-	r.metrics.observeCaughtUp(s.win.highAt) // the stream had read all the server had then: the source lag
-	r.publishChunk(tx)
+	sn.metrics.observeCaughtUp(s.win.highAt) // the stream had read all the server had then: the source lag
+	sn.publishChunk(tx, at)
 	return true, nil
 }
 
 // nextWindow opens the window of the chunk after the last key published,
 // from the chunk loop, which it starts when none runs.
-func (r *Reader) nextWindow(ctx context.Context) error {
-	s := r.snap
+func (sn *Snapshotter) nextWindow(ctx context.Context) error {
+	s := sn.snap
 	for s.win == nil {
 		if s.loop == nil {
-			if err := r.startLoop(ctx); err != nil || s.win != nil {
+			if err := sn.startLoop(ctx); err != nil || s.win != nil {
 				return err // or the table is gone: an empty window ends it
 			}
 		}
-		res, err := r.takeChunk(ctx)
+		res, err := sn.takeChunk(ctx)
 		if errors.Is(err, errCancelled) {
 			return nil
 		}
@@ -388,12 +428,12 @@ func (r *Reader) nextWindow(ctx context.Context) error {
 		var me *mysql.MyError
 		switch {
 		case errors.As(res.err, &me) && me.Code == mysql.ER_NO_SUCH_TABLE:
-			r.log.Warn("snapshot: table dropped while being read; skipped", "table", id)
-			return r.emptyWindow(ctx)
+			sn.log.Warn("snapshot: table dropped while being read; skipped", "table", id)
+			return sn.emptyWindow(ctx)
 		case res.err != nil && !fresh && ctx.Err() == nil:
 			// The table may have changed since its schema was read (a DDL
 			// the reader has not reached yet): read it again, then the chunk.
-			r.log.Debug("snapshot chunk failed with a schema read earlier; reading the schema again", "table", id, "err", res.err)
+			sn.log.Debug("snapshot chunk failed with a schema read earlier; reading the schema again", "table", id, "err", res.err)
 			s.info, s.conv = nil, nil
 			continue
 		case res.err != nil && (ctx.Err() != nil || connectionLost(res.err)):
@@ -404,9 +444,9 @@ func (r *Reader) nextWindow(ctx context.Context) error {
 			// limit, a value strait cannot read): its snapshot ends as
 			// failed, recorded in the checkpoint; the stream goes on. A
 			// restart would fail the same way, again and again.
-			return r.failTable(ctx, res.err)
+			return sn.failTable(ctx, res.err)
 		}
-		r.metrics.observeChunk(res.took)
+		sn.metrics.observeChunk(res.took)
 		if res.counted { // the rows before the key: the estimate less those after it
 			s.before = max(0, s.estimate-res.rowsAfter)
 		}
@@ -428,10 +468,10 @@ func (r *Reader) nextWindow(ctx context.Context) error {
 
 // takeChunk waits for the chunk loop's next result, reporting a wait longer
 // than source.snapshot_stall_warning.
-func (r *Reader) takeChunk(ctx context.Context) (chunkResult, error) {
-	l := r.snap.loop
+func (sn *Snapshotter) takeChunk(ctx context.Context) (chunkResult, error) {
+	l := sn.snap.loop
 	for {
-		warn := time.NewTimer(time.Until(r.snap.quiet.Add(r.cfg.SnapshotStallWarning)))
+		warn := time.NewTimer(time.Until(sn.snap.quiet.Add(sn.cfg.SnapshotStallWarning)))
 		select {
 		case res := <-l.results:
 			warn.Stop()
@@ -448,12 +488,12 @@ func (r *Reader) takeChunk(ctx context.Context) (chunkResult, error) {
 			warn.Stop()
 			return chunkResult{}, ctx.Err()
 		case <-warn.C:
-			r.reportStall("the chunk's read on the source")
-		case req := <-r.requested:
+			sn.reportStall("the chunk's read on the source")
+		case req := <-sn.requested:
 			// Taken in order by takeRequests. A cancellation is taken
 			// now: it is how an operator ends a read that does not.
 			warn.Stop()
-			r.held = append(r.held, req)
+			sn.held = append(sn.held, req)
 			if req.Cancel {
 				return chunkResult{}, errCancelled
 			}
@@ -464,41 +504,41 @@ func (r *Reader) takeChunk(ctx context.Context) (chunkResult, error) {
 // errCancelled: takeChunk stopped waiting for a cancellation.
 var errCancelled = errors.New("snapshot: a cancellation came")
 
-// stalled reports whether the snapshot has published nothing for
-// source.snapshot_stall_warning.
-func (r *Reader) stalled() bool {
-	return time.Since(r.snap.quiet) >= r.cfg.SnapshotStallWarning
+// stalled reports whether the snapshot has published nothing for warning
+// (source.snapshot_stall_warning).
+func (s *snapshot) stalled(warning time.Duration) bool {
+	return time.Since(s.quiet) >= warning
 }
 
 // reportStall warns that the snapshot, with rows remaining, has published
 // nothing for source.snapshot_stall_warning, naming what it waits for, the
 // table, the key of the last row published and the query of the next
 // chunk, and counts it; the next report comes a period later.
-func (r *Reader) reportStall(waiting string) {
-	s := r.snap
+func (sn *Snapshotter) reportStall(waiting string) {
+	s := sn.snap
 	s.quiet = time.Now()
 	id := s.state.Tables[0]
 	after, query := "(start)", "(not built yet: the table's schema is being read)"
 	if s.info != nil {
 		after = keyText(s.info, s.state.After)
-		if q, _, err := chunkQuery(s.info, s.state.After, r.cfg.SnapshotChunkRows, s.state.Filters[id]); err == nil {
+		if q, _, err := chunkQuery(s.info, s.state.After, sn.cfg.SnapshotChunkRows, s.state.Filters[id]); err == nil {
 			query = q
 		}
 	}
-	r.metrics.countSnapshotStall(id)
-	r.log.Warn("snapshot: nothing published for a while, rows remain", "table", id, "for", r.cfg.SnapshotStallWarning,
+	sn.metrics.countSnapshotStall(id)
+	sn.log.Warn("snapshot: nothing published for a while, rows remain", "table", id, "for", sn.cfg.SnapshotStallWarning,
 		"waiting_for", waiting, "after_key", after, "query", query)
 }
 
 // startLoop starts the chunk loop of the current table after the last key
 // published, reading the table's schema first when it is not known. A table
 // that no longer exists gets an empty window instead.
-func (r *Reader) startLoop(ctx context.Context) error {
-	s := r.snap
+func (sn *Snapshotter) startLoop(ctx context.Context) error {
+	s := sn.snap
 	id := s.state.Tables[0]
 	db, table := splitID(id)
 	if s.conn == nil {
-		conn, err := snapshotConn(ctx, r.dialer)
+		conn, err := snapshotConn(ctx, sn.dialer)
 		if err != nil {
 			return fmt.Errorf("snapshot: %w", err)
 		}
@@ -511,14 +551,14 @@ func (r *Reader) startLoop(ctx context.Context) error {
 			return fmt.Errorf("snapshot of %s: %w", id, err)
 		}
 		if len(ts.Columns) == 0 {
-			r.log.Warn("snapshot: table no longer exists; skipped", "table", id)
-			return r.emptyWindow(ctx)
+			sn.log.Warn("snapshot: table no longer exists; skipped", "table", id)
+			return sn.emptyWindow(ctx)
 		}
-		if s.info, err = snapshotInfo(ts, r.full); err == nil {
+		if s.info, err = snapshotInfo(ts, sn.full); err == nil {
 			s.conv, err = newConverter(s.info)
 		}
 		if err == nil && len(s.info.key) == 0 {
-			if s.info.key, err = r.snapshotKey(s.info.table); err == nil && s.info.key != nil {
+			if s.info.key, err = snapshotKey(sn.snapshotKeys, s.info.table); err == nil && s.info.key != nil {
 				err = uniqueKey(s.conn, s.info)
 			}
 		}
@@ -527,15 +567,15 @@ func (r *Reader) startLoop(ctx context.Context) error {
 			if connectionLost(err) {
 				return fmt.Errorf("snapshot of %s: %w", id, err)
 			}
-			return r.failTable(ctx, err)
+			return sn.failTable(ctx, err)
 		}
 		s.match = matchKey(s.info.key)
 		if s.state.After == nil || s.start.IsZero() {
-			s.estimate, s.before, s.resumed = r.estimate(db, table), 0, s.state.After != nil
+			s.estimate, s.before, s.resumed = sn.source.estimate(db, table), 0, s.state.After != nil
 			s.start, s.rows = time.Now(), 0
 			s.reported = s.start
-			r.metrics.snapshotLeft.Set(float64(s.left()))
-			r.log.Info("snapshot of a table started", "table", id, "rows_estimate", s.estimate, "resuming_after_key", s.state.After != nil)
+			sn.metrics.snapshotLeft.Set(float64(s.left()))
+			sn.log.Info("snapshot of a table started", "table", id, "rows_estimate", s.estimate, "resuming_after_key", s.state.After != nil)
 		}
 	}
 	// The loop outlives this call: it ends with the table, or when it is
@@ -543,7 +583,7 @@ func (r *Reader) startLoop(ctx context.Context) error {
 	// read. It owns the session while it runs.
 	loopCtx, cancel := context.WithCancel(s.life)
 	l := &chunkLoop{results: make(chan chunkResult, 1), fresh: fresh, cancel: cancel, exited: make(chan struct{})}
-	conn, info, conv, limit, after, filter := s.conn, s.info, s.conv, r.cfg.SnapshotChunkRows, s.state.After, s.state.Filters[id]
+	conn, info, conv, limit, after, filter := s.conn, s.info, s.conv, sn.cfg.SnapshotChunkRows, s.state.After, s.state.Filters[id]
 	if filter != "" {
 		// Checked again as it comes back from the checkpoint: only the
 		// parser's rendering reaches the server (filter.go).
@@ -552,14 +592,14 @@ func (r *Reader) startLoop(ctx context.Context) error {
 			err = f.checkColumns(columnNames(info.table))
 		}
 		if err == nil {
-			err = r.columns.checkFilter(f, info.table)
+			err = sn.columns.checkFilter(f, info.table)
 		}
 		if err != nil {
-			return r.failTable(ctx, err)
+			return sn.failTable(ctx, err)
 		}
 		filter = f.SQL
 	}
-	bound := chunkBound{bytes: r.cfg.SnapshotChunkBytes}
+	bound := chunkBound{bytes: sn.cfg.SnapshotChunkBytes}
 	s.since = time.Now()
 	countAfter := s.resumed && s.rows == 0 // for the progress: see snapshot.before
 	go func() {
@@ -619,10 +659,11 @@ func (r *Reader) startLoop(ctx context.Context) error {
 	return nil
 }
 
-// snapshotKey returns the key columns source.snapshot_keys names for table
-// t (one without a primary key), in the configured order; nil when none.
-func (r *Reader) snapshotKey(t *cdc.Table) ([]int, error) {
-	names := r.snapshotKeys[t.ID()]
+// snapshotKey returns the key columns keys (source.snapshot_keys) names for
+// table t (one without a primary key), in the configured order; nil when
+// none.
+func snapshotKey(keys map[string][]string, t *cdc.Table) ([]int, error) {
+	names := keys[t.ID()]
 	if names == nil {
 		return nil, nil
 	}
@@ -714,8 +755,8 @@ func binlogPosition(conn *client.Conn) (binlogPos, error) {
 // failTable ends the snapshot of the current table, which the source
 // refuses to read, as failed: recorded (SnapshotState.Failed), logged and
 // counted. The stream goes on, and so does the snapshot of the next table.
-func (r *Reader) failTable(ctx context.Context, err error) error {
-	s := r.snap
+func (sn *Snapshotter) failTable(ctx context.Context, err error) error {
+	s := sn.snap
 	id := s.state.Tables[0]
 	request, ok := s.state.Origins[id]
 	if !ok {
@@ -728,10 +769,10 @@ func (r *Reader) failTable(ctx context.Context, err error) error {
 	}
 	s.stopLoop()
 	s.info, s.conv, s.match, s.recent = nil, nil, nil, nil
-	r.recordFailure(id, request, err)
-	r.log.Error("snapshot of a table failed: it ends here, the stream goes on; producer snapshot -list shows it, request it again once the cause is fixed",
+	sn.recordFailure(id, request, err)
+	sn.log.Error("snapshot of a table failed: it ends here, the stream goes on; producer snapshot -list shows it, request it again once the cause is fixed",
 		"table", id, "request", request, "rows_published", s.rows, "err", err)
-	if err := r.emptyWindow(ctx); err != nil {
+	if err := sn.emptyWindow(ctx); err != nil {
 		return err
 	}
 	s.win.failed = true
@@ -740,7 +781,7 @@ func (r *Reader) failTable(ctx context.Context, err error) error {
 
 // recordFailure keeps the failure of table's snapshot (asked for by the
 // request at offset request, -1: none) for the checkpoint, and counts it.
-func (r *Reader) recordFailure(table string, request int64, err error) {
+func (sn *Snapshotter) recordFailure(table string, request int64, err error) {
 	reason := strings.Map(func(c rune) rune {
 		if c < 0x20 || c == 0x7f {
 			return ' ' // a reason is one line (the checkpoint takes printable text)
@@ -751,14 +792,14 @@ func (r *Reader) recordFailure(table string, request int64, err error) {
 		reason = strings.ToValidUTF8(reason[:maxReason], "") + "…"
 	}
 	f := SnapshotFailure{Table: table, Request: request, Reason: reason, At: time.Now()}
-	r.failed = append(slices.Clone(r.failed[max(0, len(r.failed)-maxFailed+1):]), f)
-	r.metrics.countSnapshotFailure(table)
+	sn.failed = append(slices.Clone(sn.failed[max(0, len(sn.failed)-maxFailed+1):]), f)
+	sn.metrics.countSnapshotFailure(table)
 }
 
 // cancelRequest ends the snapshot of the tables the request at offset
 // request added, the one being read included, each recorded as cancelled.
-func (r *Reader) cancelRequest(request int64) {
-	s := r.snap
+func (sn *Snapshotter) cancelRequest(request int64) {
+	s := sn.snap
 	var cancelled []string
 	if s != nil {
 		for i := len(s.state.Tables) - 1; i >= 0; i-- {
@@ -767,8 +808,8 @@ func (r *Reader) cancelRequest(request int64) {
 				continue
 			}
 			if i == 0 {
-				if r.onProgress != nil {
-					r.onProgress(SnapshotProgress{Table: t, Done: true})
+				if sn.onProgress != nil {
+					sn.onProgress(SnapshotProgress{Table: t, Done: true})
 				}
 				s.stopLoop()
 				s.win, s.info, s.conv, s.match, s.recent, s.start = nil, nil, nil, nil, nil, time.Time{}
@@ -776,16 +817,16 @@ func (r *Reader) cancelRequest(request int64) {
 			}
 			s.state.Tables = slices.Delete(slices.Clone(s.state.Tables), i, i+1)
 			s.state.Filters, s.state.Origins = without(s.state.Filters, t), without(s.state.Origins, t)
-			r.recordFailure(t, request, fmt.Errorf("cancelled by the request at offset %d", r.requests-1))
+			sn.recordFailure(t, request, fmt.Errorf("cancelled by the request at offset %d", sn.requests-1))
 			cancelled = append(cancelled, t)
 		}
-		r.metrics.snapshotTables.Set(float64(len(s.state.Tables)))
+		sn.metrics.snapshotTables.Set(float64(len(s.state.Tables)))
 	}
 	if len(cancelled) == 0 {
-		r.log.Warn("snapshot cancel: the request has no table waiting or being read (done, failed or never taken)", "request", request)
+		sn.log.Warn("snapshot cancel: the request has no table waiting or being read (done, failed or never taken)", "request", request)
 		return
 	}
-	r.log.Info("snapshot cancelled", "request", request, "tables", cancelled)
+	sn.log.Info("snapshot cancelled", "request", request, "tables", cancelled)
 }
 
 // without returns m without key k, copied when it held it (snapshot states
@@ -817,20 +858,20 @@ func connectionLost(err error) bool {
 }
 
 // emptyWindow ends the current table with nothing more to publish.
-func (r *Reader) emptyWindow(ctx context.Context) error {
-	high, err := r.Current(ctx)
+func (sn *Snapshotter) emptyWindow(ctx context.Context) error {
+	high, err := sn.source.Current(ctx)
 	if err != nil {
 		return err
 	}
-	r.snap.win = &window{high: binlogPos{file: high.File, pos: high.Pos}, changed: map[string]struct{}{}, done: true}
+	sn.snap.win = &window{high: binlogPos{file: high.File, pos: high.Pos}, changed: map[string]struct{}{}, done: true}
 	return nil
 }
 
 // publishChunk hands the waiting chunk's rows that the stream did not
-// change out as one transaction at the reader's position, and moves the
+// change out as one transaction at the stream's position at, and moves the
 // snapshot on.
-func (r *Reader) publishChunk(tx *Tx) {
-	s := r.snap
+func (sn *Snapshotter) publishChunk(tx *Tx, at streamAt) {
+	s := sn.snap
 	w := s.win
 	now := time.Now()
 	for _, row := range w.rows {
@@ -842,41 +883,42 @@ func (r *Reader) publishChunk(tx *Tx) {
 		n := len(tx.Events)
 		tx.Events = append(tx.Events, cdc.Event{
 			Table: s.info.table, Op: cdc.OpRead, After: row,
-			Position:   cdc.Position{Epoch: r.epoch, File: r.fileIndex, Pos: r.pos, Row: uint64(n)},
-			Source:     cdc.Source{ServerID: r.serverID, File: r.file, Pos: r.pos, Row: uint32(n), Snapshot: true},
+			Position:   cdc.Position{Epoch: at.epoch, File: at.fileIndex, Pos: at.pos, Row: uint64(n)},
+			Source:     cdc.Source{ServerID: at.serverID, File: at.file, Pos: at.pos, Row: uint32(n), Snapshot: true},
 			CommitTime: now,
 		})
 	}
 	id := s.state.Tables[0]
 	s.rows += len(tx.Events)
 	if len(tx.Events) > 0 {
-		r.metrics.countSnapshotRows(id, len(tx.Events))
+		sn.metrics.countSnapshotRows(id, len(tx.Events))
 	}
-	r.metrics.snapshotLeft.Set(float64(s.left()))
+	sn.metrics.snapshotLeft.Set(float64(s.left()))
 	s.quiet = now
-	r.reportProgress(now, w.done)
+	sn.reportProgress(now, w.done)
 	next := s.state
-	next.After, next.Requests, next.Failed = w.last, r.requests, r.failed
+	next.After, next.Requests, next.Failed = w.last, sn.requests, sn.failed
 	if w.done {
 		if !w.failed {
-			r.log.Info("snapshot of a table done", "table", id, "rows", s.rows, "seconds", time.Since(s.start).Seconds())
+			sn.log.Info("snapshot of a table done", "table", id, "rows", s.rows, "seconds", time.Since(s.start).Seconds())
 		}
 		next.Tables, next.After = next.Tables[1:], nil
 		next.Filters, next.Origins = without(next.Filters, id), without(next.Origins, id)
 		s.info, s.conv, s.match, s.recent, s.start = nil, nil, nil, nil, time.Time{}
-		r.metrics.snapshotLeft.Set(0)
+		sn.metrics.snapshotLeft.Set(0)
 	}
 	s.state, s.win = next, nil
 	tx.Snapshot = &next
-	tx.File, tx.EndPos, tx.CommitTime = r.file, r.pos, now
-	r.metrics.snapshotTables.Set(float64(len(next.Tables)))
+	tx.File, tx.EndPos, tx.CommitTime = at.file, at.pos, now
+	sn.metrics.snapshotTables.Set(float64(len(next.Tables)))
 }
 
-// snapshotChange removes the rows of a change in the stream from the
-// waiting chunk (the stream publishes them) and remembers their keys for
-// the next chunk's read (see recentWindow).
-func (r *Reader) snapshotChange(info *tableInfo, rows ...[]cdc.Value) {
-	s := r.snap
+// Observe removes the rows of a change in the stream from the waiting
+// chunk (the stream publishes them) and remembers their keys for the next
+// chunk's read (see recentWindow). info is the schema the change was
+// decoded with.
+func (sn *Snapshotter) Observe(info *tableInfo, rows ...[]cdc.Value) {
+	s := sn.snap
 	if s == nil || len(s.state.Tables) == 0 {
 		return
 	}
@@ -887,7 +929,7 @@ func (r *Reader) snapshotChange(info *tableInfo, rows ...[]cdc.Value) {
 	if s.info == nil {
 		key = info.table.PrimaryKey
 		if len(key) == 0 {
-			key, _ = r.snapshotKey(info.table) // an error stops the snapshot when it reads the table's schema
+			key, _ = snapshotKey(sn.snapshotKeys, info.table) // an error stops the snapshot when it reads the table's schema
 		}
 		key = matchKey(key)
 	}
@@ -940,10 +982,10 @@ func matchKey(key []int) []int {
 	return slices.Sorted(slices.Values(key))
 }
 
-// snapshotDDL drops the waiting chunk of a table a DDL touches (it is read
-// again, with the new schema) and forgets the table's schema.
-func (r *Reader) snapshotDDL(scope ddlScope) {
-	s := r.snap
+// DDL drops the waiting chunk of a table a DDL in the stream touches (it is
+// read again, with the new schema) and forgets the table's schema.
+func (sn *Snapshotter) DDL(scope ddlScope) {
+	s := sn.snap
 	if s == nil || len(s.state.Tables) == 0 {
 		return
 	}
@@ -955,13 +997,13 @@ func (r *Reader) snapshotDDL(scope ddlScope) {
 	}
 }
 
-func (r *Reader) endSnapshot() {
-	r.snap.stop()
-	r.snap = nil
-	r.metrics.snapshotTables.Set(0)
-	r.log.Info("snapshot done: every captured table is backfilled")
-	if r.onProgress != nil {
-		r.onProgress(SnapshotProgress{Done: true})
+func (sn *Snapshotter) endSnapshot() {
+	sn.snap.stop()
+	sn.snap = nil
+	sn.metrics.snapshotTables.Set(0)
+	sn.log.Info("snapshot done: every captured table is backfilled")
+	if sn.onProgress != nil {
+		sn.onProgress(SnapshotProgress{Done: true})
 	}
 }
 
@@ -989,31 +1031,36 @@ func (s *snapshot) stopLoop() {
 	s.loop = nil
 }
 
-// endSnapshotLoops stops the snapshot's chunk loops for Close, which may
+// Close stops the snapshot's chunk loops for the Reader's Close, which may
 // run while ReadTx does: it touches nothing but the snapshot's lifetime.
-// A stopped loop closes its session.
-func (r *Reader) endSnapshotLoops() {
-	if r.snapEnd != nil {
-		r.snapEnd()
+// A stopped loop closes its session. A nil Snapshotter has nothing to stop.
+func (sn *Snapshotter) Close() {
+	if sn != nil {
+		sn.end()
 	}
 }
+
+// State is the snapshot's progress, with the requests taken and the last
+// failures: what a resume point starts from (Reader.Resume).
+func (sn *Snapshotter) State() SnapshotState {
+	var st SnapshotState
+	if sn.snap != nil {
+		st = sn.snap.state
+	}
+	st.Requests, st.Failed = sn.requests, sn.failed
+	return st
+}
+
+// active reports whether a snapshot is in progress: only then do the
+// stream's changes concern it (Observe) and may a chunk be due before a
+// transaction's first event (Publish).
+func (sn *Snapshotter) active() bool { return sn.snap != nil }
 
 func (s *snapshot) closeConn() {
 	if s.conn != nil {
 		s.conn.Close()
 		s.conn = nil
 	}
-}
-
-// estimate is information_schema's row estimate of a table (for progress).
-func (r *Reader) estimate(db, table string) int64 {
-	res, err := r.conn.Execute("SELECT COALESCE(TABLE_ROWS, 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", db, table)
-	if err != nil {
-		return 0
-	}
-	defer res.Close()
-	n, _ := res.GetInt(0, 0)
-	return n
 }
 
 // keyValues returns row's values of the key columns.

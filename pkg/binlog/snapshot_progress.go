@@ -104,11 +104,12 @@ func (p SnapshotProgress) String() string {
 	return s
 }
 
-// OnSnapshotProgress makes the reader call f with the snapshot's progress
+// OnProgress makes the snapshotter call f with the snapshot's progress
 // after each chunk it publishes, with Done set when that chunk ended the
 // table, and with only Done set when the whole snapshot ended. f runs on
-// the goroutine calling ReadTx and must return quickly. Call before Start.
-func (r *Reader) OnSnapshotProgress(f func(SnapshotProgress)) { r.onProgress = f }
+// the goroutine calling ReadTx and must return quickly. Call before the
+// Reader's Start.
+func (sn *Snapshotter) OnProgress(f func(SnapshotProgress)) { sn.onProgress = f }
 
 // progress is the current table's progress (the snapshot has one).
 func (s *snapshot) progress(now time.Time) SnapshotProgress {
@@ -147,16 +148,16 @@ func rowsAfter(conn *client.Conn, info *tableInfo, after []cdc.Value) (n int64, 
 // (done: the chunk ended the table): it hands the progress to the function
 // of OnSnapshotProgress, and logs it when source.snapshot_progress_interval
 // passed since the table started or since its last line.
-func (r *Reader) reportProgress(now time.Time, done bool) {
-	s := r.snap
+func (sn *Snapshotter) reportProgress(now time.Time, done bool) {
+	s := sn.snap
 	p := s.progress(now)
 	p.Done = done
-	if r.onProgress != nil {
-		r.onProgress(p)
+	if sn.onProgress != nil {
+		sn.onProgress(p)
 	}
-	if done || now.Sub(s.reported) < r.cfg.SnapshotProgressInterval {
+	if done || now.Sub(s.reported) < sn.cfg.SnapshotProgressInterval {
 		return
 	}
 	s.reported = now
-	r.log.Info("snapshot progress", p.logAttrs()...)
+	sn.log.Info("snapshot progress", p.logAttrs()...)
 }

@@ -157,7 +157,7 @@ func TestSnapshotCloseEndsChunkLoop(t *testing.T) {
 	if got := snapshotIDs(tx.Events); !cmp.Equal(got, []int64{1, 2}) {
 		t.Fatalf("first transaction: snapshot rows %v, want [1 2]", got)
 	}
-	loop := r.snap.loop
+	loop := r.snapshots.snap.loop
 	if loop == nil {
 		t.Fatal("no chunk loop reads ahead after the first chunk")
 	}
@@ -236,8 +236,8 @@ func TestSnapshotResumedFarBehindCatchesUp(t *testing.T) {
 		if err := r.ReadTx(ctx, &tx); err != nil {
 			t.Fatalf("%d rows replayed, %d changes held at most: %v", len(state), held, err)
 		}
-		if r.snap != nil {
-			held = max(held, len(r.snap.recent))
+		if r.snapshots.snap != nil {
+			held = max(held, len(r.snapshots.snap.recent))
 		}
 		for _, e := range tx.Events {
 			if e.Before != nil {
