@@ -41,10 +41,7 @@ func TestLogVolumeBoundedAtDefaultLevel(t *testing.T) {
 	// the table) and the stop take about eight lines; franz-go alone logged
 	// 15 at INFO to join the group.
 	const bound = 12
-	t.Logf("%d log lines after 1,000 transactions, %d after the first 100, %d after the stop; by message:\n%s", all, first, stopped, testenv.LogSummary(c.logs.String()))
-	if stopped > bound || all-first > 2 {
-		t.Errorf("%d log lines after 1,000 transactions and the stop (%d after the first 100), want at most %d and no growth with the traffic", stopped, first, bound)
-	}
+	testenv.CheckLogVolume(t, c.logs.String(), first, all, stopped, bound)
 }
 
 // A consumer started behind the topics logs once that it caught up: every

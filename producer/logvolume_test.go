@@ -56,8 +56,5 @@ func TestLogVolumeBoundedAtDefaultLevel(t *testing.T) {
 	// stop take about ten lines; franz-go alone logged four per
 	// transaction, go-mysql seven around a run.
 	const bound = 30
-	t.Logf("%d log lines after 1,000 transactions, %d after the first 100, %d after the stop; by message:\n%s", all, first, stopped, testenv.LogSummary(p.logs.String()))
-	if stopped > bound || all-first > 2 {
-		t.Errorf("%d log lines after 1,000 transactions and the stop (%d after the first 100), want at most %d and no growth with the traffic", stopped, first, bound)
-	}
+	testenv.CheckLogVolume(t, p.logs.String(), first, all, stopped, bound)
 }

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"testing"
 )
 
 // textMsg is the msg of a line of log/slog's text format.
@@ -29,4 +30,16 @@ func LogSummary(log string) string {
 		fmt.Fprintf(&b, "%6d %s\n", counts[k], k)
 	}
 	return b.String()
+}
+
+// CheckLogVolume fails t when a log grew with the traffic: first and all
+// are its lines after the first 100 and after 1,000 source transactions,
+// stopped after the process stopped; at most bound lines in all, and at
+// most 2 more between the 100th and the 1,000th transaction.
+func CheckLogVolume(t *testing.T, log string, first, all, stopped, bound int) {
+	t.Helper()
+	t.Logf("%d log lines after 1,000 transactions, %d after the first 100, %d after the stop; by message:\n%s", all, first, stopped, LogSummary(log))
+	if stopped > bound || all-first > 2 {
+		t.Errorf("%d log lines after 1,000 transactions and the stop (%d after the first 100), want at most %d and no growth with the traffic", stopped, first, bound)
+	}
 }
