@@ -92,14 +92,6 @@ func WithDeleteRetention(d time.Duration) Opt { return func(cfg *config) { cfg.d
 // RegionalConnections otherwise).
 func WithMaxConnections(n int) Opt { return func(cfg *config) { cfg.maxConns = n } }
 
-// now is the server's time.
-func (s *Server) now() time.Time {
-	if s.cfg.clock != nil {
-		return s.cfg.clock.Now()
-	}
-	return time.Now()
-}
-
 // maxConnections is the connection quota in force.
 func (c *config) maxConnections() int {
 	switch {
@@ -112,21 +104,21 @@ func (c *config) maxConnections() int {
 }
 
 // openConn takes a connection of the quota; false when it is used up.
-func (s *Server) openConn() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.conns >= s.cfg.maxConnections() {
+func (w *writeService) openConn() bool {
+	w.cat.mu.Lock()
+	defer w.cat.mu.Unlock()
+	if w.conns >= w.cat.cfg.maxConnections() {
 		return false
 	}
-	s.conns++
-	s.peakConns = max(s.peakConns, s.conns)
+	w.conns++
+	w.peakConns = max(w.peakConns, w.conns)
 	return true
 }
 
-func (s *Server) closeConn() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.conns--
+func (w *writeService) closeConn() {
+	w.cat.mu.Lock()
+	defer w.cat.mu.Unlock()
+	w.conns--
 }
 
 // errConnQuota ends a connection beyond the quota, as BigQuery does.
@@ -135,27 +127,27 @@ var errConnQuota = status.Error(codes.ResourceExhausted,
 
 // Connections is the number of AppendRows connections open now.
 func (s *Server) Connections() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.conns
+	s.cat.mu.Lock()
+	defer s.cat.mu.Unlock()
+	return s.write.conns
 }
 
 // PeakConnections is the most AppendRows connections that were open at
 // once.
 func (s *Server) PeakConnections() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.peakConns
+	s.cat.mu.Lock()
+	defer s.cat.mu.Unlock()
+	return s.write.peakConns
 }
 
 // noteSchemaLocked remembers when each top-level column of next that old
 // lacks was added, so that the Write API refuses it for the schema delay.
-// s.mu is held.
-func (s *Server) noteSchemaLocked(t *table, old, next []*bq.TableFieldSchema) {
-	if s.cfg.schemaDelay <= 0 {
+// catalog.mu is held.
+func (c *catalog) noteSchemaLocked(t *table, old, next []*bq.TableFieldSchema) {
+	if c.cfg.schemaDelay <= 0 {
 		return
 	}
-	now := s.now()
+	now := c.now()
 	for _, f := range next {
 		if findField(old, f.Name) == nil {
 			if t.added == nil {
@@ -175,18 +167,18 @@ func (d *dataset) noteDropped(id string) {
 }
 
 // noteCreatedLocked starts the re-create window of a table created under
-// the name of a deleted one. s.mu is held.
-func (s *Server) noteCreatedLocked(d *dataset, id string, t *table) {
-	if d.dropped[id] && s.cfg.recreateDelay > 0 {
-		t.notFoundUntil = s.now().Add(s.cfg.recreateDelay)
+// the name of a deleted one. catalog.mu is held.
+func (c *catalog) noteCreatedLocked(d *dataset, id string, t *table) {
+	if d.dropped[id] && c.cfg.recreateDelay > 0 {
+		t.notFoundUntil = c.now().Add(c.cfg.recreateDelay)
 	}
 }
 
 // streamVisibleLocked refuses the Write API's view of a table that is
 // not there yet: a re-created table within its window answers NOT_FOUND.
-// s.mu is held.
-func (s *Server) streamVisibleLocked(t *table, name string) error {
-	if !t.notFoundUntil.IsZero() && s.now().Before(t.notFoundUntil) {
+// catalog.mu is held.
+func (c *catalog) streamVisibleLocked(t *table, name string) error {
+	if !t.notFoundUntil.IsZero() && c.now().Before(t.notFoundUntil) {
 		return status.Errorf(codes.NotFound, "Requested entity was not found. Entity: %s", name)
 	}
 	return nil
@@ -194,15 +186,15 @@ func (s *Server) streamVisibleLocked(t *table, name string) error {
 
 // visibleFields is the table's schema as the Write API sees it now:
 // without the columns added within the schema delay.
-func (s *Server) visibleFields(t *table) []*bq.TableFieldSchema {
+func (c *catalog) visibleFields(t *table) []*bq.TableFieldSchema {
 	fs := t.fields()
 	if len(t.added) == 0 {
 		return fs
 	}
-	now := s.now()
+	now := c.now()
 	out := make([]*bq.TableFieldSchema, 0, len(fs))
 	for _, f := range fs {
-		if at, ok := t.added[strings.ToLower(f.Name)]; ok && now.Before(at.Add(s.cfg.schemaDelay)) {
+		if at, ok := t.added[strings.ToLower(f.Name)]; ok && now.Before(at.Add(c.cfg.schemaDelay)) {
 			continue
 		}
 		out = append(out, f)
@@ -212,18 +204,18 @@ func (s *Server) visibleFields(t *table) []*bq.TableFieldSchema {
 
 // extraFieldsLocked refuses a writer schema naming columns the Write API
 // does not see yet, as BigQuery does: INVALID_ARGUMENT with a StorageError
-// of code SCHEMA_MISMATCH_EXTRA_FIELDS. s.mu is held.
-func (s *Server) extraFieldsLocked(t *table, desc protoreflect.MessageDescriptor, name string) *storagepb.AppendRowsResponse {
+// of code SCHEMA_MISMATCH_EXTRA_FIELDS. catalog.mu is held.
+func (w *writeService) extraFieldsLocked(t *table, desc protoreflect.MessageDescriptor, name string) *storagepb.AppendRowsResponse {
 	if len(t.added) == 0 || desc == nil {
 		return nil
 	}
-	now := s.now()
+	now := w.cat.now()
 	var extra []string
 	fields := desc.Fields()
 	for i := range fields.Len() {
 		col := strings.ToLower(string(fields.Get(i).Name()))
 		if at, ok := t.added[col]; ok {
-			if now.Before(at.Add(s.cfg.schemaDelay)) {
+			if now.Before(at.Add(w.cat.cfg.schemaDelay)) {
 				extra = append(extra, string(fields.Get(i).Name()))
 			} else {
 				delete(t.added, col)
@@ -233,7 +225,7 @@ func (s *Server) extraFieldsLocked(t *table, desc protoreflect.MessageDescriptor
 	if len(extra) == 0 {
 		return nil
 	}
-	s.unseen++
+	w.unseen++
 	msg := "Input schema has more fields than BigQuery schema, extra fields: '" + strings.Join(extra, "', '") + "'"
 	st := status.New(codes.InvalidArgument, msg+" Entity: "+name)
 	if d, err := st.WithDetails(&storagepb.StorageError{
@@ -255,10 +247,10 @@ type tomb struct {
 }
 
 // expireDeletesLocked forgets the deletes older than the retention: an
-// older UPSERT of such a key is then applied. s.mu is held.
-func (s *Server) expireDeletesLocked(t *table, now time.Time) {
+// older UPSERT of such a key is then applied. catalog.mu is held.
+func (c *catalog) expireDeletesLocked(t *table, now time.Time) {
 	n := 0
-	for n < len(t.tombs) && !now.Before(t.tombs[n].at.Add(s.cfg.deleteRetention)) {
+	for n < len(t.tombs) && !now.Before(t.tombs[n].at.Add(c.cfg.deleteRetention)) {
 		tb := t.tombs[n]
 		if t.byKey[tb.key] == tb.row {
 			delete(t.byKey, tb.key)
@@ -283,7 +275,7 @@ func (t *table) noteDelete(c change, pk []string, now time.Time) {
 }
 
 // MaxConnections is the concurrent AppendRows connection quota in force.
-func (s *Server) MaxConnections() int { return s.cfg.maxConnections() }
+func (s *Server) MaxConnections() int { return s.cat.cfg.maxConnections() }
 
 // WithBackgroundApply makes the Storage Read API read a CDC table (one
 // with a primary key) as BigQuery does, which is the default: "Stream
@@ -301,9 +293,9 @@ func WithoutBackgroundApply() Opt { return func(cfg *config) { cfg.backgroundApp
 
 // readViewLocked is the table a Storage Read session sees: t itself, or
 // with WithBackgroundApply for a CDC table, t as of its last background
-// apply. s.mu is held.
-func (s *Server) readViewLocked(t *table, name string) (*table, error) {
-	if !s.cfg.backgroundApply || t.byKey == nil {
+// apply. catalog.mu is held.
+func (r *readService) readViewLocked(t *table, name string) (*table, error) {
+	if !r.cat.cfg.backgroundApply || t.byKey == nil {
 		return t, nil
 	}
 	var staleness time.Duration
@@ -316,7 +308,7 @@ func (s *Server) readViewLocked(t *table, name string) (*table, error) {
 		return nil, status.Errorf(codes.FailedPrecondition,
 			"table %s takes CDC changes and has no max_staleness: the Storage Read API does not read it", name)
 	}
-	now := s.now()
+	now := r.cat.now()
 	if t.appliedAt.IsZero() || now.Sub(t.appliedAt) >= staleness {
 		t.applied = maps.Clone(t.byKey) // rows are replaced, never changed in place
 		t.appliedAt = now

@@ -4,7 +4,7 @@ import (
 	"google.golang.org/grpc/codes"
 )
 
-// faults holds the injected failures; guarded by Server.mu. They count
+// faults holds the injected failures; guarded by catalog.mu. They count
 // AppendRows requests across all connections, in arrival order.
 type faults struct {
 	failCode codes.Code
@@ -23,9 +23,9 @@ type faults struct {
 // BigQuery's throughput-quota one, which managedwriter retries when
 // EnableWriteRetries is on (it retries no other RESOURCE_EXHAUSTED).
 func (s *Server) FailAppends(code codes.Code, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults.failCode, s.faults.failLeft = code, n
+	s.cat.mu.Lock()
+	defer s.cat.mu.Unlock()
+	s.write.faults.failCode, s.write.faults.failLeft = code, n
 }
 
 // DropNextResponse makes the next AppendRows request a lost acknowledgement:
@@ -34,9 +34,9 @@ func (s *Server) FailAppends(code codes.Code, n int) {
 // EnableWriteRetries resends it on a new stream), although BigQuery holds
 // the rows; requests queued behind it on that stream are not processed.
 func (s *Server) DropNextResponse() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults.dropNext = true
+	s.cat.mu.Lock()
+	defer s.cat.mu.Unlock()
+	s.write.faults.dropNext = true
 }
 
 // CloseStreamAfter lets n more AppendRows requests complete normally and
@@ -45,9 +45,9 @@ func (s *Server) DropNextResponse() {
 // request ends before that request is processed. Requests already sent
 // behind the last one on that stream are not processed.
 func (s *Server) CloseStreamAfter(n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults.closeArmed, s.faults.closeLeft = true, n
+	s.cat.mu.Lock()
+	defer s.cat.mu.Unlock()
+	s.write.faults.closeArmed, s.write.faults.closeLeft = true, n
 }
 
 // fault is what the injected failures do to one request.

@@ -23,20 +23,20 @@ type Applied struct {
 // the Server's methods. A nil f stops the calls. It is how the end-to-end
 // latency benchmark (deploy/devstack) times when a row was acknowledged.
 func (s *Server) OnAppend(f func(Applied)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.onAppend = f
+	s.cat.mu.Lock()
+	defer s.cat.mu.Unlock()
+	s.write.onAppend = f
 }
 
 // observeLocked reports an applied request to the OnAppend function, if
-// any. s.mu is held.
-func (s *Server) observeLocked(project, ds, tbl string, changes []change) {
-	if s.onAppend == nil {
+// any. catalog.mu is held.
+func (w *writeService) observeLocked(project, ds, tbl string, changes []change) {
+	if w.onAppend == nil {
 		return
 	}
 	rows := make([]map[string]any, len(changes))
 	for i, c := range changes {
 		rows[i] = c.values
 	}
-	s.onAppend(Applied{Project: project, Dataset: ds, Table: tbl, Rows: rows, At: time.Now()})
+	w.onAppend(Applied{Project: project, Dataset: ds, Table: tbl, Rows: rows, At: time.Now()})
 }

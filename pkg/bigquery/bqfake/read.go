@@ -50,9 +50,11 @@ import (
 // readBlockRows is how many rows one ReadRows response carries.
 const readBlockRows = 1000
 
+// readService is the Storage Read API (google.cloud.bigquery.storage.v1
+// BigQueryRead): read sessions and their streams.
 type readService struct {
 	storagepb.UnimplementedBigQueryReadServer
-	s *Server
+	cat *catalog
 
 	mu       sync.Mutex
 	sessions map[string]*readSession // by stream name
@@ -90,10 +92,9 @@ func (r *readService) CreateReadSession(_ context.Context, req *storagepb.Create
 	if !strings.HasPrefix(req.GetParent(), "projects/") {
 		return nil, status.Errorf(codes.InvalidArgument, "invalid parent %q: want projects/{project}", req.GetParent())
 	}
-	s := r.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, aerr := s.lookupTableLocked(project, ds, tbl)
+	r.cat.mu.Lock()
+	defer r.cat.mu.Unlock()
+	t, aerr := r.cat.lookupTableLocked(project, ds, tbl)
 	if aerr != nil {
 		return nil, status.Error(codes.NotFound, aerr.msg)
 	}
@@ -117,7 +118,7 @@ func (r *readService) CreateReadSession(_ context.Context, req *storagepb.Create
 			return nil, status.Errorf(codes.InvalidArgument, "row_restriction %q: %v", text, err)
 		}
 	}
-	view, err := s.readViewLocked(t, tableName(project, ds, tbl))
+	view, err := r.readViewLocked(t, tableName(project, ds, tbl))
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +132,7 @@ func (r *readService) CreateReadSession(_ context.Context, req *storagepb.Create
 		r.sessions = map[string]*readSession{}
 	}
 	r.seq++
-	name := fmt.Sprintf("projects/%s/locations/%s/sessions/s%d", project, strings.ToLower(s.cfg.location), r.seq)
+	name := fmt.Sprintf("projects/%s/locations/%s/sessions/s%d", project, strings.ToLower(r.cat.cfg.location), r.seq)
 	stream := name + "/streams/0"
 	r.sessions[stream] = sess
 	r.mu.Unlock()

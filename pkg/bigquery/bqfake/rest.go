@@ -59,10 +59,16 @@ func writeJSON(w http.ResponseWriter, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// restHandler serves the subset of BigQuery API v2 that strait uses, at
-// the paths the generated client (google.golang.org/api/bigquery/v2)
-// builds under /bigquery/v2/.
-func (s *Server) restHandler() http.Handler {
+// restService is the REST API (BigQuery API v2): datasets, tables and
+// views, their metadata and schema changes.
+type restService struct {
+	cat *catalog
+}
+
+// handler serves the subset of BigQuery API v2 that strait uses, at the
+// paths the generated client (google.golang.org/api/bigquery/v2) builds
+// under /bigquery/v2/.
+func (s *restService) handler() http.Handler {
 	const p = "/bigquery/v2/projects/{project}/datasets"
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+p, s.listDatasets)
@@ -103,7 +109,7 @@ func decodeBody(r *http.Request, v any) *apiError {
 	return nil
 }
 
-func (s *Server) insertDataset(w http.ResponseWriter, r *http.Request) {
+func (s *restService) insertDataset(w http.ResponseWriter, r *http.Request) {
 	project := r.PathValue("project")
 	var d bq.Dataset
 	if aerr := decodeBody(r, &d); aerr != nil {
@@ -118,9 +124,9 @@ func (s *Server) insertDataset(w http.ResponseWriter, r *http.Request) {
 		d.DatasetReference.ProjectId = project
 	}
 	key := datasetKey{project, d.DatasetReference.DatasetId}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.datasets[key] != nil {
+	s.cat.mu.Lock()
+	defer s.cat.mu.Unlock()
+	if s.cat.datasets[key] != nil {
 		writeError(w, errDuplicate("Already Exists: Dataset %s:%s", key.project, key.dataset))
 		return
 	}
@@ -130,15 +136,15 @@ func (s *Server) insertDataset(w http.ResponseWriter, r *http.Request) {
 	d.Etag = "bqfake-1"
 	d.CreationTime, d.LastModifiedTime = now, now
 	if d.Location == "" {
-		d.Location = s.cfg.location
+		d.Location = s.cat.cfg.location
 	}
-	s.datasets[key] = &dataset{meta: &d, tables: make(map[string]*table)}
+	s.cat.datasets[key] = &dataset{meta: &d, tables: make(map[string]*table)}
 	writeJSON(w, &d)
 }
 
-func (s *Server) getDataset(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *restService) getDataset(w http.ResponseWriter, r *http.Request) {
+	s.cat.mu.Lock()
+	defer s.cat.mu.Unlock()
 	d, aerr := s.datasetLocked(r)
 	if aerr != nil {
 		writeError(w, aerr)
@@ -147,9 +153,9 @@ func (s *Server) getDataset(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, d.meta)
 }
 
-func (s *Server) datasetLocked(r *http.Request) (*dataset, *apiError) {
+func (s *restService) datasetLocked(r *http.Request) (*dataset, *apiError) {
 	key := datasetKey{r.PathValue("project"), r.PathValue("dataset")}
-	d := s.datasets[key]
+	d := s.cat.datasets[key]
 	if d == nil {
 		return nil, errNotFound("Not found: Dataset %s:%s", key.project, key.dataset)
 	}
@@ -158,14 +164,14 @@ func (s *Server) datasetLocked(r *http.Request) (*dataset, *apiError) {
 
 // updateDataset serves datasets.patch and datasets.update for the fields a
 // CDC sink touches: description, friendly name, labels.
-func (s *Server) updateDataset(w http.ResponseWriter, r *http.Request) {
+func (s *restService) updateDataset(w http.ResponseWriter, r *http.Request) {
 	var in bq.Dataset
 	if aerr := decodeBody(r, &in); aerr != nil {
 		writeError(w, aerr)
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.cat.mu.Lock()
+	defer s.cat.mu.Unlock()
 	d, aerr := s.datasetLocked(r)
 	if aerr != nil {
 		writeError(w, aerr)
@@ -184,9 +190,9 @@ func (s *Server) updateDataset(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, d.meta)
 }
 
-func (s *Server) deleteDataset(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *restService) deleteDataset(w http.ResponseWriter, r *http.Request) {
+	s.cat.mu.Lock()
+	defer s.cat.mu.Unlock()
 	d, aerr := s.datasetLocked(r)
 	if aerr != nil {
 		writeError(w, aerr)
@@ -197,16 +203,16 @@ func (s *Server) deleteDataset(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("Dataset %s is still in use", d.meta.Id)})
 		return
 	}
-	delete(s.datasets, datasetKey{r.PathValue("project"), r.PathValue("dataset")})
+	delete(s.cat.datasets, datasetKey{r.PathValue("project"), r.PathValue("dataset")})
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request) {
+func (s *restService) listDatasets(w http.ResponseWriter, r *http.Request) {
 	project := r.PathValue("project")
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.cat.mu.Lock()
+	defer s.cat.mu.Unlock()
 	out := &bq.DatasetList{Kind: "bigquery#datasetList"}
-	for k, d := range s.datasets {
+	for k, d := range s.cat.datasets {
 		if k.project != project {
 			continue
 		}
@@ -219,7 +225,7 @@ func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, out)
 }
 
-func (s *Server) insertTable(w http.ResponseWriter, r *http.Request) {
+func (s *restService) insertTable(w http.ResponseWriter, r *http.Request) {
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
 		writeError(w, errInvalid("read request: %v", err))
@@ -237,8 +243,8 @@ func (s *Server) insertTable(w http.ResponseWriter, r *http.Request) {
 	}
 	id := in.TableReference.TableId
 	name := tableName(project, ds, id)
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.cat.mu.Lock()
+	defer s.cat.mu.Unlock()
 	d, aerr := s.datasetLocked(r)
 	if aerr != nil {
 		writeError(w, aerr)
@@ -271,15 +277,15 @@ func (s *Server) insertTable(w http.ResponseWriter, r *http.Request) {
 	}
 	t := &table{}
 	t.setMeta(&in, true)
-	s.noteCreatedLocked(d, id, t)
+	s.cat.noteCreatedLocked(d, id, t)
 	d.tables[id] = t
 	writeJSON(w, t.resource())
 }
 
-func (s *Server) getTable(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, aerr := s.lookupTableLocked(r.PathValue("project"), r.PathValue("dataset"), r.PathValue("table"))
+func (s *restService) getTable(w http.ResponseWriter, r *http.Request) {
+	s.cat.mu.Lock()
+	defer s.cat.mu.Unlock()
+	t, aerr := s.cat.lookupTableLocked(r.PathValue("project"), r.PathValue("dataset"), r.PathValue("table"))
 	if aerr != nil {
 		writeError(w, aerr)
 		return
@@ -298,7 +304,7 @@ var mutableTableFields = []string{
 // replace the stored ones, JSON null clears one) and tables.update (PUT:
 // the body replaces every mutable field). Schema changes follow
 // validateSchemaChange; an If-Match etag must match.
-func (s *Server) updateTable(w http.ResponseWriter, r *http.Request) {
+func (s *restService) updateTable(w http.ResponseWriter, r *http.Request) {
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
 		writeError(w, errInvalid("read request: %v", err))
@@ -311,9 +317,9 @@ func (s *Server) updateTable(w http.ResponseWriter, r *http.Request) {
 	}
 	project, ds, id := r.PathValue("project"), r.PathValue("dataset"), r.PathValue("table")
 	name := tableName(project, ds, id)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, aerr := s.lookupTableLocked(project, ds, id)
+	s.cat.mu.Lock()
+	defer s.cat.mu.Unlock()
+	t, aerr := s.cat.lookupTableLocked(project, ds, id)
 	if aerr != nil {
 		writeError(w, aerr)
 		return
@@ -357,7 +363,7 @@ func (s *Server) updateTable(w http.ResponseWriter, r *http.Request) {
 	}
 	if isView {
 		defaultLegacySQL(next.View, mb)
-		d := s.datasets[datasetKey{project, ds}]
+		d := s.cat.datasets[datasetKey{project, ds}]
 		if aerr := s.validateViewLocked(d.meta.Location, next.View); aerr != nil {
 			writeError(w, aerr)
 			return
@@ -378,28 +384,28 @@ func (s *Server) updateTable(w http.ResponseWriter, r *http.Request) {
 	}
 	ob, _ := json.Marshal(oldFields)
 	nb, _ := json.Marshal(newFields)
-	s.noteSchemaLocked(t, oldFields, newFields)
+	s.cat.noteSchemaLocked(t, oldFields, newFields)
 	t.setMeta(next, string(ob) != string(nb))
 	writeJSON(w, t.resource())
 }
 
-func (s *Server) deleteTable(w http.ResponseWriter, r *http.Request) {
+func (s *restService) deleteTable(w http.ResponseWriter, r *http.Request) {
 	project, ds, id := r.PathValue("project"), r.PathValue("dataset"), r.PathValue("table")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, aerr := s.lookupTableLocked(project, ds, id); aerr != nil {
+	s.cat.mu.Lock()
+	defer s.cat.mu.Unlock()
+	if _, aerr := s.cat.lookupTableLocked(project, ds, id); aerr != nil {
 		writeError(w, aerr)
 		return
 	}
-	d := s.datasets[datasetKey{project, ds}]
+	d := s.cat.datasets[datasetKey{project, ds}]
 	delete(d.tables, id)
 	d.noteDropped(id)
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (s *Server) listTables(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+func (s *restService) listTables(w http.ResponseWriter, r *http.Request) {
+	s.cat.mu.Lock()
+	defer s.cat.mu.Unlock()
 	d, aerr := s.datasetLocked(r)
 	if aerr != nil {
 		writeError(w, aerr)

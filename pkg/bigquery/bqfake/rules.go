@@ -159,8 +159,8 @@ var (
 // the view's location. bqfake runs no SQL: it checks the dialect by its
 // table references (backtick-quoted paths are GoogleSQL, [p:d.t] legacy
 // SQL) and the existence of every backtick-quoted project.dataset.table.
-// s.mu is held.
-func (s *Server) validateViewLocked(location string, v *bq.ViewDefinition) *apiError {
+// catalog.mu is held.
+func (s *restService) validateViewLocked(location string, v *bq.ViewDefinition) *apiError {
 	switch {
 	case v.UseLegacySql && strings.Contains(v.Query, "`"):
 		return errInvalidQuery("Invalid view query in legacy SQL: backtick-quoted names are GoogleSQL; set view.useLegacySql to false")
@@ -174,7 +174,7 @@ func (s *Server) validateViewLocked(location string, v *bq.ViewDefinition) *apiE
 			continue // a column, an alias, or dataset.table: not checked
 		}
 		p, ds, tbl := strings.Join(parts[:len(parts)-2], "."), parts[len(parts)-2], parts[len(parts)-1]
-		d := s.datasets[datasetKey{p, ds}]
+		d := s.cat.datasets[datasetKey{p, ds}]
 		if d == nil || d.meta.Location != location {
 			return errNotFound("Not found: Dataset %s:%s was not found in location %s", p, ds, location)
 		}

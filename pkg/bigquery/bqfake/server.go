@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"cloud.google.com/go/bigquery/storage/apiv1/storagepb"
@@ -21,27 +20,18 @@ import (
 const grpcMaxRecv = 64 << 20
 
 // Server is a local BigQuery endpoint: the REST API subset on an HTTP
-// listener and the Storage Write API on a gRPC listener, both on loopback.
-// All methods are safe for concurrent use.
+// listener and the Storage Write and Read APIs on a gRPC listener, both on
+// loopback. It is the face tests see; each API is served by its own type
+// (restService, writeService, readService) over the tables they share
+// (catalog). All methods are safe for concurrent use.
 type Server struct {
-	cfg config
-
 	httpLn  net.Listener
 	httpSrv *http.Server
 	grpcLn  net.Listener
 	grpcSrv *grpc.Server
 
-	mu       sync.Mutex
-	datasets map[datasetKey]*dataset
-	faults   faults
-	appends  int64 // AppendRows requests received
-	unseen   int64 // appends refused for naming columns the Write API does not see yet
-	bytes    int64 // their serialized size
-
-	conns     int // AppendRows connections open
-	peakConns int
-
-	onAppend func(Applied) // see OnAppend
+	cat   *catalog
+	write *writeService // for its counters and injected faults
 }
 
 type config struct {
@@ -70,7 +60,8 @@ func New(opts ...Opt) (*Server, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s := &Server{cfg: cfg, datasets: make(map[datasetKey]*dataset)}
+	cat := &catalog{cfg: cfg, datasets: make(map[datasetKey]*dataset)}
+	s := &Server{cat: cat, write: &writeService{cat: cat}}
 
 	var err error
 	if s.httpLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
@@ -81,10 +72,10 @@ func New(opts ...Opt) (*Server, error) {
 		return nil, fmt.Errorf("bqfake: listen grpc: %w", err)
 	}
 
-	s.httpSrv = &http.Server{Handler: s.restHandler()}
+	s.httpSrv = &http.Server{Handler: (&restService{cat: cat}).handler()}
 	s.grpcSrv = grpc.NewServer(grpc.MaxRecvMsgSize(grpcMaxRecv))
-	storagepb.RegisterBigQueryWriteServer(s.grpcSrv, &writeService{s: s})
-	storagepb.RegisterBigQueryReadServer(s.grpcSrv, &readService{s: s})
+	storagepb.RegisterBigQueryWriteServer(s.grpcSrv, s.write)
+	storagepb.RegisterBigQueryReadServer(s.grpcSrv, &readService{cat: cat})
 
 	go s.httpSrv.Serve(s.httpLn)
 	go s.grpcSrv.Serve(s.grpcLn)
@@ -138,23 +129,23 @@ func (s *Server) GRPCClientOptions() []option.ClientOption {
 // Appends is the number of AppendRows requests the server has received,
 // accepted or not.
 func (s *Server) Appends() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.appends
+	s.cat.mu.Lock()
+	defer s.cat.mu.Unlock()
+	return s.write.appends
 }
 
 // SchemaRefusals is the number of appends refused because their writer
 // schema named columns the Write API did not see yet (WithSchemaDelay).
 func (s *Server) SchemaRefusals() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.unseen
+	s.cat.mu.Lock()
+	defer s.cat.mu.Unlock()
+	return s.write.unseen
 }
 
 // AppendBytes is the total serialized size of the AppendRows requests the
 // server has received.
 func (s *Server) AppendBytes() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.bytes
+	s.cat.mu.Lock()
+	defer s.cat.mu.Unlock()
+	return s.write.bytes
 }

@@ -15,14 +15,6 @@ import (
 	bq "google.golang.org/api/bigquery/v2"
 )
 
-type datasetKey struct{ project, dataset string }
-
-type dataset struct {
-	meta    *bq.Dataset
-	tables  map[string]*table
-	dropped map[string]bool // names of deleted tables (delays.go)
-}
-
 // table is one table's metadata and rows.
 type table struct {
 	meta    *bq.Table
@@ -58,27 +50,12 @@ type change struct {
 	seq    seqNum // _CHANGE_SEQUENCE_NUMBER, nil if absent
 }
 
-func tableName(project, ds, tbl string) string { return project + ":" + ds + "." + tbl }
-
-// lookupTableLocked returns the table or a notFound error. s.mu is held.
-func (s *Server) lookupTableLocked(project, ds, tbl string) (*table, *apiError) {
-	d := s.datasets[datasetKey{project, ds}]
-	if d == nil {
-		return nil, errNotFound("Not found: Dataset %s:%s", project, ds)
-	}
-	t := d.tables[tbl]
-	if t == nil {
-		return nil, errNotFound("Not found: Table %s", tableName(project, ds, tbl))
-	}
-	return t, nil
-}
-
 // Table returns a copy of a table's metadata as the REST API returns it
 // (tables.get).
 func (s *Server) Table(project, ds, tbl string) (*bq.Table, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, aerr := s.lookupTableLocked(project, ds, tbl)
+	s.cat.mu.Lock()
+	defer s.cat.mu.Unlock()
+	t, aerr := s.cat.lookupTableLocked(project, ds, tbl)
 	if aerr != nil {
 		return nil, aerr
 	}
@@ -99,9 +76,9 @@ func (s *Server) Table(project, ds, tbl string) (*bq.Table, error) {
 // A view has no rows of its own and bqfake runs no SQL: Rows of a view is
 // an error; read its definition with Table.
 func (s *Server) Rows(project, ds, tbl string) ([]map[string]any, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, aerr := s.lookupTableLocked(project, ds, tbl)
+	s.cat.mu.Lock()
+	defer s.cat.mu.Unlock()
+	t, aerr := s.cat.lookupTableLocked(project, ds, tbl)
 	if aerr != nil {
 		return nil, aerr
 	}

@@ -25,7 +25,16 @@ import (
 // BigQueryWrite) for the _default stream of every table.
 type writeService struct {
 	storagepb.UnimplementedBigQueryWriteServer
-	s *Server
+	cat *catalog
+
+	// Guarded by cat.mu.
+	faults    faults
+	appends   int64 // AppendRows requests received
+	unseen    int64 // appends refused for naming columns the Write API does not see yet
+	bytes     int64 // their serialized size
+	conns     int   // AppendRows connections open
+	peakConns int
+	onAppend  func(Applied) // see Server.OnAppend
 }
 
 // parseDefaultStream splits
@@ -48,21 +57,20 @@ func (w *writeService) GetWriteStream(_ context.Context, req *storagepb.GetWrite
 	if err != nil {
 		return nil, err
 	}
-	s := w.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, aerr := s.lookupTableLocked(project, ds, tbl)
+	w.cat.mu.Lock()
+	defer w.cat.mu.Unlock()
+	t, aerr := w.cat.lookupTableLocked(project, ds, tbl)
 	if aerr != nil {
 		return nil, status.Error(codes.NotFound, aerr.msg)
 	}
-	if err := s.streamVisibleLocked(t, req.GetName()); err != nil {
+	if err := w.cat.streamVisibleLocked(t, req.GetName()); err != nil {
 		return nil, err
 	}
 	return &storagepb.WriteStream{
 		Name:        req.GetName(),
 		Type:        storagepb.WriteStream_COMMITTED,
 		CreateTime:  timestamppb.New(time.UnixMilli(t.meta.CreationTime)),
-		TableSchema: storageSchema(s.visibleFields(t)),
+		TableSchema: storageSchema(w.cat.visibleFields(t)),
 		WriteMode:   storagepb.WriteStream_INSERT,
 		Location:    t.meta.Location,
 	}, nil
@@ -89,14 +97,14 @@ type writerState struct {
 // arrival order, and each gets its response before the next is read, so
 // responses come back in request order as the API promises.
 func (w *writeService) AppendRows(stream storagepb.BigQueryWrite_AppendRowsServer) error {
-	if !w.s.openConn() {
+	if !w.openConn() {
 		// Refused as the answer to the connection's first request: ended
 		// before it, the client's send would fail with a bare EOF, and
 		// which of the two it reports would depend on timing.
 		stream.Recv()
 		return errConnQuota
 	}
-	defer w.s.closeConn()
+	defer w.closeConn()
 	conn := &connState{writers: make(map[string]*writerState)}
 	for {
 		req, err := stream.Recv()
@@ -106,7 +114,7 @@ func (w *writeService) AppendRows(stream storagepb.BigQueryWrite_AppendRowsServe
 		if err != nil {
 			return err
 		}
-		resp, end := w.s.append(conn, req)
+		resp, end := w.append(conn, req)
 		if resp != nil {
 			if err := stream.Send(resp); err != nil {
 				return err
@@ -120,13 +128,13 @@ func (w *writeService) AppendRows(stream storagepb.BigQueryWrite_AppendRowsServe
 
 // append handles one request. It returns the response to send (nil for
 // none) and, when the stream must end, the status to end it with.
-func (s *Server) append(conn *connState, req *storagepb.AppendRowsRequest) (*storagepb.AppendRowsResponse, error) {
+func (w *writeService) append(conn *connState, req *storagepb.AppendRowsRequest) (*storagepb.AppendRowsResponse, error) {
 	size := proto.Size(req)
-	s.mu.Lock()
-	s.appends++
-	s.bytes += int64(size)
-	f := s.faults.takeLocked()
-	s.mu.Unlock()
+	w.cat.mu.Lock()
+	w.appends++
+	w.bytes += int64(size)
+	f := w.faults.takeLocked()
+	w.cat.mu.Unlock()
 
 	if f.closeBefore {
 		return nil, status.Error(codes.Unavailable, "bqfake: stream closed (CloseStreamAfter)")
@@ -142,7 +150,7 @@ func (s *Server) append(conn *connState, req *storagepb.AppendRowsRequest) (*sto
 	conn.last = name
 	// The connection takes the writer schema even from a request that then
 	// fails, so later requests without one can use it.
-	s.takeSchema(conn, name, req)
+	w.takeSchema(conn, name, req)
 
 	var resp *storagepb.AppendRowsResponse
 	if f.fail != codes.OK {
@@ -152,7 +160,7 @@ func (s *Server) append(conn *connState, req *storagepb.AppendRowsRequest) (*sto
 		}
 		resp = errorResponse(name, f.fail, msg)
 	} else {
-		resp = s.appendRows(conn, name, req, size)
+		resp = w.appendRows(conn, name, req, size)
 	}
 	switch {
 	case f.drop:
@@ -164,7 +172,7 @@ func (s *Server) append(conn *connState, req *storagepb.AppendRowsRequest) (*sto
 }
 
 // takeSchema records the writer schema a request carries, if any.
-func (s *Server) takeSchema(conn *connState, name string, req *storagepb.AppendRowsRequest) {
+func (w *writeService) takeSchema(conn *connState, name string, req *storagepb.AppendRowsRequest) {
 	sch := req.GetProtoRows().GetWriterSchema()
 	if sch == nil {
 		return
@@ -172,11 +180,11 @@ func (s *Server) takeSchema(conn *connState, name string, req *storagepb.AppendR
 	ws := &writerState{}
 	ws.desc, ws.descErr = messageDescriptor(sch.GetProtoDescriptor())
 	if project, ds, tbl, err := parseDefaultStream(name); err == nil {
-		s.mu.Lock()
-		if t, aerr := s.lookupTableLocked(project, ds, tbl); aerr == nil {
+		w.cat.mu.Lock()
+		if t, aerr := w.cat.lookupTableLocked(project, ds, tbl); aerr == nil {
 			ws.since = t.version
 		}
-		s.mu.Unlock()
+		w.cat.mu.Unlock()
 	}
 	conn.writers[name] = ws
 }
@@ -192,7 +200,7 @@ func errorResponse(stream string, code codes.Code, msg string) *storagepb.Append
 // appendRows validates a request and, when every row is valid, applies it.
 // A request is all or nothing: any bad row rejects the batch with
 // INVALID_ARGUMENT and one RowError per bad row.
-func (s *Server) appendRows(conn *connState, name string, req *storagepb.AppendRowsRequest, size int) *storagepb.AppendRowsResponse {
+func (w *writeService) appendRows(conn *connState, name string, req *storagepb.AppendRowsRequest, size int) *storagepb.AppendRowsResponse {
 	project, ds, tbl, err := parseDefaultStream(name)
 	if err != nil {
 		st := status.Convert(err)
@@ -212,21 +220,21 @@ func (s *Server) appendRows(conn *connState, name string, req *storagepb.AppendR
 	// are decoded meanwhile, and applied under it unless the table changed
 	// in between: then the request is taken again, as a whole, under it.
 	ws := conn.writers[name]
-	s.mu.Lock()
-	t, resp := s.bindLocked(ws, name, project, ds, tbl)
+	w.cat.mu.Lock()
+	t, resp := w.bindLocked(ws, name, project, ds, tbl)
 	var rev int
 	if t != nil {
 		rev = t.rev
 	}
-	s.mu.Unlock()
+	w.cat.mu.Unlock()
 	if resp != nil {
 		return resp
 	}
 	changes, resp := decodeRows(ws.b, name, pr.GetRows().GetSerializedRows())
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if now, _ := s.lookupTableLocked(project, ds, tbl); now != t || t.rev != rev {
-		if t, resp = s.bindLocked(ws, name, project, ds, tbl); resp != nil {
+	w.cat.mu.Lock()
+	defer w.cat.mu.Unlock()
+	if now, _ := w.cat.lookupTableLocked(project, ds, tbl); now != t || t.rev != rev {
+		if t, resp = w.bindLocked(ws, name, project, ds, tbl); resp != nil {
 			return resp
 		}
 		changes, resp = decodeRows(ws.b, name, pr.GetRows().GetSerializedRows())
@@ -235,13 +243,13 @@ func (s *Server) appendRows(conn *connState, name string, req *storagepb.AppendR
 		return resp
 	}
 	pk := t.primaryKey()
-	now := s.now()
-	s.expireDeletesLocked(t, now)
+	now := w.cat.now()
+	w.cat.expireDeletesLocked(t, now)
 	for _, c := range changes {
 		t.apply(c, pk)
 		t.noteDelete(c, pk, now)
 	}
-	s.observeLocked(project, ds, tbl, changes)
+	w.observeLocked(project, ds, tbl, changes)
 	resp = &storagepb.AppendRowsResponse{
 		Response:    &storagepb.AppendRowsResponse_AppendResult_{AppendResult: &storagepb.AppendRowsResponse_AppendResult{}},
 		WriteStream: name,
@@ -249,23 +257,23 @@ func (s *Server) appendRows(conn *connState, name string, req *storagepb.AppendR
 	if t.version != ws.since {
 		// The table schema changed after the writer sent its schema: tell it,
 		// as BigQuery does, so that it can pick up new columns.
-		resp.UpdatedSchema = storageSchema(s.visibleFields(t))
+		resp.UpdatedSchema = storageSchema(w.cat.visibleFields(t))
 	}
 	return resp
 }
 
 // bindLocked checks that the stream's table takes rows of the writer
 // schema ws and binds ws to it; a non-nil response refuses the request.
-// s.mu is held.
-func (s *Server) bindLocked(ws *writerState, name, project, ds, tbl string) (*table, *storagepb.AppendRowsResponse) {
-	t, aerr := s.lookupTableLocked(project, ds, tbl)
+// catalog.mu is held.
+func (w *writeService) bindLocked(ws *writerState, name, project, ds, tbl string) (*table, *storagepb.AppendRowsResponse) {
+	t, aerr := w.cat.lookupTableLocked(project, ds, tbl)
 	if aerr != nil {
 		return nil, errorResponse(name, codes.NotFound, aerr.msg)
 	}
 	if t.meta.Type == "VIEW" {
 		return nil, errorResponse(name, codes.InvalidArgument, fmt.Sprintf("Cannot write to view %s", t.meta.Id))
 	}
-	if err := s.streamVisibleLocked(t, name); err != nil {
+	if err := w.cat.streamVisibleLocked(t, name); err != nil {
 		st := status.Convert(err)
 		return nil, &storagepb.AppendRowsResponse{Response: &storagepb.AppendRowsResponse_Error{Error: st.Proto()}, WriteStream: name}
 	}
@@ -279,7 +287,7 @@ func (s *Server) bindLocked(ws *writerState, name, project, ds, tbl string) (*ta
 		ws.b, ws.bindErr = bindTable(ws.desc, t)
 		ws.tbl, ws.rev = t, t.rev
 	}
-	if resp := s.extraFieldsLocked(t, ws.desc, name); resp != nil {
+	if resp := w.extraFieldsLocked(t, ws.desc, name); resp != nil {
 		return nil, resp
 	}
 	if ws.bindErr != nil {
