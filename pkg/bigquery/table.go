@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -30,6 +31,16 @@ const (
 	maxClusterColumns = 4
 )
 
+// dataset is the writer's side of the REST API: the dataset, its tables'
+// metadata and schemas, and append mode's latest-row views. It holds no
+// state of its own: what it learns of a table goes into the tableState it
+// is given, which the caller guards (table.mu).
+type dataset struct {
+	cfg *Config
+	log *slog.Logger
+	bq  *bigquery.Client
+}
+
 // tableState is what the writer knows of one BigQuery table.
 type tableState struct {
 	id     string
@@ -52,12 +63,12 @@ type tableState struct {
 // It returns whether the schema changed. A changed type, a changed key in
 // upsert mode, or a table of the other mode is a permanent error that
 // says what to do.
-func (w *Writer) ensureTable(ctx context.Context, t *tableState, p *valuePlan, key []string) (bool, error) {
-	ref := w.bq.Dataset(w.cfg.Dataset).Table(t.id)
+func (d *dataset) ensureTable(ctx context.Context, t *tableState, p *valuePlan, key []string) (bool, error) {
+	ref := d.bq.Dataset(d.cfg.Dataset).Table(t.id)
 	if !t.known {
 		md, err := ref.Metadata(ctx)
 		if isHTTP(err, http.StatusNotFound) {
-			md, err = w.createTable(ctx, ref, p, key, t.appendMode)
+			md, err = d.createTable(ctx, ref, p, key, t.appendMode)
 		}
 		if err != nil {
 			return false, fmt.Errorf("table %s: %w", t.id, err)
@@ -82,8 +93,8 @@ func (w *Writer) ensureTable(ctx context.Context, t *tableState, p *valuePlan, k
 			add = append(add, c.field)
 			continue
 		}
-		if d := sameType(have, c.field); d != "" {
-			return false, permanent(fmt.Errorf("table %s: %s; BigQuery cannot change a column's type in place: drop the table and replay the topic from the beginning (consumer reset), or add a new column in the source instead of changing the type", t.id, d))
+		if diff := sameType(have, c.field); diff != "" {
+			return false, permanent(fmt.Errorf("table %s: %s; BigQuery cannot change a column's type in place: drop the table and replay the topic from the beginning (consumer reset), or add a new column in the source instead of changing the type", t.id, diff))
 		}
 	}
 	if len(add) == 0 {
@@ -96,12 +107,12 @@ func (w *Writer) ensureTable(ctx context.Context, t *tableState, p *valuePlan, k
 	md, err := ref.Update(ctx, bigquery.TableMetadataToUpdate{Schema: schema}, t.etag)
 	if isHTTP(err, http.StatusPreconditionFailed) {
 		t.known = false // changed meanwhile (another consumer): read it again
-		return w.ensureTable(ctx, t, p, key)
+		return d.ensureTable(ctx, t, p, key)
 	}
 	if err != nil {
 		return false, fmt.Errorf("table %s: add columns: %w", t.id, err)
 	}
-	w.log.Info("table columns added", "table", t.id, "columns", names(add))
+	d.log.Info("table columns added", "table", t.id, "columns", names(add))
 	t.load(md)
 	return true, nil
 }
@@ -118,7 +129,7 @@ func columnLimit(appendMode bool) (int, string) {
 // PRIMARY KEY (key) NOT ENFORCED and max_staleness; in append mode it is a
 // changelog without a primary key. Both are clustered on the key, which
 // serves upserts and the latest-row view alike.
-func (w *Writer) createTable(ctx context.Context, ref *bigquery.Table, p *valuePlan, key []string, appendMode bool) (*bigquery.TableMetadata, error) {
+func (d *dataset) createTable(ctx context.Context, ref *bigquery.Table, p *valuePlan, key []string, appendMode bool) (*bigquery.TableMetadata, error) {
 	if !appendMode && len(key) == 0 {
 		return nil, permanent(fmt.Errorf("source table %s.%s has no primary key: upsert mode needs one", p.database, p.table))
 	}
@@ -149,8 +160,8 @@ func (w *Writer) createTable(ctx context.Context, ref *bigquery.Table, p *valueP
 	} else {
 		md.Description = fmt.Sprintf("strait: changes of %s.%s, applied as upserts", p.database, p.table)
 		md.TableConstraints = &bigquery.TableConstraints{PrimaryKey: &bigquery.PrimaryKey{Columns: key}}
-		if w.cfg.MaxStaleness > 0 {
-			md.MaxStaleness = bigquery.IntervalValueFromDuration(w.cfg.MaxStaleness)
+		if d.cfg.MaxStaleness > 0 {
+			md.MaxStaleness = bigquery.IntervalValueFromDuration(d.cfg.MaxStaleness)
 		}
 	}
 	if len(cluster) > 0 {
@@ -164,9 +175,9 @@ func (w *Writer) createTable(ctx context.Context, ref *bigquery.Table, p *valueP
 		return nil, fmt.Errorf("create: %w", err)
 	}
 	if appendMode {
-		w.log.Info("changelog table created", "table", ref.TableID, "clustering", cluster)
+		d.log.Info("changelog table created", "table", ref.TableID, "clustering", cluster)
 	} else {
-		w.log.Info("table created", "table", ref.TableID, "primary_key", key, "clustering", cluster)
+		d.log.Info("table created", "table", ref.TableID, "primary_key", key, "clustering", cluster)
 	}
 	return ref.Metadata(ctx)
 }
@@ -182,13 +193,13 @@ const viewColumnsLabel = "strait_columns"
 // defined, so re-defining it is what brings new columns into the view's
 // schema; the columns it was defined with are in the label
 // strait_columns.
-func (w *Writer) ensureView(ctx context.Context, t *tableState, key []string) error {
-	query := viewQuery(w.cfg.Project, w.cfg.Dataset, t.id, key)
+func (d *dataset) ensureView(ctx context.Context, t *tableState, key []string) error {
+	query := viewQuery(d.cfg.Project, d.cfg.Dataset, t.id, key)
 	if t.view == query && t.viewColumns == len(t.schema) {
 		return nil
 	}
-	name := t.id + w.cfg.ViewSuffix
-	ref := w.bq.Dataset(w.cfg.Dataset).Table(name)
+	name := t.id + d.cfg.ViewSuffix
+	ref := d.bq.Dataset(d.cfg.Dataset).Table(name)
 	desc := fmt.Sprintf("strait: the latest row per primary key (%s) of changelog %s, by %s; keys whose latest change is a delete are left out",
 		strings.Join(key, ", "), t.id, ColSequence)
 	cols := strconv.Itoa(len(t.schema))
@@ -196,7 +207,7 @@ func (w *Writer) ensureView(ctx context.Context, t *tableState, key []string) er
 	if isHTTP(err, http.StatusNotFound) {
 		err = ref.Create(ctx, &bigquery.TableMetadata{ViewQuery: query, Description: desc, Labels: map[string]string{viewColumnsLabel: cols}})
 		if err == nil {
-			w.log.Info("view created", "view", name, "table", t.id, "primary_key", key)
+			d.log.Info("view created", "view", name, "table", t.id, "primary_key", key)
 			t.view, t.viewColumns = query, len(t.schema)
 			return nil
 		}
@@ -215,12 +226,12 @@ func (w *Writer) ensureView(ctx context.Context, t *tableState, key []string) er
 		upd.SetLabel(viewColumnsLabel, cols)
 		_, err := ref.Update(ctx, upd, md.ETag)
 		if isHTTP(err, http.StatusPreconditionFailed) { // changed meanwhile: look again
-			return w.ensureView(ctx, t, key)
+			return d.ensureView(ctx, t, key)
 		}
 		if err != nil {
 			return fmt.Errorf("view %s of %s: update: %w", name, t.id, err)
 		}
-		w.log.Info("view updated", "view", name, "table", t.id, "primary_key", key, "columns", len(t.schema))
+		d.log.Info("view updated", "view", name, "table", t.id, "primary_key", key, "columns", len(t.schema))
 	}
 	t.view, t.viewColumns = query, len(t.schema)
 	return nil
@@ -258,24 +269,21 @@ func (t *tableState) load(md *bigquery.TableMetadata) {
 	}
 }
 
-// EnsureDataset creates the dataset when it does not exist. While the
-// endpoint refuses connections or answers 5xx it keeps trying until ctx
-// ends (Google's client retries those); other failures, a timeout among
-// them, are returned: Unavailable tells whether BigQuery did not answer.
-func (w *Writer) EnsureDataset(ctx context.Context) error {
-	ds := w.bq.Dataset(w.cfg.Dataset)
+// ensure creates the dataset when it does not exist (Writer.EnsureDataset).
+func (d *dataset) ensure(ctx context.Context) error {
+	ds := d.bq.Dataset(d.cfg.Dataset)
 	_, err := ds.Metadata(ctx)
 	if isHTTP(err, http.StatusNotFound) {
-		err = ds.Create(ctx, &bigquery.DatasetMetadata{Location: w.cfg.Location})
+		err = ds.Create(ctx, &bigquery.DatasetMetadata{Location: d.cfg.Location})
 		if isHTTP(err, http.StatusConflict) {
 			err = nil
 		}
 		if err == nil {
-			w.log.Info("dataset created", "dataset", w.cfg.Dataset, "location", w.cfg.Location)
+			d.log.Info("dataset created", "dataset", d.cfg.Dataset, "location", d.cfg.Location)
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("dataset %s.%s: %w", w.cfg.Project, w.cfg.Dataset, err)
+		return fmt.Errorf("dataset %s.%s: %w", d.cfg.Project, d.cfg.Dataset, err)
 	}
 	return nil
 }

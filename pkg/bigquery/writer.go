@@ -56,7 +56,7 @@ type Writer struct {
 	metrics *Metrics
 	health  *health // whether the endpoints answer (health.go)
 	end     context.CancelFunc
-	bq      *bigquery.Client
+	ds      *dataset // the dataset and its tables' metadata (table.go)
 	mw      *managedwriter.Client
 
 	pools *pools // shared write connections (pool.go); nil: one per table
@@ -135,7 +135,7 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Writ
 		bq.Close()
 		return nil, fmt.Errorf("bigquery storage write client: %w", err)
 	}
-	w := &Writer{cfg: cfg, log: log, metrics: m, health: h, end: end, bq: bq, mw: mw, tables: map[string]*table{}, plans: map[int]planned{}}
+	w := &Writer{cfg: cfg, log: log, metrics: m, health: h, end: end, ds: &dataset{cfg: cfg, log: log, bq: bq}, mw: mw, tables: map[string]*table{}, plans: map[int]planned{}}
 	if cfg.WriteConnections > 0 {
 		if w.pools, err = newPools(life, cfg.Project, cfg.WriteConnections, grpcOpts, m); err != nil {
 			w.Close()
@@ -144,6 +144,12 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Writ
 	}
 	return w, nil
 }
+
+// EnsureDataset creates the dataset when it does not exist. While the
+// endpoint refuses connections or answers 5xx it keeps trying until ctx
+// ends (Google's client retries those); other failures, a timeout among
+// them, are returned: Unavailable tells whether BigQuery did not answer.
+func (w *Writer) EnsureDataset(ctx context.Context) error { return w.ds.ensure(ctx) }
 
 // Close closes every stream and both clients.
 func (w *Writer) Close() error {
@@ -162,7 +168,7 @@ func (w *Writer) Close() error {
 	if w.pools != nil {
 		perr = w.pools.close()
 	}
-	return errors.Join(w.mw.Close(), perr, w.bq.Close())
+	return errors.Join(w.mw.Close(), perr, w.ds.bq.Close())
 }
 
 // Reasons a table waits (sink.WaitError.Reason): BigQuery has not yet
@@ -652,12 +658,12 @@ func (w *Writer) bindSchema(ctx context.Context, t *table, topic *sink.Topic, c 
 		t.state.appendMode = appendMode
 		t.bindings = map[int]*binding{} // bound for the other mode
 	}
-	changed, err := w.ensureTable(ctx, &t.state, p, key)
+	changed, err := w.ds.ensureTable(ctx, &t.state, p, key)
 	if err != nil {
 		return nil, err
 	}
 	if appendMode && len(key) > 0 {
-		if err := w.ensureView(ctx, &t.state, key); err != nil {
+		if err := w.ds.ensureView(ctx, &t.state, key); err != nil {
 			return nil, err
 		}
 	}
