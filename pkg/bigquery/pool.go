@@ -3,11 +3,13 @@ package bigquery
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
 	"cloud.google.com/go/bigquery/storage/managedwriter"
 	"google.golang.org/api/option"
+	"google.golang.org/protobuf/types/descriptorpb"
 )
 
 // Write connections. BigQuery limits the AppendRows connections of a
@@ -117,9 +119,62 @@ func (p *pools) close() error {
 	return errors.Join(errs...)
 }
 
-// closeStream closes t's stream and gives back its share of a connection.
+// streams opens and closes the tables' default streams: on a shared
+// connection of the table's kind, or on the writer's own client when
+// there are no pools. What a stream holds is kept in its table, under
+// the table's lock.
+type streams struct {
+	cfg     *Config
+	metrics *Metrics
+	mw      *managedwriter.Client // the connections of tables' own streams
+	pools   *pools                // shared write connections; nil: one per table
+}
+
+// open (re)opens the table's default stream with a writer schema of
+// the table's current columns. t.mu is held.
+func (s *streams) open(ctx context.Context, t *table) error {
+	desc, err := writerSchema(t.state.schema, !t.state.appendMode)
+	if err != nil {
+		return permanent(fmt.Errorf("table %s: %w", t.state.id, err))
+	}
+	s.close(t)
+	t.stream, err = s.newStream(ctx, t, desc)
+	if err != nil {
+		return fmt.Errorf("open the default stream of %s: %w", t.state.id, err)
+	}
+	t.streamColumns = len(t.state.schema)
+	return nil
+}
+
+// newStream opens t's default stream on a shared connection of its kind
+// (CDC or plain), or on its own when there are no pools. t.mu is held.
+func (s *streams) newStream(ctx context.Context, t *table, desc *descriptorpb.DescriptorProto) (*managedwriter.ManagedStream, error) {
+	mw := s.mw
+	if s.pools != nil {
+		t.connCDC = !t.state.appendMode
+		t.conn = s.pools.take(t.connCDC)
+		mw = t.conn.mw
+	}
+	// The stream lives until Close, not until this call's ctx ends:
+	// managedwriter keeps the context it is opened with.
+	ms, err := mw.NewManagedStream(context.WithoutCancel(ctx),
+		managedwriter.WithDestinationTable(managedwriter.TableParentFromParts(s.cfg.Project, s.cfg.Dataset, t.state.id)),
+		managedwriter.WithType(managedwriter.DefaultStream),
+		managedwriter.WithSchemaDescriptor(desc),
+		managedwriter.EnableWriteRetries(true))
+	switch {
+	case err != nil && t.conn != nil:
+		s.pools.give(t.conn, t.connCDC)
+		t.conn = nil
+	case err == nil && t.conn == nil:
+		s.metrics.connections.Inc()
+	}
+	return ms, err
+}
+
+// close closes t's stream and gives back its share of a connection.
 // t.mu is held.
-func (w *Writer) closeStream(t *table) {
+func (s *streams) close(t *table) {
 	if t.stream == nil {
 		return
 	}
@@ -127,11 +182,21 @@ func (w *Writer) closeStream(t *table) {
 	t.stream = nil
 	switch {
 	case t.conn != nil:
-		w.pools.give(t.conn, t.connCDC)
+		s.pools.give(t.conn, t.connCDC)
 		t.conn = nil
 	default:
-		w.metrics.connections.Dec()
+		s.metrics.connections.Dec()
 	}
+}
+
+// closeClients closes the pools' connections and the writer's own client,
+// once every stream is closed.
+func (s *streams) closeClients() error {
+	var perr error
+	if s.pools != nil {
+		perr = s.pools.close()
+	}
+	return errors.Join(s.mw.Close(), perr)
 }
 
 // CloseIdle closes the streams of tables that wrote nothing for
@@ -148,7 +213,7 @@ func (w *Writer) CloseIdle() {
 			continue
 		}
 		if t.stream != nil && time.Since(t.used) >= w.cfg.StreamIdleTimeout {
-			w.closeStream(t)
+			w.streams.close(t)
 		}
 		t.mu.Unlock()
 	}

@@ -6,16 +6,16 @@
 //     mapping) and the metadata columns.
 //   - rows.go: Avro body → protobuf row bytes, from a field plan made once
 //     per schema; the writer schema (proto descriptor) of a table.
-//   - table.go: tables created on first sight (primary key, clustering,
-//     max_staleness) and patched when a schema gains columns; in append
-//     mode changelog tables and their latest-row views.
+//   - table.go: the dataset, and tables created on first sight (primary
+//     key, clustering, max_staleness) and patched when a schema gains
+//     columns; in append mode changelog tables and their latest-row views.
 //   - writer.go: Apply: batches within the request limit, appended to each
 //     table's default stream as CDC upserts and deletes (upsert mode) or
 //     as plain rows (append mode, and tables without a primary key).
 //   - health.go: whether BigQuery's endpoints answer, watched below the
 //     clients' own retries, warned about and listed for readiness.
-//   - pool.go: the write connections the tables' streams share, and the
-//     closing of idle streams.
+//   - pool.go: the tables' default streams, the write connections they
+//     share, and the closing of idle streams.
 //
 // Rows are built with protowire from a precompiled plan, not with dynamicpb
 // or goavro: issue 5 measured about 7.5 µs a row for dynamicpb against
@@ -41,7 +41,6 @@ import (
 	"google.golang.org/api/googleapi"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/descriptorpb"
 
 	"github.com/strait-cdc/strait/pkg/avro"
 	"github.com/strait-cdc/strait/pkg/sink"
@@ -57,9 +56,7 @@ type Writer struct {
 	health  *health // whether the endpoints answer (health.go)
 	end     context.CancelFunc
 	ds      *dataset // the dataset and its tables' metadata (table.go)
-	mw      *managedwriter.Client
-
-	pools *pools // shared write connections (pool.go); nil: one per table
+	streams *streams // the tables' default streams and their connections (pool.go)
 
 	mu     sync.Mutex
 	tables map[string]*table // by BigQuery table name
@@ -135,9 +132,14 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Writ
 		bq.Close()
 		return nil, fmt.Errorf("bigquery storage write client: %w", err)
 	}
-	w := &Writer{cfg: cfg, log: log, metrics: m, health: h, end: end, ds: &dataset{cfg: cfg, log: log, bq: bq}, mw: mw, tables: map[string]*table{}, plans: map[int]planned{}}
+	w := &Writer{
+		cfg: cfg, log: log, metrics: m, health: h, end: end,
+		ds:      &dataset{cfg: cfg, log: log, bq: bq},
+		streams: &streams{cfg: cfg, metrics: m, mw: mw},
+		tables:  map[string]*table{}, plans: map[int]planned{},
+	}
 	if cfg.WriteConnections > 0 {
-		if w.pools, err = newPools(life, cfg.Project, cfg.WriteConnections, grpcOpts, m); err != nil {
+		if w.streams.pools, err = newPools(life, cfg.Project, cfg.WriteConnections, grpcOpts, m); err != nil {
 			w.Close()
 			return nil, fmt.Errorf("bigquery storage write clients: %w", err)
 		}
@@ -161,14 +163,10 @@ func (w *Writer) Close() error {
 	defer w.mu.Unlock()
 	for _, t := range w.tables {
 		t.mu.Lock()
-		w.closeStream(t)
+		w.streams.close(t)
 		t.mu.Unlock()
 	}
-	var perr error
-	if w.pools != nil {
-		perr = w.pools.close()
-	}
-	return errors.Join(w.mw.Close(), perr, w.ds.bq.Close())
+	return errors.Join(w.streams.closeClients(), w.ds.bq.Close())
 }
 
 // Reasons a table waits (sink.WaitError.Reason): BigQuery has not yet
@@ -447,7 +445,7 @@ func (w *Writer) Apply(ctx context.Context, topic sink.Topic, changes []sink.Cha
 // reset forgets what is known of t's table and closes its stream. t.mu
 // is held.
 func (w *Writer) reset(t *table) {
-	w.closeStream(t)
+	w.streams.close(t)
 	t.state.known = false
 	t.state.view = ""
 	t.bindings = map[int]*binding{}
@@ -668,7 +666,7 @@ func (w *Writer) bindSchema(ctx context.Context, t *table, topic *sink.Topic, c 
 		}
 	}
 	if changed || modeChanged || t.stream == nil || t.streamColumns != len(t.state.schema) {
-		if err := w.openStream(ctx, t); err != nil {
+		if err := w.streams.open(ctx, t); err != nil {
 			return nil, err
 		}
 	}
@@ -679,48 +677,6 @@ func (w *Writer) bindSchema(ctx context.Context, t *table, topic *sink.Topic, c 
 	bd.keySchema, bd.prefix = c.KeySchema, topic.Prefix
 	t.bindings[c.ValueSchemaID] = bd
 	return bd, nil
-}
-
-// openStream (re)opens the table's default stream with a writer schema of
-// the table's current columns.
-func (w *Writer) openStream(ctx context.Context, t *table) error {
-	desc, err := writerSchema(t.state.schema, !t.state.appendMode)
-	if err != nil {
-		return permanent(fmt.Errorf("table %s: %w", t.state.id, err))
-	}
-	w.closeStream(t)
-	t.stream, err = w.newStream(ctx, t, desc)
-	if err != nil {
-		return fmt.Errorf("open the default stream of %s: %w", t.state.id, err)
-	}
-	t.streamColumns = len(t.state.schema)
-	return nil
-}
-
-// newStream opens t's default stream on a shared connection of its kind
-// (CDC or plain), or on its own when there are no pools. t.mu is held.
-func (w *Writer) newStream(ctx context.Context, t *table, desc *descriptorpb.DescriptorProto) (*managedwriter.ManagedStream, error) {
-	mw := w.mw
-	if w.pools != nil {
-		t.connCDC = !t.state.appendMode
-		t.conn = w.pools.take(t.connCDC)
-		mw = t.conn.mw
-	}
-	// The stream lives until Close, not until this call's ctx ends:
-	// managedwriter keeps the context it is opened with.
-	ms, err := mw.NewManagedStream(context.WithoutCancel(ctx),
-		managedwriter.WithDestinationTable(managedwriter.TableParentFromParts(w.cfg.Project, w.cfg.Dataset, t.state.id)),
-		managedwriter.WithType(managedwriter.DefaultStream),
-		managedwriter.WithSchemaDescriptor(desc),
-		managedwriter.EnableWriteRetries(true))
-	switch {
-	case err != nil && t.conn != nil:
-		w.pools.give(t.conn, t.connCDC)
-		t.conn = nil
-	case err == nil && t.conn == nil:
-		w.metrics.connections.Inc()
-	}
-	return ms, err
 }
 
 // rejectedRows returns the changes of a failed request that BigQuery
