@@ -48,7 +48,9 @@ import (
 
 // Writer applies changes to the tables of one dataset: it is a
 // sink.Sink. Apply may be called concurrently; calls for one table run one
-// at a time.
+// at a time. It turns changes into rows and appends them; the tables'
+// metadata in BigQuery is dataset's (table.go), their default streams and
+// connections are streams' (pool.go).
 type Writer struct {
 	cfg     *Config
 	log     *slog.Logger
