@@ -6,12 +6,10 @@ package kafka
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
-	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -167,13 +165,12 @@ type Group struct {
 	log        *slog.Logger
 	client     *kgo.Client
 	admin      *kadm.Client
-	registry   *sr.Client
+	dec        *decoder
 	max        int
 	maxRecord  int // kafka.max_record_bytes
 	groupID    string
-	principal  string         // User:<name> for authorization errors; "" unknown
-	deadLetter string         // the dead-letter topic
-	schemas    map[int]string // schema text by id; ids never change meaning; Poll's
+	principal  string // User:<name> for authorization errors; "" unknown
+	deadLetter string // the dead-letter topic
 
 	dlqMu    sync.Mutex
 	dlqReady bool // deadLetter exists (or could not be created: producing says why)
@@ -209,7 +206,7 @@ type partitionLag struct {
 // tests).
 func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, error) {
 	g := &Group{log: log, max: cfg.MaxPollRecords, maxRecord: cfg.MaxRecordBytes, groupID: cfg.GroupID, deadLetter: cfg.DeadLetters(), principal: cfg.Security.Principal(),
-		schemas: map[int]string{}, lag: map[TopicPartition]*partitionLag{}, held: map[string]map[int32]kgo.EpochOffset{}}
+		lag: map[TopicPartition]*partitionLag{}, held: map[string]map[int32]kgo.EpochOffset{}}
 	base := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumerGroup(cfg.GroupID),
@@ -248,7 +245,12 @@ func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, erro
 		client.Close()
 		return nil, fmt.Errorf("schema registry %s: %w", cfg.RegistryURL, err)
 	}
-	g.client, g.admin, g.registry = client, kadm.NewClient(client), reg
+	g.client, g.admin = client, kadm.NewClient(client)
+	g.dec = newDecoder(log, reg, func(up bool) {
+		if g.OnRegistry != nil {
+			g.OnRegistry(up)
+		}
+	})
 	return g, nil
 }
 
@@ -432,8 +434,8 @@ func (g *Group) Poll(ctx context.Context, wake <-chan struct{}) ([]*TopicBatch, 
 		}
 		rec := Record{Partition: r.Partition, Offset: r.Offset, raw: r, at: at}
 		var derr error
-		if rec.Key, derr = g.decode(ctx, r.Key); derr == nil {
-			rec.Value, derr = g.decode(ctx, r.Value)
+		if rec.Key, derr = g.dec.decode(ctx, r.Key); derr == nil {
+			rec.Value, derr = g.dec.decode(ctx, r.Value)
 		}
 		var de *decodeError
 		switch {
@@ -466,106 +468,6 @@ func recordSize(r *kgo.Record) int {
 		n += len(h.Key) + len(h.Value)
 	}
 	return n
-}
-
-// Reasons a record cannot be decoded: the strait.reason header of its dead
-// letter.
-const (
-	// ReasonBadFraming: the key or value is not in the Confluent wire
-	// format (magic byte 0 and a 4-byte schema id).
-	ReasonBadFraming = "bad_framing"
-	// ReasonUnknownSchema: the Schema Registry does not know the schema id.
-	ReasonUnknownSchema = "unknown_schema"
-	// ReasonBatchTooLarge: a fetched batch decompresses to more than
-	// kafka.max_record_bytes, or to more than its share of memory
-	// (limits.go); its records are not read, and the dead letter holds
-	// none of them (strait.offset and strait.next_offset give the range).
-	ReasonBatchTooLarge = "batch_too_large"
-)
-
-// decodeError is a record that can never be decoded.
-type decodeError struct {
-	reason string
-	err    error
-}
-
-func (e *decodeError) Error() string { return e.err.Error() }
-func (e *decodeError) Unwrap() error { return e.err }
-
-// decode splits a framed message and looks up its schema (cached by id).
-func (g *Group) decode(ctx context.Context, b []byte) (Message, error) {
-	if b == nil {
-		return Message{}, nil
-	}
-	id, body, err := splitFrame(b)
-	if err != nil {
-		return Message{}, &decodeError{ReasonBadFraming, err}
-	}
-	s, ok := g.schemas[id]
-	if !ok {
-		sch, err := g.schemaByID(ctx, id)
-		var re *sr.ResponseError
-		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
-			return Message{}, &decodeError{ReasonUnknownSchema, fmt.Errorf("schema id %d: unknown to the registry", id)}
-		}
-		if err != nil {
-			return Message{}, fmt.Errorf("schema id %d: %w", id, registryDenied(err))
-		}
-		s = sch.Schema
-		g.schemas[id] = s
-	}
-	return Message{SchemaID: id, Schema: s, Body: body}, nil
-}
-
-// registryBackoff bounds the wait between two tries of a registry that
-// does not answer.
-const registryBackoff = 30 * time.Second
-
-// schemaByID looks schema id up, waiting out a registry that cannot be
-// reached or answers 5xx (an outage: nothing can be decoded until it
-// ends, and exiting would only crash-loop) with backoff: one warning when
-// it starts, one line when it ends. An answer — the schema, 404, a
-// refusal — returns, as does the end of ctx.
-func (g *Group) schemaByID(ctx context.Context, id int) (sr.Schema, error) {
-	wait, start := 250*time.Millisecond, time.Now()
-	for attempt := 0; ; attempt++ {
-		sch, err := g.registry.SchemaByID(ctx, id)
-		var re *sr.ResponseError
-		if err == nil || ctx.Err() != nil || errors.As(err, &re) && re.StatusCode < 500 {
-			if attempt > 0 && err == nil {
-				g.log.Info("schema registry answers again", "after", time.Since(start).Round(time.Millisecond).String())
-				if g.OnRegistry != nil {
-					g.OnRegistry(true)
-				}
-			}
-			return sch, err
-		}
-		level := slog.LevelDebug
-		if attempt == 0 {
-			level = slog.LevelWarn
-			if g.OnRegistry != nil {
-				g.OnRegistry(false)
-			}
-		}
-		g.log.Log(ctx, level, "schema registry unavailable: waiting for it (records wait in Kafka, nothing is skipped)",
-			"schema_id", id, "err", err, "retry_in", wait.String())
-		select {
-		case <-ctx.Done():
-			return sch, err
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, registryBackoff)
-	}
-}
-
-// splitFrame splits a record key or value in the Confluent wire format:
-// magic byte 0, a big-endian 4-byte schema id, the Avro body (aliasing b).
-// Whether the registry knows the id is decode's question.
-func splitFrame(b []byte) (int, []byte, error) {
-	if len(b) < 5 || b[0] != 0 {
-		return 0, nil, errors.New("not in the Confluent wire format (magic byte 0, schema id)")
-	}
-	return int(binary.BigEndian.Uint32(b[1:5])), b[5:], nil
 }
 
 // Commit commits, for every partition in batches, the offset after its
