@@ -41,16 +41,16 @@ const (
 )
 
 // DeadLetterTopic returns <prefix>._dead_letter.
-func (w *Writer) DeadLetterTopic() string { return w.cfg.TopicPrefix + "._dead_letter" }
+func (pub *publisher) DeadLetterTopic() string { return pub.cfg.TopicPrefix + "._dead_letter" }
 
 // deadLetter publishes ev to the dead-letter topic with the reason. key and
 // value are the record's Avro bodies without the Confluent header (nil when
 // not available or too large); their schemas travel in headers so a reader
 // needs no registry.
-func (w *Writer) deadLetter(ctx context.Context, tw *tableWriter, ev *cdc.Event, reason string, cause error, key, value []byte) error {
-	topic := w.DeadLetterTopic()
+func (pub *publisher) deadLetter(ctx context.Context, tw *tableWriter, ev *cdc.Event, reason string, cause error, key, value []byte) error {
+	topic := pub.DeadLetterTopic()
 	// One partition keeps dead letters in source order; they are kept by time.
-	if err := w.ensureTopic(ctx, topic, 1, "delete"); err != nil {
+	if err := pub.p.ensureTopic(ctx, topic, 1, "delete"); err != nil {
 		return err
 	}
 	msg := fmt.Sprintf("%s.%s at %s:%d row %d: %v", ev.Table.Database, ev.Table.Name, ev.Source.File, ev.Source.Pos, ev.Source.Row, cause)
@@ -71,26 +71,26 @@ func (w *Writer) deadLetter(ctx context.Context, tw *tableWriter, ev *cdc.Event,
 	if value != nil {
 		h = append(h, kgo.RecordHeader{Key: "strait.value.schema", Value: []byte(tw.schemas.Value)})
 	}
-	if size := len(key) + len(value) + headerBytes(h); size > w.cfg.MaxRecordBytes-recordOverhead {
+	if size := len(key) + len(value) + headerBytes(h); size > pub.cfg.MaxRecordBytes-recordOverhead {
 		h = append(h, kgo.RecordHeader{Key: "strait.value.omitted", Value: []byte(strconv.Itoa(len(value)) + " bytes")})
 		value = nil
 	}
-	w.metrics.deadLetters.WithLabelValues(ev.Table.ID(), reason).Inc()
-	w.log.Error("change sent to the dead-letter topic", "topic", topic, "reason", reason, "err", msg)
-	w.produce(ctx, &kgo.Record{Topic: topic, Key: key, Value: value, Headers: h})
+	pub.metrics.deadLetters.WithLabelValues(ev.Table.ID(), reason).Inc()
+	pub.log.Error("change sent to the dead-letter topic", "topic", topic, "reason", reason, "err", msg)
+	pub.p.produce(ctx, &kgo.Record{Topic: topic, Key: key, Value: value, Headers: h})
 	return nil
 }
 
 // unfit returns why an encoded change cannot go to its table topic (encErr is
 // the encoder's error), or "" when it can.
-func (w *Writer) unfit(tw *tableWriter, key, value []byte, encErr error) (reason string, cause error) {
+func (pub *publisher) unfit(tw *tableWriter, key, value []byte, encErr error) (reason string, cause error) {
 	switch {
 	case encErr != nil:
 		return ReasonEncode, encErr
 	case tw.rejected != nil:
 		return ReasonSchemaRejected, tw.rejected
-	case len(key)+len(value) > w.cfg.MaxRecordBytes-recordOverhead:
-		return ReasonTooLarge, fmt.Errorf("record of %d bytes exceeds kafka.max_record_bytes=%d", len(key)+len(value), w.cfg.MaxRecordBytes)
+	case len(key)+len(value) > pub.cfg.MaxRecordBytes-recordOverhead:
+		return ReasonTooLarge, fmt.Errorf("record of %d bytes exceeds kafka.max_record_bytes=%d", len(key)+len(value), pub.cfg.MaxRecordBytes)
 	}
 	return "", nil
 }
@@ -118,12 +118,12 @@ func body(b []byte) []byte {
 
 // rejectedWriter is the writer of a table version whose schema the registry
 // refused: its changes are encoded (schema id 0) only to be dead-lettered.
-func (w *Writer) rejectedWriter(t *cdc.Table, topic string, s *avro.Schemas, err error) *tableWriter {
-	w.metrics.errors.WithLabelValues("registry").Inc()
-	w.log.Error("schema registry refused the table's schema: its changes go to the dead-letter topic until the subject accepts it (restart after fixing)",
-		"table", t.ID(), "topic", topic, "dead_letter_topic", w.DeadLetterTopic(), "err", err)
+func (pub *publisher) rejectedWriter(t *cdc.Table, topic string, s *avro.Schemas, err error) *tableWriter {
+	pub.metrics.errors.WithLabelValues("registry").Inc()
+	pub.log.Error("schema registry refused the table's schema: its changes go to the dead-letter topic until the subject accepts it (restart after fixing)",
+		"table", t.ID(), "topic", topic, "dead_letter_topic", pub.DeadLetterTopic(), "err", err)
 	return &tableWriter{topic: topic, schemas: *s, rejected: err,
-		enc: avro.NewEncoder(t, w.cfg.TopicPrefix, w.version, 0, 0), pub: w.metrics.table(t.ID())}
+		enc: avro.NewEncoder(t, pub.cfg.TopicPrefix, pub.version, 0, 0), pub: pub.metrics.table(t.ID())}
 }
 
 // deadLetterMaxBytes is the largest dead letter the consumer sends, the
