@@ -25,6 +25,8 @@ type decoder struct {
 	onRegistry func(up bool) // told when the registry stops and starts answering
 }
 
+// newDecoder returns a decoder with an empty cache; onRegistry may be a
+// no-op but not nil.
 func newDecoder(log *slog.Logger, registry *sr.Client, onRegistry func(up bool)) *decoder {
 	return &decoder{log: log, registry: registry, schemas: map[int]string{}, onRegistry: onRegistry}
 }
@@ -50,7 +52,10 @@ type decodeError struct {
 	err    error
 }
 
+// Error is the cause's text.
 func (e *decodeError) Error() string { return e.err.Error() }
+
+// Unwrap returns the cause.
 func (e *decodeError) Unwrap() error { return e.err }
 
 // decode splits a framed message and looks up its schema (cached by id).

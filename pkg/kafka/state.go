@@ -40,6 +40,7 @@ type stateStore struct {
 	histCodec *goavro.Codec // schemas.SchemaHistory
 }
 
+// newStateStore parses the state records' schemas.
 func newStateStore(p *producer, cfg *Config, log *slog.Logger, reg *Registry) (*stateStore, error) {
 	cpCodec, err := goavro.NewCodec(schemas.Checkpoint)
 	if err != nil {

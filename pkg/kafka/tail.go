@@ -86,7 +86,8 @@ func NewTail(ctx context.Context, cfg *GroupConfig, f *TopicFilter, from TailFro
 		return nil, fmt.Errorf("schema registry %s: %w", cfg.RegistryURL, err)
 	}
 	t := &Tail{log: log, client: client, admin: kadm.NewClient(client), dec: newDecoder(log, reg, func(bool) {}), filter: f,
-		max: cfg.MaxPollRecords, maxRecord: cfg.MaxRecordBytes, refresh: cfg.TopicRefresh, reading: map[string]map[int32]bool{}}
+		max: cfg.MaxPollRecords, maxRecord: cfg.MaxRecordBytes, refresh: cfg.TopicRefresh, next: time.Now().Add(cfg.TopicRefresh),
+		reading: map[string]map[int32]bool{}}
 	if err := t.addPartitions(ctx, from); err != nil {
 		client.Close()
 		return nil, err
@@ -139,7 +140,6 @@ func (t *Tail) addPartitions(ctx context.Context, from TailFrom) error {
 		}
 	}
 	t.client.AddConsumePartitions(add)
-	t.next = time.Now().Add(t.refresh)
 	return nil
 }
 
@@ -150,9 +150,12 @@ func (t *Tail) addPartitions(ctx context.Context, from TailFrom) error {
 func (t *Tail) Poll(ctx context.Context) ([]TailRecord, error) {
 	for {
 		if !time.Now().Before(t.next) {
-			if err := t.addPartitions(ctx, TailFromBeginning); err != nil {
-				return nil, err
+			// A failed look is only a delay: the next one finds the
+			// topics, and from their start.
+			if err := t.addPartitions(ctx, TailFromBeginning); err != nil && ctx.Err() == nil {
+				t.log.Warn("looking for new topics", "err", err, "retry_in", t.refresh.String())
 			}
+			t.next = time.Now().Add(t.refresh)
 		}
 		pollCtx, cancel := context.WithDeadline(ctx, t.next)
 		fetches := t.client.PollRecords(pollCtx, t.max)
