@@ -112,16 +112,10 @@ func (s *stateStore) CheckpointTopic() string { return s.cfg.TopicPrefix + "._ch
 // HeartbeatTopic returns <prefix>._heartbeat.
 func (s *stateStore) HeartbeatTopic() string { return s.cfg.TopicPrefix + "._heartbeat" }
 
-// putCheckpoint writes cp, written at start, into the open transaction:
-// Writer.Commit's checkpoint.
+// putCheckpoint writes cp into the open transaction: Writer.Commit's
+// checkpoint, written at start.
 func (s *stateStore) putCheckpoint(ctx context.Context, cp *Checkpoint, start time.Time) error {
-	cp.Source, cp.Written, cp.SchemaIDs = s.cfg.TopicPrefix, start, s.registry.InUse()
-	value, err := s.encodeCheckpoint(ctx, s.CheckpointTopic(), cp)
-	if err != nil {
-		return err
-	}
-	s.p.produce(ctx, &kgo.Record{Topic: s.CheckpointTopic(), Key: []byte(s.cfg.TopicPrefix), Value: value})
-	return nil
+	return s.put(ctx, s.CheckpointTopic(), cp, start)
 }
 
 // PublishHeartbeat writes cp, the current position and source time, to
@@ -131,27 +125,31 @@ func (s *stateStore) PublishHeartbeat(ctx context.Context, cp *Checkpoint) error
 	if err := s.p.begin(); err != nil {
 		return err
 	}
-	cp.Source, cp.Written, cp.SchemaIDs = s.cfg.TopicPrefix, time.Now(), s.registry.InUse()
-	value, err := s.encodeCheckpoint(ctx, s.HeartbeatTopic(), cp)
-	if err != nil {
+	if err := s.put(ctx, s.HeartbeatTopic(), cp, time.Now()); err != nil {
 		return fmt.Errorf("heartbeat: %w", err)
 	}
-	s.p.produce(ctx, &kgo.Record{Topic: s.HeartbeatTopic(), Key: []byte(s.cfg.TopicPrefix), Value: value})
 	return nil
 }
 
-// encodeCheckpoint encodes cp for topic (the checkpoint or heartbeat topic,
-// created compacted on first use), registering the schema under
+// put writes cp, stamped with this source, written at and the schema ids
+// in use, to topic (the checkpoint or heartbeat topic, created compacted
+// on first use) in the open transaction, registering the schema under
 // <topic>-value.
-func (s *stateStore) encodeCheckpoint(ctx context.Context, topic string, cp *Checkpoint) ([]byte, error) {
+func (s *stateStore) put(ctx context.Context, topic string, cp *Checkpoint, at time.Time) error {
+	cp.Source, cp.Written, cp.SchemaIDs = s.cfg.TopicPrefix, at, s.registry.InUse()
 	if err := s.p.ensureTopic(ctx, topic, 1, "compact"); err != nil {
-		return nil, err
+		return err
 	}
 	id, err := s.registry.Register(ctx, topic+"-value", schemas.Checkpoint)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return s.cpCodec.BinaryFromNative(header(uint32(id)), checkpointNative(cp))
+	value, err := s.cpCodec.BinaryFromNative(header(uint32(id)), checkpointNative(cp))
+	if err != nil {
+		return err
+	}
+	s.p.produce(ctx, &kgo.Record{Topic: topic, Key: []byte(s.cfg.TopicPrefix), Value: value})
+	return nil
 }
 
 // checkpointNative is cp in goavro's form of schemas/checkpoint.avsc.

@@ -126,7 +126,7 @@ func (pub *publisher) rejectedWriter(t *cdc.Table, topic string, s *avro.Schemas
 	pub.log.Error("schema registry refused the table's schema: its changes go to the dead-letter topic until the subject accepts it (restart after fixing)",
 		"table", t.ID(), "topic", topic, "dead_letter_topic", pub.DeadLetterTopic(), "err", err)
 	return &tableWriter{topic: topic, schemas: *s, rejected: err,
-		enc: avro.NewEncoder(t, pub.cfg.TopicPrefix, pub.version, 0, 0), pub: pub.metrics.table(t.ID())}
+		enc: avro.NewEncoder(t, pub.cfg.TopicPrefix, pub.version, 0, 0), counts: pub.metrics.table(t.ID())}
 }
 
 // deadLetterMaxBytes is the largest dead letter the consumer sends, the

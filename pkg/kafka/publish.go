@@ -44,8 +44,8 @@ type tableWriter struct {
 	topic    string
 	enc      *avro.Encoder
 	schemas  avro.Schemas
-	pub      *tableMetrics
-	rejected error // the registry refused the schema: changes are dead-lettered
+	counts   *tableMetrics // its records and bytes published
+	rejected error         // the registry refused the schema: changes are dead-lettered
 }
 
 // writerFor returns the writer of ev's table version, registering new
@@ -92,7 +92,7 @@ func (pub *publisher) writerFor(ctx context.Context, t *cdc.Table) (*tableWriter
 	if tw != nil {
 		pub.log.Info("table schema changed", "table", t.ID(), "topic", topic, "value_schema_id", valueID)
 	}
-	tw = &tableWriter{topic: topic, schemas: *s, enc: avro.NewEncoder(t, pub.cfg.TopicPrefix, pub.version, uint32(keyID), uint32(valueID)), pub: pub.metrics.table(t.ID())}
+	tw = &tableWriter{topic: topic, schemas: *s, enc: avro.NewEncoder(t, pub.cfg.TopicPrefix, pub.version, uint32(keyID), uint32(valueID)), counts: pub.metrics.table(t.ID())}
 	pub.tables[t.ID()] = tw
 	return tw, nil
 }
@@ -180,8 +180,8 @@ func (pub *publisher) publishOne(ctx context.Context, ev *cdc.Event, now time.Ti
 	pub.diverged.published(ev.Table.ID(), body(key))
 	pub.p.produce(ctx, pub.record(tw.topic, key, value))
 	pub.p.counted(len(key) + len(value))
-	tw.pub.records.Inc()
-	tw.pub.bytes.Add(float64(len(key) + len(value)))
+	tw.counts.records.Inc()
+	tw.counts.bytes.Add(float64(len(key) + len(value)))
 	if ev.Op == cdc.OpDelete && pub.cfg.Tombstones && key != nil {
 		pub.p.produce(ctx, pub.record(tw.topic, key, nil))
 	}
