@@ -52,18 +52,17 @@ func runTail(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return fmt.Errorf("-topics: %w", err)
 	}
-	tail, err := kafka.NewTail(&cfg.Kafka, filter, *fromBeginning, quietLogger(stderr))
-	if err != nil {
-		return err
+	start, from := kafka.TailFromNow, "now"
+	if *fromBeginning {
+		start, from = kafka.TailFromBeginning, "the beginning"
 	}
-	defer tail.Close()
-	if err := tail.Ping(ctx); err != nil {
+	// Where reading starts is fixed before saying so: every record
+	// committed after this line is printed.
+	tail, err := kafka.NewTail(ctx, &cfg.Kafka, filter, start, quietLogger(stderr))
+	if err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}
-	from := "now"
-	if *fromBeginning {
-		from = "the beginning"
-	}
+	defer tail.Close()
 	fmt.Fprintf(stderr, "tailing %s from %s\n", strings.Join(filter.Patterns(), " "), from)
 
 	out := bufio.NewWriter(stdout)

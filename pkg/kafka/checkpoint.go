@@ -107,39 +107,49 @@ func optional(s string) any {
 }
 
 // CheckpointTopic returns <prefix>._checkpoint.
-func (w *Writer) CheckpointTopic() string { return w.cfg.TopicPrefix + "._checkpoint" }
+func (s *stateStore) CheckpointTopic() string { return s.cfg.TopicPrefix + "._checkpoint" }
 
 // HeartbeatTopic returns <prefix>._heartbeat.
-func (w *Writer) HeartbeatTopic() string { return w.cfg.TopicPrefix + "._heartbeat" }
+func (s *stateStore) HeartbeatTopic() string { return s.cfg.TopicPrefix + "._heartbeat" }
+
+// putCheckpoint writes cp into the open transaction: Writer.Commit's
+// checkpoint, written at start.
+func (s *stateStore) putCheckpoint(ctx context.Context, cp *Checkpoint, start time.Time) error {
+	return s.put(ctx, s.CheckpointTopic(), cp, start)
+}
 
 // PublishHeartbeat writes cp, the current position and source time, to
 // <prefix>._heartbeat: even when the captured tables are idle, readers see
 // how far the producer has read and how old the source's newest change is.
-func (w *Writer) PublishHeartbeat(ctx context.Context, cp *Checkpoint) error {
-	if err := w.begin(); err != nil {
+func (s *stateStore) PublishHeartbeat(ctx context.Context, cp *Checkpoint) error {
+	if err := s.p.begin(); err != nil {
 		return err
 	}
-	cp.Source, cp.Written, cp.SchemaIDs = w.cfg.TopicPrefix, time.Now(), w.registry.InUse()
-	value, err := w.encodeCheckpoint(ctx, w.HeartbeatTopic(), cp)
-	if err != nil {
+	if err := s.put(ctx, s.HeartbeatTopic(), cp, time.Now()); err != nil {
 		return fmt.Errorf("heartbeat: %w", err)
 	}
-	w.produce(ctx, &kgo.Record{Topic: w.HeartbeatTopic(), Key: []byte(w.cfg.TopicPrefix), Value: value})
 	return nil
 }
 
-// encodeCheckpoint encodes cp for topic (the checkpoint or heartbeat topic,
-// created compacted on first use), registering the schema under
+// put writes cp, stamped with this source, written at and the schema ids
+// in use, to topic (the checkpoint or heartbeat topic, created compacted
+// on first use) in the open transaction, registering the schema under
 // <topic>-value.
-func (w *Writer) encodeCheckpoint(ctx context.Context, topic string, cp *Checkpoint) ([]byte, error) {
-	if err := w.ensureTopic(ctx, topic, 1, "compact"); err != nil {
-		return nil, err
+func (s *stateStore) put(ctx context.Context, topic string, cp *Checkpoint, at time.Time) error {
+	cp.Source, cp.Written, cp.SchemaIDs = s.cfg.TopicPrefix, at, s.registry.InUse()
+	if err := s.p.ensureTopic(ctx, topic, 1, "compact"); err != nil {
+		return err
 	}
-	id, err := w.registry.Register(ctx, topic+"-value", schemas.Checkpoint)
+	id, err := s.registry.Register(ctx, topic+"-value", schemas.Checkpoint)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return w.cpCodec.BinaryFromNative(header(uint32(id)), checkpointNative(cp))
+	value, err := s.cpCodec.BinaryFromNative(header(uint32(id)), checkpointNative(cp))
+	if err != nil {
+		return err
+	}
+	s.p.produce(ctx, &kgo.Record{Topic: topic, Key: []byte(s.cfg.TopicPrefix), Value: value})
+	return nil
 }
 
 // checkpointNative is cp in goavro's form of schemas/checkpoint.avsc.
@@ -299,25 +309,25 @@ func isTableID(s string) bool {
 // the bounded reader, and hold values the producer can have written.
 // Otherwise ReadCheckpoint returns a *StateError naming the record: the
 // producer must not start anywhere else.
-func (w *Writer) ReadCheckpoint(ctx context.Context) (*Checkpoint, error) {
-	if w.txn.transactional {
-		if _, _, err := w.client.ProducerID(ctx); err != nil {
-			err = authorization(err, w.principal, access{txnID: w.txn.id, txnOp: "WRITE", clusterOp: "IDEMPOTENT_WRITE"})
-			return nil, fmt.Errorf("take over transactional id %s: %w", w.txn.id, err)
+func (s *stateStore) ReadCheckpoint(ctx context.Context) (*Checkpoint, error) {
+	if s.p.txn.transactional {
+		if _, _, err := s.p.client.ProducerID(ctx); err != nil {
+			err = authorization(err, s.p.principal, access{txnID: s.p.txn.id, txnOp: "WRITE", clusterOp: "IDEMPOTENT_WRITE"})
+			return nil, fmt.Errorf("take over transactional id %s: %w", s.p.txn.id, err)
 		}
 	}
 	t, err := stateTypes(schemas.Checkpoint)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint schema: %w", err)
 	}
-	last, err := w.lastCheckpoint(ctx)
+	last, err := s.lastCheckpoint(ctx)
 	if err != nil || last == nil {
 		return nil, err
 	}
-	if err := w.trusted(ctx, last); err != nil {
+	if err := s.trusted(ctx, last); err != nil {
 		return nil, err
 	}
-	cp, err := decodeCheckpoint(t, w.cfg.TopicPrefix, last.Value)
+	cp, err := decodeCheckpoint(t, s.cfg.TopicPrefix, last.Value)
 	if err != nil {
 		return nil, refused(last, err)
 	}
@@ -327,10 +337,10 @@ func (w *Writer) ReadCheckpoint(ctx context.Context) (*Checkpoint, error) {
 
 // lastCheckpoint returns the last committed record under the source's key
 // in the checkpoint topic; nil when there is none.
-func (w *Writer) lastCheckpoint(ctx context.Context) (*kgo.Record, error) {
+func (s *stateStore) lastCheckpoint(ctx context.Context) (*kgo.Record, error) {
 	var last *kgo.Record
-	err := w.readCommitted(ctx, w.CheckpointTopic(), func(r *kgo.Record) {
-		if string(r.Key) == w.cfg.TopicPrefix {
+	err := s.readCommitted(ctx, s.CheckpointTopic(), func(r *kgo.Record) {
+		if string(r.Key) == s.cfg.TopicPrefix {
 			last = r
 		}
 	})

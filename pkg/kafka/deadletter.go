@@ -19,8 +19,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
+	"sync"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -41,16 +44,16 @@ const (
 )
 
 // DeadLetterTopic returns <prefix>._dead_letter.
-func (w *Writer) DeadLetterTopic() string { return w.cfg.TopicPrefix + "._dead_letter" }
+func (pub *publisher) DeadLetterTopic() string { return pub.cfg.TopicPrefix + "._dead_letter" }
 
 // deadLetter publishes ev to the dead-letter topic with the reason. key and
 // value are the record's Avro bodies without the Confluent header (nil when
 // not available or too large); their schemas travel in headers so a reader
 // needs no registry.
-func (w *Writer) deadLetter(ctx context.Context, tw *tableWriter, ev *cdc.Event, reason string, cause error, key, value []byte) error {
-	topic := w.DeadLetterTopic()
+func (pub *publisher) deadLetter(ctx context.Context, tw *tableWriter, ev *cdc.Event, reason string, cause error, key, value []byte) error {
+	topic := pub.DeadLetterTopic()
 	// One partition keeps dead letters in source order; they are kept by time.
-	if err := w.ensureTopic(ctx, topic, 1, "delete"); err != nil {
+	if err := pub.p.ensureTopic(ctx, topic, 1, "delete"); err != nil {
 		return err
 	}
 	msg := fmt.Sprintf("%s.%s at %s:%d row %d: %v", ev.Table.Database, ev.Table.Name, ev.Source.File, ev.Source.Pos, ev.Source.Row, cause)
@@ -71,26 +74,26 @@ func (w *Writer) deadLetter(ctx context.Context, tw *tableWriter, ev *cdc.Event,
 	if value != nil {
 		h = append(h, kgo.RecordHeader{Key: "strait.value.schema", Value: []byte(tw.schemas.Value)})
 	}
-	if size := len(key) + len(value) + headerBytes(h); size > w.cfg.MaxRecordBytes-recordOverhead {
+	if size := len(key) + len(value) + headerBytes(h); size > pub.cfg.MaxRecordBytes-recordOverhead {
 		h = append(h, kgo.RecordHeader{Key: "strait.value.omitted", Value: []byte(strconv.Itoa(len(value)) + " bytes")})
 		value = nil
 	}
-	w.metrics.deadLetters.WithLabelValues(ev.Table.ID(), reason).Inc()
-	w.log.Error("change sent to the dead-letter topic", "topic", topic, "reason", reason, "err", msg)
-	w.produce(ctx, &kgo.Record{Topic: topic, Key: key, Value: value, Headers: h})
+	pub.metrics.deadLetters.WithLabelValues(ev.Table.ID(), reason).Inc()
+	pub.log.Error("change sent to the dead-letter topic", "topic", topic, "reason", reason, "err", msg)
+	pub.p.produce(ctx, &kgo.Record{Topic: topic, Key: key, Value: value, Headers: h})
 	return nil
 }
 
 // unfit returns why an encoded change cannot go to its table topic (encErr is
 // the encoder's error), or "" when it can.
-func (w *Writer) unfit(tw *tableWriter, key, value []byte, encErr error) (reason string, cause error) {
+func (pub *publisher) unfit(tw *tableWriter, key, value []byte, encErr error) (reason string, cause error) {
 	switch {
 	case encErr != nil:
 		return ReasonEncode, encErr
 	case tw.rejected != nil:
 		return ReasonSchemaRejected, tw.rejected
-	case len(key)+len(value) > w.cfg.MaxRecordBytes-recordOverhead:
-		return ReasonTooLarge, fmt.Errorf("record of %d bytes exceeds kafka.max_record_bytes=%d", len(key)+len(value), w.cfg.MaxRecordBytes)
+	case len(key)+len(value) > pub.cfg.MaxRecordBytes-recordOverhead:
+		return ReasonTooLarge, fmt.Errorf("record of %d bytes exceeds kafka.max_record_bytes=%d", len(key)+len(value), pub.cfg.MaxRecordBytes)
 	}
 	return "", nil
 }
@@ -118,12 +121,12 @@ func body(b []byte) []byte {
 
 // rejectedWriter is the writer of a table version whose schema the registry
 // refused: its changes are encoded (schema id 0) only to be dead-lettered.
-func (w *Writer) rejectedWriter(t *cdc.Table, topic string, s *avro.Schemas, err error) *tableWriter {
-	w.metrics.errors.WithLabelValues("registry").Inc()
-	w.log.Error("schema registry refused the table's schema: its changes go to the dead-letter topic until the subject accepts it (restart after fixing)",
-		"table", t.ID(), "topic", topic, "dead_letter_topic", w.DeadLetterTopic(), "err", err)
+func (pub *publisher) rejectedWriter(t *cdc.Table, topic string, s *avro.Schemas, err error) *tableWriter {
+	pub.metrics.errors.WithLabelValues("registry").Inc()
+	pub.log.Error("schema registry refused the table's schema: its changes go to the dead-letter topic until the subject accepts it (restart after fixing)",
+		"table", t.ID(), "topic", topic, "dead_letter_topic", pub.DeadLetterTopic(), "err", err)
 	return &tableWriter{topic: topic, schemas: *s, rejected: err,
-		enc: avro.NewEncoder(t, w.cfg.TopicPrefix, w.version, 0, 0), pub: w.metrics.table(t.ID())}
+		enc: avro.NewEncoder(t, pub.cfg.TopicPrefix, pub.version, 0, 0), counts: pub.metrics.table(t.ID())}
 }
 
 // deadLetterMaxBytes is the largest dead letter the consumer sends, the
@@ -139,10 +142,21 @@ func (c *GroupConfig) DeadLetters() string {
 	return c.TopicPrefix + "._dead_letter." + topicPart(c.GroupID)
 }
 
-// DeadLetterTopic returns the group's dead-letter topic.
-func (g *Group) DeadLetterTopic() string { return g.deadLetter }
+// groupDeadLetters writes the group's dead letters, with the group's
+// client. Safe from any goroutine.
+type groupDeadLetters struct {
+	client    *kgo.Client
+	admin     *kadm.Client
+	log       *slog.Logger
+	topic     string
+	groupID   string
+	principal string // User:<name> for authorization errors; "" unknown
 
-// DeadLetter writes bad to the dead-letter topic and returns once Kafka
+	mu    sync.Mutex
+	ready bool // topic exists (or could not be created: producing says why)
+}
+
+// send writes bad to the dead-letter topic and returns once Kafka
 // acknowledged every one (then their offsets may be committed). Each dead
 // letter is the source record's key, value and headers, plus strait.reason,
 // strait.error, strait.topic, strait.partition, strait.offset,
@@ -151,15 +165,15 @@ func (g *Group) DeadLetterTopic() string { return g.deadLetter }
 // batch too large to read has no record: its dead letter has the headers,
 // strait.next_offset the offset after the batch, and reading the
 // partition goes on there.
-func (g *Group) DeadLetter(ctx context.Context, bad []BadRecord) error {
+func (d *groupDeadLetters) send(ctx context.Context, bad []BadRecord) error {
 	if len(bad) == 0 {
 		return nil
 	}
-	g.ensureDeadLetterTopic(ctx)
+	d.ensureTopic(ctx)
 	recs := make([]*kgo.Record, len(bad))
 	for i, b := range bad {
 		var h []kgo.RecordHeader
-		r := &kgo.Record{Topic: g.deadLetter}
+		r := &kgo.Record{Topic: d.topic}
 		if b.raw != nil {
 			h = append(h, b.raw.Headers...)
 			r.Key, r.Value = b.raw.Key, b.raw.Value
@@ -170,7 +184,7 @@ func (g *Group) DeadLetter(ctx context.Context, bad []BadRecord) error {
 			kgo.RecordHeader{Key: "strait.topic", Value: []byte(b.Topic)},
 			kgo.RecordHeader{Key: "strait.partition", Value: strconv.AppendInt(nil, int64(b.Partition), 10)},
 			kgo.RecordHeader{Key: "strait.offset", Value: strconv.AppendInt(nil, b.Offset, 10)},
-			kgo.RecordHeader{Key: "strait.group", Value: []byte(g.groupID)},
+			kgo.RecordHeader{Key: "strait.group", Value: []byte(d.groupID)},
 		)
 		if b.raw != nil {
 			h = append(h, kgo.RecordHeader{Key: "strait.timestamp", Value: strconv.AppendInt(nil, b.raw.Timestamp.UnixMilli(), 10)})
@@ -182,17 +196,17 @@ func (g *Group) DeadLetter(ctx context.Context, bad []BadRecord) error {
 		recs[i] = r
 	}
 	var errs []error
-	for i, res := range g.client.ProduceSync(ctx, recs...) {
+	for i, res := range d.client.ProduceSync(ctx, recs...) {
 		err := res.Err
 		if errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge) {
 			r := recs[i]
 			r.Headers = append(r.Headers, kgo.RecordHeader{Key: "strait.value.omitted", Value: []byte(strconv.Itoa(len(r.Value)) + " bytes")})
 			r.Value = nil
-			err = g.client.ProduceSync(ctx, r).FirstErr()
+			err = d.client.ProduceSync(ctx, r).FirstErr()
 		}
 		if err != nil {
-			err = authorization(err, g.principal, access{topic: g.deadLetter, topicOp: "WRITE", clusterOp: "IDEMPOTENT_WRITE"})
-			errs = append(errs, fmt.Errorf("dead letter of %s/%d@%d to %s: %w", bad[i].Topic, bad[i].Partition, bad[i].Offset, g.deadLetter, err))
+			err = authorization(err, d.principal, access{topic: d.topic, topicOp: "WRITE", clusterOp: "IDEMPOTENT_WRITE"})
+			errs = append(errs, fmt.Errorf("dead letter of %s/%d@%d to %s: %w", bad[i].Topic, bad[i].Partition, bad[i].Offset, d.topic, err))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -200,25 +214,25 @@ func (g *Group) DeadLetter(ctx context.Context, bad []BadRecord) error {
 	}
 	for _, b := range bad {
 		if b.skip != nil { // franz-go stopped reading the partition at the batch
-			g.client.SetOffsets(map[string]map[int32]kgo.EpochOffset{b.Topic: {b.Partition: *b.skip}})
+			d.client.SetOffsets(map[string]map[int32]kgo.EpochOffset{b.Topic: {b.Partition: *b.skip}})
 		}
 	}
 	return nil
 }
 
-// ensureDeadLetterTopic creates the dead-letter topic unless it exists:
+// ensureTopic creates the dead-letter topic unless it exists:
 // one partition (dead letters in the order they were found), deleted by
 // time, records as large as deadLetterMaxBytes. A failure is only logged:
 // the topic may exist and the group lack the right to create topics;
 // producing then says what is wrong.
-func (g *Group) ensureDeadLetterTopic(ctx context.Context) {
-	g.dlqMu.Lock()
-	defer g.dlqMu.Unlock()
-	if g.dlqReady {
+func (d *groupDeadLetters) ensureTopic(ctx context.Context) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ready {
 		return
 	}
 	cleanup, maxBytes := "delete", strconv.Itoa(deadLetterMaxBytes+recordOverhead)
-	resp, err := g.admin.CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &cleanup, "max.message.bytes": &maxBytes}, g.deadLetter)
+	resp, err := d.admin.CreateTopic(ctx, 1, -1, map[string]*string{"cleanup.policy": &cleanup, "max.message.bytes": &maxBytes}, d.topic)
 	if err == nil {
 		err = resp.Err
 	}
@@ -226,12 +240,12 @@ func (g *Group) ensureDeadLetterTopic(ctx context.Context) {
 	case ctx.Err() != nil:
 		return // try again with the next dead letters
 	case err == nil:
-		g.log.Info("topic created", "topic", g.deadLetter, "partitions", 1, "cleanup.policy", cleanup)
+		d.log.Info("topic created", "topic", d.topic, "partitions", 1, "cleanup.policy", cleanup)
 	case errors.Is(err, kerr.TopicAlreadyExists):
-	case errors.Is(err, kerr.TopicAuthorizationFailed) && topicExists(ctx, g.admin, g.deadLetter):
+	case errors.Is(err, kerr.TopicAuthorizationFailed) && topicExists(ctx, d.admin, d.topic):
 	default:
-		g.log.Warn("cannot create the dead-letter topic", "topic", g.deadLetter,
-			"err", authorization(err, g.principal, access{topic: g.deadLetter, topicOp: "CREATE", clusterOp: "CREATE"}))
+		d.log.Warn("cannot create the dead-letter topic", "topic", d.topic,
+			"err", authorization(err, d.principal, access{topic: d.topic, topicOp: "CREATE", clusterOp: "CREATE"}))
 	}
-	g.dlqReady = true
+	d.ready = true
 }

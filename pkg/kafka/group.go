@@ -6,12 +6,10 @@ package kafka
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
-	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -23,138 +21,6 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 )
 
-// GroupConfig is how the consumer reads the table topics.
-type GroupConfig struct {
-	// Brokers are the bootstrap brokers (host:port).
-	Brokers []string `yaml:"brokers" help:"Kafka bootstrap brokers, comma-separated host:port"`
-	// GroupID is the consumer group; default "strait-bigquery". Groups
-	// with different ids read the same topics independently (fan-out).
-	GroupID string `yaml:"group_id" help:"consumer group id"`
-	// TopicPrefix selects the table topics: every topic matching
-	// ^<prefix>\.[^_].* (internal topics start with '_'); default "strait".
-	TopicPrefix string `yaml:"topic_prefix" help:"prefix of the table topics to read"`
-	// RegistryURL is the Confluent-compatible Schema Registry.
-	RegistryURL string `yaml:"schema_registry_url" help:"Schema Registry URL"`
-	// TopicRefresh is how often new topics matching the prefix are looked
-	// for; default 1m.
-	TopicRefresh time.Duration `yaml:"topic_refresh" help:"how often new table topics are discovered"`
-	// MaxPollRecords bounds the records handled per poll (memory and
-	// latency of one round); default 50000.
-	MaxPollRecords int `yaml:"max_poll_records" help:"most records handled per poll"`
-	// SessionTimeout is how long the group waits for a member that stopped
-	// heartbeating (a killed process) before its partitions move to the
-	// others; default 45s.
-	SessionTimeout time.Duration `yaml:"session_timeout" help:"how long a silent member keeps its partitions"`
-	// RebalanceTimeout is how long a rebalance waits for the members to
-	// rejoin — also for a member that was killed, which never does — and
-	// so how long a member may take to finish the batch it is applying;
-	// default 60s.
-	RebalanceTimeout time.Duration `yaml:"rebalance_timeout" help:"how long a rebalance waits for members (and a member may take to finish its batch)"`
-	// FetchMaxBytes bounds one fetch response (compressed bytes); franz-go
-	// buffers one ahead of the polls, and polled records keep their
-	// fetch's batches in memory until committed; default 4 MiB, at most
-	// 64 MiB. Memory grows with it (see maxFetchBytes).
-	FetchMaxBytes int `yaml:"fetch_max_bytes" help:"largest fetch response, in bytes"`
-	// MaxRecordBytes is the largest record (key, value and headers) the
-	// group reads, and the most a fetched batch may decompress to: a
-	// larger record is a bad record (record_too_large), a larger batch one
-	// too (batch_too_large). Default 16 MiB, the producer's
-	// kafka.max_record_bytes; at most 256 MiB.
-	MaxRecordBytes int `yaml:"max_record_bytes" help:"largest record read, and most a fetched batch decompresses to"`
-	// DeadLetterTopic receives the records this group cannot apply (see
-	// deadletter.go); default <prefix>._dead_letter.<group_id>, one per
-	// group because whether a record can be applied depends on the group's
-	// target. It must not match the table topics' pattern.
-	DeadLetterTopic string `yaml:"dead_letter_topic" help:"topic of the records the group cannot apply (default <topic_prefix>._dead_letter.<group_id>)"`
-	// Security is TLS and authentication for the brokers and the registry,
-	// as the producer's (security.go).
-	Security Security `yaml:",inline"`
-}
-
-// Defaults fills unset fields with their defaults.
-func (c *GroupConfig) Defaults() {
-	c.GroupID = "strait-bigquery"
-	c.TopicPrefix = "strait"
-	c.TopicRefresh = time.Minute
-	c.MaxPollRecords = 50000
-	c.SessionTimeout = 45 * time.Second
-	c.RebalanceTimeout = time.Minute
-	c.FetchMaxBytes = 4 << 20
-	c.MaxRecordBytes = 16 << 20
-}
-
-// Memory. What the group holds of the topics, with the defaults, against
-// the container the consumer ships in (deploy/k8s/consumer.yaml: a limit
-// of 1536 MiB, GOMEMLIMIT 1400MiB):
-//
-//   - One fetch is in flight or buffered at a time (readLimits). Its
-//     response is at most fetch_max_bytes F = 4 MiB, or one batch of up
-//     to max_record_bytes B = 16 MiB (a broker returns a partition's first
-//     batch even when it is larger than F).
-//   - It decompresses to at most D = max(24 × F, B) = 96 MiB: every batch
-//     to at most B and to at most maxRatio = 24 times its size
-//     (limits.go).
-//   - Polled records keep their batches until committed: those of the
-//     polls in flight (max_polls_in_flight P = 2) and of the buffered
-//     fetch, (P + 1) × D = 288 MiB. The rows built for BigQuery from the
-//     polls being applied are about as large as their values: P × D =
-//     192 MiB.
-//   - franz-go adds a kgo.Record per record, 168 bytes with its pointer:
-//     40% more for records of 420 bytes (the benchmark's), 115 MiB here.
-//   - The rest (clients, schema caches, gRPC buffers, the dead letters of
-//     a poll, metrics) stays under 150 MiB.
-//
-// About 750 MiB in all, half the limit: in general 150 MiB + (2P + 1) × D
-// plus the records' 168 bytes each. Raise the container's limit (and
-// GOMEMLIMIT) with F, B or P. Records much smaller than 420 bytes cost
-// franz-go more than their size (25 times for an empty record): a flood
-// of them, compressed at the ratio limit, is not bounded here (README,
-// "Memory" and "Kafka and Schema Registry security").
-const (
-	maxFetchBytes  = 64 << 20  // the largest kafka.fetch_max_bytes
-	maxRecordBytes = 256 << 20 // the largest kafka.max_record_bytes
-)
-
-// Validate reports every problem of the configuration, naming the key.
-func (c *GroupConfig) Validate() error {
-	var errs []error
-	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("kafka.brokers: required"))
-	}
-	if c.GroupID == "" {
-		errs = append(errs, errors.New("kafka.group_id: required"))
-	}
-	if c.TopicPrefix == "" {
-		errs = append(errs, errors.New("kafka.topic_prefix: required"))
-	}
-	if c.RegistryURL == "" {
-		errs = append(errs, errors.New("kafka.schema_registry_url: required"))
-	}
-	if c.TopicRefresh < time.Second {
-		errs = append(errs, fmt.Errorf("kafka.topic_refresh: %s, want at least 1s", c.TopicRefresh))
-	}
-	if c.RebalanceTimeout < time.Second {
-		errs = append(errs, fmt.Errorf("kafka.rebalance_timeout: %s, want at least 1s", c.RebalanceTimeout))
-	}
-	if c.SessionTimeout < 2*time.Second {
-		errs = append(errs, fmt.Errorf("kafka.session_timeout: %s, want at least 2s", c.SessionTimeout))
-	}
-	if c.MaxPollRecords < 1 {
-		errs = append(errs, fmt.Errorf("kafka.max_poll_records: %d, want at least 1", c.MaxPollRecords))
-	}
-	if c.FetchMaxBytes < 1<<10 || c.FetchMaxBytes > maxFetchBytes {
-		errs = append(errs, fmt.Errorf("kafka.fetch_max_bytes: %d, want 1024 to %d", c.FetchMaxBytes, maxFetchBytes))
-	}
-	if c.MaxRecordBytes < 1<<10 || c.MaxRecordBytes > maxRecordBytes {
-		errs = append(errs, fmt.Errorf("kafka.max_record_bytes: %d, want 1024 to %d", c.MaxRecordBytes, maxRecordBytes))
-	}
-	if c.TopicPrefix != "" && regexp.MustCompile(TopicPattern(c.TopicPrefix)).MatchString(c.DeadLetters()) {
-		errs = append(errs, fmt.Errorf("kafka.dead_letter_topic: %q is one of the table topics the group reads; start its last part with '_' (e.g. %s._dead_letter)", c.DeadLetterTopic, c.TopicPrefix))
-	}
-	errs = append(errs, c.Security.Validate(), registryURLPassword(c.RegistryURL))
-	return errors.Join(errs...)
-}
-
 // Group is a member of the consumer group reading the table topics:
 // cooperative-sticky balancing, read_committed (only records of committed
 // producer transactions), no automatic commits. A partition never changes
@@ -164,29 +30,19 @@ func (c *GroupConfig) Validate() error {
 // caller finishes and commits what it still applies. Poll is called from
 // one goroutine; Commit, DeadLetter and Lag from any.
 type Group struct {
-	log        *slog.Logger
-	client     *kgo.Client
-	admin      *kadm.Client
-	registry   *sr.Client
-	max        int
-	maxRecord  int // kafka.max_record_bytes
-	groupID    string
-	principal  string         // User:<name> for authorization errors; "" unknown
-	deadLetter string         // the dead-letter topic
-	schemas    map[int]string // schema text by id; ids never change meaning; Poll's
-
-	dlqMu    sync.Mutex
-	dlqReady bool // deadLetter exists (or could not be created: producing says why)
+	log       *slog.Logger
+	client    *kgo.Client
+	dec       *decoder
+	max       int
+	maxRecord int // kafka.max_record_bytes
+	groupID   string
+	principal string // User:<name> for authorization errors; "" unknown
+	dead      *groupDeadLetters
+	lag       *lagTracker
+	held      *holds
 
 	hookMu   sync.Mutex
 	onRevoke func(context.Context)
-
-	lagMu    sync.Mutex
-	lag      map[TopicPartition]*partitionLag
-	caughtUp bool // logged since the last assignment: every partition read committed to its end
-
-	heldMu sync.Mutex
-	held   map[string]map[int32]kgo.EpochOffset // by topic: where reading starts again (Hold)
 
 	// OnRegistry, when set, is called with false when the Schema Registry
 	// stops answering and with true when it answers again (readiness).
@@ -199,17 +55,11 @@ type TopicPartition struct {
 	Partition int32
 }
 
-// partitionLag is what Lag computes a partition's lag from.
-type partitionLag struct {
-	end       int64 // last stable offset of the latest fetch: the end a read_committed reader can reach
-	committed int64 // next offset to read, as committed (or first polled); -1 unknown
-}
-
 // NewGroup joins the group. opts are extra client options (security,
 // tests).
 func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, error) {
-	g := &Group{log: log, max: cfg.MaxPollRecords, maxRecord: cfg.MaxRecordBytes, groupID: cfg.GroupID, deadLetter: cfg.DeadLetters(), principal: cfg.Security.Principal(),
-		schemas: map[int]string{}, lag: map[TopicPartition]*partitionLag{}, held: map[string]map[int32]kgo.EpochOffset{}}
+	g := &Group{log: log, max: cfg.MaxPollRecords, maxRecord: cfg.MaxRecordBytes, groupID: cfg.GroupID, principal: cfg.Security.Principal(),
+		lag: &lagTracker{log: log, groupID: cfg.GroupID, lag: map[TopicPartition]*partitionLag{}}, held: &holds{held: map[string]map[int32]kgo.EpochOffset{}}}
 	base := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumerGroup(cfg.GroupID),
@@ -248,7 +98,13 @@ func NewGroup(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Group, erro
 		client.Close()
 		return nil, fmt.Errorf("schema registry %s: %w", cfg.RegistryURL, err)
 	}
-	g.client, g.admin, g.registry = client, kadm.NewClient(client), reg
+	g.client = client
+	g.dead = &groupDeadLetters{client: client, admin: kadm.NewClient(client), log: log, topic: cfg.DeadLetters(), groupID: cfg.GroupID, principal: g.principal}
+	g.dec = newDecoder(log, reg, func(up bool) {
+		if g.OnRegistry != nil {
+			g.OnRegistry(up)
+		}
+	})
 	return g, nil
 }
 
@@ -387,7 +243,7 @@ func (g *Group) Poll(ctx context.Context, wake <-chan struct{}) ([]*TopicBatch, 
 	if denied != nil {
 		return nil, denied
 	}
-	g.noteEnds(fetches)
+	g.lag.noteEnds(fetches)
 	var out []*TopicBatch
 	byTopic := map[string]*TopicBatch{}
 	counts := map[string]int{}
@@ -432,8 +288,8 @@ func (g *Group) Poll(ctx context.Context, wake <-chan struct{}) ([]*TopicBatch, 
 		}
 		rec := Record{Partition: r.Partition, Offset: r.Offset, raw: r, at: at}
 		var derr error
-		if rec.Key, derr = g.decode(ctx, r.Key); derr == nil {
-			rec.Value, derr = g.decode(ctx, r.Value)
+		if rec.Key, derr = g.dec.decode(ctx, r.Key); derr == nil {
+			rec.Value, derr = g.dec.decode(ctx, r.Value)
 		}
 		var de *decodeError
 		switch {
@@ -468,106 +324,6 @@ func recordSize(r *kgo.Record) int {
 	return n
 }
 
-// Reasons a record cannot be decoded: the strait.reason header of its dead
-// letter.
-const (
-	// ReasonBadFraming: the key or value is not in the Confluent wire
-	// format (magic byte 0 and a 4-byte schema id).
-	ReasonBadFraming = "bad_framing"
-	// ReasonUnknownSchema: the Schema Registry does not know the schema id.
-	ReasonUnknownSchema = "unknown_schema"
-	// ReasonBatchTooLarge: a fetched batch decompresses to more than
-	// kafka.max_record_bytes, or to more than its share of memory
-	// (limits.go); its records are not read, and the dead letter holds
-	// none of them (strait.offset and strait.next_offset give the range).
-	ReasonBatchTooLarge = "batch_too_large"
-)
-
-// decodeError is a record that can never be decoded.
-type decodeError struct {
-	reason string
-	err    error
-}
-
-func (e *decodeError) Error() string { return e.err.Error() }
-func (e *decodeError) Unwrap() error { return e.err }
-
-// decode splits a framed message and looks up its schema (cached by id).
-func (g *Group) decode(ctx context.Context, b []byte) (Message, error) {
-	if b == nil {
-		return Message{}, nil
-	}
-	id, body, err := splitFrame(b)
-	if err != nil {
-		return Message{}, &decodeError{ReasonBadFraming, err}
-	}
-	s, ok := g.schemas[id]
-	if !ok {
-		sch, err := g.schemaByID(ctx, id)
-		var re *sr.ResponseError
-		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
-			return Message{}, &decodeError{ReasonUnknownSchema, fmt.Errorf("schema id %d: unknown to the registry", id)}
-		}
-		if err != nil {
-			return Message{}, fmt.Errorf("schema id %d: %w", id, registryDenied(err))
-		}
-		s = sch.Schema
-		g.schemas[id] = s
-	}
-	return Message{SchemaID: id, Schema: s, Body: body}, nil
-}
-
-// registryBackoff bounds the wait between two tries of a registry that
-// does not answer.
-const registryBackoff = 30 * time.Second
-
-// schemaByID looks schema id up, waiting out a registry that cannot be
-// reached or answers 5xx (an outage: nothing can be decoded until it
-// ends, and exiting would only crash-loop) with backoff: one warning when
-// it starts, one line when it ends. An answer — the schema, 404, a
-// refusal — returns, as does the end of ctx.
-func (g *Group) schemaByID(ctx context.Context, id int) (sr.Schema, error) {
-	wait, start := 250*time.Millisecond, time.Now()
-	for attempt := 0; ; attempt++ {
-		sch, err := g.registry.SchemaByID(ctx, id)
-		var re *sr.ResponseError
-		if err == nil || ctx.Err() != nil || errors.As(err, &re) && re.StatusCode < 500 {
-			if attempt > 0 && err == nil {
-				g.log.Info("schema registry answers again", "after", time.Since(start).Round(time.Millisecond).String())
-				if g.OnRegistry != nil {
-					g.OnRegistry(true)
-				}
-			}
-			return sch, err
-		}
-		level := slog.LevelDebug
-		if attempt == 0 {
-			level = slog.LevelWarn
-			if g.OnRegistry != nil {
-				g.OnRegistry(false)
-			}
-		}
-		g.log.Log(ctx, level, "schema registry unavailable: waiting for it (records wait in Kafka, nothing is skipped)",
-			"schema_id", id, "err", err, "retry_in", wait.String())
-		select {
-		case <-ctx.Done():
-			return sch, err
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, registryBackoff)
-	}
-}
-
-// splitFrame splits a record key or value in the Confluent wire format:
-// magic byte 0, a big-endian 4-byte schema id, the Avro body (aliasing b).
-// Whether the registry knows the id is decode's question.
-func splitFrame(b []byte) (int, []byte, error) {
-	if len(b) < 5 || b[0] != 0 {
-		return 0, nil, errors.New("not in the Confluent wire format (magic byte 0, schema id)")
-	}
-	return int(binary.BigEndian.Uint32(b[1:5])), b[5:], nil
-}
-
 // Commit commits, for every partition in batches, the offset after its
 // last record: call it only once every record of batches is applied (or
 // dead-lettered).
@@ -582,7 +338,7 @@ func (g *Group) Commit(ctx context.Context, batches []*TopicBatch) error {
 	if err := g.client.CommitRecords(ctx, recs...); err != nil {
 		return fmt.Errorf("commit offsets: %w", authorization(err, g.principal, access{topicOp: "READ", group: g.groupID, groupOp: "READ"}))
 	}
-	g.noteCommitted(recs)
+	g.lag.noteCommitted(recs)
 	return nil
 }
 
@@ -605,9 +361,7 @@ func (g *Group) OnRevoke(f func(ctx context.Context)) {
 func (g *Group) assigned(_ context.Context, _ *kgo.Client, added map[string][]int32) {
 	if len(added) > 0 {
 		g.log.Info("partitions assigned", rebalanced(g.groupID, added)...)
-		g.lagMu.Lock()
-		g.caughtUp = false // the new partitions may be behind
-		g.lagMu.Unlock()
+		g.lag.assigned()
 	}
 }
 
@@ -644,7 +398,8 @@ func (g *Group) revoked(ctx context.Context, cl *kgo.Client, revoked map[string]
 	g.release(ctx, cl, revoked)
 }
 
-// release runs the OnRevoke hook, then forgets the partitions' lag.
+// release runs the OnRevoke hook, then forgets the partitions' lag and
+// held offsets.
 func (g *Group) release(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
 	g.hookMu.Lock()
 	f := g.onRevoke
@@ -652,7 +407,8 @@ func (g *Group) release(ctx context.Context, cl *kgo.Client, lost map[string][]i
 	if f != nil {
 		f(ctx)
 	}
-	g.forget(ctx, cl, lost)
+	g.lag.forget(lost)
+	g.held.forget(lost)
 }
 
 // Pause stops fetching topic until the process restarts: its table stopped
@@ -667,18 +423,7 @@ func (g *Group) Pause(topic string) { g.client.PauseFetchTopics(topic) }
 // goroutine.
 func (g *Group) Hold(tb *TopicBatch) {
 	g.client.PauseFetchTopics(tb.Topic)
-	g.heldMu.Lock()
-	defer g.heldMu.Unlock()
-	h := g.held[tb.Topic]
-	if h == nil {
-		h = map[int32]kgo.EpochOffset{}
-		g.held[tb.Topic] = h
-	}
-	for _, r := range tb.polled {
-		if _, ok := h[r.Partition]; !ok {
-			h[r.Partition] = kgo.EpochOffset{Epoch: -1, Offset: r.Offset}
-		}
-	}
+	g.held.hold(tb)
 }
 
 // Release moves the held partitions of topic back to their held offsets
@@ -687,11 +432,7 @@ func (g *Group) Hold(tb *TopicBatch) {
 // the topic is being applied. Partitions that left this member meanwhile
 // are skipped: their next owner reads from the committed offset.
 func (g *Group) Release(topic string) {
-	g.heldMu.Lock()
-	h := g.held[topic]
-	delete(g.held, topic)
-	g.heldMu.Unlock()
-	if len(h) > 0 {
+	if h := g.held.take(topic); len(h) > 0 {
 		g.client.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: h})
 	}
 	g.client.ResumeFetchTopics(topic)
@@ -701,90 +442,14 @@ func (g *Group) Release(topic string) {
 // how many offsets lie between its committed offset and the end a
 // read_committed reader can reach (the last stable offset of the latest
 // fetch). It counts transaction markers too, so it is an upper bound of the
-// changes still to apply.
-func (g *Group) Lag() map[TopicPartition]int64 {
-	g.lagMu.Lock()
-	defer g.lagMu.Unlock()
-	out := make(map[TopicPartition]int64, len(g.lag))
-	for tp, l := range g.lag {
-		if l.committed >= 0 {
-			out[tp] = max(0, l.end-l.committed)
-		}
-	}
-	return out
-}
+// changes still to apply. Safe from any goroutine.
+func (g *Group) Lag() map[TopicPartition]int64 { return g.lag.lags() }
 
-// noteEnds records each fetched partition's end and, for a partition seen
-// for the first time, the offset reading starts at.
-func (g *Group) noteEnds(fetches kgo.Fetches) {
-	g.lagMu.Lock()
-	defer g.lagMu.Unlock()
-	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-		if p.Err != nil {
-			return
-		}
-		tp := TopicPartition{p.Topic, p.Partition}
-		l := g.lag[tp]
-		if l == nil {
-			l = &partitionLag{committed: -1}
-			g.lag[tp] = l
-		}
-		end := p.LastStableOffset
-		if end < 0 { // brokers before KIP-98 report none
-			end = p.HighWatermark
-		}
-		l.end = max(l.end, end)
-		if l.committed < 0 && len(p.Records) > 0 {
-			l.committed = p.Records[0].Offset
-		}
-	})
-}
+// DeadLetterTopic returns the group's dead-letter topic.
+func (g *Group) DeadLetterTopic() string { return g.dead.topic }
 
-// noteCommitted records committed offsets: the offset after each
-// partition's last record in recs. The first time after an assignment
-// that every partition read is committed to its end, it logs so.
-func (g *Group) noteCommitted(recs []*kgo.Record) {
-	g.lagMu.Lock()
-	for _, r := range recs {
-		if l := g.lag[TopicPartition{r.Topic, r.Partition}]; l != nil && r.Offset+1 > l.committed {
-			l.committed = r.Offset + 1
-		}
-	}
-	caughtUp := !g.caughtUp && drained(g.lag)
-	g.caughtUp = g.caughtUp || caughtUp
-	partitions := len(g.lag)
-	g.lagMu.Unlock()
-	if caughtUp {
-		g.log.Info("caught up with the topics", "group", g.groupID, "partitions", partitions)
-	}
-}
-
-// drained reports whether every partition of lag that was read is
-// committed to its end (the last stable offset of its latest fetch).
-func drained(lag map[TopicPartition]*partitionLag) bool {
-	for _, l := range lag {
-		if l.committed >= 0 && l.committed < l.end {
-			return false
-		}
-	}
-	return len(lag) > 0
-}
-
-// forget drops the lag and held offsets of partitions this member no
-// longer reads.
-func (g *Group) forget(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
-	g.lagMu.Lock()
-	for topic, ps := range lost {
-		for _, p := range ps {
-			delete(g.lag, TopicPartition{topic, p})
-		}
-	}
-	g.lagMu.Unlock()
-	g.heldMu.Lock()
-	defer g.heldMu.Unlock()
-	for topic, ps := range lost {
-		for _, p := range ps {
-			delete(g.held[topic], p)
-		}
-	}
-}
+// DeadLetter writes bad to the dead-letter topic and returns once Kafka
+// acknowledged every one (then their offsets may be committed); see
+// groupDeadLetters.send for what a dead letter holds. Safe from any
+// goroutine.
+func (g *Group) DeadLetter(ctx context.Context, bad []BadRecord) error { return g.dead.send(ctx, bad) }

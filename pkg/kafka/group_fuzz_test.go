@@ -23,7 +23,7 @@ var update = flag.Bool("update", false, "rewrite the seed corpora under testdata
 // answered from the schema cache: the registry is not what is fuzzed.)
 func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
-		g := &Group{schemas: map[int]string{}}
+		g := newDecoder(nil, nil, nil)
 		framed := len(b) >= 5 && b[0] == 0
 		if framed {
 			g.schemas[int(binary.BigEndian.Uint32(b[1:5]))] = `"long"`

@@ -22,34 +22,34 @@ import (
 )
 
 // SchemaHistoryTopic returns <prefix>._schema_history.
-func (w *Writer) SchemaHistoryTopic() string { return w.cfg.TopicPrefix + "._schema_history" }
+func (s *stateStore) SchemaHistoryTopic() string { return s.cfg.TopicPrefix + "._schema_history" }
 
 // PublishSchemas writes schema-history entries into the open transaction;
 // an entry without columns erases its table's entry (a tombstone).
-func (w *Writer) PublishSchemas(ctx context.Context, entries []cdc.TableSchema) error {
+func (s *stateStore) PublishSchemas(ctx context.Context, entries []cdc.TableSchema) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	if err := w.begin(); err != nil {
+	if err := s.p.begin(); err != nil {
 		return err
 	}
-	topic := w.SchemaHistoryTopic()
-	if err := w.ensureTopic(ctx, topic, 1, "compact"); err != nil {
+	topic := s.SchemaHistoryTopic()
+	if err := s.p.ensureTopic(ctx, topic, 1, "compact"); err != nil {
 		return err
 	}
-	id, err := w.registry.Register(ctx, topic+"-value", schemas.SchemaHistory)
+	id, err := s.registry.Register(ctx, topic+"-value", schemas.SchemaHistory)
 	if err != nil {
 		return err
 	}
 	for i := range entries {
-		s := &entries[i]
+		e := &entries[i]
 		var value []byte
-		if s.Columns != nil {
-			if value, err = w.histCodec.BinaryFromNative(header(uint32(id)), historyNative(s)); err != nil {
-				return fmt.Errorf("schema history of %s: %w", s.ID(), err)
+		if e.Columns != nil {
+			if value, err = s.histCodec.BinaryFromNative(header(uint32(id)), historyNative(e)); err != nil {
+				return fmt.Errorf("schema history of %s: %w", e.ID(), err)
 			}
 		}
-		w.produce(ctx, &kgo.Record{Topic: topic, Key: []byte(s.ID()), Value: value})
+		s.p.produce(ctx, &kgo.Record{Topic: topic, Key: []byte(e.ID()), Value: value})
 	}
 	return nil
 }
@@ -74,14 +74,14 @@ func historyNative(s *cdc.TableSchema) map[string]any {
 // transactional id, read with the bounded reader, and hold a schema the
 // producer can have written for its key; otherwise a *StateError names
 // it.
-func (w *Writer) ReadSchemaHistory(ctx context.Context) (map[string]*cdc.TableSchema, error) {
+func (s *stateStore) ReadSchemaHistory(ctx context.Context) (map[string]*cdc.TableSchema, error) {
 	t, err := stateTypes(schemas.SchemaHistory)
 	if err != nil {
 		return nil, fmt.Errorf("schema history schema: %w", err)
 	}
 	last := map[string]*kgo.Record{}
 	var order []string
-	err = w.readCommitted(ctx, w.SchemaHistoryTopic(), func(r *kgo.Record) {
+	err = s.readCommitted(ctx, s.SchemaHistoryTopic(), func(r *kgo.Record) {
 		if last[string(r.Key)] == nil {
 			order = append(order, string(r.Key))
 		}
@@ -93,17 +93,17 @@ func (w *Writer) ReadSchemaHistory(ctx context.Context) (map[string]*cdc.TableSc
 	out := map[string]*cdc.TableSchema{}
 	for _, key := range order {
 		r := last[key]
-		if err := w.trusted(ctx, r); err != nil {
+		if err := s.trusted(ctx, r); err != nil {
 			return nil, err
 		}
 		if r.Value == nil {
 			continue // erased
 		}
-		s, err := decodeHistory(t, key, r.Value)
+		e, err := decodeHistory(t, key, r.Value)
 		if err != nil {
 			return nil, refused(r, err)
 		}
-		out[key] = s
+		out[key] = e
 	}
 	return out, nil
 }

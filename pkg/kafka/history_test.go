@@ -65,7 +65,7 @@ func TestSchemaHistoryRoundTrip(t *testing.T) {
 	if err := w.PublishSchemas(ctx, []cdc.TableSchema{changed}); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.abort(ctx, errors.New("test")); err == nil {
+	if err := w.producer.abort(ctx, errors.New("test")); err == nil {
 		t.Fatal("abort returned nil")
 	}
 

@@ -91,14 +91,13 @@ func (d *divergence) published(table string, key []byte) {
 	}
 }
 
-// Diverged returns, by table, how many keys' last change went to the
-// dead-letter topic as too large since the producer started (see the top of
-// largerow.go). Safe from any goroutine.
-func (w *Writer) Diverged() map[string]int {
-	w.diverged.mu.Lock()
-	defer w.diverged.mu.Unlock()
+// counts returns, by table, how many keys diverged. Safe from any
+// goroutine.
+func (d *divergence) counts() map[string]int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	out := map[string]int{}
-	for t, keys := range w.diverged.keys {
+	for t, keys := range d.keys {
 		out[t] = len(keys)
 	}
 	return out

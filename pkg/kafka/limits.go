@@ -8,7 +8,7 @@ package kafka
 // but not their sum, so the readers here also bound each batch by its
 // compressed size: at most maxRatio times as large. A fetch response then
 // decompresses to at most maxRatio × its size, whatever it holds; the
-// consumer's memory arithmetic is in group.go (maxFetchBytes).
+// consumer's memory arithmetic is in config.go (maxFetchBytes).
 
 import (
 	"bytes"

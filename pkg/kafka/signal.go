@@ -84,14 +84,24 @@ func SendSignal(ctx context.Context, cfg *Config, s Signal, opts ...kgo.Opt) (in
 
 func ptr(s string) *string { return &s }
 
-// WatchSignals calls fn with each signal of the topic from offset from on,
-// and the offset after it, until ctx ends. A record that is not a signal
-// is passed as a Signal with an empty Type, so that its offset is taken too.
-func (w *Writer) WatchSignals(ctx context.Context, from int64, fn func(s Signal, next int64) error) error {
-	topic := SignalTopic(w.cfg.TopicPrefix)
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(w.cfg.Brokers...), withLog(w.log), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+// signals reads the requests to a running producer, with a client of its
+// own: reading must not wait for, nor take part in, the producer's
+// transactions.
+type signals struct {
+	cfg       *Config
+	log       *slog.Logger
+	sec       []kgo.Opt // TLS and SASL
+	principal string    // User:<name> for authorization errors; "" unknown
+}
+
+// Watch calls fn with each signal of the topic from offset from on, and
+// the offset after it, until ctx ends. A record that is not a signal is
+// passed as a Signal with an empty Type, so that its offset is taken too.
+func (s *signals) Watch(ctx context.Context, from int64, fn func(s Signal, next int64) error) error {
+	topic := SignalTopic(s.cfg.TopicPrefix)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(s.cfg.Brokers...), withLog(s.log), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(from)}}),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, w.sec...)...)
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, s.sec...)...)
 	if err != nil {
 		return err
 	}
@@ -103,8 +113,8 @@ func (w *Writer) WatchSignals(ctx context.Context, from int64, fn func(s Signal,
 		}
 		var denied error
 		fetches.EachError(func(_ string, _ int32, err error) {
-			w.log.Debug("signal topic", "topic", topic, "err", err)
-			if aerr := authorization(err, w.principal, access{topic: topic, topicOp: "READ"}); aerr != err {
+			s.log.Debug("signal topic", "topic", topic, "err", err)
+			if aerr := authorization(err, s.principal, access{topic: topic, topicOp: "READ"}); aerr != err {
 				denied = aerr
 			}
 		})
@@ -116,12 +126,12 @@ func (w *Writer) WatchSignals(ctx context.Context, from int64, fn func(s Signal,
 			if ferr != nil {
 				return
 			}
-			var s Signal
-			if err := json.Unmarshal(r.Value, &s); err != nil {
-				w.log.Error("not a signal; skipped", "topic", topic, "offset", r.Offset, "err", err)
-				s = Signal{}
+			var sig Signal
+			if err := json.Unmarshal(r.Value, &sig); err != nil {
+				s.log.Error("not a signal; skipped", "topic", topic, "offset", r.Offset, "err", err)
+				sig = Signal{}
 			}
-			ferr = fn(s, r.Offset+1)
+			ferr = fn(sig, r.Offset+1)
 		})
 		if ferr != nil {
 			return ferr
@@ -147,7 +157,7 @@ func DeadLettered(ctx context.Context, cfg *Config, log *slog.Logger, reason str
 	}
 	defer w.Close()
 	out := map[string]int{}
-	err = w.readCommitted(ctx, w.DeadLetterTopic(), func(r *kgo.Record) {
+	err = w.state.readCommitted(ctx, w.pub.DeadLetterTopic(), func(r *kgo.Record) {
 		var why, table string
 		for _, h := range r.Headers {
 			switch h.Key {
@@ -187,7 +197,7 @@ func ReadRequests(ctx context.Context, cfg *Config, log *slog.Logger) (*Checkpoi
 	}
 	defer w.Close()
 	var cp *Checkpoint
-	last, err := w.lastCheckpoint(ctx)
+	last, err := w.state.lastCheckpoint(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -201,7 +211,7 @@ func ReadRequests(ctx context.Context, cfg *Config, log *slog.Logger) (*Checkpoi
 		}
 	}
 	var signals []SignalRecord
-	err = w.readCommitted(ctx, SignalTopic(cfg.TopicPrefix), func(r *kgo.Record) {
+	err = w.state.readCommitted(ctx, SignalTopic(cfg.TopicPrefix), func(r *kgo.Record) {
 		s := SignalRecord{Offset: r.Offset, Time: r.Timestamp}
 		if json.Unmarshal(r.Value, &s.Signal) != nil {
 			s.Signal = Signal{}

@@ -15,13 +15,43 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"unicode/utf8"
+
+	"github.com/linkedin/goavro/v2"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strait-cdc/strait/pkg/avro"
+	"github.com/strait-cdc/strait/schemas"
 )
+
+// stateStore keeps the producer's state in its state topics: the
+// checkpoint (and its copy, the heartbeat) and the schema history, written
+// through the producer into its open transaction, and read back as
+// untrusted input. Used from the publishing goroutine.
+type stateStore struct {
+	p         *producer
+	cfg       *Config
+	log       *slog.Logger
+	registry  *Registry
+	cpCodec   *goavro.Codec // schemas.Checkpoint
+	histCodec *goavro.Codec // schemas.SchemaHistory
+}
+
+// newStateStore parses the state records' schemas.
+func newStateStore(p *producer, cfg *Config, log *slog.Logger, reg *Registry) (*stateStore, error) {
+	cpCodec, err := goavro.NewCodec(schemas.Checkpoint)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint schema: %w", err)
+	}
+	histCodec, err := goavro.NewCodec(schemas.SchemaHistory)
+	if err != nil {
+		return nil, fmt.Errorf("schema history schema: %w", err)
+	}
+	return &stateStore{p: p, cfg: cfg, log: log, registry: reg, cpCodec: cpCodec, histCodec: histCodec}, nil
+}
 
 // StateError is a record of the producer's own state (<prefix>._checkpoint,
 // <prefix>._schema_history) that the producer does not start from: not
@@ -62,20 +92,20 @@ func refused(r *kgo.Record, err error) *StateError {
 // transactional.id.expiration.ms without a transaction (7 days by
 // default) — and no other producer can write with it. Without
 // transactions (kafka.transactions off) there is no producer id to check.
-func (w *Writer) trusted(ctx context.Context, r *kgo.Record) error {
-	if !w.txn.transactional {
+func (s *stateStore) trusted(ctx context.Context, r *kgo.Record) error {
+	if !s.p.txn.transactional {
 		return nil
 	}
-	id, _, err := w.client.ProducerID(ctx)
+	id, _, err := s.p.client.ProducerID(ctx)
 	switch {
 	case err != nil:
-		return fmt.Errorf("producer id of transactional id %s: %w", w.txn.id, err)
+		return fmt.Errorf("producer id of transactional id %s: %w", s.p.txn.id, err)
 	case !r.Attrs.IsTransactional():
 		return refused(r, fmt.Errorf("%w: written outside any transaction", ErrUntrusted))
 	case r.ProducerID != id:
 		return refused(r, fmt.Errorf("%w: committed by producer id %d, while transactional id %s has producer id %d "+
 			"(a new one only if it went unused for the brokers' transactional.id.expiration.ms, 7 days by default)",
-			ErrUntrusted, r.ProducerID, w.txn.id, id))
+			ErrUntrusted, r.ProducerID, s.p.txn.id, id))
 	}
 	return nil
 }
@@ -204,24 +234,24 @@ func printable(s string) bool {
 // or aborted); nothing when the topic does not exist. Records larger than
 // kafka.max_record_bytes (which the producer never writes) and batches
 // that decompress beyond it stop the read.
-func (w *Writer) readCommitted(ctx context.Context, topic string, fn func(*kgo.Record)) error {
+func (s *stateStore) readCommitted(ctx context.Context, topic string, fn func(*kgo.Record)) error {
 	describe := access{topic: topic, topicOp: "DESCRIBE"}
-	offsets, err := w.admin.ListCommittedOffsets(ctx, topic)
+	offsets, err := s.p.admin.ListCommittedOffsets(ctx, topic)
 	if err != nil {
-		return fmt.Errorf("read the offsets of %s: %w", topic, authorization(err, w.principal, describe))
+		return fmt.Errorf("read the offsets of %s: %w", topic, authorization(err, s.p.principal, describe))
 	}
 	if err := offsets.Error(); errors.Is(err, kerr.TopicAuthorizationFailed) {
 		// Not "no topic": resuming from scratch would publish again.
-		return fmt.Errorf("read the offsets of %s: %w", topic, authorization(err, w.principal, describe))
+		return fmt.Errorf("read the offsets of %s: %w", topic, authorization(err, s.p.principal, describe))
 	}
 	lo, ok := offsets.Lookup(topic, 0)
 	if !ok || lo.Err != nil || lo.Offset <= 0 {
 		return nil // no topic, or nothing committed yet
 	}
-	limits := readLimits(w.cfg.MaxRecordBytes, min(w.cfg.MaxRecordBytes, maxFetchBytes))
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{kgo.SeedBrokers(w.cfg.Brokers...), withLog(w.log), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	limits := readLimits(s.cfg.MaxRecordBytes, min(s.cfg.MaxRecordBytes, maxFetchBytes))
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{kgo.SeedBrokers(s.cfg.Brokers...), withLog(s.log), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(), // to know when the end is reached
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}})}, limits...), w.sec...)...)
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}})}, limits...), s.p.sec...)...)
 	if err != nil {
 		return err
 	}
@@ -233,12 +263,12 @@ func (w *Writer) readCommitted(ctx context.Context, topic string, fn func(*kgo.R
 			return fmt.Errorf("read %s up to offset %d: %w", topic, lo.Offset, err)
 		}
 		if err := fetches.Err(); err != nil {
-			return fmt.Errorf("read %s: %w", topic, authorization(err, w.principal, access{topic: topic, topicOp: "READ"}))
+			return fmt.Errorf("read %s: %w", topic, authorization(err, s.p.principal, access{topic: topic, topicOp: "READ"}))
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
 			switch {
 			case large != nil:
-			case len(r.Key)+len(r.Value) > w.cfg.MaxRecordBytes:
+			case len(r.Key)+len(r.Value) > s.cfg.MaxRecordBytes:
 				large = r
 			case !r.Attrs.IsControl(): // control records are the transactions' markers
 				fn(r)
@@ -247,7 +277,7 @@ func (w *Writer) readCommitted(ctx context.Context, topic string, fn func(*kgo.R
 		})
 	}
 	if large != nil {
-		return refused(large, fmt.Errorf("%w: a record of %d bytes, over kafka.max_record_bytes=%d", ErrInvalid, len(large.Key)+len(large.Value), w.cfg.MaxRecordBytes))
+		return refused(large, fmt.Errorf("%w: a record of %d bytes, over kafka.max_record_bytes=%d", ErrInvalid, len(large.Key)+len(large.Value), s.cfg.MaxRecordBytes))
 	}
 	return nil
 }

@@ -10,17 +10,44 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 )
 
 // Tail is a direct (group-less) reader of the selected table topics:
-// read_committed, new matching topics picked up as they appear. Poll is
-// called from one goroutine.
+// read_committed, new matching topics and partitions picked up as they
+// appear. Poll is called from one goroutine.
+//
+// Tail chooses every partition's first offset itself instead of leaving
+// it to franz-go's reset offset: franz-go resolves a reset lazily, after
+// NewTail returned, and "from now" by time then by end offset in two
+// requests, so a record committed in between was skipped.
 type Tail struct {
-	filter *TopicFilter
-	g      *Group // its client is not a group member; Poll reuses its schema cache
+	log       *slog.Logger
+	client    *kgo.Client
+	admin     *kadm.Client
+	dec       *decoder
+	filter    *TopicFilter
+	max       int           // records per poll
+	maxRecord int           // kafka.max_record_bytes
+	refresh   time.Duration // how often new topics are looked for
+	next      time.Time     // when they are looked for next
+	reading   map[string]map[int32]bool
 }
+
+// TailFrom is where a Tail starts in the partitions that exist when it
+// starts. Partitions that appear later are read from their start.
+type TailFrom int
+
+const (
+	// TailFromNow starts at the records committed after NewTail returns:
+	// at each partition's last stable offset, the end a read_committed
+	// reader can reach.
+	TailFromNow TailFrom = iota
+	// TailFromBeginning starts at the first record Kafka keeps.
+	TailFromBeginning
+)
 
 // TailRecord is one record read by Tail. Err is set, and Key and Value
 // are empty, when the record cannot be decoded (not in the Confluent wire
@@ -37,22 +64,15 @@ type TailRecord struct {
 	Err       error
 }
 
-// NewTail starts reading the topics f selects: from their first records
-// when fromBeginning, else from the records at or after now (by record
-// timestamp), which also reads a topic created later from its start.
-func NewTail(cfg *GroupConfig, f *TopicFilter, fromBeginning bool, log *slog.Logger, opts ...kgo.Opt) (*Tail, error) {
-	start := kgo.NewOffset().AfterMilli(time.Now().UnixMilli())
-	if fromBeginning {
-		start = kgo.NewOffset().AtStart()
-	}
+// NewTail connects and fixes where reading starts in every partition of
+// the topics f selects: once it returns, every record committed later is
+// read.
+func NewTail(ctx context.Context, cfg *GroupConfig, f *TopicFilter, from TailFrom, log *slog.Logger, opts ...kgo.Opt) (*Tail, error) {
 	base := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ConsumeRegex(),
-		kgo.ConsumeTopics(f.Patterns()...),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.ConsumeResetOffset(start),
-		kgo.MetadataMaxAge(cfg.TopicRefresh),
-		kgo.MetadataMinAge(min(cfg.TopicRefresh, 5*time.Second)),
+		// Only for a partition whose records were deleted under it.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		withLog(log),
 	}
 	base = append(base, readLimits(cfg.MaxRecordBytes, cfg.FetchMaxBytes)...)
@@ -65,49 +85,116 @@ func NewTail(cfg *GroupConfig, f *TopicFilter, fromBeginning bool, log *slog.Log
 		client.Close()
 		return nil, fmt.Errorf("schema registry %s: %w", cfg.RegistryURL, err)
 	}
-	g := &Group{log: log, client: client, registry: reg, max: cfg.MaxPollRecords, maxRecord: cfg.MaxRecordBytes, schemas: map[int]string{}}
-	return &Tail{filter: f, g: g}, nil
-}
-
-// Ping checks that a broker answers.
-func (t *Tail) Ping(ctx context.Context) error { return t.g.client.Ping(ctx) }
-
-// Close closes the client.
-func (t *Tail) Close() { t.g.client.Close() }
-
-// Poll waits for records and returns those of selected topics, in offset
-// order per partition. An error means the registry is unreachable or ctx
-// ended; the records of the poll are then lost to this reader.
-func (t *Tail) Poll(ctx context.Context) ([]TailRecord, error) {
-	fetches := t.g.client.PollRecords(ctx, t.g.max)
-	if fetches.IsClientClosed() {
-		return nil, errors.New("kafka client closed")
-	}
-	if err := ctx.Err(); err != nil {
+	t := &Tail{log: log, client: client, admin: kadm.NewClient(client), dec: newDecoder(log, reg, func(bool) {}), filter: f,
+		max: cfg.MaxPollRecords, maxRecord: cfg.MaxRecordBytes, refresh: cfg.TopicRefresh, next: time.Now().Add(cfg.TopicRefresh),
+		reading: map[string]map[int32]bool{}}
+	if err := t.addPartitions(ctx, from); err != nil {
+		client.Close()
 		return nil, err
 	}
+	return t, nil
+}
+
+// Close closes the client.
+func (t *Tail) Close() { t.client.Close() }
+
+// addPartitions starts reading the selected partitions not read yet: at
+// their start, or at their last stable offset for TailFromNow.
+func (t *Tail) addPartitions(ctx context.Context, from TailFrom) error {
+	listed, err := t.admin.ListTopics(ctx)
+	if err != nil {
+		return fmt.Errorf("list topics: %w", err)
+	}
+	add := map[string]map[int32]kgo.Offset{}
+	var topics []string
+	listed.EachPartition(func(p kadm.PartitionDetail) {
+		if listed[p.Topic].Err != nil || !t.filter.Match(p.Topic) || t.reading[p.Topic][p.Partition] {
+			return
+		}
+		if add[p.Topic] == nil {
+			add[p.Topic] = map[int32]kgo.Offset{}
+			topics = append(topics, p.Topic)
+		}
+		add[p.Topic][p.Partition] = kgo.NewOffset().AtStart()
+	})
+	if from == TailFromNow && len(topics) > 0 {
+		ends, err := t.admin.ListCommittedOffsets(ctx, topics...)
+		if err == nil {
+			err = ends.Error()
+		}
+		if err != nil {
+			return fmt.Errorf("list end offsets: %w", err)
+		}
+		ends.Each(func(o kadm.ListedOffset) {
+			if _, ok := add[o.Topic][o.Partition]; ok {
+				add[o.Topic][o.Partition] = kgo.NewOffset().At(o.Offset)
+			}
+		})
+	}
+	for topic, ps := range add {
+		if t.reading[topic] == nil {
+			t.reading[topic] = map[int32]bool{}
+		}
+		for p := range ps {
+			t.reading[topic][p] = true
+		}
+	}
+	t.client.AddConsumePartitions(add)
+	return nil
+}
+
+// Poll waits for records and returns them, in offset order per partition,
+// looking for new topics every kafka.topic_refresh meanwhile. An error
+// means the registry or the brokers are unreachable, or ctx ended; the
+// records of the poll are then lost to this reader.
+func (t *Tail) Poll(ctx context.Context) ([]TailRecord, error) {
+	for {
+		if !time.Now().Before(t.next) {
+			// A failed look is only a delay: the next one finds the
+			// topics, and from their start.
+			if err := t.addPartitions(ctx, TailFromBeginning); err != nil && ctx.Err() == nil {
+				t.log.Warn("looking for new topics", "err", err, "retry_in", t.refresh.String())
+			}
+			t.next = time.Now().Add(t.refresh)
+		}
+		pollCtx, cancel := context.WithDeadline(ctx, t.next)
+		fetches := t.client.PollRecords(pollCtx, t.max)
+		cancel()
+		if fetches.IsClientClosed() {
+			return nil, errors.New("kafka client closed")
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if pollCtx.Err() == nil || fetches.NumRecords() > 0 {
+			return t.decode(ctx, fetches)
+		}
+	}
+}
+
+// decode turns a poll's fetches into records, skipping a batch too large
+// to read (it becomes a record with Err).
+func (t *Tail) decode(ctx context.Context, fetches kgo.Fetches) ([]TailRecord, error) {
 	var out []TailRecord
 	fetches.EachError(func(topic string, p int32, err error) {
 		if tl := (*kgo.ErrDecompressTooLarge)(nil); errors.As(err, &tl) {
-			t.g.client.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: {p: {Epoch: tl.Epoch, Offset: tl.NextOffset}}})
-			if t.filter.Match(topic) {
-				out = append(out, TailRecord{Topic: topic, Partition: p, Offset: tl.Offset, Err: err})
-			}
+			t.client.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: {p: {Epoch: tl.Epoch, Offset: tl.NextOffset}}})
+			out = append(out, TailRecord{Topic: topic, Partition: p, Offset: tl.Offset, Err: err})
 			return
 		}
-		t.g.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
+		t.log.Warn("fetch error", "topic", topic, "partition", p, "err", err)
 	})
 	var err error
 	fetches.EachRecord(func(r *kgo.Record) {
-		if err != nil || !t.filter.Match(r.Topic) {
+		if err != nil {
 			return
 		}
 		rec := TailRecord{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Time: r.Timestamp}
 		var derr error
-		if size := recordSize(r); size > t.g.maxRecord {
-			derr = &decodeError{ReasonTooLarge, fmt.Errorf("a record of %d bytes, over kafka.max_record_bytes=%d", size, t.g.maxRecord)}
-		} else if rec.Key, derr = t.g.decode(ctx, r.Key); derr == nil {
-			rec.Value, derr = t.g.decode(ctx, r.Value)
+		if size := recordSize(r); size > t.maxRecord {
+			derr = &decodeError{ReasonTooLarge, fmt.Errorf("a record of %d bytes, over kafka.max_record_bytes=%d", size, t.maxRecord)}
+		} else if rec.Key, derr = t.dec.decode(ctx, r.Key); derr == nil {
+			rec.Value, derr = t.dec.decode(ctx, r.Value)
 		}
 		var bad *decodeError
 		switch {

@@ -15,8 +15,8 @@ import (
 
 // TableTopic returns <prefix>.<database>.<table>. Characters Kafka does not
 // allow in topic names ([a-zA-Z0-9._-] only) become '_'.
-func (w *Writer) TableTopic(t *cdc.Table) string {
-	return w.cfg.TopicPrefix + "." + topicPart(t.Database) + "." + topicPart(t.Name)
+func (pub *publisher) TableTopic(t *cdc.Table) string {
+	return pub.cfg.TopicPrefix + "." + topicPart(t.Database) + "." + topicPart(t.Name)
 }
 
 func topicPart(s string) string {
@@ -32,22 +32,22 @@ func topicPart(s string) string {
 // ensureTopic creates topic with the configured partitions, replication
 // factor and cleanup policy unless it exists. Table topics use the
 // configured policy; internal topics say theirs.
-func (w *Writer) ensureTopic(ctx context.Context, topic string, partitions int32, cleanup string) error {
-	if w.topics[topic] {
+func (p *producer) ensureTopic(ctx context.Context, topic string, partitions int32, cleanup string) error {
+	if p.topics[topic] {
 		return nil
 	}
 	configs := map[string]*string{"cleanup.policy": &cleanup}
 	if cleanup != "delete" {
-		lag := strconv.FormatInt(w.cfg.MinCompactionLag.Milliseconds(), 10)
+		lag := strconv.FormatInt(p.cfg.MinCompactionLag.Milliseconds(), 10)
 		configs["min.compaction.lag.ms"] = &lag
 	}
-	maxBytes := strconv.Itoa(w.cfg.MaxRecordBytes)
+	maxBytes := strconv.Itoa(p.cfg.MaxRecordBytes)
 	configs["max.message.bytes"] = &maxBytes
 	var err error
 	giveUp := time.Now().Add(time.Minute)
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 		var resp kadm.CreateTopicResponse
-		resp, err = w.admin.CreateTopic(ctx, partitions, int16(w.cfg.ReplicationFactor), configs, topic)
+		resp, err = p.admin.CreateTopic(ctx, partitions, int16(p.cfg.ReplicationFactor), configs, topic)
 		if err == nil {
 			err = resp.Err
 		}
@@ -56,7 +56,7 @@ func (w *Writer) ensureTopic(ctx context.Context, topic string, partitions int32
 		if err == nil || !kerr.IsRetriable(err) || ctx.Err() != nil || time.Now().After(giveUp) {
 			break
 		}
-		w.log.Warn("create topic: retrying", "topic", topic, "err", err, "backoff", backoff)
+		p.log.Warn("create topic: retrying", "topic", topic, "err", err, "backoff", backoff)
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff):
@@ -64,16 +64,16 @@ func (w *Writer) ensureTopic(ctx context.Context, topic string, partitions int32
 	}
 	exists := errors.Is(err, kerr.TopicAlreadyExists)
 	if errors.Is(err, kerr.TopicAuthorizationFailed) {
-		exists = topicExists(ctx, w.admin, topic)
+		exists = topicExists(ctx, p.admin, topic)
 	}
 	if err != nil && !exists {
-		w.metrics.errors.WithLabelValues("topic").Inc()
-		return fmt.Errorf("create topic %s: %w", topic, authorization(err, w.principal, access{topic: topic, topicOp: "CREATE", clusterOp: "CREATE"}))
+		p.metrics.errors.WithLabelValues("topic").Inc()
+		return fmt.Errorf("create topic %s: %w", topic, authorization(err, p.principal, access{topic: topic, topicOp: "CREATE", clusterOp: "CREATE"}))
 	}
 	if err == nil {
-		w.log.Info("topic created", "topic", topic, "partitions", partitions, "cleanup.policy", cleanup)
+		p.log.Info("topic created", "topic", topic, "partitions", partitions, "cleanup.policy", cleanup)
 	}
-	w.topics[topic] = true
+	p.topics[topic] = true
 	return nil
 }
 

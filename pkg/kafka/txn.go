@@ -11,11 +11,69 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kversion"
+	"github.com/twmb/franz-go/pkg/sr"
 )
+
+// producer is the transport under the Writer: the franz-go client, the
+// Kafka transaction it keeps open, the topics it created, and the first
+// delivery failure. Everything that writes goes through its produce, once
+// begin opened a transaction; Writer.Commit ends it. Used from the
+// publishing goroutine, but for delivery results, which arrive on the
+// client's (setErr).
+type producer struct {
+	cfg       *Config
+	log       *slog.Logger
+	client    *kgo.Client
+	admin     *kadm.Client
+	metrics   *Metrics
+	sec       []kgo.Opt // TLS and SASL, for the writer's other clients (state reads, signals)
+	principal string    // User:<name> for authorization errors; "" unknown
+
+	txn        txnState
+	topics     map[string]bool          // topics known to exist
+	onDelivery func(*kgo.Record, error) // p.delivered, allocated once
+
+	failMu sync.Mutex
+	fail   error
+	failed chan struct{} // closed with the first delivery failure
+}
+
+// newProducer connects to the brokers. opts are extra client options
+// (security, tests); it returns the registry's options too, which the
+// client's security settings decide.
+func newProducer(cfg *Config, log *slog.Logger, m *Metrics, opts ...kgo.Opt) (*producer, []sr.ClientOpt, error) {
+	base := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.RecordPartitioner(partitioner()),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchMaxBytes(int32(cfg.MaxRecordBytes)),
+		kgo.ProducerLinger(5 * time.Millisecond),
+		withLog(log),
+	}
+	txn := txnState{transactional: cfg.Transactions, id: "strait-" + cfg.TopicPrefix}
+	if txn.transactional {
+		base = append(base, kgo.TransactionalID(txn.id), kgo.TransactionTimeout(cfg.TransactionTimeout),
+			// Kafka 3.9's transactions, which every 3.x and 4.x broker
+			// speaks: with 4.0's (KIP-890, a new epoch at every commit)
+			// a produce right after a commit was sometimes sent with the
+			// old sequence (OUT_OF_ORDER_SEQUENCE_NUMBER in our tests).
+			kgo.MaxVersions(kversion.V3_9_0()))
+	}
+	client, sec, regOpts, err := cfg.Security.newClient(log, base, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &producer{cfg: cfg, log: log, client: client, admin: kadm.NewClient(client), metrics: m, sec: sec, principal: cfg.Security.Principal(),
+		txn: txn, topics: map[string]bool{}, failed: make(chan struct{})}, regOpts, nil
+}
 
 // txnState is the open Kafka transaction.
 type txnState struct {
@@ -32,20 +90,23 @@ type txnState struct {
 // ErrFenced reports that another producer took over this source.
 var ErrFenced = errors.New("fenced: another producer of this source (same transactional id) took over")
 
-func (w *Writer) begin() error {
-	if !w.txn.transactional || w.txn.open {
+// begin opens a transaction unless one is open (or transactions are off).
+func (p *producer) begin() error {
+	if !p.txn.transactional || p.txn.open {
 		return nil
 	}
-	if err := w.client.BeginTransaction(); err != nil {
+	if err := p.client.BeginTransaction(); err != nil {
 		return fmt.Errorf("begin Kafka transaction: %w", err)
 	}
-	w.txn.open = true
+	p.txn.open = true
 	return nil
 }
 
-// Pending returns the change records and their bytes published since the
-// last Commit.
-func (w *Writer) Pending() (records, bytes int) { return w.txn.records, w.txn.bytes }
+// counted notes a change record of n key and value bytes (Pending).
+func (p *producer) counted(n int) {
+	p.txn.records++
+	p.txn.bytes += n
+}
 
 // Commit makes everything published since the last Commit visible, together
 // with cp, atomically; it returns once the brokers committed. Without
@@ -53,43 +114,41 @@ func (w *Writer) Pending() (records, bytes int) { return w.txn.records, w.txn.by
 // record to be acknowledged. On error nothing since the last Commit is
 // visible; ErrFenced means another producer took over.
 func (w *Writer) Commit(ctx context.Context, cp *Checkpoint) error {
-	if err := w.begin(); err != nil {
+	p := w.producer
+	if err := p.begin(); err != nil {
 		return err
 	}
 	start := time.Now()
-	if !w.txn.transactional {
+	if !p.txn.transactional {
 		// At least once: the checkpoint goes out only once every record
 		// before it is acknowledged.
-		if err := w.Flush(ctx); err != nil {
+		if err := p.Flush(ctx); err != nil {
 			return err
 		}
 	}
-	cp.Source, cp.Written, cp.SchemaIDs = w.cfg.TopicPrefix, start, w.registry.InUse()
-	value, err := w.encodeCheckpoint(ctx, w.CheckpointTopic(), cp)
-	if err != nil {
-		return w.abort(ctx, fmt.Errorf("checkpoint: %w", err))
+	if err := w.state.putCheckpoint(ctx, cp, start); err != nil {
+		return p.abort(ctx, fmt.Errorf("checkpoint: %w", err))
 	}
-	w.produce(ctx, &kgo.Record{Topic: w.CheckpointTopic(), Key: []byte(w.cfg.TopicPrefix), Value: value})
-	if err := w.client.Flush(ctx); err != nil {
-		return w.abort(ctx, fmt.Errorf("flush: %w", err))
+	if err := p.client.Flush(ctx); err != nil {
+		return p.abort(ctx, fmt.Errorf("flush: %w", err))
 	}
-	if err := w.Err(); err != nil {
-		return w.abort(ctx, err)
+	if err := p.Err(); err != nil {
+		return p.abort(ctx, err)
 	}
-	if w.txn.transactional {
-		if err := w.awaitPartitions(ctx); err != nil {
-			return w.abort(ctx, err)
+	if p.txn.transactional {
+		if err := p.awaitPartitions(ctx); err != nil {
+			return p.abort(ctx, err)
 		}
-		if err := w.client.EndTransaction(ctx, kgo.TryCommit); err != nil {
-			err = authorization(err, w.principal, access{txnID: w.txn.id, txnOp: "WRITE"})
-			return w.abort(ctx, fmt.Errorf("commit Kafka transaction: %w", err))
+		if err := p.client.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			err = authorization(err, p.principal, access{txnID: p.txn.id, txnOp: "WRITE"})
+			return p.abort(ctx, fmt.Errorf("commit Kafka transaction: %w", err))
 		}
-		w.txn.open = false
+		p.txn.open = false
 	}
-	w.metrics.commits.Observe(time.Since(start).Seconds())
-	w.metrics.txRecords.Observe(float64(w.txn.records))
-	w.metrics.checkpoint.Set(float64(cp.SourceTime.UnixMilli()) / 1000)
-	w.txn.records, w.txn.bytes = 0, 0
+	p.metrics.commits.Observe(time.Since(start).Seconds())
+	p.metrics.txRecords.Observe(float64(p.txn.records))
+	p.metrics.checkpoint.Set(float64(cp.SourceTime.UnixMilli()) / 1000)
+	p.txn.records, p.txn.bytes = 0, 0
 	return nil
 }
 
@@ -111,13 +170,13 @@ func (w *Writer) Commit(ctx context.Context, cp *Checkpoint) error {
 // topic. Every record was acknowledged here, so each was handed to its
 // partition and the listing follows at once; a record failed earlier
 // aborted the transaction before this.
-func (w *Writer) awaitPartitions(ctx context.Context) error {
-	for len(w.txn.firstIn) > 0 {
-		topic := w.txn.firstIn[0]
+func (p *producer) awaitPartitions(ctx context.Context) error {
+	for len(p.txn.firstIn) > 0 {
+		topic := p.txn.firstIn[0]
 		// -1, -1 until the topic's partitions are listed; a listed
 		// partition without a leader still has its leader epoch.
-		if leader, epoch, _ := w.client.PartitionLeader(topic, 0); leader >= 0 || epoch >= 0 {
-			w.txn.firstIn = w.txn.firstIn[1:]
+		if leader, epoch, _ := p.client.PartitionLeader(topic, 0); leader >= 0 || epoch >= 0 {
+			p.txn.firstIn = p.txn.firstIn[1:]
 			continue
 		}
 		select {
@@ -131,14 +190,14 @@ func (w *Writer) awaitPartitions(ctx context.Context) error {
 
 // abort ends the open transaction without making anything visible and
 // returns err, marked ErrFenced when that is the cause.
-func (w *Writer) abort(ctx context.Context, err error) error {
-	if isFenced(err) || isFenced(w.Err()) {
+func (p *producer) abort(ctx context.Context, err error) error {
+	if isFenced(err) || isFenced(p.Err()) {
 		return fmt.Errorf("%w: %v", ErrFenced, err)
 	}
-	if w.txn.transactional && w.txn.open {
-		w.txn.open = false
-		if aerr := w.client.AbortBufferedRecords(ctx); aerr == nil {
-			if aerr := w.client.EndTransaction(ctx, kgo.TryAbort); aerr != nil && isFenced(aerr) {
+	if p.txn.transactional && p.txn.open {
+		p.txn.open = false
+		if aerr := p.client.AbortBufferedRecords(ctx); aerr == nil {
+			if aerr := p.client.EndTransaction(ctx, kgo.TryAbort); aerr != nil && isFenced(aerr) {
 				return fmt.Errorf("%w: %v", ErrFenced, err)
 			}
 		}
@@ -161,4 +220,65 @@ func isFenced(err error) bool {
 	// producer of the same transactional id aborted (by taking it over)
 	// may also hear INVALID_TXN_STATE.
 	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.InvalidTxnState)
+}
+
+// close releases the client; call Flush first to wait for in-flight records.
+func (p *producer) close() { p.client.Close() }
+
+// Err returns the first delivery failure, if any.
+func (p *producer) Err() error {
+	p.failMu.Lock()
+	defer p.failMu.Unlock()
+	return p.fail
+}
+
+// Failed is closed when a delivery fails; Err then says why.
+func (p *producer) Failed() <-chan struct{} { return p.failed }
+
+func (p *producer) setErr(err error) {
+	p.failMu.Lock()
+	if p.fail == nil {
+		p.fail = err
+		close(p.failed)
+	}
+	p.failMu.Unlock()
+}
+
+// Flush waits until every record published so far is acknowledged.
+func (p *producer) Flush(ctx context.Context) error {
+	if err := p.client.Flush(ctx); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	return p.Err()
+}
+
+// produce hands r to the client, noting its topic for awaitPartitions;
+// the delivery result arrives in delivered.
+func (p *producer) produce(ctx context.Context, r *kgo.Record) {
+	if p.onDelivery == nil {
+		p.onDelivery = p.delivered
+	}
+	if !p.txn.produced[r.Topic] {
+		if p.txn.produced == nil {
+			p.txn.produced = map[string]bool{}
+		}
+		p.txn.produced[r.Topic] = true
+		if p.txn.transactional {
+			p.txn.firstIn = append(p.txn.firstIn, r.Topic)
+		}
+	}
+	p.client.Produce(ctx, r, p.onDelivery)
+}
+
+// delivered keeps the first delivery failure, named by the missing ACL or
+// as ErrFenced when that is the cause.
+func (p *producer) delivered(r *kgo.Record, err error) {
+	if err != nil && !errors.Is(err, context.Canceled) {
+		p.metrics.errors.WithLabelValues("produce").Inc()
+		if isFenced(err) {
+			err = fmt.Errorf("%w (%v)", ErrFenced, err)
+		}
+		err = authorization(err, p.principal, access{topic: r.Topic, topicOp: "WRITE", txnID: p.txn.id, txnOp: "WRITE", clusterOp: "IDEMPOTENT_WRITE"})
+		p.setErr(fmt.Errorf("produce to %s: %w", r.Topic, err))
+	}
 }
