@@ -327,7 +327,7 @@ func TestSnapshotStallIsReported(t *testing.T) {
 		}
 	}()
 	stalls := func() float64 {
-		return testutil.ToFloat64(r.metrics.snapshotStalls.WithLabelValues("snap_stall.t"))
+		return testutil.ToFloat64(r.snapshots.metrics.snapshotStalls.WithLabelValues("snap_stall.t"))
 	}
 	for stalls() < 2 { // reported again each period
 		select {
