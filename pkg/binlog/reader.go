@@ -129,7 +129,6 @@ type Reader struct {
 	stream    *stream       // the binlog stream (stream.go)
 	snapshots *Snapshotter  // the snapshot requests and the snapshot in progress (snapshot.go)
 	columns   *columnPolicy // source.columns, applied to what ReadTx hands out (columns.go)
-	serverID  uint32        // the source's server_id
 }
 
 // Open connects to the source and prepares to stream. Call Start next.
@@ -202,7 +201,7 @@ func assemble(cfg *Config, log *slog.Logger, m *Metrics, q *queries, cat *catalo
 	columns := newColumnPolicy(cfg)
 	sn := newSnapshotter(cfg, log, m, q, d, cat.full, columns, keys)
 	st := &stream{cfg: cfg, log: log, metrics: m, flavor: cat.flavor, dialer: d, catalog: cat, watcher: sn, serverID: serverID}
-	return &Reader{cfg: cfg, log: log, q: q, catalog: cat, stream: st, snapshots: sn, columns: columns, serverID: serverID}
+	return &Reader{cfg: cfg, log: log, q: q, catalog: cat, stream: st, snapshots: sn, columns: columns}
 }
 
 // Snapshot asks the reader to backfill the tables of st, continuing after
