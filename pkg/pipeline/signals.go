@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -36,6 +37,29 @@ func Request(sig kafka.Signal, next int64, src *binlog.Config, log *slog.Logger)
 		req.Tables = append(req.Tables, t)
 	}
 	return req
+}
+
+// Signals is where snapshot requests are read from: *kafka.Writer, on
+// <prefix>._signals.
+type Signals interface {
+	WatchSignals(ctx context.Context, from int64, fn func(s kafka.Signal, next int64) error) error
+}
+
+// Requester takes snapshot requests: *binlog.Reader.
+type Requester interface {
+	RequestSnapshot(ctx context.Context, req binlog.SnapshotRequest) error
+}
+
+// WatchSignals hands the snapshot requests of signals, from offset from (the
+// checkpoint's) on, to r until ctx ends, each as Request makes it; an error
+// reading them is logged, as the stream goes on without them.
+func WatchSignals(ctx context.Context, signals Signals, r Requester, from int64, src *binlog.Config, log *slog.Logger) {
+	err := signals.WatchSignals(ctx, from, func(sig kafka.Signal, next int64) error {
+		return r.RequestSnapshot(ctx, Request(sig, next, src, log))
+	})
+	if err != nil && ctx.Err() == nil {
+		log.Error("snapshot requests are not read any more", "err", err)
+	}
 }
 
 // ListRequests writes, for producer snapshot -list, a line per table of

@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -72,5 +74,43 @@ func TestListRequestsStates(t *testing.T) {
 	}
 	if diff := cmp.Diff(got, want); diff != "" {
 		t.Errorf("listing (-got +want):\n%s", diff)
+	}
+}
+
+// fakeSignals replays its signals from offset from on, as the signal topic
+// would, then ends with err.
+type fakeSignals struct {
+	signals []kafka.Signal
+	err     error
+}
+
+func (f fakeSignals) WatchSignals(ctx context.Context, from int64, fn func(s kafka.Signal, next int64) error) error {
+	for i := from; i < int64(len(f.signals)); i++ {
+		if err := fn(f.signals[i], i+1); err != nil {
+			return err
+		}
+	}
+	return f.err
+}
+
+type requests []binlog.SnapshotRequest
+
+func (r *requests) RequestSnapshot(_ context.Context, req binlog.SnapshotRequest) error {
+	*r = append(*r, req)
+	return nil
+}
+
+func TestWatchSignalsHandsRequestsOn(t *testing.T) {
+	src := &binlog.Config{Include: []string{"shop.*"}}
+	signals := fakeSignals{signals: []kafka.Signal{
+		{Type: kafka.SignalSnapshot, Tables: []string{"shop.a"}},
+		{Type: kafka.SignalSnapshot, Tables: []string{"shop.b", "crm.c"}},
+		{Type: kafka.SignalCancel, Request: 1},
+	}, err: errors.New("topic gone")}
+	var got requests
+	WatchSignals(context.Background(), signals, &got, 1, src, quiet)
+	want := requests{{Tables: []string{"shop.b"}, Next: 2}, {Cancel: true, Request: 1, Next: 3}}
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("requests (-got +want):\n%s", diff)
 	}
 }
