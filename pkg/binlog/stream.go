@@ -383,8 +383,10 @@ func (s *stream) queryEvent(ctx context.Context, tx *Tx, h *replication.EventHea
 		return true, nil
 	}
 	if dml, tables := parseDML(q, string(e.Schema)); dml {
-		if err := s.statementDML(tx, h, tables, string(e.Schema)); err != nil {
-			return false, err
+		// It stops the stream when it may have written a captured table.
+		if table, captured := s.catalog.writesCaptured(tables, string(e.Schema)); captured {
+			return false, &UnknowableError{Table: table, File: s.file, Pos: h.LogPos, GTID: tx.GTID, Setting: "binlog_format",
+				Reason: "a row change logged as a statement (the writing session had binlog_format STATEMENT or MIXED), so the rows it changed are not in the binlog"}
 		}
 		return false, nil // a table strait does not capture: nothing of it is published
 	}
