@@ -106,8 +106,8 @@ type SnapshotRequest struct {
 // stream's watcher it is told of each change the stream reads (Observe)
 // and each DDL (DDL), and the Reader calls Publish between whole source
 // transactions, where a chunk whose window has closed goes out as a
-// transaction of its own. It is used
-// by the goroutine calling ReadTx, but for Request and Close (see there).
+// transaction of its own. It is used by the goroutine calling ReadTx, but
+// for Request and Close (see there).
 type Snapshotter struct {
 	cfg     *Config
 	log     *slog.Logger
