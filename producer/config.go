@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/strait-cdc/strait/pkg/bigquery"
@@ -89,23 +87,11 @@ func loadConfig(name, summary string, args []string, getenv func(string) string,
 		"Secrets (STRAIT_SOURCE_PASSWORD, STRAIT_SOURCE_SSH_PASSPHRASE) only from the environment or files.", args, getenv, stdout, stderr); err != nil {
 		return nil, err
 	}
-	if cfg.Source.PasswordFile != "" {
-		if cfg.Source.Password != "" {
-			return nil, errors.New("source.password_file and STRAIT_SOURCE_PASSWORD are both set: keep one")
-		}
-		b, err := os.ReadFile(cfg.Source.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("source.password_file: %w", err)
-		}
-		if cfg.Source.Password = strings.TrimRight(string(b), "\r\n"); cfg.Source.Password == "" {
-			return nil, fmt.Errorf("source.password_file %s is empty", cfg.Source.PasswordFile)
-		}
+	if err := cfg.Source.LoadSecrets(getenv); err != nil {
+		return nil, err
 	}
 	if err := cfg.Kafka.Security.LoadSecrets(getenv); err != nil {
 		return nil, fmt.Errorf("configuration:\n%w", err)
-	}
-	if cfg.Source.SSH.AgentSocket == "" {
-		cfg.Source.SSH.AgentSocket = getenv("SSH_AUTH_SOCK")
 	}
 	if cfg.Source.ServerID == 0 {
 		cfg.Source.ServerID = binlog.DefaultServerID(cfg.Kafka.TopicPrefix)

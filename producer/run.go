@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"log/slog"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -139,7 +138,7 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 	}
 	signals, stopSignals := context.WithCancel(ctx)
 	defer stopSignals()
-	go watchSignals(signals, writer, reader, resume.Snapshot().Requests, &cfg.Source, log)
+	go pipeline.WatchSignals(signals, writer, reader, resume.Snapshot().Requests, &cfg.Source, log)
 	proc.Ready.Store(true)
 	defer proc.Ready.Store(false)
 
@@ -158,18 +157,6 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 	}
 	log.Info("stopped: every record read was published")
 	return nil
-}
-
-// watchSignals hands the snapshot requests of <prefix>._signals, from the
-// checkpoint's offset on, to the reader until ctx ends (pipeline.Request
-// leaves out what the configuration does not capture).
-func watchSignals(ctx context.Context, writer *kafka.Writer, reader *binlog.Reader, from int64, src *binlog.Config, log *slog.Logger) {
-	err := writer.WatchSignals(ctx, from, func(sig kafka.Signal, next int64) error {
-		return reader.RequestSnapshot(ctx, pipeline.Request(sig, next, src, log))
-	})
-	if err != nil && ctx.Err() == nil {
-		log.Error("snapshot requests are not read any more", "err", err)
-	}
 }
 
 // engineConfig is the engine's part of the configuration: the Kafka

@@ -8,12 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"text/tabwriter"
-	"time"
 
 	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/config"
 	"github.com/strait-cdc/strait/pkg/kafka"
+	"github.com/strait-cdc/strait/pkg/pipeline"
 	"github.com/strait-cdc/strait/pkg/service"
 )
 
@@ -44,7 +43,7 @@ func runSnapshot(ctx context.Context, args []string, getenv func(string) string,
 		if err != nil {
 			return err
 		}
-		printRequests(stdout, cp, signals)
+		pipeline.ListRequests(stdout, cp, signals)
 		return nil
 	case *cancel >= 0:
 		offset, err := kafka.SendSignal(ctx, &cfg.Kafka, kafka.Signal{Type: kafka.SignalCancel, Request: *cancel})
@@ -85,56 +84,4 @@ func runSnapshot(ctx context.Context, args []string, getenv func(string) string,
 	fmt.Fprintf(stdout, "snapshot of %s requested (%s offset %d); the running producer takes it between two source transactions — progress: GET /status, strait_producer_snapshot_rows_total\n",
 		strings.Join(sig.Tables, ", "), kafka.SignalTopic(cfg.Kafka.TopicPrefix), offset)
 	return nil
-}
-
-// printRequests writes, for producer snapshot -list, a line per table of
-// each request in signals and of each failed table of the initial
-// snapshot, with where it stands by the checkpoint cp (nil: the producer
-// has committed none).
-func printRequests(out io.Writer, cp *kafka.Checkpoint, signals []kafka.SignalRecord) {
-	if cp == nil {
-		cp = &kafka.Checkpoint{}
-	}
-	failed := map[string]kafka.SnapshotFailure{} // by request and table
-	for _, f := range cp.SnapshotFailed {
-		failed[fmt.Sprint(f.Request, f.Table)] = f
-	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tWRITTEN\tTABLE\tFILTER\tSTATE")
-	for _, f := range cp.SnapshotFailed {
-		if f.Request < 0 {
-			fmt.Fprintf(tw, "initial\t\t%s\t\tfailed %s: %s\n", f.Table, f.At.UTC().Format(time.RFC3339), f.Reason)
-		}
-	}
-	for _, s := range signals {
-		written := s.Time.UTC().Format(time.RFC3339)
-		switch s.Type {
-		case kafka.SignalCancel:
-			fmt.Fprintf(tw, "%d\t%s\t\t\tcancels request %d\n", s.Offset, written, s.Request)
-			continue
-		case kafka.SignalSnapshot:
-		default:
-			fmt.Fprintf(tw, "%d\t%s\t\t\tnot a request (skipped)\n", s.Offset, written)
-			continue
-		}
-		for _, t := range s.Tables {
-			state := "done"
-			origin, queued := cp.SnapshotOrigins[t]
-			f, isFailed := failed[fmt.Sprint(s.Offset, t)]
-			switch {
-			case s.Offset >= cp.SnapshotRequests:
-				state = "pending: not taken by the producer yet"
-			case isFailed && strings.HasPrefix(f.Reason, "cancelled"):
-				state = fmt.Sprintf("cancelled %s", f.At.UTC().Format(time.RFC3339))
-			case isFailed:
-				state = fmt.Sprintf("failed %s: %s", f.At.UTC().Format(time.RFC3339), f.Reason)
-			case queued && origin == s.Offset && cp.SnapshotTables[0] == t:
-				state = "reading"
-			case queued && origin == s.Offset:
-				state = "queued"
-			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", s.Offset, written, t, s.Filter, state)
-		}
-	}
-	tw.Flush()
 }

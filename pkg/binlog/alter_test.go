@@ -167,7 +167,7 @@ func TestBackToBackDDLWithoutFullMetadata(t *testing.T) {
 	}
 	var changes []string
 	state := map[string]string{}
-	for r.pos < head.Pos || r.file != head.File {
+	for r.stream.pos < head.Pos || r.stream.file != head.File {
 		var tx Tx
 		if err := r.ReadTx(ctx, &tx); err != nil {
 			t.Fatal(err)

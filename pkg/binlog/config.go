@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -221,6 +222,29 @@ func (c *Config) Defaults() {
 	if c.SSH.Timeout == 0 {
 		c.SSH.Timeout = 15 * time.Second
 	}
+}
+
+// LoadSecrets reads the password from source.password_file, which may not
+// be set together with STRAIT_SOURCE_PASSWORD, and takes the ssh-agent of
+// getenv's SSH_AUTH_SOCK when source.ssh.agent_socket names none. Call it
+// once the configuration is loaded, before Validate.
+func (c *Config) LoadSecrets(getenv func(string) string) error {
+	if c.PasswordFile != "" {
+		if c.Password != "" {
+			return errors.New("source.password_file and STRAIT_SOURCE_PASSWORD are both set: keep one")
+		}
+		b, err := os.ReadFile(c.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("source.password_file: %w", err)
+		}
+		if c.Password = strings.TrimRight(string(b), "\r\n"); c.Password == "" {
+			return fmt.Errorf("source.password_file %s is empty", c.PasswordFile)
+		}
+	}
+	if c.SSH.AgentSocket == "" {
+		c.SSH.AgentSocket = getenv("SSH_AUTH_SOCK")
+	}
+	return nil
 }
 
 // DefaultServerID is the server_id of a producer whose configuration names

@@ -179,21 +179,80 @@ func text(r *mysql.Result, row, col int) string {
 	return strings.Clone(s)
 }
 
-// liveQueries makes the reader's query connection again when it was lost
-// (a dropped SSH tunnel or network failure, the server's wait_timeout):
-// the binlog stream reconnects by itself, and the schema reads it leads to
-// must too. Called before those reads, which are rare (a table's first
-// rows without full row metadata, a DDL): a ping each.
-func (r *Reader) liveQueries(ctx context.Context) error {
-	if err := r.conn.Ping(); err == nil {
+// queries is the Reader's query connection to the source, beside the
+// binlog stream: the server's position, its server_id, schemas and row
+// estimates. The stream, the schema catalog and the snapshotter all ask
+// through it, from the goroutine calling ReadTx.
+type queries struct {
+	conn   *client.Conn // replaced when lost (live)
+	dialer *dialer
+	log    *slog.Logger
+	flavor string
+}
+
+// live makes the query connection again when it was lost (a dropped SSH
+// tunnel or network failure, the server's wait_timeout): the binlog stream
+// reconnects by itself, and the schema reads it leads to must too. Called
+// before those reads, which are rare (a table's first rows without full row
+// metadata, a DDL): a ping each.
+func (q *queries) live(ctx context.Context) error {
+	if err := q.conn.Ping(); err == nil {
 		return nil
 	}
-	conn, err := r.dialer.dial(ctx, "")
+	conn, err := q.dialer.dial(ctx, "")
 	if err != nil {
 		return fmt.Errorf("query connection lost; again: %w", err)
 	}
-	r.conn.Close()
-	r.conn = conn
-	r.log.Info("query connection to the source made again")
+	q.conn.Close()
+	q.conn = conn
+	q.log.Info("query connection to the source made again")
 	return nil
+}
+
+// current returns the server's current binlog position (Reader.Current).
+func (q *queries) current(ctx context.Context) (Start, error) {
+	if err := q.live(ctx); err != nil { // snapshots ask at every chunk window
+		return Start{}, err
+	}
+	res, err := q.conn.Execute("SHOW MASTER STATUS")
+	var me *mysql.MyError
+	if errors.As(err, &me) && me.Code == mysql.ER_PARSE_ERROR {
+		res, err = q.conn.Execute("SHOW BINARY LOG STATUS") // MySQL 8.4 removed the old name
+	}
+	if err != nil {
+		return Start{}, fmt.Errorf("read current binlog position (needs REPLICATION CLIENT / BINLOG MONITOR): %w", err)
+	}
+	defer res.Close()
+	if res.RowNumber() == 0 {
+		return Start{}, errors.New("SHOW MASTER STATUS is empty: the binlog is off (set log_bin)")
+	}
+	file := text(res, 0, 0)
+	pos, _ := res.GetUint(0, 1)
+	s := Start{File: file, Pos: pos}
+	if q.flavor == mysql.MySQLFlavor && res.ColumnNumber() >= 5 {
+		s.GTID = strings.ReplaceAll(text(res, 0, 4), "\n", "") // Executed_Gtid_Set at file:pos
+	}
+	return s, nil
+}
+
+// serverID returns the source server's server_id.
+func (q *queries) serverID() (uint32, error) {
+	res, err := q.conn.Execute("SELECT @@server_id")
+	if err != nil {
+		return 0, fmt.Errorf("read server_id: %w", err)
+	}
+	defer res.Close()
+	id, _ := res.GetUint(0, 0)
+	return uint32(id), nil
+}
+
+// estimate is information_schema's row estimate of a table (for progress).
+func (q *queries) estimate(db, table string) int64 {
+	res, err := q.conn.Execute("SELECT COALESCE(TABLE_ROWS, 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", db, table)
+	if err != nil {
+		return 0
+	}
+	defer res.Close()
+	n, _ := res.GetInt(0, 0)
+	return n
 }

@@ -174,11 +174,11 @@ func bytesString(b []byte) string {
 // rawImage decodes the row image at the start of images (decode.go), whose
 // columns are those set in present (the others are NULL, as go-mysql has
 // them), and returns the images after it.
-func (r *Reader) rawImage(tx *Tx, st *tableState, present, images []byte, h *replication.EventHeader) ([]cdc.Value, []byte, error) {
+func (s *stream) rawImage(tx *Tx, st *tableState, present, images []byte, h *replication.EventHeader) ([]cdc.Value, []byte, error) {
 	info := st.info
 	nulls, data, err := imageNulls(present, images, len(info.table.Columns))
 	if err != nil {
-		return nil, nil, fmt.Errorf("table %s at %s:%d: %w", info.table.ID(), r.file, h.LogPos, err)
+		return nil, nil, fmt.Errorf("table %s at %s:%d: %w", info.table.ID(), s.file, h.LogPos, err)
 	}
 	row := tx.row(len(info.table.Columns))
 	k := 0 // index among the present columns
@@ -192,8 +192,8 @@ func (r *Reader) rawImage(tx *Tx, st *tableState, present, images []byte, h *rep
 			row[i] = cdc.Null
 			continue
 		}
-		val, n, err := st.conv.rawValue(info, i, data, &r.text)
-		if row[i], err = r.checkValue(info, i, val, err, h); err != nil {
+		val, n, err := st.conv.rawValue(info, i, data, &s.text)
+		if row[i], err = s.checkValue(info, i, val, err, h); err != nil {
 			return nil, nil, err
 		}
 		data = data[n:]
@@ -203,13 +203,13 @@ func (r *Reader) rawImage(tx *Tx, st *tableState, present, images []byte, h *rep
 
 // checkValue applies the rule for an unrepresentable value (NULL, counted)
 // and names the column of any other decoding error.
-func (r *Reader) checkValue(info *tableInfo, i int, val cdc.Value, err error, h *replication.EventHeader) (cdc.Value, error) {
+func (s *stream) checkValue(info *tableInfo, i int, val cdc.Value, err error, h *replication.EventHeader) (cdc.Value, error) {
 	if errors.Is(err, errUnrepresentable) {
-		r.metrics.countUnrepresentable(info.table, info.table.Columns[i].Name)
+		s.metrics.countUnrepresentable(info.table, info.table.Columns[i].Name)
 		return cdc.Null, nil
 	}
 	if err != nil {
-		return cdc.Value{}, fmt.Errorf("decode %s column %s (%s) at %s:%d: %w", info.table.ID(), info.table.Columns[i].Name, info.table.Columns[i].Type, r.file, h.LogPos, err)
+		return cdc.Value{}, fmt.Errorf("decode %s column %s (%s) at %s:%d: %w", info.table.ID(), info.table.Columns[i].Name, info.table.Columns[i].Type, s.file, h.LogPos, err)
 	}
 	return val, nil
 }

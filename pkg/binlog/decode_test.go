@@ -202,7 +202,7 @@ func TestRawDecodingMatchesGoMySQL(t *testing.T) {
 			// tables as the rows were written.
 			n := loadRawCases(t, ctx, c.m, db, c.cols, func() {
 				raw = openAtCurrent(t, ctx, cfg)
-				start = raw.started
+				start = raw.stream.started
 				goMySQL = openReader(t, ctx, cfg, start, true)
 				if c.compressed {
 					if err := c.m.Exec(ctx, "", "SET GLOBAL log_bin_compress = ON", "SET GLOBAL log_bin_compress_min_len = 10"); err != nil {
@@ -282,7 +282,7 @@ func openReader(t *testing.T, ctx context.Context, cfg *Config, s Start, goMySQL
 		t.Fatal(err)
 	}
 	t.Cleanup(r.Close)
-	r.goMySQL = goMySQL
+	r.catalog.goMySQL = goMySQL
 	if err := r.Start(ctx, s); err != nil {
 		t.Fatal(err)
 	}

@@ -27,103 +27,110 @@ import (
 	"github.com/strait-cdc/strait/pkg/cdc"
 )
 
-// SetSchemaHistory gives the reader the schemas an earlier run recorded, by
-// "database.table", as of the position Start is given: the history read
-// with the checkpoint resumed from. Call before Start.
-func (r *Reader) SetSchemaHistory(h map[string]*cdc.TableSchema) {
-	r.history = h
+// schemaHistory is the schema in force, per captured table, at the
+// stream's position, and the entries recorded for the transaction being
+// read. The catalog keeps it up to date; the Reader hands the entries out
+// (drain).
+type schemaHistory struct {
+	byTable  map[string]*cdc.TableSchema // by "db.table"
+	pending  []cdc.TableSchema           // entries for the transaction being read
+	serverID uint32                      // the source's, stamped on each entry
 }
 
-// ResetSchemaHistory voids entries an earlier run recorded for positions
-// other than where this run starts (a configured start position): each is
-// erased in the first transaction read. Call before Start.
-func (r *Reader) ResetSchemaHistory(ids []string) {
+// reset voids the entries of tables ids: each is erased in the first
+// transaction read (Reader.ResetSchemaHistory).
+func (h *schemaHistory) reset(ids []string) {
 	for _, id := range ids {
 		db, table, _ := strings.Cut(id, ".")
-		r.pending = append(r.pending, cdc.TableSchema{Database: db, Table: table})
+		h.pending = append(h.pending, cdc.TableSchema{Database: db, Table: table})
 	}
 }
 
-// record makes s the schema of its table from the reader's position on.
-func (r *Reader) record(s *cdc.TableSchema) {
-	s.ServerID = r.serverID
-	r.history[s.ID()] = s
-	r.pending = append(r.pending, *s)
+// record makes s the schema of its table from the stream's position on.
+func (h *schemaHistory) record(s *cdc.TableSchema) {
+	s.ServerID = h.serverID
+	h.byTable[s.ID()] = s
+	h.pending = append(h.pending, *s)
 }
 
-// forget erases a table's history entry: its schema is looked up again
-// when its rows come.
-func (r *Reader) forget(id string) {
-	if s, ok := r.history[id]; ok {
-		delete(r.history, id)
-		r.pending = append(r.pending, cdc.TableSchema{Database: s.Database, Table: s.Table, ServerID: r.serverID, File: r.file, Pos: r.pos})
+// forget erases a table's entry at position at: its schema is looked up
+// again when its rows come.
+func (h *schemaHistory) forget(id string, at binlogPos) {
+	if s, ok := h.byTable[id]; ok {
+		delete(h.byTable, id)
+		h.pending = append(h.pending, cdc.TableSchema{Database: s.Database, Table: s.Table, ServerID: h.serverID, File: at.file, Pos: at.pos})
 	}
+}
+
+// drain moves the entries recorded so far into tx.
+func (h *schemaHistory) drain(tx *Tx) {
+	tx.Schemas = append(tx.Schemas, h.pending...)
+	h.pending = h.pending[:0]
 }
 
 // fromHistory returns the decoding schema of e from the history, or nil
 // when the history does not know the table or disagrees with the event
 // (then the information_schema path runs, with its own checks).
-func (r *Reader) fromHistory(e *replication.TableMapEvent) *tableInfo {
-	s := r.history[string(e.Schema)+"."+string(e.Table)]
+func (c *catalog) fromHistory(e *replication.TableMapEvent, at binlogPos) *tableInfo {
+	s := c.history.byTable[string(e.Schema)+"."+string(e.Table)]
 	if s == nil {
 		return nil
 	}
 	info, err := fromSchema(s, e)
 	if err != nil {
-		r.log.Warn("schema history disagrees with the binlog; reading information_schema", "table", s.ID(), "at", binlogPos{r.file, r.pos}.String(), "err", err)
-		r.forget(s.ID())
+		c.log.Warn("schema history disagrees with the binlog; reading information_schema", "table", s.ID(), "at", at.String(), "err", err)
+		c.history.forget(s.ID(), at)
 		return nil
 	}
 	return info
 }
 
 // schemaChanged brings the history past a DDL q (default database
-// defaultDB) with scope, read at the reader's position: each captured table
+// defaultDB) with scope, read at the stream's position at: each captured table
 // the statement names, and each known table it may have touched, gets the
 // schema it has right after the statement — its recorded schema with the
 // statement applied (alter.go), or else read from information_schema and
 // pinned to this position by the look-ahead (no later DDL of the table up
 // to the server's head) — or, when neither can tell, no entry.
-func (r *Reader) schemaChanged(ctx context.Context, scope ddlScope, q, defaultDB string) {
+func (c *catalog) schemaChanged(ctx context.Context, scope ddlScope, q, defaultDB string, at binlogPos) {
 	ids := map[string]bool{}
-	if !r.full {
+	if !c.full {
 		for _, t := range scope.tables {
-			if db, table, _ := strings.Cut(t, "."); r.captured(db, table) {
+			if db, table, _ := strings.Cut(t, "."); c.captured(db, table) {
 				ids[t] = true
 			}
 		}
 	}
-	for id, s := range r.history {
+	for id, s := range c.history.byTable {
 		if scope.touches(s.Database, s.Table) {
 			ids[id] = true
 		}
 	}
-	at := binlogPos{file: r.file, pos: r.pos}
 	for _, id := range slices.Sorted(maps.Keys(ids)) {
 		db, table, _ := strings.Cut(id, ".")
-		if r.full {
-			r.forget(id)
+		if c.full {
+			c.history.forget(id, at)
 			continue
 		}
-		if before := r.history[id]; before != nil && len(before.Columns) > 0 {
-			after, err := applyAlter(before, q, defaultDB, r.flavor == mysql.MariaDBFlavor)
+		if before := c.history.byTable[id]; before != nil && len(before.Columns) > 0 {
+			after, err := applyAlter(before, q, defaultDB, c.flavor == mysql.MariaDBFlavor)
 			if err == nil {
 				after.File, after.Pos = at.file, at.pos
-				r.record(after)
+				c.history.record(after)
 				continue
 			}
-			r.log.Debug("DDL not applied to the recorded schema; reading information_schema", "table", id, "at", at.String(), "err", err)
+			c.log.Debug("DDL not applied to the recorded schema; reading information_schema", "table", id, "at", at.String(), "err", err)
 		}
-		s, err := r.pinSchema(ctx, db, table, at)
+		s, err := c.pinSchema(ctx, db, table, at)
 		var ahead *aheadDDL
 		switch {
 		case errors.As(err, &ahead) || (err == nil && len(s.Columns) == 0): // changed again later, or gone
-			r.forget(id)
+			c.history.forget(id, at)
 		case err != nil:
-			r.log.Warn("schema after DDL not recorded; it is read when the table's rows come", "table", id, "at", at.String(), "err", err)
-			r.forget(id)
+			c.log.Warn("schema after DDL not recorded; it is read when the table's rows come", "table", id, "at", at.String(), "err", err)
+			c.history.forget(id, at)
 		default:
-			r.record(s)
+			c.history.record(s)
 		}
 	}
 }
@@ -133,31 +140,31 @@ func (r *Reader) schemaChanged(ctx context.Context, scope ddlScope, q, defaultDB
 // rows come after a DDL (read after a restart) still decodes with the
 // schema of its rows' time. Tables with a DDL between at and the server's
 // head are left to the information_schema path.
-func (r *Reader) snapshotSchemas(ctx context.Context, at binlogPos) error {
-	if err := r.liveQueries(ctx); err != nil {
+func (c *catalog) snapshotSchemas(ctx context.Context, at binlogPos) error {
+	if err := c.q.live(ctx); err != nil {
 		return err
 	}
-	all, err := readSchemas(r.conn, `TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')
+	all, err := readSchemas(c.q.conn, `TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')
 		AND (TABLE_SCHEMA, TABLE_NAME) IN (SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE')`)
 	if err != nil {
 		return err
 	}
-	head, err := r.Current(ctx)
+	head, err := c.q.current(ctx)
 	if err != nil {
 		return err
 	}
 	for _, id := range slices.Sorted(maps.Keys(all)) {
 		s := all[id]
-		if _, known := r.history[id]; known || !r.captured(s.Database, s.Table) {
+		if _, known := c.history.byTable[id]; known || !c.captured(s.Database, s.Table) {
 			continue
 		}
-		d, err := r.ahead.find(r.conn, s.Database, s.Table, at, binlogPos{file: head.File, pos: head.Pos})
+		d, err := c.ahead.find(c.q.conn, s.Database, s.Table, at, binlogPos{file: head.File, pos: head.Pos})
 		if err != nil {
 			return fmt.Errorf("table %s: %w", id, err)
 		}
 		if d == nil {
 			s.File, s.Pos = at.file, at.pos
-			r.record(s)
+			c.history.record(s)
 		}
 	}
 	return nil

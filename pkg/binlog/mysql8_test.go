@@ -289,10 +289,11 @@ func replayVectors(t *testing.T, frames [][]byte, history map[string]*cdc.TableS
 	// end of the stream (an error, as when a syncer stops) can only come
 	// after them.
 	stream := replication.NewBinlogStreamerWithChanSize(1)
-	r := &Reader{cfg: cfg, log: slog.New(slog.DiscardHandler), metrics: NewMetrics(prometheus.NewRegistry()),
-		flavor: mysql.MySQLFlavor, stream: stream, charsets: mysql8Charsets, tables: map[uint64]*tableState{},
-		history: maps.Clone(history), file: "binlog.000001", fileIndex: 1, goMySQL: goMySQL}
-	r.snapshots = newSnapshotter(cfg, r.log, r.metrics, r, nil, false, nil, nil)
+	log := slog.New(slog.DiscardHandler)
+	cat := &catalog{cfg: cfg, log: log, flavor: mysql.MySQLFlavor, charsets: mysql8Charsets, tables: map[uint64]*tableState{},
+		history: schemaHistory{byTable: maps.Clone(history)}, goMySQL: goMySQL}
+	r := assemble(cfg, log, NewMetrics(prometheus.NewRegistry()), nil, cat, 0, nil)
+	r.stream.events, r.stream.file, r.stream.fileIndex = stream, "binlog.000001", 1
 	fed := make(chan struct{})
 	go func() {
 		defer close(fed)
@@ -319,7 +320,7 @@ func replayVectors(t *testing.T, frames [][]byte, history map[string]*cdc.TableS
 	}
 	stream.AddErrorToStreamer(errEndOfVectors) // frees the feeder if the reader stopped early
 	<-fed
-	out.tables = r.tables
+	out.tables = r.catalog.tables
 	return out
 }
 

@@ -36,28 +36,28 @@ type Resume struct {
 // start on MariaDB it is the server's BINLOG_GTID_POS of that position; on
 // MySQL it is known only when started by GTID or at the current position.
 func (r *Reader) Resume(ctx context.Context) (*Resume, error) {
-	p := &Resume{Flavor: r.flavor, Epoch: r.started.Epoch, file: r.started.File, pos: r.started.Pos,
+	p := &Resume{Flavor: r.q.flavor, Epoch: r.stream.started.Epoch, file: r.stream.started.File, pos: r.stream.started.Pos,
 		Include: r.cfg.Include, Exclude: r.cfg.Exclude}
 	p.snapshot = r.snapshots.State()
-	if r.started.SkipRows > 0 {
-		inside := r.started
+	if r.stream.started.SkipRows > 0 {
+		inside := r.stream.started
 		p.inside = &inside
 	}
 	var err error
 	if p.ServerID, err = r.ServerID(); err != nil {
 		return nil, err
 	}
-	gtid := r.started.GTID
-	if gtid == "" && r.flavor == mysql.MariaDBFlavor {
-		res, err := r.conn.Execute("SELECT BINLOG_GTID_POS(?, ?)", r.started.File, r.started.Pos)
+	gtid := r.stream.started.GTID
+	if gtid == "" && r.q.flavor == mysql.MariaDBFlavor {
+		res, err := r.q.conn.Execute("SELECT BINLOG_GTID_POS(?, ?)", r.stream.started.File, r.stream.started.Pos)
 		if err != nil {
-			return nil, fmt.Errorf("GTID position of %s: %w", r.started, err)
+			return nil, fmt.Errorf("GTID position of %s: %w", r.stream.started, err)
 		}
 		gtid = text(res, 0, 0)
 		res.Close()
 	}
-	if gtid != "" || r.flavor == mysql.MariaDBFlavor {
-		set, err := mysql.ParseGTIDSet(r.flavor, gtid)
+	if gtid != "" || r.q.flavor == mysql.MariaDBFlavor {
+		set, err := mysql.ParseGTIDSet(r.q.flavor, gtid)
 		if err != nil {
 			return nil, fmt.Errorf("GTID set %q: %w", gtid, err)
 		}

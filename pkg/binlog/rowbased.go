@@ -43,33 +43,28 @@ func (e *UnknowableError) Error() string {
 		table, at, e.Reason, e.Setting, map[string]string{"binlog_format": "ROW", "binlog_row_image": "FULL"}[e.Setting])
 }
 
-// statementDML stops at a row change logged as a statement (parseDML) that
-// may have written a captured table: its tables, or, when the statement
-// does not tell, any table of a captured database.
-func (r *Reader) statementDML(tx *Tx, h *replication.EventHeader, tables []string, defaultDB string) error {
-	err := &UnknowableError{File: r.file, Pos: h.LogPos, GTID: tx.GTID, Setting: "binlog_format",
-		Reason: "a row change logged as a statement (the writing session had binlog_format STATEMENT or MIXED), so the rows it changed are not in the binlog"}
+// writesCaptured reports whether a row change logged as a statement
+// (parseDML) may have written a captured table, and which: one of tables,
+// the tables it names, or, when it names none, "" for any table of its
+// default database defaultDB that may be captured (any at all when it has
+// none).
+func (c *catalog) writesCaptured(tables []string, defaultDB string) (string, bool) {
 	if len(tables) == 0 {
-		if defaultDB == "" || r.databaseCaptured(defaultDB) || len(r.cfg.Include) == 0 {
-			return err
-		}
-		return nil
+		return "", defaultDB == "" || c.databaseCaptured(defaultDB) || len(c.cfg.Include) == 0
 	}
 	for _, t := range tables {
-		db, name, _ := strings.Cut(t, ".")
-		if r.captured(db, name) {
-			err.Table = t
-			return err
+		if db, name, _ := strings.Cut(t, "."); c.captured(db, name) {
+			return t, true
 		}
 	}
-	return nil
+	return "", false
 }
 
 // wholeImage checks that a row image of table info carries every column
 // (present is its column bitmap): binlog_row_image=MINIMAL logs only the key
 // in a before image and the changed columns in an after image, NOBLOB leaves
 // out unchanged BLOB and TEXT columns.
-func (r *Reader) wholeImage(info *tableInfo, tx *Tx, h *replication.EventHeader, present []byte, image string) error {
+func (s *stream) wholeImage(info *tableInfo, tx *Tx, h *replication.EventHeader, present []byte, image string) error {
 	n := len(info.table.Columns)
 	if allSet(present, n) {
 		return nil
@@ -83,7 +78,7 @@ func (r *Reader) wholeImage(info *tableInfo, tx *Tx, h *replication.EventHeader,
 	if len(missing) == 0 {
 		return nil
 	}
-	return &UnknowableError{Table: info.table.ID(), File: r.file, Pos: h.LogPos, GTID: tx.GTID, Setting: "binlog_row_image",
+	return &UnknowableError{Table: info.table.ID(), File: s.file, Pos: h.LogPos, GTID: tx.GTID, Setting: "binlog_row_image",
 		Reason: fmt.Sprintf("the %s image lacks column(s) %s (the writing session had binlog_row_image MINIMAL or NOBLOB)", image, strings.Join(missing, ", "))}
 }
 

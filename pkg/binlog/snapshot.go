@@ -102,11 +102,12 @@ type SnapshotRequest struct {
 
 // Snapshotter is the snapshot coordinator the Reader owns: it keeps the
 // snapshot requests and the snapshot in progress, reads its chunks on a
-// session of its own, and interleaves them with the stream at the points
-// the Reader hands it: Observe for each change the stream reads, DDL for
-// each DDL, and Publish between whole source transactions, where a chunk
-// whose window has closed goes out as a transaction of its own. It is used
-// by the goroutine calling ReadTx, but for Request and Close (see there).
+// session of its own, and interleaves them with the stream: as the
+// stream's watcher it is told of each change the stream reads (Observe)
+// and each DDL (DDL), and the Reader calls Publish between whole source
+// transactions, where a chunk whose window has closed goes out as a
+// transaction of its own. It is used by the goroutine calling ReadTx, but
+// for Request and Close (see there).
 type Snapshotter struct {
 	cfg     *Config
 	log     *slog.Logger
@@ -132,9 +133,9 @@ type Snapshotter struct {
 // snapshotSource is what the Snapshotter asks of the source besides the
 // stream's position (handed to Publish): the server's position now (the
 // high watermark of a window with nothing to publish) and a table's row
-// estimate, both on the Reader's query connection.
+// estimate, both on the Reader's query connection (queries).
 type snapshotSource interface {
-	Current(ctx context.Context) (Start, error)
+	current(ctx context.Context) (Start, error)
 	estimate(db, table string) int64
 }
 
@@ -319,7 +320,8 @@ func (sn *Snapshotter) takeRequests() bool {
 			if err != nil {
 				sn.log.Error("snapshot request refused", "tables", req.Tables, "offset", offset, "err", err)
 				for _, t := range req.Tables {
-					sn.recordFailure(t, offset, err)
+					sn.failed = withFailure(sn.failed, t, offset, err)
+					sn.metrics.countSnapshotFailure(t)
 				}
 				continue
 			}
@@ -361,11 +363,7 @@ func (sn *Snapshotter) Publish(ctx context.Context, tx *Tx, at streamAt) (bool, 
 	if sn.takeRequests() {
 		// The requests taken (or refused) go out now, checkpointed like
 		// a chunk.
-		var st SnapshotState
-		if sn.snap != nil {
-			st = sn.snap.state
-		}
-		st.Requests, st.Failed = sn.requests, sn.failed
+		st := sn.State()
 		tx.Snapshot, tx.File, tx.EndPos, tx.CommitTime = &st, at.file, at.pos, time.Now()
 		return true, nil
 	}
@@ -769,7 +767,8 @@ func (sn *Snapshotter) failTable(ctx context.Context, err error) error {
 	}
 	s.stopLoop()
 	s.info, s.conv, s.match, s.recent = nil, nil, nil, nil
-	sn.recordFailure(id, request, err)
+	sn.failed = withFailure(sn.failed, id, request, err)
+	sn.metrics.countSnapshotFailure(id)
 	sn.log.Error("snapshot of a table failed: it ends here, the stream goes on; producer snapshot -list shows it, request it again once the cause is fixed",
 		"table", id, "request", request, "rows_published", s.rows, "err", err)
 	if err := sn.emptyWindow(ctx); err != nil {
@@ -779,9 +778,10 @@ func (sn *Snapshotter) failTable(ctx context.Context, err error) error {
 	return nil
 }
 
-// recordFailure keeps the failure of table's snapshot (asked for by the
-// request at offset request, -1: none) for the checkpoint, and counts it.
-func (sn *Snapshotter) recordFailure(table string, request int64, err error) {
+// withFailure returns failed with the failure of table's snapshot (asked
+// for by the request at offset request, -1: none) added last, as the
+// checkpoint keeps it: one printable line, at most maxFailed failures.
+func withFailure(failed []SnapshotFailure, table string, request int64, err error) []SnapshotFailure {
 	reason := strings.Map(func(c rune) rune {
 		if c < 0x20 || c == 0x7f {
 			return ' ' // a reason is one line (the checkpoint takes printable text)
@@ -792,8 +792,7 @@ func (sn *Snapshotter) recordFailure(table string, request int64, err error) {
 		reason = strings.ToValidUTF8(reason[:maxReason], "") + "…"
 	}
 	f := SnapshotFailure{Table: table, Request: request, Reason: reason, At: time.Now()}
-	sn.failed = append(slices.Clone(sn.failed[max(0, len(sn.failed)-maxFailed+1):]), f)
-	sn.metrics.countSnapshotFailure(table)
+	return append(slices.Clone(failed[max(0, len(failed)-maxFailed+1):]), f)
 }
 
 // cancelRequest ends the snapshot of the tables the request at offset
@@ -817,7 +816,8 @@ func (sn *Snapshotter) cancelRequest(request int64) {
 			}
 			s.state.Tables = slices.Delete(slices.Clone(s.state.Tables), i, i+1)
 			s.state.Filters, s.state.Origins = without(s.state.Filters, t), without(s.state.Origins, t)
-			sn.recordFailure(t, request, fmt.Errorf("cancelled by the request at offset %d", sn.requests-1))
+			sn.failed = withFailure(sn.failed, t, request, fmt.Errorf("cancelled by the request at offset %d", sn.requests-1))
+			sn.metrics.countSnapshotFailure(t)
 			cancelled = append(cancelled, t)
 		}
 		sn.metrics.snapshotTables.Set(float64(len(s.state.Tables)))
@@ -859,7 +859,7 @@ func connectionLost(err error) bool {
 
 // emptyWindow ends the current table with nothing more to publish.
 func (sn *Snapshotter) emptyWindow(ctx context.Context) error {
-	high, err := sn.source.Current(ctx)
+	high, err := sn.source.current(ctx)
 	if err != nil {
 		return err
 	}
@@ -916,8 +916,8 @@ func (sn *Snapshotter) publishChunk(tx *Tx, at streamAt) {
 // Observe removes the rows of a change in the stream from the waiting
 // chunk (the stream publishes them) and remembers their keys for the next
 // chunk's read (see recentWindow). info is the schema the change was
-// decoded with.
-func (sn *Snapshotter) Observe(info *tableInfo, rows ...[]cdc.Value) {
+// decoded with; before or after is nil when the change has none.
+func (sn *Snapshotter) Observe(info *tableInfo, before, after []cdc.Value) {
 	s := sn.snap
 	if s == nil || len(s.state.Tables) == 0 {
 		return
@@ -938,7 +938,7 @@ func (sn *Snapshotter) Observe(info *tableInfo, rows ...[]cdc.Value) {
 	}
 	now := time.Now()
 	s.forget(now)
-	for _, row := range rows {
+	for _, row := range [2][]cdc.Value{before, after} {
 		if row == nil {
 			continue
 		}

@@ -51,7 +51,7 @@ func TestSnapshotTypesMatchBinlog(t *testing.T) {
 	}
 	evs := readEvents(t, ctx, r, 2)
 	var streamed *tableState // the reader's schema, built from the real (FULL) TABLE_MAP event
-	for _, st := range r.tables {
+	for _, st := range r.catalog.tables {
 		if st.info != nil && st.info.table.ID() == "snap_types.t" {
 			streamed = st
 		}

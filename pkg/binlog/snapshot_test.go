@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -327,7 +328,7 @@ func TestSnapshotStallIsReported(t *testing.T) {
 		}
 	}()
 	stalls := func() float64 {
-		return testutil.ToFloat64(r.metrics.snapshotStalls.WithLabelValues("snap_stall.t"))
+		return testutil.ToFloat64(r.snapshots.metrics.snapshotStalls.WithLabelValues("snap_stall.t"))
 	}
 	for stalls() < 2 { // reported again each period
 		select {
@@ -440,4 +441,28 @@ func TestChunksBoundedByBytes(t *testing.T) {
 			t.Errorf("%d changes in %d parts, want 50 in parts of about 1 MiB", n, parts)
 		}
 	})
+}
+
+// A failure is kept as the checkpoint takes it: its reason on one line and
+// bounded, the last maxFailed failures only, the list handed out before
+// left as it was.
+func TestWithFailureKeepsTheCheckpointsBounds(t *testing.T) {
+	var failed []SnapshotFailure
+	for i := range maxFailed + 3 {
+		failed = withFailure(failed, fmt.Sprintf("db.t%d", i), int64(i), fmt.Errorf("denied\nsecond line"))
+	}
+	if len(failed) != maxFailed || failed[0].Table != "db.t3" || failed[maxFailed-1].Table != "db.t34" {
+		t.Fatalf("kept %d failures, %s to %s; want the last %d", len(failed), failed[0].Table, failed[len(failed)-1].Table, maxFailed)
+	}
+	if got := failed[0].Reason; got != "denied second line" {
+		t.Errorf("reason %q, want one line", got)
+	}
+	before := slices.Clone(failed)
+	long := withFailure(failed, "db.long", -1, fmt.Errorf("%s", strings.Repeat("é", maxReason)))
+	if diff := cmp.Diff(failed, before); diff != "" {
+		t.Errorf("the list handed in changed (-got +want):\n%s", diff)
+	}
+	if r := long[len(long)-1].Reason; len(r) > maxReason+len("…") || !strings.HasSuffix(r, "…") || !utf8.ValidString(r) {
+		t.Errorf("long reason of %d bytes, valid %v: want at most %d and valid UTF-8, ending in …", len(r), utf8.ValidString(r), maxReason)
+	}
 }

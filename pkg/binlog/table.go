@@ -237,10 +237,9 @@ func fromTableMap(e *replication.TableMapEvent, charsets map[uint64]string, kind
 // table the history does not know at the resume point — and
 // binlog_row_metadata=FULL closes it: every TABLE_MAP is then
 // self-describing and none of this runs.
-func (r *Reader) fromInformationSchema(ctx context.Context, e *replication.TableMapEvent) (*tableInfo, error) {
+func (c *catalog) fromInformationSchema(ctx context.Context, e *replication.TableMapEvent, rows binlogPos) (*tableInfo, error) {
 	db, name := string(e.Schema), string(e.Table)
-	rows := binlogPos{file: r.file, pos: r.pos}
-	s, err := r.pinSchema(ctx, db, name, rows)
+	s, err := c.pinSchema(ctx, db, name, rows)
 	var ahead *aheadDDL
 	if errors.As(err, &ahead) {
 		return nil, fmt.Errorf("table %s.%s: these rows were written before %q (ending at %s) changed the table, and without binlog_row_metadata=FULL their columns cannot be known (information_schema shows the table after the change, and the schema history does not know the table at this position): set binlog_row_metadata=FULL on the source for binlogs written from then on, or restart with source.start_position=%s and re-snapshot the table", db, name, ahead.stmt, ahead.at, ahead.at)
@@ -252,7 +251,7 @@ func (r *Reader) fromInformationSchema(ctx context.Context, e *replication.Table
 	if err != nil {
 		return nil, err
 	}
-	r.record(s)
+	c.history.record(s)
 	return info, nil
 }
 
@@ -261,19 +260,19 @@ func (r *Reader) fromInformationSchema(ctx context.Context, e *replication.Table
 // between at and the server's head read after it. It returns an *aheadDDL
 // error naming such a DDL, and a schema with no columns when the table does
 // not exist.
-func (r *Reader) pinSchema(ctx context.Context, db, table string, at binlogPos) (*cdc.TableSchema, error) {
-	if err := r.liveQueries(ctx); err != nil {
+func (c *catalog) pinSchema(ctx context.Context, db, table string, at binlogPos) (*cdc.TableSchema, error) {
+	if err := c.q.live(ctx); err != nil {
 		return nil, err
 	}
-	s, err := readSchema(r.conn, db, table)
+	s, err := readSchema(c.q.conn, db, table)
 	if err != nil {
 		return nil, err
 	}
-	head, err := r.Current(ctx)
+	head, err := c.q.current(ctx)
 	if err != nil {
 		return nil, err
 	}
-	d, err := r.ahead.find(r.conn, db, table, at, binlogPos{file: head.File, pos: head.Pos})
+	d, err := c.ahead.find(c.q.conn, db, table, at, binlogPos{file: head.File, pos: head.Pos})
 	if err != nil {
 		return nil, err
 	}

@@ -1,8 +1,13 @@
 package pipeline
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/kafka"
@@ -32,4 +37,79 @@ func Request(sig kafka.Signal, next int64, src *binlog.Config, log *slog.Logger)
 		req.Tables = append(req.Tables, t)
 	}
 	return req
+}
+
+// Signals is where snapshot requests are read from: *kafka.Writer, on
+// <prefix>._signals.
+type Signals interface {
+	WatchSignals(ctx context.Context, from int64, fn func(s kafka.Signal, next int64) error) error
+}
+
+// Requester takes snapshot requests: *binlog.Reader.
+type Requester interface {
+	RequestSnapshot(ctx context.Context, req binlog.SnapshotRequest) error
+}
+
+// WatchSignals hands the snapshot requests of signals, from offset from (the
+// checkpoint's) on, to r until ctx ends, each as Request makes it; an error
+// reading them is logged, as the stream goes on without them.
+func WatchSignals(ctx context.Context, signals Signals, r Requester, from int64, src *binlog.Config, log *slog.Logger) {
+	err := signals.WatchSignals(ctx, from, func(sig kafka.Signal, next int64) error {
+		return r.RequestSnapshot(ctx, Request(sig, next, src, log))
+	})
+	if err != nil && ctx.Err() == nil {
+		log.Error("snapshot requests are not read any more", "err", err)
+	}
+}
+
+// ListRequests writes, for producer snapshot -list, a line per table of
+// each request in signals and of each failed table of the initial
+// snapshot, with where it stands by the checkpoint cp (nil: the producer
+// has committed none).
+func ListRequests(out io.Writer, cp *kafka.Checkpoint, signals []kafka.SignalRecord) {
+	if cp == nil {
+		cp = &kafka.Checkpoint{}
+	}
+	failed := map[string]kafka.SnapshotFailure{} // by request and table
+	for _, f := range cp.SnapshotFailed {
+		failed[fmt.Sprint(f.Request, f.Table)] = f
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tWRITTEN\tTABLE\tFILTER\tSTATE")
+	for _, f := range cp.SnapshotFailed {
+		if f.Request < 0 {
+			fmt.Fprintf(tw, "initial\t\t%s\t\tfailed %s: %s\n", f.Table, f.At.UTC().Format(time.RFC3339), f.Reason)
+		}
+	}
+	for _, s := range signals {
+		written := s.Time.UTC().Format(time.RFC3339)
+		switch s.Type {
+		case kafka.SignalCancel:
+			fmt.Fprintf(tw, "%d\t%s\t\t\tcancels request %d\n", s.Offset, written, s.Request)
+			continue
+		case kafka.SignalSnapshot:
+		default:
+			fmt.Fprintf(tw, "%d\t%s\t\t\tnot a request (skipped)\n", s.Offset, written)
+			continue
+		}
+		for _, t := range s.Tables {
+			state := "done"
+			origin, queued := cp.SnapshotOrigins[t]
+			f, isFailed := failed[fmt.Sprint(s.Offset, t)]
+			switch {
+			case s.Offset >= cp.SnapshotRequests:
+				state = "pending: not taken by the producer yet"
+			case isFailed && strings.HasPrefix(f.Reason, "cancelled"):
+				state = fmt.Sprintf("cancelled %s", f.At.UTC().Format(time.RFC3339))
+			case isFailed:
+				state = fmt.Sprintf("failed %s: %s", f.At.UTC().Format(time.RFC3339), f.Reason)
+			case queued && origin == s.Offset && cp.SnapshotTables[0] == t:
+				state = "reading"
+			case queued && origin == s.Offset:
+				state = "queued"
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", s.Offset, written, t, s.Filter, state)
+		}
+	}
+	tw.Flush()
 }

@@ -1,0 +1,211 @@
+package binlog
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+)
+
+// catalog is what the stream knows of the source's tables: which are
+// captured, the schema each TABLE_MAP event's table id decodes with, and
+// the schema history (history.go). The stream asks it at every TABLE_MAP
+// (tableMap) and tells it of every DDL (dropTables, schemaChanged); it
+// reads what the events do not say on the query connection, with the
+// stream's position handed in, so that a schema is pinned to where its
+// rows are.
+type catalog struct {
+	cfg      *Config
+	log      *slog.Logger
+	q        *queries
+	flavor   string
+	charsets map[uint64]string
+	full     bool                   // binlog_row_metadata=FULL: TABLE_MAPs name their columns
+	refused  map[string]error       // captured tables left out: a column strait cannot read (Reader.Refused)
+	tables   map[uint64]*tableState // by TABLE_MAP table id
+	history  schemaHistory
+	ahead    lookahead
+	// goMySQL leaves rows events and TABLE_MAP metadata to go-mysql's
+	// decoding (tests compare it with decode.go's and tablemap.go's).
+	goMySQL bool
+}
+
+// tableState is the schema a table id decodes with, and the TABLE_MAP it
+// was built from.
+type tableState struct {
+	event    *replication.TableMapEvent // the TABLE_MAP this schema was built from
+	meta     []byte                     // its optional metadata (tablemap.go)
+	captured bool
+	info     *tableInfo
+	conv     *converter
+	err      error // why the table cannot be decoded
+}
+
+// tableMap resolves the schema of the table an upcoming rows event refers to,
+// read at position at. The cached schema is reused only when the event is
+// identical to the one it was built from, so a schema change can never be
+// missed. raw is the whole event, checksum the bytes of checksum ending it.
+func (c *catalog) tableMap(ctx context.Context, e *replication.TableMapEvent, raw []byte, checksum int, at binlogPos) error {
+	meta, err := optionalMeta(e, raw, checksum)
+	if err != nil {
+		return err
+	}
+	if st, ok := c.tables[e.TableID]; ok && bytes.Equal(st.meta, meta) && sameTableMap(st.event, e) {
+		return nil
+	}
+	if !c.goMySQL {
+		if e, err = withOptionalMeta(e, meta); err != nil {
+			return err
+		}
+	}
+	db, name := string(e.Schema), string(e.Table)
+	st := &tableState{event: e, meta: meta, captured: c.captured(db, name)}
+	c.tables[e.TableID] = st
+	if !st.captured {
+		return nil
+	}
+	var info *tableInfo
+	switch {
+	case e.ColumnName != nil:
+		info, err = fromTableMap(e, c.charsets, nil)
+		if err == nil && c.flavor == mysql.MariaDBFlavor && slices.ContainsFunc(info.cols, func(ci colInfo) bool { return mayHaveKind(&ci) }) {
+			var kinds map[string]sqlKind
+			if kinds, err = columnKinds(c.q.conn, db, name); err == nil {
+				info, err = fromTableMap(e, c.charsets, kinds)
+			}
+		}
+	default:
+		if info = c.fromHistory(e, at); info == nil {
+			info, err = c.fromInformationSchema(ctx, e, at)
+		}
+	}
+	if err == nil {
+		st.conv, err = newConverter(info)
+	}
+	if err != nil {
+		st.err = fmt.Errorf("%w (exclude the table with source.exclude to stream without it)", err)
+		return nil // reported when a row of the table arrives
+	}
+	st.info = info
+	return nil
+}
+
+// sameTableMap compares the fixed part of two TABLE_MAP events (their
+// optional metadata is compared as bytes).
+func sameTableMap(a, b *replication.TableMapEvent) bool {
+	if a.ColumnCount != b.ColumnCount || !bytes.Equal(a.Schema, b.Schema) || !bytes.Equal(a.Table, b.Table) ||
+		!bytes.Equal(a.ColumnType, b.ColumnType) || !bytes.Equal(a.NullBitmap, b.NullBitmap) || len(a.ColumnMeta) != len(b.ColumnMeta) {
+		return false
+	}
+	for i := range a.ColumnMeta {
+		if a.ColumnMeta[i] != b.ColumnMeta[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// dropTables forgets the schemas of the table ids a DDL with scope touches:
+// the next TABLE_MAP of each rebuilds it.
+func (c *catalog) dropTables(scope ddlScope) {
+	for id, st := range c.tables {
+		if scope.touches(string(st.event.Schema), string(st.event.Table)) {
+			delete(c.tables, id)
+		}
+	}
+}
+
+// ddlCaptured reports whether a DDL is published: when it names a captured
+// table, or changes a database that may hold captured tables, or is not
+// recognised and runs in such a database. DDL of excluded tables stays out
+// of Kafka (their column names included).
+func (c *catalog) ddlCaptured(s ddlScope, defaultDB string) bool {
+	for _, t := range s.tables {
+		db, name, _ := strings.Cut(t, ".")
+		if c.captured(db, name) {
+			return true
+		}
+	}
+	db := s.db
+	if s.all {
+		db = defaultDB
+	}
+	return db != "" && c.databaseCaptured(db)
+}
+
+// databaseCaptured reports whether some table of db may be captured.
+func (c *catalog) databaseCaptured(db string) bool {
+	if systemSchemas[db] {
+		return false
+	}
+	if len(c.cfg.Include) == 0 {
+		return true
+	}
+	for _, p := range c.cfg.Include {
+		dbPattern, _, _ := strings.Cut(p, ".")
+		if ok, _ := path.Match(dbPattern, db); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// systemSchemas are never captured.
+var systemSchemas = map[string]bool{"mysql": true, "information_schema": true, "performance_schema": true, "sys": true}
+
+// captured reports whether db.table is captured: the configuration
+// captures it and it is not refused.
+func (c *catalog) captured(db, table string) bool {
+	if len(c.refused) > 0 && c.refused[db+"."+table] != nil {
+		return false
+	}
+	return Captures(c.cfg.Include, c.cfg.Exclude, db, table)
+}
+
+// Captures reports whether patterns include and exclude (source.include,
+// source.exclude) capture table db.table.
+func Captures(include, exclude []string, db, table string) bool {
+	if systemSchemas[db] {
+		return false
+	}
+	id := db + "." + table
+	for _, p := range exclude {
+		if ok, _ := path.Match(p, id); ok {
+			return false
+		}
+	}
+	if len(include) == 0 {
+		return true
+	}
+	for _, p := range include {
+		if ok, _ := path.Match(p, id); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// capturedTables lists the captured tables on the server, sorted
+// (Reader.CapturedTables).
+func (c *catalog) capturedTables() ([]string, error) {
+	res, err := c.q.conn.Execute(`SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES
+		WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')`)
+	if err != nil {
+		return nil, fmt.Errorf("list tables: %w", err)
+	}
+	defer res.Close()
+	var out []string
+	for i := range res.RowNumber() {
+		if db, t := text(res, i, 0), text(res, i, 1); c.captured(db, t) {
+			out = append(out, db+"."+t)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
