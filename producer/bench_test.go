@@ -8,15 +8,22 @@ package main
 //   - the producer's real path: binlog.Reader → kafka.Writer → kfake (with
 //     srfake as the registry), until every record is acknowledged.
 //
-// kfake runs in a child process (this test binary, see init) with
-// BlackholeProduce: it speaks the real protocol and acknowledges every batch,
-// but neither its storage nor its CPU, allocations and memory are counted as
-// the producer's.
+// kfake and srfake run in a child process (this test binary, see init):
+// kfake with BlackholeProduce, which speaks the real protocol and
+// acknowledges every batch, so that neither their CPU, allocations and
+// memory nor their storage are counted as the producer's.
+//
+// Both passes are timed from the workload's second round on: the first
+// change of every table (one row per table in the spread workloads) is read
+// untimed, since it pays the table's one-time setup (topic, schema
+// registration); that setup is reported on its own, per table.
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -32,8 +39,11 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/strait-cdc/strait/pkg/binlog"
+	"github.com/strait-cdc/strait/pkg/cdc"
 	"github.com/strait-cdc/strait/pkg/kafka"
 	"github.com/strait-cdc/strait/pkg/testenv"
 )
@@ -46,27 +56,75 @@ func init() {
 	if os.Getenv(benchKafkaEnv) == "" {
 		return
 	}
-	// The child: serve until the parent closes stdin, print the brokers first.
+	// The child: serve until the parent closes stdin, print the brokers and
+	// the registry's URL first.
 	c, err := testenv.StartKafka(kfake.BlackholeProduce())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start kfake:", err)
 		os.Exit(1)
 	}
-	testenv.ServeChild(strings.Join(c.ListenAddrs(), ","))
+	reg := srfake.New()
+	reg.Intercept(registerByText(reg))
+	testenv.ServeChild(strings.Join(c.ListenAddrs(), ",") + " " + reg.URL())
+	reg.Close()
 	c.Close()
 	os.Exit(0)
 }
 
-// startBenchKafka starts the kfake child process and returns its brokers
-// and process id.
-func startBenchKafka(b *testing.B) ([]string, int) {
+// registerByText answers POST /subjects/{subject}/versions by a map from
+// the schema's text, as a real registry finds a known schema by its hash.
+// srfake compares a new schema with every schema it holds, two JSON round
+// trips each: 10,000 tables' 20,000 subjects would take hours to register.
+// New schemas are seeded into srfake (no compatibility check: the
+// benchmark's schemas never change), so that its other endpoints see them.
+func registerByText(reg *srfake.Registry) srfake.Interceptor {
+	var mu sync.Mutex
+	ids := map[string]int{}      // subject + "\x00" + schema → id
+	versions := map[string]int{} // subject → versions registered
+	next := 1
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		subject, ok := strings.CutPrefix(r.URL.Path, "/subjects/")
+		if subject, ok = strings.CutSuffix(subject, "/versions"); !ok || r.Method != http.MethodPost || strings.Contains(subject, "/") {
+			return false
+		}
+		var sch sr.Schema
+		if err := json.NewDecoder(r.Body).Decode(&sch); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return true
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		k := subject + "\x00" + sch.Schema
+		id, ok := ids[k]
+		if !ok {
+			id, next = next, next+1
+			versions[subject]++
+			reg.SeedSchema(subject, versions[subject], id, sch)
+			ids[k] = id
+		}
+		w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+		fmt.Fprintf(w, `{"id":%d}`, id)
+		return true
+	}
+}
+
+// benchKafka is the child process serving kfake and srfake.
+type benchKafka struct {
+	brokers  []string
+	registry string // the registry's URL
+	pid      int
+}
+
+// startBenchKafka starts the child process of kfake and srfake.
+func startBenchKafka(b *testing.B) benchKafka {
 	b.Helper()
 	c, err := testenv.StartChild(benchKafkaEnv + "=1")
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(c.Stop)
-	return c.Addrs, c.Pid
+	n := len(c.Addrs) - 1
+	return benchKafka{brokers: c.Addrs[:n], registry: c.Addrs[n], pid: c.Pid}
 }
 
 // benchRows is the number of rows of the single-table workloads:
@@ -84,6 +142,7 @@ func benchRows() int {
 // workload is a loaded binlog range [start, end) and what it holds.
 type workload struct {
 	include string // source.include pattern of its tables
+	tables  int    // how many tables the rows are spread over
 	start   binlog.Start
 	end     mysql.Position
 	rows    int
@@ -136,7 +195,7 @@ func loadWorkload(b *testing.B, name string) *workload {
 	defer cancel()
 	rows := benchRows()
 	loadSource(b, ctx, rows)
-	w := &workload{include: "bench." + name, rows: rows, txs: rows}
+	w := &workload{include: "bench." + name, tables: 1, rows: rows, txs: rows}
 	var proc string // a procedure filling [first, last)
 	switch name {
 	case "single":
@@ -153,17 +212,14 @@ func loadWorkload(b *testing.B, name string) *workload {
 				INSERT INTO batch SELECT * FROM src WHERE id >= i AND id < LEAST(i + 40, last);
 				SET i = i + 40;
 			END WHILE;`
-	case "t":
-		// 1,000 tables, one row per transaction, rows spread round-robin.
-		w.include, w.rows, w.txs = "bench.t[0-9]*", rows/5, rows/5
-		var cases strings.Builder
-		for t := range 1000 {
-			fmt.Fprintf(&cases, "WHEN %d THEN INSERT INTO t%d SELECT * FROM src WHERE id = i;\n", t, t)
+	case "t", "u":
+		// 1,000 tables t0… or 10,000 tables u0…, one row per transaction,
+		// rows spread round-robin.
+		w.tables = 1000
+		if name == "u" {
+			w.tables = 10_000
 		}
-		proc = `WHILE i < last DO
-				CASE i % 1000 ` + cases.String() + ` END CASE;
-				SET i = i + 1;
-			END WHILE;`
+		w.include, w.rows, w.txs = "bench."+name+"[0-9]*", rows/5, rows/5
 	case "large":
 		// Every row in one source transaction: memory must stay bounded
 		// (source.chunk_rows), whatever its size.
@@ -172,13 +228,14 @@ func loadWorkload(b *testing.B, name string) *workload {
 	default:
 		b.Fatalf("unknown workload %q", name)
 	}
-	stmts := []string{"CREATE PROCEDURE fill_" + name + "(first BIGINT, last BIGINT) BEGIN DECLARE i BIGINT DEFAULT first; " + proc + " END"}
-	if name == "t" {
-		for t := range 1000 {
-			stmts = append(stmts, fmt.Sprintf("CREATE TABLE t%d %s", t, benchColumns))
+	var stmts []string
+	if w.tables > 1 {
+		for t := range w.tables {
+			stmts = append(stmts, fmt.Sprintf("CREATE TABLE %s%d %s", name, t, benchColumns))
 		}
 	} else {
-		stmts = append(stmts, "CREATE TABLE "+name+" "+benchColumns)
+		stmts = []string{"CREATE PROCEDURE fill_" + name + "(first BIGINT, last BIGINT) BEGIN DECLARE i BIGINT DEFAULT first; " + proc + " END",
+			"CREATE TABLE " + name + " " + benchColumns}
 	}
 	if err := env.db.Exec(ctx, "bench", stmts...); err != nil {
 		b.Fatal(err)
@@ -190,12 +247,21 @@ func loadWorkload(b *testing.B, name string) *workload {
 	half := w.rows / 80 * 40
 	var wg sync.WaitGroup
 	errs := make([]error, 2)
-	calls := []string{fmt.Sprintf("CALL fill_%s(0, %d)", name, half), fmt.Sprintf("CALL fill_%s(%d, %d)", name, half, w.rows)}
-	if name == "large" {
-		calls = []string{fmt.Sprintf("CALL fill_large(0, %d)", w.rows)}
+	calls := [][]string{{fmt.Sprintf("CALL fill_%s(0, %d)", name, half)}, {fmt.Sprintf("CALL fill_%s(%d, %d)", name, half, w.rows)}}
+	switch {
+	case name == "large":
+		calls = [][]string{{fmt.Sprintf("CALL fill_large(0, %d)", w.rows)}}
+	case w.tables > 1:
+		// Statements from here rather than a procedure: one choosing among
+		// 10,000 tables would be a CASE of 10,000 branches.
+		calls = [][]string{nil, nil}
+		for i := range w.rows {
+			q := fmt.Sprintf("INSERT INTO %s%d SELECT * FROM src WHERE id = %d", name, i%w.tables, i)
+			calls[min(i/half, 1)] = append(calls[min(i/half, 1)], q)
+		}
 	}
 	for i, q := range calls {
-		wg.Go(func() { errs[i] = env.db.Exec(ctx, "bench", q) })
+		wg.Go(func() { errs[i] = env.db.Exec(ctx, "bench", q...) })
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -248,14 +314,16 @@ func reached(file string, pos uint64, end mysql.Position) bool {
 
 // measurement is what one timed pass used.
 type measurement struct {
-	rows, txs int
-	wall      time.Duration
-	cpu       time.Duration
-	mallocs   uint64
-	peakRSS   float64       // MiB
-	halfRSS   float64       // MiB, peak when half the rows were read
-	server    time.Duration // CPU of the MariaDB server
-	kafka     time.Duration // CPU of the kfake process
+	rows, txs   int // timed
+	all, allTxs int // with the untimed first round
+	wall        time.Duration
+	cpu         time.Duration
+	mallocs     uint64
+	peakRSS     float64       // MiB
+	halfRSS     float64       // MiB, peak when half the rows were read
+	server      time.Duration // CPU of the MariaDB server
+	kafka       time.Duration // CPU of the kfake and srfake process
+	setup       time.Duration // the untimed first round: every table's first change
 }
 
 func (m measurement) rowsPerSec() float64 { return float64(m.rows) / m.wall.Seconds() }
@@ -263,23 +331,67 @@ func (m measurement) rowsPerSec() float64 { return float64(m.rows) / m.wall.Seco
 // measure runs pass and records its wall time, CPU, allocations and peak
 // RSS; pass calls half once it has read half of the rows.
 func measure(b *testing.B, kafkaPid int, pass func(half func()) (rows, txs int)) measurement {
+	return measureFrom(b, kafkaPid, func(start func(rows, txs int), half func()) (int, int) { return pass(half) })
+}
+
+// measureFrom is measure of a pass that calls start, with the rows and
+// transactions read so far, once it has read its untimed first round: what
+// it used until then is measured apart, as its setup.
+func measureFrom(b *testing.B, kafkaPid int, pass func(start func(rows, txs int), half func()) (rows, txs int)) measurement {
 	b.Helper()
 	runtime.GC()
 	debug.FreeOSMemory()
 	resetPeakRSS()
 	var m measurement
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
 	serverPid := mariadbPid(b)
-	server, kafka := processCPU(serverPid), processCPU(kafkaPid)
-	mallocs, cpu, t0 := ms.Mallocs, cpuTime(), time.Now()
-	m.rows, m.txs = pass(func() { m.halfRSS = peakRSS() })
+	var server, kafka, cpu time.Duration
+	var mallocs uint64
+	var t0 time.Time
+	begin := func() {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		server, kafka = processCPU(serverPid), processCPU(kafkaPid)
+		mallocs, cpu, t0 = ms.Mallocs, cpuTime(), time.Now()
+	}
+	begin()
+	first := t0
+	var warmRows, warmTxs int
+	start := func(rows, txs int) {
+		m.setup, warmRows, warmTxs = time.Since(first), rows, txs
+		begin()
+	}
+	rows, txs := pass(start, func() { m.halfRSS = peakRSS() })
+	m.all, m.allTxs = rows, txs
+	m.rows, m.txs = rows-warmRows, txs-warmTxs
 	m.wall, m.cpu = time.Since(t0), cpuTime()-cpu
 	m.server, m.kafka = processCPU(serverPid)-server, processCPU(kafkaPid)-kafka
+	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	m.mallocs = ms.Mallocs - mallocs
 	m.peakRSS = peakRSS()
 	return m
+}
+
+// firstRound tells, row by row, when every one of a workload's tables has
+// had a row: the end of the untimed first round.
+type firstRound struct {
+	tables int
+	seen   map[uint64]bool
+	done   bool
+}
+
+// saw notes a row of table id (any number naming the table) and reports
+// whether that completes the round, once.
+func (f *firstRound) saw(id uint64) bool {
+	if f.done {
+		return false
+	}
+	if f.seen == nil {
+		f.seen = map[uint64]bool{}
+	}
+	f.seen[id] = true
+	f.done = len(f.seen) == f.tables
+	return f.done
 }
 
 func cpuTime() time.Duration {
@@ -317,7 +429,7 @@ func peakRSS() float64 {
 
 // baselinePass reads w's binlog range with a bare BinlogSyncer that only
 // parses (go-mysql's default decoding), counting rows.
-func baselinePass(b *testing.B, ctx context.Context, w *workload, serverID uint32, half func()) (rows, txs int) {
+func baselinePass(b *testing.B, ctx context.Context, w *workload, serverID uint32, start func(rows, txs int), half func()) (rows, txs int) {
 	b.Helper()
 	syncer := replication.NewBinlogSyncer(replication.BinlogSyncerConfig{
 		ServerID: serverID, Flavor: mysql.MariaDBFlavor, Host: env.db.Host, Port: uint16(env.db.Port),
@@ -329,6 +441,7 @@ func baselinePass(b *testing.B, ctx context.Context, w *workload, serverID uint3
 		b.Fatal(err)
 	}
 	file := w.start.File
+	round := firstRound{tables: w.tables}
 	for {
 		ev, err := stream.GetEvent(ctx)
 		if err != nil {
@@ -343,6 +456,9 @@ func baselinePass(b *testing.B, ctx context.Context, w *workload, serverID uint3
 				half()
 			}
 			rows += len(e.Rows)
+			if round.saw(e.TableID) {
+				start(rows, txs)
+			}
 		case *replication.XIDEvent:
 			txs++
 		}
@@ -355,7 +471,7 @@ func baselinePass(b *testing.B, ctx context.Context, w *workload, serverID uint3
 
 // benchPipeline opens a reader of tables include, and a writer to brokers
 // under prefix, closed when the benchmark ends; reg holds their metrics.
-func benchPipeline(b *testing.B, ctx context.Context, include string, brokers []string, serverID uint32, prefix string, transactional bool) (*binlog.Reader, *kafka.Writer, *kafka.Config, *prometheus.Registry) {
+func benchPipeline(b *testing.B, ctx context.Context, include string, k benchKafka, serverID uint32, prefix string, transactional bool) (*binlog.Reader, *kafka.Writer, *kafka.Config, *prometheus.Registry) {
 	b.Helper()
 	log := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
@@ -369,7 +485,7 @@ func benchPipeline(b *testing.B, ctx context.Context, include string, brokers []
 	b.Cleanup(reader.Close)
 	kcfg := &kafka.Config{}
 	kcfg.Defaults()
-	kcfg.Brokers, kcfg.RegistryURL, kcfg.TopicPrefix = brokers, env.registry.URL(), prefix
+	kcfg.Brokers, kcfg.RegistryURL, kcfg.TopicPrefix = k.brokers, k.registry, prefix
 	kcfg.Transactions = transactional
 	writer, err := kafka.NewWriter(kcfg, version, log, kafka.NewMetrics(reg))
 	if err != nil {
@@ -383,13 +499,15 @@ func benchPipeline(b *testing.B, ctx context.Context, include string, brokers []
 // writer until every record is acknowledged: without Kafka transactions
 // (the streaming path), or with them, committing a checkpoint after every
 // kafka.transaction_max_records records as stream does.
-func producerPass(b *testing.B, ctx context.Context, w *workload, brokers []string, serverID uint32, prefix string, transactional bool, half func()) (rows, txs int) {
+func producerPass(b *testing.B, ctx context.Context, w *workload, k benchKafka, serverID uint32, prefix string, transactional bool, start func(rows, txs int), half func()) (rows, txs int) {
 	b.Helper()
-	reader, writer, kcfg, _ := benchPipeline(b, ctx, w.include, brokers, serverID, prefix, transactional)
+	reader, writer, kcfg, _ := benchPipeline(b, ctx, w.include, k, serverID, prefix, transactional)
 	if err := reader.Start(ctx, w.start); err != nil {
 		b.Fatal(err)
 	}
 	var tx binlog.Tx
+	round := firstRound{tables: w.tables}
+	ids := map[*cdc.Table]uint64{}
 	for {
 		if err := reader.ReadTx(ctx, &tx); err != nil {
 			b.Fatal(err)
@@ -400,6 +518,18 @@ func producerPass(b *testing.B, ctx context.Context, w *workload, brokers []stri
 		rows += len(tx.Events)
 		if len(tx.Events) > 0 && !tx.Partial {
 			txs++
+		}
+		for i := range tx.Events {
+			if round.done {
+				break
+			}
+			t := tx.Events[i].Table
+			if _, ok := ids[t]; !ok {
+				ids[t] = uint64(len(ids))
+			}
+			if round.saw(ids[t]) {
+				start(rows, txs)
+			}
 		}
 		if err := writer.Publish(ctx, tx.Events); err != nil {
 			b.Fatal(err)
@@ -422,50 +552,41 @@ func producerPass(b *testing.B, ctx context.Context, w *workload, brokers []stri
 }
 
 // BenchmarkProducer compares the producer with the bare parse baseline on
-// one row per transaction, 40 rows per statement, and one row per
-// transaction spread over 1,000 tables.
+// one row per transaction, 40 rows per statement, one row per transaction
+// spread over 1,000 and 10,000 tables, and one huge transaction.
 func BenchmarkProducer(b *testing.B) {
-	brokers, kafkaPid := startBenchKafka(b)
+	k := startBenchKafka(b)
 	for _, c := range []struct{ name, workload string }{
 		{"rows_per_tx=1", "single"},
 		{"rows_per_stmt=40", "batch"},
 		{"tables=1000", "t"},
+		{"tables=10000", "u"},
 		{"one_tx", "large"},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			w := loadWorkload(b, c.workload)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 			defer cancel()
 			b.ResetTimer()
 			for range b.N {
 				serverIDs += 3
 				id := serverIDs
 				prefix := fmt.Sprintf("bench%d", id)
-				if c.workload == "t" {
-					// srfake compares a new subject's schema with every
-					// schema it holds (2,000 here: quadratic, minutes), which
-					// a real registry does not: register them untimed first,
-					// so the timed pass meets known subjects, as a restarted
-					// producer does.
-					b.StopTimer()
-					producerPass(b, ctx, w, brokers, id+2, prefix, false, func() {})
-					b.StartTimer()
-				}
-				base := measure(b, kafkaPid, func(half func()) (int, int) { return baselinePass(b, ctx, w, id, half) })
-				prod := measure(b, kafkaPid, func(half func()) (int, int) {
-					return producerPass(b, ctx, w, brokers, id+1, prefix, false, half)
+				base := measureFrom(b, k.pid, func(start func(int, int), half func()) (int, int) {
+					return baselinePass(b, ctx, w, id, start, half)
 				})
-				var txn measurement
-				if c.workload != "t" {
-					serverIDs++
-					txn = measure(b, kafkaPid, func(half func()) (int, int) {
-						return producerPass(b, ctx, w, brokers, serverIDs+2, prefix+"tx", true, half)
+				prod := measureFrom(b, k.pid, func(start func(int, int), half func()) (int, int) {
+					return producerPass(b, ctx, w, k, id+1, prefix, false, start, half)
+				})
+				if w.tables == 1 {
+					txn := measureFrom(b, k.pid, func(start func(int, int), half func()) (int, int) {
+						return producerPass(b, ctx, w, k, id+2, prefix+"tx", true, start, half)
 					})
 					b.ReportMetric(txn.rowsPerSec(), "txn-rows/s")
 					b.ReportMetric(txn.rowsPerSec()/prod.rowsPerSec(), "txn-ratio")
 				}
-				if base.rows != w.rows || prod.rows != w.rows || prod.txs != w.txs {
-					b.Fatalf("rows: baseline %d, producer %d in %d transactions; loaded %d in %d", base.rows, prod.rows, prod.txs, w.rows, w.txs)
+				if base.all != w.rows || prod.all != w.rows || prod.allTxs != w.txs {
+					b.Fatalf("rows: baseline %d, producer %d in %d transactions; loaded %d in %d", base.all, prod.all, prod.allTxs, w.rows, w.txs)
 				}
 				b.ReportMetric(base.rowsPerSec(), "baseline-rows/s")
 				b.ReportMetric(base.cpu.Seconds()*1e6/float64(base.rows), "baseline-cpu-µs/row")
@@ -479,6 +600,7 @@ func BenchmarkProducer(b *testing.B) {
 				b.ReportMetric(prod.kafka.Seconds()*1e6/float64(prod.rows), "kfake-cpu-µs/row")
 				b.ReportMetric(prod.halfRSS, "half-RSS-MiB")
 				b.ReportMetric(prod.peakRSS, "peak-RSS-MiB")
+				b.ReportMetric(float64(prod.setup.Microseconds())/1e3/float64(w.tables), "setup-ms/table")
 			}
 		})
 	}

@@ -21,7 +21,7 @@ import (
 // ten benchmark columns) into kfake with a bare SELECT scan of the same
 // table in the same run: the issue's target is half the scan's rows/s.
 func BenchmarkSnapshot(b *testing.B) {
-	brokers, kafkaPid := startBenchKafka(b)
+	k := startBenchKafka(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	rows := benchRows()
@@ -31,11 +31,11 @@ func BenchmarkSnapshot(b *testing.B) {
 	}
 	b.ResetTimer()
 	for range b.N {
-		base := measure(b, kafkaPid, func(half func()) (int, int) { return scanPass(b, ctx, rows, half), 1 })
+		base := measure(b, k.pid, func(half func()) (int, int) { return scanPass(b, ctx, rows, half), 1 })
 		serverIDs += 2
 		prefix := fmt.Sprintf("snapbench%d", serverIDs)
-		snap := measure(b, kafkaPid, func(half func()) (int, int) {
-			return snapshotPass(b, ctx, brokers, serverIDs, prefix, "bench.snap", rows, half), 1
+		snap := measure(b, k.pid, func(half func()) (int, int) {
+			return snapshotPass(b, ctx, k, serverIDs, prefix, "bench.snap", rows, half), 1
 		})
 		if base.rows != rows || snap.rows != rows {
 			b.Fatalf("rows: scan %d, snapshot %d; table has %d", base.rows, snap.rows, rows)
@@ -82,9 +82,9 @@ func scanPass(b *testing.B, ctx context.Context, total int, half func()) int {
 // snapshotPass snapshots the table through the producer's own loop
 // (pipeline.Engine: reader and publisher on their goroutines, transactional
 // commits) until a committed checkpoint says the snapshot is done.
-func snapshotPass(b *testing.B, ctx context.Context, brokers []string, serverID uint32, prefix, table string, total int, half func()) int {
+func snapshotPass(b *testing.B, ctx context.Context, k benchKafka, serverID uint32, prefix, table string, total int, half func()) int {
 	b.Helper()
-	reader, writer, kcfg, reg := benchPipeline(b, ctx, table, brokers, serverID, prefix, true)
+	reader, writer, kcfg, reg := benchPipeline(b, ctx, table, k, serverID, prefix, true)
 	if _, err := writer.ReadCheckpoint(ctx); err != nil { // takes over the transactional id
 		b.Fatal(err)
 	}
@@ -146,7 +146,7 @@ var keylessMiB = flag.Int("keyless_mib", 1024, "MiB of rows in BenchmarkSnapshot
 // RSS and its rows/s against a bare streaming SELECT of the same table in
 // the same run.
 func BenchmarkSnapshotKeylessMemory(b *testing.B) {
-	brokers, kafkaPid := startBenchKafka(b)
+	k := startBenchKafka(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	rows := *keylessMiB * 10 // of 100 KiB... 102,400 bytes each
@@ -164,10 +164,10 @@ func BenchmarkSnapshotKeylessMemory(b *testing.B) {
 	defer debug.SetMemoryLimit(limit)
 	b.ResetTimer()
 	for range b.N {
-		base := measure(b, kafkaPid, func(func()) (int, int) { return scanTable(b, ctx, "nokey"), 1 })
+		base := measure(b, k.pid, func(func()) (int, int) { return scanTable(b, ctx, "nokey"), 1 })
 		serverIDs += 2
-		snap := measure(b, kafkaPid, func(half func()) (int, int) {
-			return snapshotPass(b, ctx, brokers, serverIDs, fmt.Sprintf("keyless%d", serverIDs), "bench.nokey", rows, half), 1
+		snap := measure(b, k.pid, func(half func()) (int, int) {
+			return snapshotPass(b, ctx, k, serverIDs, fmt.Sprintf("keyless%d", serverIDs), "bench.nokey", rows, half), 1
 		})
 		if base.rows != rows || snap.rows != rows {
 			b.Fatalf("rows: scan %d, snapshot %d; table has %d", base.rows, snap.rows, rows)

@@ -38,7 +38,9 @@ func (r *Registry) Register(ctx context.Context, subject, schema string) (int, e
 		r.inUse[subject] = id
 		return id, nil
 	}
-	s, err := r.client.CreateSchema(ctx, subject, sr.Schema{Schema: schema, Type: sr.TypeAvro})
+	// RegisterSchema, not CreateSchema: one round trip, the id alone (a
+	// table's first change waits for two of them, key and value).
+	id, err := r.client.RegisterSchema(ctx, subject, sr.Schema{Schema: schema, Type: sr.TypeAvro}, -1, -1)
 	var re *sr.ResponseError
 	if errors.As(err, &re) && (re.StatusCode == http.StatusConflict || re.StatusCode == http.StatusUnprocessableEntity) {
 		return 0, &SchemaRejectedError{Subject: subject, Err: err}
@@ -53,9 +55,9 @@ func (r *Registry) Register(ctx context.Context, subject, schema string) (int, e
 	if err != nil {
 		return 0, fmt.Errorf("register schema for subject %s: %w", subject, err)
 	}
-	r.ids[k] = s.ID
-	r.inUse[subject] = s.ID
-	return s.ID, nil
+	r.ids[k] = id
+	r.inUse[subject] = id
+	return id, nil
 }
 
 // InUse returns the id last registered under each subject: the schemas the
