@@ -152,11 +152,32 @@ func (v *Verifier) Close() error {
 	return v.reader.Close()
 }
 
-// CapturedTables lists the tables source.include and source.exclude
-// capture, sorted.
-func (v *Verifier) CapturedTables(ctx context.Context) ([]string, error) {
-	return v.src.CapturedTables(ctx)
+// Tables returns the tables of list, comma-separated database.table, or
+// when list is empty the tables source.include and source.exclude capture,
+// sorted. An entry that is not database.table is an ErrTableName.
+func (v *Verifier) Tables(ctx context.Context, list string) ([]string, error) {
+	var ids []string
+	for _, t := range strings.Split(list, ",") {
+		if t = strings.TrimSpace(t); t == "" {
+			continue
+		}
+		if db, name, ok := strings.Cut(t, "."); !ok || db == "" || name == "" {
+			return nil, fmt.Errorf("%w: %q is not database.table", ErrTableName, t)
+		}
+		ids = append(ids, t)
+	}
+	if len(ids) > 0 {
+		return ids, nil
+	}
+	ids, err := v.src.CapturedTables(ctx)
+	if err == nil && len(ids) == 0 {
+		err = errors.New("source.include/exclude capture no table: nothing to verify")
+	}
+	return ids, err
 }
+
+// ErrTableName is a table named other than database.table.
+var ErrTableName = errors.New("bad table name")
 
 // Table compares the source table id ("database.table") with its BigQuery
 // table. An error means the comparison could not be made; differences are
