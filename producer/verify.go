@@ -62,6 +62,10 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 	if err := errors.Join(cfg.Source.LoadSecrets(getenv), cfg.Source.Validate(), cfg.BigQuery.Validate()); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
+	ids, err := verify.ParseTables(*tables)
+	if err != nil {
+		return fmt.Errorf("%w: -tables: %w", service.ErrUsage, err)
+	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	v, err := verify.New(ctx, &cfg.Source, &cfg.BigQuery, verify.Options{ChunkRows: *chunk, MaxShown: *maxShown, ProgressEvery: *progress,
 		MaxWait: *maxWait, Margin: *margin, RecheckEvery: *recheck}, log, stdout, stderr)
@@ -69,11 +73,7 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer v.Close()
-	ids, err := v.Tables(ctx, *tables)
-	if errors.Is(err, verify.ErrTableName) {
-		return fmt.Errorf("%w: -tables: %w", service.ErrUsage, err)
-	}
-	if err != nil {
+	if ids, err = v.Tables(ctx, ids); err != nil {
 		return err
 	}
 	tooLarge := deadLettered(ctx, &cfg.Kafka, getenv, log)

@@ -152,20 +152,24 @@ func (v *Verifier) Close() error {
 	return v.reader.Close()
 }
 
-// Tables returns the tables of list, comma-separated database.table, or
-// when list is empty the tables source.include and source.exclude capture,
-// sorted. An entry that is not database.table is an ErrTableName.
-func (v *Verifier) Tables(ctx context.Context, list string) ([]string, error) {
+// ParseTables returns the tables of list, comma-separated database.table.
+func ParseTables(list string) ([]string, error) {
 	var ids []string
 	for _, t := range strings.Split(list, ",") {
 		if t = strings.TrimSpace(t); t == "" {
 			continue
 		}
 		if db, name, ok := strings.Cut(t, "."); !ok || db == "" || name == "" {
-			return nil, fmt.Errorf("%w: %q is not database.table", ErrTableName, t)
+			return nil, fmt.Errorf("%q is not database.table", t)
 		}
 		ids = append(ids, t)
 	}
+	return ids, nil
+}
+
+// Tables returns ids, or when there are none the tables source.include and
+// source.exclude capture, sorted; an error when they capture none.
+func (v *Verifier) Tables(ctx context.Context, ids []string) ([]string, error) {
 	if len(ids) > 0 {
 		return ids, nil
 	}
@@ -175,9 +179,6 @@ func (v *Verifier) Tables(ctx context.Context, list string) ([]string, error) {
 	}
 	return ids, err
 }
-
-// ErrTableName is a table named other than database.table.
-var ErrTableName = errors.New("bad table name")
 
 // Table compares the source table id ("database.table") with its BigQuery
 // table. An error means the comparison could not be made; differences are
