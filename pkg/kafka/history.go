@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -45,7 +46,7 @@ func (s *stateStore) PublishSchemas(ctx context.Context, entries []cdc.TableSche
 		e := &entries[i]
 		var value []byte
 		if e.Columns != nil {
-			if value, err = s.histCodec.BinaryFromNative(header(uint32(id)), historyNative(e)); err != nil {
+			if value, err = s.histCodec.Append(header(uint32(id)), historyNative(e)); err != nil {
 				return fmt.Errorf("schema history of %s: %w", e.ID(), err)
 			}
 		}
@@ -75,7 +76,7 @@ func historyNative(s *cdc.TableSchema) map[string]any {
 // producer can have written for its key; otherwise a *StateError names
 // it.
 func (s *stateStore) ReadSchemaHistory(ctx context.Context) (map[string]*cdc.TableSchema, error) {
-	t, err := stateTypes(schemas.SchemaHistory)
+	t, err := avro.Versions(schemas.SchemaHistory)
 	if err != nil {
 		return nil, fmt.Errorf("schema history schema: %w", err)
 	}
@@ -115,46 +116,57 @@ const maxColumns = 4096
 // reader (t: schemas/schema_history.avsc, parsed) and checks it is a
 // schema the producer can have written under key.
 func decodeHistory(t []*avro.Type, key string, b []byte) (*cdc.TableSchema, error) {
-	v, err := decodeState(t, b)
+	body, err := stateBody(b)
 	if err != nil {
 		return nil, err
 	}
-	f := fields{o: v}
-	serverID, pos := f.long("server_id"), f.long("pos")
-	s := &cdc.TableSchema{Database: f.str("database"), Table: f.str("table"), Columns: []cdc.SchemaColumn{},
-		ServerID: uint32(serverID), File: f.str("file"), Pos: uint64(pos), PrimaryKey: f.strs("primary_key")}
+	v, err := avro.DecodeVersions(t, body)
+	if err != nil {
+		return nil, err
+	}
+	f := avro.Fields{Object: v}
+	serverID, pos := f.Long("server_id"), f.Long("pos")
+	s := &cdc.TableSchema{Database: f.Str("database"), Table: f.Str("table"), Columns: []cdc.SchemaColumn{},
+		ServerID: uint32(serverID), File: f.Str("file"), Pos: uint64(pos), PrimaryKey: f.Strs("primary_key")}
 	cols, _ := v.Get("columns").([]any)
 	for _, c := range cols {
-		cf := fields{o: c.(avro.Object)}
-		nullable, _ := cf.o.Get("nullable").(bool)
-		s.Columns = append(s.Columns, cdc.SchemaColumn{Name: cf.str("name"), ColumnType: cf.str("column_type"),
-			DataType: cf.str("data_type"), Charset: cf.str("charset"), Nullable: nullable})
-		if cf.err != nil {
-			return nil, cf.err
+		cf := avro.Fields{Object: c.(avro.Object)}
+		nullable, _ := cf.Object.Get("nullable").(bool)
+		s.Columns = append(s.Columns, cdc.SchemaColumn{Name: cf.Str("name"), ColumnType: cf.Str("column_type"),
+			DataType: cf.Str("data_type"), Charset: cf.Str("charset"), Nullable: nullable})
+		if cf.Err != nil {
+			return nil, cf.Err
 		}
 	}
 	names := make(map[string]bool, len(s.Columns))
 	for _, c := range s.Columns {
 		if c.Name == "" || names[c.Name] {
-			f.fail("column %q: empty, or twice", c.Name)
+			f.Fail("column %q: empty, or twice", c.Name)
 		}
 		names[c.Name] = true
 	}
 	for i, k := range s.PrimaryKey {
 		if !names[k] || slices.Contains(s.PrimaryKey[:i], k) {
-			f.fail("primary key column %q: not a column, or twice", k)
+			f.Fail("primary key column %q: not a column, or twice", k)
 		}
 	}
 	switch {
 	case s.ID() != key || !isTableID(key):
-		f.fail("table %s under the key %q", s.ID(), key)
+		f.Fail("table %s under the key %q", s.ID(), key)
 	case len(s.Columns) == 0 || len(s.Columns) > maxColumns:
-		f.fail("%d columns", len(s.Columns))
+		f.Fail("%d columns", len(s.Columns))
 	case serverID < 0 || serverID > math.MaxUint32 || pos < 0:
-		f.fail("server_id %d, pos %d", serverID, pos)
+		f.Fail("server_id %d, pos %d", serverID, pos)
 	}
-	if f.err != nil {
-		return nil, f.err
+	if f.Err != nil {
+		return nil, f.Err
 	}
 	return s, nil
+}
+
+// isTableID reports whether s is database.table: two names, neither empty
+// (MySQL names cannot hold a dot).
+func isTableID(s string) bool {
+	db, table, ok := strings.Cut(s, ".")
+	return ok && db != "" && table != "" && !strings.Contains(table, ".")
 }

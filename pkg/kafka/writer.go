@@ -102,14 +102,14 @@ func (w *Writer) PublishSchemas(ctx context.Context, entries []cdc.TableSchema) 
 // PublishHeartbeat writes cp, the current position and source time, to
 // <prefix>._heartbeat: even when the captured tables are idle, readers see
 // how far the producer has read and how old the source's newest change is.
-func (w *Writer) PublishHeartbeat(ctx context.Context, cp *Checkpoint) error {
+func (w *Writer) PublishHeartbeat(ctx context.Context, cp StateValue) error {
 	return w.state.PublishHeartbeat(ctx, cp)
 }
 
-// ReadCheckpoint returns the last committed checkpoint of this source, or
-// nil when there is none (stateStore.ReadCheckpoint says how it is
-// trusted).
-func (w *Writer) ReadCheckpoint(ctx context.Context) (*Checkpoint, error) {
+// ReadCheckpoint returns the last committed checkpoint record of this
+// source, or nil when there is none (stateStore.ReadCheckpoint says how it
+// is trusted), for its owner to decode.
+func (w *Writer) ReadCheckpoint(ctx context.Context) (*StateRecord, error) {
 	return w.state.ReadCheckpoint(ctx)
 }
 

@@ -43,11 +43,11 @@ type Log interface {
 	// last Commit.
 	Pending() (records, bytes int)
 	// Commit makes everything since the last Commit visible together with
-	// cp, or on error nothing of it.
-	Commit(ctx context.Context, cp *kafka.Checkpoint) error
+	// the checkpoint cp (Codec.Value), or on error nothing of it.
+	Commit(ctx context.Context, cp kafka.StateValue) error
 	// PublishHeartbeat adds cp, the current position, to the heartbeat
 	// topic.
-	PublishHeartbeat(ctx context.Context, cp *kafka.Checkpoint) error
+	PublishHeartbeat(ctx context.Context, cp kafka.StateValue) error
 	// Failed is closed once a delivery failed (a fenced producer); Err
 	// then says why.
 	Failed() <-chan struct{}
@@ -84,7 +84,7 @@ type Engine struct {
 	Config Config
 	// Committed, when not nil, receives each checkpoint once the brokers
 	// committed it (for /status).
-	Committed func(*kafka.Checkpoint)
+	Committed func(*Checkpoint)
 }
 
 // Run is the producer's loop. One goroutine reads whole source
@@ -105,6 +105,10 @@ type Engine struct {
 // does a read error, after what was read before it is committed.
 func (e *Engine) Run(ctx context.Context) error {
 	cfg := &e.Config
+	codec, err := NewCodec()
+	if err != nil {
+		return err
+	}
 	// Publishing and committing outlive the signal, by Shutdown at most:
 	// what was read is published and committed before Run returns.
 	pubCtx, giveUp := context.WithCancel(context.WithoutCancel(ctx))
@@ -166,8 +170,8 @@ func (e *Engine) Run(ctx context.Context) error {
 		if !dirty {
 			return nil
 		}
-		cp := Checkpoint(e.Resume, sourceTime, cfg.Version)
-		if err := e.Log.Commit(pubCtx, cp); err != nil {
+		cp := checkpoint(e.Resume, sourceTime, cfg.Version)
+		if err := e.Log.Commit(pubCtx, codec.Value(cp)); err != nil {
 			return err
 		}
 		if e.Committed != nil {
@@ -196,7 +200,7 @@ func (e *Engine) Run(ctx context.Context) error {
 				}
 			}
 		case <-heartbeat:
-			if err := e.Log.PublishHeartbeat(pubCtx, Checkpoint(e.Resume, sourceTime, cfg.Version)); err != nil {
+			if err := e.Log.PublishHeartbeat(pubCtx, codec.Value(checkpoint(e.Resume, sourceTime, cfg.Version))); err != nil {
 				return err
 			}
 			changed()
@@ -242,25 +246,9 @@ func publish(ctx context.Context, log Log, tx *binlog.Tx) error {
 	return nil
 }
 
-// Checkpoint is the checkpoint of the resume point r: where to continue
-// after everything advanced past, the snapshot's progress and the capture
-// patterns in force; sourceTime is the commit time of the last source
-// transaction published, version the producer's release.
-func Checkpoint(r *binlog.Resume, sourceTime time.Time, version string) *kafka.Checkpoint {
-	s, snap := r.Start(), r.Snapshot()
-	return &kafka.Checkpoint{ServerID: r.ServerID, Flavor: r.Flavor, GTIDSet: s.GTID,
-		File: s.File, Pos: s.Pos, Epoch: r.Epoch, RowsDone: s.SkipRows, TxGTID: s.TxGTID, SourceTime: sourceTime, Version: version,
-		SnapshotTables: snap.Tables, SnapshotAfter: snap.After, SnapshotFilters: snap.Filters, SnapshotRequests: snap.Requests,
-		SnapshotOrigins: snap.Origins, SnapshotFailed: failuresOut(snap.Failed),
-		Include: r.Include, Exclude: r.Exclude}
-}
-
-// failuresOut carries snapshot failures from the reader's state to the
-// checkpoint.
-func failuresOut(fs []binlog.SnapshotFailure) []kafka.SnapshotFailure {
-	out := make([]kafka.SnapshotFailure, len(fs))
-	for i, f := range fs {
-		out[i] = kafka.SnapshotFailure(f)
-	}
-	return out
+// checkpoint is the checkpoint of the resume point r: the source's state
+// there; sourceTime is the commit time of the last source transaction
+// published, version the producer's release.
+func checkpoint(r *binlog.Resume, sourceTime time.Time, version string) *Checkpoint {
+	return &Checkpoint{State: r.State(), SourceTime: sourceTime, Version: version}
 }
