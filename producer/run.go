@@ -118,7 +118,7 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 		return starting(err)
 	}
 	log.Info("connected to Kafka", "brokers", strings.Join(cfg.Kafka.Brokers, ","), "topic_prefix", cfg.Kafka.TopicPrefix, "checkpoint", cp != nil)
-	history, err := writer.ReadSchemaHistory(ctx)
+	history, err := codec.ReadSchemaHistory(ctx, writer)
 	if err != nil {
 		return starting(err)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/strait-cdc/strait/pkg/avro"
 	"github.com/strait-cdc/strait/pkg/cdc"
+	"github.com/strait-cdc/strait/schemas"
 )
 
 // State is the source's part of a checkpoint: the resume point, the
@@ -221,4 +222,99 @@ func strs(ss []string) []any {
 		out[i] = s
 	}
 	return out
+}
+
+// HistoryCodec writes and reads the records of the schema history
+// (<prefix>._schema_history, schemas/schema_history.avsc; see history.go),
+// one per table, keyed database.table. Like the checkpoint, a record is
+// read back as untrusted input.
+type HistoryCodec struct {
+	enc      *avro.NativeEncoder
+	versions []*avro.Type
+}
+
+// NewHistoryCodec parses schemas/schema_history.avsc.
+func NewHistoryCodec() (*HistoryCodec, error) {
+	enc, err := avro.NewNativeEncoder(schemas.SchemaHistory)
+	if err != nil {
+		return nil, fmt.Errorf("schema history schema: %w", err)
+	}
+	versions, err := avro.Versions(schemas.SchemaHistory)
+	if err != nil {
+		return nil, fmt.Errorf("schema history schema: %w", err)
+	}
+	return &HistoryCodec{enc: enc, versions: versions}, nil
+}
+
+// Append appends the Avro body of the entry s to b.
+func (c *HistoryCodec) Append(b []byte, s *cdc.TableSchema) ([]byte, error) {
+	b, err := c.enc.Append(b, historyNative(s))
+	if err != nil {
+		return nil, fmt.Errorf("schema history of %s: %w", s.ID(), err)
+	}
+	return b, nil
+}
+
+func historyNative(s *cdc.TableSchema) map[string]any {
+	cols := make([]any, len(s.Columns))
+	for i, c := range s.Columns {
+		cols[i] = map[string]any{"name": c.Name, "column_type": c.ColumnType, "data_type": c.DataType, "charset": c.Charset, "nullable": c.Nullable}
+	}
+	key := make([]any, len(s.PrimaryKey))
+	for i, k := range s.PrimaryKey {
+		key[i] = k
+	}
+	return map[string]any{"database": s.Database, "table": s.Table, "columns": cols, "primary_key": key,
+		"server_id": int64(s.ServerID), "file": s.File, "pos": int64(s.Pos)}
+}
+
+// maxColumns is the most columns a MySQL table has.
+const maxColumns = 4096
+
+// Decode reads the Avro body of a schema-history record with the bounded
+// reader and checks it is a schema the producer can have written under
+// key.
+func (c *HistoryCodec) Decode(key string, body []byte) (*cdc.TableSchema, error) {
+	v, err := avro.DecodeVersions(c.versions, body)
+	if err != nil {
+		return nil, err
+	}
+	f := avro.Fields{Object: v}
+	serverID, pos := f.Long("server_id"), f.Long("pos")
+	s := &cdc.TableSchema{Database: f.Str("database"), Table: f.Str("table"), Columns: []cdc.SchemaColumn{},
+		ServerID: uint32(serverID), File: f.Str("file"), Pos: uint64(pos), PrimaryKey: f.Strs("primary_key")}
+	cols, _ := v.Get("columns").([]any)
+	for _, col := range cols {
+		cf := avro.Fields{Object: col.(avro.Object)}
+		nullable, _ := cf.Object.Get("nullable").(bool)
+		s.Columns = append(s.Columns, cdc.SchemaColumn{Name: cf.Str("name"), ColumnType: cf.Str("column_type"),
+			DataType: cf.Str("data_type"), Charset: cf.Str("charset"), Nullable: nullable})
+		if cf.Err != nil {
+			return nil, cf.Err
+		}
+	}
+	names := make(map[string]bool, len(s.Columns))
+	for _, col := range s.Columns {
+		if col.Name == "" || names[col.Name] {
+			f.Fail("column %q: empty, or twice", col.Name)
+		}
+		names[col.Name] = true
+	}
+	for i, k := range s.PrimaryKey {
+		if !names[k] || slices.Contains(s.PrimaryKey[:i], k) {
+			f.Fail("primary key column %q: not a column, or twice", k)
+		}
+	}
+	switch {
+	case s.ID() != key || !isTableID(key):
+		f.Fail("table %s under the key %q", s.ID(), key)
+	case len(s.Columns) == 0 || len(s.Columns) > maxColumns:
+		f.Fail("%d columns", len(s.Columns))
+	case serverID < 0 || serverID > math.MaxUint32 || pos < 0:
+		f.Fail("server_id %d, pos %d", serverID, pos)
+	}
+	if f.Err != nil {
+		return nil, f.Err
+	}
+	return s, nil
 }

@@ -37,10 +37,11 @@ type Stamp struct {
 	SchemaIDs map[string]int // the registry ids in use, by subject
 }
 
-// StateRecord is a state record read back: its Avro body, for its owner to
-// decode (with the schema it writes, not looked up by SchemaID), and the
-// record it came from, for Refuse.
+// StateRecord is a state record read back: its key and Avro body, for its
+// owner to decode (with the schema it writes, not looked up by SchemaID),
+// and the record it came from, for Refuse.
 type StateRecord struct {
+	Key      string
 	SchemaID int
 	Body     []byte
 	from     *kgo.Record
@@ -146,7 +147,7 @@ func stateRecord(r *kgo.Record) (*StateRecord, error) {
 		return nil, refused(r, err)
 	}
 	id, _, _ := splitFrame(r.Value)
-	return &StateRecord{SchemaID: id, Body: body, from: r}, nil
+	return &StateRecord{Key: string(r.Key), SchemaID: id, Body: body, from: r}, nil
 }
 
 // stateBody is the Avro body of a state record's framed value b.

@@ -9,8 +9,8 @@ package kafka
 // it: read_committed alone also returns records written without a
 // transaction), is read with the bounded Avro reader, and holds values the
 // producer can have written. The store checks the first and the framing;
-// the record's owner decodes and checks the rest (the checkpoint's:
-// pkg/pipeline and pkg/binlog; the schema history's: history.go).
+// the record's owner decodes and checks the rest (the checkpoint:
+// pkg/pipeline and pkg/binlog; the schema history: pkg/binlog).
 
 import (
 	"context"
@@ -22,7 +22,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strait-cdc/strait/pkg/avro"
-	"github.com/strait-cdc/strait/schemas"
 )
 
 // stateStore keeps the producer's state in its state topics: the
@@ -30,20 +29,15 @@ import (
 // through the producer into its open transaction, and read back as
 // untrusted input. Used from the publishing goroutine.
 type stateStore struct {
-	p         *producer
-	cfg       *Config
-	log       *slog.Logger
-	registry  *Registry
-	histCodec *avro.NativeEncoder // schemas.SchemaHistory
+	p        *producer
+	cfg      *Config
+	log      *slog.Logger
+	registry *Registry
 }
 
-// newStateStore parses the schema history's schema.
-func newStateStore(p *producer, cfg *Config, log *slog.Logger, reg *Registry) (*stateStore, error) {
-	histCodec, err := avro.NewNativeEncoder(schemas.SchemaHistory)
-	if err != nil {
-		return nil, fmt.Errorf("schema history schema: %w", err)
-	}
-	return &stateStore{p: p, cfg: cfg, log: log, registry: reg, histCodec: histCodec}, nil
+// newStateStore returns the state store of the producer p.
+func newStateStore(p *producer, cfg *Config, log *slog.Logger, reg *Registry) *stateStore {
+	return &stateStore{p: p, cfg: cfg, log: log, registry: reg}
 }
 
 // StateError is a record of the producer's own state (<prefix>._checkpoint,

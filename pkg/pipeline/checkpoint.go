@@ -3,9 +3,9 @@ package pipeline
 // checkpoint.go: the producer's checkpoint — the source's state
 // (binlog.State) and the producer's fields around it — and its record in
 // <prefix>._checkpoint (schemas/checkpoint.avsc), which the Kafka state
-// store keeps as bytes. It is read back as untrusted input: a record
-// counts only if it holds values the producer can have written for its
-// source.
+// store keeps as bytes, like the schema history's (binlog.HistoryCodec).
+// Both are read back as untrusted input: a record counts only if it holds
+// values the producer can have written for its source.
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/strait-cdc/strait/pkg/avro"
 	"github.com/strait-cdc/strait/pkg/binlog"
+	"github.com/strait-cdc/strait/pkg/cdc"
 	"github.com/strait-cdc/strait/pkg/kafka"
 	"github.com/strait-cdc/strait/schemas"
 )
@@ -42,14 +43,20 @@ func (cp *Checkpoint) Refuse(err error) error {
 	return cp.from.Refuse(fmt.Errorf("%w: %w", kafka.ErrInvalid, err))
 }
 
-// Codec writes and reads checkpoint records.
+// Codec writes and reads the producer's state records: checkpoints and
+// schema-history entries.
 type Codec struct {
 	enc      *avro.NativeEncoder
 	versions []*avro.Type // schemas/checkpoint.avsc and its earlier layouts
+	history  *binlog.HistoryCodec
 }
 
-// NewCodec parses schemas/checkpoint.avsc.
+// NewCodec parses schemas/checkpoint.avsc and schemas/schema_history.avsc.
 func NewCodec() (*Codec, error) {
+	history, err := binlog.NewHistoryCodec()
+	if err != nil {
+		return nil, err
+	}
 	enc, err := avro.NewNativeEncoder(schemas.Checkpoint)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint schema: %w", err)
@@ -58,7 +65,7 @@ func NewCodec() (*Codec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint schema: %w", err)
 	}
-	return &Codec{enc: enc, versions: versions}, nil
+	return &Codec{enc: enc, versions: versions, history: history}, nil
 }
 
 // Append appends the Avro body of cp to b.
@@ -119,7 +126,10 @@ type stateValue struct {
 	cp *Checkpoint
 }
 
-func (v stateValue) StateSchema() string  { return schemas.Checkpoint }
+// StateSchema is schemas/checkpoint.avsc.
+func (v stateValue) StateSchema() string { return schemas.Checkpoint }
+
+// StateTime is the commit time of the last source transaction published.
 func (v stateValue) StateTime() time.Time { return v.cp.SourceTime }
 
 // AppendState stamps the checkpoint, which /status then shows as written,
@@ -158,4 +168,49 @@ func (c *Codec) FromRecord(rec *kafka.StateRecord, source string) (*Checkpoint, 
 	}
 	cp.from = rec
 	return cp, nil
+}
+
+// historyEntries are the schema-history entries es as the Kafka state
+// store writes them: an entry without columns erases its table's entry (a
+// tombstone).
+func (c *Codec) historyEntries(es []cdc.TableSchema) ([]kafka.StateEntry, error) {
+	out := make([]kafka.StateEntry, len(es))
+	for i := range es {
+		e := &es[i]
+		out[i].Key = e.ID()
+		if e.Columns == nil {
+			continue
+		}
+		var err error
+		if out[i].Body, err = c.history.Append(nil, e); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// HistoryReader reads the committed schema-history records:
+// *kafka.Writer.
+type HistoryReader interface {
+	ReadSchemaHistory(ctx context.Context) ([]*kafka.StateRecord, error)
+}
+
+// ReadSchemaHistory returns the committed schema history, by
+// database.table (call after ReadCheckpoint, which makes what is read
+// final); a record that does not read as a schema the producer can have
+// written under its key is refused with a *kafka.StateError naming it.
+func (c *Codec) ReadSchemaHistory(ctx context.Context, r HistoryReader) (map[string]*cdc.TableSchema, error) {
+	recs, err := r.ReadSchemaHistory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*cdc.TableSchema, len(recs))
+	for _, rec := range recs {
+		s, err := c.history.Decode(rec.Key, rec.Body)
+		if err != nil {
+			return nil, rec.Refuse(err)
+		}
+		out[rec.Key] = s
+	}
+	return out, nil
 }

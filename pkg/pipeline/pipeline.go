@@ -20,6 +20,7 @@ import (
 	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/cdc"
 	"github.com/strait-cdc/strait/pkg/kafka"
+	"github.com/strait-cdc/strait/schemas"
 )
 
 // Source is where source transactions come from: *binlog.Reader.
@@ -34,9 +35,9 @@ type Source interface {
 // time. It is called from the engine's goroutine only.
 type Log interface {
 	// PublishSchemas, Publish and PublishDDL add a transaction's
-	// schema-history entries, changes and DDL to the open Kafka
-	// transaction.
-	PublishSchemas(ctx context.Context, entries []cdc.TableSchema) error
+	// schema-history entries (Avro bodies of schema), changes and DDL to
+	// the open Kafka transaction.
+	PublishSchemas(ctx context.Context, schema string, entries []kafka.StateEntry) error
 	Publish(ctx context.Context, events []cdc.Event) error
 	PublishDDL(ctx context.Context, d cdc.SchemaChange) error
 	// Pending returns the change records and bytes published since the
@@ -183,7 +184,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	for {
 		select {
 		case tx := <-read:
-			if err := publish(pubCtx, e.Log, tx); err != nil {
+			if err := publish(pubCtx, e.Log, codec, tx); err != nil {
 				return err
 			}
 			if err := e.Resume.Advance(tx); err != nil {
@@ -231,9 +232,15 @@ func (e *Engine) Run(ctx context.Context) error {
 
 // publish hands one source transaction's schema-history entries, changes
 // and DDL to the log.
-func publish(ctx context.Context, log Log, tx *binlog.Tx) error {
-	if err := log.PublishSchemas(ctx, tx.Schemas); err != nil {
-		return err
+func publish(ctx context.Context, log Log, c *Codec, tx *binlog.Tx) error {
+	if len(tx.Schemas) > 0 {
+		entries, err := c.historyEntries(tx.Schemas)
+		if err != nil {
+			return err
+		}
+		if err := log.PublishSchemas(ctx, schemas.SchemaHistory, entries); err != nil {
+			return err
+		}
 	}
 	if err := log.Publish(ctx, tx.Events); err != nil {
 		return err

@@ -67,7 +67,9 @@ type memLog struct {
 
 func newLog() *memLog { return &memLog{failed: make(chan struct{})} }
 
-func (l *memLog) PublishSchemas(ctx context.Context, entries []cdc.TableSchema) error { return nil }
+func (l *memLog) PublishSchemas(ctx context.Context, schema string, entries []kafka.StateEntry) error {
+	return nil
+}
 
 func (l *memLog) Publish(ctx context.Context, events []cdc.Event) error {
 	l.mu.Lock()
