@@ -48,7 +48,7 @@ test: build lint
 FUZZTIME     ?= 1m
 TESTFUZZTIME ?= 3s
 FUZZTARGETS  := ./pkg/bigquery:FuzzAppendRow ./pkg/bigquery:FuzzValueSchema ./pkg/kafka:FuzzDecode \
-	./pkg/kafka:FuzzCheckpoint ./pkg/kafka:FuzzSchemaHistory ./pkg/kafka:FuzzDecompress ./pkg/avro:FuzzJSONDecoder
+	./pkg/pipeline:FuzzCheckpoint ./pkg/binlog:FuzzSchemaHistory ./pkg/kafka:FuzzDecompress ./pkg/avro:FuzzJSONDecoder
 fuzz:
 	@set -e; for t in $(FUZZTARGETS); do \
 		echo "fuzz $${t#*:} ($${t%%:*}) for $(FUZZTIME)"; \

@@ -22,8 +22,10 @@ import (
 
 	"github.com/strait-cdc/strait/pkg/bigquery"
 	"github.com/strait-cdc/strait/pkg/bigquery/bqfake"
+	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/cdc"
 	"github.com/strait-cdc/strait/pkg/kafka"
+	"github.com/strait-cdc/strait/pkg/pipeline"
 	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
@@ -143,9 +145,19 @@ func (p *publisher) publish(ctx context.Context, evs ...cdc.Event) {
 		p.t.Fatal(err)
 	}
 	// As the producer does: the source transaction is one Kafka transaction.
-	if err := p.w.Commit(ctx, &kafka.Checkpoint{File: "binlog.000001", Pos: 100 * p.seq}); err != nil {
+	if err := p.w.Commit(ctx, checkpointAt(p.t, 100*p.seq)); err != nil {
 		p.t.Fatal(err)
 	}
+}
+
+// checkpointAt is the checkpoint the producer writes at binlog.000001:pos.
+func checkpointAt(t testing.TB, pos uint64) kafka.StateValue {
+	t.Helper()
+	codec, err := pipeline.NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return codec.Value(&pipeline.Checkpoint{State: binlog.State{File: "binlog.000001", Pos: pos}})
 }
 
 func ins(t *cdc.Table, row ...cdc.Value) cdc.Event {

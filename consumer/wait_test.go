@@ -13,7 +13,6 @@ import (
 
 	"github.com/strait-cdc/strait/pkg/bigquery/bqfake"
 	"github.com/strait-cdc/strait/pkg/cdc"
-	"github.com/strait-cdc/strait/pkg/kafka"
 )
 
 // newBigQuery starts a BigQuery of the test's own, with opts.
@@ -44,7 +43,7 @@ func (p *publisher) publishAt(ctx context.Context, seq uint64, at time.Time, ev 
 	if err := p.w.Publish(ctx, []cdc.Event{ev}); err != nil {
 		p.t.Fatal(err)
 	}
-	if err := p.w.Commit(ctx, &kafka.Checkpoint{File: "binlog.000001", Pos: 100 * seq}); err != nil {
+	if err := p.w.Commit(ctx, checkpointAt(p.t, 100*seq)); err != nil {
 		p.t.Fatal(err)
 	}
 }

@@ -45,6 +45,7 @@ import (
 	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/cdc"
 	"github.com/strait-cdc/strait/pkg/kafka"
+	"github.com/strait-cdc/strait/pkg/pipeline"
 	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
@@ -505,6 +506,10 @@ func producerPass(b *testing.B, ctx context.Context, w *workload, k benchKafka, 
 	if err := reader.Start(ctx, w.start); err != nil {
 		b.Fatal(err)
 	}
+	codec, err := pipeline.NewCodec()
+	if err != nil {
+		b.Fatal(err)
+	}
 	var tx binlog.Tx
 	round := firstRound{tables: w.tables}
 	ids := map[*cdc.Table]uint64{}
@@ -536,8 +541,8 @@ func producerPass(b *testing.B, ctx context.Context, w *workload, k benchKafka, 
 		}
 		end := reached(tx.File, tx.EndPos, w.end)
 		if n, _ := writer.Pending(); transactional && (end || n >= kcfg.TransactionMaxRecords) {
-			cp := &kafka.Checkpoint{File: tx.File, Pos: tx.EndPos, SourceTime: tx.CommitTime}
-			if err := writer.Commit(ctx, cp); err != nil {
+			cp := &pipeline.Checkpoint{State: binlog.State{File: tx.File, Pos: tx.EndPos}, SourceTime: tx.CommitTime}
+			if err := writer.Commit(ctx, codec.Value(cp)); err != nil {
 				b.Fatal(err)
 			}
 		}

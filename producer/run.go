@@ -106,7 +106,11 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 	defer writer.Close()
 	// The checkpoint is read after taking over the transactional id, so
 	// that no other producer of this source can still move it.
-	cp, err := writer.ReadCheckpoint(ctx)
+	codec, err := pipeline.NewCodec()
+	if err != nil {
+		return starting(err)
+	}
+	cp, err := codec.ReadCheckpoint(ctx, writer, cfg.Kafka.TopicPrefix)
 	if err == nil {
 		err = pipeline.SnapshotCaptured(cp, &cfg.Source, log)
 	}
@@ -114,7 +118,7 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 		return starting(err)
 	}
 	log.Info("connected to Kafka", "brokers", strings.Join(cfg.Kafka.Brokers, ","), "topic_prefix", cfg.Kafka.TopicPrefix, "checkpoint", cp != nil)
-	history, err := writer.ReadSchemaHistory(ctx)
+	history, err := codec.ReadSchemaHistory(ctx, writer)
 	if err != nil {
 		return starting(err)
 	}
@@ -142,7 +146,7 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 	proc.Ready.Store(true)
 	defer proc.Ready.Store(false)
 
-	var last atomic.Pointer[kafka.Checkpoint]
+	var last atomic.Pointer[pipeline.Checkpoint]
 	last.Store(cp)
 	proc.SetStatus(func() any {
 		st := pipeline.StatusOf(last.Load(), cfg.StatusKeys)
@@ -150,7 +154,7 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 		return st
 	})
 	engine := pipeline.Engine{Source: reader, Log: writer, Resume: resume, Config: engineConfig(&cfg.Kafka, cfg.ShutdownTimeout),
-		Committed: func(cp *kafka.Checkpoint) { last.Store(cp) }}
+		Committed: func(cp *pipeline.Checkpoint) { last.Store(cp) }}
 	if err := engine.Run(ctx); err != nil {
 		log.Error("the stream stopped", "err", err)
 		return err

@@ -39,7 +39,15 @@ func runSnapshot(ctx context.Context, args []string, getenv func(string) string,
 	}
 	switch {
 	case *list:
-		cp, signals, err := kafka.ReadRequests(ctx, &cfg.Kafka, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		rec, signals, err := kafka.ReadRequests(ctx, &cfg.Kafka, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		if err != nil {
+			return err
+		}
+		codec, err := pipeline.NewCodec()
+		if err != nil {
+			return err
+		}
+		cp, err := codec.FromRecord(rec, cfg.Kafka.TopicPrefix)
 		if err != nil {
 			return err
 		}

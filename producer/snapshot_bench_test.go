@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strait-cdc/strait/pkg/binlog"
-	"github.com/strait-cdc/strait/pkg/kafka"
 	"github.com/strait-cdc/strait/pkg/pipeline"
 )
 
@@ -99,12 +98,12 @@ func snapshotPass(b *testing.B, ctx context.Context, k benchKafka, serverID uint
 	done, stop := context.WithCancel(ctx)
 	defer stop()
 	var halved bool
-	engine := pipeline.Engine{Source: reader, Log: writer, Resume: resume, Config: engineConfig(kcfg, time.Minute), Committed: func(cp *kafka.Checkpoint) {
-		if !halved && len(cp.SnapshotAfter) > 0 && cp.SnapshotAfter[0].Int >= int64(total/2) {
+	engine := pipeline.Engine{Source: reader, Log: writer, Resume: resume, Config: engineConfig(kcfg, time.Minute), Committed: func(cp *pipeline.Checkpoint) {
+		if !halved && len(cp.Snapshot.After) > 0 && cp.Snapshot.After[0].Int >= int64(total/2) {
 			halved = true
 			half()
 		}
-		if len(cp.SnapshotTables) == 0 {
+		if len(cp.Snapshot.Tables) == 0 {
 			stop()
 		}
 	}}

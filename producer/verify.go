@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/strait-cdc/strait/pkg/config"
@@ -61,25 +59,12 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	if cfg.Source.PasswordFile != "" {
-		b, err := os.ReadFile(cfg.Source.PasswordFile)
-		if err != nil {
-			return fmt.Errorf("source.password_file: %w", err)
-		}
-		cfg.Source.Password = strings.TrimRight(string(b), "\r\n")
-	}
-	if err := errors.Join(cfg.Source.Validate(), cfg.BigQuery.Validate()); err != nil {
+	if err := errors.Join(cfg.Source.LoadSecrets(getenv), cfg.Source.Validate(), cfg.BigQuery.Validate()); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
 	}
-	var ids []string
-	for _, t := range strings.Split(*tables, ",") {
-		if t = strings.TrimSpace(t); t == "" {
-			continue
-		}
-		if db, name, ok := strings.Cut(t, "."); !ok || db == "" || name == "" {
-			return fmt.Errorf("%w: -tables: %q is not database.table", service.ErrUsage, t)
-		}
-		ids = append(ids, t)
+	ids, err := verify.ParseTables(*tables)
+	if err != nil {
+		return fmt.Errorf("%w: -tables: %w", service.ErrUsage, err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	v, err := verify.New(ctx, &cfg.Source, &cfg.BigQuery, verify.Options{ChunkRows: *chunk, MaxShown: *maxShown, ProgressEvery: *progress,
@@ -88,13 +73,8 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	defer v.Close()
-	if len(ids) == 0 {
-		if ids, err = v.CapturedTables(ctx); err != nil {
-			return err
-		}
-		if len(ids) == 0 {
-			return errors.New("source.include/exclude capture no table: nothing to verify")
-		}
+	if ids, err = v.Tables(ctx, ids); err != nil {
+		return err
 	}
 	tooLarge := deadLettered(ctx, &cfg.Kafka, getenv, log)
 	differ := 0

@@ -1,7 +1,9 @@
 package binlog
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"time"
 
@@ -159,5 +161,11 @@ func (sn *Snapshotter) reportProgress(now time.Time, done bool) {
 		return
 	}
 	s.reported = now
-	sn.log.Info("snapshot progress", p.logAttrs()...)
+	// The line carries now, the time the interval is measured by, so that
+	// the log shows lines an interval apart however late one is written.
+	if h := sn.log.Handler(); h.Enabled(context.Background(), slog.LevelInfo) {
+		r := slog.NewRecord(now, slog.LevelInfo, "snapshot progress", 0)
+		r.Add(p.logAttrs()...)
+		h.Handle(context.Background(), r)
+	}
 }

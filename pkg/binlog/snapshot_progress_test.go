@@ -54,3 +54,35 @@ func TestSnapshotProgressResumed(t *testing.T) {
 		t.Errorf("first chunk's progress at %d%%, want about 65%%: %+v", pct, first)
 	}
 }
+
+// recordTimes is a slog handler keeping the time of each record.
+type recordTimes []time.Time
+
+func (*recordTimes) Enabled(context.Context, slog.Level) bool { return true }
+func (r *recordTimes) Handle(_ context.Context, rec slog.Record) error {
+	*r = append(*r, rec.Time)
+	return nil
+}
+func (r *recordTimes) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *recordTimes) WithGroup(string) slog.Handler      { return r }
+
+// A progress line carries the time its interval was measured at, not the
+// time it was written: written late (a loaded machine preempting the
+// publisher between the two), it still comes an interval after the line
+// before, as the log shows it. TestSnapshotProgressLogged saw lines 92ms
+// apart with an interval of 100ms.
+func TestSnapshotProgressLineTime(t *testing.T) {
+	var times recordTimes
+	cfg := &Config{SnapshotProgressInterval: time.Second}
+	sn := &Snapshotter{cfg: cfg, log: slog.New(&times)}
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	sn.snap = &snapshot{state: SnapshotState{Tables: []string{"db.t"}}, start: start, reported: start, estimate: 100}
+	for _, at := range []time.Duration{500 * time.Millisecond, time.Second, 1500 * time.Millisecond, 2100 * time.Millisecond} {
+		sn.snap.rows += 10
+		sn.reportProgress(start.Add(at), false)
+	}
+	want := []time.Time{start.Add(time.Second), start.Add(2100 * time.Millisecond)}
+	if len(times) != len(want) || !times[0].Equal(want[0]) || !times[1].Equal(want[1]) {
+		t.Fatalf("progress lines at %v, want at %v (the times they were decided at)", times, want)
+	}
+}

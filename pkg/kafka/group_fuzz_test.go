@@ -15,7 +15,7 @@ import (
 	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
-var update = flag.Bool("update", false, "rewrite the seed corpora under testdata/fuzz and the golden state records under testdata/golden")
+var update = flag.Bool("update", false, "rewrite the seed corpora under testdata/fuzz")
 
 // FuzzDecode feeds arbitrary record keys and values to the consumer's
 // Confluent framing: a record is either split into its schema id and body

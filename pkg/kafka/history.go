@@ -5,28 +5,28 @@ package kafka
 // entries are written in the Kafka transaction of the source transaction
 // that recorded them, so a read_committed reader sees exactly the entries
 // up to the last committed checkpoint: the schemas in force where the
-// producer resumes.
+// producer resumes. What an entry holds is its owner's (binlog.HistoryCodec):
+// the store registers its schema and keeps the bytes.
 
 import (
 	"context"
-	"fmt"
-	"math"
-	"slices"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/strait-cdc/strait/pkg/avro"
-
-	"github.com/strait-cdc/strait/pkg/cdc"
-	"github.com/strait-cdc/strait/schemas"
 )
+
+// StateEntry is a keyed state record to write: Body is the Avro body of
+// the record's schema, nil for a tombstone that erases Key's entry.
+type StateEntry struct {
+	Key  string
+	Body []byte
+}
 
 // SchemaHistoryTopic returns <prefix>._schema_history.
 func (s *stateStore) SchemaHistoryTopic() string { return s.cfg.TopicPrefix + "._schema_history" }
 
-// PublishSchemas writes schema-history entries into the open transaction;
-// an entry without columns erases its table's entry (a tombstone).
-func (s *stateStore) PublishSchemas(ctx context.Context, entries []cdc.TableSchema) error {
+// PublishSchemas writes schema-history entries, Avro bodies of schema,
+// into the open transaction.
+func (s *stateStore) PublishSchemas(ctx context.Context, schema string, entries []StateEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -37,51 +37,32 @@ func (s *stateStore) PublishSchemas(ctx context.Context, entries []cdc.TableSche
 	if err := s.p.ensureTopic(ctx, topic, 1, "compact"); err != nil {
 		return err
 	}
-	id, err := s.registry.Register(ctx, topic+"-value", schemas.SchemaHistory)
+	id, err := s.registry.Register(ctx, topic+"-value", schema)
 	if err != nil {
 		return err
 	}
-	for i := range entries {
-		e := &entries[i]
+	for _, e := range entries {
 		var value []byte
-		if e.Columns != nil {
-			if value, err = s.histCodec.BinaryFromNative(header(uint32(id)), historyNative(e)); err != nil {
-				return fmt.Errorf("schema history of %s: %w", e.ID(), err)
-			}
+		if e.Body != nil {
+			value = append(header(uint32(id)), e.Body...)
 		}
-		s.p.produce(ctx, &kgo.Record{Topic: topic, Key: []byte(e.ID()), Value: value})
+		s.p.produce(ctx, &kgo.Record{Topic: topic, Key: []byte(e.Key), Value: value})
 	}
 	return nil
 }
 
-func historyNative(s *cdc.TableSchema) map[string]any {
-	cols := make([]any, len(s.Columns))
-	for i, c := range s.Columns {
-		cols[i] = map[string]any{"name": c.Name, "column_type": c.ColumnType, "data_type": c.DataType, "charset": c.Charset, "nullable": c.Nullable}
-	}
-	key := make([]any, len(s.PrimaryKey))
-	for i, k := range s.PrimaryKey {
-		key[i] = k
-	}
-	return map[string]any{"database": s.Database, "table": s.Table, "columns": cols, "primary_key": key,
-		"server_id": int64(s.ServerID), "file": s.File, "pos": int64(s.Pos)}
-}
-
-// ReadSchemaHistory returns the committed schema history, by
-// database.table. Call after ReadCheckpoint, which makes what is read
-// final. The last record of each table decides, as compaction keeps it:
-// like the checkpoint, it must have been committed by this source's
-// transactional id, read with the bounded reader, and hold a schema the
-// producer can have written for its key; otherwise a *StateError names
-// it.
-func (s *stateStore) ReadSchemaHistory(ctx context.Context) (map[string]*cdc.TableSchema, error) {
-	t, err := stateTypes(schemas.SchemaHistory)
-	if err != nil {
-		return nil, fmt.Errorf("schema history schema: %w", err)
-	}
+// ReadSchemaHistory returns the committed schema-history records, the last
+// of each key (as compaction keeps it), in the order their keys first
+// appear; an erased key (a tombstone last) has none. Call after
+// ReadCheckpoint, which makes what is read final. Like the checkpoint, each
+// must have been committed by this source's transactional id and be framed
+// in the Confluent wire format; otherwise a *StateError names it. Its
+// owner reads the body as untrusted input, under its key, and refuses it
+// with StateRecord.Refuse.
+func (s *stateStore) ReadSchemaHistory(ctx context.Context) ([]*StateRecord, error) {
 	last := map[string]*kgo.Record{}
 	var order []string
-	err = s.readCommitted(ctx, s.SchemaHistoryTopic(), func(r *kgo.Record) {
+	err := s.readCommitted(ctx, s.SchemaHistoryTopic(), func(r *kgo.Record) {
 		if last[string(r.Key)] == nil {
 			order = append(order, string(r.Key))
 		}
@@ -90,7 +71,7 @@ func (s *stateStore) ReadSchemaHistory(ctx context.Context) (map[string]*cdc.Tab
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]*cdc.TableSchema{}
+	var out []*StateRecord
 	for _, key := range order {
 		r := last[key]
 		if err := s.trusted(ctx, r); err != nil {
@@ -99,62 +80,11 @@ func (s *stateStore) ReadSchemaHistory(ctx context.Context) (map[string]*cdc.Tab
 		if r.Value == nil {
 			continue // erased
 		}
-		e, err := decodeHistory(t, key, r.Value)
+		rec, err := stateRecord(r)
 		if err != nil {
-			return nil, refused(r, err)
+			return nil, err
 		}
-		out[key] = e
+		out = append(out, rec)
 	}
 	return out, nil
-}
-
-// maxColumns is the most columns a MySQL table has.
-const maxColumns = 4096
-
-// decodeHistory reads a framed schema-history entry with the bounded
-// reader (t: schemas/schema_history.avsc, parsed) and checks it is a
-// schema the producer can have written under key.
-func decodeHistory(t []*avro.Type, key string, b []byte) (*cdc.TableSchema, error) {
-	v, err := decodeState(t, b)
-	if err != nil {
-		return nil, err
-	}
-	f := fields{o: v}
-	serverID, pos := f.long("server_id"), f.long("pos")
-	s := &cdc.TableSchema{Database: f.str("database"), Table: f.str("table"), Columns: []cdc.SchemaColumn{},
-		ServerID: uint32(serverID), File: f.str("file"), Pos: uint64(pos), PrimaryKey: f.strs("primary_key")}
-	cols, _ := v.Get("columns").([]any)
-	for _, c := range cols {
-		cf := fields{o: c.(avro.Object)}
-		nullable, _ := cf.o.Get("nullable").(bool)
-		s.Columns = append(s.Columns, cdc.SchemaColumn{Name: cf.str("name"), ColumnType: cf.str("column_type"),
-			DataType: cf.str("data_type"), Charset: cf.str("charset"), Nullable: nullable})
-		if cf.err != nil {
-			return nil, cf.err
-		}
-	}
-	names := make(map[string]bool, len(s.Columns))
-	for _, c := range s.Columns {
-		if c.Name == "" || names[c.Name] {
-			f.fail("column %q: empty, or twice", c.Name)
-		}
-		names[c.Name] = true
-	}
-	for i, k := range s.PrimaryKey {
-		if !names[k] || slices.Contains(s.PrimaryKey[:i], k) {
-			f.fail("primary key column %q: not a column, or twice", k)
-		}
-	}
-	switch {
-	case s.ID() != key || !isTableID(key):
-		f.fail("table %s under the key %q", s.ID(), key)
-	case len(s.Columns) == 0 || len(s.Columns) > maxColumns:
-		f.fail("%d columns", len(s.Columns))
-	case serverID < 0 || serverID > math.MaxUint32 || pos < 0:
-		f.fail("server_id %d, pos %d", serverID, pos)
-	}
-	if f.err != nil {
-		return nil, f.err
-	}
-	return s, nil
 }

@@ -10,8 +10,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/strait-cdc/strait/pkg/cdc"
 	"github.com/strait-cdc/strait/pkg/testenv"
+	"github.com/strait-cdc/strait/schemas"
 )
 
 // TestSchemaHistoryRoundTrip: what ReadSchemaHistory returns is the last
@@ -39,30 +39,24 @@ func TestSchemaHistoryRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	orders := cdc.TableSchema{Database: "shop", Table: "orders", PrimaryKey: []string{"id"}, ServerID: 1, File: "mysql-bin.000003", Pos: 1234,
-		Columns: []cdc.SchemaColumn{
-			{Name: "id", ColumnType: "bigint(20) unsigned", DataType: "bigint"},
-			{Name: "state", ColumnType: "enum('new','paid')", DataType: "enum", Charset: "utf8mb4", Nullable: true},
-		}}
-	gone := cdc.TableSchema{Database: "shop", Table: "gone", ServerID: 1, File: "mysql-bin.000003", Pos: 99,
-		Columns: []cdc.SchemaColumn{{Name: "x", ColumnType: "int(11)", DataType: "int", Nullable: true}}}
-	if err := w.PublishSchemas(ctx, []cdc.TableSchema{orders, gone}); err != nil {
+	// The store keeps its owner's bytes (binlog.HistoryCodec's), whatever
+	// they are.
+	if err := w.PublishSchemas(ctx, schemas.SchemaHistory, []StateEntry{{Key: "shop.orders", Body: []byte("orders v1")},
+		{Key: "shop.gone", Body: []byte("gone")}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Commit(ctx, &Checkpoint{File: "mysql-bin.000003", Pos: 2000}); err != nil {
+	if err := w.Commit(ctx, testCheckpoint{}); err != nil {
 		t.Fatal(err)
 	}
 	// The table is dropped: a tombstone, committed.
-	if err := w.PublishSchemas(ctx, []cdc.TableSchema{{Database: "shop", Table: "gone"}}); err != nil {
+	if err := w.PublishSchemas(ctx, schemas.SchemaHistory, []StateEntry{{Key: "shop.gone"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Commit(ctx, &Checkpoint{File: "mysql-bin.000003", Pos: 3000}); err != nil {
+	if err := w.Commit(ctx, testCheckpoint{}); err != nil {
 		t.Fatal(err)
 	}
 	// A later change of orders, never committed.
-	changed := orders
-	changed.Columns = orders.Columns[:1]
-	if err := w.PublishSchemas(ctx, []cdc.TableSchema{changed}); err != nil {
+	if err := w.PublishSchemas(ctx, schemas.SchemaHistory, []StateEntry{{Key: "shop.orders", Body: []byte("orders v2")}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.producer.abort(ctx, errors.New("test")); err == nil {
@@ -73,7 +67,21 @@ func TestSchemaHistoryRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(got, map[string]*cdc.TableSchema{"shop.orders": &orders}); diff != "" {
+	var keys, bodies []string
+	for _, r := range got {
+		keys, bodies = append(keys, r.Key), append(bodies, string(r.Body))
+	}
+	if diff := cmp.Diff([][]string{keys, bodies}, [][]string{{"shop.orders"}, {"orders v1"}}); diff != "" {
 		t.Errorf("history (-got +want):\n%s", diff)
 	}
+}
+
+// testCheckpoint is a checkpoint value of the tests: the store keeps its
+// owner's bytes, whatever they are.
+type testCheckpoint struct{}
+
+func (testCheckpoint) StateSchema() string  { return schemas.Checkpoint }
+func (testCheckpoint) StateTime() time.Time { return time.Unix(1700000000, 0) }
+func (testCheckpoint) AppendState(b []byte, st Stamp) ([]byte, error) {
+	return append(b, st.Source...), nil
 }

@@ -18,8 +18,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/strait-cdc/strait/schemas"
 )
 
 // SignalTopic returns <prefix>._signals.
@@ -184,30 +182,27 @@ type SignalRecord struct {
 // maxListed bounds the signals ReadRequests returns: the last ones.
 const maxListed = 1000
 
-// ReadRequests returns the last committed checkpoint of cfg's source and
-// the last signals of its signal topic (at most maxListed), for people to
-// see where requests stand (producer snapshot -list). It does not take
-// over the source's transactional id, so the running producer goes on;
-// for the same reason the checkpoint is not checked to be the producer's
-// own beyond being written in a transaction: do not resume from it.
-func ReadRequests(ctx context.Context, cfg *Config, log *slog.Logger) (*Checkpoint, []SignalRecord, error) {
+// ReadRequests returns the last committed checkpoint record of cfg's
+// source and the last signals of its signal topic (at most maxListed), for
+// people to see where requests stand (producer snapshot -list). It does not
+// take over the source's transactional id, so the running producer goes
+// on; for the same reason the checkpoint is not checked to be the
+// producer's own beyond being written in a transaction: do not resume from
+// it.
+func ReadRequests(ctx context.Context, cfg *Config, log *slog.Logger) (*StateRecord, []SignalRecord, error) {
 	w, err := peekWriter(cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer w.Close()
-	var cp *Checkpoint
+	var cp *StateRecord
 	last, err := w.state.lastCheckpoint(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	if last != nil && last.Attrs.IsTransactional() {
-		t, err := stateTypes(schemas.Checkpoint)
-		if err != nil {
+		if cp, err = stateRecord(last); err != nil {
 			return nil, nil, err
-		}
-		if cp, err = decodeCheckpoint(t, cfg.TopicPrefix, last.Value); err != nil {
-			return nil, nil, refused(last, err)
 		}
 	}
 	var signals []SignalRecord

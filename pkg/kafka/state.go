@@ -8,23 +8,20 @@ package kafka
 // transactional id (the producer id of every record batch says who wrote
 // it: read_committed alone also returns records written without a
 // transaction), is read with the bounded Avro reader, and holds values the
-// producer can have written.
+// producer can have written. The store checks the first and the framing;
+// the record's owner decodes and checks the rest (the checkpoint:
+// pkg/pipeline and pkg/binlog; the schema history: pkg/binlog).
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"unicode/utf8"
-
-	"github.com/linkedin/goavro/v2"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strait-cdc/strait/pkg/avro"
-	"github.com/strait-cdc/strait/schemas"
 )
 
 // stateStore keeps the producer's state in its state topics: the
@@ -32,25 +29,15 @@ import (
 // through the producer into its open transaction, and read back as
 // untrusted input. Used from the publishing goroutine.
 type stateStore struct {
-	p         *producer
-	cfg       *Config
-	log       *slog.Logger
-	registry  *Registry
-	cpCodec   *goavro.Codec // schemas.Checkpoint
-	histCodec *goavro.Codec // schemas.SchemaHistory
+	p        *producer
+	cfg      *Config
+	log      *slog.Logger
+	registry *Registry
 }
 
-// newStateStore parses the state records' schemas.
-func newStateStore(p *producer, cfg *Config, log *slog.Logger, reg *Registry) (*stateStore, error) {
-	cpCodec, err := goavro.NewCodec(schemas.Checkpoint)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint schema: %w", err)
-	}
-	histCodec, err := goavro.NewCodec(schemas.SchemaHistory)
-	if err != nil {
-		return nil, fmt.Errorf("schema history schema: %w", err)
-	}
-	return &stateStore{p: p, cfg: cfg, log: log, registry: reg, cpCodec: cpCodec, histCodec: histCodec}, nil
+// newStateStore returns the state store of the producer p.
+func newStateStore(p *producer, cfg *Config, log *slog.Logger, reg *Registry) *stateStore {
+	return &stateStore{p: p, cfg: cfg, log: log, registry: reg}
 }
 
 // StateError is a record of the producer's own state (<prefix>._checkpoint,
@@ -78,8 +65,8 @@ func (e *StateError) Unwrap() error { return e.Err }
 var ErrUntrusted = errors.New("not a committed record of this source's transactional producer")
 
 // ErrInvalid is a state record holding a value the producer cannot have
-// written.
-var ErrInvalid = errors.New("a value the producer cannot have written")
+// written: avro.ErrInvalid, which the records' owners check them with.
+var ErrInvalid = avro.ErrInvalid
 
 func refused(r *kgo.Record, err error) *StateError {
 	return &StateError{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Err: err}
@@ -108,125 +95,6 @@ func (s *stateStore) trusted(ctx context.Context, r *kgo.Record) error {
 			ErrUntrusted, r.ProducerID, s.p.txn.id, id))
 	}
 	return nil
-}
-
-// stateTypes parses the schema of a state record: the schema itself and,
-// for records an earlier strait wrote before fields were added at its end
-// (each with a default, as schema evolution asks), the schema without them,
-// one field fewer at a time. The first is the current schema.
-func stateTypes(schema string) ([]*avro.Type, error) {
-	var rec map[string]any
-	if err := json.Unmarshal([]byte(schema), &rec); err != nil {
-		return nil, err
-	}
-	var out []*avro.Type
-	for {
-		b, err := json.Marshal(rec)
-		if err != nil {
-			return nil, err
-		}
-		t, err := avro.Parse(string(b))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-		fs, _ := rec["fields"].([]any)
-		last, _ := fs[len(fs)-1].(map[string]any)
-		if _, ok := last["default"]; !ok || len(fs) == 1 {
-			return out, nil
-		}
-		rec["fields"] = fs[:len(fs)-1]
-	}
-}
-
-// decodeState reads a framed state record (magic byte, schema id, Avro
-// body) with the bounded reader, by the first of the schema's versions
-// (stateTypes) that reads the whole body; fields a version lacks are
-// absent (their defaults). The schema id is not looked up: the producer
-// reads its state with the schemas it writes it with.
-func decodeState(versions []*avro.Type, b []byte) (avro.Object, error) {
-	if b == nil {
-		return nil, fmt.Errorf("%w: a tombstone", ErrInvalid)
-	}
-	_, body, err := splitFrame(b)
-	if err != nil {
-		return nil, err
-	}
-	var first error
-	for _, t := range versions {
-		v, err := avro.Decode(t, body)
-		if err == nil {
-			o, _ := v.(avro.Object)
-			return o, nil
-		}
-		if first == nil {
-			first = err
-		}
-	}
-	return nil, first
-}
-
-// fields reads the fields of a decoded state record, whose types its
-// schema fixes, and collects the first value that cannot be.
-type fields struct {
-	o   avro.Object
-	err error
-}
-
-func (f *fields) fail(format string, args ...any) {
-	if f.err == nil {
-		f.err = fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
-	}
-}
-
-// str returns a string field (or the string of a ["null", "string"]
-// union, "" for null), which must be UTF-8 without control characters.
-func (f *fields) str(name string) string {
-	s, _ := f.o.Get(name).(string)
-	if !printable(s) {
-		f.fail("%s %q: not printable text", name, s)
-	}
-	return s
-}
-
-func (f *fields) long(name string) int64 {
-	n, _ := f.o.Get(name).(int64)
-	return n
-}
-
-func (f *fields) strs(name string) []string {
-	vs, _ := f.o.Get(name).([]any)
-	var out []string
-	for _, v := range vs {
-		s, _ := v.(string)
-		if !printable(s) {
-			f.fail("%s: %q is not printable text", name, s)
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
-func (f *fields) dict(name string) map[string]any {
-	m, _ := f.o.Get(name).(map[string]any)
-	for k, v := range m {
-		s, isStr := v.(string)
-		if !printable(k) || isStr && !utf8.ValidString(s) {
-			f.fail("%s[%q]: not text", name, k)
-		}
-	}
-	return m
-}
-
-// printable reports whether s is UTF-8 without control characters: what
-// names, positions and patterns of a source are.
-func printable(s string) bool {
-	for _, r := range s {
-		if r == utf8.RuneError || r < 0x20 || r == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // readCommitted calls fn with each committed record of partition 0 of topic,

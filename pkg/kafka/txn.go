@@ -109,11 +109,11 @@ func (p *producer) counted(n int) {
 }
 
 // Commit makes everything published since the last Commit visible, together
-// with cp, atomically; it returns once the brokers committed. Without
-// transactions (kafka.transactions off) it writes cp and waits for every
-// record to be acknowledged. On error nothing since the last Commit is
-// visible; ErrFenced means another producer took over.
-func (w *Writer) Commit(ctx context.Context, cp *Checkpoint) error {
+// with the checkpoint cp, atomically; it returns once the brokers committed.
+// Without transactions (kafka.transactions off) it writes cp and waits for
+// every record to be acknowledged. On error nothing since the last Commit
+// is visible; ErrFenced means another producer took over.
+func (w *Writer) Commit(ctx context.Context, cp StateValue) error {
 	p := w.producer
 	if err := p.begin(); err != nil {
 		return err
@@ -147,7 +147,7 @@ func (w *Writer) Commit(ctx context.Context, cp *Checkpoint) error {
 	}
 	p.metrics.commits.Observe(time.Since(start).Seconds())
 	p.metrics.txRecords.Observe(float64(p.txn.records))
-	p.metrics.checkpoint.Set(float64(cp.SourceTime.UnixMilli()) / 1000)
+	p.metrics.checkpoint.Set(float64(cp.StateTime().UnixMilli()) / 1000)
 	p.txn.records, p.txn.bytes = 0, 0
 	return nil
 }

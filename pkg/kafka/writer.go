@@ -46,16 +46,11 @@ func NewWriter(cfg *Config, version string, log *slog.Logger, m *Metrics, opts .
 		p.close()
 		return nil, err
 	}
-	state, err := newStateStore(p, cfg, log, reg)
-	if err != nil {
-		p.close()
-		return nil, err
-	}
 	return &Writer{
 		producer: p,
 		pub: &publisher{p: p, cfg: cfg, log: log, registry: reg, version: version, metrics: m,
 			tables: map[string]*tableWriter{}, diverged: divergence{gauge: m.diverged}},
-		state:   state,
+		state:   newStateStore(p, cfg, log, reg),
 		signals: &signals{cfg: cfg, log: log, sec: p.sec, principal: p.principal},
 	}, nil
 }
@@ -93,30 +88,31 @@ func (w *Writer) PublishDDL(ctx context.Context, d cdc.SchemaChange) error {
 // largerow.go). Safe from any goroutine.
 func (w *Writer) Diverged() map[string]int { return w.pub.diverged.counts() }
 
-// PublishSchemas writes schema-history entries into the open transaction;
-// an entry without columns erases its table's entry (a tombstone).
-func (w *Writer) PublishSchemas(ctx context.Context, entries []cdc.TableSchema) error {
-	return w.state.PublishSchemas(ctx, entries)
+// PublishSchemas writes schema-history entries, Avro bodies of schema,
+// into the open transaction; an entry without a body erases its key's
+// entry (a tombstone).
+func (w *Writer) PublishSchemas(ctx context.Context, schema string, entries []StateEntry) error {
+	return w.state.PublishSchemas(ctx, schema, entries)
 }
 
 // PublishHeartbeat writes cp, the current position and source time, to
 // <prefix>._heartbeat: even when the captured tables are idle, readers see
 // how far the producer has read and how old the source's newest change is.
-func (w *Writer) PublishHeartbeat(ctx context.Context, cp *Checkpoint) error {
+func (w *Writer) PublishHeartbeat(ctx context.Context, cp StateValue) error {
 	return w.state.PublishHeartbeat(ctx, cp)
 }
 
-// ReadCheckpoint returns the last committed checkpoint of this source, or
-// nil when there is none (stateStore.ReadCheckpoint says how it is
-// trusted).
-func (w *Writer) ReadCheckpoint(ctx context.Context) (*Checkpoint, error) {
+// ReadCheckpoint returns the last committed checkpoint record of this
+// source, or nil when there is none (stateStore.ReadCheckpoint says how it
+// is trusted), for its owner to decode.
+func (w *Writer) ReadCheckpoint(ctx context.Context) (*StateRecord, error) {
 	return w.state.ReadCheckpoint(ctx)
 }
 
-// ReadSchemaHistory returns the committed schema history, by
-// database.table. Call after ReadCheckpoint, which makes what is read
-// final.
-func (w *Writer) ReadSchemaHistory(ctx context.Context) (map[string]*cdc.TableSchema, error) {
+// ReadSchemaHistory returns the committed schema-history records, the
+// last of each key, for their owner to decode. Call after ReadCheckpoint,
+// which makes what is read final.
+func (w *Writer) ReadSchemaHistory(ctx context.Context) ([]*StateRecord, error) {
 	return w.state.ReadSchemaHistory(ctx)
 }
 

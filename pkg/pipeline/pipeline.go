@@ -20,6 +20,7 @@ import (
 	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/cdc"
 	"github.com/strait-cdc/strait/pkg/kafka"
+	"github.com/strait-cdc/strait/schemas"
 )
 
 // Source is where source transactions come from: *binlog.Reader.
@@ -34,20 +35,20 @@ type Source interface {
 // time. It is called from the engine's goroutine only.
 type Log interface {
 	// PublishSchemas, Publish and PublishDDL add a transaction's
-	// schema-history entries, changes and DDL to the open Kafka
-	// transaction.
-	PublishSchemas(ctx context.Context, entries []cdc.TableSchema) error
+	// schema-history entries (Avro bodies of schema), changes and DDL to
+	// the open Kafka transaction.
+	PublishSchemas(ctx context.Context, schema string, entries []kafka.StateEntry) error
 	Publish(ctx context.Context, events []cdc.Event) error
 	PublishDDL(ctx context.Context, d cdc.SchemaChange) error
 	// Pending returns the change records and bytes published since the
 	// last Commit.
 	Pending() (records, bytes int)
 	// Commit makes everything since the last Commit visible together with
-	// cp, or on error nothing of it.
-	Commit(ctx context.Context, cp *kafka.Checkpoint) error
+	// the checkpoint cp (Codec.Value), or on error nothing of it.
+	Commit(ctx context.Context, cp kafka.StateValue) error
 	// PublishHeartbeat adds cp, the current position, to the heartbeat
 	// topic.
-	PublishHeartbeat(ctx context.Context, cp *kafka.Checkpoint) error
+	PublishHeartbeat(ctx context.Context, cp kafka.StateValue) error
 	// Failed is closed once a delivery failed (a fenced producer); Err
 	// then says why.
 	Failed() <-chan struct{}
@@ -84,7 +85,7 @@ type Engine struct {
 	Config Config
 	// Committed, when not nil, receives each checkpoint once the brokers
 	// committed it (for /status).
-	Committed func(*kafka.Checkpoint)
+	Committed func(*Checkpoint)
 }
 
 // Run is the producer's loop. One goroutine reads whole source
@@ -105,6 +106,10 @@ type Engine struct {
 // does a read error, after what was read before it is committed.
 func (e *Engine) Run(ctx context.Context) error {
 	cfg := &e.Config
+	codec, err := NewCodec()
+	if err != nil {
+		return err
+	}
 	// Publishing and committing outlive the signal, by Shutdown at most:
 	// what was read is published and committed before Run returns.
 	pubCtx, giveUp := context.WithCancel(context.WithoutCancel(ctx))
@@ -166,8 +171,8 @@ func (e *Engine) Run(ctx context.Context) error {
 		if !dirty {
 			return nil
 		}
-		cp := Checkpoint(e.Resume, sourceTime, cfg.Version)
-		if err := e.Log.Commit(pubCtx, cp); err != nil {
+		cp := checkpoint(e.Resume, sourceTime, cfg.Version)
+		if err := e.Log.Commit(pubCtx, codec.Value(cp)); err != nil {
 			return err
 		}
 		if e.Committed != nil {
@@ -179,7 +184,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	for {
 		select {
 		case tx := <-read:
-			if err := publish(pubCtx, e.Log, tx); err != nil {
+			if err := publish(pubCtx, e.Log, codec, tx); err != nil {
 				return err
 			}
 			if err := e.Resume.Advance(tx); err != nil {
@@ -196,7 +201,7 @@ func (e *Engine) Run(ctx context.Context) error {
 				}
 			}
 		case <-heartbeat:
-			if err := e.Log.PublishHeartbeat(pubCtx, Checkpoint(e.Resume, sourceTime, cfg.Version)); err != nil {
+			if err := e.Log.PublishHeartbeat(pubCtx, codec.Value(checkpoint(e.Resume, sourceTime, cfg.Version))); err != nil {
 				return err
 			}
 			changed()
@@ -227,9 +232,15 @@ func (e *Engine) Run(ctx context.Context) error {
 
 // publish hands one source transaction's schema-history entries, changes
 // and DDL to the log.
-func publish(ctx context.Context, log Log, tx *binlog.Tx) error {
-	if err := log.PublishSchemas(ctx, tx.Schemas); err != nil {
-		return err
+func publish(ctx context.Context, log Log, c *Codec, tx *binlog.Tx) error {
+	if len(tx.Schemas) > 0 {
+		entries, err := c.historyEntries(tx.Schemas)
+		if err != nil {
+			return err
+		}
+		if err := log.PublishSchemas(ctx, schemas.SchemaHistory, entries); err != nil {
+			return err
+		}
 	}
 	if err := log.Publish(ctx, tx.Events); err != nil {
 		return err
@@ -242,25 +253,9 @@ func publish(ctx context.Context, log Log, tx *binlog.Tx) error {
 	return nil
 }
 
-// Checkpoint is the checkpoint of the resume point r: where to continue
-// after everything advanced past, the snapshot's progress and the capture
-// patterns in force; sourceTime is the commit time of the last source
-// transaction published, version the producer's release.
-func Checkpoint(r *binlog.Resume, sourceTime time.Time, version string) *kafka.Checkpoint {
-	s, snap := r.Start(), r.Snapshot()
-	return &kafka.Checkpoint{ServerID: r.ServerID, Flavor: r.Flavor, GTIDSet: s.GTID,
-		File: s.File, Pos: s.Pos, Epoch: r.Epoch, RowsDone: s.SkipRows, TxGTID: s.TxGTID, SourceTime: sourceTime, Version: version,
-		SnapshotTables: snap.Tables, SnapshotAfter: snap.After, SnapshotFilters: snap.Filters, SnapshotRequests: snap.Requests,
-		SnapshotOrigins: snap.Origins, SnapshotFailed: failuresOut(snap.Failed),
-		Include: r.Include, Exclude: r.Exclude}
-}
-
-// failuresOut carries snapshot failures from the reader's state to the
-// checkpoint.
-func failuresOut(fs []binlog.SnapshotFailure) []kafka.SnapshotFailure {
-	out := make([]kafka.SnapshotFailure, len(fs))
-	for i, f := range fs {
-		out[i] = kafka.SnapshotFailure(f)
-	}
-	return out
+// checkpoint is the checkpoint of the resume point r: the source's state
+// there; sourceTime is the commit time of the last source transaction
+// published, version the producer's release.
+func checkpoint(r *binlog.Resume, sourceTime time.Time, version string) *Checkpoint {
+	return &Checkpoint{State: r.State(), SourceTime: sourceTime, Version: version}
 }

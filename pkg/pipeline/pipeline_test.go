@@ -56,8 +56,8 @@ type memLog struct {
 	mu          sync.Mutex
 	pending     []cdc.Event
 	visible     []cdc.Event
-	checkpoints []*kafka.Checkpoint // committed
-	heartbeats  []*kafka.Checkpoint
+	checkpoints []*Checkpoint // committed
+	heartbeats  []*Checkpoint
 	publishes   int  // calls of Publish
 	down        bool // the brokers do not answer: Commit waits for its context
 	commitErr   error
@@ -67,7 +67,9 @@ type memLog struct {
 
 func newLog() *memLog { return &memLog{failed: make(chan struct{})} }
 
-func (l *memLog) PublishSchemas(ctx context.Context, entries []cdc.TableSchema) error { return nil }
+func (l *memLog) PublishSchemas(ctx context.Context, schema string, entries []kafka.StateEntry) error {
+	return nil
+}
 
 func (l *memLog) Publish(ctx context.Context, events []cdc.Event) error {
 	l.mu.Lock()
@@ -85,7 +87,7 @@ func (l *memLog) Pending() (records, bytes int) {
 	return len(l.pending), len(l.pending) * eventBytes
 }
 
-func (l *memLog) Commit(ctx context.Context, cp *kafka.Checkpoint) error {
+func (l *memLog) Commit(ctx context.Context, cp kafka.StateValue) error {
 	l.mu.Lock()
 	down, commitErr := l.down, l.commitErr
 	l.mu.Unlock()
@@ -104,14 +106,14 @@ func (l *memLog) Commit(ctx context.Context, cp *kafka.Checkpoint) error {
 	}
 	l.visible = append(l.visible, l.pending...)
 	l.pending = nil
-	l.checkpoints = append(l.checkpoints, cp)
+	l.checkpoints = append(l.checkpoints, cp.(stateValue).cp)
 	return nil
 }
 
-func (l *memLog) PublishHeartbeat(ctx context.Context, cp *kafka.Checkpoint) error {
+func (l *memLog) PublishHeartbeat(ctx context.Context, cp kafka.StateValue) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.heartbeats = append(l.heartbeats, cp)
+	l.heartbeats = append(l.heartbeats, cp.(stateValue).cp)
 	return nil
 }
 
@@ -133,7 +135,7 @@ func (l *memLog) fence() {
 
 // state returns how many changes are visible, the last checkpoint
 // committed (nil: none) and the heartbeats published.
-func (l *memLog) state() (visible int, last *kafka.Checkpoint, heartbeats int) {
+func (l *memLog) state() (visible int, last *Checkpoint, heartbeats int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if n := len(l.checkpoints); n > 0 {
@@ -143,10 +145,10 @@ func (l *memLog) state() (visible int, last *kafka.Checkpoint, heartbeats int) {
 }
 
 // records returns the checkpoints committed and the heartbeats published.
-func (l *memLog) records() (checkpoints, heartbeats []*kafka.Checkpoint) {
+func (l *memLog) records() (checkpoints, heartbeats []*Checkpoint) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]*kafka.Checkpoint(nil), l.checkpoints...), append([]*kafka.Checkpoint(nil), l.heartbeats...)
+	return append([]*Checkpoint(nil), l.checkpoints...), append([]*Checkpoint(nil), l.heartbeats...)
 }
 
 // published returns the calls of Publish so far.
@@ -188,7 +190,7 @@ func (r *running) end() error {
 }
 
 // wantAt fails unless cp is a checkpoint at bin.000001:pos.
-func wantAt(t *testing.T, cp *kafka.Checkpoint, pos uint64) {
+func wantAt(t *testing.T, cp *Checkpoint, pos uint64) {
 	t.Helper()
 	if cp == nil || cp.File != "bin.000001" || cp.Pos != pos || cp.ServerID != 7 || cp.Version != "test" {
 		t.Fatalf("checkpoint %+v, want at bin.000001:%d of server 7, version test", cp, pos)

@@ -19,7 +19,6 @@ import (
 
 	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/cdc"
-	"github.com/strait-cdc/strait/pkg/kafka"
 )
 
 // Replica is the source server as the resume policy asks it, before the
@@ -40,7 +39,7 @@ type Replica interface {
 type Facts struct {
 	// Checkpoint is the last committed checkpoint, nil when there is none;
 	// SnapshotCaptured has dropped the tables no longer captured.
-	Checkpoint *kafka.Checkpoint
+	Checkpoint *Checkpoint
 	// History is the schema history recorded, by "database.table".
 	History map[string]*cdc.TableSchema
 	// Configured is source.start_position / start_gtid; zero when not set.
@@ -99,8 +98,7 @@ func Decide(ctx context.Context, r Replica, f Facts, p Policy, log *slog.Logger)
 			log.Warn("starting where configured, not at the checkpoint", "start", f.Configured.String(), "checkpoint", cp.File+":"+strconv.FormatUint(cp.Pos, 10), "checkpoint_gtid", cp.GTIDSet)
 		}
 	case cp != nil:
-		start := binlog.Start{GTID: cp.GTIDSet, File: cp.File, Pos: cp.Pos, SkipRows: cp.RowsDone, TxGTID: cp.TxGTID, Epoch: cp.Epoch}
-		start, err := onServer(r, start, cp.ServerID, log)
+		start, err := onServer(r, cp.Start(), cp.ServerID, log)
 		lost := false
 		if p.Snapshot == binlog.SnapshotWhenNeeded {
 			lost, err = binlogLost(ctx, r, start, err)
@@ -134,12 +132,13 @@ func Decide(ctx context.Context, r Replica, f Facts, p Policy, log *slog.Logger)
 // captured was excluded since: its snapshot is dropped, with a warning.
 // Any other table cannot be in a checkpoint the producer wrote: an error
 // naming the record.
-func SnapshotCaptured(cp *kafka.Checkpoint, src *binlog.Config, log *slog.Logger) error {
+func SnapshotCaptured(cp *Checkpoint, src *binlog.Config, log *slog.Logger) error {
 	if cp == nil {
 		return nil
 	}
+	snap := &cp.Snapshot
 	var keep []string
-	for i, t := range cp.SnapshotTables {
+	for i, t := range snap.Tables {
 		db, name, _ := strings.Cut(t, ".")
 		switch {
 		case binlog.Captures(src.Include, src.Exclude, db, name):
@@ -150,12 +149,12 @@ func SnapshotCaptured(cp *kafka.Checkpoint, src *binlog.Config, log *slog.Logger
 		}
 		log.Warn("snapshot: the configuration no longer captures the table; its snapshot is dropped", "table", t)
 		if i == 0 {
-			cp.SnapshotAfter = nil
+			snap.After = nil
 		}
-		delete(cp.SnapshotFilters, t)
-		delete(cp.SnapshotOrigins, t)
+		delete(snap.Filters, t)
+		delete(snap.Origins, t)
 	}
-	cp.SnapshotTables = keep
+	snap.Tables = keep
 	return nil
 }
 
@@ -204,7 +203,7 @@ func binlogLost(ctx context.Context, r Replica, start binlog.Start, err error) (
 // may lie past the checkpoint (written before a crash that lost the
 // checkpoint after them): those of the checkpoint's server are dropped by
 // position, and the table's schema is read again.
-func schemaHistory(h map[string]*cdc.TableSchema, cp *kafka.Checkpoint, c Case, transactional bool) (keep map[string]*cdc.TableSchema, erase []string) {
+func schemaHistory(h map[string]*cdc.TableSchema, cp *Checkpoint, c Case, transactional bool) (keep map[string]*cdc.TableSchema, erase []string) {
 	if cp == nil || c != Resumed {
 		return nil, slices.Sorted(maps.Keys(h))
 	}
@@ -226,7 +225,7 @@ func schemaHistory(h map[string]*cdc.TableSchema, cp *kafka.Checkpoint, c Case, 
 // the checkpoint was written (source.include grew) are added, unless
 // source.snapshot is never. When the checkpoint's binlog is Lost, every
 // captured table is snapshotted again.
-func planSnapshot(ctx context.Context, r Replica, cp *kafka.Checkpoint, c Case, mode string, log *slog.Logger) (binlog.SnapshotState, error) {
+func planSnapshot(ctx context.Context, r Replica, cp *Checkpoint, c Case, mode string, log *slog.Logger) (binlog.SnapshotState, error) {
 	var st binlog.SnapshotState
 	switch {
 	case c == Lost:
@@ -234,10 +233,9 @@ func planSnapshot(ctx context.Context, r Replica, cp *kafka.Checkpoint, c Case, 
 		if err != nil {
 			return st, err
 		}
-		st = binlog.SnapshotState{Tables: tables, Requests: cp.SnapshotRequests, Failed: failuresIn(cp.SnapshotFailed)}
+		st = binlog.SnapshotState{Tables: tables, Requests: cp.Snapshot.Requests, Failed: cp.Snapshot.Failed}
 	case cp != nil:
-		st = binlog.SnapshotState{Tables: cp.SnapshotTables, After: cp.SnapshotAfter, Filters: cp.SnapshotFilters, Requests: cp.SnapshotRequests,
-			Origins: cp.SnapshotOrigins, Failed: failuresIn(cp.SnapshotFailed)}
+		st = cp.Snapshot
 		if mode == binlog.SnapshotNever {
 			break
 		}
@@ -263,14 +261,4 @@ func planSnapshot(ctx context.Context, r Replica, cp *kafka.Checkpoint, c Case, 
 		log.Info("snapshot: backfilling tables alongside the stream", "tables", len(st.Tables), "first", st.Tables[0], "resuming_after_key", st.After != nil)
 	}
 	return st, nil
-}
-
-// failuresIn carries snapshot failures from the checkpoint to the reader's
-// state.
-func failuresIn(fs []kafka.SnapshotFailure) []binlog.SnapshotFailure {
-	out := make([]binlog.SnapshotFailure, len(fs))
-	for i, f := range fs {
-		out[i] = binlog.SnapshotFailure(f)
-	}
-	return out
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/cdc"
-	"github.com/strait-cdc/strait/pkg/kafka"
 )
 
 // replica is a source server: its server_id, whether it still has the
@@ -36,10 +35,10 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // checkpoint is one written on server 1 while snapshotting shop.a, when
 // the configuration captured shop.* only.
-func checkpoint(gtid string) *kafka.Checkpoint {
-	return &kafka.Checkpoint{ServerID: 1, GTIDSet: gtid, File: "bin.000003", Pos: 400, RowsDone: 5, TxGTID: "0-1-42", Epoch: 2,
-		SnapshotTables: []string{"shop.a"}, SnapshotAfter: []cdc.Value{{Int: 9}}, SnapshotRequests: 3,
-		Include: []string{"shop.*"}}
+func checkpointOf(gtid string) *Checkpoint {
+	return &Checkpoint{State: binlog.State{ServerID: 1, GTIDSet: gtid, File: "bin.000003", Pos: 400, RowsDone: 5, TxGTID: "0-1-42", Epoch: 2,
+		Snapshot: binlog.SnapshotState{Tables: []string{"shop.a"}, After: []cdc.Value{{Int: 9}}, Requests: 3},
+		Include:  []string{"shop.*"}}}
 }
 
 // history has an entry of server 1 before the checkpoint, one after it,
@@ -55,12 +54,12 @@ func history() map[string]*cdc.TableSchema {
 func TestDecide(t *testing.T) {
 	captured := []string{"shop.a", "shop.b", "crm.c"} // crm.c: captured since the checkpoint
 	resumed := binlog.Start{GTID: "0-1-41", File: "bin.000003", Pos: 400, SkipRows: 5, TxGTID: "0-1-42", Epoch: 2}
-	inCheckpoint := binlog.SnapshotState{Tables: []string{"shop.a", "crm.c"}, After: []cdc.Value{{Int: 9}}, Requests: 3, Failed: []binlog.SnapshotFailure{}}
+	inCheckpoint := binlog.SnapshotState{Tables: []string{"shop.a", "crm.c"}, After: []cdc.Value{{Int: 9}}, Requests: 3}
 	for _, tc := range []struct {
 		name       string
 		serverID   uint32
 		gone       bool
-		cp         *kafka.Checkpoint
+		cp         *Checkpoint
 		configured binlog.Start
 		policy     Policy
 		want       *Plan
@@ -77,7 +76,7 @@ func TestDecide(t *testing.T) {
 	}, {
 		name:       "a configured start wins over the checkpoint",
 		serverID:   1,
-		cp:         checkpoint("0-1-41"),
+		cp:         checkpointOf("0-1-41"),
 		configured: binlog.Start{File: "bin.000009", Pos: 4},
 		policy:     Policy{Snapshot: binlog.SnapshotInitial, Transactional: true},
 		want: &Plan{Case: Configured, Start: binlog.Start{File: "bin.000009", Pos: 4}, Erase: []string{"crm.c", "shop.a", "shop.b"},
@@ -85,56 +84,56 @@ func TestDecide(t *testing.T) {
 	}, {
 		name:     "the checkpoint on its own server",
 		serverID: 1,
-		cp:       checkpoint("0-1-41"),
+		cp:       checkpointOf("0-1-41"),
 		policy:   Policy{Snapshot: binlog.SnapshotInitial, Transactional: true},
 		want:     &Plan{Case: Resumed, Start: resumed, History: history(), Snapshot: inCheckpoint},
 	}, {
 		name:     "the checkpoint without new tables (snapshot never)",
 		serverID: 1,
-		cp:       checkpoint("0-1-41"),
+		cp:       checkpointOf("0-1-41"),
 		policy:   Policy{Snapshot: binlog.SnapshotNever, Transactional: true},
 		want: &Plan{Case: Resumed, Start: resumed, History: history(),
-			Snapshot: binlog.SnapshotState{Tables: []string{"shop.a"}, After: []cdc.Value{{Int: 9}}, Requests: 3, Failed: []binlog.SnapshotFailure{}}},
+			Snapshot: binlog.SnapshotState{Tables: []string{"shop.a"}, After: []cdc.Value{{Int: 9}}, Requests: 3}},
 	}, {
 		name:     "without transactions, history past the checkpoint or of another server is dropped",
 		serverID: 1,
-		cp:       checkpoint("0-1-41"),
+		cp:       checkpointOf("0-1-41"),
 		policy:   Policy{Snapshot: binlog.SnapshotInitial},
 		want: &Plan{Case: Resumed, Start: resumed, History: map[string]*cdc.TableSchema{"shop.a": history()["shop.a"]},
 			Snapshot: inCheckpoint},
 	}, {
 		name:     "failover by GTID set: a new epoch",
 		serverID: 2,
-		cp:       checkpoint("0-1-41"),
+		cp:       checkpointOf("0-1-41"),
 		policy:   Policy{Snapshot: binlog.SnapshotInitial, Transactional: true},
 		want: &Plan{Case: Resumed, Start: binlog.Start{GTID: "0-1-41", SkipRows: 5, TxGTID: "0-1-42", Epoch: 3}, History: history(),
 			Snapshot: inCheckpoint},
 	}, {
 		name:     "failover without GTIDs stops",
 		serverID: 2,
-		cp:       checkpoint(""),
+		cp:       checkpointOf(""),
 		policy:   Policy{Snapshot: binlog.SnapshotInitial, Transactional: true},
 		wantErr:  errElsewhere,
 	}, {
 		name:     "failover without GTIDs when_needed: snapshot again",
 		serverID: 2,
-		cp:       checkpoint(""),
+		cp:       checkpointOf(""),
 		policy:   Policy{Snapshot: binlog.SnapshotWhenNeeded, Transactional: true},
 		want: &Plan{Case: Lost, Start: binlog.Start{Epoch: 3}, Erase: []string{"crm.c", "shop.a", "shop.b"},
-			Snapshot: binlog.SnapshotState{Tables: captured, Requests: 3, Failed: []binlog.SnapshotFailure{}}},
+			Snapshot: binlog.SnapshotState{Tables: captured, Requests: 3}},
 	}, {
 		name:      "purged binlog when_needed: snapshot again",
 		serverID:  1,
 		gone:      true,
-		cp:        checkpoint("0-1-41"),
+		cp:        checkpointOf("0-1-41"),
 		policy:    Policy{Snapshot: binlog.SnapshotWhenNeeded, Transactional: true},
 		wantProbe: true,
 		want: &Plan{Case: Lost, Start: binlog.Start{Epoch: 3}, Erase: []string{"crm.c", "shop.a", "shop.b"},
-			Snapshot: binlog.SnapshotState{Tables: captured, Requests: 3, Failed: []binlog.SnapshotFailure{}}},
+			Snapshot: binlog.SnapshotState{Tables: captured, Requests: 3}},
 	}, {
 		name:      "binlog still there when_needed: resumed",
 		serverID:  1,
-		cp:        checkpoint("0-1-41"),
+		cp:        checkpointOf("0-1-41"),
 		policy:    Policy{Snapshot: binlog.SnapshotWhenNeeded, Transactional: true},
 		wantProbe: true,
 		want:      &Plan{Case: Resumed, Start: resumed, History: history(), Snapshot: inCheckpoint},
@@ -156,20 +155,20 @@ func TestDecide(t *testing.T) {
 }
 
 func TestSnapshotCapturedDropsExcludedTables(t *testing.T) {
-	cp := &kafka.Checkpoint{SnapshotTables: []string{"shop.a", "shop.b"}, SnapshotAfter: []cdc.Value{{Int: 9}},
-		SnapshotFilters: map[string]string{"shop.a": "id > 1"}, SnapshotOrigins: map[string]int64{"shop.a": 4},
-		Include: []string{"shop.*"}}
+	cp := &Checkpoint{State: binlog.State{Snapshot: binlog.SnapshotState{Tables: []string{"shop.a", "shop.b"}, After: []cdc.Value{{Int: 9}},
+		Filters: map[string]string{"shop.a": "id > 1"}, Origins: map[string]int64{"shop.a": 4}},
+		Include: []string{"shop.*"}}}
 	if err := SnapshotCaptured(cp, &binlog.Config{Include: []string{"shop.b"}}, quiet); err != nil {
 		t.Fatal(err)
 	}
-	want := &kafka.Checkpoint{SnapshotTables: []string{"shop.b"}, SnapshotFilters: map[string]string{}, SnapshotOrigins: map[string]int64{},
-		Include: []string{"shop.*"}}
-	if diff := cmp.Diff(cp, want, cmp.AllowUnexported(kafka.Checkpoint{})); diff != "" {
+	want := &Checkpoint{State: binlog.State{Snapshot: binlog.SnapshotState{Tables: []string{"shop.b"}, Filters: map[string]string{}, Origins: map[string]int64{}},
+		Include: []string{"shop.*"}}}
+	if diff := cmp.Diff(cp, want, cmp.AllowUnexported(Checkpoint{})); diff != "" {
 		t.Errorf("checkpoint (-got +want):\n%s", diff)
 	}
 
 	// A table neither pattern captures cannot be in a checkpoint strait wrote.
-	cp = &kafka.Checkpoint{SnapshotTables: []string{"crm.c"}, Include: []string{"shop.*"}}
+	cp = &Checkpoint{State: binlog.State{Snapshot: binlog.SnapshotState{Tables: []string{"crm.c"}}, Include: []string{"shop.*"}}}
 	if err := SnapshotCaptured(cp, &binlog.Config{Include: []string{"shop.*"}}, quiet); err == nil {
 		t.Fatal("a snapshot table captured by no pattern: no error")
 	}

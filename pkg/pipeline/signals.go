@@ -66,17 +66,18 @@ func WatchSignals(ctx context.Context, signals Signals, r Requester, from int64,
 // each request in signals and of each failed table of the initial
 // snapshot, with where it stands by the checkpoint cp (nil: the producer
 // has committed none).
-func ListRequests(out io.Writer, cp *kafka.Checkpoint, signals []kafka.SignalRecord) {
+func ListRequests(out io.Writer, cp *Checkpoint, signals []kafka.SignalRecord) {
 	if cp == nil {
-		cp = &kafka.Checkpoint{}
+		cp = &Checkpoint{}
 	}
-	failed := map[string]kafka.SnapshotFailure{} // by request and table
-	for _, f := range cp.SnapshotFailed {
+	snap := &cp.Snapshot
+	failed := map[string]binlog.SnapshotFailure{} // by request and table
+	for _, f := range snap.Failed {
 		failed[fmt.Sprint(f.Request, f.Table)] = f
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tWRITTEN\tTABLE\tFILTER\tSTATE")
-	for _, f := range cp.SnapshotFailed {
+	for _, f := range snap.Failed {
 		if f.Request < 0 {
 			fmt.Fprintf(tw, "initial\t\t%s\t\tfailed %s: %s\n", f.Table, f.At.UTC().Format(time.RFC3339), f.Reason)
 		}
@@ -94,16 +95,16 @@ func ListRequests(out io.Writer, cp *kafka.Checkpoint, signals []kafka.SignalRec
 		}
 		for _, t := range s.Tables {
 			state := "done"
-			origin, queued := cp.SnapshotOrigins[t]
+			origin, queued := snap.Origins[t]
 			f, isFailed := failed[fmt.Sprint(s.Offset, t)]
 			switch {
-			case s.Offset >= cp.SnapshotRequests:
+			case s.Offset >= snap.Requests:
 				state = "pending: not taken by the producer yet"
 			case isFailed && strings.HasPrefix(f.Reason, "cancelled"):
 				state = fmt.Sprintf("cancelled %s", f.At.UTC().Format(time.RFC3339))
 			case isFailed:
 				state = fmt.Sprintf("failed %s: %s", f.At.UTC().Format(time.RFC3339), f.Reason)
-			case queued && origin == s.Offset && cp.SnapshotTables[0] == t:
+			case queued && origin == s.Offset && snap.Tables[0] == t:
 				state = "reading"
 			case queued && origin == s.Offset:
 				state = "queued"

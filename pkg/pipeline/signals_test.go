@@ -37,15 +37,15 @@ func TestRequestKeepsOnlyCapturedTables(t *testing.T) {
 
 func TestListRequestsStates(t *testing.T) {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	cp := &kafka.Checkpoint{
-		SnapshotTables: []string{"shop.a", "shop.b"}, SnapshotRequests: 4,
-		SnapshotOrigins: map[string]int64{"shop.a": 1, "shop.b": 1},
-		SnapshotFailed: []kafka.SnapshotFailure{
+	cp := &Checkpoint{State: binlog.State{Snapshot: binlog.SnapshotState{
+		Tables: []string{"shop.a", "shop.b"}, Requests: 4,
+		Origins: map[string]int64{"shop.a": 1, "shop.b": 1},
+		Failed: []binlog.SnapshotFailure{
 			{Table: "shop.x", Request: -1, Reason: "no key", At: at},
 			{Table: "shop.c", Request: 2, Reason: "cancelled by the request at offset 3", At: at},
 			{Table: "shop.d", Request: 0, Reason: "denied", At: at},
 		},
-	}
+	}}}
 	signals := []kafka.SignalRecord{
 		{Signal: kafka.Signal{Type: kafka.SignalSnapshot, Tables: []string{"shop.d", "shop.e"}}, Offset: 0, Time: at},
 		{Signal: kafka.Signal{Type: kafka.SignalSnapshot, Tables: []string{"shop.a", "shop.b"}, Filter: "id > 1"}, Offset: 1, Time: at},

@@ -7,7 +7,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/strait-cdc/strait/pkg/cdc"
-	"github.com/strait-cdc/strait/pkg/kafka"
 )
 
 // Status is what GET /status shows: the last committed checkpoint — where
@@ -43,15 +42,15 @@ type SnapshotStatus struct {
 // StatusOf is GET /status for the checkpoint cp; keys says whether the
 // key of the last row snapshotted is shown (status_keys: off by default,
 // as /status answers anyone who reaches the port).
-func StatusOf(cp *kafka.Checkpoint, keys bool) Status {
+func StatusOf(cp *Checkpoint, keys bool) Status {
 	if cp == nil {
 		return Status{}
 	}
 	st := Status{Checkpoint: &CheckpointStatus{GTIDSet: cp.GTIDSet, File: cp.File, Pos: cp.Pos, RowsDone: cp.RowsDone,
 		Epoch: cp.Epoch, ServerID: cp.ServerID, SourceTime: cp.SourceTime, Written: cp.Written}}
-	if len(cp.SnapshotTables) > 0 {
-		st.Snapshot = &SnapshotStatus{Table: cp.SnapshotTables[0], Remaining: cp.SnapshotTables[1:]}
-		for _, v := range cp.SnapshotAfter {
+	if snap := &cp.Snapshot; len(snap.Tables) > 0 {
+		st.Snapshot = &SnapshotStatus{Table: snap.Tables[0], Remaining: snap.Tables[1:]}
+		for _, v := range snap.After {
 			if keys {
 				st.Snapshot.AfterKey = append(st.Snapshot.AfterKey, keyText(v))
 			}

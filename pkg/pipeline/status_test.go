@@ -3,13 +3,13 @@ package pipeline
 import (
 	"testing"
 
+	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/cdc"
-	"github.com/strait-cdc/strait/pkg/kafka"
 )
 
 // GET /status shows the snapshot's last key values only with status_keys.
 func TestStatusKeysOnlyWhenAsked(t *testing.T) {
-	cp := &kafka.Checkpoint{SnapshotTables: []string{"shop.users"}, SnapshotAfter: []cdc.Value{cdc.Str("alice@x.test")}}
+	cp := &Checkpoint{State: binlog.State{Snapshot: binlog.SnapshotState{Tables: []string{"shop.users"}, After: []cdc.Value{cdc.Str("alice@x.test")}}}}
 	if got := StatusOf(cp, false).Snapshot; got == nil || got.AfterKey != nil || got.Table != "shop.users" {
 		t.Errorf("without status_keys: %+v, want the table and no key", got)
 	}

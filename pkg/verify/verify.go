@@ -152,10 +152,32 @@ func (v *Verifier) Close() error {
 	return v.reader.Close()
 }
 
-// CapturedTables lists the tables source.include and source.exclude
-// capture, sorted.
-func (v *Verifier) CapturedTables(ctx context.Context) ([]string, error) {
-	return v.src.CapturedTables(ctx)
+// ParseTables returns the tables of list, comma-separated database.table.
+func ParseTables(list string) ([]string, error) {
+	var ids []string
+	for _, t := range strings.Split(list, ",") {
+		if t = strings.TrimSpace(t); t == "" {
+			continue
+		}
+		if db, name, ok := strings.Cut(t, "."); !ok || db == "" || name == "" {
+			return nil, fmt.Errorf("%q is not database.table", t)
+		}
+		ids = append(ids, t)
+	}
+	return ids, nil
+}
+
+// Tables returns ids, or when there are none the tables source.include and
+// source.exclude capture, sorted; an error when they capture none.
+func (v *Verifier) Tables(ctx context.Context, ids []string) ([]string, error) {
+	if len(ids) > 0 {
+		return ids, nil
+	}
+	ids, err := v.src.CapturedTables(ctx)
+	if err == nil && len(ids) == 0 {
+		err = errors.New("source.include/exclude capture no table: nothing to verify")
+	}
+	return ids, err
 }
 
 // Table compares the source table id ("database.table") with its BigQuery

@@ -1,0 +1,216 @@
+package pipeline
+
+// checkpoint.go: the producer's checkpoint — the source's state
+// (binlog.State) and the producer's fields around it — and its record in
+// <prefix>._checkpoint (schemas/checkpoint.avsc), which the Kafka state
+// store keeps as bytes, like the schema history's (binlog.HistoryCodec).
+// Both are read back as untrusted input: a record counts only if it holds
+// values the producer can have written for its source.
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/strait-cdc/strait/pkg/avro"
+	"github.com/strait-cdc/strait/pkg/binlog"
+	"github.com/strait-cdc/strait/pkg/cdc"
+	"github.com/strait-cdc/strait/pkg/kafka"
+	"github.com/strait-cdc/strait/schemas"
+)
+
+// Checkpoint is the position the producer resumes from: the source's state
+// and what the producer notes with it.
+type Checkpoint struct {
+	binlog.State
+	Source     string         // the source name: the topic prefix
+	SourceTime time.Time      // commit time of the last published source transaction
+	Written    time.Time      // when the checkpoint was written
+	SchemaIDs  map[string]int // registry ids in use, by subject
+	Version    string         // the producer's release
+
+	from *kafka.StateRecord // the record ReadCheckpoint read it from
+}
+
+// Refuse returns err, a check of cp only the caller can make (the tables
+// the configuration captures), as the *kafka.StateError of the record cp
+// was read from.
+func (cp *Checkpoint) Refuse(err error) error {
+	if cp.from == nil {
+		return err
+	}
+	return cp.from.Refuse(fmt.Errorf("%w: %w", kafka.ErrInvalid, err))
+}
+
+// Codec writes and reads the producer's state records: checkpoints and
+// schema-history entries.
+type Codec struct {
+	enc      *avro.NativeEncoder
+	versions []*avro.Type // schemas/checkpoint.avsc and its earlier layouts
+	history  *binlog.HistoryCodec
+}
+
+// NewCodec parses schemas/checkpoint.avsc and schemas/schema_history.avsc.
+func NewCodec() (*Codec, error) {
+	history, err := binlog.NewHistoryCodec()
+	if err != nil {
+		return nil, err
+	}
+	enc, err := avro.NewNativeEncoder(schemas.Checkpoint)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint schema: %w", err)
+	}
+	versions, err := avro.Versions(schemas.Checkpoint)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint schema: %w", err)
+	}
+	return &Codec{enc: enc, versions: versions, history: history}, nil
+}
+
+// Append appends the Avro body of cp to b.
+func (c *Codec) Append(b []byte, cp *Checkpoint) ([]byte, error) {
+	return c.enc.Append(b, checkpointNative(cp))
+}
+
+// checkpointNative is cp in goavro's form of schemas/checkpoint.avsc.
+func checkpointNative(cp *Checkpoint) map[string]any {
+	ids := make(map[string]any, len(cp.SchemaIDs))
+	for s, id := range cp.SchemaIDs {
+		ids[s] = id
+	}
+	native := map[string]any{"source": cp.Source, "schema_ids": ids, "source_ts_ms": cp.SourceTime.UnixMilli(),
+		"written_ts_ms": cp.Written.UnixMilli(), "version": cp.Version}
+	cp.State.AppendNative(native)
+	return native
+}
+
+// Decode reads the Avro body of a checkpoint record with the bounded
+// reader and checks every field holds a value the producer can have
+// written for source.
+func (c *Codec) Decode(body []byte, source string) (*Checkpoint, error) {
+	v, err := avro.DecodeVersions(c.versions, body)
+	if err != nil {
+		return nil, err
+	}
+	f := &avro.Fields{Object: v}
+	cp := &Checkpoint{Source: f.Str("source"), Version: f.Str("version"),
+		SourceTime: time.UnixMilli(f.Long("source_ts_ms")), Written: time.UnixMilli(f.Long("written_ts_ms"))}
+	if ids := f.Dict("schema_ids"); len(ids) > 0 {
+		cp.SchemaIDs = make(map[string]int, len(ids))
+		for s, id := range ids {
+			n, _ := id.(int64)
+			if n <= 0 || n > math.MaxInt32 {
+				f.Fail("schema_ids[%q] = %d", s, n)
+			}
+			cp.SchemaIDs[s] = int(n)
+		}
+	}
+	if cp.Source != source {
+		f.Fail("source %q, want %q", cp.Source, source)
+	}
+	cp.State = binlog.ReadState(f)
+	if f.Err != nil {
+		return nil, f.Err
+	}
+	return cp, nil
+}
+
+// Value is cp as the Kafka state store writes it: stamped with the source,
+// the time and the schema ids in use when it is written.
+func (c *Codec) Value(cp *Checkpoint) kafka.StateValue { return stateValue{c, cp} }
+
+// stateValue is Codec.Value.
+type stateValue struct {
+	c  *Codec
+	cp *Checkpoint
+}
+
+// StateSchema is schemas/checkpoint.avsc.
+func (v stateValue) StateSchema() string { return schemas.Checkpoint }
+
+// StateTime is the commit time of the last source transaction published.
+func (v stateValue) StateTime() time.Time { return v.cp.SourceTime }
+
+// AppendState stamps the checkpoint, which /status then shows as written,
+// and appends its body.
+func (v stateValue) AppendState(b []byte, st kafka.Stamp) ([]byte, error) {
+	v.cp.Source, v.cp.Written, v.cp.SchemaIDs = st.Source, st.Written, st.SchemaIDs
+	return v.c.Append(b, v.cp)
+}
+
+// CheckpointReader reads the last committed checkpoint record:
+// *kafka.Writer.
+type CheckpointReader interface {
+	ReadCheckpoint(ctx context.Context) (*kafka.StateRecord, error)
+}
+
+// ReadCheckpoint returns the last committed checkpoint of source, or nil
+// when there is none; a record that does not read as one the producer can
+// have written is refused with a *kafka.StateError naming it.
+func (c *Codec) ReadCheckpoint(ctx context.Context, r CheckpointReader, source string) (*Checkpoint, error) {
+	rec, err := r.ReadCheckpoint(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.FromRecord(rec, source)
+}
+
+// FromRecord decodes the checkpoint record rec of source (nil: none),
+// refusing it with a *kafka.StateError naming it.
+func (c *Codec) FromRecord(rec *kafka.StateRecord, source string) (*Checkpoint, error) {
+	if rec == nil {
+		return nil, nil
+	}
+	cp, err := c.Decode(rec.Body, source)
+	if err != nil {
+		return nil, rec.Refuse(err)
+	}
+	cp.from = rec
+	return cp, nil
+}
+
+// historyEntries are the schema-history entries es as the Kafka state
+// store writes them: an entry without columns erases its table's entry (a
+// tombstone).
+func (c *Codec) historyEntries(es []cdc.TableSchema) ([]kafka.StateEntry, error) {
+	out := make([]kafka.StateEntry, len(es))
+	for i := range es {
+		e := &es[i]
+		out[i].Key = e.ID()
+		if e.Columns == nil {
+			continue
+		}
+		var err error
+		if out[i].Body, err = c.history.Append(nil, e); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// HistoryReader reads the committed schema-history records:
+// *kafka.Writer.
+type HistoryReader interface {
+	ReadSchemaHistory(ctx context.Context) ([]*kafka.StateRecord, error)
+}
+
+// ReadSchemaHistory returns the committed schema history, by
+// database.table (call after ReadCheckpoint, which makes what is read
+// final); a record that does not read as a schema the producer can have
+// written under its key is refused with a *kafka.StateError naming it.
+func (c *Codec) ReadSchemaHistory(ctx context.Context, r HistoryReader) (map[string]*cdc.TableSchema, error) {
+	recs, err := r.ReadSchemaHistory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*cdc.TableSchema, len(recs))
+	for _, rec := range recs {
+		s, err := c.history.Decode(rec.Key, rec.Body)
+		if err != nil {
+			return nil, rec.Refuse(err)
+		}
+		out[rec.Key] = s
+	}
+	return out, nil
+}
