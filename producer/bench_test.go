@@ -5,8 +5,12 @@ package main
 // the same binlog range of the same server:
 //
 //   - the baseline: a bare go-mysql BinlogSyncer loop that only parses;
-//   - the producer's real path: binlog.Reader → kafka.Writer → kfake (with
-//     srfake as the registry), until every record is acknowledged.
+//   - the producer's real path, `producer run`'s engine: binlog.Reader →
+//     pipeline.Engine → kafka.Writer → kfake (with srfake as the registry),
+//     Kafka transactions as configured by default, until the checkpoint of
+//     the range's end is committed;
+//   - the serial path: the same reader and writer, one transaction after
+//     the other on one goroutine, without Kafka transactions.
 //
 // kfake and srfake run in a child process (this test binary, see init):
 // kfake with BlackholeProduce, which speaks the real protocol and
@@ -373,6 +377,57 @@ func measureFrom(b *testing.B, kafkaPid int, pass func(start func(rows, txs int)
 	return m
 }
 
+// counter counts a pass's rows and transactions as they are read, and tells
+// measureFrom when the first round ends and half the rows are read.
+type counter struct {
+	w         *workload
+	start     func(rows, txs int)
+	half      func()
+	rows, txs int
+	round     firstRound
+	ids       map[*cdc.Table]uint64
+}
+
+// read counts tx, just read.
+func (c *counter) read(tx *binlog.Tx) {
+	if c.rows < c.w.rows/2 && c.rows+len(tx.Events) >= c.w.rows/2 {
+		c.half()
+	}
+	c.rows += len(tx.Events)
+	if len(tx.Events) > 0 && !tx.Partial {
+		c.txs++
+	}
+	if c.round.tables == 0 {
+		c.round.tables, c.ids = c.w.tables, map[*cdc.Table]uint64{}
+	}
+	for i := range tx.Events {
+		if c.round.done {
+			break
+		}
+		t := tx.Events[i].Table
+		if _, ok := c.ids[t]; !ok {
+			c.ids[t] = uint64(len(c.ids))
+		}
+		if c.round.saw(c.ids[t]) {
+			c.start(c.rows, c.txs)
+		}
+	}
+}
+
+// countingSource is the reader as the engine's Source, counting.
+type countingSource struct {
+	*binlog.Reader
+	*counter
+}
+
+func (s countingSource) ReadTx(ctx context.Context, tx *binlog.Tx) error {
+	err := s.Reader.ReadTx(ctx, tx)
+	if err == nil {
+		s.read(tx)
+	}
+	return err
+}
+
 // firstRound tells, row by row, when every one of a workload's tables has
 // had a row: the end of the untimed first round.
 type firstRound struct {
@@ -496,64 +551,66 @@ func benchPipeline(b *testing.B, ctx context.Context, include string, k benchKaf
 	return reader, writer, kcfg, reg
 }
 
-// producerPass streams w's binlog range through the producer's reader and
-// writer until every record is acknowledged: without Kafka transactions
-// (the streaming path), or with them, committing a checkpoint after every
-// kafka.transaction_max_records records as stream does.
-func producerPass(b *testing.B, ctx context.Context, w *workload, k benchKafka, serverID uint32, prefix string, transactional bool, start func(rows, txs int), half func()) (rows, txs int) {
+// producerPass streams w's binlog range through `producer run`'s engine
+// (pipeline.Engine: the reader and the publisher on their goroutines,
+// Kafka transactions committed with a checkpoint as configured by
+// default) until the checkpoint of the range's end is committed.
+func producerPass(b *testing.B, ctx context.Context, w *workload, k benchKafka, serverID uint32, prefix string, start func(rows, txs int), half func()) (rows, txs int) {
 	b.Helper()
-	reader, writer, kcfg, _ := benchPipeline(b, ctx, w.include, k, serverID, prefix, transactional)
+	reader, writer, kcfg, _ := benchPipeline(b, ctx, w.include, k, serverID, prefix, true)
+	if _, err := writer.ReadCheckpoint(ctx); err != nil { // takes over the transactional id
+		b.Fatal(err)
+	}
 	if err := reader.Start(ctx, w.start); err != nil {
 		b.Fatal(err)
 	}
-	codec, err := pipeline.NewCodec()
+	resume, err := reader.Resume(ctx)
 	if err != nil {
 		b.Fatal(err)
 	}
+	c := &counter{w: w, start: start, half: half}
+	done, stop := context.WithCancel(ctx)
+	defer stop()
+	engine := pipeline.Engine{Source: countingSource{reader, c}, Log: writer, Resume: resume, Config: engineConfig(kcfg, time.Minute),
+		Committed: func(cp *pipeline.Checkpoint) {
+			if reached(cp.File, cp.Pos, w.end) {
+				stop()
+			}
+		}}
+	if err := engine.Run(done); err != nil {
+		b.Fatal(err)
+	}
+	return c.rows, c.txs
+}
+
+// serialPass reads w's binlog range and publishes each transaction in turn
+// on one goroutine, without Kafka transactions, until every record is
+// acknowledged: the reader's and the writer's own costs, without the
+// engine's overlap of the two.
+func serialPass(b *testing.B, ctx context.Context, w *workload, k benchKafka, serverID uint32, prefix string, start func(rows, txs int), half func()) (rows, txs int) {
+	b.Helper()
+	reader, writer, _, _ := benchPipeline(b, ctx, w.include, k, serverID, prefix, false)
+	if err := reader.Start(ctx, w.start); err != nil {
+		b.Fatal(err)
+	}
+	c := &counter{w: w, start: start, half: half}
 	var tx binlog.Tx
-	round := firstRound{tables: w.tables}
-	ids := map[*cdc.Table]uint64{}
 	for {
 		if err := reader.ReadTx(ctx, &tx); err != nil {
 			b.Fatal(err)
 		}
-		if rows < w.rows/2 && rows+len(tx.Events) >= w.rows/2 {
-			half()
-		}
-		rows += len(tx.Events)
-		if len(tx.Events) > 0 && !tx.Partial {
-			txs++
-		}
-		for i := range tx.Events {
-			if round.done {
-				break
-			}
-			t := tx.Events[i].Table
-			if _, ok := ids[t]; !ok {
-				ids[t] = uint64(len(ids))
-			}
-			if round.saw(ids[t]) {
-				start(rows, txs)
-			}
-		}
+		c.read(&tx)
 		if err := writer.Publish(ctx, tx.Events); err != nil {
 			b.Fatal(err)
 		}
-		end := reached(tx.File, tx.EndPos, w.end)
-		if n, _ := writer.Pending(); transactional && (end || n >= kcfg.TransactionMaxRecords) {
-			cp := &pipeline.Checkpoint{State: binlog.State{File: tx.File, Pos: tx.EndPos}, SourceTime: tx.CommitTime}
-			if err := writer.Commit(ctx, codec.Value(cp)); err != nil {
-				b.Fatal(err)
-			}
-		}
-		if end {
+		if reached(tx.File, tx.EndPos, w.end) {
 			break
 		}
 	}
 	if err := writer.Flush(ctx); err != nil {
 		b.Fatal(err)
 	}
-	return rows, txs
+	return c.rows, c.txs
 }
 
 // BenchmarkProducer compares the producer with the bare parse baseline on
@@ -581,15 +638,13 @@ func BenchmarkProducer(b *testing.B) {
 					return baselinePass(b, ctx, w, id, start, half)
 				})
 				prod := measureFrom(b, k.pid, func(start func(int, int), half func()) (int, int) {
-					return producerPass(b, ctx, w, k, id+1, prefix, false, start, half)
+					return producerPass(b, ctx, w, k, id+1, prefix, start, half)
 				})
-				if w.tables == 1 {
-					txn := measureFrom(b, k.pid, func(start func(int, int), half func()) (int, int) {
-						return producerPass(b, ctx, w, k, id+2, prefix+"tx", true, start, half)
-					})
-					b.ReportMetric(txn.rowsPerSec(), "txn-rows/s")
-					b.ReportMetric(txn.rowsPerSec()/prod.rowsPerSec(), "txn-ratio")
-				}
+				serial := measureFrom(b, k.pid, func(start func(int, int), half func()) (int, int) {
+					return serialPass(b, ctx, w, k, id+2, prefix+"serial", start, half)
+				})
+				b.ReportMetric(serial.rowsPerSec()/base.rowsPerSec(), "serial-ratio")
+				b.ReportMetric(serial.cpu.Seconds()*1e6/float64(serial.rows), "serial-cpu-µs/row")
 				if base.all != w.rows || prod.all != w.rows || prod.allTxs != w.txs {
 					b.Fatalf("rows: baseline %d, producer %d in %d transactions; loaded %d in %d", base.all, prod.all, prod.allTxs, w.rows, w.txs)
 				}

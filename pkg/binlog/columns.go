@@ -207,6 +207,7 @@ type columnPolicy struct {
 	mac   hash.Hash // HMAC-SHA256 under the key; nil without one
 	sum   []byte    // scratch for mac's sums
 	plans map[*cdc.Table]*columnPlan
+	ids   map[string]bool // the tables plans were built for, whatever version
 }
 
 // newColumnPolicy returns the policy of cfg, nil when it has no rules.
@@ -240,7 +241,14 @@ func (p *columnPolicy) plan(t *cdc.Table) (*columnPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.plans == nil || len(p.plans) >= 4096 { // old versions are dropped wholesale
+	if p.ids == nil {
+		p.ids = map[string]bool{}
+	}
+	p.ids[t.ID()] = true
+	// Old versions are dropped wholesale, once they could outnumber the
+	// tables: a bound in the number of tables, not a fixed one, which
+	// 10,000 tables would overflow and rebuild a plan for every row.
+	if p.plans == nil || len(p.plans) >= 4096+2*len(p.ids) {
 		p.plans = map[*cdc.Table]*columnPlan{}
 	}
 	p.plans[t] = pl

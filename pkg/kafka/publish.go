@@ -200,7 +200,10 @@ func (pub *publisher) writerOf(ctx context.Context, t *cdc.Table) (*tableWriter,
 	if err != nil {
 		return nil, err
 	}
-	if pub.byTable == nil || len(pub.byTable) >= 4096 { // old versions are dropped wholesale
+	// Old versions are dropped wholesale, once they could outnumber the
+	// tables: a bound in the number of tables, not a fixed one, which
+	// 10,000 tables would overflow and miss for every change.
+	if pub.byTable == nil || len(pub.byTable) >= 4096+2*len(pub.tables) {
 		pub.byTable = map[*cdc.Table]*tableWriter{}
 	}
 	pub.byTable[t] = tw
