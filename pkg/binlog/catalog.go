@@ -29,6 +29,8 @@ type catalog struct {
 	full     bool                   // binlog_row_metadata=FULL: TABLE_MAPs name their columns
 	refused  map[string]error       // captured tables left out: a column strait cannot read (Reader.Refused)
 	tables   map[uint64]*tableState // by TABLE_MAP table id
+	ids      map[string]uint64      // the current table id of each table, by database + "\x00" + table
+	decoded  int                    // TABLE_MAP events decoded into a schema (tests)
 	history  schemaHistory
 	ahead    lookahead
 	// goMySQL leaves rows events and TABLE_MAP metadata to go-mysql's
@@ -59,11 +61,28 @@ func (c *catalog) tableMap(ctx context.Context, e *replication.TableMapEvent, ra
 	if st, ok := c.tables[e.TableID]; ok && bytes.Equal(st.meta, meta) && sameTableMap(st.event, e) {
 		return nil
 	}
+	// The server gives a table a new id whenever it opens it anew (FLUSH
+	// TABLES; more tables written than its table definition cache holds,
+	// 400 by default in MariaDB): the table's schema moves to the new id
+	// when the TABLE_MAP is the same, and the old id is forgotten either
+	// way, so that the catalog holds one entry per table, however many
+	// ids the server hands out.
+	name := string(e.Schema) + "\x00" + string(e.Table)
+	if old, ok := c.ids[name]; ok && old != e.TableID {
+		prev := c.tables[old]
+		delete(c.tables, old)
+		if prev != nil && bytes.Equal(prev.meta, meta) && sameTableMap(prev.event, e) {
+			c.tables[e.TableID], c.ids[name] = prev, e.TableID
+			return nil
+		}
+	}
+	c.ids[name] = e.TableID
 	if !c.goMySQL {
 		if e, err = withOptionalMeta(e, meta); err != nil {
 			return err
 		}
 	}
+	c.decoded++
 	db, name := string(e.Schema), string(e.Table)
 	st := &tableState{event: e, meta: meta, captured: c.captured(db, name)}
 	c.tables[e.TableID] = st
@@ -117,6 +136,7 @@ func (c *catalog) dropTables(scope ddlScope) {
 	for id, st := range c.tables {
 		if scope.touches(string(st.event.Schema), string(st.event.Table)) {
 			delete(c.tables, id)
+			delete(c.ids, string(st.event.Schema)+"\x00"+string(st.event.Table))
 		}
 	}
 }

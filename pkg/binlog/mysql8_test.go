@@ -290,7 +290,7 @@ func replayVectors(t *testing.T, frames [][]byte, history map[string]*cdc.TableS
 	// after them.
 	stream := replication.NewBinlogStreamerWithChanSize(1)
 	log := slog.New(slog.DiscardHandler)
-	cat := &catalog{cfg: cfg, log: log, flavor: mysql.MySQLFlavor, charsets: mysql8Charsets, tables: map[uint64]*tableState{},
+	cat := &catalog{cfg: cfg, log: log, flavor: mysql.MySQLFlavor, charsets: mysql8Charsets, tables: map[uint64]*tableState{}, ids: map[string]uint64{},
 		history: schemaHistory{byTable: maps.Clone(history)}, goMySQL: goMySQL}
 	r := assemble(cfg, log, NewMetrics(prometheus.NewRegistry()), nil, cat, 0, nil)
 	r.stream.events, r.stream.file, r.stream.fileIndex = stream, "binlog.000001", 1

@@ -164,7 +164,7 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Read
 			q.flavor = mysql.MariaDBFlavor
 		}
 	}
-	cat := &catalog{cfg: cfg, log: log, q: q, flavor: q.flavor, tables: map[uint64]*tableState{},
+	cat := &catalog{cfg: cfg, log: log, q: q, flavor: q.flavor, tables: map[uint64]*tableState{}, ids: map[string]uint64{},
 		history: schemaHistory{byTable: map[string]*cdc.TableSchema{}}}
 	if cat.charsets, err = loadCharsets(conn); err != nil {
 		return fail(err)
