@@ -39,20 +39,7 @@ func runSnapshot(ctx context.Context, args []string, getenv func(string) string,
 	}
 	switch {
 	case *list:
-		rec, signals, err := kafka.ReadRequests(ctx, &cfg.Kafka, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-		if err != nil {
-			return err
-		}
-		codec, err := pipeline.NewCodec()
-		if err != nil {
-			return err
-		}
-		cp, err := codec.FromRecord(rec, cfg.Kafka.TopicPrefix)
-		if err != nil {
-			return err
-		}
-		pipeline.ListRequests(stdout, cp, signals)
-		return nil
+		return pipeline.PrintRequests(ctx, &cfg.Kafka, slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), stdout)
 	case *cancel >= 0:
 		offset, err := kafka.SendSignal(ctx, &cfg.Kafka, kafka.Signal{Type: kafka.SignalCancel, Request: *cancel})
 		if err != nil {

@@ -18,27 +18,6 @@ import (
 // errDifferences makes `producer verify` exit non-zero after printing.
 var errDifferences = errors.New("BigQuery differs from the source")
 
-// deadLettered counts, by table, the changes the producer dead-lettered as
-// too large for a record (its diverged keys), when kafka.* is configured;
-// nil otherwise, or with a warning when the topic cannot be read.
-func deadLettered(ctx context.Context, cfg *kafka.Config, getenv func(string) string, log *slog.Logger) map[string]int {
-	if len(cfg.Brokers) == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	n, err := func() (map[string]int, error) {
-		if err := cfg.Security.LoadSecrets(getenv); err != nil {
-			return nil, err
-		}
-		return kafka.DeadLettered(ctx, cfg, log, kafka.ReasonTooLarge)
-	}()
-	if err != nil {
-		log.Warn("the producer's dead letters are not read: diverged keys are not named", "err", err)
-	}
-	return n
-}
-
 // runVerify is `producer verify`: each table compared with its BigQuery
 // table (pkg/verify), a summary line per table on stdout, progress on
 // stderr; non-zero exit on any difference.
@@ -76,7 +55,7 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 	if ids, err = v.Tables(ctx, ids); err != nil {
 		return err
 	}
-	tooLarge := deadLettered(ctx, &cfg.Kafka, getenv, log)
+	tooLarge := kafka.TooLarge(ctx, &cfg.Kafka, getenv, log)
 	differ := 0
 	for _, id := range ids {
 		res, err := v.Table(ctx, id)

@@ -145,6 +145,28 @@ func peekWriter(cfg *Config, log *slog.Logger) (*Writer, error) {
 	return NewWriter(&peek, "", log, NewMetrics(prometheus.NewRegistry()))
 }
 
+// TooLarge counts, by table, the changes the producer dead-lettered as too
+// large for a record (its diverged keys), for producer verify: nil when no
+// brokers are configured, and with a warning when the topic cannot be read
+// within a minute (verify goes on, without naming them).
+func TooLarge(ctx context.Context, cfg *Config, getenv func(string) string, log *slog.Logger) map[string]int {
+	if len(cfg.Brokers) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	n, err := func() (map[string]int, error) {
+		if err := cfg.Security.LoadSecrets(getenv); err != nil {
+			return nil, err
+		}
+		return DeadLettered(ctx, cfg, log, ReasonTooLarge)
+	}()
+	if err != nil {
+		log.Warn("the producer's dead letters are not read: diverged keys are not named", "err", err)
+	}
+	return n
+}
+
 // DeadLettered counts, by table, the committed records of the producer's
 // dead-letter topic (<prefix>._dead_letter) sent there for reason: for
 // producer verify, which names them next to a table's differences.

@@ -114,3 +114,22 @@ func ListRequests(out io.Writer, cp *Checkpoint, signals []kafka.SignalRecord) {
 	}
 	tw.Flush()
 }
+
+// PrintRequests lists where each snapshot request of cfg's source stands,
+// from its signals topic and its checkpoint (producer snapshot -list).
+func PrintRequests(ctx context.Context, cfg *kafka.Config, log *slog.Logger, out io.Writer) error {
+	rec, signals, err := kafka.ReadRequests(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	codec, err := NewCodec()
+	if err != nil {
+		return err
+	}
+	cp, err := codec.FromRecord(rec, cfg.TopicPrefix)
+	if err != nil {
+		return err
+	}
+	ListRequests(out, cp, signals)
+	return nil
+}
