@@ -80,7 +80,7 @@ func (d *dialer) syncerConfig(c *replication.BinlogSyncerConfig, heard func(time
 		if err != nil {
 			return nil, err
 		}
-		return &heardConn{Conn: conn, heard: heard}, nil
+		return &heardConn{Conn: conn, heard: heard, slack: c.ReadTimeout / 16}, nil
 	}
 	c.TLSConfig = d.tlsConfig()
 }
@@ -93,6 +93,7 @@ func (d *dialer) syncerConfig(c *replication.BinlogSyncerConfig, heard func(time
 type heardConn struct {
 	net.Conn
 	heard func(time.Time)
+	slack time.Duration // source.read_timeout / 16
 
 	mu       sync.Mutex // go-mysql moves the deadline from its reader and from Close
 	deadline time.Time  // the read deadline set on Conn; zero: none
@@ -107,21 +108,17 @@ func (c *heardConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// deadlineSlack is how much earlier than asked a silent replication
-// connection may time out (see SetReadDeadline).
-const deadlineSlack = time.Second
-
 // SetReadDeadline moves the read deadline, but only when t is earlier than
-// the deadline set, or later by deadlineSlack or more: go-mysql asks for
-// now + source.read_timeout before every packet, and each move costs a
-// timer update in the runtime, about a tenth of the producer's CPU per
-// row. A silent connection therefore times out between read_timeout less
-// deadlineSlack and read_timeout; an earlier deadline (go-mysql's, to
-// unblock a read when it closes) applies at once.
+// the deadline set, or later by slack or more: go-mysql asks for now +
+// source.read_timeout before every packet, and each move costs a timer
+// update in the runtime, about a tenth of the producer's CPU per row. A
+// silent connection therefore times out between 15/16 of read_timeout and
+// read_timeout; an earlier deadline (go-mysql's, to unblock a read when it
+// closes) applies at once.
 func (c *heardConn) SetReadDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !t.IsZero() && !c.deadline.IsZero() && !t.Before(c.deadline) && t.Sub(c.deadline) < deadlineSlack {
+	if !t.IsZero() && !c.deadline.IsZero() && !t.Before(c.deadline) && t.Sub(c.deadline) < c.slack {
 		return nil
 	}
 	c.deadline = t
