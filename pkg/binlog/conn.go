@@ -121,16 +121,22 @@ func (c *heardConn) SetReadDeadline(t time.Time) error {
 	if !t.IsZero() && !c.deadline.IsZero() && !t.Before(c.deadline) && t.Sub(c.deadline) < c.slack {
 		return nil
 	}
-	c.deadline = t
-	return c.Conn.SetReadDeadline(t)
+	err := c.Conn.SetReadDeadline(t)
+	if err == nil { // a transport refusing deadlines is asked again each time
+		c.deadline = t
+	}
+	return err
 }
 
 // SetDeadline sets both deadlines, as net.Conn's does.
 func (c *heardConn) SetDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.deadline = t
-	return c.Conn.SetDeadline(t)
+	err := c.Conn.SetDeadline(t)
+	if err == nil {
+		c.deadline = t
+	}
+	return err
 }
 
 // errNoTLS is go-mysql's error when the server offers no TLS but the
