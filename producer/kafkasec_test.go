@@ -28,7 +28,7 @@ type producerACL struct {
 
 // producerACLs are the ACLs the README lists for a producer of prefix:
 // CREATE, WRITE (which implies DESCRIBE) on the topics <prefix>.*, READ on
-// the three internal topics it reads back, WRITE on its transactional id.
+// the four internal topics it reads back, WRITE on its transactional id.
 func producerACLs(prefix string) []producerACL {
 	topics := func(op kmsg.ACLOperation) kfake.ACL {
 		return kfake.ACL{Resource: kmsg.ACLResourceTypeTopic, Name: prefix + ".", Pattern: kmsg.ACLResourcePatternTypePrefixed, Operation: op, Allow: true}
@@ -42,6 +42,7 @@ func producerACLs(prefix string) []producerACL {
 		{"checkpoint READ", read(prefix + "._checkpoint")},
 		{"schema history READ", read(prefix + "._schema_history")},
 		{"signals READ", read(prefix + "._signals")},
+		{"snapshot plan READ", read(prefix + "._snapshot_plan")},
 		{"transactional id WRITE", kfake.ACL{Resource: kmsg.ACLResourceTypeTransactionalId, Name: "strait-" + prefix,
 			Pattern: kmsg.ACLResourcePatternTypeLiteral, Operation: kmsg.ACLOperationWrite, Allow: true}},
 	}

@@ -154,7 +154,7 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 		return st
 	})
 	engine := pipeline.Engine{Source: reader, Log: writer, Resume: resume, Config: engineConfig(&cfg.Kafka, cfg.ShutdownTimeout),
-		Committed: func(cp *pipeline.Checkpoint) { last.Store(cp) }}
+		Committed: func(cp *pipeline.Checkpoint) { last.Store(cp) }, Codec: codec}
 	if err := engine.Run(ctx); err != nil {
 		log.Error("the stream stopped", "err", err)
 		return err

@@ -1,6 +1,6 @@
 // Package schemas holds the Avro schemas strait owns: the source block and
 // the envelope of every change record, the schema-change record, the
-// producer's checkpoint and its schema history. They
+// producer's checkpoint, its snapshot plan and its schema history. They
 // are files so that readers of our topics can see the contract without
 // reading Go.
 package schemas
@@ -34,3 +34,9 @@ var Checkpoint string
 //
 //go:embed schema_history.avsc
 var SchemaHistory string
+
+// SnapshotPlan is the record of the <prefix>._snapshot_plan topic: the
+// tables a snapshot has to read, which checkpoints name by number.
+//
+//go:embed snapshot_plan.avsc
+var SnapshotPlan string

@@ -14,6 +14,7 @@ func TestSchemasParse(t *testing.T) {
 		"schema_change": SchemaChange,
 		"checkpoint":    Checkpoint,
 		"history":       SchemaHistory,
+		"snapshot_plan": SnapshotPlan,
 		// The envelope parses once its placeholder types are defined.
 		"envelope": `[` + Source + `,` + value + `,` + Envelope + `]`,
 	} {

@@ -330,23 +330,34 @@ func (sn *Snapshotter) takeRequests() bool {
 		if sn.snap == nil {
 			sn.snap = newSnapshot(sn.life, SnapshotState{})
 		}
+		// Copied, not changed in place: checkpoints hold the state before.
+		// One copy per request, and a set of the tables queued: a request
+		// may name 20,000 tables.
 		st := &sn.snap.state
+		queued := make(map[string]bool, len(st.Tables)+len(req.Tables))
+		for _, t := range st.Tables {
+			queued[t] = true
+		}
+		st.Tables = slices.Clip(st.Tables)
+		st.Origins = maps.Clone(st.Origins)
+		if st.Origins == nil {
+			st.Origins = map[string]int64{}
+		}
+		if req.Filter != "" {
+			st.Filters = maps.Clone(st.Filters)
+			if st.Filters == nil {
+				st.Filters = map[string]string{}
+			}
+		}
 		for _, t := range req.Tables {
-			if slices.Contains(st.Tables, t) {
+			if queued[t] {
 				sn.log.Warn("snapshot request: table already being snapshotted; its filter is not changed", "table", t)
 				continue
 			}
-			st.Tables = append(slices.Clip(st.Tables), t)
-			st.Origins = maps.Clone(st.Origins)
-			if st.Origins == nil {
-				st.Origins = map[string]int64{}
-			}
+			queued[t] = true
+			st.Tables = append(st.Tables, t)
 			st.Origins[t] = offset
 			if req.Filter != "" {
-				st.Filters = maps.Clone(st.Filters)
-				if st.Filters == nil {
-					st.Filters = map[string]string{}
-				}
 				st.Filters[t] = req.Filter
 			}
 		}

@@ -88,22 +88,8 @@ func ReadState(f *avro.Fields) State {
 	serverID, pos, epoch, rows := f.Long("server_id"), f.Long("pos"), f.Long("epoch"), f.Long("rows_done")
 	s.ServerID, s.Pos, s.Epoch, s.RowsDone = uint32(serverID), uint64(pos), uint64(epoch), int(rows)
 	snap.Tables, s.Include, s.Exclude = f.Strs("snapshot_tables"), f.Strs("include"), f.Strs("exclude")
-	if filters := f.Dict("snapshot_filters"); len(filters) > 0 {
-		snap.Filters = make(map[string]string, len(filters))
-		for t, filter := range filters {
-			snap.Filters[t], _ = filter.(string)
-		}
-	}
-	if origins := f.Dict("snapshot_origins"); len(origins) > 0 {
-		snap.Origins = make(map[string]int64, len(origins))
-		for t, o := range origins {
-			n, _ := o.(int64)
-			if n < 0 || !slices.Contains(snap.Tables, t) {
-				f.Fail("snapshot_origins[%q] = %d: not a table of snapshot_tables, or a negative offset", t, n)
-			}
-			snap.Origins[t] = n
-		}
-	}
+	snap.Filters = ReadFilters(f, "snapshot_filters")
+	snap.Origins = ReadOrigins(f, "snapshot_origins")
 	snap.Failed = failures(f, "snapshot_failed")
 	switch {
 	case serverID < 0 || serverID > math.MaxUint32:
@@ -118,14 +104,11 @@ func ReadState(f *avro.Fields) State {
 			f.Fail("pattern %q: %v", p, err)
 		}
 	}
-	for i, t := range snap.Tables {
-		if !isTableID(t) || slices.Contains(snap.Tables[:i], t) {
-			f.Fail("snapshot_tables[%d] %q: not a database.table, or twice", i, t)
-		}
-	}
-	for t := range snap.Filters {
-		if !slices.Contains(snap.Tables, t) {
-			f.Fail("snapshot_filters[%q]: not a table of snapshot_tables", t)
+	// Named by a snapshot plan, the tables are checked once read from it.
+	planned := f.Long("snapshot_plan") != 0
+	if !planned {
+		if err := snap.Check(); err != nil {
+			f.Fail("%v", err)
 		}
 	}
 	if f.Err != nil {
@@ -133,7 +116,7 @@ func ReadState(f *avro.Fields) State {
 	}
 	// Checked as JSON, not as printable text: JSON may hold white space.
 	if after, _ := f.Object.Get("snapshot_after").(string); after != "" {
-		if len(snap.Tables) == 0 {
+		if len(snap.Tables) == 0 && !planned {
 			f.Fail("snapshot_after without snapshot_tables")
 			return s
 		}
@@ -143,6 +126,66 @@ func ReadState(f *avro.Fields) State {
 		}
 	}
 	return s
+}
+
+// ReadFilters reads a map of snapshot filters by table (nil when empty).
+func ReadFilters(f *avro.Fields, name string) map[string]string {
+	filters := f.Dict(name)
+	if len(filters) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(filters))
+	for t, filter := range filters {
+		out[t], _ = filter.(string)
+	}
+	return out
+}
+
+// ReadOrigins reads a map of snapshot origins (signal offsets) by table
+// (nil when empty); a negative offset is f's error.
+func ReadOrigins(f *avro.Fields, name string) map[string]int64 {
+	origins := f.Dict(name)
+	if len(origins) == 0 {
+		return nil
+	}
+	out := make(map[string]int64, len(origins))
+	for t, o := range origins {
+		n, _ := o.(int64)
+		if n < 0 {
+			f.Fail("%s[%q] = %d: a negative offset", name, t, n)
+		}
+		out[t] = n
+	}
+	return out
+}
+
+// Check returns an error (avro.ErrInvalid) unless snap's tables are ones
+// the producer can have written: each a database.table, none twice, the
+// filters and origins only of them, the last key read only with a table
+// to read. It takes time linear in the number of tables (a checkpoint
+// read back may name 20,000).
+func (snap *SnapshotState) Check() error {
+	seen := make(map[string]bool, len(snap.Tables))
+	for i, t := range snap.Tables {
+		if !isTableID(t) || seen[t] {
+			return fmt.Errorf("%w: snapshot_tables[%d] %q: not a database.table, or twice", avro.ErrInvalid, i, t)
+		}
+		seen[t] = true
+	}
+	for t := range snap.Filters {
+		if !seen[t] {
+			return fmt.Errorf("%w: snapshot_filters[%q]: not a table of snapshot_tables", avro.ErrInvalid, t)
+		}
+	}
+	for t := range snap.Origins {
+		if !seen[t] {
+			return fmt.Errorf("%w: snapshot_origins[%q]: not a table of snapshot_tables", avro.ErrInvalid, t)
+		}
+	}
+	if snap.After != nil && len(snap.Tables) == 0 {
+		return fmt.Errorf("%w: snapshot_after without snapshot_tables", avro.ErrInvalid)
+	}
+	return nil
 }
 
 // maxFailures is the most snapshot failures a checkpoint holds (the

@@ -117,7 +117,7 @@ func CheckRegistry(ctx context.Context, url string, opts ...sr.ClientOpt) []cdc.
 // CheckStateACLs reports, as the result "kafka state ACLs", who besides
 // principal (the producer's, "" when unknown) the brokers' ACLs allow to
 // write the topics the producer reads back and acts on: <prefix>._checkpoint,
-// _schema_history and _signals. The producer refuses state records it did
+// _schema_history, _snapshot_plan and _signals. The producer refuses state records it did
 // not commit itself, but whoever can write those topics can still make it
 // stop, or ask for snapshots. Reading the ACLs back needs DESCRIBE on the
 // cluster; without it the result says it could not check.
@@ -125,7 +125,7 @@ func CheckStateACLs(ctx context.Context, brokers []string, prefix, principal str
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()
 	r := cdc.CheckResult{Name: "kafka state ACLs", Status: cdc.Warn}
-	topics := []string{prefix + "._checkpoint", prefix + "._schema_history", SignalTopic(prefix)}
+	topics := []string{prefix + "._checkpoint", prefix + "._schema_history", prefix + "._snapshot_plan", SignalTopic(prefix)}
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.DialTimeout(checkDialTimeout), kgo.RequestRetries(2)}, opts...)...)
 	if err != nil {
 		r.Detail = err.Error()

@@ -16,9 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// StateValue is the value of a state record as its owner encodes it. The
-// store calls it once the record's schema is registered, so that the stamp
-// names every schema in use, this one included.
+// StateValue is the value of a state record as its owner encodes it.
 type StateValue interface {
 	// StateSchema is the Avro schema of the value, registered under
 	// <topic>-value.
@@ -32,9 +30,8 @@ type StateValue interface {
 
 // Stamp is what only the store knows of a state record it writes.
 type Stamp struct {
-	Source    string         // the source name: the topic prefix, also the record key
-	Written   time.Time      // when it is written
-	SchemaIDs map[string]int // the registry ids in use, by subject
+	Source  string    // the source name: the topic prefix, also the record key
+	Written time.Time // when it is written
 }
 
 // StateRecord is a state record read back: its key and Avro body, for its
@@ -82,14 +79,11 @@ func (s *stateStore) PublishHeartbeat(ctx context.Context, cp StateValue) error 
 	return nil
 }
 
-// put writes v, stamped with this source, written at and the schema ids
-// in use, to topic (the checkpoint or heartbeat topic, created compacted
+// put writes v, stamped with this source and written at, to topic (the checkpoint or heartbeat topic, created compacted
 // on first use) in the open transaction, registering its schema under
 // <topic>-value.
 func (s *stateStore) put(ctx context.Context, topic string, v StateValue, at time.Time) error {
-	// The registry's own map of the ids in use, which Register updates:
-	// the stamp names this record's schema too.
-	st := Stamp{Source: s.cfg.TopicPrefix, Written: at, SchemaIDs: s.registry.InUse()}
+	st := Stamp{Source: s.cfg.TopicPrefix, Written: at}
 	if err := s.p.ensureTopic(ctx, topic, 1, "compact"); err != nil {
 		return err
 	}
@@ -162,11 +156,5 @@ func stateBody(b []byte) ([]byte, error) {
 // lastCheckpoint returns the last committed record under the source's key
 // in the checkpoint topic; nil when there is none.
 func (s *stateStore) lastCheckpoint(ctx context.Context) (*kgo.Record, error) {
-	var last *kgo.Record
-	err := s.readCommitted(ctx, s.CheckpointTopic(), func(r *kgo.Record) {
-		if string(r.Key) == s.cfg.TopicPrefix {
-			last = r
-		}
-	})
-	return last, err
+	return s.readLast(ctx, s.CheckpointTopic(), s.cfg.TopicPrefix)
 }

@@ -10,6 +10,7 @@ package kafka
 
 import (
 	"context"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -27,13 +28,49 @@ func (s *stateStore) SchemaHistoryTopic() string { return s.cfg.TopicPrefix + ".
 // PublishSchemas writes schema-history entries, Avro bodies of schema,
 // into the open transaction.
 func (s *stateStore) PublishSchemas(ctx context.Context, schema string, entries []StateEntry) error {
+	return s.publishEntries(ctx, s.SchemaHistoryTopic(), schema, entries)
+}
+
+// SnapshotPlanTopic returns <prefix>._snapshot_plan.
+func (s *stateStore) SnapshotPlanTopic() string { return s.cfg.TopicPrefix + "._snapshot_plan" }
+
+// PublishSnapshotPlan writes v, stamped with this source, as the source's
+// snapshot plan (key: the source name) into the open transaction: the
+// tables a snapshot has to read, which the checkpoints committed from then
+// on name instead of listing them.
+func (s *stateStore) PublishSnapshotPlan(ctx context.Context, v StateValue) error {
+	if err := s.p.begin(); err != nil {
+		return err
+	}
+	return s.put(ctx, s.SnapshotPlanTopic(), v, time.Now())
+}
+
+// ReadSnapshotPlan returns the last committed snapshot plan of the source,
+// or nil when there is none; like the checkpoint, it must have been
+// committed by this source's transactional id and be framed in the
+// Confluent wire format, or a *StateError names it. Call after
+// ReadCheckpoint, which makes what is read final.
+func (s *stateStore) ReadSnapshotPlan(ctx context.Context) (*StateRecord, error) {
+	last, err := s.readLast(ctx, s.SnapshotPlanTopic(), s.cfg.TopicPrefix)
+	if err != nil || last == nil {
+		return nil, err
+	}
+	if err := s.trusted(ctx, last); err != nil {
+		return nil, err
+	}
+	return stateRecord(last)
+}
+
+// publishEntries writes entries, Avro bodies of schema, to the compacted
+// topic (created on first use) in the open transaction, registering schema
+// under <topic>-value.
+func (s *stateStore) publishEntries(ctx context.Context, topic, schema string, entries []StateEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
 	if err := s.p.begin(); err != nil {
 		return err
 	}
-	topic := s.SchemaHistoryTopic()
 	if err := s.p.ensureTopic(ctx, topic, 1, "compact"); err != nil {
 		return err
 	}

@@ -17,7 +17,6 @@ import (
 type Registry struct {
 	client *sr.Client
 	ids    map[string]int // subject + "\x00" + SHA-256 of the schema → id
-	inUse  map[string]int // subject → id of the schema last registered
 }
 
 // NewRegistry returns a client of the Schema Registry at url.
@@ -26,7 +25,7 @@ func NewRegistry(url string, opts ...sr.ClientOpt) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("schema registry %s: %w", url, err)
 	}
-	return &Registry{client: c, ids: map[string]int{}, inUse: map[string]int{}}, nil
+	return &Registry{client: c, ids: map[string]int{}}, nil
 }
 
 // Register registers schema under subject (a no-op when already
@@ -37,7 +36,6 @@ func (r *Registry) Register(ctx context.Context, subject, schema string) (int, e
 	sum := sha256.Sum256([]byte(schema)) // a schema's text is kilobytes: 10,000 tables' would be 30 MiB
 	k := subject + "\x00" + string(sum[:])
 	if id, ok := r.ids[k]; ok {
-		r.inUse[subject] = id
 		return id, nil
 	}
 	// RegisterSchema, not CreateSchema: one round trip, the id alone (a
@@ -58,13 +56,8 @@ func (r *Registry) Register(ctx context.Context, subject, schema string) (int, e
 		return 0, fmt.Errorf("register schema for subject %s: %w", subject, err)
 	}
 	r.ids[k] = id
-	r.inUse[subject] = id
 	return id, nil
 }
-
-// InUse returns the id last registered under each subject: the schemas the
-// records being written use.
-func (r *Registry) InUse() map[string]int { return r.inUse }
 
 // RegistryUnavailableError is a Schema Registry that cannot be reached or
 // answers with a server error (5xx): transient (Transient), waited out by

@@ -204,39 +204,51 @@ type SignalRecord struct {
 // maxListed bounds the signals ReadRequests returns: the last ones.
 const maxListed = 1000
 
+// Requests is what producer snapshot -list reads: the last committed
+// checkpoint and snapshot plan records of a source (nil: none) and the
+// last signals of its signal topic.
+type Requests struct {
+	Checkpoint, Plan *StateRecord
+	Signals          []SignalRecord
+}
+
 // ReadRequests returns the last committed checkpoint record of cfg's
-// source and the last signals of its signal topic (at most maxListed), for
-// people to see where requests stand (producer snapshot -list). It does not
-// take over the source's transactional id, so the running producer goes
-// on; for the same reason the checkpoint is not checked to be the
-// producer's own beyond being written in a transaction: do not resume from
-// it.
-func ReadRequests(ctx context.Context, cfg *Config, log *slog.Logger) (*StateRecord, []SignalRecord, error) {
+// source, its snapshot plan and the last signals of its signal topic (at
+// most maxListed), for people to see where requests stand (producer
+// snapshot -list). It does not take over the source's transactional id, so
+// the running producer goes on; for the same reason the records are not
+// checked to be the producer's own beyond being written in a transaction:
+// do not resume from them.
+func ReadRequests(ctx context.Context, cfg *Config, log *slog.Logger) (*Requests, error) {
 	w, err := peekWriter(cfg, log)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer w.Close()
-	var cp *StateRecord
-	last, err := w.state.lastCheckpoint(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	if last != nil && last.Attrs.IsTransactional() {
-		if cp, err = stateRecord(last); err != nil {
-			return nil, nil, err
+	var out Requests
+	for _, r := range []struct {
+		topic string
+		rec   **StateRecord
+	}{{w.state.CheckpointTopic(), &out.Checkpoint}, {w.state.SnapshotPlanTopic(), &out.Plan}} {
+		last, err := w.state.readLast(ctx, r.topic, cfg.TopicPrefix)
+		if err != nil {
+			return nil, err
+		}
+		if last != nil && last.Attrs.IsTransactional() {
+			if *r.rec, err = stateRecord(last); err != nil {
+				return nil, err
+			}
 		}
 	}
-	var signals []SignalRecord
 	err = w.state.readCommitted(ctx, SignalTopic(cfg.TopicPrefix), func(r *kgo.Record) {
 		s := SignalRecord{Offset: r.Offset, Time: r.Timestamp}
 		if json.Unmarshal(r.Value, &s.Signal) != nil {
 			s.Signal = Signal{}
 		}
-		if len(signals) == maxListed {
-			signals = signals[1:]
+		if len(out.Signals) == maxListed {
+			out.Signals = out.Signals[1:]
 		}
-		signals = append(signals, s)
+		out.Signals = append(out.Signals, s)
 	})
-	return cp, signals, err
+	return &out, err
 }

@@ -33,6 +33,8 @@ type stateStore struct {
 	cfg      *Config
 	log      *slog.Logger
 	registry *Registry
+	// readBack counts the records read back (what a start costs).
+	readBack int
 }
 
 // newStateStore returns the state store of the producer p.
@@ -103,23 +105,71 @@ func (s *stateStore) trusted(ctx context.Context, r *kgo.Record) error {
 // kafka.max_record_bytes (which the producer never writes) and batches
 // that decompress beyond it stop the read.
 func (s *stateStore) readCommitted(ctx context.Context, topic string, fn func(*kgo.Record)) error {
+	end, err := s.stableEnd(ctx, topic)
+	if err != nil || end <= 0 {
+		return err
+	}
+	return s.readRange(ctx, topic, 0, end, fn)
+}
+
+// readLast returns the last committed record under key in partition 0 of
+// topic; nil when there is none. A start must not read a week of
+// checkpoints (the compacted topics keep every record for
+// kafka.min_compaction_lag) to find the last one: it reads back from the
+// end, a window at a time, each eight times the one before.
+func (s *stateStore) readLast(ctx context.Context, topic, key string) (*kgo.Record, error) {
+	end, err := s.stableEnd(ctx, topic)
+	if err != nil || end <= 0 {
+		return nil, err
+	}
+	for window, to := int64(lastWindow), end; to > 0; window *= 8 {
+		from := max(0, to-window)
+		var last *kgo.Record
+		err := s.readRange(ctx, topic, from, to, func(r *kgo.Record) {
+			if string(r.Key) == key {
+				last = r
+			}
+		})
+		if err != nil || last != nil {
+			return last, err
+		}
+		to = from
+	}
+	return nil, nil
+}
+
+// lastWindow is the first window readLast reads back from the end: the
+// last few transactions' records (a checkpoint, its commit marker, the
+// heartbeats between).
+const lastWindow = 64
+
+// stableEnd returns the last stable offset of partition 0 of topic (0: no
+// topic, or nothing committed yet).
+func (s *stateStore) stableEnd(ctx context.Context, topic string) (int64, error) {
 	describe := access{topic: topic, topicOp: "DESCRIBE"}
 	offsets, err := s.p.admin.ListCommittedOffsets(ctx, topic)
 	if err != nil {
-		return fmt.Errorf("read the offsets of %s: %w", topic, authorization(err, s.p.principal, describe))
+		return 0, fmt.Errorf("read the offsets of %s: %w", topic, authorization(err, s.p.principal, describe))
 	}
 	if err := offsets.Error(); errors.Is(err, kerr.TopicAuthorizationFailed) {
 		// Not "no topic": resuming from scratch would publish again.
-		return fmt.Errorf("read the offsets of %s: %w", topic, authorization(err, s.p.principal, describe))
+		return 0, fmt.Errorf("read the offsets of %s: %w", topic, authorization(err, s.p.principal, describe))
 	}
 	lo, ok := offsets.Lookup(topic, 0)
 	if !ok || lo.Err != nil || lo.Offset <= 0 {
-		return nil // no topic, or nothing committed yet
+		return 0, nil
 	}
+	return lo.Offset, nil
+}
+
+// readRange calls fn with each committed record of partition 0 of topic
+// from offset from up to (not including) to, at most the last stable
+// offset, in order (see readCommitted).
+func (s *stateStore) readRange(ctx context.Context, topic string, from, to int64, fn func(*kgo.Record)) error {
 	limits := readLimits(s.cfg.MaxRecordBytes, min(s.cfg.MaxRecordBytes, maxFetchBytes))
 	cl, err := kgo.NewClient(append(append([]kgo.Opt{kgo.SeedBrokers(s.cfg.Brokers...), withLog(s.log), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(), // to know when the end is reached
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}})}, limits...), s.p.sec...)...)
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(from)}})}, limits...), s.p.sec...)...)
 	if err != nil {
 		return err
 	}
@@ -128,20 +178,21 @@ func (s *stateStore) readCommitted(ctx context.Context, topic string, fn func(*k
 	for reached := false; !reached && large == nil; {
 		fetches := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("read %s up to offset %d: %w", topic, lo.Offset, err)
+			return fmt.Errorf("read %s up to offset %d: %w", topic, to, err)
 		}
 		if err := fetches.Err(); err != nil {
 			return fmt.Errorf("read %s: %w", topic, authorization(err, s.p.principal, access{topic: topic, topicOp: "READ"}))
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
 			switch {
-			case large != nil:
+			case reached || large != nil || r.Offset >= to:
 			case len(r.Key)+len(r.Value) > s.cfg.MaxRecordBytes:
 				large = r
 			case !r.Attrs.IsControl(): // control records are the transactions' markers
+				s.readBack++
 				fn(r)
 			}
-			reached = reached || r.Offset >= lo.Offset-1
+			reached = reached || r.Offset >= to-1
 		})
 	}
 	if large != nil {

@@ -95,6 +95,12 @@ func (w *Writer) PublishSchemas(ctx context.Context, schema string, entries []St
 	return w.state.PublishSchemas(ctx, schema, entries)
 }
 
+// PublishSnapshotPlan writes v, stamped with the source, as its snapshot
+// plan into the open transaction.
+func (w *Writer) PublishSnapshotPlan(ctx context.Context, v StateValue) error {
+	return w.state.PublishSnapshotPlan(ctx, v)
+}
+
 // PublishHeartbeat writes cp, the current position and source time, to
 // <prefix>._heartbeat: even when the captured tables are idle, readers see
 // how far the producer has read and how old the source's newest change is.
@@ -114,6 +120,12 @@ func (w *Writer) ReadCheckpoint(ctx context.Context) (*StateRecord, error) {
 // which makes what is read final.
 func (w *Writer) ReadSchemaHistory(ctx context.Context) ([]*StateRecord, error) {
 	return w.state.ReadSchemaHistory(ctx)
+}
+
+// ReadSnapshotPlan returns the last committed snapshot plan record, nil
+// when there is none, for its owner to decode. Call after ReadCheckpoint.
+func (w *Writer) ReadSnapshotPlan(ctx context.Context) (*StateRecord, error) {
+	return w.state.ReadSnapshotPlan(ctx)
 }
 
 // WatchSignals calls fn with each signal of the topic from offset from on,

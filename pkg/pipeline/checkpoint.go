@@ -27,8 +27,14 @@ type Checkpoint struct {
 	Source     string         // the source name: the topic prefix
 	SourceTime time.Time      // commit time of the last published source transaction
 	Written    time.Time      // when the checkpoint was written
-	SchemaIDs  map[string]int // registry ids in use, by subject
+	SchemaIDs  map[string]int // registry ids in use, by subject: read from checkpoints before 0.2, no longer written
 	Version    string         // the producer's release
+	// Plan, when not 0, is the number of the snapshot plan
+	// (<prefix>._snapshot_plan) the snapshot's tables, filters and
+	// origins come from, and PlanDone how many tables at its head are
+	// done: the record leaves those out, and stays the same size however
+	// many tables the snapshot holds.
+	Plan, PlanDone int64
 
 	from *kafka.StateRecord // the record ReadCheckpoint read it from
 }
@@ -46,12 +52,18 @@ func (cp *Checkpoint) Refuse(err error) error {
 // Codec writes and reads the producer's state records: checkpoints and
 // schema-history entries.
 type Codec struct {
-	enc      *avro.NativeEncoder
-	versions []*avro.Type // schemas/checkpoint.avsc and its earlier layouts
-	history  *binlog.HistoryCodec
+	enc          *avro.NativeEncoder
+	versions     []*avro.Type // schemas/checkpoint.avsc and its earlier layouts
+	planEnc      *avro.NativeEncoder
+	planVersions []*avro.Type // schemas/snapshot_plan.avsc
+	history      *binlog.HistoryCodec
+	plan         *snapshotPlan // the snapshot plan last written or read; nil: none
 }
 
-// NewCodec parses schemas/checkpoint.avsc and schemas/schema_history.avsc.
+// NewCodec parses schemas/checkpoint.avsc, schemas/snapshot_plan.avsc and
+// schemas/schema_history.avsc. A codec remembers the snapshot plan it last
+// wrote or read: the engine writes with the codec the checkpoint was read
+// with.
 func NewCodec() (*Codec, error) {
 	history, err := binlog.NewHistoryCodec()
 	if err != nil {
@@ -65,7 +77,15 @@ func NewCodec() (*Codec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint schema: %w", err)
 	}
-	return &Codec{enc: enc, versions: versions, history: history}, nil
+	planEnc, err := avro.NewNativeEncoder(schemas.SnapshotPlan)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot plan schema: %w", err)
+	}
+	planVersions, err := avro.Versions(schemas.SnapshotPlan)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot plan schema: %w", err)
+	}
+	return &Codec{enc: enc, versions: versions, planEnc: planEnc, planVersions: planVersions, history: history}, nil
 }
 
 // Append appends the Avro body of cp to b.
@@ -82,6 +102,10 @@ func checkpointNative(cp *Checkpoint) map[string]any {
 	native := map[string]any{"source": cp.Source, "schema_ids": ids, "source_ts_ms": cp.SourceTime.UnixMilli(),
 		"written_ts_ms": cp.Written.UnixMilli(), "version": cp.Version}
 	cp.State.AppendNative(native)
+	native["snapshot_plan"], native["snapshot_done"] = cp.Plan, cp.PlanDone
+	if cp.Plan != 0 {
+		native["snapshot_tables"], native["snapshot_filters"], native["snapshot_origins"] = []any{}, map[string]any{}, map[string]any{}
+	}
 	return native
 }
 
@@ -109,15 +133,23 @@ func (c *Codec) Decode(body []byte, source string) (*Checkpoint, error) {
 	if cp.Source != source {
 		f.Fail("source %q, want %q", cp.Source, source)
 	}
+	cp.Plan, cp.PlanDone = f.Long("snapshot_plan"), f.Long("snapshot_done")
 	cp.State = binlog.ReadState(f)
+	snap := &cp.Snapshot
+	switch {
+	case cp.Plan < 0 || cp.PlanDone < 0 || cp.Plan == 0 && cp.PlanDone != 0:
+		f.Fail("snapshot_plan %d, snapshot_done %d", cp.Plan, cp.PlanDone)
+	case cp.Plan != 0 && (len(snap.Tables) > 0 || len(snap.Filters) > 0 || len(snap.Origins) > 0):
+		f.Fail("snapshot_plan %d next to snapshot_tables, _filters or _origins", cp.Plan)
+	}
 	if f.Err != nil {
 		return nil, f.Err
 	}
 	return cp, nil
 }
 
-// Value is cp as the Kafka state store writes it: stamped with the source,
-// the time and the schema ids in use when it is written.
+// Value is cp as the Kafka state store writes it: stamped with the source
+// and the time it is written.
 func (c *Codec) Value(cp *Checkpoint) kafka.StateValue { return stateValue{c, cp} }
 
 // stateValue is Codec.Value.
@@ -135,33 +167,64 @@ func (v stateValue) StateTime() time.Time { return v.cp.SourceTime }
 // AppendState stamps the checkpoint, which /status then shows as written,
 // and appends its body.
 func (v stateValue) AppendState(b []byte, st kafka.Stamp) ([]byte, error) {
-	v.cp.Source, v.cp.Written, v.cp.SchemaIDs = st.Source, st.Written, st.SchemaIDs
+	v.cp.Source, v.cp.Written = st.Source, st.Written
 	return v.c.Append(b, v.cp)
 }
 
-// CheckpointReader reads the last committed checkpoint record:
-// *kafka.Writer.
+// CheckpointReader reads the last committed checkpoint record and snapshot
+// plan record: *kafka.Writer.
 type CheckpointReader interface {
 	ReadCheckpoint(ctx context.Context) (*kafka.StateRecord, error)
+	ReadSnapshotPlan(ctx context.Context) (*kafka.StateRecord, error)
 }
 
 // ReadCheckpoint returns the last committed checkpoint of source, or nil
-// when there is none; a record that does not read as one the producer can
-// have written is refused with a *kafka.StateError naming it.
+// when there is none, with the snapshot tables of the plan it names; a
+// record that does not read as one the producer can have written is
+// refused with a *kafka.StateError naming it.
 func (c *Codec) ReadCheckpoint(ctx context.Context, r CheckpointReader, source string) (*Checkpoint, error) {
 	rec, err := r.ReadCheckpoint(ctx)
+	if err != nil || rec == nil {
+		return nil, err
+	}
+	cp, err := c.decodeRecord(rec, source)
+	if err != nil || cp.Plan == 0 {
+		return cp, err
+	}
+	// Only a checkpoint naming a plan reads one: a producer that never
+	// snapshots many tables needs no access to the plan topic.
+	plan, err := r.ReadSnapshotPlan(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return c.FromRecord(rec, source)
+	if err := c.readPlan(cp, plan); err != nil {
+		return nil, err
+	}
+	return cp, nil
 }
 
-// FromRecord decodes the checkpoint record rec of source (nil: none),
-// refusing it with a *kafka.StateError naming it.
-func (c *Codec) FromRecord(rec *kafka.StateRecord, source string) (*Checkpoint, error) {
+// FromRecord decodes the checkpoint record rec of source (nil: none) and,
+// when it names a snapshot plan, takes its tables from plan, the last
+// snapshot plan record (nil: none); a record that does not read as one
+// the producer can have written is refused with a *kafka.StateError
+// naming it.
+func (c *Codec) FromRecord(rec, plan *kafka.StateRecord, source string) (*Checkpoint, error) {
 	if rec == nil {
 		return nil, nil
 	}
+	cp, err := c.decodeRecord(rec, source)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.readPlan(cp, plan); err != nil {
+		return nil, err
+	}
+	return cp, nil
+}
+
+// decodeRecord decodes the checkpoint record rec of source, refusing it
+// with a *kafka.StateError naming it.
+func (c *Codec) decodeRecord(rec *kafka.StateRecord, source string) (*Checkpoint, error) {
 	cp, err := c.Decode(rec.Body, source)
 	if err != nil {
 		return nil, rec.Refuse(err)

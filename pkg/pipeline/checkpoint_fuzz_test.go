@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -99,6 +100,27 @@ var realCheckpoint = &Checkpoint{Source: "strait", State: binlog.State{ServerID:
 	SourceTime: time.UnixMilli(1700000000123), Written: time.UnixMilli(1700000001000),
 	SchemaIDs: map[string]int{"strait.shop.users-value": 3}, Version: "v1.2.3"}
 
+// planned is the framed record of realCheckpoint naming snapshot plan 2,
+// with 5 tables done, changed by change; the record holds what a plan
+// would then hold, when change adds it.
+func planned(t *testing.T, c *Codec, change func(*Checkpoint)) []byte {
+	t.Helper()
+	cp := *realCheckpoint
+	cp.Plan, cp.PlanDone = 2, 5
+	cp.Snapshot = binlog.SnapshotState{Requests: cp.Snapshot.Requests, Failed: cp.Snapshot.Failed}
+	change(&cp)
+	native := checkpointNative(&cp)
+	native["snapshot_tables"] = []any{}
+	for _, tb := range cp.Snapshot.Tables {
+		native["snapshot_tables"] = append(native["snapshot_tables"].([]any), tb)
+	}
+	b, err := c.enc.Append(append([]byte{}, header...), native)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // maxFailures is the most snapshot failures a checkpoint may hold
 // (binlog's bound).
 const maxFailures = 64
@@ -135,6 +157,9 @@ func TestCheckpointCorpus(t *testing.T) {
 		{with(func(c *Checkpoint) { c.Snapshot.Origins = map[string]int64{"shop.elsewhere": 1} }), avro.ErrInvalid},
 		{with(func(c *Checkpoint) { c.Snapshot.Failed = []binlog.SnapshotFailure{{Table: "nodot", Reason: "x"}} }), avro.ErrInvalid},
 		{with(func(c *Checkpoint) { c.Snapshot.Failed = make([]binlog.SnapshotFailure, maxFailures+1) }), avro.ErrInvalid},
+		{with(func(c *Checkpoint) { c.Plan = -1 }), avro.ErrInvalid},
+		{with(func(c *Checkpoint) { c.PlanDone = 3 }), avro.ErrInvalid},                                      // tables done of no plan
+		{planned(t, c, func(c *Checkpoint) { c.Snapshot.Tables = []string{"shop.users"} }), avro.ErrInvalid}, // a plan and tables of its own
 		{nil, errNotFramed}, // a tombstone: the Kafka state store refuses it (kafka.ErrInvalid)
 	}
 	var files []string
@@ -164,11 +189,17 @@ func TestCheckpointOfEarlierVersionReads(t *testing.T) {
 	if err := json.Unmarshal([]byte(schemas.Checkpoint), &rec); err != nil {
 		t.Fatal(err)
 	}
+	// The layout before snapshot_origins and the fields after it.
 	fs := rec["fields"].([]any)
-	if name := fs[len(fs)-2].(map[string]any)["name"]; name != "snapshot_origins" {
-		t.Fatalf("the checkpoint's fields end with %v: this test drops the last two, added together", name)
+	cut := slices.IndexFunc(fs, func(f any) bool { return f.(map[string]any)["name"] == "snapshot_origins" })
+	if cut < 0 {
+		t.Fatal("the checkpoint has no field snapshot_origins")
 	}
-	rec["fields"] = fs[:len(fs)-2]
+	var dropped []string
+	for _, f := range fs[cut:] {
+		dropped = append(dropped, f.(map[string]any)["name"].(string))
+	}
+	rec["fields"] = fs[:cut]
 	old, err := json.Marshal(rec)
 	if err != nil {
 		t.Fatal(err)
@@ -178,8 +209,9 @@ func TestCheckpointOfEarlierVersionReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	native := checkpointNative(realCheckpoint)
-	delete(native, "snapshot_origins")
-	delete(native, "snapshot_failed")
+	for _, f := range dropped {
+		delete(native, f)
+	}
 	got, err := decodeFramed(c, encodeWith(t, enc, native))
 	if err != nil {
 		t.Fatalf("an earlier version's checkpoint is refused: %v", err)

@@ -43,6 +43,7 @@ var goldenCheckpoints = []struct {
 		SourceTime: time.UnixMilli(1733500000123), Written: time.UnixMilli(1733500000999),
 		SchemaIDs: map[string]int{"strait.shop.users-key": 1, "strait.shop.users-value": 2, "strait.shop.orders-value": 41, "strait._checkpoint-value": math.MaxInt32},
 		Version:   "v1.4.0-rc.1+dirty"}},
+	// The richest: goldenCheckpoints[2].
 	{"checkpoint-mariadb-snapshot", &Checkpoint{Source: "prod-eu", State: binlog.State{ServerID: 1017, Flavor: "mariadb", GTIDSet: "0-1017-1200,1-2-55",
 		File: "mariadb-bin.000042", Pos: 918273, Epoch: 1, RowsDone: 250, TxGTID: "0-1017-1201",
 		Snapshot: binlog.SnapshotState{
@@ -58,6 +59,14 @@ var goldenCheckpoints = []struct {
 		Include: []string{"shop.*", "crm.*"}, Exclude: []string{"shop.audit"}},
 		SourceTime: time.UnixMilli(1733500100000), Written: time.UnixMilli(1733500100456),
 		SchemaIDs: map[string]int{"prod-eu.shop.orders-value": 12}, Version: "v1.5.0"}},
+	// A snapshot of many tables: they are in the snapshot plan the
+	// checkpoint names, 1,500 of whose tables are done.
+	{"checkpoint-snapshot-plan", &Checkpoint{Source: "prod-eu", State: binlog.State{ServerID: 1017, Flavor: "mariadb", GTIDSet: "0-1017-1300",
+		File: "mariadb-bin.000043", Pos: 4711, Epoch: 1,
+		Snapshot: binlog.SnapshotState{After: []cdc.Value{cdc.Int(99)}, Requests: 18},
+		Include:  []string{"shop.*"}},
+		SourceTime: time.UnixMilli(1733500200000), Written: time.UnixMilli(1733500200789), Version: "v0.2.0",
+		Plan: 3, PlanDone: 1500}},
 }
 
 // olderCheckpoints are the layouts earlier strait versions wrote: the
@@ -68,14 +77,15 @@ var olderCheckpoints = []struct {
 	name string
 	last string // the last field of that layout
 }{
-	{"checkpoint-layout-8512336", "version"},        // the first checkpoint
-	{"checkpoint-layout-0229117", "snapshot_after"}, // the initial snapshot
-	{"checkpoint-layout-80e03c0", "exclude"},        // snapshots on demand
+	{"checkpoint-layout-8512336", "version"},         // the first checkpoint
+	{"checkpoint-layout-0229117", "snapshot_after"},  // the initial snapshot
+	{"checkpoint-layout-80e03c0", "exclude"},         // snapshots on demand
+	{"checkpoint-layout-1226152", "snapshot_failed"}, // failed snapshot requests
 }
 
 // currentLast is the last field of the checkpoint the golden records were
 // made with.
-const currentLast = "snapshot_failed"
+const currentLast = "snapshot_done"
 
 // TestCheckpointGolden decodes each golden checkpoint and compares it,
 // field by field, with the value it was written from, then encodes that
@@ -97,7 +107,7 @@ func TestCheckpointGolden(t *testing.T) {
 		})
 	}
 	// The richest checkpoint, as each earlier layout held it.
-	rich := goldenCheckpoints[len(goldenCheckpoints)-1].cp
+	rich := goldenCheckpoints[2].cp
 	for _, o := range olderCheckpoints {
 		t.Run(o.name, func(t *testing.T) {
 			schema, dropped := schemaUpTo(t, schemas.Checkpoint, o.last)
@@ -197,6 +207,10 @@ func withDefaults(cp *Checkpoint, dropped []string) *Checkpoint {
 			c.Snapshot.Origins = nil
 		case "snapshot_failed":
 			c.Snapshot.Failed = nil
+		case "snapshot_plan":
+			c.Plan = 0
+		case "snapshot_done":
+			c.PlanDone = 0
 		default:
 			panic("withDefaults: no default known for " + f)
 		}

@@ -46,6 +46,9 @@ type Log interface {
 	// Commit makes everything since the last Commit visible together with
 	// the checkpoint cp (Codec.Value), or on error nothing of it.
 	Commit(ctx context.Context, cp kafka.StateValue) error
+	// PublishSnapshotPlan adds a snapshot plan (Codec's) to the open
+	// Kafka transaction.
+	PublishSnapshotPlan(ctx context.Context, plan kafka.StateValue) error
 	// PublishHeartbeat adds cp, the current position, to the heartbeat
 	// topic.
 	PublishHeartbeat(ctx context.Context, cp kafka.StateValue) error
@@ -86,6 +89,9 @@ type Engine struct {
 	// Committed, when not nil, receives each checkpoint once the brokers
 	// committed it (for /status).
 	Committed func(*Checkpoint)
+	// Codec is the codec the checkpoint was read with, which knows the
+	// snapshot plan it names; nil: a new one.
+	Codec *Codec
 }
 
 // Run is the producer's loop. One goroutine reads whole source
@@ -106,9 +112,12 @@ type Engine struct {
 // does a read error, after what was read before it is committed.
 func (e *Engine) Run(ctx context.Context) error {
 	cfg := &e.Config
-	codec, err := NewCodec()
-	if err != nil {
-		return err
+	codec := e.Codec
+	if codec == nil {
+		var err error
+		if codec, err = NewCodec(); err != nil {
+			return err
+		}
 	}
 	// Publishing and committing outlive the signal, by Shutdown at most:
 	// what was read is published and committed before Run returns.
@@ -172,6 +181,9 @@ func (e *Engine) Run(ctx context.Context) error {
 			return nil
 		}
 		cp := checkpoint(e.Resume, sourceTime, cfg.Version)
+		if err := publishPlan(pubCtx, e.Log, codec, cp); err != nil {
+			return err
+		}
 		if err := e.Log.Commit(pubCtx, codec.Value(cp)); err != nil {
 			return err
 		}
@@ -201,7 +213,11 @@ func (e *Engine) Run(ctx context.Context) error {
 				}
 			}
 		case <-heartbeat:
-			if err := e.Log.PublishHeartbeat(pubCtx, codec.Value(checkpoint(e.Resume, sourceTime, cfg.Version))); err != nil {
+			cp := checkpoint(e.Resume, sourceTime, cfg.Version)
+			if err := publishPlan(pubCtx, e.Log, codec, cp); err != nil {
+				return err
+			}
+			if err := e.Log.PublishHeartbeat(pubCtx, codec.Value(cp)); err != nil {
 				return err
 			}
 			changed()
@@ -249,6 +265,15 @@ func publish(ctx context.Context, log Log, c *Codec, tx *binlog.Tx) error {
 		if err := log.PublishDDL(ctx, d); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// publishPlan names in cp the snapshot plan its tables come from and, when
+// that is a new one, adds it to the open Kafka transaction.
+func publishPlan(ctx context.Context, log Log, c *Codec, cp *Checkpoint) error {
+	if plan := c.setPlan(cp); plan != nil {
+		return log.PublishSnapshotPlan(ctx, plan)
 	}
 	return nil
 }

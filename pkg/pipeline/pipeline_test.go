@@ -81,6 +81,8 @@ func (l *memLog) Publish(ctx context.Context, events []cdc.Event) error {
 
 func (l *memLog) PublishDDL(ctx context.Context, d cdc.SchemaChange) error { return nil }
 
+func (l *memLog) PublishSnapshotPlan(ctx context.Context, plan kafka.StateValue) error { return nil }
+
 func (l *memLog) Pending() (records, bytes int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

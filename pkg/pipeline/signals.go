@@ -118,7 +118,7 @@ func ListRequests(out io.Writer, cp *Checkpoint, signals []kafka.SignalRecord) {
 // PrintRequests lists where each snapshot request of cfg's source stands,
 // from its signals topic and its checkpoint (producer snapshot -list).
 func PrintRequests(ctx context.Context, cfg *kafka.Config, log *slog.Logger, out io.Writer) error {
-	rec, signals, err := kafka.ReadRequests(ctx, cfg, log)
+	reqs, err := kafka.ReadRequests(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
@@ -126,10 +126,10 @@ func PrintRequests(ctx context.Context, cfg *kafka.Config, log *slog.Logger, out
 	if err != nil {
 		return err
 	}
-	cp, err := codec.FromRecord(rec, cfg.TopicPrefix)
+	cp, err := codec.FromRecord(reqs.Checkpoint, reqs.Plan, cfg.TopicPrefix)
 	if err != nil {
 		return err
 	}
-	ListRequests(out, cp, signals)
+	ListRequests(out, cp, reqs.Signals)
 	return nil
 }
