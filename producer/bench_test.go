@@ -24,10 +24,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -43,8 +41,6 @@ import (
 	"github.com/go-mysql-org/go-mysql/replication"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/cdc"
@@ -68,49 +64,11 @@ func init() {
 		fmt.Fprintln(os.Stderr, "start kfake:", err)
 		os.Exit(1)
 	}
-	reg := srfake.New()
-	reg.Intercept(registerByText(reg))
+	reg := testenv.StartBenchRegistry()
 	testenv.ServeChild(strings.Join(c.ListenAddrs(), ",") + " " + reg.URL())
 	reg.Close()
 	c.Close()
 	os.Exit(0)
-}
-
-// registerByText answers POST /subjects/{subject}/versions by a map from
-// the schema's text, as a real registry finds a known schema by its hash.
-// srfake compares a new schema with every schema it holds, two JSON round
-// trips each: 10,000 tables' 20,000 subjects would take hours to register.
-// New schemas are seeded into srfake (no compatibility check: the
-// benchmark's schemas never change), so that its other endpoints see them.
-func registerByText(reg *srfake.Registry) srfake.Interceptor {
-	var mu sync.Mutex
-	ids := map[string]int{}      // subject + "\x00" + schema → id
-	versions := map[string]int{} // subject → versions registered
-	next := 1
-	return func(w http.ResponseWriter, r *http.Request) bool {
-		subject, ok := strings.CutPrefix(r.URL.Path, "/subjects/")
-		if subject, ok = strings.CutSuffix(subject, "/versions"); !ok || r.Method != http.MethodPost || strings.Contains(subject, "/") {
-			return false
-		}
-		var sch sr.Schema
-		if err := json.NewDecoder(r.Body).Decode(&sch); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return true
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		k := subject + "\x00" + sch.Schema
-		id, ok := ids[k]
-		if !ok {
-			id, next = next, next+1
-			versions[subject]++
-			reg.SeedSchema(subject, versions[subject], id, sch)
-			ids[k] = id
-		}
-		w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
-		fmt.Fprintf(w, `{"id":%d}`, id)
-		return true
-	}
 }
 
 // benchKafka is the child process serving kfake and srfake.

@@ -133,6 +133,7 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 		reader.ResetSchemaHistory(plan.Erase)
 	}
 	reader.Snapshot(plan.Snapshot)
+	pipeline.CreateSnapshotTopics(ctx, &plan.Snapshot, reader, writer, log)
 	if err := reader.Start(ctx, plan.Start); err != nil {
 		return starting(err)
 	}

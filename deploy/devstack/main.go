@@ -54,6 +54,9 @@ type options struct {
 	dataset  string
 	services bool   // -services: only Kafka, the registry and BigQuery
 	source   source // the user's server, for -services
+	// benchRegistry: testenv.StartBenchRegistry, for benchmarks of many
+	// tables (no compatibility checks).
+	benchRegistry bool
 }
 
 func parse(args []string, getenv func(string) string) (*options, error) {

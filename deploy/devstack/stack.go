@@ -53,7 +53,11 @@ func startStack(ctx context.Context, o *options, out io.Writer) (*stack, error) 
 		st.close()
 		return nil, fmt.Errorf("kafka: %w", err)
 	}
-	st.registry = testenv.StartRegistry()
+	if o.benchRegistry {
+		st.registry = testenv.StartBenchRegistry()
+	} else {
+		st.registry = testenv.StartRegistry()
+	}
 	target := "project " + o.project + ", dataset " + o.dataset
 	if o.project == "" {
 		// BigQuery's delays, shortened to a few seconds so that a demo or

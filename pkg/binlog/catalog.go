@@ -211,6 +211,28 @@ func Captures(include, exclude []string, db, table string) bool {
 	return false
 }
 
+// keyedTables returns which of tables (database.table) have a primary key
+// on the server, in one query (Reader.KeyedTables).
+func (c *catalog) keyedTables(tables []string) (map[string]bool, error) {
+	res, err := c.q.conn.Execute(`SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLE_CONSTRAINTS
+		WHERE CONSTRAINT_TYPE = 'PRIMARY KEY' AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys')`)
+	if err != nil {
+		return nil, fmt.Errorf("list primary keys: %w", err)
+	}
+	defer res.Close()
+	want := make(map[string]bool, len(tables))
+	for _, t := range tables {
+		want[t] = true
+	}
+	out := make(map[string]bool, len(tables))
+	for i := range res.RowNumber() {
+		if id := text(res, i, 0) + "." + text(res, i, 1); want[id] {
+			out[id] = true
+		}
+	}
+	return out, nil
+}
+
 // capturedTables lists the captured tables on the server, sorted
 // (Reader.CapturedTables).
 func (c *catalog) capturedTables() ([]string, error) {

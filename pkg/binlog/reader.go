@@ -247,6 +247,13 @@ func (r *Reader) CapturedTables(ctx context.Context) ([]string, error) {
 	return r.catalog.capturedTables()
 }
 
+// KeyedTables returns which of tables (database.table) have a primary key
+// now, in one query: whose topics can be created compacted ahead of their
+// first change (kafka.Writer.CreateTableTopics).
+func (r *Reader) KeyedTables(ctx context.Context, tables []string) (map[string]bool, error) {
+	return r.catalog.keyedTables(tables)
+}
+
 // Start opens the replication stream at s; an empty s means the current
 // position.
 func (r *Reader) Start(ctx context.Context, s Start) error {

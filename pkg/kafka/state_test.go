@@ -3,13 +3,19 @@ package kafka
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/strait-cdc/strait/pkg/cdc"
 
 	"github.com/strait-cdc/strait/pkg/testenv"
 	"github.com/strait-cdc/strait/schemas"
@@ -111,4 +117,93 @@ func TestStartReadsOnlyTheLastCheckpoint(t *testing.T) {
 		t.Fatalf("snapshot plan %+v, %v; want the one committed first", plan, err)
 	}
 	t.Logf("read back %d records for the checkpoint and the plan", r.state.readBack)
+}
+
+// TestCreateTableTopicsBatched: the topics of 1,200 tables are created in
+// three CreateTopics requests (topicBatch to one), compacted like a
+// table's first change would create them, and a table's first change then
+// asks for none — after a restart too.
+func TestCreateTableTopicsBatched(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cluster, err := testenv.StartKafka()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	var requests, topics atomic.Int64
+	cluster.ControlKey(int16(kmsg.CreateTopics), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		requests.Add(1)
+		topics.Add(int64(len(req.(*kmsg.CreateTopicsRequest).Topics)))
+		return nil, nil, false
+	})
+	reg := testenv.StartRegistry()
+	defer reg.Close()
+	cfg := &Config{}
+	cfg.Defaults()
+	cfg.Brokers, cfg.RegistryURL, cfg.TopicPrefix = cluster.ListenAddrs(), reg.URL(), "many"
+	w, err := NewWriter(cfg, "test", slog.New(slog.DiscardHandler), NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	tables := make([]string, 1200)
+	for i := range tables {
+		tables[i] = fmt.Sprintf("shop.t%04d", i)
+	}
+	created, err := w.CreateTableTopics(ctx, tables)
+	if err != nil || created != len(tables) {
+		t.Fatalf("created %d topics (%v), want %d", created, err, len(tables))
+	}
+	if n := requests.Load(); n != 3 {
+		t.Errorf("%d CreateTopics requests for %d topics, want 3", n, len(tables))
+	}
+	described, err := kadm.NewClient(w.producer.client).DescribeTopicConfigs(ctx, "many.shop.t0000", "many.shop.t1199")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range described {
+		policy := ""
+		for _, c := range d.Configs {
+			if c.Key == "cleanup.policy" {
+				policy = c.MaybeValue()
+			}
+		}
+		if d.Err != nil || policy != "compact" {
+			t.Errorf("%s: cleanup.policy %q (%v), want compact", d.Name, policy, d.Err)
+		}
+	}
+	// Again: nothing left to create, no request.
+	if created, err := w.CreateTableTopics(ctx, tables); err != nil || created != 0 || requests.Load() != 3 {
+		t.Errorf("created %d more (%v) in %d requests in all, want none", created, err, requests.Load())
+	}
+	// A table's first change finds its topic.
+	if err := w.Publish(ctx, []cdc.Event{{Op: cdc.OpCreate, Table: &cdc.Table{Database: "shop", Name: "t0007",
+		Columns: []cdc.Column{{Name: "id", Type: cdc.TypeInt64}}, PrimaryKey: []int{0}}, After: []cdc.Value{cdc.Int(1)}}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := requests.Load(); n != 3 {
+		t.Errorf("a table's first change asked for its topic again (%d requests)", n)
+	}
+	// Restarted, the producer lists the topics once instead of asking for
+	// each again at its table's first change.
+	w.Close()
+	w2, err := NewWriter(cfg, "test", slog.New(slog.DiscardHandler), NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close()
+	if _, err := w2.ReadCheckpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"t0008", "t0009", "t1100"} {
+		if err := w2.Publish(ctx, []cdc.Event{{Op: cdc.OpCreate, Table: &cdc.Table{Database: "shop", Name: name,
+			Columns: []cdc.Column{{Name: "id", Type: cdc.TypeInt64}}, PrimaryKey: []int{0}}, After: []cdc.Value{cdc.Int(1)}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := requests.Load(); n != 3 {
+		t.Errorf("after a restart, the first changes of three tables asked for topics %d times, want none", n-3)
+	}
 }

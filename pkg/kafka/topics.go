@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -16,7 +17,63 @@ import (
 // TableTopic returns <prefix>.<database>.<table>. Characters Kafka does not
 // allow in topic names ([a-zA-Z0-9._-] only) become '_'.
 func (pub *publisher) TableTopic(t *cdc.Table) string {
-	return pub.cfg.TopicPrefix + "." + topicPart(t.Database) + "." + topicPart(t.Name)
+	return pub.tableTopic(t.Database, t.Name)
+}
+
+func (pub *publisher) tableTopic(db, table string) string {
+	return pub.cfg.TopicPrefix + "." + topicPart(db) + "." + topicPart(table)
+}
+
+// topicBatch is the most topics one CreateTopics request asks for.
+const topicBatch = 500
+
+// CreateTableTopics creates the topics of tables (database.table, each
+// with a primary key) that do not exist yet, with the configured
+// partitions and cleanup policy, topicBatch to a request: a snapshot of
+// 20,000 tables would otherwise wait for a CreateTopics round trip at each
+// table's first change. It returns how many it created. A topic it cannot
+// create (no CREATE ACL, a refusal) is left to its table's first change,
+// which retries and says why.
+func (pub *publisher) CreateTableTopics(ctx context.Context, tables []string) (int, error) {
+	p := pub.p
+	var todo []string
+	for _, t := range tables {
+		db, name, _ := strings.Cut(t, ".")
+		if topic := pub.tableTopic(db, name); !p.topics[topic] {
+			todo = append(todo, topic)
+		}
+	}
+	created := 0
+	for len(todo) > 0 {
+		batch := todo[:min(topicBatch, len(todo))]
+		todo = todo[len(batch):]
+		resps, err := p.admin.CreateTopics(ctx, int32(pub.cfg.Partitions), int16(p.cfg.ReplicationFactor), p.topicConfigs(pub.cfg.CleanupPolicy), batch...)
+		if err != nil {
+			return created, fmt.Errorf("create %d topics: %w", len(batch), err)
+		}
+		for topic, r := range resps {
+			switch {
+			case r.Err == nil:
+				created++
+				p.topics[topic] = true
+			case errors.Is(r.Err, kerr.TopicAlreadyExists):
+				p.topics[topic] = true
+			}
+		}
+	}
+	return created, nil
+}
+
+// topicConfigs are the configs of a topic of the cleanup policy.
+func (p *producer) topicConfigs(cleanup string) map[string]*string {
+	configs := map[string]*string{"cleanup.policy": &cleanup}
+	if cleanup != "delete" {
+		lag := strconv.FormatInt(p.cfg.MinCompactionLag.Milliseconds(), 10)
+		configs["min.compaction.lag.ms"] = &lag
+	}
+	maxBytes := strconv.Itoa(p.cfg.MaxRecordBytes)
+	configs["max.message.bytes"] = &maxBytes
+	return configs
 }
 
 func topicPart(s string) string {
@@ -33,16 +90,14 @@ func topicPart(s string) string {
 // factor and cleanup policy unless it exists. Table topics use the
 // configured policy; internal topics say theirs.
 func (p *producer) ensureTopic(ctx context.Context, topic string, partitions int32, cleanup string) error {
+	if !p.listed {
+		p.listed = true
+		p.learnTopics(ctx)
+	}
 	if p.topics[topic] {
 		return nil
 	}
-	configs := map[string]*string{"cleanup.policy": &cleanup}
-	if cleanup != "delete" {
-		lag := strconv.FormatInt(p.cfg.MinCompactionLag.Milliseconds(), 10)
-		configs["min.compaction.lag.ms"] = &lag
-	}
-	maxBytes := strconv.Itoa(p.cfg.MaxRecordBytes)
-	configs["max.message.bytes"] = &maxBytes
+	configs := p.topicConfigs(cleanup)
 	var err error
 	giveUp := time.Now().Add(time.Minute)
 	for backoff := 100 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
@@ -75,6 +130,23 @@ func (p *producer) ensureTopic(ctx context.Context, topic string, partitions int
 	}
 	p.topics[topic] = true
 	return nil
+}
+
+// learnTopics notes the topics of this prefix that exist, from one
+// listing: after a restart every table's first change would otherwise ask
+// for its topic again, a CreateTopics round trip each (20,000 of them with
+// 20,000 tables). A listing that fails leaves each to its first change.
+func (p *producer) learnTopics(ctx context.Context) {
+	td, err := p.admin.ListTopics(ctx)
+	if err != nil {
+		p.log.Debug("list topics: each is created or found at its first change", "err", err)
+		return
+	}
+	for name, t := range td {
+		if t.Err == nil && strings.HasPrefix(name, p.cfg.TopicPrefix+".") {
+			p.topics[name] = true
+		}
+	}
 }
 
 // topicExists reports whether topic exists and may be described. A

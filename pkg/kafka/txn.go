@@ -39,6 +39,7 @@ type producer struct {
 
 	txn        txnState
 	topics     map[string]bool          // topics known to exist
+	listed     bool                     // topics listed once (learnTopics)
 	onDelivery func(*kgo.Record, error) // p.delivered, allocated once
 
 	failMu sync.Mutex

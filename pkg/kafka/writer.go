@@ -95,6 +95,13 @@ func (w *Writer) PublishSchemas(ctx context.Context, schema string, entries []St
 	return w.state.PublishSchemas(ctx, schema, entries)
 }
 
+// CreateTableTopics creates, in batches, the topics of tables
+// (database.table, each with a primary key) that do not exist yet, ahead
+// of their first change; it returns how many it created.
+func (w *Writer) CreateTableTopics(ctx context.Context, tables []string) (int, error) {
+	return w.pub.CreateTableTopics(ctx, tables)
+}
+
 // PublishSnapshotPlan writes v, stamped with the source, as its snapshot
 // plan into the open transaction.
 func (w *Writer) PublishSnapshotPlan(ctx context.Context, v StateValue) error {
