@@ -141,9 +141,18 @@ func StartMariaDB(ctx context.Context, opts MariaDBOptions) (*MariaDB, error) {
 }
 
 func (m *MariaDB) start(ctx context.Context, bin, data string, opts MariaDBOptions) error {
+	// A temporary directory of its own: a server starting deletes the
+	// #sql* files it finds in its tmpdir, /tmp by default — the live
+	// temporary tables of every other server on the machine, whose queries
+	// then fail ("Error on delete of '/tmp/#sql-temptable-…'").
+	tmp := filepath.Join(m.Dir, "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return err
+	}
 	args := []string{
 		"--no-defaults",
 		"--datadir=" + data,
+		"--tmpdir=" + tmp,
 		"--socket=" + m.socket(),
 		"--pid-file=" + filepath.Join(m.Dir, "mariadbd.pid"),
 		"--log-error=" + m.logf,
