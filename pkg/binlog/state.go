@@ -53,6 +53,15 @@ func (s *State) Start() Start {
 	return Start{GTID: s.GTIDSet, File: s.File, Pos: s.Pos, SkipRows: s.RowsDone, TxGTID: s.TxGTID, Epoch: s.Epoch}
 }
 
+// Through is the sequence below which every change of the source is
+// published, as change records carry it (cdc.Position): the resume point,
+// the start of the first source transaction not fully published. The rows
+// of a partly published one (RowsDone) come after it, with the rest of
+// their transaction.
+func (s *State) Through() cdc.Position {
+	return cdc.Position{Epoch: s.Epoch, File: fileIndex(s.File), Pos: s.Pos}
+}
+
 // AppendNative adds the state's fields of schemas/checkpoint.avsc to
 // native, in goavro's form.
 func (s *State) AppendNative(native map[string]any) {

@@ -8,7 +8,9 @@ package pipeline
 // values the producer can have written for its source.
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -168,6 +170,19 @@ func (c *Codec) FromRecord(rec *kafka.StateRecord, source string) (*Checkpoint, 
 	}
 	cp.from = rec
 	return cp, nil
+}
+
+// Through decodes the checkpoint record rec of source (refusing it as
+// FromRecord does) and returns the sequence below which every change it
+// covers lies (binlog.State.Through) and the source commit time of the
+// last source transaction published: what the consumer's watermark is
+// made of.
+func (c *Codec) Through(rec *kafka.StateRecord, source string) (cdc.Position, time.Time, error) {
+	cp, err := c.FromRecord(rec, source)
+	if err != nil || cp == nil {
+		return cdc.Position{}, time.Time{}, cmp.Or(err, errors.New("no checkpoint"))
+	}
+	return cp.Through(), cp.SourceTime, nil
 }
 
 // historyEntries are the schema-history entries es as the Kafka state

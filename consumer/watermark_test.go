@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strait-cdc/strait/pkg/bigquery"
+	"github.com/strait-cdc/strait/pkg/binlog"
+	"github.com/strait-cdc/strait/pkg/cdc"
+	"github.com/strait-cdc/strait/pkg/pipeline"
+)
+
+// Two account tables of one source database; transfers move money between
+// them in one source transaction each, so their sum never changes.
+var (
+	accountsA = &cdc.Table{Database: "bank", Name: "a", PrimaryKey: []int{0}, Columns: []cdc.Column{
+		{Name: "id", Type: cdc.TypeInt64}, {Name: "bal", Type: cdc.TypeInt64},
+	}}
+	accountsB = &cdc.Table{Database: "bank", Name: "b", PrimaryKey: []int{0}, Columns: []cdc.Column{
+		{Name: "id", Type: cdc.TypeInt64}, {Name: "bal", Type: cdc.TypeInt64},
+	}}
+)
+
+// bank is the source side of the transfer workload: the balances, and
+// each source transaction published as the producer does (its change
+// records and a checkpoint at the start of the next transaction, in one
+// Kafka transaction).
+type bank struct {
+	pub   *publisher
+	codec *pipeline.Codec
+	bal   [2]map[int64]int64 // by table (a, b), by id; a missing id has no row
+	tx    uint64             // source transactions published
+}
+
+// position is where the row changes of source transaction tx lie: all
+// below pos(tx+1), the checkpoint's resume point after it.
+func (b *bank) pos(tx uint64) uint64 { return 1000 * tx }
+
+// publish sends one source transaction.
+func (b *bank) publish(ctx context.Context, evs ...cdc.Event) {
+	t := b.pub.t
+	t.Helper()
+	b.tx++
+	for i := range evs {
+		at := b.pos(b.tx) + 10 // the rows event ends after the transaction's start
+		evs[i].Position = cdc.Position{Epoch: 1, File: 1, Pos: at, Row: uint64(i)}
+		evs[i].Source = cdc.Source{File: "binlog.000001", Pos: at, Row: uint32(i)}
+		evs[i].CommitTime = time.Unix(1700000000+int64(b.tx), 0)
+	}
+	if err := b.pub.w.Publish(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	cp := &pipeline.Checkpoint{State: binlog.State{Flavor: "mariadb", File: "binlog.000001", Pos: b.pos(b.tx + 1), Epoch: 1},
+		SourceTime: time.Unix(1700000000+int64(b.tx), 0)}
+	if err := b.pub.w.Commit(ctx, b.codec.Value(cp)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// through is the watermark that covers every transaction published.
+func (b *bank) through() string {
+	return cdc.Position{Epoch: 1, File: 1, Pos: b.pos(b.tx + 1)}.String()
+}
+
+// account is a row of table i.
+func account(id, bal int64) []cdc.Value { return []cdc.Value{cdc.Int(id), cdc.Int(bal)} }
+
+// transfer moves money between a random account of one table and one of
+// the other in one source transaction; now and then it closes the source
+// account (a delete, its whole balance moves) or opens one (an insert).
+func (b *bank) transfer(ctx context.Context, r *rand.Rand) {
+	tables := [2]*cdc.Table{accountsA, accountsB}
+	from := r.IntN(2)
+	to := 1 - from
+	id, dst := int64(r.IntN(8)), int64(r.IntN(8))
+	if _, ok := b.bal[to][dst]; !ok {
+		dst = slices.Sorted(maps.Keys(b.bal[to]))[0]
+	}
+	old, dstOld := b.bal[from][id], b.bal[to][dst]
+	_, exists := b.bal[from][id]
+	switch {
+	case !exists: // open the account with money from the other table
+		x := min(dstOld, int64(1+r.IntN(20)))
+		b.bal[from][id], b.bal[to][dst] = x, dstOld-x
+		b.publish(ctx, upd(tables[to], account(dst, dstOld), account(dst, dstOld-x)), ins(tables[from], account(id, x)...))
+	case r.IntN(10) == 0 && len(b.bal[from]) > 1: // close it
+		delete(b.bal[from], id)
+		b.bal[to][dst] = dstOld + old
+		b.publish(ctx, del(tables[from], account(id, old)...), upd(tables[to], account(dst, dstOld), account(dst, dstOld+old)))
+	default:
+		x := min(old, int64(1+r.IntN(20)))
+		b.bal[from][id], b.bal[to][dst] = old-x, dstOld+x
+		b.publish(ctx, upd(tables[from], account(id, old), account(id, old-x)), upd(tables[to], account(dst, dstOld), account(dst, dstOld+x)))
+	}
+}
+
+// asOf evaluates the as-of-watermark view of a changelog (asOfQuery) on
+// its rows: per id, the newest change below through, unless a delete.
+func asOf(rows []map[string]any, through string) map[int64]int64 {
+	newest := map[int64]map[string]any{}
+	for _, r := range rows {
+		seq := r[bigquery.ColSequence].(string)
+		if seq >= through {
+			continue
+		}
+		id := r["id"].(int64)
+		if n := newest[id]; n == nil || n[bigquery.ColSequence].(string) < seq {
+			newest[id] = r
+		}
+	}
+	out := map[int64]int64{}
+	for id, r := range newest {
+		if r[bigquery.ColOp] != "d" {
+			out[id] = r["bal"].(int64)
+		}
+	}
+	return out
+}
+
+// TestConsistentCut: two consumer replicas of one group apply transfers
+// between two account tables (append mode) while they are made; sampled
+// again and again meanwhile, the two tables as of the watermark the group
+// records always hold the constant total, the watermark advances, and it
+// reaches the last source transaction at the end. Each table has an
+// as-of-watermark view reading the watermark table.
+func TestConsistentCut(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	const prefix, group, dataset = "cut", "g", "ds_cut"
+	codec, err := pipeline.NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bank{pub: newPublisher(t, prefix), codec: codec, bal: [2]map[int64]int64{{}, {}}}
+	var opening []cdc.Event
+	for id := range int64(8) {
+		b.bal[0][id], b.bal[1][id] = 100, 100
+		opening = append(opening, ins(accountsA, account(id, 100)...), ins(accountsB, account(id, 100)...))
+	}
+	const total = 1600
+	b.publish(ctx, opening...)
+
+	args := append(consumerArgs(prefix, group, dataset), "-bigquery.mode", "append", "-watermark_interval", "20ms")
+	startConsumer(t, args)
+	startConsumer(t, args)
+
+	const transfers = 400
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r := rand.New(rand.NewPCG(1, 2))
+		for range transfers {
+			b.transfer(ctx, r)
+		}
+	}()
+
+	// sample reads the watermark, then both changelogs, and checks the
+	// total as of the watermark; "" before the first watermark.
+	sample := func() string {
+		wms, err := env.bq.Rows(project, dataset, "_strait_watermark")
+		if err != nil || len(wms) == 0 {
+			return ""
+		}
+		if len(wms) != 1 || wms[0]["group_id"] != group || wms[0]["source"] != prefix {
+			t.Fatalf("watermark table holds %v, want one row of group %s and source %s", wms, group, prefix)
+		}
+		through := wms[0]["sequence"].(string)
+		sum := int64(0)
+		var state []string
+		for _, table := range []string{"bank_a", "bank_b"} {
+			rows, err := env.bq.Rows(project, dataset, table)
+			if err != nil {
+				t.Fatal(err)
+			}
+			accounts := asOf(rows, through)
+			for id, bal := range accounts {
+				sum += bal
+				state = append(state, fmt.Sprintf("%s.%d=%d", table, id, bal))
+			}
+		}
+		if sum != total {
+			slices.Sort(state)
+			t.Fatalf("as of the watermark %s the accounts hold %d, want %d: %s", through, sum, total, strings.Join(state, " "))
+		}
+		return through
+	}
+	seen := map[string]bool{}
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		case <-ctx.Done():
+			t.Fatal("the workload did not finish at the deadline")
+		case <-time.After(5 * time.Millisecond):
+		}
+		if wm := sample(); wm != "" {
+			seen[wm] = true
+		}
+	}
+	final := b.through()
+	for last := ""; last != final; last = sample() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("watermark %q at the deadline, want %s (the last transaction's)", last, final)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if len(seen) < 3 {
+		t.Errorf("the watermark took %d values while the transfers ran, want it to advance with them", len(seen))
+	}
+	t.Logf("%d transfers; %d watermarks seen while they ran", transfers, len(seen))
+
+	for _, table := range []string{"bank_a", "bank_b"} {
+		v, err := env.bq.Table(project, dataset, table+"_as_of_watermark")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := ("WHERE _strait_sequence < (SELECT `sequence` FROM `proj.ds_cut._strait_watermark` WHERE `group_id` = 'g' AND `source` = 'cut')")
+		if v.Type != "VIEW" || v.View == nil || !strings.Contains(v.View.Query, want) || !strings.Contains(v.View.Query, "FROM `proj.ds_cut."+table+"`") {
+			t.Errorf("view %s_as_of_watermark: %s %+v, want one reading %s below the watermark", table, v.Type, v.View, table)
+		}
+	}
+}

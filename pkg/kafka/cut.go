@@ -1,0 +1,157 @@
+package kafka
+
+// cut.go: what the consumer group's "applied through" watermark is
+// computed from (pkg/apply's watermark): the producer's committed
+// checkpoints, the ends of the table topics and the group's committed
+// offsets.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"regexp"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// checkpointLookback is how many offsets before the end of
+// <prefix>._checkpoint a Cuts starts reading: a few transactions' worth
+// (each takes a checkpoint record and a commit marker), so that the last
+// checkpoint is among them without reading the topic's history.
+const checkpointLookback = 64
+
+// Cuts reads the facts a consistent cut across the table topics is made
+// of. The producer writes each checkpoint in the same transaction as the
+// change records it covers, so once a checkpoint is seen committed, the
+// ends (high watermarks) of the table topics listed afterwards lie past
+// every record of the source transactions it covers; a group whose
+// committed offsets reach those ends has applied them all. Call its
+// methods from one goroutine.
+type Cuts struct {
+	client  *kgo.Client
+	admin   *kadm.Client
+	topics  *regexp.Regexp // the table topics
+	prefix  string
+	groupID string
+	last    *StateRecord // the newest checkpoint read
+	maxSize int          // kafka.max_record_bytes
+}
+
+// NewCuts starts reading the checkpoints of cfg's source, from near the
+// end of <prefix>._checkpoint. opts are extra client options (tests).
+func NewCuts(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Cuts, error) {
+	topic := cfg.TopicPrefix + "._checkpoint"
+	base := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		// Only records of committed transactions: a checkpoint counts
+		// once its transaction, and so its change records, are committed.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtEnd().Relative(-checkpointLookback)}}),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		withLog(log),
+	}
+	base = append(base, readLimits(cfg.MaxRecordBytes, cfg.FetchMaxBytes)...)
+	client, _, _, err := cfg.Security.newClient(log, base, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &Cuts{client: client, admin: kadm.NewClient(client), topics: regexp.MustCompile(TopicPattern(cfg.TopicPrefix)),
+		prefix: cfg.TopicPrefix, groupID: cfg.GroupID, maxSize: cfg.MaxRecordBytes}, nil
+}
+
+// Close closes the client.
+func (c *Cuts) Close() { c.client.Close() }
+
+// Checkpoint returns the newest committed checkpoint record of the source
+// read so far, nil before the first; it takes what has arrived since the
+// last call without waiting. Its body is the producer's, to decode as
+// untrusted input.
+func (c *Cuts) Checkpoint() (*StateRecord, error) {
+	// A nil context: what is buffered, at once (kgo.Client.PollRecords).
+	fetches := c.client.PollRecords(nil, 0) //nolint:staticcheck // nil asks franz-go not to wait
+	var err error
+	fetches.EachError(func(topic string, p int32, e error) {
+		err = fmt.Errorf("read %s: %w", topic, e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	fetches.EachRecord(func(r *kgo.Record) {
+		if string(r.Key) != c.prefix || len(r.Key)+len(r.Value) > c.maxSize {
+			return
+		}
+		if sr, serr := stateRecord(r); serr == nil {
+			c.last = sr
+		} else {
+			err = serr
+		}
+	})
+	return c.last, err
+}
+
+// Ends returns the end offset (high watermark) of every partition of every
+// table topic. Call it after Checkpoint: the ends then lie past every
+// record the checkpoint covers.
+func (c *Cuts) Ends(ctx context.Context) (map[TopicPartition]int64, error) {
+	details, err := c.admin.ListTopics(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list the table topics: %w", err)
+	}
+	var topics []string
+	for _, name := range details.Names() {
+		if c.topics.MatchString(name) {
+			topics = append(topics, name)
+		}
+	}
+	ends := map[TopicPartition]int64{}
+	if len(topics) == 0 {
+		return ends, nil
+	}
+	listed, err := c.admin.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return nil, fmt.Errorf("list the ends of the table topics: %w", err)
+	}
+	listed.Each(func(o kadm.ListedOffset) {
+		if o.Err != nil {
+			err = fmt.Errorf("end of %s/%d: %w", o.Topic, o.Partition, o.Err)
+			return
+		}
+		ends[TopicPartition{o.Topic, o.Partition}] = o.Offset
+	})
+	if err != nil {
+		return nil, err
+	}
+	// A partition listed in the metadata but missing here has an end
+	// nobody knows: no cut can be vouched for.
+	for _, d := range details {
+		if !c.topics.MatchString(d.Topic) {
+			continue
+		}
+		for p := range d.Partitions {
+			if _, ok := ends[TopicPartition{d.Topic, p}]; !ok {
+				return nil, fmt.Errorf("no end offset for %s/%d", d.Topic, p)
+			}
+		}
+	}
+	return ends, nil
+}
+
+// Committed returns the group's committed offset of every partition it
+// committed one for.
+func (c *Cuts) Committed(ctx context.Context) (map[TopicPartition]int64, error) {
+	resp, err := c.admin.FetchOffsets(ctx, c.groupID)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("committed offsets of group %s: %w", c.groupID, err)
+	}
+	out := map[TopicPartition]int64{}
+	resp.Each(func(o kadm.OffsetResponse) {
+		if o.At >= 0 {
+			out[TopicPartition{o.Topic, o.Partition}] = o.At
+		}
+	})
+	return out, nil
+}
