@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,9 +44,7 @@ type bank struct {
 func (b *bank) pos(tx uint64) uint64 { return 1000 * tx }
 
 // publish sends one source transaction.
-func (b *bank) publish(ctx context.Context, evs ...cdc.Event) {
-	t := b.pub.t
-	t.Helper()
+func (b *bank) publish(ctx context.Context, evs ...cdc.Event) error {
 	b.tx++
 	for i := range evs {
 		at := b.pos(b.tx) + 10 // the rows event ends after the transaction's start
@@ -54,13 +53,11 @@ func (b *bank) publish(ctx context.Context, evs ...cdc.Event) {
 		evs[i].CommitTime = time.Unix(1700000000+int64(b.tx), 0)
 	}
 	if err := b.pub.w.Publish(ctx, evs); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	cp := &pipeline.Checkpoint{State: binlog.State{Flavor: "mariadb", File: "binlog.000001", Pos: b.pos(b.tx + 1), Epoch: 1},
 		SourceTime: time.Unix(1700000000+int64(b.tx), 0)}
-	if err := b.pub.w.Commit(ctx, b.codec.Value(cp)); err != nil {
-		t.Fatal(err)
-	}
+	return b.pub.w.Commit(ctx, b.codec.Value(cp))
 }
 
 // through is the watermark that covers every transaction published.
@@ -74,7 +71,7 @@ func account(id, bal int64) []cdc.Value { return []cdc.Value{cdc.Int(id), cdc.In
 // transfer moves money between a random account of one table and one of
 // the other in one source transaction; now and then it closes the source
 // account (a delete, its whole balance moves) or opens one (an insert).
-func (b *bank) transfer(ctx context.Context, r *rand.Rand) {
+func (b *bank) transfer(ctx context.Context, r *rand.Rand) error {
 	tables := [2]*cdc.Table{accountsA, accountsB}
 	from := r.IntN(2)
 	to := 1 - from
@@ -88,15 +85,15 @@ func (b *bank) transfer(ctx context.Context, r *rand.Rand) {
 	case !exists: // open the account with money from the other table
 		x := min(dstOld, int64(1+r.IntN(20)))
 		b.bal[from][id], b.bal[to][dst] = x, dstOld-x
-		b.publish(ctx, upd(tables[to], account(dst, dstOld), account(dst, dstOld-x)), ins(tables[from], account(id, x)...))
+		return b.publish(ctx, upd(tables[to], account(dst, dstOld), account(dst, dstOld-x)), ins(tables[from], account(id, x)...))
 	case r.IntN(10) == 0 && len(b.bal[from]) > 1: // close it
 		delete(b.bal[from], id)
 		b.bal[to][dst] = dstOld + old
-		b.publish(ctx, del(tables[from], account(id, old)...), upd(tables[to], account(dst, dstOld), account(dst, dstOld+old)))
+		return b.publish(ctx, del(tables[from], account(id, old)...), upd(tables[to], account(dst, dstOld), account(dst, dstOld+old)))
 	default:
 		x := min(old, int64(1+r.IntN(20)))
 		b.bal[from][id], b.bal[to][dst] = old-x, dstOld+x
-		b.publish(ctx, upd(tables[from], account(id, old), account(id, old-x)), upd(tables[to], account(dst, dstOld), account(dst, dstOld+x)))
+		return b.publish(ctx, upd(tables[from], account(id, old), account(id, old-x)), upd(tables[to], account(dst, dstOld), account(dst, dstOld+x)))
 	}
 }
 
@@ -132,7 +129,10 @@ func asOf(rows []map[string]any, through string) map[int64]int64 {
 func TestConsistentCut(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	const prefix, group, dataset = "cut", "g", "ds_cut"
+	// Names of their own, so that the test can run again in one process
+	// (-count): a watermark never goes back.
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	prefix, group, dataset := "cut"+run, "g", "ds_cut_"+run
 	codec, err := pipeline.NewCodec()
 	if err != nil {
 		t.Fatal(err)
@@ -144,20 +144,47 @@ func TestConsistentCut(t *testing.T) {
 		opening = append(opening, ins(accountsA, account(id, 100)...), ins(accountsB, account(id, 100)...))
 	}
 	const total = 1600
-	b.publish(ctx, opening...)
+	if err := b.publish(ctx, opening...); err != nil {
+		t.Fatal(err)
+	}
 
 	args := append(consumerArgs(prefix, group, dataset), "-bigquery.mode", "append", "-watermark_interval", "20ms")
 	startConsumer(t, args)
 	startConsumer(t, args)
 
-	const transfers = 400
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		r := rand.New(rand.NewPCG(1, 2))
-		for range transfers {
-			b.transfer(ctx, r)
+	// watermark is the group's watermark of the source; "" before the
+	// first.
+	watermark := func() string {
+		wms, err := env.bq.Rows(project, dataset, "_strait_watermark")
+		if err != nil || len(wms) == 0 {
+			return ""
 		}
+		return fmt.Sprint(wms[0]["sequence"])
+	}
+	// The transfers go out in rounds; after each the workload waits for
+	// the watermark to reach it, so that it advances while they run
+	// whatever the machine's pace.
+	const rounds, perRound = 8, 50
+	done := make(chan error, 1)
+	go func() {
+		r := rand.New(rand.NewPCG(1, 2))
+		for range rounds {
+			for range perRound {
+				if err := b.transfer(ctx, r); err != nil {
+					done <- err
+					return
+				}
+			}
+			for want := b.through(); watermark() != want; {
+				select {
+				case <-ctx.Done():
+					done <- fmt.Errorf("watermark %q at the deadline, want %s", watermark(), want)
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+		}
+		done <- nil
 	}()
 
 	// sample reads the watermark, then both changelogs, and checks the
@@ -193,7 +220,10 @@ func TestConsistentCut(t *testing.T) {
 	seen := map[string]bool{}
 	for running := true; running; {
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
 			running = false
 		case <-ctx.Done():
 			t.Fatal("the workload did not finish at the deadline")
@@ -211,18 +241,18 @@ func TestConsistentCut(t *testing.T) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	if len(seen) < 3 {
-		t.Errorf("the watermark took %d values while the transfers ran, want it to advance with them", len(seen))
+	if len(seen) < rounds {
+		t.Errorf("the watermark took %d values while the transfers ran, want at least one a round (%d)", len(seen), rounds)
 	}
-	t.Logf("%d transfers; %d watermarks seen while they ran", transfers, len(seen))
+	t.Logf("%d transfers; %d watermarks seen while they ran", rounds*perRound, len(seen))
 
 	for _, table := range []string{"bank_a", "bank_b"} {
 		v, err := env.bq.Table(project, dataset, table+"_as_of_watermark")
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := ("WHERE _strait_sequence < (SELECT `sequence` FROM `proj.ds_cut._strait_watermark` WHERE `group_id` = 'g' AND `source` = 'cut')")
-		if v.Type != "VIEW" || v.View == nil || !strings.Contains(v.View.Query, want) || !strings.Contains(v.View.Query, "FROM `proj.ds_cut."+table+"`") {
+		want := "WHERE _strait_sequence < (SELECT `sequence` FROM `proj." + dataset + "._strait_watermark` WHERE `group_id` = 'g' AND `source` = '" + prefix + "')"
+		if v.Type != "VIEW" || v.View == nil || !strings.Contains(v.View.Query, want) || !strings.Contains(v.View.Query, "FROM `proj."+dataset+"."+table+"`") {
 			t.Errorf("view %s_as_of_watermark: %s %+v, want one reading %s below the watermark", table, v.Type, v.View, table)
 		}
 	}
