@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -62,7 +63,7 @@ func (b *bank) publish(ctx context.Context, evs ...cdc.Event) error {
 
 // through is the watermark that covers every transaction published.
 func (b *bank) through() string {
-	return cdc.Position{Epoch: 1, File: 1, Pos: b.pos(b.tx + 1)}.String()
+	return cdc.Position{Epoch: 1, File: 1, Pos: b.pos(b.tx + 1), Row: math.MaxUint64}.String()
 }
 
 // account is a row of table i.

@@ -39,9 +39,10 @@ type CutSource interface {
 
 // CheckpointReader decodes the producer's checkpoint record of source
 // into the sequence below which every change it covers lies and the
-// source commit time of the last one: *pipeline.Codec.
+// source commit time of the last one, and whether the checkpoint is a cut
+// at all (not while a snapshot is in progress): *pipeline.Codec.
 type CheckpointReader interface {
-	Through(rec *kafka.StateRecord, source string) (cdc.Position, time.Time, error)
+	Through(rec *kafka.StateRecord, source string) (through cdc.Position, commit time.Time, cut bool, err error)
 }
 
 // WatermarkRecorder records a watermark: *bigquery.Writer.
@@ -71,10 +72,11 @@ type Watermarks struct {
 	source   string
 	interval time.Duration
 
-	seen     *kafka.StateRecord // the last checkpoint record taken
-	pending  []cut              // in order of through
-	recorded *cut               // the last watermark recorded
-	failing  string             // the last error logged, to log a new one once
+	seen         *kafka.StateRecord // the last checkpoint record taken
+	pending      []cut              // in order of through
+	recorded     *cut               // the last watermark recorded
+	failing      string             // the last error logged, to log a new one once
+	snapshotting bool               // the last checkpoint was taken during a snapshot
 }
 
 // NewWatermarks returns the watermark of group for source (the topic
@@ -88,14 +90,14 @@ func (w *Watermarks) Run(ctx context.Context) {
 	tick := time.NewTicker(w.interval)
 	defer tick.Stop()
 	for {
-		err := w.Step(ctx)
+		recorded, err := w.Step(ctx)
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err != nil && err.Error() != w.failing:
 			w.log.Warn("watermark not advanced", "group", w.group, "source", w.source, "err", err)
 			w.failing = err.Error()
-		case err == nil:
+		case recorded:
 			w.failing = ""
 		}
 		select {
@@ -108,45 +110,49 @@ func (w *Watermarks) Run(ctx context.Context) {
 
 // Step takes a cut at the newest checkpoint read, and records the highest
 // cut the group's committed offsets reach if it is above the last one
-// recorded.
-func (w *Watermarks) Step(ctx context.Context) error {
+// recorded; it reports whether it recorded one.
+func (w *Watermarks) Step(ctx context.Context) (recorded bool, err error) {
 	rec, err := w.cuts.Checkpoint()
 	if err != nil {
-		return err
+		return false, err
 	}
 	if rec != nil && rec != w.seen {
 		w.seen = rec
-		through, commit, err := w.decode.Through(rec, w.source)
+		through, commit, isCut, err := w.decode.Through(rec, w.source)
 		if err != nil {
-			return err
+			return false, err
 		}
-		if w.above(through) {
+		if !isCut && !w.snapshotting {
+			w.log.Info("watermark waits: the producer is snapshotting tables, whose rows are not all published", "group", w.group, "source", w.source)
+		}
+		w.snapshotting = !isCut
+		if isCut && w.above(through) {
 			// Listed only now, after the checkpoint was read.
 			ends, err := w.cuts.Ends(ctx)
 			if err != nil {
-				return err
+				return false, err
 			}
 			w.pending = addCut(w.pending, cut{through: through, commit: commit, ends: ends})
 		}
 	}
 	if len(w.pending) == 0 {
-		return nil
+		return false, nil
 	}
 	committed, err := w.cuts.Committed(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	best, rest := highestReached(w.pending, committed)
 	if best == nil {
-		return nil
+		return false, nil
 	}
 	wm := sink.Watermark{Group: w.group, Source: w.source, Through: best.through.String(), CommitTime: best.commit}
 	if err := w.rec.RecordWatermark(ctx, wm); err != nil {
-		return err // the cut stays pending: tried again next time
+		return false, err // the cut stays pending: tried again next time
 	}
 	w.pending, w.recorded = rest, best
 	w.log.Debug("watermark recorded", "group", w.group, "source", w.source, "through", wm.Through, "commit_time", wm.CommitTime)
-	return nil
+	return true, nil
 }
 
 // above reports whether through is above every cut taken or recorded.

@@ -176,13 +176,15 @@ func (c *Codec) FromRecord(rec *kafka.StateRecord, source string) (*Checkpoint, 
 // FromRecord does) and returns the sequence below which every change it
 // covers lies (binlog.State.Through) and the source commit time of the
 // last source transaction published: what the consumer's watermark is
-// made of.
-func (c *Codec) Through(rec *kafka.StateRecord, source string) (cdc.Position, time.Time, error) {
+// made of. cut is false while a snapshot is in progress: rows of its
+// tables that are not read yet are older than that sequence but not
+// published, so no state of the source can be read below it.
+func (c *Codec) Through(rec *kafka.StateRecord, source string) (through cdc.Position, commit time.Time, cut bool, err error) {
 	cp, err := c.FromRecord(rec, source)
 	if err != nil || cp == nil {
-		return cdc.Position{}, time.Time{}, cmp.Or(err, errors.New("no checkpoint"))
+		return cdc.Position{}, time.Time{}, false, cmp.Or(err, errors.New("no checkpoint"))
 	}
-	return cp.Through(), cp.SourceTime, nil
+	return cp.Through(), cp.SourceTime, len(cp.Snapshot.Tables) == 0, nil
 }
 
 // historyEntries are the schema-history entries es as the Kafka state
