@@ -1,7 +1,9 @@
 package bigquery_test
 
 import (
+	"fmt"
 	"io"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -77,15 +79,24 @@ func TestWatermarkTableTaken(t *testing.T) {
 }
 
 // TestAsOfView: in append mode a keyed changelog gets, next to its
-// latest-row view, a view of the latest rows below the group's
-// watermark, reading the watermark table (created for it).
+// latest-row view, a view of the latest rows below its group's watermark
+// of its source, reading the watermark table (created for it); run by the
+// local endpoint, it shows the changelog as of the watermark, not as of
+// another group's.
 func TestAsOfView(t *testing.T) {
 	srv, w, ctx, _ := startWriter(t, func(c *bigquery.Config) {
 		appendMode(c)
 		c.Group, c.Source = "o'brien", "shop"
 	}, io.Discard)
 	src := newSource(t, users, 1)
-	if err := w.Apply(ctx, src.topic(), []sink.Change{src.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
+	changes := []sink.Change{ // at positions 1000, 2000, ...
+		src.change(cdc.OpCreate, nil, user(1, "a@x")),
+		src.change(cdc.OpCreate, nil, user(2, "b@x")),
+		src.change(cdc.OpUpdate, user(1, "a@x"), user(1, "a2@x")),
+		src.change(cdc.OpDelete, user(2, "b@x"), nil),
+		src.change(cdc.OpCreate, nil, user(3, "c@x")),
+	}
+	if err := w.Apply(ctx, src.topic(), changes); err != nil {
 		t.Fatal(err)
 	}
 	v, err := srv.Table(project, dataset, "shop_users_as_of_watermark")
@@ -105,7 +116,40 @@ func TestAsOfView(t *testing.T) {
 	if diff := cmp.Diff(v.View.Query, want); diff != "" {
 		t.Errorf("as-of view (-got +want):\n%s", diff)
 	}
-	if _, err := srv.Table(project, dataset, "_strait_watermark"); err != nil {
-		t.Errorf("the watermark table the view reads: %v", err)
+
+	// ids reads both views at once: the ids and emails of each.
+	ids := func() [2]string {
+		t.Helper()
+		views, err := srv.ViewRows(project, dataset, "shop_users_latest", "shop_users_as_of_watermark")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out [2]string
+		for i, rows := range views {
+			for _, r := range rows {
+				out[i] += fmt.Sprintf("%v:%v ", r["id"], r["email"])
+			}
+		}
+		return out
+	}
+	if got := ids(); got != [2]string{"1:a2@x 3:c@x ", ""} {
+		t.Errorf("latest, as of no watermark yet: %q", got)
+	}
+	through := func(pos uint64) string {
+		return cdc.Position{Epoch: 1, File: 3, Pos: pos, Row: math.MaxUint64}.String()
+	}
+	for _, wm := range []sink.Watermark{{Group: "o'brien", Source: "shop", Through: through(3000)}, {Group: "other", Source: "shop", Through: through(5000)}} {
+		if err := w.RecordWatermark(ctx, wm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := ids(); got != [2]string{"1:a2@x 3:c@x ", "1:a2@x 2:b@x "} {
+		t.Errorf("latest, as of the update of 1: %q", got)
+	}
+	if err := w.RecordWatermark(ctx, sink.Watermark{Group: "o'brien", Source: "shop", Through: through(4000)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(); got != [2]string{"1:a2@x 3:c@x ", "1:a2@x "} {
+		t.Errorf("latest, as of the delete of 2: %q", got)
 	}
 }
