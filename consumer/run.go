@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/strait-cdc/strait/pkg/apply"
 	"github.com/strait-cdc/strait/pkg/bigquery"
 	"github.com/strait-cdc/strait/pkg/kafka"
@@ -84,7 +86,7 @@ func runConsume(ctx context.Context, args []string, getenv func(string) string, 
 		return fmt.Errorf("kafka: %w", err)
 	}
 	if cfg.BigQuery.WatermarkTable != "" {
-		stop, err := startWatermarks(ctx, cfg, writer, log)
+		stop, err := startWatermarks(ctx, cfg, writer, log, reg)
 		if err != nil {
 			return err
 		}
@@ -109,7 +111,7 @@ func runConsume(ctx context.Context, args []string, getenv func(string) string, 
 
 // startWatermarks computes and records the group's applied-through
 // watermark in the background; stop ends it.
-func startWatermarks(ctx context.Context, cfg *Config, writer *bigquery.Writer, log *slog.Logger) (stop func(), err error) {
+func startWatermarks(ctx context.Context, cfg *Config, writer *bigquery.Writer, log *slog.Logger, reg prometheus.Registerer) (stop func(), err error) {
 	codec, err := pipeline.NewCodec()
 	if err != nil {
 		return nil, err
@@ -118,7 +120,7 @@ func startWatermarks(ctx context.Context, cfg *Config, writer *bigquery.Writer, 
 	if err != nil {
 		return nil, err
 	}
-	wm := apply.NewWatermarks(log, cuts, codec, writer, cfg.Kafka.GroupID, cfg.Kafka.TopicPrefix, cfg.Apply.WatermarkInterval)
+	wm := apply.NewWatermarks(log, cuts, codec, writer, cfg.Kafka.GroupID, cfg.Kafka.TopicPrefix, cfg.Apply.WatermarkInterval, reg)
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

@@ -19,6 +19,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/strait-cdc/strait/pkg/cdc"
 	"github.com/strait-cdc/strait/pkg/kafka"
 	"github.com/strait-cdc/strait/pkg/sink"
@@ -72,6 +74,8 @@ type Watermarks struct {
 	source   string
 	interval time.Duration
 
+	commitTime prometheus.Gauge // strait_consumer_watermark_source_timestamp_seconds
+
 	seen         *kafka.StateRecord // the last checkpoint record taken
 	pending      []cut              // in order of through
 	recorded     *cut               // the last watermark recorded
@@ -80,9 +84,15 @@ type Watermarks struct {
 }
 
 // NewWatermarks returns the watermark of group for source (the topic
-// prefix), computed every interval.
-func NewWatermarks(log *slog.Logger, cuts CutSource, decode CheckpointReader, rec WatermarkRecorder, group, source string, interval time.Duration) *Watermarks {
-	return &Watermarks{log: log, cuts: cuts, decode: decode, rec: rec, group: group, source: source, interval: interval}
+// prefix), computed every interval, with its metric registered in reg.
+func NewWatermarks(log *slog.Logger, cuts CutSource, decode CheckpointReader, rec WatermarkRecorder, group, source string, interval time.Duration,
+	reg prometheus.Registerer) *Watermarks {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "strait_consumer_watermark_source_timestamp_seconds",
+		Help: "Source commit time of the last transaction below the applied-through watermark this member recorded (bigquery.watermark_table); stays while the source is idle.",
+	})
+	reg.MustRegister(g)
+	return &Watermarks{log: log, cuts: cuts, decode: decode, rec: rec, group: group, source: source, interval: interval, commitTime: g}
 }
 
 // Run computes and records the watermark every interval until ctx ends.
@@ -151,6 +161,7 @@ func (w *Watermarks) Step(ctx context.Context) (recorded bool, err error) {
 		return false, err // the cut stays pending: tried again next time
 	}
 	w.pending, w.recorded = rest, best
+	w.commitTime.Set(float64(best.commit.UnixMilli()) / 1000)
 	w.log.Debug("watermark recorded", "group", w.group, "source", w.source, "through", wm.Through, "commit_time", wm.CommitTime)
 	return true, nil
 }
