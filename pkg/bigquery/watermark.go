@@ -68,7 +68,12 @@ func (w *Writer) RecordWatermark(ctx context.Context, wm sink.Watermark) error {
 		_, err = res.GetResult(ctx)
 	}
 	if err != nil {
-		w.streams.close(t) // opened afresh next time
+		// Opened afresh next time, on a table looked up again: it may
+		// have been dropped (README: rebuilding a table).
+		w.streams.close(t)
+		w.ds.wmMu.Lock()
+		w.ds.wmReady = false
+		w.ds.wmMu.Unlock()
 		return fmt.Errorf("record the watermark %s of %s in %s: %w", seq, wm.Source, w.cfg.WatermarkTable, err)
 	}
 	return nil
