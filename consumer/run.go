@@ -37,8 +37,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // runConsume is `consumer run`. Shutdown, in reverse order of start-up:
-// stop polling → finish the in-flight appends → commit → leave the group →
-// close BigQuery → stop HTTP.
+// stop polling → finish the in-flight appends → commit → stop the
+// watermark → leave the group → close BigQuery → stop HTTP.
 func runConsume(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := loadConfig("run", "Apply the change topics to BigQuery.", args, getenv, stdout, stderr)
 	if err != nil {
