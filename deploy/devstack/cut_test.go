@@ -19,10 +19,11 @@ import (
 // bin/producer and two bin/consumer replicas of one group in append mode
 // — while transfers move money between two account tables, each in one
 // source transaction (now and then closing an account, a delete, or
-// opening one). Read again and again meanwhile, the two tables' views as
-// of the group's watermark always hold the total the accounts started
-// with; the watermark advances with the transfers and at the end stands
-// at the binlog's end.
+// opening one), from before the snapshot of the accounts is done. Read
+// again and again meanwhile, the two tables' views as of the group's
+// watermark always hold the total the accounts started with; the
+// watermark advances with the transfers and at the end stands at the
+// binlog's end.
 func TestConsistentCutEndToEnd(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -43,24 +44,27 @@ func TestConsistentCutEndToEnd(t *testing.T) {
 		}
 	}()
 
-	// Eight accounts in each table, 100 each, there before the producer
-	// starts: they arrive by the snapshot.
-	const accounts, total = 8, 1600
+	// 300 accounts in each table, 100 each, there before the producer
+	// starts: they arrive by the snapshot, in chunks of 5 rows, while the
+	// transfers run.
+	const accounts, total = 300, 60000
 	bal := [2]map[int]int{{}, {}}
 	stmts := []string{"CREATE DATABASE shop",
 		"CREATE TABLE shop.acct_a (id INT PRIMARY KEY, bal BIGINT NOT NULL)",
 		"CREATE TABLE shop.acct_b (id INT PRIMARY KEY, bal BIGINT NOT NULL)"}
+	var values []string
 	for id := range accounts {
 		bal[0][id], bal[1][id] = 100, 100
-		stmts = append(stmts, fmt.Sprintf("INSERT INTO shop.acct_a VALUES (%d, 100)", id), fmt.Sprintf("INSERT INTO shop.acct_b VALUES (%d, 100)", id))
+		values = append(values, fmt.Sprintf("(%d, 100)", id))
 	}
+	stmts = append(stmts, "INSERT INTO shop.acct_a VALUES "+strings.Join(values, ", "), "INSERT INTO shop.acct_b VALUES "+strings.Join(values, ", "))
 	if err := st.db.Exec(ctx, "", stmts...); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.writeConfigs(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.spawn("producer", "-http_addr", "127.0.0.1:0"); err != nil {
+	if _, err := st.spawn("producer", "-http_addr", "127.0.0.1:0", "-source.snapshot_chunk_rows", "5"); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {

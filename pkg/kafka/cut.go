@@ -7,11 +7,13 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -143,6 +145,9 @@ func (c *Cuts) Committed(ctx context.Context) (map[TopicPartition]int64, error) 
 	resp, err := c.admin.FetchOffsets(ctx, c.groupID)
 	if err == nil {
 		err = resp.Error()
+	}
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return map[TopicPartition]int64{}, nil // nothing committed yet
 	}
 	if err != nil {
 		return nil, fmt.Errorf("committed offsets of group %s: %w", c.groupID, err)
