@@ -37,6 +37,9 @@ type bank struct {
 	codec *pipeline.Codec
 	bal   [2]map[int64]int64 // by table (a, b), by id; a missing id has no row
 	tx    uint64             // source transactions published
+	// snapshot is the tables whose snapshot is still in progress, as the
+	// checkpoints say.
+	snapshot []string
 }
 
 // position is where the row changes of source transaction tx lie: all
@@ -55,8 +58,8 @@ func (b *bank) publish(ctx context.Context, evs ...cdc.Event) error {
 	if err := b.pub.w.Publish(ctx, evs); err != nil {
 		return err
 	}
-	cp := &pipeline.Checkpoint{State: binlog.State{Flavor: "mariadb", File: "binlog.000001", Pos: b.pos(b.tx + 1), Epoch: 1},
-		SourceTime: time.Unix(1700000000+int64(b.tx), 0)}
+	cp := &pipeline.Checkpoint{State: binlog.State{Flavor: "mariadb", File: "binlog.000001", Pos: b.pos(b.tx + 1), Epoch: 1,
+		Snapshot: binlog.SnapshotState{Tables: b.snapshot}}, SourceTime: time.Unix(1700000000+int64(b.tx), 0)}
 	return b.pub.w.Commit(ctx, b.codec.Value(cp))
 }
 
@@ -98,7 +101,8 @@ func (b *bank) transfer(ctx context.Context, r *rand.Rand) error {
 }
 
 // TestConsistentCut: two consumer replicas of one group apply transfers
-// between two account tables (append mode) while they are made; sampled
+// between two account tables (append mode) while they are made, the
+// second table (a new topic) appearing after the first watermark; sampled
 // again and again meanwhile, the two tables as of the watermark the group
 // records always hold the constant total, the watermark advances, and it
 // reaches the last source transaction at the end. Each table has an
@@ -115,10 +119,11 @@ func TestConsistentCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := &bank{pub: newPublisher(t, prefix), codec: codec, bal: [2]map[int64]int64{{}, {}}}
+	// The accounts open in table a; table b, and its topic, come later.
 	var opening []cdc.Event
 	for id := range int64(8) {
-		b.bal[0][id], b.bal[1][id] = 100, 100
-		opening = append(opening, ins(accountsA, account(id, 100)...), ins(accountsB, account(id, 100)...))
+		b.bal[0][id] = 200
+		opening = append(opening, ins(accountsA, account(id, 200)...))
 	}
 	const total = 1600
 	if err := b.publish(ctx, opening...); err != nil {
@@ -144,6 +149,26 @@ func TestConsistentCut(t *testing.T) {
 	const rounds, perRound = 8, 50
 	done := make(chan error, 1)
 	go func() {
+		// Once the watermark stands at the accounts' opening (a cut of
+		// table a's topic alone was taken), half of each account moves
+		// to a new account in table b, a new topic, in one transaction.
+		for want := b.through(); watermark() != want; {
+			select {
+			case <-ctx.Done():
+				done <- fmt.Errorf("watermark %q at the deadline, want %s", watermark(), want)
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		var split []cdc.Event
+		for id := range int64(8) {
+			b.bal[0][id], b.bal[1][id] = 100, 100
+			split = append(split, upd(accountsA, account(id, 200), account(id, 100)), ins(accountsB, account(id, 100)...))
+		}
+		if err := b.publish(ctx, split...); err != nil {
+			done <- err
+			return
+		}
 		r := rand.New(rand.NewPCG(1, 2))
 		for range rounds {
 			for range perRound {
@@ -177,6 +202,11 @@ func TestConsistentCut(t *testing.T) {
 		}
 		through := wms[0]["sequence"].(string)
 		views, err := env.bq.ViewRows(project, dataset, "bank_a_as_of_watermark", "bank_b_as_of_watermark")
+		if err != nil && strings.Contains(err.Error(), "Not found: Table") && strings.Contains(err.Error(), "bank_b_as_of_watermark") {
+			// Table b is not there yet: neither may the watermark cover
+			// its first change, so table a holds the whole total.
+			views, err = env.bq.ViewRows(project, dataset, "bank_a_as_of_watermark")
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,5 +262,71 @@ func TestConsistentCut(t *testing.T) {
 		if v.Type != "VIEW" || v.View == nil || !strings.Contains(v.View.Query, want) || !strings.Contains(v.View.Query, "FROM `proj."+dataset+"."+table+"`") {
 			t.Errorf("view %s_as_of_watermark: %s %+v, want one reading %s below the watermark", table, v.Type, v.View, table)
 		}
+	}
+}
+
+// TestWatermarkWaitsForSnapshot: while the producer's checkpoints say a
+// snapshot is in progress, no watermark is recorded even once every
+// record is applied (rows not read yet are older than the checkpoint, so
+// the tables below it are no state the source had); the first
+// checkpoint after the snapshot is done is.
+func TestWatermarkWaitsForSnapshot(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	prefix, group, dataset := "snapcut"+run, "g", "ds_snapcut_"+run
+	codec, err := pipeline.NewCodec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bank{pub: newPublisher(t, prefix), codec: codec, snapshot: []string{"bank.a", "bank.b"}}
+	read := func(table *cdc.Table) []cdc.Event {
+		var evs []cdc.Event
+		for id := range int64(8) {
+			evs = append(evs, cdc.Event{Table: table, Op: cdc.OpRead, After: account(id, 100)})
+		}
+		return evs
+	}
+	// Table a is read; b is not yet, while a changes.
+	if err := b.publish(ctx, read(accountsA)...); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.publish(ctx, upd(accountsA, account(0, 100), account(0, 100))); err != nil {
+		t.Fatal(err)
+	}
+	c := startConsumer(t, append(consumerArgs(prefix, group, dataset), "-bigquery.mode", "append", "-watermark_interval", "20ms"))
+	waitCommitted(t, ctx, group, prefix+".bank.a")
+	for !strings.Contains(c.logs.String(), "watermark waits: the producer is snapshotting") {
+		select {
+		case <-ctx.Done():
+			t.Fatal("no \"watermark waits\" line at the deadline")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if wms, err := env.bq.Rows(project, dataset, "_strait_watermark"); err == nil && len(wms) > 0 {
+		t.Fatalf("a watermark while the snapshot is in progress: %v", wms)
+	}
+
+	b.snapshot = nil // b's rows finish the snapshot
+	if err := b.publish(ctx, read(accountsB)...); err != nil {
+		t.Fatal(err)
+	}
+	var views [][]map[string]any
+	for want := b.through(); ; {
+		wms, err := env.bq.Rows(project, dataset, "_strait_watermark")
+		if err == nil && len(wms) == 1 && wms[0]["sequence"] == want {
+			if views, err = env.bq.ViewRows(project, dataset, "bank_a_as_of_watermark", "bank_b_as_of_watermark"); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("watermark %v at the deadline, want %s", wms, want)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if len(views[0]) != 8 || len(views[1]) != 8 {
+		t.Errorf("as of the watermark after the snapshot: %d accounts in a, %d in b; want 8 and 8", len(views[0]), len(views[1]))
 	}
 }

@@ -10,11 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"regexp"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // checkpointLookback is how many offsets before the end of
@@ -96,21 +99,15 @@ func (c *Cuts) Checkpoint() (*StateRecord, error) {
 // table topic. Call it after Checkpoint: the ends then lie past every
 // record the checkpoint covers.
 func (c *Cuts) Ends(ctx context.Context) (map[TopicPartition]int64, error) {
-	details, err := c.admin.ListTopics(ctx)
+	parts, err := c.tablePartitions(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list the table topics: %w", err)
-	}
-	var topics []string
-	for _, name := range details.Names() {
-		if c.topics.MatchString(name) {
-			topics = append(topics, name)
-		}
+		return nil, err
 	}
 	ends := map[TopicPartition]int64{}
-	if len(topics) == 0 {
+	if len(parts) == 0 {
 		return ends, nil
 	}
-	listed, err := c.admin.ListEndOffsets(ctx, topics...)
+	listed, err := c.admin.ListEndOffsets(ctx, slices.Collect(maps.Keys(parts))...)
 	if err != nil {
 		return nil, fmt.Errorf("list the ends of the table topics: %w", err)
 	}
@@ -124,19 +121,54 @@ func (c *Cuts) Ends(ctx context.Context) (map[TopicPartition]int64, error) {
 	if err != nil {
 		return nil, err
 	}
-	// A partition listed in the metadata but missing here has an end
-	// nobody knows: no cut can be vouched for.
-	for _, d := range details {
-		if !c.topics.MatchString(d.Topic) {
-			continue
-		}
-		for p := range d.Partitions {
-			if _, ok := ends[TopicPartition{d.Topic, p}]; !ok {
-				return nil, fmt.Errorf("no end offset for %s/%d", d.Topic, p)
+	// A partition some broker knows but missing here (the offsets were
+	// listed with the client's older metadata) has an end nobody
+	// listed: no cut can be vouched for.
+	for topic, n := range parts {
+		for p := range int32(n) {
+			if _, ok := ends[TopicPartition{topic, p}]; !ok {
+				return nil, fmt.Errorf("no end offset for %s/%d", topic, p)
 			}
 		}
 	}
 	return ends, nil
+}
+
+// tablePartitions returns the table topics and their partition counts as
+// every broker knows them, asked now: not the client's cached metadata,
+// which may predate a topic the producer has just created and written
+// to, and not one broker's alone, which may learn of a new topic after
+// its leader (whom the producer wrote to).
+func (c *Cuts) tablePartitions(ctx context.Context) (map[string]int, error) {
+	ask := func(r kmsg.Requestor) (*kmsg.MetadataResponse, error) {
+		req := kmsg.NewPtrMetadataRequest() // every topic
+		resp, err := req.RequestWith(ctx, r)
+		if err != nil {
+			return nil, fmt.Errorf("list the table topics: %w", err)
+		}
+		return resp, nil
+	}
+	first, err := ask(c.client)
+	if err != nil {
+		return nil, err
+	}
+	parts := map[string]int{}
+	for _, b := range first.Brokers {
+		resp, err := ask(c.client.Broker(int(b.NodeID)))
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range resp.Topics {
+			if t.Topic == nil || !c.topics.MatchString(*t.Topic) {
+				continue
+			}
+			if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+				return nil, fmt.Errorf("metadata of %s: %w", *t.Topic, err)
+			}
+			parts[*t.Topic] = max(parts[*t.Topic], len(t.Partitions))
+		}
+	}
+	return parts, nil
 }
 
 // Committed returns the group's committed offset of every partition it
