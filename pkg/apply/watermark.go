@@ -30,8 +30,8 @@ import (
 // it. Called from one goroutine.
 type CutSource interface {
 	// Checkpoint returns the newest committed checkpoint record read so
-	// far (nil: none yet) without waiting.
-	Checkpoint() (*kafka.StateRecord, error)
+	// far (nil: none yet), after reading what arrived since the last call.
+	Checkpoint(ctx context.Context) (*kafka.StateRecord, error)
 	// Ends returns the end offset of every partition of every table
 	// topic.
 	Ends(ctx context.Context) (map[kafka.TopicPartition]int64, error)
@@ -122,7 +122,7 @@ func (w *Watermarks) Run(ctx context.Context) {
 // cut the group's committed offsets reach if it is above the last one
 // recorded; it reports whether it recorded one.
 func (w *Watermarks) Step(ctx context.Context) (recorded bool, err error) {
-	rec, err := w.cuts.Checkpoint()
+	rec, err := w.cuts.Checkpoint(ctx)
 	if err != nil {
 		return false, err
 	}

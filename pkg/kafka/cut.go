@@ -6,6 +6,7 @@ package kafka
 // offsets.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -69,30 +71,40 @@ func NewCuts(cfg *GroupConfig, log *slog.Logger, opts ...kgo.Opt) (*Cuts, error)
 func (c *Cuts) Close() { c.client.Close() }
 
 // Checkpoint returns the newest committed checkpoint record of the source
-// read so far, nil before the first; it takes what has arrived since the
-// last call without waiting. Its body is the producer's, to decode as
-// untrusted input.
-func (c *Cuts) Checkpoint() (*StateRecord, error) {
-	// A nil context: what is buffered, at once (kgo.Client.PollRecords).
-	fetches := c.client.PollRecords(nil, 0) //nolint:staticcheck // nil asks franz-go not to wait
+// read so far, nil before the first. It reads what has arrived since the
+// last call, fetch after fetch (franz-go holds one ahead) until none
+// comes within a moment, for at most a second: a producer committing
+// faster than that is caught up with over the next calls. Its body is the
+// producer's, to decode as untrusted input.
+func (c *Cuts) Checkpoint(ctx context.Context) (*StateRecord, error) {
+	budget, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
 	var err error
-	fetches.EachError(func(topic string, p int32, e error) {
-		err = fmt.Errorf("read %s: %w", topic, e)
-	})
-	if err != nil {
-		return nil, err
+	for budget.Err() == nil {
+		wait, stop := context.WithTimeout(budget, 20*time.Millisecond)
+		fetches := c.client.PollRecords(wait, 0)
+		stop()
+		fetches.EachError(func(topic string, p int32, e error) {
+			// The waits' ends come as errors too: nothing more arrived.
+			if !errors.Is(e, context.DeadlineExceeded) && !errors.Is(e, context.Canceled) {
+				err = fmt.Errorf("read %s: %w", topic, e)
+			}
+		})
+		if err != nil || fetches.NumRecords() == 0 {
+			break
+		}
+		fetches.EachRecord(func(r *kgo.Record) {
+			if string(r.Key) != c.prefix || len(r.Key)+len(r.Value) > c.maxSize {
+				return
+			}
+			if sr, serr := stateRecord(r); serr == nil {
+				c.last = sr
+			} else {
+				err = serr
+			}
+		})
 	}
-	fetches.EachRecord(func(r *kgo.Record) {
-		if string(r.Key) != c.prefix || len(r.Key)+len(r.Value) > c.maxSize {
-			return
-		}
-		if sr, serr := stateRecord(r); serr == nil {
-			c.last = sr
-		} else {
-			err = serr
-		}
-	})
-	return c.last, err
+	return c.last, cmp.Or(err, ctx.Err())
 }
 
 // Ends returns the end offset (high watermark) of every partition of every
