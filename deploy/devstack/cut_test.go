@@ -15,9 +15,9 @@ import (
 	"time"
 )
 
-// TestConsistentCutEndToEnd: the whole pipeline — a real MariaDB,
-// bin/producer and two bin/consumer replicas of one group in append mode
-// — while transfers move money between two account tables, each in one
+// TestConsistentCutEndToEnd: the whole pipeline — a real MariaDB, a
+// 3-broker kfake cluster, bin/producer and two bin/consumer replicas of
+// one group in append mode — while transfers move money between two account tables, each in one
 // source transaction (now and then closing an account, a delete, or
 // opening one), from before the snapshot of the accounts is done. Read
 // again and again meanwhile, the two tables' views as of the group's
@@ -29,7 +29,7 @@ func TestConsistentCutEndToEnd(t *testing.T) {
 	defer cancel()
 	bin := buildBinaries(t, ctx)
 	var out bytes.Buffer
-	o := &options{dir: t.TempDir(), bin: bin, brokers: 1, dataset: "strait_cut"}
+	o := &options{dir: t.TempDir(), bin: bin, brokers: 3, dataset: "strait_cut"}
 	st, err := startStack(ctx, o, &out)
 	if err != nil {
 		t.Fatal(err)
