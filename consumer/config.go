@@ -18,7 +18,7 @@ type Config struct {
 	BigQuery bigquery.Config   `yaml:"bigquery"`
 	// Apply is the engine's keys: on_bad_record, parallel_tables,
 	// max_polls_in_flight, shutdown_timeout, stopped_retry_backoff,
-	// stopped_retry_max_backoff.
+	// stopped_retry_max_backoff, watermark_interval.
 	Apply apply.Config `yaml:",inline"`
 	// HTTPAddr serves /metrics, /healthz and /readyz; default ":9465".
 	HTTPAddr string `yaml:"http_addr" help:"listen address of /metrics, /healthz, /readyz"`

@@ -4,12 +4,16 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strait-cdc/strait/pkg/apply"
 	"github.com/strait-cdc/strait/pkg/bigquery"
 	"github.com/strait-cdc/strait/pkg/kafka"
+	"github.com/strait-cdc/strait/pkg/pipeline"
 	"github.com/strait-cdc/strait/pkg/service"
 )
 
@@ -33,8 +37,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // runConsume is `consumer run`. Shutdown, in reverse order of start-up:
-// stop polling → finish the in-flight appends → commit → leave the group →
-// close BigQuery → stop HTTP.
+// stop polling → finish the in-flight appends → commit → stop the
+// watermark → leave the group → close BigQuery → stop HTTP.
 func runConsume(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	cfg, err := loadConfig("run", "Apply the change topics to BigQuery.", args, getenv, stdout, stderr)
 	if err != nil {
@@ -49,6 +53,7 @@ func runConsume(ctx context.Context, args []string, getenv func(string) string, 
 
 	var phase atomic.Pointer[state]
 	phase.Store(&state{name: "starting", since: time.Now()})
+	cfg.BigQuery.Group, cfg.BigQuery.Source = cfg.Kafka.GroupID, cfg.Kafka.TopicPrefix // whose watermark the as-of views read
 	writer, err := bigquery.Open(ctx, &cfg.BigQuery, log, bigquery.NewMetrics(reg))
 	if err != nil {
 		return err
@@ -80,6 +85,13 @@ func runConsume(ctx context.Context, args []string, getenv func(string) string, 
 	if err := group.Ping(ctx); err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}
+	if cfg.BigQuery.WatermarkTable != "" {
+		stop, err := startWatermarks(ctx, cfg, writer, log, reg)
+		if err != nil {
+			return err
+		}
+		defer stop() // before the writer closes
+	}
 	proc.Ready.Store(true)
 	defer proc.Ready.Store(false)
 	group.OnRegistry = proc.Ready.Store // not ready while the registry is down
@@ -95,6 +107,27 @@ func runConsume(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	log.Info("stopped: every applied change is committed")
 	return nil
+}
+
+// startWatermarks computes and records the group's applied-through
+// watermark in the background; stop ends it.
+func startWatermarks(ctx context.Context, cfg *Config, writer *bigquery.Writer, log *slog.Logger, reg prometheus.Registerer) (stop func(), err error) {
+	codec, err := pipeline.NewCodec()
+	if err != nil {
+		return nil, err
+	}
+	cuts, err := kafka.NewCuts(&cfg.Kafka, log)
+	if err != nil {
+		return nil, err
+	}
+	wm := apply.NewWatermarks(log, cuts, codec, writer, cfg.Kafka.GroupID, cfg.Kafka.TopicPrefix, cfg.Apply.WatermarkInterval, reg)
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		wm.Run(runCtx)
+	}()
+	return func() { cancel(); <-done; cuts.Close() }, nil
 }
 
 // state is the consumer's phase, for /status: starting (until BigQuery's

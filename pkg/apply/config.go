@@ -33,6 +33,10 @@ type Config struct {
 	StoppedRetryBackoff time.Duration `yaml:"stopped_retry_backoff" help:"first wait before a table stopped by a BigQuery error is tried again"`
 	// StoppedRetryMaxBackoff caps that wait; default 30m.
 	StoppedRetryMaxBackoff time.Duration `yaml:"stopped_retry_max_backoff" help:"longest wait between retries of a stopped table"`
+	// WatermarkInterval is how often the group's applied-through
+	// watermark (bigquery.watermark_table) is computed and, when it
+	// rose, recorded; default 10s.
+	WatermarkInterval time.Duration `yaml:"watermark_interval" help:"how often the applied-through watermark is computed and recorded"`
 
 	// TopicPrefix is kafka.topic_prefix: a topic names its table as
 	// <prefix>.<database>.<table>.
@@ -52,6 +56,7 @@ const (
 func (c *Config) Defaults() {
 	c.OnBadRecord, c.ParallelTables, c.MaxPollsInFlight, c.ShutdownTimeout = onBadDeadLetter, 8, 2, 30*time.Second
 	c.StoppedRetryBackoff, c.StoppedRetryMaxBackoff = time.Minute, 30*time.Minute
+	c.WatermarkInterval = 10 * time.Second
 }
 
 // Validate reports every problem of the keys, naming the key.
@@ -74,6 +79,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StoppedRetryMaxBackoff < c.StoppedRetryBackoff {
 		errs = append(errs, fmt.Errorf("stopped_retry_max_backoff: %s, want at least stopped_retry_backoff (%s)", c.StoppedRetryMaxBackoff, c.StoppedRetryBackoff))
+	}
+	if c.WatermarkInterval <= 0 {
+		errs = append(errs, fmt.Errorf("watermark_interval: %s, want more than 0", c.WatermarkInterval))
 	}
 	return errors.Join(errs...)
 }

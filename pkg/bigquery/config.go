@@ -81,6 +81,19 @@ type Config struct {
 	// handshake) and for a REST answer to begin: an endpoint that hangs
 	// counts as unavailable after it. Default 30s.
 	RequestTimeout time.Duration `yaml:"request_timeout" help:"how long a BigQuery endpoint may take to accept a connection or start an answer before it counts as unavailable"`
+	// WatermarkTable is the table of the group's "applied through"
+	// watermark (README, "A consistent cut across tables"): one row per
+	// consumer group and source. Empty: no watermark and no as-of views.
+	// Default "_strait_watermark".
+	WatermarkTable string `yaml:"watermark_table" help:"table of the group's applied-through watermark per source; empty: none, and no as-of views"`
+	// AsOfSuffix names the view of a changelog table as of the watermark
+	// in append mode: the table's name followed by the suffix; default
+	// "_as_of_watermark".
+	AsOfSuffix string `yaml:"as_of_suffix" help:"append mode: the view of a changelog table as of the watermark is named <table><as_of_suffix>"`
+
+	// Group and Source are kafka.group_id and kafka.topic_prefix: whose
+	// watermark the as-of views read.
+	Group, Source string `yaml:"-"`
 }
 
 // Defaults fills unset fields with their defaults.
@@ -96,6 +109,8 @@ func (c *Config) Defaults() {
 	c.WriteConnections = 8
 	c.StreamIdleTimeout = 5 * time.Minute
 	c.RequestTimeout = 30 * time.Second
+	c.WatermarkTable = "_strait_watermark"
+	c.AsOfSuffix = "_as_of_watermark"
 }
 
 // Validate reports every problem of the configuration, naming the key.
@@ -115,6 +130,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ViewSuffix == "" || !tableNameChars(c.ViewSuffix) {
 		errs = append(errs, fmt.Errorf("bigquery.view_suffix: %q, want letters, digits, '_' or '-'", c.ViewSuffix))
+	}
+	if !tableNameChars(c.WatermarkTable) {
+		errs = append(errs, fmt.Errorf("bigquery.watermark_table: %q, want letters, digits, '_' or '-'", c.WatermarkTable))
+	}
+	if c.AsOfSuffix == "" || !tableNameChars(c.AsOfSuffix) || c.AsOfSuffix == c.ViewSuffix {
+		errs = append(errs, fmt.Errorf("bigquery.as_of_suffix: %q, want letters, digits, '_' or '-', not bigquery.view_suffix", c.AsOfSuffix))
 	}
 	if c.MaxStaleness < 0 {
 		errs = append(errs, fmt.Errorf("bigquery.max_staleness: %s is negative", c.MaxStaleness))

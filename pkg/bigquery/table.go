@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 
 	"cloud.google.com/go/bigquery"
 	"google.golang.org/api/googleapi"
@@ -39,6 +40,9 @@ type dataset struct {
 	cfg *Config
 	log *slog.Logger
 	bq  *bigquery.Client
+
+	wmMu    sync.Mutex
+	wmReady bool // the watermark table exists (watermark.go)
 }
 
 // tableState is what the writer knows of one BigQuery table.
@@ -51,9 +55,10 @@ type tableState struct {
 	// appendMode: the table is a changelog (append mode), written without
 	// the CDC pseudo-columns.
 	appendMode bool
-	// view and viewColumns are the query and the table's column count the
-	// latest-row view was last confirmed with (append mode).
-	view        string
+	// view, asOf and viewColumns are the queries and the table's column
+	// count the latest-row view and the as-of view were last confirmed
+	// with (append mode).
+	view, asOf  string
 	viewColumns int
 }
 
@@ -186,29 +191,60 @@ func (d *dataset) createTable(ctx context.Context, ref *bigquery.Table, p *value
 // columns its changelog had when the view was last defined.
 const viewColumnsLabel = "strait_columns"
 
-// ensureView makes the latest-row view of changelog t (append mode, a
-// source table with primary key key): it creates it, or updates it when
-// its query differs (a new key) or the changelog gained columns since it
-// was defined. BigQuery keeps a view's schema from when the view was
-// defined, so re-defining it is what brings new columns into the view's
-// schema; the columns it was defined with are in the label
-// strait_columns.
+// ensureView makes the views of changelog t (append mode, a source table
+// with primary key key): the latest-row view and, with a watermark table,
+// the view as of the watermark. It creates each, or updates it when its
+// query differs (a new key) or the changelog gained columns since it was
+// defined. BigQuery keeps a view's schema from when the view was defined,
+// so re-defining it is what brings new columns into the view's schema;
+// the columns it was defined with are in the label strait_columns.
 func (d *dataset) ensureView(ctx context.Context, t *tableState, key []string) error {
 	query := viewQuery(d.cfg.Project, d.cfg.Dataset, t.id, key)
-	if t.view == query && t.viewColumns == len(t.schema) {
+	asOf := ""
+	if d.cfg.WatermarkTable != "" {
+		asOf = asOfQuery(d.cfg, t.id, key)
+	}
+	if t.view == query && t.asOf == asOf && t.viewColumns == len(t.schema) {
 		return nil
 	}
-	name := t.id + d.cfg.ViewSuffix
-	ref := d.bq.Dataset(d.cfg.Dataset).Table(name)
-	desc := fmt.Sprintf("strait: the latest row per primary key (%s) of changelog %s, by %s; keys whose latest change is a delete are left out",
-		strings.Join(key, ", "), t.id, ColSequence)
+	latest := viewDef{name: t.id + d.cfg.ViewSuffix, query: query, what: "latest-row view", key: "bigquery.view_suffix",
+		desc: fmt.Sprintf("strait: the latest row per primary key (%s) of changelog %s, by %s; keys whose latest change is a delete are left out",
+			strings.Join(key, ", "), t.id, ColSequence)}
+	if err := d.defineView(ctx, t, latest); err != nil {
+		return err
+	}
+	if asOf != "" {
+		// The view names the watermark table: BigQuery wants it to exist.
+		if err := d.ensureWatermarkTable(ctx); err != nil {
+			return err
+		}
+		v := viewDef{name: t.id + d.cfg.AsOfSuffix, query: asOf, what: "as-of-watermark view", key: "bigquery.as_of_suffix",
+			desc: fmt.Sprintf("strait: the latest row per primary key (%s) of changelog %s among the changes below the watermark of group %s in %s; views of one group read together show a state the source had",
+				strings.Join(key, ", "), t.id, d.cfg.Group, d.cfg.WatermarkTable)}
+		if err := d.defineView(ctx, t, v); err != nil {
+			return err
+		}
+	}
+	t.view, t.asOf, t.viewColumns = query, asOf, len(t.schema)
+	return nil
+}
+
+// viewDef is a view of a changelog: its name, query and description, what
+// it is and the key naming its suffix, for errors.
+type viewDef struct {
+	name, query, desc, what, key string
+}
+
+// defineView creates view v of changelog t, or updates it when its query
+// differs or t gained columns since it was defined.
+func (d *dataset) defineView(ctx context.Context, t *tableState, v viewDef) error {
+	ref := d.bq.Dataset(d.cfg.Dataset).Table(v.name)
 	cols := strconv.Itoa(len(t.schema))
 	md, err := ref.Metadata(ctx)
 	if isHTTP(err, http.StatusNotFound) {
-		err = ref.Create(ctx, &bigquery.TableMetadata{ViewQuery: query, Description: desc, Labels: map[string]string{viewColumnsLabel: cols}})
+		err = ref.Create(ctx, &bigquery.TableMetadata{ViewQuery: v.query, Description: v.desc, Labels: map[string]string{viewColumnsLabel: cols}})
 		if err == nil {
-			d.log.Info("view created", "view", name, "table", t.id, "primary_key", key)
-			t.view, t.viewColumns = query, len(t.schema)
+			d.log.Info("view created", "view", v.name, "table", t.id, "primary_key", t.key)
 			return nil
 		}
 		if isHTTP(err, http.StatusConflict) { // another consumer was first
@@ -216,24 +252,23 @@ func (d *dataset) ensureView(ctx context.Context, t *tableState, key []string) e
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("view %s of %s: %w", name, t.id, err)
+		return fmt.Errorf("view %s of %s: %w", v.name, t.id, err)
 	}
 	if md.Type != bigquery.ViewTable {
-		return permanent(fmt.Errorf("%s, the name of the latest-row view of %s, is taken by a %s: rename it or choose another bigquery.view_suffix", name, t.id, md.Type))
+		return permanent(fmt.Errorf("%s, the name of the %s of %s, is taken by a %s: rename it or choose another %s", v.name, v.what, t.id, md.Type, v.key))
 	}
-	if n, _ := strconv.Atoi(md.Labels[viewColumnsLabel]); md.ViewQuery != query || md.UseLegacySQL || n < len(t.schema) {
-		upd := bigquery.TableMetadataToUpdate{ViewQuery: query, UseLegacySQL: false, Description: desc}
+	if n, _ := strconv.Atoi(md.Labels[viewColumnsLabel]); md.ViewQuery != v.query || md.UseLegacySQL || n < len(t.schema) {
+		upd := bigquery.TableMetadataToUpdate{ViewQuery: v.query, UseLegacySQL: false, Description: v.desc}
 		upd.SetLabel(viewColumnsLabel, cols)
 		_, err := ref.Update(ctx, upd, md.ETag)
 		if isHTTP(err, http.StatusPreconditionFailed) { // changed meanwhile: look again
-			return d.ensureView(ctx, t, key)
+			return d.defineView(ctx, t, v)
 		}
 		if err != nil {
-			return fmt.Errorf("view %s of %s: update: %w", name, t.id, err)
+			return fmt.Errorf("view %s of %s: update: %w", v.name, t.id, err)
 		}
-		d.log.Info("view updated", "view", name, "table", t.id, "primary_key", key, "columns", len(t.schema))
+		d.log.Info("view updated", "view", v.name, "table", t.id, "primary_key", t.key, "columns", len(t.schema))
 	}
-	t.view, t.viewColumns = query, len(t.schema)
 	return nil
 }
 

@@ -63,6 +63,8 @@ type Writer struct {
 	mu     sync.Mutex
 	tables map[string]*table // by BigQuery table name
 	plans  map[int]planned   // by value schema id
+
+	wm *table // the watermark table (watermark.go)
 }
 
 var _ sink.Sink = (*Writer)(nil)
@@ -139,6 +141,7 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Writ
 		ds:      &dataset{cfg: cfg, log: log, bq: bq},
 		streams: &streams{cfg: cfg, metrics: m, mw: mw},
 		tables:  map[string]*table{}, plans: map[int]planned{},
+		wm: &table{state: tableState{id: cfg.WatermarkTable, known: true, schema: watermarkSchema()}},
 	}
 	if cfg.WriteConnections > 0 {
 		if w.streams.pools, err = newPools(life, cfg.Project, cfg.WriteConnections, grpcOpts, m); err != nil {
@@ -168,6 +171,9 @@ func (w *Writer) Close() error {
 		w.streams.close(t)
 		t.mu.Unlock()
 	}
+	w.wm.mu.Lock()
+	w.streams.close(w.wm)
+	w.wm.mu.Unlock()
 	return errors.Join(w.streams.closeClients(), w.ds.bq.Close())
 }
 
@@ -449,7 +455,7 @@ func (w *Writer) Apply(ctx context.Context, topic sink.Topic, changes []sink.Cha
 func (w *Writer) reset(t *table) {
 	w.streams.close(t)
 	t.state.known = false
-	t.state.view = ""
+	t.state.view, t.state.asOf = "", ""
 	t.bindings = map[int]*binding{}
 }
 

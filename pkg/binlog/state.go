@@ -53,6 +53,17 @@ func (s *State) Start() Start {
 	return Start{GTID: s.GTIDSet, File: s.File, Pos: s.Pos, SkipRows: s.RowsDone, TxGTID: s.TxGTID, Epoch: s.Epoch}
 }
 
+// Through is the sequence below which every change of the source up to
+// the resume point lies, as change records carry it (cdc.Position): the
+// stream's changes of every transaction before the resume point (they end
+// at or before it) and the snapshot rows published there, between
+// transactions (at the resume point itself, numbered from 0). The changes
+// of the transaction at the resume point end after it, so they lie above
+// it, also the rows of a partly published one (RowsDone).
+func (s *State) Through() cdc.Position {
+	return cdc.Position{Epoch: s.Epoch, File: fileIndex(s.File), Pos: s.Pos, Row: math.MaxUint64}
+}
+
 // AppendNative adds the state's fields of schemas/checkpoint.avsc to
 // native, in goavro's form.
 func (s *State) AppendNative(native map[string]any) {

@@ -9,6 +9,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -231,6 +232,25 @@ func (c *Codec) decodeRecord(rec *kafka.StateRecord, source string) (*Checkpoint
 	}
 	cp.from = rec
 	return cp, nil
+}
+
+// Through decodes the checkpoint record rec of source (refusing it as
+// FromRecord does) and returns the sequence below which every change it
+// covers lies (binlog.State.Through) and the source commit time of the
+// last source transaction published: what the consumer's watermark is
+// made of. cut is false while a snapshot is in progress: rows of its
+// tables that are not read yet are older than that sequence but not
+// published, so no state of the source can be read below it.
+func (c *Codec) Through(rec *kafka.StateRecord, source string) (through cdc.Position, commit time.Time, cut bool, err error) {
+	if rec == nil {
+		return cdc.Position{}, time.Time{}, false, errors.New("no checkpoint")
+	}
+	cp, err := c.decodeRecord(rec, source)
+	if err != nil {
+		return cdc.Position{}, time.Time{}, false, err
+	}
+	// A snapshot's tables are in the checkpoint, or in the plan it names.
+	return cp.Through(), cp.SourceTime, len(cp.Snapshot.Tables) == 0 && cp.Plan == 0, nil
 }
 
 // historyEntries are the schema-history entries es as the Kafka state

@@ -13,6 +13,7 @@ package sink
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // Sink writes the changes of table topics. Apply may be called
@@ -104,4 +105,13 @@ type RejectedError struct {
 // Error names the table and the first rejection.
 func (e *RejectedError) Error() string {
 	return fmt.Sprintf("table %s: %d changes rejected, first: %v", e.Table, len(e.Rejections), e.Rejections[0].Err)
+}
+
+// Watermark is how far a consumer group has applied a source: every change
+// whose sequence is below Through is acknowledged by the sink in every
+// table, so the tables read below it show a state the source had.
+type Watermark struct {
+	Group, Source string
+	Through       string    // a source sequence (cdc.Position's text)
+	CommitTime    time.Time // source commit time of the last transaction below Through
 }

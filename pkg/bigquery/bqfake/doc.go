@@ -48,10 +48,14 @@
 //     it names must exist in the view's location (404 otherwise), checked
 //     again when tables.patch or tables.update changes the query; a table
 //     does not turn into a view or back; a view is not written to.
-//     bqfake neither parses nor runs SQL: it tells the dialect from how
-//     tables are quoted (`project.dataset.table` is GoogleSQL,
+//     bqfake runs no SQL but one shape of view: it tells the dialect from
+//     how tables are quoted (`project.dataset.table` is GoogleSQL,
 //     [project:dataset.table] legacy SQL), checks the backtick-quoted
-//     three-part names, and stores the definition for tests to read (Table).
+//     three-part names, and stores the definition for tests to read
+//     (Table). ViewRows runs the views strait defines on changelogs (the
+//     latest row per key, optionally below a value read from another
+//     table, "ROW_NUMBER", "Scalar subqueries") and refuses any other
+//     query.
 //     A patch replaces the view object as a whole (how BigQuery merges
 //     nested fields is not modelled), so here a change of the query keeps
 //     GoogleSQL only when it sends useLegacySql=false too, as the Go

@@ -145,3 +145,24 @@ func TestViews(t *testing.T) {
 		}
 	})
 }
+
+// TestViewRowsRunsOnlyChangelogViews: ViewRows runs strait's changelog
+// views only; the query of any other view is refused, not guessed at.
+func TestViewRowsRunsOnlyChangelogViews(t *testing.T) {
+	e := newEnv(t)
+	e.createTable(t, "users", &bigquery.TableMetadata{Schema: cdcSchema})
+	for name, q := range map[string]string{
+		"filtered": "SELECT * FROM `proj.ds.users` WHERE id > 0",
+		"no_ops":   "SELECT * EXCEPT (r)\nFROM (\n  SELECT *, ROW_NUMBER() OVER (PARTITION BY `id` ORDER BY seq DESC, at DESC) AS r\n  FROM `proj.ds.users`\n)\nWHERE r = 1 AND op != 'd'",
+	} {
+		if err := e.bq.Dataset(dsID).Table(name).Create(e.ctx, &bigquery.TableMetadata{ViewQuery: q}); err != nil {
+			t.Fatalf("create view %s: %v", name, err)
+		}
+		if _, err := e.srv.ViewRows(project, dsID, name); err == nil {
+			t.Errorf("ViewRows of %s: no error, want a refusal", name)
+		}
+	}
+	if _, err := e.srv.ViewRows(project, dsID, "users"); err == nil || !strings.Contains(err.Error(), "not a view") {
+		t.Errorf("ViewRows of a table: err = %v, want one saying it is not a view", err)
+	}
+}
