@@ -91,13 +91,16 @@ const maxReason = 512
 
 // SnapshotRequest asks a running producer to snapshot tables, optionally
 // only the rows matching Filter (an SQL condition), or, with Cancel, to
-// end the snapshot of the tables the request at offset Request added.
+// end the snapshot of the tables the request at offset Request added, or,
+// with Keys, to publish those primary keys of Tables[0] again (repair.go).
 type SnapshotRequest struct {
 	Tables  []string
 	Filter  string
 	Cancel  bool
 	Request int64 // the request Cancel cancels
 	Next    int64 // the signal topic's offset after this request
+	// Keys are a repair's primary keys, as text (CheckRepairKeys).
+	Keys [][]string
 }
 
 // Snapshotter is the snapshot coordinator the Reader owns: it keeps the
@@ -128,6 +131,7 @@ type Snapshotter struct {
 	requests     int64                  // offset of the next snapshot request to take
 	failed       []SnapshotFailure      // the last snapshot failures (SnapshotState.Failed)
 	onProgress   func(SnapshotProgress) // see OnProgress; nil: none
+	fix          *repair                // the repair request being carried out; later requests wait for it
 }
 
 // snapshotSource is what the Snapshotter asks of the source besides the
@@ -294,7 +298,7 @@ func (sn *Snapshotter) Request(ctx context.Context, req SnapshotRequest) error {
 // reports whether there were any (their progress must be published).
 func (sn *Snapshotter) takeRequests() bool {
 	took := false
-	for {
+	for sn.fix == nil {
 		var req SnapshotRequest
 		if len(sn.held) > 0 {
 			req, sn.held = sn.held[0], sn.held[1:]
@@ -308,7 +312,18 @@ func (sn *Snapshotter) takeRequests() bool {
 		if req.Next <= sn.requests {
 			continue // read again after a restart, already taken
 		}
+		if len(req.Keys) > 0 && len(req.Tables) == 1 {
+			// Its offset is taken when it is published (repairStep).
+			sn.fix = newRepair(req)
+			sn.log.Info("repair requested", "table", req.Tables[0], "keys", len(req.Keys), "request", req.Next-1)
+			continue
+		}
 		took = true
+		if len(req.Keys) > 0 {
+			sn.requests = req.Next
+			sn.log.Error("repair request refused: it names one table", "tables", len(req.Tables), "offset", req.Next-1)
+			continue
+		}
 		sn.requests = req.Next
 		offset := req.Next - 1
 		if req.Cancel {
@@ -353,6 +368,7 @@ func (sn *Snapshotter) takeRequests() bool {
 		sn.log.Info("snapshot requested", "tables", req.Tables, "filter", req.Filter, "queued", len(st.Tables))
 		sn.metrics.snapshotTables.Set(float64(len(st.Tables)))
 	}
+	return took
 }
 
 // Publish runs between whole source transactions, the stream at at: it
@@ -360,6 +376,11 @@ func (sn *Snapshotter) takeRequests() bool {
 // waiting one into tx once the stream has reached its high watermark
 // (reporting true).
 func (sn *Snapshotter) Publish(ctx context.Context, tx *Tx, at streamAt) (bool, error) {
+	if sn.fix != nil {
+		if published, err := sn.repairStep(ctx, tx, at); err != nil || published {
+			return published, err
+		}
+	}
 	if sn.takeRequests() {
 		// The requests taken (or refused) go out now, checkpointed like
 		// a chunk.
@@ -918,6 +939,7 @@ func (sn *Snapshotter) publishChunk(tx *Tx, at streamAt) {
 // chunk's read (see recentWindow). info is the schema the change was
 // decoded with; before or after is nil when the change has none.
 func (sn *Snapshotter) Observe(info *tableInfo, before, after []cdc.Value) {
+	sn.observeRepair(info, before, after)
 	s := sn.snap
 	if s == nil || len(s.state.Tables) == 0 {
 		return
@@ -985,6 +1007,11 @@ func matchKey(key []int) []int {
 // DDL drops the waiting chunk of a table a DDL in the stream touches (it is
 // read again, with the new schema) and forgets the table's schema.
 func (sn *Snapshotter) DDL(scope ddlScope) {
+	if f := sn.fix; f != nil {
+		if db, table := splitID(f.table); scope.touches(db, table) {
+			f.restart() // read again, with the new schema
+		}
+	}
 	s := sn.snap
 	if s == nil || len(s.state.Tables) == 0 {
 		return
@@ -1054,7 +1081,7 @@ func (sn *Snapshotter) State() SnapshotState {
 // active reports whether a snapshot is in progress: only then do the
 // stream's changes concern it (Observe) and may a chunk be due before a
 // transaction's first event (Publish).
-func (sn *Snapshotter) active() bool { return sn.snap != nil }
+func (sn *Snapshotter) active() bool { return sn.snap != nil || sn.fix != nil }
 
 func (s *snapshot) closeConn() {
 	if s.conn != nil {
