@@ -34,8 +34,8 @@ func runVerify(ctx context.Context, args []string, getenv func(string) string, s
 	repair := fs.Bool("repair", false, "ask the running producer (through kafka.* and its signal topic) to publish again, with the snapshot's sequence rule, each key found missing, extra (as a delete) or different; then run verify again")
 	cfg := defaults()
 	err := config.FromArgsWithFlags(cfg, "producer", "verify",
-		"Compare source tables with their BigQuery tables: row counts and checksums by primary-key range, then the keys that differ. Keys of upsert tables that differ are pending while BigQuery may not have applied them (max_staleness) and re-checked until they match or the wait ends. Exit 1 on any difference.",
-		"Uses source.* and bigquery.* (project, dataset, table_template, credentials_file; endpoint, write_endpoint, insecure for a local endpoint), and kafka.* when set, to name the changes the producer dead-lettered as too large. Secrets (STRAIT_SOURCE_PASSWORD) only from the environment or files.",
+		"Compare source tables with their BigQuery tables: row counts and checksums by primary-key range, then the keys that differ. Keys of upsert tables that differ are pending while BigQuery may not have applied them (max_staleness) and re-checked until they match or the wait ends. With -repair, the running producer is asked to publish the keys that differ again. Exit 1 on any difference.",
+		"Uses source.* and bigquery.* (project, dataset, table_template, credentials_file; endpoint, write_endpoint, insecure for a local endpoint), and kafka.* when set, to name the changes the producer dead-lettered as too large and, with -repair, to write repair requests to the producer's signal topic. Secrets (STRAIT_SOURCE_PASSWORD) only from the environment or files.",
 		fs, args, getenv, stdout, stderr)
 	if err != nil {
 		return err

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The demo's pipeline under a write workload (the demo's, and updates of
+// shop.accounts); rows of the BigQuery table of shop.accounts deleted,
+// changed and added behind the consumer's back, in the local endpoint.
+// producer verify -repair names them and asks the running producer to
+// publish them again; afterwards verify reports no difference, and the
+// keys the source changed after the repair was asked for hold their
+// newest values (no repair overwrote a newer change).
+func TestRepairUnderLoad(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	bin := buildBinaries(t, ctx)
+	var out bytes.Buffer
+	o := &options{dir: t.TempDir(), bin: bin, dataset: "strait_demo"}
+	st, err := startStack(ctx, o, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.close()
+	if err := loadSchema(ctx, st.db); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.db.Exec(ctx, "shop", "CREATE TABLE accounts (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL, note VARCHAR(40))",
+		"SET SESSION max_recursive_iterations = 1000",
+		"INSERT INTO accounts WITH RECURSIVE seq(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM seq WHERE k < 200) SELECT k, 100, 'start' FROM seq"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.startBinaries(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			for _, name := range []string{"producer", "consumer"} {
+				b, _ := os.ReadFile(filepath.Join(o.dir, name+".log"))
+				t.Logf("%s log (tail):\n%s", name, tail(string(b), 40))
+			}
+			t.Logf("output:\n%s", out.String())
+		}
+	}()
+	if ok, err := st.verify(ctx, 2*time.Minute); err != nil || !ok {
+		t.Fatalf("verify after the initial snapshot: %v, %v", ok, err)
+	}
+
+	// The load: the demo's workload, and updates of accounts 20 to 200.
+	load, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		errs <- st.workload(load, 5*time.Minute, 30)
+	}()
+	go func() {
+		defer wg.Done()
+		errs <- updateAccounts(load, st, 20, 200)
+	}()
+
+	// The damage: accounts 10 and 11 deleted, 12 and 13 changed, 1000
+	// added, as DML in BigQuery would.
+	const project, table = "demo", "shop_accounts"
+	rows, err := st.bq.Rows(project, o.dataset, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[int64]map[string]any{}
+	for _, r := range rows {
+		byID[r["id"].(int64)] = r
+	}
+	for _, id := range []int64{10, 11} {
+		if err := st.bq.DeleteRow(project, o.dataset, table, map[string]any{"id": id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []int64{12, 13} {
+		r := maps.Clone(byID[id])
+		r["note"] = "damaged"
+		if err := st.bq.PutRow(project, o.dataset, table, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	extra := maps.Clone(byID[1])
+	extra["id"] = int64(1000)
+	if err := st.bq.PutRow(project, o.dataset, table, extra); err != nil {
+		t.Fatal(err)
+	}
+
+	repaired, err := st.verifyRepair(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"shop.accounts: missing (id=10)", "shop.accounts: missing (id=11)",
+		"shop.accounts: different (id=12): note: source start, BigQuery damaged",
+		"shop.accounts: extra (id=1000)",
+		"shop.accounts: repair of ",
+		"producer snapshot -list shows them",
+	} {
+		if !strings.Contains(repaired, want) {
+			t.Errorf("verify -repair output lacks %q:\n%s", want, repaired)
+		}
+	}
+	// Account 13 changes at the source after the repair was asked for,
+	// again and again while the producer takes the request: its newest
+	// change stays.
+	for i := range 20 {
+		if err := st.db.Exec(ctx, "shop", fmt.Sprintf("UPDATE accounts SET note = 'newest %d' WHERE id = 13", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+	}
+	if ok, err := st.verify(ctx, 2*time.Minute); err != nil || !ok {
+		t.Fatalf("verify after the repair: %v, %v, want every table to match", ok, err)
+	}
+	rows, err = st.bq.Rows(project, o.dataset, table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if r["id"].(int64) == 13 && r["note"] != "newest 19" {
+			t.Errorf("account 13 in BigQuery: %v, want its newest note", r["note"])
+		}
+	}
+}
+
+// verifyRepair runs `bin/producer verify -repair` until it has asked for
+// a repair of shop.accounts, and returns its output. Keys changed shortly
+// before are pending while BigQuery applies them (max_staleness 10s), and
+// re-checked for 15s.
+func (st *stack) verifyRepair(ctx context.Context) (string, error) {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		cmd := exec.CommandContext(ctx, filepath.Join(st.o.bin, "producer"), "verify", "-config", filepath.Join(st.o.dir, "producer.yaml"),
+			"-repair", "-tables", "shop.accounts", "-max-wait", "30s", "-margin", "5s", "-recheck", "1s")
+		cmd.Env = append(os.Environ(), "STRAIT_SOURCE_PASSWORD="+st.db.Password)
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			return "", fmt.Errorf("producer verify -repair: %w", err)
+		}
+		if strings.Contains(out.String(), "repair of ") {
+			return out.String(), nil
+		}
+		if time.Now().After(deadline) {
+			return "", fmt.Errorf("producer verify -repair asked for no repair:\n%s%s", out.String(), errOut.String())
+		}
+	}
+}
+
+// updateAccounts updates random accounts from lo to hi at the source until
+// ctx ends.
+func updateAccounts(ctx context.Context, st *stack, lo, hi int) error {
+	c, err := st.db.Conn(ctx, "shop")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	rnd := rand.New(rand.NewPCG(3, 4))
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		id := lo + rnd.IntN(hi-lo+1)
+		if _, err := c.Execute(fmt.Sprintf("UPDATE accounts SET balance = balance + 1, note = 'update %d' WHERE id = %d", rnd.IntN(1000), id)); err != nil {
+			return err
+		}
+	}
+}
