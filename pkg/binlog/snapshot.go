@@ -92,7 +92,9 @@ const maxReason = 512
 // SnapshotRequest asks a running producer to snapshot tables, optionally
 // only the rows matching Filter (an SQL condition), or, with Cancel, to
 // end the snapshot of the tables the request at offset Request added, or,
-// with Keys, to publish those primary keys of Tables[0] again (repair.go).
+// with Keys, to publish those primary keys of Tables[0] again (repair.go),
+// or, with Rows, to publish those historical rows of Tables[0]
+// (backfill.go).
 type SnapshotRequest struct {
 	Tables  []string
 	Filter  string
@@ -101,6 +103,10 @@ type SnapshotRequest struct {
 	Next    int64 // the signal topic's offset after this request
 	// Keys are a repair's primary keys, as text (CheckRepairKeys).
 	Keys [][]string
+	// Columns and Rows are a backfill's rows, as text by column
+	// (CheckBackfill); a nil value is NULL.
+	Columns []string
+	Rows    [][]*string
 }
 
 // Snapshotter is the snapshot coordinator the Reader owns: it keeps the
@@ -132,6 +138,7 @@ type Snapshotter struct {
 	failed       []SnapshotFailure      // the last snapshot failures (SnapshotState.Failed)
 	onProgress   func(SnapshotProgress) // see OnProgress; nil: none
 	fix          *repair                // the repair request being carried out; later requests wait for it
+	fill         *SnapshotRequest       // the backfill request to publish; later requests wait for it
 }
 
 // snapshotSource is what the Snapshotter asks of the source besides the
@@ -298,7 +305,7 @@ func (sn *Snapshotter) Request(ctx context.Context, req SnapshotRequest) error {
 // reports whether there were any (their progress must be published).
 func (sn *Snapshotter) takeRequests() bool {
 	took := false
-	for sn.fix == nil {
+	for sn.fix == nil && sn.fill == nil {
 		var req SnapshotRequest
 		if len(sn.held) > 0 {
 			req, sn.held = sn.held[0], sn.held[1:]
@@ -318,10 +325,14 @@ func (sn *Snapshotter) takeRequests() bool {
 			sn.log.Info("repair requested", "table", req.Tables[0], "keys", len(req.Keys), "request", req.Next-1)
 			continue
 		}
+		if len(req.Rows) > 0 && len(req.Tables) == 1 {
+			sn.fill = &req // its offset is taken when it is published (backfillStep)
+			continue
+		}
 		took = true
-		if len(req.Keys) > 0 {
+		if len(req.Keys) > 0 || len(req.Rows) > 0 {
 			sn.requests = req.Next
-			sn.log.Error("repair request refused: it names one table", "tables", len(req.Tables), "offset", req.Next-1)
+			sn.log.Error("repair or backfill request refused: it names one table", "tables", len(req.Tables), "offset", req.Next-1)
 			continue
 		}
 		sn.requests = req.Next
@@ -381,12 +392,18 @@ func (sn *Snapshotter) Publish(ctx context.Context, tx *Tx, at streamAt) (bool, 
 			return published, err
 		}
 	}
+	if sn.fill != nil {
+		return sn.backfillStep(ctx, tx, at)
+	}
 	if sn.takeRequests() {
 		// The requests taken (or refused) go out now, checkpointed like
 		// a chunk.
 		st := sn.State()
 		tx.Snapshot, tx.File, tx.EndPos, tx.CommitTime = &st, at.file, at.pos, time.Now()
 		return true, nil
+	}
+	if sn.fill != nil {
+		return sn.backfillStep(ctx, tx, at)
 	}
 	s := sn.snap
 	if s == nil {
@@ -1081,7 +1098,7 @@ func (sn *Snapshotter) State() SnapshotState {
 // active reports whether a snapshot is in progress: only then do the
 // stream's changes concern it (Observe) and may a chunk be due before a
 // transaction's first event (Publish).
-func (sn *Snapshotter) active() bool { return sn.snap != nil || sn.fix != nil }
+func (sn *Snapshotter) active() bool { return sn.snap != nil || sn.fix != nil || sn.fill != nil }
 
 func (s *snapshot) closeConn() {
 	if s.conn != nil {

@@ -25,11 +25,11 @@ func SignalTopic(prefix string) string { return prefix + "._signals" }
 
 // Signal is one request to a running producer.
 type Signal struct {
-	// Type is what is asked: SignalSnapshot, SignalCancel or
-	// SignalRepair.
+	// Type is what is asked: SignalSnapshot, SignalCancel, SignalRepair
+	// or SignalBackfill.
 	Type string `json:"type"`
 	// Tables are "database.table" names to snapshot; for SignalRepair,
-	// the one table to repair.
+	// the one table to repair or to backfill.
 	Tables []string `json:"tables,omitempty"`
 	// Filter is an SQL condition limiting the rows snapshotted; empty:
 	// every row.
@@ -41,6 +41,10 @@ type Signal struct {
 	// each the key columns' values in key order, as text (integers in
 	// decimal, dates as YYYY-MM-DD, text as it is).
 	Keys [][]string `json:"keys,omitempty"`
+	// Columns and Rows are, for SignalBackfill, the rows to load: each
+	// the text of its value per column (null: NULL).
+	Columns []string    `json:"columns,omitempty"`
+	Rows    [][]*string `json:"rows,omitempty"`
 }
 
 // The types of signal.
@@ -48,6 +52,7 @@ const (
 	SignalSnapshot = "snapshot" // snapshot Tables
 	SignalCancel   = "cancel"   // end the snapshot asked for by Request
 	SignalRepair   = "repair"   // publish the rows of Keys of Tables[0] again, a delete for each one gone
+	SignalBackfill = "backfill" // publish Rows into Tables[0] with a sequence below every live change
 )
 
 // SendSignal appends s to the signal topic of cfg's prefix, creating the

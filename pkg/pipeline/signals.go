@@ -32,6 +32,13 @@ func Request(sig kafka.Signal, next int64, src *binlog.Config, log *slog.Logger)
 		}
 		req.Tables, req.Keys = sig.Tables, sig.Keys
 		return req
+	case kafka.SignalBackfill:
+		if err := CheckBackfill(sig, src); err != nil {
+			log.Error("backfill request refused; it asks for nothing", "offset", next-1, "err", err)
+			return binlog.SnapshotRequest{Next: next}
+		}
+		req.Tables, req.Columns, req.Rows = sig.Tables, sig.Columns, sig.Rows
+		return req
 	case kafka.SignalSnapshot:
 	default:
 		log.Error("signal of an unknown type; skipped", "type", sig.Type, "offset", next-1)
@@ -55,24 +62,52 @@ const maxTableName = 130
 // and keys binlog.CheckRepairKeys takes. The keys' types are checked
 // against the table's primary key when the producer reads them.
 func CheckRepair(sig kafka.Signal, src *binlog.Config) error {
-	if len(sig.Tables) != 1 {
-		return fmt.Errorf("names %d tables: want one", len(sig.Tables))
+	t, err := oneTable(sig, src)
+	if err != nil {
+		return err
 	}
-	t := sig.Tables[0]
-	db, name, ok := strings.Cut(t, ".")
-	if len(t) > maxTableName || !ok || db == "" || name == "" {
-		return fmt.Errorf("table %.40q: want database.table", t)
-	}
-	if src != nil && !binlog.Captures(src.Include, src.Exclude, db, name) {
-		return fmt.Errorf("table %s is not captured (source.include/exclude)", t)
-	}
-	if sig.Filter != "" || sig.Request != 0 {
-		return fmt.Errorf("table %s: a repair takes keys, no filter or request", t)
+	if sig.Filter != "" || sig.Request != 0 || sig.Columns != nil || sig.Rows != nil {
+		return fmt.Errorf("table %s: a repair takes keys, no filter, request or rows", t)
 	}
 	if err := binlog.CheckRepairKeys(sig.Keys); err != nil {
 		return fmt.Errorf("table %s: %w", t, err)
 	}
 	return nil
+}
+
+// CheckBackfill checks a backfill signal, whose writer is not trusted: one
+// table, captured by src's include/exclude (nil src: any name), and rows
+// binlog.CheckBackfill takes. The values are checked against the table's
+// columns when the producer publishes them.
+func CheckBackfill(sig kafka.Signal, src *binlog.Config) error {
+	t, err := oneTable(sig, src)
+	if err != nil {
+		return err
+	}
+	if sig.Filter != "" || sig.Request != 0 || sig.Keys != nil {
+		return fmt.Errorf("table %s: a backfill takes rows, no filter, request or keys", t)
+	}
+	if err := binlog.CheckBackfill(sig.Columns, sig.Rows); err != nil {
+		return fmt.Errorf("table %s: %w", t, err)
+	}
+	return nil
+}
+
+// oneTable returns the one table sig names, checked: database.table,
+// captured by src (nil: any).
+func oneTable(sig kafka.Signal, src *binlog.Config) (string, error) {
+	if len(sig.Tables) != 1 {
+		return "", fmt.Errorf("names %d tables: want one", len(sig.Tables))
+	}
+	t := sig.Tables[0]
+	db, name, ok := strings.Cut(t, ".")
+	if len(t) > maxTableName || !ok || db == "" || name == "" {
+		return "", fmt.Errorf("table %.40q: want database.table", t)
+	}
+	if src != nil && !binlog.Captures(src.Include, src.Exclude, db, name) {
+		return "", fmt.Errorf("table %s is not captured (source.include/exclude)", t)
+	}
+	return t, nil
 }
 
 // Signals is where snapshot requests are read from: *kafka.Writer, on
@@ -124,7 +159,7 @@ func ListRequests(out io.Writer, cp *Checkpoint, signals []kafka.SignalRecord) {
 		case kafka.SignalCancel:
 			fmt.Fprintf(tw, "%d\t%s\t\t\tcancels request %d\n", s.Offset, written, s.Request)
 			continue
-		case kafka.SignalRepair:
+		case kafka.SignalRepair, kafka.SignalBackfill:
 			fmt.Fprintf(tw, "%d\t%s\t%s\t\t%s\n", s.Offset, written, firstTable(s.Tables), repairState(s, snap, failed))
 			continue
 		case kafka.SignalSnapshot:
@@ -154,19 +189,23 @@ func ListRequests(out io.Writer, cp *Checkpoint, signals []kafka.SignalRecord) {
 	tw.Flush()
 }
 
-// repairState is where the repair request s stands by the checkpoint's
-// snapshot state snap and its failures by request and table.
+// repairState is where the repair or backfill request s stands by the
+// checkpoint's snapshot state snap and its failures by request and table.
 func repairState(s kafka.SignalRecord, snap *binlog.SnapshotState, failed map[string]binlog.SnapshotFailure) string {
-	if err := CheckRepair(s.Signal, nil); err != nil {
+	what, err := fmt.Sprintf("repair of %d keys", len(s.Keys)), CheckRepair(s.Signal, nil)
+	if s.Type == kafka.SignalBackfill {
+		what, err = fmt.Sprintf("backfill of %d rows", len(s.Rows)), CheckBackfill(s.Signal, nil)
+	}
+	if err != nil {
 		return "refused: " + err.Error()
 	}
 	switch f, isFailed := failed[fmt.Sprint(s.Offset, s.Tables[0])]; {
 	case s.Offset >= snap.Requests:
-		return fmt.Sprintf("repair of %d keys pending: not published by the producer yet", len(s.Keys))
+		return what + " pending: not published by the producer yet"
 	case isFailed:
 		return fmt.Sprintf("failed %s: %s", f.At.UTC().Format(time.RFC3339), f.Reason)
 	}
-	return fmt.Sprintf("repair of %d keys published", len(s.Keys))
+	return what + " published"
 }
 
 // firstTable is the first of tables, shortened for a listing; "" when
