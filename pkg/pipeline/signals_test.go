@@ -200,3 +200,32 @@ func TestRepairSignalsSplit(t *testing.T) {
 		t.Error("a table source.include does not capture is sent")
 	}
 }
+
+func TestListRequestsRepairsAndBackfills(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	cp := &Checkpoint{State: binlog.State{Snapshot: binlog.SnapshotState{Requests: 3,
+		Failed: []binlog.SnapshotFailure{{Table: "shop.b", Request: 1, Reason: "backfill: row 2: column v is NOT NULL", At: at}}}}}
+	row := []*string{ptr("1")}
+	signals := []kafka.SignalRecord{
+		{Signal: kafka.Signal{Type: kafka.SignalRepair, Tables: []string{"shop.a"}, Keys: [][]string{{"1"}, {"2"}}}, Offset: 0, Time: at},
+		{Signal: kafka.Signal{Type: kafka.SignalBackfill, Tables: []string{"shop.b"}, Columns: []string{"id"}, Rows: [][]*string{row, row}}, Offset: 1, Time: at},
+		{Signal: kafka.Signal{Type: kafka.SignalRepair, Tables: []string{"shop.a"}}, Offset: 2, Time: at},
+		{Signal: kafka.Signal{Type: kafka.SignalBackfill, Tables: []string{"shop.b"}, Columns: []string{"id"}, Rows: [][]*string{row}}, Offset: 3, Time: at},
+	}
+	var out strings.Builder
+	ListRequests(&out, cp, signals)
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		got = append(got, strings.Join(strings.Fields(line), " "))
+	}
+	want := []string{
+		"ID WRITTEN TABLE FILTER STATE",
+		"0 2026-01-02T03:04:05Z shop.a repair of 2 keys published",
+		"1 2026-01-02T03:04:05Z shop.b failed 2026-01-02T03:04:05Z: backfill: row 2: column v is NOT NULL",
+		"2 2026-01-02T03:04:05Z shop.a refused: table shop.a: no keys",
+		"3 2026-01-02T03:04:05Z shop.b backfill of 1 rows pending: not published by the producer yet",
+	}
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("listing (-got +want):\n%s", diff)
+	}
+}
