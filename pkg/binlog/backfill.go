@@ -4,7 +4,9 @@ package binlog
 // backfill): a backfill request carries up to MaxBackfillRows rows of one
 // table as text, which the snapshotter checks against the table's current
 // schema and publishes as snapshot rows (op r) in one transaction of their
-// own, with a sequence below every live change: epoch 0, binlog file 0
+// own, once the stream has passed the position the schema was read at
+// (so that the stream's schema is the one checked), with a sequence below
+// every live change: epoch 0, binlog file 0
 // (the stream's files are numbered from 1), the request's offset, the
 // row's index. In BigQuery an upsert with a lower _CHANGE_SEQUENCE_NUMBER
 // than the row's does not overwrite it, so a backfilled row fills a gap
@@ -227,68 +229,95 @@ func fillTime(c *cdc.Column, s string) (cdc.Value, error) {
 	return cdc.Value{}, errors.New("want YYYY-MM-DD HH:MM:SS[.ffffff]")
 }
 
-// backfillStep publishes the waiting backfill request into tx, at the
-// stream's position at: its rows checked against the table's schema, or,
-// when one does not fit, nothing and the request recorded as failed.
+// backfill is the backfill request waiting to be published.
+type backfill struct {
+	req  SnapshotRequest
+	read bool // rows and info are read, at high
+	rows [][]cdc.Value
+	info *tableInfo
+	high binlogPos
+}
+
+// backfillStep carries the waiting backfill request on, between source
+// transactions, the stream at at: its rows are checked against the
+// table's schema, read with the server's position after it, and published
+// into tx (reporting true) once the stream has reached that position, so
+// that the stream has taken every change of the schema before it (a DDL
+// of the table streamed in between has them checked again). When a row
+// does not fit, nothing is published and the request is recorded as
+// failed.
 func (sn *Snapshotter) backfillStep(ctx context.Context, tx *Tx, at streamAt) (bool, error) {
-	req := sn.fill
-	offset := req.Next - 1
-	table := req.Tables[0]
-	rows, info, err := sn.readBackfill(ctx, req)
-	if err != nil && (ctx.Err() != nil || connectionLost(err)) {
-		return false, fmt.Errorf("backfill of %s: %w", table, err) // the run restarts and reads the request again
+	f := sn.fill
+	offset := f.req.Next - 1
+	table := f.req.Tables[0]
+	if !f.read {
+		err := sn.readBackfill(ctx, f)
+		if err != nil && (ctx.Err() != nil || connectionLost(err)) {
+			return false, fmt.Errorf("backfill of %s: %w", table, err) // the run restarts and reads the request again
+		}
+		if err != nil {
+			sn.failed = withFailure(sn.failed, table, offset, fmt.Errorf("backfill: %w", err))
+			sn.metrics.countSnapshotFailure(table)
+			sn.log.Error("backfill refused: nothing published for it; producer snapshot -list shows it", "table", table, "request", offset, "err", err)
+			f.rows = nil
+			f.high = binlogPos{}
+		}
+	}
+	if (binlogPos{file: at.file, pos: at.pos}).before(f.high) {
+		return false, nil // stream on to the schema's position
 	}
 	now := time.Now()
-	if err != nil {
-		sn.failed = withFailure(sn.failed, table, offset, fmt.Errorf("backfill: %w", err))
-		sn.metrics.countSnapshotFailure(table)
-		sn.log.Error("backfill refused: nothing published for it; producer snapshot -list shows it", "table", table, "request", offset, "err", err)
-	}
-	for i, row := range rows {
+	for i, row := range f.rows {
 		n := len(tx.Events)
-		tx.Events = append(tx.Events, cdc.Event{Table: info.table, Op: cdc.OpRead, After: row,
+		tx.Events = append(tx.Events, cdc.Event{Table: f.info.table, Op: cdc.OpRead, After: row,
 			Position:   cdc.Position{Pos: uint64(offset), Row: uint64(i)}, // below every live change: see the file comment
 			Source:     cdc.Source{ServerID: at.serverID, Row: uint32(n), Snapshot: true},
 			CommitTime: now})
 	}
-	if len(rows) > 0 {
-		sn.metrics.countSnapshotRows(table, len(rows))
-		sn.log.Info("backfill published", "table", table, "request", offset, "rows", len(rows))
+	if len(f.rows) > 0 {
+		sn.metrics.countSnapshotRows(table, len(f.rows))
+		sn.log.Info("backfill published", "table", table, "request", offset, "rows", len(f.rows))
 	}
-	sn.requests, sn.fill = req.Next, nil
+	sn.requests, sn.fill = f.req.Next, nil
 	st := sn.State()
 	tx.Snapshot, tx.File, tx.EndPos, tx.CommitTime = &st, at.file, at.pos, now
 	return true, nil
 }
 
 // readBackfill reads the schema of the request's table on a session of
-// its own and turns the request's rows into its values.
-func (sn *Snapshotter) readBackfill(ctx context.Context, req *SnapshotRequest) ([][]cdc.Value, *tableInfo, error) {
+// its own, then the server's position, and turns the request's rows into
+// the table's values.
+func (sn *Snapshotter) readBackfill(ctx context.Context, f *backfill) error {
 	conn, err := snapshotConn(ctx, sn.dialer)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	defer conn.Close()
-	db, table := splitID(req.Tables[0])
+	db, table := splitID(f.req.Tables[0])
 	ts, err := readSchema(conn, db, table)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	if len(ts.Columns) == 0 {
-		return nil, nil, fmt.Errorf("table %s does not exist", req.Tables[0])
+		return fmt.Errorf("table %s does not exist", f.req.Tables[0])
 	}
 	info, err := snapshotInfo(ts, sn.full)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	if !info.table.HasKey() {
-		return nil, nil, fmt.Errorf("table %s has no primary key: a backfilled row would be one more row, not a gap filled", info.table.ID())
+		return fmt.Errorf("table %s has no primary key: a backfilled row would be one more row, not a gap filled", info.table.ID())
 	}
-	rows := make([][]cdc.Value, len(req.Rows))
-	for i, r := range req.Rows {
-		if rows[i], err = BackfillRow(info.table, req.Columns, r); err != nil {
-			return nil, nil, fmt.Errorf("row %d: %w", i+1, err)
+	high, err := binlogPosition(conn)
+	if err != nil {
+		return err
+	}
+	rows := make([][]cdc.Value, len(f.req.Rows))
+	for i, r := range f.req.Rows {
+		if rows[i], err = BackfillRow(info.table, f.req.Columns, r); err != nil {
+			return fmt.Errorf("row %d: %w", i+1, err)
 		}
 	}
-	return rows, info, nil
+	f.rows, f.info, f.high, f.read = rows, info, high, true
+	return nil
 }

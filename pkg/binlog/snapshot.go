@@ -138,7 +138,7 @@ type Snapshotter struct {
 	failed       []SnapshotFailure      // the last snapshot failures (SnapshotState.Failed)
 	onProgress   func(SnapshotProgress) // see OnProgress; nil: none
 	fix          *repair                // the repair request being carried out; later requests wait for it
-	fill         *SnapshotRequest       // the backfill request to publish; later requests wait for it
+	fill         *backfill              // the backfill request to publish; later requests wait for it
 }
 
 // snapshotSource is what the Snapshotter asks of the source besides the
@@ -326,7 +326,7 @@ func (sn *Snapshotter) takeRequests() bool {
 			continue
 		}
 		if len(req.Rows) > 0 && len(req.Tables) == 1 {
-			sn.fill = &req // its offset is taken when it is published (backfillStep)
+			sn.fill = &backfill{req: req} // its offset is taken when it is published (backfillStep)
 			continue
 		}
 		took = true
@@ -393,7 +393,9 @@ func (sn *Snapshotter) Publish(ctx context.Context, tx *Tx, at streamAt) (bool, 
 		}
 	}
 	if sn.fill != nil {
-		return sn.backfillStep(ctx, tx, at)
+		if published, err := sn.backfillStep(ctx, tx, at); err != nil || published {
+			return published, err
+		}
 	}
 	if sn.takeRequests() {
 		// The requests taken (or refused) go out now, checkpointed like
@@ -403,7 +405,9 @@ func (sn *Snapshotter) Publish(ctx context.Context, tx *Tx, at streamAt) (bool, 
 		return true, nil
 	}
 	if sn.fill != nil {
-		return sn.backfillStep(ctx, tx, at)
+		if published, err := sn.backfillStep(ctx, tx, at); err != nil || published {
+			return published, err
+		}
 	}
 	s := sn.snap
 	if s == nil {
@@ -1027,6 +1031,11 @@ func (sn *Snapshotter) DDL(scope ddlScope) {
 	if f := sn.fix; f != nil {
 		if db, table := splitID(f.table); scope.touches(db, table) {
 			f.restart() // read again, with the new schema
+		}
+	}
+	if f := sn.fill; f != nil {
+		if db, table := splitID(f.req.Tables[0]); scope.touches(db, table) {
+			f.read = false // checked again, against the new schema
 		}
 	}
 	s := sn.snap
