@@ -1,7 +1,7 @@
 package pipeline
 
-// backfill.go: the file of producer backfill, turned into backfill signals
-// (pkg/binlog's backfill.go publishes them). The file holds one JSON
+// backfill.go: the file (or the query's rows) of producer backfill, turned
+// into backfill signals (pkg/binlog's backfill.go publishes them). The file holds one JSON
 // object per line, a row by column name: a string is the value's text, a
 // number its digits as written, true and false are 1 and 0, an object or
 // array a JSON column's document, null is NULL. Every line names the same
@@ -10,6 +10,7 @@ package pipeline
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,27 +29,13 @@ const maxBackfillLine = 1 << 20
 // BackfillSignals reads the rows of table t (its current schema) from r,
 // the file format above, checks each against t (binlog.BackfillRow) and
 // hands them to emit in signals of at most binlog.MaxBackfillRows rows and
-// maxSignalBytes, each checked as the producer will check it
+// maxSignalBytes each, each checked as the producer will check it
 // (CheckBackfill). It returns the rows read; an error names the line.
 func BackfillSignals(r io.Reader, t *cdc.Table, src *binlog.Config, emit func(kafka.Signal) error) (int, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxBackfillLine)
-	sig := kafka.Signal{Type: kafka.SignalBackfill, Tables: []string{t.ID()}}
-	size0 := 0 // the columns' JSON
-	size, rows, line := 0, 0, 0
-	flush := func() error {
-		if len(sig.Rows) == 0 {
-			return nil
-		}
-		if err := CheckBackfill(sig, src); err != nil {
-			return err
-		}
-		if err := emit(sig); err != nil {
-			return err
-		}
-		sig.Rows, size = nil, size0
-		return nil
-	}
+	b := &backfillBatch{t: t, src: src, emit: emit}
+	line := 0
 	for sc.Scan() {
 		line++
 		text := bytes.TrimSpace(sc.Bytes())
@@ -57,44 +44,111 @@ func BackfillSignals(r io.Reader, t *cdc.Table, src *binlog.Config, emit func(ka
 		}
 		obj, err := backfillObject(text)
 		if err != nil {
-			return rows, fmt.Errorf("line %d: %w", line, err)
+			return b.rows, fmt.Errorf("line %d: %w", line, err)
 		}
-		if sig.Columns == nil {
-			sig.Columns = slices.Sorted(maps.Keys(obj))
-			head, _ := json.Marshal(sig.Columns)
-			size0, size = len(head), len(head)
+		columns := b.sig.Columns
+		if columns == nil {
+			columns = slices.Sorted(maps.Keys(obj))
 		}
-		vals, err := backfillValues(obj, sig.Columns)
+		vals, err := backfillValues(obj, columns)
 		if err == nil {
-			_, err = binlog.BackfillRow(t, sig.Columns, vals)
+			err = b.add(columns, vals)
 		}
 		if err != nil {
-			return rows, fmt.Errorf("line %d: %w", line, err)
+			return b.rows, fmt.Errorf("line %d: %w", line, err)
 		}
-		b, err := json.Marshal(vals)
-		if err != nil {
-			return rows, err
-		}
-		n := len(b) + 1
-		if size0+n+1024 > maxSignalBytes {
-			return rows, fmt.Errorf("line %d: %d bytes, more than a request holds (%d)", line, size0+n, maxSignalBytes)
-		}
-		if len(sig.Rows) == binlog.MaxBackfillRows || size+n > maxSignalBytes-1024 {
-			if err := flush(); err != nil {
-				return rows, err
-			}
-		}
-		sig.Rows = append(sig.Rows, vals)
-		size += n
-		rows++
 	}
 	if err := sc.Err(); err != nil {
-		return rows, fmt.Errorf("line %d: %w", line+1, err)
+		return b.rows, fmt.Errorf("line %d: %w", line+1, err)
 	}
-	if rows == 0 {
-		return 0, errors.New("no rows")
+	return b.rows, b.end()
+}
+
+// BackfillQuery is BackfillSignals for the rows of the operator's query
+// on the source (binlog.Scanner.Query: one read-only SELECT), its result's
+// columns named as t's; an error names the row.
+func BackfillQuery(ctx context.Context, s *binlog.Scanner, query string, t *cdc.Table, src *binlog.Config, emit func(kafka.Signal) error) (int, error) {
+	b := &backfillBatch{t: t, src: src, emit: emit}
+	err := s.Query(ctx, query, func(columns []string, vals []*string) error {
+		if err := b.add(columns, vals); err != nil {
+			return fmt.Errorf("row %d: %w", b.rows+1, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return b.rows, err
 	}
-	return rows, flush()
+	return b.rows, b.end()
+}
+
+// backfillBatch gathers checked rows into backfill signals.
+type backfillBatch struct {
+	t    *cdc.Table
+	src  *binlog.Config
+	emit func(kafka.Signal) error
+	sig  kafka.Signal
+	head int // bytes of the columns' JSON
+	size int // bytes of sig's JSON, about
+	rows int // rows added
+}
+
+// add checks a row against the table and adds it, emitting the signal
+// before it when the row would not fit.
+func (b *backfillBatch) add(columns []string, vals []*string) error {
+	if b.sig.Columns == nil {
+		if err := binlog.CheckBackfill(columns, [][]*string{vals}); err != nil {
+			return err
+		}
+		b.sig = kafka.Signal{Type: kafka.SignalBackfill, Tables: []string{b.t.ID()}, Columns: columns}
+		head, err := json.Marshal(columns)
+		if err != nil {
+			return err
+		}
+		b.head, b.size = len(head), len(head)
+	}
+	if _, err := binlog.BackfillRow(b.t, b.sig.Columns, vals); err != nil {
+		return err
+	}
+	j, err := json.Marshal(vals)
+	if err != nil {
+		return err
+	}
+	n := len(j) + 1
+	if b.head+n+1024 > maxSignalBytes {
+		return fmt.Errorf("%d bytes, more than a request holds (%d)", b.head+n, maxSignalBytes)
+	}
+	if len(b.sig.Rows) == binlog.MaxBackfillRows || b.size+n > maxSignalBytes-1024 {
+		if err := b.flush(); err != nil {
+			return err
+		}
+	}
+	b.sig.Rows = append(b.sig.Rows, vals)
+	b.size += n
+	b.rows++
+	return nil
+}
+
+// flush emits the rows gathered, checked as the producer will check them.
+func (b *backfillBatch) flush() error {
+	if len(b.sig.Rows) == 0 {
+		return nil
+	}
+	if err := CheckBackfill(b.sig, b.src); err != nil {
+		return err
+	}
+	if err := b.emit(b.sig); err != nil {
+		return err
+	}
+	b.sig.Rows, b.size = nil, b.head
+	return nil
+}
+
+// end emits the last rows; no rows at all is an error.
+func (b *backfillBatch) end() error {
+	if b.rows == 0 {
+		return errors.New("no rows")
+	}
+	return b.flush()
 }
 
 // backfillObject parses one line: a JSON object, nothing after it.
