@@ -165,6 +165,18 @@ func TestRepairUnderLoad(t *testing.T) {
 	if out, err := st.producer(ctx, "backfill", "-tables", "shop.accounts", "-from", file); err != nil || !strings.Contains(out, "backfill of 4 rows of shop.accounts requested") {
 		t.Fatalf("producer backfill: %v\n%s", err, out)
 	}
+	// And from an archive table outside the captured ones: 6000 is a gap,
+	// 51 is live.
+	if err := st.db.Exec(ctx, "", "CREATE DATABASE archive", "CREATE TABLE archive.accounts LIKE shop.accounts",
+		"INSERT INTO archive.accounts VALUES (6000, 9, 'archived'), (51, 0, 'archived')"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := st.producer(ctx, "backfill", "-tables", "shop.accounts", "-query", "SELECT * FROM archive.accounts"); err != nil || !strings.Contains(out, "backfill of 2 rows of shop.accounts requested") {
+		t.Fatalf("producer backfill -query: %v\n%s", err, out)
+	}
+	if out, err := st.producer(ctx, "backfill", "-tables", "shop.accounts", "-query", "SELECT * FROM archive.accounts; DROP TABLE archive.accounts"); err == nil || !strings.Contains(out, "holds a ';'") {
+		t.Errorf("producer backfill -query with a second statement: %v\n%s", err, out)
+	}
 	var got map[int64]map[string]any
 	for deadline := time.Now().Add(time.Minute); ; {
 		rows, err := st.bq.Rows(project, o.dataset, table)
@@ -178,19 +190,22 @@ func TestRepairUnderLoad(t *testing.T) {
 		// 150's delete may reach BigQuery after its backfilled row (the
 		// producer may take the request before it streams the delete);
 		// a backfilled row that came back after the delete stays.
-		if got[5000] != nil && got[5001] != nil && got[150] == nil {
+		if got[5000] != nil && got[5001] != nil && got[6000] != nil && got[150] == nil {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after a minute: backfilled rows 5000 %v, 5001 %v; account 150, deleted at the source: %v", got[5000], got[5001], got[150])
+			t.Fatalf("after a minute: backfilled rows 5000 %v, 5001 %v, 6000 %v; account 150, deleted at the source: %v", got[5000], got[5001], got[6000], got[150])
 		}
 		time.Sleep(100 * time.Millisecond) // polling the endpoint's state; the deadline bounds it
 	}
 	if got[5000]["note"] != "from 2019" || got[5000]["balance"] != int64(7) || got[5001]["note"] != nil {
 		t.Errorf("backfilled rows: %v, %v", got[5000], got[5001])
 	}
-	if got[50]["note"] == "from 2019" {
-		t.Errorf("the backfill overwrote live account 50: %v", got[50])
+	if got[50]["note"] == "from 2019" || got[51]["note"] == "archived" {
+		t.Errorf("the backfill overwrote live accounts 50 or 51: %v, %v", got[50], got[51])
+	}
+	if got[6000]["note"] != "archived" {
+		t.Errorf("account 6000 from the archive: %v", got[6000])
 	}
 }
 
