@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/strait-cdc/strait/pkg/binlog"
 	"github.com/strait-cdc/strait/pkg/kafka"
@@ -101,7 +103,7 @@ func oneTable(sig kafka.Signal, src *binlog.Config) (string, error) {
 	}
 	t := sig.Tables[0]
 	db, name, ok := strings.Cut(t, ".")
-	if len(t) > maxTableName || !ok || db == "" || name == "" {
+	if len(t) > maxTableName || !ok || db == "" || name == "" || !utf8.ValidString(t) || strings.ContainsFunc(t, unicode.IsControl) {
 		return "", fmt.Errorf("table %.40q: want database.table", t)
 	}
 	if src != nil && !binlog.Captures(src.Include, src.Exclude, db, name) {
@@ -214,10 +216,11 @@ func firstTable(tables []string) string {
 	if len(tables) == 0 {
 		return ""
 	}
-	if t := tables[0]; len(t) <= maxTableName {
-		return t
+	t := tables[0]
+	if len(t) > maxTableName || !utf8.ValidString(t) || strings.ContainsFunc(t, unicode.IsControl) {
+		return fmt.Sprintf("%.40q", t)
 	}
-	return strings.ToValidUTF8(tables[0][:maxTableName], "") + "…"
+	return t
 }
 
 // PrintRequests lists where each snapshot request of cfg's source stands,

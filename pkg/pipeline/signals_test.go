@@ -136,6 +136,8 @@ func TestRequestRefusesHostileRepairs(t *testing.T) {
 		{"not captured", kafka.Signal{Type: kafka.SignalRepair, Tables: []string{"shop.secret"}, Keys: [][]string{{"1"}}}, "shop.secret is not captured"},
 		{"unknown database", kafka.Signal{Type: kafka.SignalRepair, Tables: []string{"crm.c"}, Keys: [][]string{{"1"}}}, "crm.c is not captured"},
 		{"not database.table", kafka.Signal{Type: kafka.SignalRepair, Tables: []string{"nodot"}, Keys: [][]string{{"1"}}}, "want database.table"},
+		{"control characters", kafka.Signal{Type: kafka.SignalRepair, Tables: []string{"shop.a\tb\n"}, Keys: [][]string{{"1"}}}, "want database.table"},
+		{"not UTF-8 name", kafka.Signal{Type: kafka.SignalRepair, Tables: []string{"shop.\xff"}, Keys: [][]string{{"1"}}}, "want database.table"},
 		{"long name", kafka.Signal{Type: kafka.SignalRepair, Tables: []string{"shop." + strings.Repeat("x", 200)}, Keys: [][]string{{"1"}}}, "want database.table"},
 		{"no keys", kafka.Signal{Type: kafka.SignalRepair, Tables: []string{"shop.a"}}, "no keys"},
 		{"too many keys", kafka.Signal{Type: kafka.SignalRepair, Tables: []string{"shop.a"}, Keys: many}, "1001 keys: at most 1000"},
