@@ -62,8 +62,8 @@ func TestRepairUnderLoad(t *testing.T) {
 
 	// The load: the demo's workload, and updates of accounts 20 to 200.
 	load, stop := context.WithCancel(ctx)
-	defer stop()
 	var wg sync.WaitGroup
+	defer func() { stop(); wg.Wait() }() // before the logs are shown: the workload writes to out
 	errs := make(chan error, 2)
 	wg.Add(2)
 	go func() {
