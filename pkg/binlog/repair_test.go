@@ -137,3 +137,62 @@ func TestRepairRefusesKeysNotOfTheTable(t *testing.T) {
 		t.Errorf("the table after the hostile keys: %v, %v", rows, err)
 	}
 }
+
+// TestRepairAcrossARestart: a repair not published when its reader stops
+// is carried out by the next reader, which reads the request again from
+// the checkpoint's offset; one published already (the checkpoint's
+// offset is past it) is not carried out again.
+func TestRepairAcrossARestart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := server.Exec(ctx, "", "DROP DATABASE IF EXISTS repair_restart", "CREATE DATABASE repair_restart",
+		"CREATE TABLE repair_restart.t (id INT PRIMARY KEY, v VARCHAR(10))", "INSERT INTO repair_restart.t VALUES (1, 'one')"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := sourceConfig(server, "repair_restart.*")
+	cfg.ServerID, cfg.HeartbeatPeriod = 174, 100*time.Millisecond
+	req := SnapshotRequest{Tables: []string{"repair_restart.t"}, Keys: [][]string{{"1"}}, Next: 1}
+
+	first := openAtCurrent(t, ctx, cfg)
+	if err := first.RequestSnapshot(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	var tx Tx
+	if err := first.ReadTx(ctx, &tx); err != nil { // takes the request; its keys are read recentWindow later
+		t.Fatal(err)
+	}
+	if tx.Snapshot != nil && tx.Snapshot.Requests == 1 {
+		t.Fatal("the repair was published before its keys could be read")
+	}
+	first.Close()
+
+	second := openAtCurrent(t, ctx, cfg)
+	second.Snapshot(SnapshotState{Requests: 0}) // the checkpoint: the request not taken
+	if err := second.RequestSnapshot(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	evs, _ := readRepaired(t, ctx, second, 1, nil)
+	if len(evs) != 1 || evs[0].Op != cdc.OpRead || evs[0].After[1].Str != "one" {
+		t.Errorf("after the restart: %v, want the row of key 1 once", evs)
+	}
+
+	third := openAtCurrent(t, ctx, cfg)
+	third.Snapshot(SnapshotState{Requests: 1}) // the checkpoint: published
+	if err := third.RequestSnapshot(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := server.Exec(ctx, "repair_restart", "INSERT INTO t VALUES (2, 'two')"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); { // past recentWindow: a repair would be out
+		var tx Tx
+		if err := third.ReadTx(ctx, &tx); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range tx.Events {
+			if e.Op == cdc.OpRead {
+				t.Fatalf("a repair published again: %v", e.After)
+			}
+		}
+	}
+}
