@@ -2,11 +2,14 @@ package binlog
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strait-cdc/strait/pkg/cdc"
 )
@@ -153,7 +156,13 @@ func TestRepairAcrossARestart(t *testing.T) {
 	cfg.ServerID, cfg.HeartbeatPeriod = 174, 100*time.Millisecond
 	req := SnapshotRequest{Tables: []string{"repair_restart.t"}, Keys: [][]string{{"1"}}, Next: 1}
 
-	first := openAtCurrent(t, ctx, cfg)
+	first, err := Open(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Start(ctx, Start{}); err != nil {
+		t.Fatal(err)
+	}
 	if err := first.RequestSnapshot(ctx, req); err != nil {
 		t.Fatal(err)
 	}
@@ -166,6 +175,7 @@ func TestRepairAcrossARestart(t *testing.T) {
 	}
 	first.Close()
 
+	cfg.ServerID = 175
 	second := openAtCurrent(t, ctx, cfg)
 	second.Snapshot(SnapshotState{Requests: 0}) // the checkpoint: the request not taken
 	if err := second.RequestSnapshot(ctx, req); err != nil {
@@ -176,6 +186,7 @@ func TestRepairAcrossARestart(t *testing.T) {
 		t.Errorf("after the restart: %v, want the row of key 1 once", evs)
 	}
 
+	cfg.ServerID = 176
 	third := openAtCurrent(t, ctx, cfg)
 	third.Snapshot(SnapshotState{Requests: 1}) // the checkpoint: published
 	if err := third.RequestSnapshot(ctx, req); err != nil {
