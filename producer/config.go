@@ -55,6 +55,8 @@ func (c *Config) Keys(command string) []string {
 		return slices.Concat(database, []string{"source.include", "source.exclude", "source.snapshot_query_timeout"}, brokers,
 			[]string{"bigquery.project", "bigquery.dataset", "bigquery.table_template", "bigquery.credentials_file",
 				"bigquery.endpoint", "bigquery.write_endpoint", "bigquery.insecure"})
+	case "backfill":
+		return slices.Concat(database, []string{"source.include", "source.exclude"}, brokers, []string{"kafka.schema_registry_url"})
 	}
 	return nil
 }

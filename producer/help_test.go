@@ -20,6 +20,8 @@ func TestSubcommandHelpListsOnlyTheKeysItReads(t *testing.T) {
 			Not: []string{"source.host", "source.ssh.host", "bigquery.dataset", "kafka.partitions", "kafka.schema_registry_tls", "http_addr", "log_level"}, Sections: []string{"source", "kafka"}},
 		{Cmd: "verify", Reads: []string{"source.host", "source.include", "bigquery.project", "bigquery.dataset", "bigquery.endpoint", "kafka.brokers", "kafka.topic_prefix"},
 			Not: []string{"http_addr", "status_keys", "kafka.transaction_linger", "kafka.partitions", "source.start_gtid", "source.heartbeat_period", "bigquery.write_connections", "bigquery.max_staleness"}, Sections: []string{"source", "bigquery", "kafka"}},
+		{Cmd: "backfill", Reads: []string{"source.host", "source.include", "kafka.brokers", "kafka.topic_prefix"},
+			Not: []string{"http_addr", "bigquery.dataset", "kafka.transaction_linger", "kafka.partitions"}, Sections: []string{"source", "kafka"}},
 	} {
 		t.Run(tc.Cmd, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

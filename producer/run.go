@@ -23,13 +23,14 @@ Commands:
   check    validate the source, Kafka and the Schema Registry, with fixes
   snapshot ask the running producer to snapshot tables (optionally filtered)
   verify   compare source tables with their BigQuery tables (exit 1 on a difference)
+  backfill load historical rows from a file into a live table, below every live change
   version  print the version
 
 Run 'producer <command> -h' for the command's flags.
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return service.Dispatch(ctx, "producer", versionLine(), usage, map[string]service.Command{"run": runStream, "check": runCheck, "snapshot": runSnapshot, "verify": runVerify}, args, getenv, stdout, stderr)
+	return service.Dispatch(ctx, "producer", versionLine(), usage, map[string]service.Command{"run": runStream, "check": runCheck, "snapshot": runSnapshot, "verify": runVerify, "backfill": runBackfill}, args, getenv, stdout, stderr)
 }
 
 // runStream is `producer run`: read a transaction → encode → produce, until

@@ -91,13 +91,22 @@ const maxReason = 512
 
 // SnapshotRequest asks a running producer to snapshot tables, optionally
 // only the rows matching Filter (an SQL condition), or, with Cancel, to
-// end the snapshot of the tables the request at offset Request added.
+// end the snapshot of the tables the request at offset Request added, or,
+// with Keys, to publish those primary keys of Tables[0] again (repair.go),
+// or, with Rows, to publish those historical rows of Tables[0]
+// (backfill.go).
 type SnapshotRequest struct {
 	Tables  []string
 	Filter  string
 	Cancel  bool
 	Request int64 // the request Cancel cancels
 	Next    int64 // the signal topic's offset after this request
+	// Keys are a repair's primary keys, as text (CheckRepairKeys).
+	Keys [][]string
+	// Columns and Rows are a backfill's rows, as text by column
+	// (CheckBackfill); a nil value is NULL.
+	Columns []string
+	Rows    [][]*string
 }
 
 // Snapshotter is the snapshot coordinator the Reader owns: it keeps the
@@ -128,6 +137,8 @@ type Snapshotter struct {
 	requests     int64                  // offset of the next snapshot request to take
 	failed       []SnapshotFailure      // the last snapshot failures (SnapshotState.Failed)
 	onProgress   func(SnapshotProgress) // see OnProgress; nil: none
+	fix          *repair                // the repair request being carried out; later requests wait for it
+	fill         *backfill              // the backfill request to publish; later requests wait for it
 }
 
 // snapshotSource is what the Snapshotter asks of the source besides the
@@ -294,7 +305,7 @@ func (sn *Snapshotter) Request(ctx context.Context, req SnapshotRequest) error {
 // reports whether there were any (their progress must be published).
 func (sn *Snapshotter) takeRequests() bool {
 	took := false
-	for {
+	for sn.fix == nil && sn.fill == nil {
 		var req SnapshotRequest
 		if len(sn.held) > 0 {
 			req, sn.held = sn.held[0], sn.held[1:]
@@ -308,7 +319,22 @@ func (sn *Snapshotter) takeRequests() bool {
 		if req.Next <= sn.requests {
 			continue // read again after a restart, already taken
 		}
+		if len(req.Keys) > 0 && len(req.Tables) == 1 {
+			// Its offset is taken when it is published (repairStep).
+			sn.fix = newRepair(req)
+			sn.log.Info("repair requested", "table", req.Tables[0], "keys", len(req.Keys), "request", req.Next-1)
+			continue
+		}
+		if len(req.Rows) > 0 && len(req.Tables) == 1 {
+			sn.fill = &backfill{req: req} // its offset is taken when it is published (backfillStep)
+			continue
+		}
 		took = true
+		if len(req.Keys) > 0 || len(req.Rows) > 0 {
+			sn.requests = req.Next
+			sn.log.Error("repair or backfill request refused: it names one table", "tables", len(req.Tables), "offset", req.Next-1)
+			continue
+		}
 		sn.requests = req.Next
 		offset := req.Next - 1
 		if req.Cancel {
@@ -364,6 +390,7 @@ func (sn *Snapshotter) takeRequests() bool {
 		sn.log.Info("snapshot requested", "tables", req.Tables, "filter", req.Filter, "queued", len(st.Tables))
 		sn.metrics.snapshotTables.Set(float64(len(st.Tables)))
 	}
+	return took
 }
 
 // Publish runs between whole source transactions, the stream at at: it
@@ -371,12 +398,27 @@ func (sn *Snapshotter) takeRequests() bool {
 // waiting one into tx once the stream has reached its high watermark
 // (reporting true).
 func (sn *Snapshotter) Publish(ctx context.Context, tx *Tx, at streamAt) (bool, error) {
+	if sn.fix != nil {
+		if published, err := sn.repairStep(ctx, tx, at); err != nil || published {
+			return published, err
+		}
+	}
+	if sn.fill != nil {
+		if published, err := sn.backfillStep(ctx, tx, at); err != nil || published {
+			return published, err
+		}
+	}
 	if sn.takeRequests() {
 		// The requests taken (or refused) go out now, checkpointed like
 		// a chunk.
 		st := sn.State()
 		tx.Snapshot, tx.File, tx.EndPos, tx.CommitTime = &st, at.file, at.pos, time.Now()
 		return true, nil
+	}
+	if sn.fill != nil {
+		if published, err := sn.backfillStep(ctx, tx, at); err != nil || published {
+			return published, err
+		}
 	}
 	s := sn.snap
 	if s == nil {
@@ -929,6 +971,7 @@ func (sn *Snapshotter) publishChunk(tx *Tx, at streamAt) {
 // chunk's read (see recentWindow). info is the schema the change was
 // decoded with; before or after is nil when the change has none.
 func (sn *Snapshotter) Observe(info *tableInfo, before, after []cdc.Value) {
+	sn.observeRepair(info, before, after)
 	s := sn.snap
 	if s == nil || len(s.state.Tables) == 0 {
 		return
@@ -996,6 +1039,16 @@ func matchKey(key []int) []int {
 // DDL drops the waiting chunk of a table a DDL in the stream touches (it is
 // read again, with the new schema) and forgets the table's schema.
 func (sn *Snapshotter) DDL(scope ddlScope) {
+	if f := sn.fix; f != nil {
+		if db, table := splitID(f.table); scope.touches(db, table) {
+			f.restart() // read again, with the new schema
+		}
+	}
+	if f := sn.fill; f != nil {
+		if db, table := splitID(f.req.Tables[0]); scope.touches(db, table) {
+			f.read = false // checked again, against the new schema
+		}
+	}
 	s := sn.snap
 	if s == nil || len(s.state.Tables) == 0 {
 		return
@@ -1065,7 +1118,7 @@ func (sn *Snapshotter) State() SnapshotState {
 // active reports whether a snapshot is in progress: only then do the
 // stream's changes concern it (Observe) and may a chunk be due before a
 // transaction's first event (Publish).
-func (sn *Snapshotter) active() bool { return sn.snap != nil }
+func (sn *Snapshotter) active() bool { return sn.snap != nil || sn.fix != nil || sn.fill != nil }
 
 func (s *snapshot) closeConn() {
 	if s.conn != nil {

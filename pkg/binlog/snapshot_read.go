@@ -333,11 +333,18 @@ func rowBytes(row []cdc.Value) int {
 // readBounded is readChunk within bound (see chunkBound); truncated
 // reports a keyed chunk cut short by it.
 func readBounded(ctx context.Context, conn *client.Conn, info *tableInfo, conv *converter, after []cdc.Value, limit int, filter string, bound chunkBound) (rows [][]cdc.Value, truncated bool, err error) {
-	t := info.table
 	q, args, err := rangeQuery(info, after, bound.through, limit, filter)
 	if err != nil {
 		return nil, false, err
 	}
+	return readQuery(ctx, conn, info, conv, q, args, limit, "after key "+keyText(info, after), bound)
+}
+
+// readQuery runs the SELECT q of info's columns (selectList) with args
+// and decodes its rows as readBounded does; where says which rows in its
+// errors ("after key (5)"). limit > 0 sizes the rows for that many.
+func readQuery(ctx context.Context, conn *client.Conn, info *tableInfo, conv *converter, q string, args []any, limit int, where string, bound chunkBound) (rows [][]cdc.Value, truncated bool, err error) {
+	t := info.table
 	if err := ctx.Err(); err != nil {
 		return nil, false, err
 	}
@@ -373,7 +380,7 @@ func readBounded(ctx context.Context, conn *client.Conn, info *tableInfo, conv *
 		for i := range raw {
 			v, err := snapshotValue(info, conv, i, &raw[i], &arena)
 			if err != nil {
-				convErr = fmt.Errorf("snapshot %s column %s (%s) after key %s: %w", t.ID(), t.Columns[i].Name, t.Columns[i].Type, keyText(info, after), err)
+				convErr = fmt.Errorf("snapshot %s column %s (%s) %s: %w", t.ID(), t.Columns[i].Name, t.Columns[i].Type, where, err)
 				return nil
 			}
 			row[i] = v
@@ -391,7 +398,7 @@ func readBounded(ctx context.Context, conn *client.Conn, info *tableInfo, conv *
 		return nil
 	}, rawTemporals(info), args...)
 	if err != nil {
-		return nil, false, fmt.Errorf("snapshot %s after key %s: %w", t.ID(), keyText(info, after), chunkErr(ctx, err))
+		return nil, false, fmt.Errorf("snapshot %s %s: %w", t.ID(), where, chunkErr(ctx, err))
 	}
 	if convErr != nil {
 		return nil, false, convErr
@@ -416,21 +423,7 @@ func chunkQuery(info *tableInfo, after []cdc.Value, limit int, filter string) (s
 func rangeQuery(info *tableInfo, after, through []cdc.Value, limit int, filter string) (string, []any, error) {
 	t := info.table
 	var b strings.Builder
-	b.WriteString("SELECT ")
-	for i, c := range t.Columns {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		switch ci := &info.cols[i]; {
-		case ci.binType == mysql.MYSQL_TYPE_ENUM || ci.binType == mysql.MYSQL_TYPE_SET:
-			b.WriteString(quoteName(c.Name) + "+0") // the index / bitmap, as the binlog logs it
-		case ci.kind.width() > 0:
-			fmt.Fprintf(&b, "CAST(%s AS BINARY(%d))", quoteName(c.Name), ci.kind.width()) // UUID, INET: their binlog bytes
-		default:
-			b.WriteString(quoteName(c.Name))
-		}
-	}
-	b.WriteString(" FROM " + quoteName(t.Database) + "." + quoteName(t.Name))
+	b.WriteString(selectList(info))
 	var conds []string
 	if filter != "" {
 		conds = append(conds, filter)
@@ -483,6 +476,29 @@ func rangeQuery(info *tableInfo, after, through []cdc.Value, limit int, filter s
 		b.WriteString(" LIMIT " + strconv.Itoa(limit))
 	}
 	return b.String(), args, nil
+}
+
+// selectList is "SELECT <info's columns> FROM <table>": ENUM and SET as
+// the binlog logs them, fixed-width kinds as their binlog bytes.
+func selectList(info *tableInfo) string {
+	t := info.table
+	var b strings.Builder
+	b.WriteString("SELECT ")
+	for i, c := range t.Columns {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		switch ci := &info.cols[i]; {
+		case ci.binType == mysql.MYSQL_TYPE_ENUM || ci.binType == mysql.MYSQL_TYPE_SET:
+			b.WriteString(quoteName(c.Name) + "+0") // the index / bitmap, as the binlog logs it
+		case ci.kind.width() > 0:
+			fmt.Fprintf(&b, "CAST(%s AS BINARY(%d))", quoteName(c.Name), ci.kind.width()) // UUID, INET: their binlog bytes
+		default:
+			b.WriteString(quoteName(c.Name))
+		}
+	}
+	b.WriteString(" FROM " + quoteName(t.Database) + "." + quoteName(t.Name))
+	return b.String()
 }
 
 // keyAfter is the condition "key > vals" and its arguments:

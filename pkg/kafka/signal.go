@@ -25,9 +25,11 @@ func SignalTopic(prefix string) string { return prefix + "._signals" }
 
 // Signal is one request to a running producer.
 type Signal struct {
-	// Type is what is asked: SignalSnapshot or SignalCancel.
+	// Type is what is asked: SignalSnapshot, SignalCancel, SignalRepair
+	// or SignalBackfill.
 	Type string `json:"type"`
-	// Tables are "database.table" names to snapshot.
+	// Tables are "database.table" names to snapshot; for SignalRepair,
+	// the one table to repair or to backfill.
 	Tables []string `json:"tables,omitempty"`
 	// Filter is an SQL condition limiting the rows snapshotted; empty:
 	// every row.
@@ -35,12 +37,22 @@ type Signal struct {
 	// Request is, for SignalCancel, the offset of the snapshot request
 	// whose tables' snapshot ends.
 	Request int64 `json:"request,omitempty"`
+	// Keys are, for SignalRepair, the primary keys to publish again:
+	// each the key columns' values in key order, as text (integers in
+	// decimal, dates as YYYY-MM-DD, text as it is).
+	Keys [][]string `json:"keys,omitempty"`
+	// Columns and Rows are, for SignalBackfill, the rows to load: each
+	// the text of its value per column (null: NULL).
+	Columns []string    `json:"columns,omitempty"`
+	Rows    [][]*string `json:"rows,omitempty"`
 }
 
 // The types of signal.
 const (
 	SignalSnapshot = "snapshot" // snapshot Tables
 	SignalCancel   = "cancel"   // end the snapshot asked for by Request
+	SignalRepair   = "repair"   // publish the rows of Keys of Tables[0] again, a delete for each one gone
+	SignalBackfill = "backfill" // publish Rows into Tables[0] with a sequence below every live change
 )
 
 // SendSignal appends s to the signal topic of cfg's prefix, creating the

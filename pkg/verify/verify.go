@@ -46,6 +46,9 @@ type Options struct {
 	// ProgressEvery is how often a progress line is printed while a table
 	// is compared; default 5s.
 	ProgressEvery time.Duration
+	// Repair collects, in each Result's Repair, the keys that differ, for
+	// a repair request (producer verify -repair).
+	Repair bool
 	// MaxWait bounds how long the keys of an upsert table that differ but
 	// may not be applied yet (pending) are re-checked: until they settle,
 	// or for the table's max_staleness and Margin, whichever is shorter;
@@ -85,6 +88,8 @@ type Result struct {
 	// SourceSum and BigQuerySum are the tables' checksums (all rows, all
 	// columns, order-independent), equal when the tables are.
 	SourceSum, BigQuerySum Checksum
+	// Repair are the keys that differ, with Options.Repair (repair.go).
+	Repair Repair
 }
 
 // Checksum is an order-independent checksum of rows: the row count and
@@ -233,8 +238,11 @@ type keyRange struct {
 }
 
 // diff is one difference: kind (missing, extra, different), the key's
-// text and the detail.
-type diff struct{ kind, key, detail string }
+// text, the detail, and the key's values as a repair names them.
+type diff struct {
+	kind, key, detail string
+	vals              []string
+}
 
 // pendingRange is a range whose differing keys are re-checked: its rows
 // and checksums as last counted in the result, and the keys that have
@@ -256,7 +264,7 @@ func (r *run) compare(ctx context.Context) error {
 			return err
 		}
 		if len(rows) > 0 {
-			r.report("missing table", "", fmt.Sprintf("%s does not exist in BigQuery (the source has about %d rows)", r.res.BigQuery, max(r.scan.Estimate(), 1)))
+			r.report("missing table", "", fmt.Sprintf("%s does not exist in BigQuery (the source has about %d rows)", r.res.BigQuery, max(r.scan.Estimate(), 1)), nil)
 		}
 		return nil
 	}
@@ -269,7 +277,7 @@ func (r *run) compare(ctx context.Context) error {
 		names[i] = n
 		c := info.Column(n)
 		if c == nil {
-			r.report("missing column", "", fmt.Sprintf("column %s (source %s) does not exist in BigQuery", n, t.Columns[i].Name))
+			r.report("missing column", "", fmt.Sprintf("column %s (source %s) does not exist in BigQuery", n, t.Columns[i].Name), nil)
 			return nil
 		}
 		r.cols = append(r.cols, *c)
@@ -294,13 +302,16 @@ func (r *run) compare(ctx context.Context) error {
 			r.cols = append(r.cols, *c)
 		}
 	} else if want := keyNames(t, names); !slices.EqualFunc(info.Key, want, strings.EqualFold) {
-		r.report("primary key", "", fmt.Sprintf("BigQuery's primary key is (%s), the source's (%s)", strings.Join(info.Key, ", "), strings.Join(want, ", ")))
+		r.report("primary key", "", fmt.Sprintf("BigQuery's primary key is (%s), the source's (%s)", strings.Join(info.Key, ", "), strings.Join(want, ", ")), nil)
 	}
 	r.info = info
 	for _, c := range r.cols {
 		r.names = append(r.names, c.Name)
 	}
 	r.keyNames = keyNames(t, names)
+	if r.v.opts.Repair {
+		r.res.Repair.Refused = repairable(t)
+	}
 	r.ordered = t.HasKey()
 	for _, k := range t.PrimaryKey {
 		r.keyTypes = append(r.keyTypes, r.cols[k].Type)
@@ -443,7 +454,7 @@ func (r *run) compareRange(ctx context.Context, src [][]bigquery.Cell, rg keyRan
 	if !r.res.Upsert || r.v.opts.MaxWait <= 0 {
 		for _, k := range keys {
 			d := diffs[k]
-			r.report(d.kind, d.key, d.detail)
+			r.report(d.kind, d.key, d.detail, d.vals)
 		}
 		return nil
 	}
@@ -521,7 +532,7 @@ func (r *run) settle(ctx context.Context) error {
 			if d.detail != "" {
 				detail = d.detail + "; " + detail
 			}
-			r.report(d.kind, d.key, detail)
+			r.report(d.kind, d.key, detail, d.vals)
 		}
 	}
 	return nil
@@ -637,7 +648,7 @@ func (r *run) diffKeys(src, dst [][]bigquery.Cell) ([]string, map[string]diff) {
 		k := r.key(s)
 		d, ok := have[k]
 		if !ok {
-			add(k, diff{"missing", r.keyText(s), ""})
+			add(k, diff{"missing", r.keyText(s), "", r.keyVals(s)})
 			continue
 		}
 		delete(have, k)
@@ -648,11 +659,11 @@ func (r *run) diffKeys(src, dst [][]bigquery.Cell) ([]string, map[string]diff) {
 			}
 		}
 		if len(cols) > 0 {
-			add(k, diff{"different", r.keyText(s), strings.Join(cols, "; ")})
+			add(k, diff{"different", r.keyText(s), strings.Join(cols, "; "), r.keyVals(s)})
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(have)) {
-		add(k, diff{"extra", r.keyText(have[k]), ""})
+		add(k, diff{"extra", r.keyText(have[k]), "", r.keyVals(have[k])})
 	}
 	return keys, diffs
 }
@@ -674,10 +685,10 @@ func (r *run) diffRows(src, dst [][]bigquery.Cell) {
 	for _, k := range slices.Sorted(maps.Keys(count)) {
 		for n := count[k]; n != 0; {
 			if n > 0 {
-				r.report("missing", r.rowText(text[k]), "")
+				r.report("missing", r.rowText(text[k]), "", nil)
 				n--
 			} else {
-				r.report("extra", r.rowText(text[k]), "")
+				r.report("extra", r.rowText(text[k]), "", nil)
 				n++
 			}
 		}
@@ -685,9 +696,13 @@ func (r *run) diffRows(src, dst [][]bigquery.Cell) {
 }
 
 // report counts a difference and prints it while fewer than MaxShown
-// have been.
-func (r *run) report(kind, key, detail string) {
+// have been; with Options.Repair, vals (the key's values, nil for a
+// difference no key names) go into the result's repair.
+func (r *run) report(kind, key, detail string, vals []string) {
 	r.res.Differences++
+	if r.v.opts.Repair {
+		r.res.Repair.add(kind, vals)
+	}
 	if r.shown >= r.v.opts.MaxShown {
 		return
 	}

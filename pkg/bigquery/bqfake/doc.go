@@ -9,7 +9,8 @@
 //	mw, _ := managedwriter.NewClient(ctx, "p", srv.GRPCClientOptions()...)
 //
 // Rows reads a table back after changes are applied; FailAppends,
-// DropNextResponse and CloseStreamAfter inject failures. It enforces
+// DropNextResponse and CloseStreamAfter inject failures; PutRow and
+// DeleteRow change a table behind the writer's back, as DML would. It enforces
 // BigQuery's documented rules, so that a write BigQuery rejects fails here:
 //   - "Stream table updates with change data capture": _CHANGE_TYPE (UPSERT
 //     or DELETE) and _CHANGE_SEQUENCE_NUMBER (1-4 "/"-separated sections of

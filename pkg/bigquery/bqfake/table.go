@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/big"
 	"slices"
 	"strconv"
@@ -318,4 +319,54 @@ func compareValues(a, b any) int {
 		return x.Compare(b.(time.Time))
 	}
 	return strings.Compare(fmt.Sprint(a), fmt.Sprint(b))
+}
+
+// PutRow writes row — values by column name, of the Go types Rows returns
+// — into a table with a primary key, replacing the row of its key, as a DML
+// statement does: at once visible to reads, and without a change sequence
+// number, so that any later change of the key replaces it. Tests damage a
+// table with it behind the writer's back.
+func (s *Server) PutRow(project, ds, tbl string, row map[string]any) error {
+	return s.tamper(project, ds, tbl, row, false)
+}
+
+// DeleteRow removes the row of key (the primary-key columns' values by
+// name, as Rows returns them) from a table with a primary key, as a DML
+// DELETE does: at once, leaving no tombstone.
+func (s *Server) DeleteRow(project, ds, tbl string, key map[string]any) error {
+	return s.tamper(project, ds, tbl, key, true)
+}
+
+func (s *Server) tamper(project, ds, tbl string, vals map[string]any, del bool) error {
+	s.cat.mu.Lock()
+	defer s.cat.mu.Unlock()
+	t, aerr := s.cat.lookupTableLocked(project, ds, tbl)
+	if aerr != nil {
+		return aerr
+	}
+	pk := t.primaryKey()
+	if len(pk) == 0 || t.byKey == nil {
+		return fmt.Errorf("bqfake: %s has no primary key", t.meta.Id)
+	}
+	for _, c := range pk {
+		if _, ok := vals[c]; !ok {
+			return fmt.Errorf("bqfake: %s: no value of key column %s", t.meta.Id, c)
+		}
+	}
+	k := keyOf(vals, pk)
+	if t.applied != nil {
+		t.applied = maps.Clone(t.applied) // reads in flight may hold the old one
+	}
+	if del {
+		delete(t.byKey, k)
+		delete(t.applied, k)
+		return nil
+	}
+	r := &row{values: maps.Clone(vals), order: t.next}
+	t.next++
+	t.byKey[k] = r
+	if t.applied != nil {
+		t.applied[k] = r
+	}
+	return nil
 }
