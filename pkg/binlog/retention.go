@@ -36,6 +36,8 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/client"
 	"github.com/go-mysql-org/go-mysql/mysql"
+
+	"github.com/strait-cdc/strait/pkg/service"
 )
 
 // retentionOf returns how many seconds the server keeps a closed binlog
@@ -170,7 +172,10 @@ func WatchRetention(ctx context.Context, cfg *Config, m *Metrics, needed Needed,
 	for {
 		var err error
 		if d == nil {
-			d, err = newDialer(cfg, log)
+			// Its connections (an SSH tunnel of its own) are no state
+			// change of the producer's: their INFO lines go to DEBUG,
+			// warnings stay.
+			d, err = newDialer(cfg, service.LibraryLog(log))
 		}
 		if err == nil {
 			var st *retentionState
