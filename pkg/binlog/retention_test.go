@@ -314,4 +314,40 @@ func TestChangeTimesReadsTheServer(t *testing.T) {
 	if other.Engine != "MyISAM" {
 		t.Errorf("a MyISAM table: %+v", other)
 	}
+
+	// What the resume policy relies on: an ALTER — INSTANT too, which
+	// rewrites no row — and a RENAME move CREATE_TIME (times count whole
+	// seconds: the server's clock is let pass one first).
+	waitClockPast(t, ctx, idle.Created)
+	if err := server.Exec(ctx, "", "ALTER TABLE ctimes.idle ADD COLUMN w INT, ALGORITHM=INSTANT", "RENAME TABLE ctimes.written TO ctimes.renamed"); err != nil {
+		t.Fatal(err)
+	}
+	if ct, err = r.ChangeTimes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := ct.Tables["ctimes.idle"].Created; !got.After(idle.Created) {
+		t.Errorf("an instant ALTER left CREATE_TIME at %v (was %v)", got, idle.Created)
+	}
+	if got := ct.Tables["ctimes.renamed"].Created; !got.After(written.Created) {
+		t.Errorf("a RENAME left CREATE_TIME at %v (was %v)", got, written.Created)
+	}
+}
+
+// waitClockPast waits until the server's clock is past t.
+func waitClockPast(t *testing.T, ctx context.Context, at time.Time) {
+	t.Helper()
+	for {
+		rows, err := server.Query(ctx, "", "SELECT UNIX_TIMESTAMP()")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now, _ := strconv.ParseInt(*rows[0][0], 10, 64); now > at.Unix() {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the server's clock never passed %v", at)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
