@@ -37,20 +37,20 @@ func TestMetricNamesExtracted(t *testing.T) {
 // requiredAlerts are what issue 7 asks the rules to watch, each by the
 // metric that shows it.
 var requiredAlerts = map[string]string{
-	"consumer lag in records":              "strait_consumer_lag_records",
-	"consumer seconds behind source":       "strait_consumer_source_timestamp_seconds",
-	"consumer BigQuery errors":             "strait_consumer_bigquery_errors_total",
-	"consumer Kafka errors":                "strait_consumer_kafka_errors_total",
-	"producer errors":                      "strait_producer_errors_total",
-	"dead letters":                         "strait_producer_dead_letters_total",
-	"producer checkpoint age":              "strait_producer_checkpoint_source_timestamp_seconds",
-	"tables stopped":                       "strait_consumer_tables_stopped",
-	"table waiting over 15m (issue 15)":    "strait_consumer_table_waiting",
-	"retries of stopped tables":            "strait_consumer_table_retries_total",
-	"binlog retention (last_over_time)":    "last_over_time(strait_producer_checkpoint_source_timestamp_seconds",
-	"binlog retention headroom (issue 18)": "strait_producer_binlog_retention_headroom_seconds",
-	"producer behind the source":           "strait_producer_source_lag_seconds",
-	"replication connection silent":        "strait_producer_source_silence_seconds",
+	"consumer lag in records":           "strait_consumer_lag_records",
+	"consumer seconds behind source":    "strait_consumer_source_timestamp_seconds",
+	"consumer BigQuery errors":          "strait_consumer_bigquery_errors_total",
+	"consumer Kafka errors":             "strait_consumer_kafka_errors_total",
+	"producer errors":                   "strait_producer_errors_total",
+	"dead letters":                      "strait_producer_dead_letters_total",
+	"producer checkpoint age":           "strait_producer_checkpoint_source_timestamp_seconds",
+	"tables stopped":                    "strait_consumer_tables_stopped",
+	"table waiting over 15m (issue 15)": "strait_consumer_table_waiting",
+	"retries of stopped tables":         "strait_consumer_table_retries_total",
+	"binlog retention (last_over_time)": "last_over_time(strait_producer_checkpoint_source_timestamp_seconds",
+	"binlog headroom (issue 18)":        "strait_producer_binlog_retention_headroom_seconds",
+	"producer behind the source":        "strait_producer_source_lag_seconds",
+	"replication connection silent":     "strait_producer_source_silence_seconds",
 }
 
 // TestIdleSourceRaisesNoAlert checks that the alerts on the source lag and
