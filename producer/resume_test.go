@@ -529,7 +529,9 @@ func TestPurgedBinlogResnapshotsWhenNeeded(t *testing.T) {
 		!cmp.Equal(after, []string{"r 1", "r 2", "r 4", "r 5", "r 6"}) {
 		t.Errorf("changes after the purge (-want +got):\n%s", diff)
 	}
-	if !strings.Contains(p.logs.String(), "snapshotting every captured table again") {
+	// Every captured table, or the tables that changed (needed.t did): which
+	// depends on how long the server has been up (pkg/pipeline/lost.go).
+	if !strings.Contains(p.logs.String(), "the binlog to resume from is gone") {
 		t.Errorf("no warning that the binlog was lost in the log:\n%s", p.logs.String())
 	}
 }

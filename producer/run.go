@@ -51,8 +51,18 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 	defer proc.Close()
 	m := runMetrics{binlog: binlog.NewMetrics(proc.Metrics), kafka: kafka.NewMetrics(proc.Metrics)}
 	restarts := pipeline.NewMetrics(proc.Metrics)
+	// The binlog-retention guardrail watches the file the last committed
+	// checkpoint needs, across runs: also while one waits out an outage.
+	var last atomic.Pointer[pipeline.Checkpoint]
+	watch, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		binlog.WatchRetention(watch, &cfg.Source, m.binlog, pipeline.NeededBinlog(&last), proc.Log)
+	}()
+	defer func() { stopWatch(); <-watched }()
 	return pipeline.Restart(ctx, func(ctx context.Context) error {
-		err := streamRun(ctx, cfg, proc, m)
+		err := streamRun(ctx, cfg, proc, m, &last)
 		// A configured start position is for the first run only.
 		cfg.Source.StartPosition, cfg.Source.StartGTID = "", ""
 		return err
@@ -67,7 +77,8 @@ type runMetrics struct {
 
 // streamRun is one run of `producer run`, from connecting to the source
 // and Kafka to the end of the stream.
-func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMetrics) error {
+// last is the last committed checkpoint, kept across runs.
+func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMetrics, last *atomic.Pointer[pipeline.Checkpoint]) error {
 	log := proc.Log
 	// A stop (SIGTERM) before the stream runs has published nothing: it is
 	// a clean exit, whichever step of the start it cut short.
@@ -124,7 +135,7 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 		return starting(err)
 	}
 	plan, err := pipeline.Decide(ctx, reader, pipeline.Facts{Checkpoint: cp, History: history, Configured: start},
-		pipeline.Policy{Snapshot: cfg.Source.Snapshot, Transactional: cfg.Kafka.Transactions}, log)
+		pipeline.Policy{Snapshot: cfg.Source.Snapshot, Transactional: cfg.Kafka.Transactions, LostClockMargin: cfg.Source.LostClockMargin}, log)
 	if err != nil {
 		return starting(err)
 	}
@@ -148,7 +159,6 @@ func streamRun(ctx context.Context, cfg *Config, proc *service.Process, m runMet
 	proc.Ready.Store(true)
 	defer proc.Ready.Store(false)
 
-	var last atomic.Pointer[pipeline.Checkpoint]
 	last.Store(cp)
 	proc.SetStatus(func() any {
 		st := pipeline.StatusOf(last.Load(), cfg.StatusKeys)

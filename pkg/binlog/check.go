@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"path"
 	"slices"
@@ -183,7 +184,7 @@ type sourceFacts struct {
 func inspectSource(conn *client.Conn) (*sourceFacts, error) {
 	names := []string{"binlog_row_value_options", "gtid_mode", "enforce_gtid_consistency", "gtid_current_pos", "gtid_strict_mode",
 		"log_slave_updates", "log_replica_updates", "binlog_expire_logs_seconds", "expire_logs_days",
-		"read_only", "binlog_checksum", "server_id", "version", "version_comment", "basedir"}
+		"binlog_expire_logs_auto_purge", "read_only", "binlog_checksum", "server_id", "version", "version_comment", "basedir"}
 	for _, st := range checkSettings {
 		names = append(names, st.name)
 	}
@@ -224,15 +225,8 @@ func inspectSource(conn *client.Conn) (*sourceFacts, error) {
 	}
 
 	// RDS keeps binlogs as long as 'binlog retention hours' says and ignores
-	// the expire variables. Its binaries live under /rdsdbbin/.
-	s.rds = strings.Contains(s.vars["basedir"], "/rdsdbbin/")
-	if rows, err := checkQuery(conn, "SELECT COUNT(*) AS n FROM information_schema.ROUTINES "+
-		"WHERE ROUTINE_SCHEMA = 'mysql' AND ROUTINE_NAME = 'rds_show_configuration'"); err == nil && len(rows) == 1 && rows[0]["n"] != "0" {
-		s.rds = true
-	}
-	if s.rds {
-		s.rdsRetention, s.rdsErr = rdsRetentionHours(conn)
-	}
+	// the expire variables.
+	s.rds, s.rdsRetention, s.rdsErr = rdsRetention(conn, s.vars)
 	return s, nil
 }
 
@@ -449,42 +443,28 @@ const wantRetentionHours = 7 * 24
 
 func (s *sourceFacts) checkRetention() cdc.CheckResult {
 	r := cdc.CheckResult{Name: "binlog retention", Status: cdc.Pass}
-	if s.rds {
-		r.Fix = fmt.Sprintf("CALL mysql.rds_set_configuration('binlog retention hours', %d)", wantRetentionHours)
-		switch {
-		case s.rdsErr != nil:
-			r.Status, r.Detail = cdc.Warn, fmt.Sprintf("RDS: cannot read binlog retention hours: %v", s.rdsErr)
-		case s.rdsRetention == nil:
-			r.Status, r.Detail = cdc.Warn, "RDS binlog retention hours=NULL: RDS purges binlogs as soon as it can"
-		default:
-			h, err := strconv.Atoi(*s.rdsRetention)
-			r.Detail = "RDS binlog retention hours=" + *s.rdsRetention
-			if err != nil || h < wantRetentionHours {
-				r.Status = cdc.Warn
-				r.Detail += fmt.Sprintf(": a producer stopped longer than that must snapshot again (want >= %d)", wantRetentionHours)
-			} else {
-				r.Fix = ""
-			}
-		}
-		return r
-	}
-	secs, _ := strconv.ParseFloat(s.vars["binlog_expire_logs_seconds"], 64)
-	if secs == 0 {
-		days, _ := strconv.ParseFloat(s.vars["expire_logs_days"], 64)
-		secs = days * 86400
-	}
-	r.Detail = fmt.Sprintf("binlog_expire_logs_seconds=%s, expire_logs_days=%s", s.vars["binlog_expire_logs_seconds"], s.vars["expire_logs_days"])
+	secs, basis, err := retentionOf(s.vars, s.rds, s.rdsRetention, s.rdsErr)
+	r.Detail = basis
 	switch {
-	case secs == 0:
+	case err != nil:
+		r.Status, r.Detail = cdc.Warn, err.Error()
+	case math.IsInf(secs, 1):
 		r.Detail += ": binlogs never expire"
+	case s.rds && s.rdsRetention == nil:
+		r.Status = cdc.Warn
+		r.Detail += ": RDS purges binlogs as soon as it can"
 	case secs < wantRetentionHours*3600:
 		r.Status = cdc.Warn
-		r.Detail += fmt.Sprintf(": binlogs expire after %.4g hours; a producer stopped longer than that must snapshot again", secs/3600)
-		if _, ok := s.vars["binlog_expire_logs_seconds"]; ok {
-			r.Fix = paramFix("binlog_expire_logs_seconds", strconv.Itoa(wantRetentionHours*3600), false)
-		} else {
-			r.Fix = paramFix("expire_logs_days", "7", false)
-		}
+		r.Detail += fmt.Sprintf(": binlogs expire after %.4g hours; a producer stopped longer than that must snapshot again (want >= %d hours)", secs/3600, wantRetentionHours)
+	}
+	switch {
+	case r.Status == cdc.Pass:
+	case s.rds:
+		r.Fix = fmt.Sprintf("CALL mysql.rds_set_configuration('binlog retention hours', %d)", wantRetentionHours)
+	case s.vars["binlog_expire_logs_seconds"] != "":
+		r.Fix = paramFix("binlog_expire_logs_seconds", strconv.Itoa(wantRetentionHours*3600), false)
+	default:
+		r.Fix = paramFix("expire_logs_days", "7", false)
 	}
 	return r
 }

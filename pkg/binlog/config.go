@@ -106,6 +106,19 @@ type Config struct {
 	// progress: the table, the rows published of information_schema's
 	// estimate, the rate and the time left at that rate. Default 10s.
 	SnapshotProgressInterval time.Duration `yaml:"snapshot_progress_interval" help:"how often a running snapshot logs its progress (table, rows done of the estimate, rows/s, time left)"`
+	// RetentionInterval is how often the running producer reads the
+	// server's binlog retention and the age of the binlog file its
+	// checkpoint points into (strait_producer_binlog_retention_seconds,
+	// strait_producer_binlog_retention_headroom_seconds); default 1m.
+	RetentionInterval time.Duration `yaml:"retention_interval" help:"how often to read the server's binlog retention and the age of the binlog the checkpoint needs (headroom metric)"`
+	// LostClockMargin is how much older than the checkpoint's last
+	// transaction a table's last change on the server (information_schema
+	// UPDATE_TIME) must be for source.snapshot=when_needed to leave the
+	// table out of the snapshot after the checkpoint's binlog is lost; it
+	// covers the server's clock stepping back and, on a replica, the
+	// primary's clock (which stamps the binlog) running ahead of the
+	// replica's (which stamps UPDATE_TIME). Default 5m.
+	LostClockMargin time.Duration `yaml:"lost_clock_margin" help:"after a lost binlog (snapshot: when_needed), a table is snapshotted again unless its last change is older than the checkpoint by more than this (clock steps, primary/replica clock skew)"`
 	// SSH, when SSH.Host is set, carries every connection to the database
 	// through an SSH bastion (tunnel.go).
 	SSH SSHConfig `yaml:"ssh"`
@@ -213,6 +226,12 @@ func (c *Config) Defaults() {
 	if c.SnapshotProgressInterval == 0 {
 		c.SnapshotProgressInterval = 10 * time.Second
 	}
+	if c.RetentionInterval == 0 {
+		c.RetentionInterval = time.Minute
+	}
+	if c.LostClockMargin == 0 {
+		c.LostClockMargin = 5 * time.Minute
+	}
 	if c.SSH.Port == 0 {
 		c.SSH.Port = 22
 	}
@@ -304,6 +323,12 @@ func (c *Config) Validate() error {
 	}
 	if c.SnapshotProgressInterval < 0 {
 		errs = append(errs, fmt.Errorf("source.snapshot_progress_interval: %s, want a positive duration", c.SnapshotProgressInterval))
+	}
+	if c.RetentionInterval < time.Second {
+		errs = append(errs, fmt.Errorf("source.retention_interval: %s, want at least 1s", c.RetentionInterval))
+	}
+	if c.LostClockMargin < time.Second {
+		errs = append(errs, fmt.Errorf("source.lost_clock_margin: %s, want at least 1s (binlog and update times count whole seconds)", c.LostClockMargin))
 	}
 	if _, err := snapshotKeys(c.SnapshotKeys); err != nil {
 		errs = append(errs, err)

@@ -121,3 +121,22 @@ func TestSecureDefaults(t *testing.T) {
 		t.Errorf("preferred when named: got %s", got)
 	}
 }
+
+// The guardrail's keys: defaults, and Validate naming each below its floor.
+func TestValidateRetentionKeys(t *testing.T) {
+	c := &Config{Host: "db", User: "strait"}
+	c.Defaults()
+	if c.RetentionInterval != time.Minute || c.LostClockMargin != 5*time.Minute {
+		t.Errorf("defaults: retention_interval %s, lost_clock_margin %s; want 1m and 5m", c.RetentionInterval, c.LostClockMargin)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	c.RetentionInterval, c.LostClockMargin = 500*time.Millisecond, -time.Second
+	err := c.Validate()
+	for _, key := range []string{"source.retention_interval", "source.lost_clock_margin"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("Validate() = %v, want it to name %s", err, key)
+		}
+	}
+}

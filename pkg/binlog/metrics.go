@@ -1,6 +1,7 @@
 package binlog
 
 import (
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +34,10 @@ type Metrics struct {
 	read     atomic.Int64 // when that transaction was read
 	caughtUp atomic.Int64 // when the reader was last known to have read everything the source had
 	heard    atomic.Int64 // when bytes last arrived on the replication connection
+
+	// The last reading of WatchRetention (nil: none yet), which
+	// strait_producer_binlog_retention_seconds and _headroom_seconds show.
+	retention atomic.Pointer[retentionState]
 }
 
 // NewMetrics registers the reader's metrics with reg.
@@ -88,7 +93,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "Seconds since anything (an event or a heartbeat) arrived on the replication connection. An idle source still sends " +
 			"a heartbeat every source.heartbeat_period: more means a dead connection, or a reader stalled behind publishing.",
 	}, func() float64 { return m.silence(time.Now()) })
-	reg.MustRegister(lag, silence, m.rows, m.unrepresentable, m.file, m.pos, m.snapshotRows, m.snapshotTables, m.snapshotChunk, m.snapshotLeft, m.snapshotStalls, m.snapshotFails, m.tablesRefused)
+	retention := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "strait_producer_binlog_retention_seconds",
+		Help: "How long the source keeps a closed binlog file before it may purge it: RDS's 'binlog retention hours' where present " +
+			"(NULL: 0, purged as soon as possible), else binlog_expire_logs_seconds or expire_logs_days (0: +Inf, never). " +
+			"Read every source.retention_interval; NaN before the first reading.",
+	}, func() float64 { return m.retentionSeconds() })
+	headroom := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "strait_producer_binlog_retention_headroom_seconds",
+		Help: "Seconds until the source may purge the binlog file the last checkpoint points into: the retention less the file's age " +
+			"(since it was closed; the whole retention while the server still writes it, negative once overdue, -Inf once purged). " +
+			"Under zero a producer stopped now may not resume without a new snapshot. NaN while not known.",
+	}, func() float64 { return m.headroom(time.Now()) })
+	reg.MustRegister(lag, silence, retention, headroom, m.rows, m.unrepresentable, m.file, m.pos, m.snapshotRows, m.snapshotTables, m.snapshotChunk, m.snapshotLeft, m.snapshotStalls, m.snapshotFails, m.tablesRefused)
 	return m
 }
 
@@ -184,3 +201,22 @@ func (m *Metrics) observeChunk(d time.Duration) { m.snapshotChunk.Observe(d.Seco
 func (m *Metrics) countSnapshotStall(table string) { m.snapshotStalls.WithLabelValues(table).Inc() }
 
 func (m *Metrics) countSnapshotFailure(table string) { m.snapshotFails.WithLabelValues(table).Inc() }
+
+// observeRetention records a reading of WatchRetention.
+func (m *Metrics) observeRetention(st *retentionState) { m.retention.Store(st) }
+
+// retentionSeconds is strait_producer_binlog_retention_seconds.
+func (m *Metrics) retentionSeconds() float64 {
+	if st := m.retention.Load(); st != nil {
+		return st.seconds
+	}
+	return math.NaN()
+}
+
+// headroom is strait_producer_binlog_retention_headroom_seconds at now.
+func (m *Metrics) headroom(now time.Time) float64 {
+	if st := m.retention.Load(); st != nil {
+		return st.headroom(now)
+	}
+	return math.NaN()
+}

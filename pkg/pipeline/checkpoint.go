@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/strait-cdc/strait/pkg/avro"
@@ -296,4 +297,15 @@ func (c *Codec) ReadSchemaHistory(ctx context.Context, r HistoryReader) (map[str
 		out[rec.Key] = s
 	}
 	return out, nil
+}
+
+// NeededBinlog names the binlog file the checkpoint last holds points
+// into, for binlog.WatchRetention: nothing while it holds none.
+func NeededBinlog(last *atomic.Pointer[Checkpoint]) binlog.Needed {
+	return func() (uint32, string) {
+		if cp := last.Load(); cp != nil {
+			return cp.ServerID, cp.File
+		}
+		return 0, ""
+	}
 }

@@ -202,7 +202,11 @@ func (e *Engine) Run(ctx context.Context) error {
 			if err := e.Resume.Advance(tx); err != nil {
 				return err
 			}
-			if !tx.CommitTime.IsZero() {
+			// A snapshot chunk's time is the producer's clock, not the
+			// source's: the checkpoint keeps the last source transaction's
+			// (a lower bound of the source's time at its position, which
+			// the resume policy relies on after a lost binlog).
+			if !tx.CommitTime.IsZero() && tx.Snapshot == nil {
 				sourceTime = tx.CommitTime
 			}
 			free <- tx

@@ -442,3 +442,28 @@ func TestPartialTransactionCheckpointsInside(t *testing.T) {
 		}
 	})
 }
+
+// A snapshot chunk is no source transaction: its time is the producer's
+// clock when it went out, not the source's. The checkpoint's source time
+// stays the last source transaction's — the bound the resume policy reads
+// after a lost binlog (lost.go) must be of the source's clock.
+func TestSnapshotChunkKeepsSourceTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src, l := newSource(), newLog()
+		r := start(src, l, config())
+		src.txs <- tx(1, 100)
+		chunk := tx(2, 200)
+		chunk.CommitTime, chunk.Snapshot = time.Unix(5000, 0), &binlog.SnapshotState{Tables: []string{"shop.a"}}
+		src.txs <- chunk
+		time.Sleep(time.Second)
+		synctest.Wait()
+		_, cp, _ := l.state()
+		wantAt(t, cp, 200)
+		if want := time.Unix(100, 0); !cp.SourceTime.Equal(want) {
+			t.Errorf("source time %s, want the source transaction's %s", cp.SourceTime, want)
+		}
+		if err := r.end(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

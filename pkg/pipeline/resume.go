@@ -33,6 +33,10 @@ type Replica interface {
 	// CapturedTables returns every table source.include/exclude captures,
 	// as "database.table".
 	CapturedTables(ctx context.Context) ([]string, error)
+	// ChangeTimes returns the oldest binlog file the server has and when
+	// each captured table last changed (asked only when the checkpoint's
+	// binlog is lost).
+	ChangeTimes(ctx context.Context) (*binlog.ChangeTimes, error)
 }
 
 // Facts are what the resume policy decides from besides the server, read
@@ -55,6 +59,10 @@ type Policy struct {
 	// Transactional is kafka.transactions: the schema history then holds
 	// no entry past the checkpoint.
 	Transactional bool
+	// LostClockMargin is source.lost_clock_margin: after a lost binlog, a
+	// table is left out of the snapshot only if its last change is older
+	// than the checkpoint's last transaction by more than this.
+	LostClockMargin time.Duration
 }
 
 // Case names where a run starts.
@@ -68,9 +76,11 @@ const (
 	// Resumed: the checkpoint's position (on another server: its GTID set,
 	// in a new epoch).
 	Resumed
-	// Lost: the checkpoint's binlog is gone; the current position in a new
-	// epoch, every captured table snapshotted again
-	// (source.snapshot=when_needed).
+	// Lost: the checkpoint's binlog is gone (source.snapshot=when_needed);
+	// a new epoch, from the start of the oldest binlog the server has with
+	// the tables that may have changed in the lost range snapshotted
+	// again, or — when that cannot be known — from the current position
+	// with every captured table (lost.go).
 	Lost
 )
 
@@ -108,12 +118,10 @@ func Decide(ctx context.Context, r Replica, f Facts, p Policy, log *slog.Logger)
 			return nil, err
 		}
 		if lost {
-			// The changes between the checkpoint and now are gone; the
-			// snapshot brings every row that exists up to date (rows
-			// deleted meanwhile stay downstream: README, "Snapshots").
-			log.Warn("the binlog to resume from is gone: streaming from the current position and snapshotting every captured table again",
-				"checkpoint", start.String(), "epoch", cp.Epoch+1)
-			plan.Case, plan.Start = Lost, binlog.Start{Epoch: cp.Epoch + 1}
+			plan.Case = Lost
+			if plan.Start, plan.Snapshot, err = afterLoss(ctx, r, cp, start, p.LostClockMargin, log); err != nil {
+				return nil, err
+			}
 			break
 		}
 		log.Info("resuming from the checkpoint", "at", start.String(), "file", cp.File, "pos", cp.Pos,
@@ -121,6 +129,9 @@ func Decide(ctx context.Context, r Replica, f Facts, p Policy, log *slog.Logger)
 		plan.Case, plan.Start = Resumed, start
 	}
 	plan.History, plan.Erase = schemaHistory(f.History, cp, plan.Case, p.Transactional)
+	if plan.Case == Lost {
+		return plan, nil // afterLoss planned the snapshot
+	}
 	var err error
 	if plan.Snapshot, err = planSnapshot(ctx, r, cp, plan.Case, p.Snapshot, log); err != nil {
 		return nil, err
@@ -220,21 +231,15 @@ func schemaHistory(h map[string]*cdc.TableSchema, cp *Checkpoint, c Case, transa
 
 // planSnapshot returns which tables to backfill: the rest of the snapshot
 // the checkpoint cp was taking, or — on a Fresh start with
-// source.snapshot=initial (mode) — every captured table.
+// source.snapshot=initial (mode) — every captured table. (After a Lost
+// binlog, afterLoss decides.)
 //
 // With a checkpoint, tables the configuration captures now but did not when
 // the checkpoint was written (source.include grew) are added, unless
-// source.snapshot is never. When the checkpoint's binlog is Lost, every
-// captured table is snapshotted again.
+// source.snapshot is never.
 func planSnapshot(ctx context.Context, r Replica, cp *Checkpoint, c Case, mode string, log *slog.Logger) (binlog.SnapshotState, error) {
 	var st binlog.SnapshotState
 	switch {
-	case c == Lost:
-		tables, err := r.CapturedTables(ctx)
-		if err != nil {
-			return st, err
-		}
-		st = binlog.SnapshotState{Tables: tables, Requests: cp.Snapshot.Requests, Failed: cp.Snapshot.Failed}
 	case cp != nil:
 		st = cp.Snapshot
 		if mode == binlog.SnapshotNever {

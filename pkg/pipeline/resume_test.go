@@ -20,6 +20,7 @@ type replica struct {
 	gone   bool
 	tables []string
 	probed []binlog.Start // asked of Available
+	times  *binlog.ChangeTimes
 }
 
 func (r *replica) ServerID() (uint32, error) { return r.id, nil }
@@ -30,6 +31,13 @@ func (r *replica) Available(ctx context.Context, s binlog.Start) (bool, error) {
 }
 
 func (r *replica) CapturedTables(ctx context.Context) ([]string, error) { return r.tables, nil }
+
+func (r *replica) ChangeTimes(ctx context.Context) (*binlog.ChangeTimes, error) {
+	if r.times == nil {
+		return nil, errors.New("information_schema: access denied")
+	}
+	return r.times, nil
+}
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
