@@ -49,11 +49,15 @@ func startStack(ctx context.Context, o *options, out io.Writer) (*stack, error) 
 	if pid, err := os.ReadFile(filepath.Join(st.db.Dir, "mariadbd.pid")); err == nil {
 		st.notePid(strings.TrimSpace(string(pid)))
 	}
-	if st.kafka, err = testenv.StartKafka(kfake.DataDir(filepath.Join(o.dir, "kafka")), kfake.NumBrokers(max(1, o.brokers))); err != nil {
+	kopts := []kfake.Opt{kfake.NumBrokers(max(1, o.brokers))}
+	if !o.manyTables {
+		kopts = append(kopts, kfake.DataDir(filepath.Join(o.dir, "kafka")))
+	}
+	if st.kafka, err = testenv.StartKafka(kopts...); err != nil {
 		st.close()
 		return nil, fmt.Errorf("kafka: %w", err)
 	}
-	if o.benchRegistry {
+	if o.manyTables {
 		st.registry = testenv.StartBenchRegistry()
 	} else {
 		st.registry = testenv.StartRegistry()

@@ -116,7 +116,7 @@ func (r *tablesResult) report(b *testing.B, base *tablesResult) {
 const tablesRows = 3
 
 func measureTables(b *testing.B, ctx context.Context, bin string, tables, rows int) *tablesResult {
-	o := &options{dir: b.TempDir(), bin: bin, brokers: 1, dataset: "strait_demo", benchRegistry: true}
+	o := &options{dir: b.TempDir(), bin: bin, brokers: 1, dataset: "strait_demo", manyTables: true}
 	st, err := startStack(ctx, o, io.Discard)
 	if err != nil {
 		b.Fatal(err)
