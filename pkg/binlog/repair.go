@@ -20,7 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -261,26 +260,14 @@ func repairKeys(info *tableInfo, texts [][]string) ([][]cdc.Value, error) {
 	return out, nil
 }
 
-// parseKeyValue parses the text of a key value of column c.
+// parseKeyValue parses the text of a key value of column c: integers and
+// dates as a backfill's values (fillValue), text as it is.
 func parseKeyValue(c *cdc.Column, s string) (cdc.Value, error) {
 	switch c.Type {
-	case cdc.TypeInt32:
-		n, err := strconv.ParseInt(s, 10, 32)
-		return cdc.Value{Int: n}, err
-	case cdc.TypeInt64:
-		n, err := strconv.ParseInt(s, 10, 64)
-		return cdc.Value{Int: n}, err
-	case cdc.TypeUint64:
-		n, err := strconv.ParseUint(s, 10, 64)
-		return cdc.Value{Int: int64(n)}, err
+	case cdc.TypeInt32, cdc.TypeInt64, cdc.TypeUint64, cdc.TypeDate:
+		return fillValue(c, s)
 	case cdc.TypeString:
 		return cdc.Value{Str: s}, nil
-	case cdc.TypeDate:
-		d, err := time.Parse(time.DateOnly, s)
-		if err != nil {
-			return cdc.Value{}, err
-		}
-		return cdc.Value{Int: d.Unix() / 86400}, nil
 	}
 	return cdc.Value{}, fmt.Errorf("a %s key is not repaired by key (integer, text and date keys are): snapshot the rows again with producer snapshot -where", c.Type)
 }

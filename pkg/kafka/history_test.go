@@ -3,14 +3,11 @@ package kafka
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/strait-cdc/strait/pkg/testenv"
 	"github.com/strait-cdc/strait/schemas"
 )
 
@@ -20,21 +17,7 @@ import (
 func TestSchemaHistoryRoundTrip(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cluster, err := testenv.StartKafka()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	reg := testenv.StartRegistry()
-	defer reg.Close()
-	cfg := &Config{}
-	cfg.Defaults()
-	cfg.Brokers, cfg.RegistryURL, cfg.TopicPrefix = cluster.ListenAddrs(), reg.URL(), "hist"
-	w, err := NewWriter(cfg, "test", slog.New(slog.DiscardHandler), NewMetrics(prometheus.NewRegistry()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := startStore(t, "hist").writer(t)
 	if _, err := w.ReadCheckpoint(ctx); err != nil {
 		t.Fatal(err)
 	}

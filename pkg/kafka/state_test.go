@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -20,6 +21,41 @@ import (
 	"github.com/strait-cdc/strait/pkg/testenv"
 	"github.com/strait-cdc/strait/schemas"
 )
+
+// testStore is a Kafka cluster and registry of a test, and the
+// configuration of a writer of prefix to them.
+type testStore struct {
+	cluster *kfake.Cluster
+	cfg     *Config
+}
+
+// startStore starts kfake and srfake for the test, closed at its end.
+func startStore(t *testing.T, prefix string) *testStore {
+	t.Helper()
+	cluster, err := testenv.StartKafka()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	reg := testenv.StartRegistry()
+	t.Cleanup(reg.Close)
+	cfg := &Config{}
+	cfg.Defaults()
+	cfg.Brokers, cfg.RegistryURL, cfg.TopicPrefix = cluster.ListenAddrs(), reg.URL(), prefix
+	return &testStore{cluster: cluster, cfg: cfg}
+}
+
+// writer returns a new writer of the store's prefix, closed at the test's
+// end (closing it earlier is fine).
+func (s *testStore) writer(t *testing.T) *Writer {
+	t.Helper()
+	w, err := NewWriter(s.cfg, "test", slog.New(slog.DiscardHandler), NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	return w
+}
 
 // numbered is a checkpoint value of the tests whose body is its number.
 type numbered int
@@ -48,25 +84,9 @@ func (testPlan) AppendState(b []byte, st Stamp) ([]byte, error) {
 func TestStartReadsOnlyTheLastCheckpoint(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cluster, err := testenv.StartKafka()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	reg := testenv.StartRegistry()
-	defer reg.Close()
-	cfg := &Config{}
-	cfg.Defaults()
-	cfg.Brokers, cfg.RegistryURL, cfg.TopicPrefix = cluster.ListenAddrs(), reg.URL(), "last"
-	open := func() *Writer {
-		w, err := NewWriter(cfg, "test", slog.New(slog.DiscardHandler), NewMetrics(prometheus.NewRegistry()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return w
-	}
-	w := open()
-	defer w.Close()
+	store := startStore(t, "last")
+	cfg := store.cfg
+	w := store.writer(t)
 	if _, err := w.ReadCheckpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -100,8 +120,7 @@ func TestStartReadsOnlyTheLastCheckpoint(t *testing.T) {
 	}
 	w.Close()
 
-	r := open()
-	defer r.Close()
+	r := store.writer(t)
 	rec, err := r.ReadCheckpoint(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -126,11 +145,8 @@ func TestStartReadsOnlyTheLastCheckpoint(t *testing.T) {
 func TestCreateTableTopicsBatched(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cluster, err := testenv.StartKafka()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
+	store := startStore(t, "many")
+	cluster := store.cluster
 	var requests, topics atomic.Int64
 	cluster.ControlKey(int16(kmsg.CreateTopics), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		cluster.KeepControl()
@@ -138,16 +154,7 @@ func TestCreateTableTopicsBatched(t *testing.T) {
 		topics.Add(int64(len(req.(*kmsg.CreateTopicsRequest).Topics)))
 		return nil, nil, false
 	})
-	reg := testenv.StartRegistry()
-	defer reg.Close()
-	cfg := &Config{}
-	cfg.Defaults()
-	cfg.Brokers, cfg.RegistryURL, cfg.TopicPrefix = cluster.ListenAddrs(), reg.URL(), "many"
-	w, err := NewWriter(cfg, "test", slog.New(slog.DiscardHandler), NewMetrics(prometheus.NewRegistry()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := store.writer(t)
 	tables := make([]string, 1200)
 	for i := range tables {
 		tables[i] = fmt.Sprintf("shop.t%04d", i)
@@ -189,11 +196,7 @@ func TestCreateTableTopicsBatched(t *testing.T) {
 	// Restarted, the producer lists the topics once instead of asking for
 	// each again at its table's first change.
 	w.Close()
-	w2, err := NewWriter(cfg, "test", slog.New(slog.DiscardHandler), NewMetrics(prometheus.NewRegistry()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w2.Close()
+	w2 := store.writer(t)
 	if _, err := w2.ReadCheckpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
