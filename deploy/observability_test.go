@@ -49,6 +49,7 @@ var requiredAlerts = map[string]string{
 	"retries of stopped tables":         "strait_consumer_table_retries_total",
 	"binlog retention (last_over_time)": "last_over_time(strait_producer_checkpoint_source_timestamp_seconds",
 	"binlog headroom (issue 18)":        "strait_producer_binlog_retention_headroom_seconds",
+	"consistent cut behind (issue 18)":  "strait_consumer_watermark_source_timestamp_seconds",
 	"producer behind the source":        "strait_producer_source_lag_seconds",
 	"replication connection silent":     "strait_producer_source_silence_seconds",
 }
