@@ -161,8 +161,9 @@ func fromTableMap(e *replication.TableMapEvent, charsets map[uint64]string, kind
 	collations := e.CollationMap()
 	enumSetColl := e.EnumSetCollationMap()
 	enums, sets := e.EnumStrValueMap(), e.SetStrValueMap()
-	t := &cdc.Table{Database: string(e.Schema), Name: string(e.Table)}
-	info := &tableInfo{table: t}
+	// Sized once: a catalog holds one per captured table.
+	t := &cdc.Table{Database: string(e.Schema), Name: string(e.Table), Columns: make([]cdc.Column, 0, e.ColumnCount)}
+	info := &tableInfo{table: t, cols: make([]colInfo, 0, e.ColumnCount)}
 	for i := range int(e.ColumnCount) {
 		_, nullable := e.Nullable(i)
 		coll, ok := collations[i]

@@ -39,6 +39,14 @@ type Config struct {
 	TransactionMaxRecords int           `yaml:"transaction_max_records" help:"commit a Kafka transaction after this many change records"`
 	TransactionMaxBytes   int           `yaml:"transaction_max_bytes" help:"commit a Kafka transaction after this many key and value bytes"`
 	TransactionLinger     time.Duration `yaml:"transaction_linger" help:"commit a Kafka transaction at most this long after its first record"`
+	// ProducerLinger is how long a batch of records waits for more before
+	// it is sent (franz-go's ProducerLinger, Kafka's linger.ms); default
+	// 5ms. Nothing of a Kafka transaction is visible before its commit,
+	// which sends every batch at once, so up to TransactionLinger it adds
+	// no latency: with writes spread over thousands of tables, a linger
+	// as long as the transaction's sends a few large requests instead of
+	// many of one record per partition (README, "Many tables").
+	ProducerLinger time.Duration `yaml:"producer_linger" help:"how long a batch of records waits for more before it is sent (up to transaction_linger: no added latency)"`
 	// TransactionTimeout is the broker-side timeout of an open transaction;
 	// default 1m.
 	TransactionTimeout time.Duration `yaml:"transaction_timeout" help:"broker-side timeout of an open Kafka transaction"`
@@ -67,6 +75,7 @@ func (c *Config) Defaults() {
 	c.TransactionMaxRecords = 20000
 	c.TransactionMaxBytes = 8 << 20 // with source.snapshot_chunk_bytes, what bounds the producer's memory (README, "Performance")
 	c.TransactionLinger = 100 * time.Millisecond
+	c.ProducerLinger = 5 * time.Millisecond
 	c.TransactionTimeout = time.Minute
 }
 
@@ -98,6 +107,9 @@ func (c *Config) Validate() error {
 	}
 	if c.TransactionLinger <= 0 || c.TransactionTimeout <= c.TransactionLinger {
 		errs = append(errs, fmt.Errorf("kafka.transaction_linger (%s) and kafka.transaction_timeout (%s): want 0 < linger < timeout", c.TransactionLinger, c.TransactionTimeout))
+	}
+	if c.ProducerLinger < 0 || c.ProducerLinger >= c.TransactionTimeout {
+		errs = append(errs, fmt.Errorf("kafka.producer_linger (%s): want 0 ≤ linger < kafka.transaction_timeout (%s)", c.ProducerLinger, c.TransactionTimeout))
 	}
 	if c.RegistryURL == "" {
 		errs = append(errs, errors.New("kafka.schema_registry_url: required"))

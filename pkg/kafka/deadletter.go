@@ -68,11 +68,18 @@ func (pub *publisher) deadLetter(ctx context.Context, tw *tableWriter, ev *cdc.E
 		{Key: "strait.sequence", Value: ev.Position.AppendText(nil)},
 		{Key: "strait.gtid", Value: []byte(ev.Source.GTID)},
 	}
-	if key != nil {
-		h = append(h, kgo.RecordHeader{Key: "strait.key.schema", Value: []byte(tw.schemas.Key)})
-	}
-	if value != nil {
-		h = append(h, kgo.RecordHeader{Key: "strait.value.schema", Value: []byte(tw.schemas.Value)})
+	if key != nil || value != nil {
+		// Built again: it was built for the writer, so it builds.
+		s, err := avro.Build(pub.cfg.TopicPrefix, tw.enc.Table())
+		if err != nil {
+			return fmt.Errorf("dead letter of %s: %w", ev.Table.ID(), err)
+		}
+		if key != nil {
+			h = append(h, kgo.RecordHeader{Key: "strait.key.schema", Value: []byte(s.Key)})
+		}
+		if value != nil {
+			h = append(h, kgo.RecordHeader{Key: "strait.value.schema", Value: []byte(s.Value)})
+		}
 	}
 	if size := len(key) + len(value) + headerBytes(h); size > pub.cfg.MaxRecordBytes-recordOverhead {
 		h = append(h, kgo.RecordHeader{Key: "strait.value.omitted", Value: []byte(strconv.Itoa(len(value)) + " bytes")})
@@ -121,11 +128,11 @@ func body(b []byte) []byte {
 
 // rejectedWriter is the writer of a table version whose schema the registry
 // refused: its changes are encoded (schema id 0) only to be dead-lettered.
-func (pub *publisher) rejectedWriter(t *cdc.Table, topic string, s *avro.Schemas, err error) *tableWriter {
+func (pub *publisher) rejectedWriter(t *cdc.Table, topic string, err error) *tableWriter {
 	pub.metrics.errors.WithLabelValues("registry").Inc()
 	pub.log.Error("schema registry refused the table's schema: its changes go to the dead-letter topic until the subject accepts it (restart after fixing)",
 		"table", t.ID(), "topic", topic, "dead_letter_topic", pub.DeadLetterTopic(), "err", err)
-	return &tableWriter{topic: topic, schemas: *s, rejected: err,
+	return &tableWriter{topic: topic, rejected: err,
 		enc: avro.NewEncoder(t, pub.cfg.TopicPrefix, pub.version, 0, 0), counts: pub.metrics.table(t.ID())}
 }
 

@@ -69,11 +69,14 @@ func (d *divergence) mark(table string, key []byte) {
 	d.gauge.WithLabelValues(table).Set(float64(len(d.keys[table])))
 }
 
-// published forgets key of table: a change of it was published whole.
-func (d *divergence) published(table string, key []byte) {
+// published forgets key of table t: a change of it was published whole.
+// It takes the table rather than its name, which would cost an allocation
+// per record in the common case of no diverged key.
+func (d *divergence) published(t *cdc.Table, key []byte) {
 	if !d.any.Load() {
 		return
 	}
+	table := t.ID()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	keys := d.keys[table]

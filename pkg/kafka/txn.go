@@ -56,7 +56,7 @@ func newProducer(cfg *Config, log *slog.Logger, m *Metrics, opts ...kgo.Opt) (*p
 		kgo.RecordPartitioner(partitioner()),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.ProducerBatchMaxBytes(int32(cfg.MaxRecordBytes)),
-		kgo.ProducerLinger(5 * time.Millisecond),
+		kgo.ProducerLinger(cfg.ProducerLinger),
 		withLog(log),
 	}
 	txn := txnState{transactional: cfg.Transactions, id: "strait-" + cfg.TopicPrefix}
