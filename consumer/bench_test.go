@@ -337,6 +337,7 @@ func consume(b *testing.B, ctx context.Context, kafkaChild, bqChild *testenv.Chi
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	heapProfile(b)
 	resp, err := http.Get("http://" + httpAddr + "/metrics")
 	if err != nil {
 		b.Fatal(err)
@@ -376,6 +377,26 @@ func profile(b *testing.B, name string) func() {
 	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
+// heapProfile writes a heap profile of what the consumer holds once it
+// has applied every change, still running, when STRAIT_BENCH_HEAPPROFILE
+// names a file prefix: <prefix>.<case>.pprof (`go tool pprof
+// -sample_index=inuse_space`).
+func heapProfile(b *testing.B) {
+	prefix := os.Getenv("STRAIT_BENCH_HEAPPROFILE")
+	if prefix == "" {
+		return
+	}
+	f, err := os.Create(prefix + "." + strings.NewReplacer("/", "_", "=", "").Replace(b.Name()) + ".pprof")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // metric sums the samples of name (any labels) in a /metrics text.
 func metric(text, name string) float64 {
 	var sum float64
@@ -395,22 +416,29 @@ func metric(text, name string) float64 {
 // of 6 partitions and with 1,000 tables of 1 partition, the latter on the
 // shared write connections (bigquery.write_connections, default 8 per
 // kind) and on one connection per table (0, as before issue 15); the
-// connections metric is what the consumer holds at the end.
+// connections metric is what the consumer holds at the end. With 10,000
+// tables of 4 changes each, what the consumer holds per table (issue 18)
+// is most of its peak RSS.
 func BenchmarkConsumer(b *testing.B) {
 	for _, c := range []struct {
 		name               string
 		tables, partitions int
 		conns              string // bigquery.write_connections; "" the default
+		changes            int    // 0: benchChanges()
 	}{
-		{"tables=8", 8, 6, ""},
-		{"tables=1000", 1000, 1, ""},
-		{"tables=1000/connections=per-table", 1000, 1, "0"},
+		{"tables=8", 8, 6, "", 0},
+		{"tables=1000", 1000, 1, "", 0},
+		{"tables=1000/connections=per-table", 1000, 1, "0", 0},
+		{"tables=10000", 10_000, 1, "", 40_000},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 			defer cancel()
 			kafkaChild, bqChild := startBenchChild(b, "kafka"), startBenchChild(b, "bigquery")
 			changes := benchChanges()
+			if c.changes > 0 {
+				changes = c.changes
+			}
 			prefix := "bench"
 			topics, valueBytes := prefill(b, ctx, kafkaChild.Addrs, prefix, c.tables, c.partitions, changes)
 			b.ResetTimer()
