@@ -163,7 +163,7 @@ func bindColumns(cols []column, schema bigquery.Schema, first int32) ([]column, 
 		if idx < 0 {
 			return nil, fmt.Errorf("column %s is missing from the table", c.name)
 		}
-		if d := sameType(schema[idx], c.field); d != "" {
+		if d := sameType(schema[idx], c.field()); d != "" {
 			return nil, fmt.Errorf("%s", d)
 		}
 		c.num = protowire.Number(first + int32(idx))
@@ -507,7 +507,7 @@ func appendColumns(dst, b []byte, cols []column) ([]byte, []byte, error) {
 			if br, b, err = avro.ReadBranch(b, c.typ); err != nil {
 				return nil, dst, err
 			}
-			if br == c.nullIdx {
+			if br == int(c.nullIdx) {
 				continue // NULL: the field stays unset
 			}
 		}
@@ -640,11 +640,11 @@ const maxDecimalBytes = avro.MaxDecimalBytes
 // strait never rounds.
 func appendDecimal(dst, raw []byte, c *column) ([]byte, error) {
 	if len(raw) > maxDecimalBytes {
-		return dst, &rangeError{fmt.Errorf("a decimal of %d bytes, beyond %s's range %s", len(raw), c.field.Type, decimalRanges[c.field.Type])}
+		return dst, &rangeError{fmt.Errorf("a decimal of %d bytes, beyond %s's range %s", len(raw), c.bqType, decimalRanges[c.bqType])}
 	}
 	var buf [160]byte // the text of maxDecimalBytes at any scale up to BIGNUMERIC's
 	text := avro.AppendDecimalText(buf[:0], raw, c.value.Scale)
-	if err := checkDecimal(text, c.field.Type); err != nil {
+	if err := checkDecimal(text, c.bqType); err != nil {
 		return dst, err
 	}
 	dst = protowire.AppendTag(dst, c.num, protowire.BytesType)

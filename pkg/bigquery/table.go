@@ -95,10 +95,10 @@ func (d *dataset) ensureTable(ctx context.Context, t *tableState, p *valuePlan, 
 	for _, c := range p.columns {
 		have := findColumn(t.schema, c.name)
 		if have == nil {
-			add = append(add, c.field)
+			add = append(add, c.field())
 			continue
 		}
-		if diff := sameType(have, c.field); diff != "" {
+		if diff := sameType(have, c.field()); diff != "" {
 			return false, permanent(fmt.Errorf("table %s: %s; BigQuery cannot change a column's type in place: drop the table and replay the topic from the beginning (consumer reset), or add a new column in the source instead of changing the type", t.id, diff))
 		}
 	}
@@ -143,7 +143,7 @@ func (d *dataset) createTable(ctx context.Context, ref *bigquery.Table, p *value
 	}
 	var schema bigquery.Schema
 	for _, c := range p.columns {
-		schema = append(schema, c.field)
+		schema = append(schema, c.field())
 	}
 	schema = append(schema, metadataColumns()...)
 	if limit, what := columnLimit(appendMode); len(schema) > limit {

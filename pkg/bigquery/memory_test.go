@@ -1,0 +1,76 @@
+package bigquery
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+
+	"github.com/strait-cdc/strait/pkg/avro"
+	"github.com/strait-cdc/strait/pkg/cdc"
+)
+
+// TestPlanHeapPerTable plans and binds the value schemas of many tables
+// and keeps what the writer keeps of each for its life — the value plan
+// (Writer.plans) and the binding to the table (table.bindings) — and
+// bounds the heap a table takes (issue 18: about 20 KB before, most of it
+// the parsed schema and a BigQuery column description per column, twice).
+func TestPlanHeapPerTable(t *testing.T) {
+	const tables, bound = 2000, 8192
+	type schemas struct{ key, value string }
+	in := make([]schemas, tables+1)
+	for i := range in {
+		s, err := avro.Build("strait", &cdc.Table{Database: "shop", Name: fmt.Sprintf("t%05d", i), PrimaryKey: []int{0}, Columns: []cdc.Column{
+			{Name: "id", Type: cdc.TypeInt64},
+			{Name: fmt.Sprintf("ref_%d", i), Type: cdc.TypeInt32, Nullable: true},
+			{Name: "amount", Type: cdc.TypeDecimal, Precision: 12, Scale: 2},
+			{Name: "status", Type: cdc.TypeString},
+			{Name: fmt.Sprintf("note_%d", i), Type: cdc.TypeString, Nullable: true},
+			{Name: "created_at", Type: cdc.TypeDateTime},
+			{Name: "updated_at", Type: cdc.TypeTimestamp},
+			{Name: "score", Type: cdc.TypeFloat64},
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in[i] = schemas{s.Key, s.Value}
+	}
+	kept := make([]*binding, 0, tables)
+	plan := func(s schemas) *binding {
+		p, err := planValue(s.value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, err := keyColumns(s.key, p.namespace)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p = p.withKey(key, true)
+		bd, err := bind(p, tableSchema(p), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bd
+	}
+	first := plan(in[tables]) // what tables share, out of the figure
+	before := heapInUse()
+	for _, s := range in[:tables] {
+		kept = append(kept, plan(s))
+	}
+	per := (heapInUse() - before) / tables
+	runtime.KeepAlive(kept)
+	runtime.KeepAlive(first)
+	runtime.KeepAlive(in)
+	t.Logf("%d bytes a table", per)
+	if per > bound {
+		t.Errorf("a table's value plan and binding hold %d bytes, over %d", per, bound)
+	}
+}
+
+// heapInUse returns the bytes of live heap objects, after a collection.
+func heapInUse() int64 {
+	runtime.GC()
+	runtime.GC() // and the cleanups the first one queued
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
