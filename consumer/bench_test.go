@@ -146,14 +146,14 @@ func benchRow(id int64, v int) []cdc.Value {
 // of partitions partitions each: per table, a quarter of the changes
 // insert rows, the rest update them (before and after images). It returns
 // the topics and the value bytes written.
-func prefill(b *testing.B, ctx context.Context, brokers []string, prefix string, tables, partitions, changes int) ([]string, int64) {
+func prefill(b *testing.B, ctx context.Context, brokers []string, registry, prefix string, tables, partitions, changes int) ([]string, int64) {
 	b.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(100_000))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer cl.Close()
-	reg, err := kafka.NewRegistry(env.registry.URL())
+	reg, err := kafka.NewRegistry(registry)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -286,7 +286,7 @@ func baseline(b *testing.B, ctx context.Context, brokers []string, prefix, group
 // consume runs `consumer run` on the topics of prefix until the group has
 // committed every partition to its end, and returns its /metrics text
 // scraped just before it stops.
-func consume(b *testing.B, ctx context.Context, kafkaChild, bqChild *testenv.Child, prefix, group, dataset string, topics []string, extra ...string) string {
+func consume(b *testing.B, ctx context.Context, kafkaChild, bqChild *testenv.Child, registry, prefix, group, dataset string, topics []string, extra ...string) string {
 	b.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -296,7 +296,7 @@ func consume(b *testing.B, ctx context.Context, kafkaChild, bqChild *testenv.Chi
 	l.Close()
 	args := []string{"run",
 		"-kafka.brokers", strings.Join(kafkaChild.Addrs, ","), "-kafka.group_id", group,
-		"-kafka.topic_prefix", prefix, "-kafka.schema_registry_url", env.registry.URL(),
+		"-kafka.topic_prefix", prefix, "-kafka.schema_registry_url", registry,
 		"-bigquery.project", project, "-bigquery.dataset", dataset,
 		"-bigquery.endpoint", bqChild.Addrs[0], "-bigquery.write_endpoint", bqChild.Addrs[1], "-bigquery.insecure=true",
 		"-http_addr", httpAddr, "-log_level", "warn", "-log_format", "text",
@@ -440,7 +440,11 @@ func BenchmarkConsumer(b *testing.B) {
 				changes = c.changes
 			}
 			prefix := "bench"
-			topics, valueBytes := prefill(b, ctx, kafkaChild.Addrs, prefix, c.tables, c.partitions, changes)
+			// The benchmark's registry: srfake's own registration takes
+			// time quadratic in the schemas (testenv.StartBenchRegistry).
+			registry := testenv.StartBenchRegistry()
+			defer registry.Close()
+			topics, valueBytes := prefill(b, ctx, kafkaChild.Addrs, registry.URL(), prefix, c.tables, c.partitions, changes)
 			b.ResetTimer()
 			for i := range b.N {
 				base := measure(kafkaChild, bqChild, func() {
@@ -453,7 +457,7 @@ func BenchmarkConsumer(b *testing.B) {
 				}
 				stopProfile := profile(b, c.name)
 				cons := measure(kafkaChild, bqChild, func() {
-					text = consume(b, ctx, kafkaChild, bqChild, prefix, fmt.Sprintf("bench-%d", i), fmt.Sprintf("bench_%d", i), topics, extra...)
+					text = consume(b, ctx, kafkaChild, bqChild, registry.URL(), prefix, fmt.Sprintf("bench-%d", i), fmt.Sprintf("bench_%d", i), topics, extra...)
 				})
 				stopProfile()
 				if applied := metric(text, "strait_consumer_rows_applied_total"); int(applied) != changes {
