@@ -166,6 +166,7 @@ func mapColumn(name string, typ *avro.Type, depth int) (column, error) {
 			return c, fmt.Errorf("column %s: records nested deeper than BigQuery's 15 levels", name)
 		}
 		c.conv, c.bqType = convRecord, bigquery.RecordFieldType
+		c.sub = make([]column, 0, len(v.Fields))
 		for _, sf := range v.Fields {
 			sc, err := mapColumn(sf.Name, sf.Type, depth+1)
 			if err != nil {
@@ -293,6 +294,7 @@ func planValue(schema string) (*valuePlan, error) {
 	if p.srcDB < 0 || p.srcTable < 0 {
 		return nil, notEnvelope("value schema %s: the source block lacks db or table", env.Name)
 	}
+	p.columns = make([]column, 0, len(row.Fields))
 	for _, f := range row.Fields {
 		c, err := mapColumn(f.Name, f.Type, 1)
 		if err != nil {
