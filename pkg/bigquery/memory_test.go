@@ -1,12 +1,20 @@
 package bigquery
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"runtime"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strait-cdc/strait/pkg/avro"
+	"github.com/strait-cdc/strait/pkg/bigquery/bqfake"
 	"github.com/strait-cdc/strait/pkg/cdc"
+	"github.com/strait-cdc/strait/pkg/sink"
 )
 
 // TestPlanHeapPerTable plans and binds the value schemas of many tables
@@ -73,4 +81,51 @@ func heapInUse() int64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
+}
+
+// TestTableSchemaSharesMetadataColumns writes to two tables of the local
+// BigQuery through the real clients: the schemas the writer holds of
+// them, as read back from BigQuery, both refer to the one copy of the
+// metadata columns.
+func TestTableSchemaSharesMetadataColumns(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	srv, err := bqfake.New(bqfake.WithSchemaDelay(0), bqfake.WithRecreateDelay(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cfg := &Config{}
+	cfg.Defaults()
+	cfg.Project, cfg.Dataset = "proj", "cdc"
+	cfg.Endpoint, cfg.WriteEndpoint, cfg.Insecure = srv.RESTURL(), srv.GRPCAddr(), true
+	w, err := NewWriter(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for i, name := range []string{"users", "orders"} {
+		table := &cdc.Table{Database: "shop", Name: name, PrimaryKey: []int{0}, Columns: []cdc.Column{{Name: "id", Type: cdc.TypeInt64}}}
+		s, err := avro.Build("strait", table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := &cdc.Event{Table: table, Op: cdc.OpCreate, After: []cdc.Value{cdc.Int(1)}, Position: cdc.Position{Epoch: 1, File: 1, Pos: 100}, CommitTime: time.Now()}
+		v, err := avro.NewEncoder(table, "strait", "test", uint32(2*i+1), uint32(2*i+2)).AppendValue(nil, ev, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		topic := sink.Topic{Name: "strait.shop." + name, Prefix: "strait", Database: "shop", Table: name}
+		if err := w.Apply(ctx, topic, []sink.Change{{KeySchema: s.Key, ValueSchemaID: 2*i + 2, ValueSchema: s.Value, Value: v[5:]}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"users", "orders"} {
+		schema := w.table("shop_" + name).state.schema
+		for _, m := range metadataFields {
+			if f := findColumn(schema, m.Name); f != m {
+				t.Errorf("table %s: column %s is a copy of its own", name, m.Name)
+			}
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -298,7 +299,7 @@ func quoteIdent(s string) string {
 }
 
 func (t *tableState) load(md *bigquery.TableMetadata) {
-	t.known, t.schema, t.etag, t.key = true, md.Schema, md.ETag, nil
+	t.known, t.schema, t.etag, t.key = true, shareMetadataColumns(md.Schema), md.ETag, nil
 	if tc := md.TableConstraints; tc != nil && tc.PrimaryKey != nil {
 		t.key = tc.PrimaryKey.Columns
 	}
@@ -338,6 +339,25 @@ func equalFold(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// metadataFields are the metadata columns as strait creates them, one
+// copy for every table: a table's schema, as the writer holds it for the
+// table's life, refers to these instead of its own equal copies (with
+// their descriptions, over a kilobyte a table; issue 18).
+var metadataFields = metadataColumns()
+
+// shareMetadataColumns replaces in s every column equal to one of
+// metadataFields by it, and returns s. Columns are never changed in place.
+func shareMetadataColumns(s bigquery.Schema) bigquery.Schema {
+	for i, f := range s {
+		for _, m := range metadataFields {
+			if f.Name == m.Name && reflect.DeepEqual(f, m) {
+				s[i] = m
+			}
+		}
+	}
+	return s
 }
 
 func names(s bigquery.Schema) []string {
