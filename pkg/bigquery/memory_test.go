@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/bigquery"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/strait-cdc/strait/pkg/avro"
 	"github.com/strait-cdc/strait/pkg/bigquery/bqfake"
@@ -126,6 +128,42 @@ func TestTableSchemaSharesMetadataColumns(t *testing.T) {
 			if f := findColumn(schema, m.Name); f != m {
 				t.Errorf("table %s: column %s is a copy of its own", name, m.Name)
 			}
+		}
+	}
+}
+
+// TestBindSharesPlanColumns: bound to the table made from its plan, a
+// binding holds the plan's columns themselves; bound to a table whose
+// columns are elsewhere, a copy numbered for it, the plan left as it was.
+func TestBindSharesPlanColumns(t *testing.T) {
+	s, err := avro.Build("strait", &cdc.Table{Database: "shop", Name: "users", PrimaryKey: []int{0}, Columns: []cdc.Column{
+		{Name: "id", Type: cdc.TypeInt64}, {Name: "name", Type: cdc.TypeString},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := planValue(s.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := tableSchema(p)
+	bd, err := bind(p, own, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &bd.columns[0] != &p.columns[0] {
+		t.Error("bound to its own table, the binding holds a copy of the plan's columns")
+	}
+	moved := append(bigquery.Schema{{Name: "added_elsewhere", Type: bigquery.StringFieldType}}, own...)
+	if bd, err = bind(p, moved, true); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []protowire.Number{numFirstCol + 1, numFirstCol + 2} {
+		if got := bd.columns[i].num; got != want {
+			t.Errorf("column %d: bound as field %d, want %d", i, got, want)
+		}
+		if got := p.columns[i].num; got != numFirstCol+protowire.Number(i) {
+			t.Errorf("column %d: the plan's number became %d", i, got)
 		}
 	}
 }

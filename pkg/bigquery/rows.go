@@ -150,8 +150,11 @@ func addFields(root, msg *descriptorpb.DescriptorProto, schema bigquery.Schema, 
 // bindColumns returns cols numbered by their place in the table schema:
 // from first for top-level columns, from 1 inside records. Every column
 // must exist with the same type (the caller patches the table first).
+// cols themselves are returned while every column is where planValue
+// numbered it (as in the table strait created from the plan): a table's
+// binding then holds no copy of its plan's columns.
 func bindColumns(cols []column, schema bigquery.Schema, first int32) ([]column, error) {
-	out := make([]column, len(cols))
+	out, copied := cols, false
 	for i, c := range cols {
 		idx := -1
 		for j, f := range schema {
@@ -166,17 +169,31 @@ func bindColumns(cols []column, schema bigquery.Schema, first int32) ([]column, 
 		if d := sameType(schema[idx], c.field()); d != "" {
 			return nil, fmt.Errorf("%s", d)
 		}
-		c.num = protowire.Number(first + int32(idx))
+		num, sub := protowire.Number(first+int32(idx)), c.sub
 		if c.sub != nil {
-			sub, err := bindColumns(c.sub, schema[idx].Schema, 1)
-			if err != nil {
+			var err error
+			if sub, err = bindColumns(c.sub, schema[idx].Schema, 1); err != nil {
 				return nil, fmt.Errorf("column %s: %w", c.name, err)
 			}
-			c.sub = sub
 		}
-		out[i] = c
+		if num == c.num && (len(sub) == 0 || &sub[0] == &c.sub[0]) {
+			continue
+		}
+		if !copied {
+			out, copied = slices.Clone(cols), true
+		}
+		out[i].num, out[i].sub = num, sub
 	}
 	return out, nil
+}
+
+// numberColumns numbers cols as in a table made from them (from first,
+// from 1 inside records): the numbers bindColumns keeps.
+func numberColumns(cols []column, first int32) {
+	for i := range cols {
+		cols[i].num = protowire.Number(first + int32(i))
+		numberColumns(cols[i].sub, 1)
+	}
 }
 
 // binding is a value schema bound to a table: where each value goes on the

@@ -302,6 +302,7 @@ func planValue(schema string) (*valuePlan, error) {
 		}
 		p.columns = append(p.columns, c)
 	}
+	numberColumns(p.columns, numFirstCol)
 	return p, nil
 }
 
