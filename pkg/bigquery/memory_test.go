@@ -19,17 +19,22 @@ import (
 	"github.com/strait-cdc/strait/pkg/sink"
 )
 
-// TestPlanHeapPerTable plans and binds the value schemas of many tables
-// and keeps what the writer keeps of each for its life — the value plan
-// (Writer.plans) and the binding to the table (table.bindings) — and
-// bounds the heap a table takes (issue 18: about 20 KB before, most of it
-// the parsed schema and a BigQuery column description per column, twice).
+// TestPlanHeapPerTable plans and binds the value schemas of many tables,
+// turns a change of each into its row, and keeps what the writer keeps of
+// each table for its life — the value plan (Writer.plans) and the binding
+// to the table (table.bindings) — and bounds the heap a table takes
+// (issue 18: about 20 KB before, most of it the parsed schema and a
+// BigQuery column description per column, twice).
 func TestPlanHeapPerTable(t *testing.T) {
 	const tables, bound = 2000, 8192
-	type schemas struct{ key, value string }
-	in := make([]schemas, tables+1)
+	type source struct {
+		schemas *avro.Schemas
+		value   []byte // a change's value body
+		topic   sink.Topic
+	}
+	in := make([]source, tables+1)
 	for i := range in {
-		s, err := avro.Build("strait", &cdc.Table{Database: "shop", Name: fmt.Sprintf("t%05d", i), PrimaryKey: []int{0}, Columns: []cdc.Column{
+		table := &cdc.Table{Database: "shop", Name: fmt.Sprintf("t%05d", i), PrimaryKey: []int{0}, Columns: []cdc.Column{
 			{Name: "id", Type: cdc.TypeInt64},
 			{Name: fmt.Sprintf("ref_%d", i), Type: cdc.TypeInt32, Nullable: true},
 			{Name: "amount", Type: cdc.TypeDecimal, Precision: 12, Scale: 2},
@@ -38,19 +43,26 @@ func TestPlanHeapPerTable(t *testing.T) {
 			{Name: "created_at", Type: cdc.TypeDateTime},
 			{Name: "updated_at", Type: cdc.TypeTimestamp},
 			{Name: "score", Type: cdc.TypeFloat64},
-		}})
+		}}
+		s, err := avro.Build("strait", table)
 		if err != nil {
 			t.Fatal(err)
 		}
-		in[i] = schemas{s.Key, s.Value}
+		ev := &cdc.Event{Table: table, Op: cdc.OpCreate, Position: cdc.Position{Epoch: 1, File: 1, Pos: 100}, CommitTime: time.Unix(1700000000, 0),
+			After: []cdc.Value{cdc.Int(int64(i)), cdc.Null, cdc.Str("12.50"), cdc.Str("paid"), cdc.Str("gift"), cdc.Int(1704067200_000000), cdc.Int(1700000000_000000), cdc.Float(0.5)}}
+		v, err := avro.NewEncoder(table, "strait", "test", 1, 2).AppendValue(nil, ev, time.Unix(1700000000, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		in[i] = source{s, v[5:], sink.Topic{Name: "strait.shop." + table.Name, Prefix: "strait", Database: "shop", Table: table.Name}}
 	}
 	kept := make([]*binding, 0, tables)
-	plan := func(s schemas) *binding {
-		p, err := planValue(s.value)
+	plan := func(s *source) *binding {
+		p, err := planValue(s.schemas.Value)
 		if err != nil {
 			t.Fatal(err)
 		}
-		key, err := keyColumns(s.key, p.namespace)
+		key, err := keyColumns(s.schemas.Key, p.namespace)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,12 +71,15 @@ func TestPlanHeapPerTable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if _, _, _, err := bd.appendRow(nil, s.value, 1, &s.topic); err != nil {
+			t.Fatal(err)
+		}
 		return bd
 	}
-	first := plan(in[tables]) // what tables share, out of the figure
+	first := plan(&in[tables]) // what tables share, out of the figure
 	before := heapInUse()
-	for _, s := range in[:tables] {
-		kept = append(kept, plan(s))
+	for i := range in[:tables] {
+		kept = append(kept, plan(&in[i]))
 	}
 	per := (heapInUse() - before) / tables
 	runtime.KeepAlive(kept)
