@@ -26,8 +26,9 @@ import (
 // attributes, the very same children) is that node. Every table's value
 // schema holds the same source block, the same unions of null and a
 // primitive, and a consumer holds the parse of every table's schema for
-// its life: shared, the source block is parsed into memory once, not once
-// a table (issue 18 measured 15.5 MB of parsed schemas a 1,000 tables).
+// its life: shared, the source block is in memory once, not once a table
+// (issue 18: a table's parsed value schema took 16.2 KB, now 2.0 KB, its
+// envelope and row records; TestParseHeapPerTable).
 type Type struct {
 	Kind        string // null boolean int long float double bytes string record enum array map fixed union
 	Name        string // full name of records, enums and fixed

@@ -82,13 +82,13 @@ const (
 // only what rows are built with: the BigQuery column it maps to is made
 // from it when a table is created, patched or bound (field).
 type column struct {
-	name    string     // BigQuery column name: ColumnName of the Avro field name
-	typ     *avro.Type // the field's type as declared (maybe a union)
-	value   *avro.Type // the non-null type
-	sub     []column   // fields of a record
-	bqType  bigquery.FieldType
-	nullIdx int32            // index of the null branch in typ, -1 if not nullable
-	num     protowire.Number // proto field number in the writer schema
+	name    string             // BigQuery column name: ColumnName of the Avro field name
+	typ     *avro.Type         // the field's type as declared (maybe a union)
+	value   *avro.Type         // the non-null type
+	sub     []column           // fields of a record
+	bqType  bigquery.FieldType // the BigQuery column's type
+	nullIdx int32              // index of the null branch in typ, -1 if not nullable
+	num     protowire.Number   // proto field number in the writer schema
 	conv    conv
 	keyText bool // a key column whose values are written as text (withKey)
 }
