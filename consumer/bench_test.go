@@ -146,14 +146,14 @@ func benchRow(id int64, v int) []cdc.Value {
 // of partitions partitions each: per table, a quarter of the changes
 // insert rows, the rest update them (before and after images). It returns
 // the topics and the value bytes written.
-func prefill(b *testing.B, ctx context.Context, brokers []string, prefix string, tables, partitions, changes int) ([]string, int64) {
+func prefill(b *testing.B, ctx context.Context, brokers []string, registry, prefix string, tables, partitions, changes int) ([]string, int64) {
 	b.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ProducerLinger(5*time.Millisecond), kgo.MaxBufferedRecords(100_000))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer cl.Close()
-	reg, err := kafka.NewRegistry(env.registry.URL())
+	reg, err := kafka.NewRegistry(registry)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -286,7 +286,7 @@ func baseline(b *testing.B, ctx context.Context, brokers []string, prefix, group
 // consume runs `consumer run` on the topics of prefix until the group has
 // committed every partition to its end, and returns its /metrics text
 // scraped just before it stops.
-func consume(b *testing.B, ctx context.Context, kafkaChild, bqChild *testenv.Child, prefix, group, dataset string, topics []string, extra ...string) string {
+func consume(b *testing.B, ctx context.Context, kafkaChild, bqChild *testenv.Child, registry, prefix, group, dataset string, topics []string, extra ...string) string {
 	b.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -296,7 +296,7 @@ func consume(b *testing.B, ctx context.Context, kafkaChild, bqChild *testenv.Chi
 	l.Close()
 	args := []string{"run",
 		"-kafka.brokers", strings.Join(kafkaChild.Addrs, ","), "-kafka.group_id", group,
-		"-kafka.topic_prefix", prefix, "-kafka.schema_registry_url", env.registry.URL(),
+		"-kafka.topic_prefix", prefix, "-kafka.schema_registry_url", registry,
 		"-bigquery.project", project, "-bigquery.dataset", dataset,
 		"-bigquery.endpoint", bqChild.Addrs[0], "-bigquery.write_endpoint", bqChild.Addrs[1], "-bigquery.insecure=true",
 		"-http_addr", httpAddr, "-log_level", "warn", "-log_format", "text",
@@ -337,6 +337,7 @@ func consume(b *testing.B, ctx context.Context, kafkaChild, bqChild *testenv.Chi
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	heapProfile(b)
 	resp, err := http.Get("http://" + httpAddr + "/metrics")
 	if err != nil {
 		b.Fatal(err)
@@ -376,6 +377,26 @@ func profile(b *testing.B, name string) func() {
 	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
+// heapProfile writes a heap profile of what the consumer holds once it
+// has applied every change, still running, when STRAIT_BENCH_HEAPPROFILE
+// names a file prefix: <prefix>.<case>.pprof (`go tool pprof
+// -sample_index=inuse_space`).
+func heapProfile(b *testing.B) {
+	prefix := os.Getenv("STRAIT_BENCH_HEAPPROFILE")
+	if prefix == "" {
+		return
+	}
+	f, err := os.Create(prefix + "." + strings.NewReplacer("/", "_", "=", "").Replace(b.Name()) + ".pprof")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // metric sums the samples of name (any labels) in a /metrics text.
 func metric(text, name string) float64 {
 	var sum float64
@@ -395,24 +416,35 @@ func metric(text, name string) float64 {
 // of 6 partitions and with 1,000 tables of 1 partition, the latter on the
 // shared write connections (bigquery.write_connections, default 8 per
 // kind) and on one connection per table (0, as before issue 15); the
-// connections metric is what the consumer holds at the end.
+// connections metric is what the consumer holds at the end. With 10,000
+// tables of 4 changes each, what the consumer holds per table (issue 18)
+// is most of its peak RSS.
 func BenchmarkConsumer(b *testing.B) {
 	for _, c := range []struct {
 		name               string
 		tables, partitions int
 		conns              string // bigquery.write_connections; "" the default
+		changes            int    // 0: benchChanges()
 	}{
-		{"tables=8", 8, 6, ""},
-		{"tables=1000", 1000, 1, ""},
-		{"tables=1000/connections=per-table", 1000, 1, "0"},
+		{"tables=8", 8, 6, "", 0},
+		{"tables=1000", 1000, 1, "", 0},
+		{"tables=1000/connections=per-table", 1000, 1, "0", 0},
+		{"tables=10000", 10_000, 1, "", 40_000},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 			defer cancel()
 			kafkaChild, bqChild := startBenchChild(b, "kafka"), startBenchChild(b, "bigquery")
 			changes := benchChanges()
+			if c.changes > 0 {
+				changes = c.changes
+			}
 			prefix := "bench"
-			topics, valueBytes := prefill(b, ctx, kafkaChild.Addrs, prefix, c.tables, c.partitions, changes)
+			// The benchmark's registry: srfake's own registration takes
+			// time quadratic in the schemas (testenv.StartBenchRegistry).
+			registry := testenv.StartBenchRegistry()
+			defer registry.Close()
+			topics, valueBytes := prefill(b, ctx, kafkaChild.Addrs, registry.URL(), prefix, c.tables, c.partitions, changes)
 			b.ResetTimer()
 			for i := range b.N {
 				base := measure(kafkaChild, bqChild, func() {
@@ -425,7 +457,7 @@ func BenchmarkConsumer(b *testing.B) {
 				}
 				stopProfile := profile(b, c.name)
 				cons := measure(kafkaChild, bqChild, func() {
-					text = consume(b, ctx, kafkaChild, bqChild, prefix, fmt.Sprintf("bench-%d", i), fmt.Sprintf("bench_%d", i), topics, extra...)
+					text = consume(b, ctx, kafkaChild, bqChild, registry.URL(), prefix, fmt.Sprintf("bench-%d", i), fmt.Sprintf("bench_%d", i), topics, extra...)
 				})
 				stopProfile()
 				if applied := metric(text, "strait_consumer_rows_applied_total"); int(applied) != changes {

@@ -150,8 +150,11 @@ func addFields(root, msg *descriptorpb.DescriptorProto, schema bigquery.Schema, 
 // bindColumns returns cols numbered by their place in the table schema:
 // from first for top-level columns, from 1 inside records. Every column
 // must exist with the same type (the caller patches the table first).
+// cols themselves are returned while every column is where planValue
+// numbered it (as in the table strait created from the plan): a table's
+// binding then holds no copy of its plan's columns.
 func bindColumns(cols []column, schema bigquery.Schema, first int32) ([]column, error) {
-	out := make([]column, len(cols))
+	out, copied := cols, false
 	for i, c := range cols {
 		idx := -1
 		for j, f := range schema {
@@ -163,20 +166,34 @@ func bindColumns(cols []column, schema bigquery.Schema, first int32) ([]column, 
 		if idx < 0 {
 			return nil, fmt.Errorf("column %s is missing from the table", c.name)
 		}
-		if d := sameType(schema[idx], c.field); d != "" {
+		if d := sameType(schema[idx], c.field()); d != "" {
 			return nil, fmt.Errorf("%s", d)
 		}
-		c.num = protowire.Number(first + int32(idx))
+		num, sub := protowire.Number(first+int32(idx)), c.sub
 		if c.sub != nil {
-			sub, err := bindColumns(c.sub, schema[idx].Schema, 1)
-			if err != nil {
+			var err error
+			if sub, err = bindColumns(c.sub, schema[idx].Schema, 1); err != nil {
 				return nil, fmt.Errorf("column %s: %w", c.name, err)
 			}
-			c.sub = sub
 		}
-		out[i] = c
+		if num == c.num && (len(sub) == 0 || &sub[0] == &c.sub[0]) {
+			continue
+		}
+		if !copied {
+			out, copied = slices.Clone(cols), true
+		}
+		out[i].num, out[i].sub = num, sub
 	}
 	return out, nil
+}
+
+// numberColumns numbers cols as in a table made from them (from first,
+// from 1 inside records): the numbers bindColumns keeps.
+func numberColumns(cols []column, first int32) {
+	for i := range cols {
+		cols[i].num = protowire.Number(first + int32(i))
+		numberColumns(cols[i].sub, 1)
+	}
 }
 
 // binding is a value schema bound to a table: where each value goes on the
@@ -507,7 +524,7 @@ func appendColumns(dst, b []byte, cols []column) ([]byte, []byte, error) {
 			if br, b, err = avro.ReadBranch(b, c.typ); err != nil {
 				return nil, dst, err
 			}
-			if br == c.nullIdx {
+			if br == int(c.nullIdx) {
 				continue // NULL: the field stays unset
 			}
 		}
@@ -640,11 +657,11 @@ const maxDecimalBytes = avro.MaxDecimalBytes
 // strait never rounds.
 func appendDecimal(dst, raw []byte, c *column) ([]byte, error) {
 	if len(raw) > maxDecimalBytes {
-		return dst, &rangeError{fmt.Errorf("a decimal of %d bytes, beyond %s's range %s", len(raw), c.field.Type, decimalRanges[c.field.Type])}
+		return dst, &rangeError{fmt.Errorf("a decimal of %d bytes, beyond %s's range %s", len(raw), c.bqType, decimalRanges[c.bqType])}
 	}
 	var buf [160]byte // the text of maxDecimalBytes at any scale up to BIGNUMERIC's
 	text := avro.AppendDecimalText(buf[:0], raw, c.value.Scale)
-	if err := checkDecimal(text, c.field.Type); err != nil {
+	if err := checkDecimal(text, c.bqType); err != nil {
 		return dst, err
 	}
 	dst = protowire.AppendTag(dst, c.num, protowire.BytesType)

@@ -114,7 +114,7 @@ func hostile(good []byte) [][]byte {
 func tableSchema(p *valuePlan) bigquery.Schema {
 	var s bigquery.Schema
 	for _, c := range p.columns {
-		s = append(s, c.field)
+		s = append(s, c.field())
 	}
 	return append(s, metadataColumns()...)
 }
@@ -307,7 +307,7 @@ func fuzzFile(values ...any) string {
 // range is written.
 func TestDecimalTooLong(t *testing.T) {
 	c := &column{name: "price", conv: convDecimal, value: &avro.Type{Kind: "bytes", Logical: "decimal", Precision: 76, Scale: 38}, num: 3,
-		field: &bigquery.FieldSchema{Name: "price", Type: bigquery.BigNumericFieldType}}
+		bqType: bigquery.BigNumericFieldType}
 	body := func(n int) []byte {
 		b := binary.AppendVarint(nil, int64(n))
 		return append(b, bytes.Repeat([]byte{0x7f}, n)...)

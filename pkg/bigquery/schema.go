@@ -77,16 +77,32 @@ const (
 	convFixedKey                    // fixed key → its TextBytes (STRING), upsert mode
 )
 
-// column is one Avro record field planned for the proto wire.
+// column is one Avro record field planned for the proto wire. A consumer
+// holds a plan of every table's columns for its life, so a column keeps
+// only what rows are built with: the BigQuery column it maps to is made
+// from it when a table is created, patched or bound (field).
 type column struct {
-	name    string     // BigQuery column name: ColumnName of the Avro field name
-	typ     *avro.Type // the field's type as declared (maybe a union)
-	value   *avro.Type // the non-null type
-	nullIdx int        // index of the null branch in typ, -1 if not nullable
+	name    string             // BigQuery column name: ColumnName of the Avro field name
+	typ     *avro.Type         // the field's type as declared (maybe a union)
+	value   *avro.Type         // the non-null type
+	sub     []column           // fields of a record
+	bqType  bigquery.FieldType // the BigQuery column's type
+	nullIdx int32              // index of the null branch in typ, -1 if not nullable
+	num     protowire.Number   // proto field number in the writer schema
 	conv    conv
-	field   *bigquery.FieldSchema // the BigQuery column this maps to
-	num     protowire.Number      // proto field number in the writer schema
-	sub     []column              // fields of a record
+	keyText bool // a key column whose values are written as text (withKey)
+}
+
+// field returns the BigQuery column c maps to.
+func (c *column) field() *bigquery.FieldSchema {
+	f := &bigquery.FieldSchema{Name: c.name, Type: c.bqType}
+	if c.keyText {
+		f.Description = "strait: the source key column's value as text (README, Primary-key columns)"
+	}
+	for i := range c.sub {
+		f.Schema = append(f.Schema, c.sub[i].field())
+	}
+	return f
 }
 
 // mapColumn derives the BigQuery column of an Avro field: the README's
@@ -95,37 +111,36 @@ type column struct {
 func mapColumn(name string, typ *avro.Type, depth int) (column, error) {
 	name = ColumnName(name)
 	v, nullIdx := typ.Nullable()
-	c := column{name: name, typ: typ, value: v, nullIdx: nullIdx, field: &bigquery.FieldSchema{Name: name}}
-	f := c.field
+	c := column{name: name, typ: typ, value: v, nullIdx: int32(nullIdx)}
 	switch v.Kind {
 	case "boolean":
-		c.conv, f.Type = convBool, bigquery.BooleanFieldType
+		c.conv, c.bqType = convBool, bigquery.BooleanFieldType
 	case "int":
-		c.conv, f.Type = convLong, bigquery.IntegerFieldType
+		c.conv, c.bqType = convLong, bigquery.IntegerFieldType
 		if v.Logical == "date" {
-			c.conv, f.Type = convDate, bigquery.DateFieldType
+			c.conv, c.bqType = convDate, bigquery.DateFieldType
 		}
 	case "long":
-		c.conv, f.Type = convLong, bigquery.IntegerFieldType
+		c.conv, c.bqType = convLong, bigquery.IntegerFieldType
 		switch v.Logical {
 		case "timestamp-micros":
-			c.conv, f.Type = convTimestampMicros, bigquery.TimestampFieldType
+			c.conv, c.bqType = convTimestampMicros, bigquery.TimestampFieldType
 		case "timestamp-millis":
-			c.conv, f.Type = convTimestampMillis, bigquery.TimestampFieldType
+			c.conv, c.bqType = convTimestampMillis, bigquery.TimestampFieldType
 		case "local-timestamp-micros":
-			c.conv, f.Type = convDateTimeMicros, bigquery.DateTimeFieldType
+			c.conv, c.bqType = convDateTimeMicros, bigquery.DateTimeFieldType
 		case "local-timestamp-millis":
-			c.conv, f.Type = convDateTimeMillis, bigquery.DateTimeFieldType
+			c.conv, c.bqType = convDateTimeMillis, bigquery.DateTimeFieldType
 		}
 		// io.debezium.time.MicroTime (MySQL TIME) stays INT64 microseconds:
 		// BigQuery's TIME holds only 00:00..23:59:59.999999, and MySQL's
 		// TIME spans -838:59:59..838:59:59.
 	case "float":
-		c.conv, f.Type = convFloat, bigquery.FloatFieldType
+		c.conv, c.bqType = convFloat, bigquery.FloatFieldType
 	case "double":
-		c.conv, f.Type = convDouble, bigquery.FloatFieldType
+		c.conv, c.bqType = convDouble, bigquery.FloatFieldType
 	case "bytes", "fixed":
-		c.conv, f.Type = convBytes, bigquery.BytesFieldType
+		c.conv, c.bqType = convBytes, bigquery.BytesFieldType
 		if v.Kind == "fixed" {
 			c.conv = convFixed
 		}
@@ -134,30 +149,30 @@ func mapColumn(name string, typ *avro.Type, depth int) (column, error) {
 			if v.Kind == "fixed" {
 				c.conv = convFixedDecimal
 			}
-			f.Type = decimalType(v.Precision, v.Scale)
-			if f.Type == "" {
+			c.bqType = decimalType(v.Precision, v.Scale)
+			if c.bqType == "" {
 				return c, fmt.Errorf("column %s: decimal(%d,%d) has more fractional digits than BIGNUMERIC's 38", name, v.Precision, v.Scale)
 			}
 		}
 	case "string":
-		c.conv, f.Type = convString, bigquery.StringFieldType
+		c.conv, c.bqType = convString, bigquery.StringFieldType
 		if v.ConnectName == "io.debezium.data.Json" {
-			f.Type = bigquery.JSONFieldType
+			c.bqType = bigquery.JSONFieldType
 		}
 	case "enum":
-		c.conv, f.Type = convEnum, bigquery.StringFieldType
+		c.conv, c.bqType = convEnum, bigquery.StringFieldType
 	case "record":
 		if depth >= 15 {
 			return c, fmt.Errorf("column %s: records nested deeper than BigQuery's 15 levels", name)
 		}
-		c.conv, f.Type = convRecord, bigquery.RecordFieldType
+		c.conv, c.bqType = convRecord, bigquery.RecordFieldType
+		c.sub = make([]column, 0, len(v.Fields))
 		for _, sf := range v.Fields {
 			sc, err := mapColumn(sf.Name, sf.Type, depth+1)
 			if err != nil {
 				return c, fmt.Errorf("column %s: %w", name, err)
 			}
 			c.sub = append(c.sub, sc)
-			f.Schema = append(f.Schema, sc.field)
 		}
 	default:
 		return c, fmt.Errorf("column %s: Avro type %s has no BigQuery mapping", name, v.Kind)
@@ -211,10 +226,7 @@ func (p *valuePlan) withKey(key []string, upsert bool) *valuePlan {
 			cp.columns = slices.Clone(p.columns)
 			q = &cp
 		}
-		f := *c.field
-		f.Type = bigquery.StringFieldType
-		f.Description = "strait: the source key column's value as text (README, Primary-key columns)"
-		q.columns[i].conv, q.columns[i].field = conv, &f
+		q.columns[i].conv, q.columns[i].bqType, q.columns[i].keyText = conv, bigquery.StringFieldType, true
 	}
 	if q == nil {
 		return p
@@ -282,6 +294,7 @@ func planValue(schema string) (*valuePlan, error) {
 	if p.srcDB < 0 || p.srcTable < 0 {
 		return nil, notEnvelope("value schema %s: the source block lacks db or table", env.Name)
 	}
+	p.columns = make([]column, 0, len(row.Fields))
 	for _, f := range row.Fields {
 		c, err := mapColumn(f.Name, f.Type, 1)
 		if err != nil {
@@ -289,6 +302,7 @@ func planValue(schema string) (*valuePlan, error) {
 		}
 		p.columns = append(p.columns, c)
 	}
+	numberColumns(p.columns, numFirstCol)
 	return p, nil
 }
 

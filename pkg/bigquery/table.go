@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,10 +96,10 @@ func (d *dataset) ensureTable(ctx context.Context, t *tableState, p *valuePlan, 
 	for _, c := range p.columns {
 		have := findColumn(t.schema, c.name)
 		if have == nil {
-			add = append(add, c.field)
+			add = append(add, c.field())
 			continue
 		}
-		if diff := sameType(have, c.field); diff != "" {
+		if diff := sameType(have, c.field()); diff != "" {
 			return false, permanent(fmt.Errorf("table %s: %s; BigQuery cannot change a column's type in place: drop the table and replay the topic from the beginning (consumer reset), or add a new column in the source instead of changing the type", t.id, diff))
 		}
 	}
@@ -143,7 +144,7 @@ func (d *dataset) createTable(ctx context.Context, ref *bigquery.Table, p *value
 	}
 	var schema bigquery.Schema
 	for _, c := range p.columns {
-		schema = append(schema, c.field)
+		schema = append(schema, c.field())
 	}
 	schema = append(schema, metadataColumns()...)
 	if limit, what := columnLimit(appendMode); len(schema) > limit {
@@ -298,7 +299,7 @@ func quoteIdent(s string) string {
 }
 
 func (t *tableState) load(md *bigquery.TableMetadata) {
-	t.known, t.schema, t.etag, t.key = true, md.Schema, md.ETag, nil
+	t.known, t.schema, t.etag, t.key = true, shareMetadataColumns(md.Schema), md.ETag, nil
 	if tc := md.TableConstraints; tc != nil && tc.PrimaryKey != nil {
 		t.key = tc.PrimaryKey.Columns
 	}
@@ -338,6 +339,25 @@ func equalFold(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// metadataFields are the metadata columns as strait creates them, one
+// copy for every table: a table's schema, as the writer holds it for the
+// table's life, refers to these instead of its own equal copies (with
+// their descriptions, over a kilobyte a table; issue 18).
+var metadataFields = metadataColumns()
+
+// shareMetadataColumns replaces in s every column equal to one of
+// metadataFields by it, and returns s. Columns are never changed in place.
+func shareMetadataColumns(s bigquery.Schema) bigquery.Schema {
+	for i, f := range s {
+		for _, m := range metadataFields {
+			if f.Name == m.Name && reflect.DeepEqual(f, m) {
+				s[i] = m
+			}
+		}
+	}
+	return s
 }
 
 func names(s bigquery.Schema) []string {
