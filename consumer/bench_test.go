@@ -337,7 +337,11 @@ func consume(b *testing.B, ctx context.Context, kafkaChild, bqChild *testenv.Chi
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	heapProfile(b)
+	// What the consumer holds once it has applied every change, still
+	// running (STRAIT_BENCH_HEAPPROFILE).
+	if err := testenv.WriteHeapProfile(b.Name()); err != nil {
+		b.Fatal(err)
+	}
 	resp, err := http.Get("http://" + httpAddr + "/metrics")
 	if err != nil {
 		b.Fatal(err)
@@ -357,44 +361,6 @@ func newBenchAdmin(b *testing.B, brokers []string) *kadm.Client {
 	}
 	b.Cleanup(cl.Close)
 	return kadm.NewClient(cl)
-}
-
-// profile starts a CPU profile of the consumer pass when
-// STRAIT_BENCH_CPUPROFILE names a file prefix (-cpuprofile would also
-// profile the pre-filling); the returned function stops it.
-func profile(b *testing.B, name string) func() {
-	prefix := os.Getenv("STRAIT_BENCH_CPUPROFILE")
-	if prefix == "" {
-		return func() {}
-	}
-	f, err := os.Create(prefix + "." + strings.ReplaceAll(name, "=", "") + ".pprof")
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		b.Fatal(err)
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }
-}
-
-// heapProfile writes a heap profile of what the consumer holds once it
-// has applied every change, still running, when STRAIT_BENCH_HEAPPROFILE
-// names a file prefix: <prefix>.<case>.pprof (`go tool pprof
-// -sample_index=inuse_space`).
-func heapProfile(b *testing.B) {
-	prefix := os.Getenv("STRAIT_BENCH_HEAPPROFILE")
-	if prefix == "" {
-		return
-	}
-	f, err := os.Create(prefix + "." + strings.NewReplacer("/", "_", "=", "").Replace(b.Name()) + ".pprof")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	runtime.GC()
-	if err := pprof.WriteHeapProfile(f); err != nil {
-		b.Fatal(err)
-	}
 }
 
 // metric sums the samples of name (any labels) in a /metrics text.
@@ -455,7 +421,12 @@ func BenchmarkConsumer(b *testing.B) {
 				if c.conns != "" {
 					extra = []string{"-bigquery.write_connections", c.conns}
 				}
-				stopProfile := profile(b, c.name)
+				// STRAIT_BENCH_CPUPROFILE: the consumer pass only
+				// (-cpuprofile would also profile the pre-filling).
+				stopProfile, err := testenv.StartCPUProfile(b.Name())
+				if err != nil {
+					b.Fatal(err)
+				}
 				cons := measure(kafkaChild, bqChild, func() {
 					text = consume(b, ctx, kafkaChild, bqChild, registry.URL(), prefix, fmt.Sprintf("bench-%d", i), fmt.Sprintf("bench_%d", i), topics, extra...)
 				})
