@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -210,6 +211,29 @@ func TestChaosEndsExact(t *testing.T) {
 			}
 		}},
 	}
+	// scored waits, with no fault on the way, until a change carrying the
+	// column the workload adds is in BigQuery. Appends naming it are
+	// refused until BigQuery's schema delay has passed; each answer then
+	// reaches a running consumer, which logs that it waits (checked at
+	// the end). A consumer killed between a refusal and its log line
+	// (seen once) would leave a refusal nobody could report.
+	scored := func() {
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			supervise()
+			rows, _ := st.bq.Rows("demo", o.dataset, "shop_customers")
+			if slices.ContainsFunc(rows, func(r map[string]any) bool { return r["score"] != nil }) {
+				return
+			}
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				t.Fatalf("no change with the added column in BigQuery after 90s (appends refused for it: %d)", st.bq.SchemaRefusals())
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
 	progressed("the start")
 	const rounds = 14
 	for r := range rounds {
@@ -219,6 +243,7 @@ func TestChaosEndsExact(t *testing.T) {
 		}
 		if r == rounds/2 {
 			w.addColumn.Store(true) // the workload runs the DDL next
+			scored()
 		}
 		t.Logf("%s round %d: %s", time.Now().UTC().Format(time.TimeOnly), r+1, a.name)
 		a.do()
@@ -267,7 +292,7 @@ func TestChaosEndsExact(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("BigQuery differs from the source:\n%s\n%s", strings.Join(lines, "\n"), st.differences(ctx, ts, 5))
+			t.Fatalf("BigQuery differs from the source:\n%s\n%s\n%s", strings.Join(lines, "\n"), groupLag(ctx, adm, "strait-demo"), st.differences(ctx, ts, 5))
 		}
 		select {
 		case <-ctx.Done():
@@ -292,9 +317,9 @@ func TestChaosEndsExact(t *testing.T) {
 	}
 	// BigQuery's delays were on (localDelay): an append the Write API
 	// refused for the new column made a consumer wait, and no table
-	// stopped. Whether one was refused depends on the faults' timing (a
-	// consumer killed right after adding the column is replaced after the
-	// delay has passed), so the wait is required only when one was.
+	// stopped. Whether one was refused depends on timing (the consumers
+	// may first append a change with the column after the delay has
+	// passed), so the wait is required only when one was.
 	clog, _ := os.ReadFile(filepath.Join(o.dir, "consumer.log"))
 	if n := st.bq.SchemaRefusals(); n > 0 && !strings.Contains(string(clog), "reason=schema_not_visible") {
 		t.Errorf("BigQuery refused %d appends naming the new column before it was visible, and no consumer waited for it (log reason=schema_not_visible)", n)
@@ -620,4 +645,37 @@ func (st *stack) differences(ctx context.Context, ts []table, n int) string {
 		}
 	}
 	return b.String()
+}
+
+// groupLag is, per table topic, the records in it and how many of them
+// group has not committed: which side a difference is on (nothing
+// published, or published and not applied).
+func groupLag(ctx context.Context, adm *kadm.Client, group string) string {
+	ends, err := adm.ListEndOffsets(ctx)
+	if err != nil {
+		return fmt.Sprintf("topics' end offsets: %v", err)
+	}
+	committed, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return fmt.Sprintf("group %s's offsets: %v", group, err)
+	}
+	var b strings.Builder
+	for _, topic := range slices.Sorted(maps.Keys(ends)) {
+		if !strings.HasPrefix(topic, "demo.") || strings.HasPrefix(topic, "demo._") {
+			continue
+		}
+		var end, lag int64
+		for p, o := range ends[topic] {
+			end += o.Offset
+			c, ok := committed.Lookup(topic, p)
+			switch {
+			case !ok || c.At < 0:
+				lag += o.Offset
+			case o.Offset > c.At:
+				lag += o.Offset - c.At
+			}
+		}
+		fmt.Fprintf(&b, "  %-28s %8d offsets, %8d not committed by %s\n", topic, end, lag, group)
+	}
+	return "Kafka:\n" + b.String()
 }
