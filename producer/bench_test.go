@@ -517,9 +517,18 @@ func benchPipeline(b *testing.B, ctx context.Context, include string, k benchKaf
 // (pipeline.Engine: the reader and the publisher on their goroutines,
 // Kafka transactions committed with a checkpoint as configured by
 // default) until the checkpoint of the range's end is committed.
-func producerPass(b *testing.B, ctx context.Context, w *workload, k benchKafka, serverID uint32, prefix string, start func(rows, txs int), half func()) (rows, txs int) {
+// committing is set to the time the engine waited for commits in the
+// timed part.
+func producerPass(b *testing.B, ctx context.Context, w *workload, k benchKafka, serverID uint32, prefix string, start func(rows, txs int), half func(), committing *time.Duration) (rows, txs int) {
 	b.Helper()
-	reader, writer, kcfg, _ := benchPipeline(b, ctx, w.include, k, serverID, prefix, true)
+	reader, writer, kcfg, reg := benchPipeline(b, ctx, w.include, k, serverID, prefix, true)
+	var before float64
+	timed := start
+	start = func(rows, txs int) {
+		before = commitSeconds(b, reg)
+		timed(rows, txs)
+	}
+	defer func() { *committing = time.Duration((commitSeconds(b, reg) - before) * float64(time.Second)) }()
 	if _, err := writer.ReadCheckpoint(ctx); err != nil { // takes over the transactional id
 		b.Fatal(err)
 	}
@@ -549,6 +558,22 @@ func producerPass(b *testing.B, ctx context.Context, w *workload, k benchKafka, 
 		b.Fatal(err)
 	}
 	return c.rows, c.txs
+}
+
+// commitSeconds is the time spent in commits so far
+// (strait_producer_commit_seconds).
+func commitSeconds(b *testing.B, reg *prometheus.Registry) float64 {
+	b.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "strait_producer_commit_seconds" {
+			return f.GetMetric()[0].GetHistogram().GetSampleSum()
+		}
+	}
+	return 0
 }
 
 // serialPass reads w's binlog range and publishes each transaction in turn
@@ -618,6 +643,7 @@ func BenchmarkProducer(b *testing.B) {
 				// The profile (STRAIT_BENCH_CPUPROFILE) covers the producer's
 				// timed part only.
 				stop := func() {}
+				var committing time.Duration
 				prod := measureFrom(b, k.pid, func(start func(int, int), half func()) (int, int) {
 					timed := func(rows, txs int) {
 						start(rows, txs)
@@ -626,7 +652,7 @@ func BenchmarkProducer(b *testing.B) {
 							b.Fatal(err)
 						}
 					}
-					return producerPass(b, ctx, w, k, id+1, prefix, timed, half)
+					return producerPass(b, ctx, w, k, id+1, prefix, timed, half, &committing)
 				})
 				stop()
 				serial := measureFrom(b, k.pid, func(start func(int, int), half func()) (int, int) {
@@ -642,6 +668,7 @@ func BenchmarkProducer(b *testing.B) {
 				b.ReportMetric(float64(base.mallocs)/float64(base.rows), "baseline-allocs/row")
 				b.ReportMetric(prod.rowsPerSec(), "rows/s")
 				b.ReportMetric(prod.rowsPerSec()/base.rowsPerSec(), "ratio")
+				b.ReportMetric(100*committing.Seconds()/prod.wall.Seconds(), "%committing")
 				b.ReportMetric(prod.cpu.Seconds()*1e6/float64(prod.rows), "cpu-µs/row")
 				b.ReportMetric(float64(prod.mallocs)/float64(prod.rows), "allocs/row")
 				b.ReportMetric(base.server.Seconds()*1e6/float64(base.rows), "baseline-server-cpu-µs/row")
