@@ -58,4 +58,13 @@ func TestLibraryLogForgetsBeyondBound(t *testing.T) {
 	if n := h.seen.size(); n > maxRemembered {
 		t.Errorf("%d messages remembered, want at most %d", n, maxRemembered)
 	}
+	if got := strings.Count(out.String(), "\n"); got != 10*maxRemembered {
+		t.Errorf("%d distinct messages wrote %d lines, want each once", 10*maxRemembered, got)
+	}
+	// The first one, forgotten since, is written again within the interval.
+	out.Reset()
+	log.Warn("distinct a0s")
+	if out.Len() == 0 {
+		t.Error("a message forgotten past the bound was held back")
+	}
 }
