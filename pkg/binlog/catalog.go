@@ -36,13 +36,17 @@ type catalog struct {
 	// goMySQL leaves rows events and TABLE_MAP metadata to go-mysql's
 	// decoding (tests compare it with decode.go's and tablemap.go's).
 	goMySQL bool
+	// kept, when not nil, keeps the TABLE_MAP events schemas were built
+	// from, by table id (tests compare them; the catalog needs only their
+	// fixed part).
+	kept map[uint64]*replication.TableMapEvent
 }
 
 // tableState is the schema a table id decodes with, and the TABLE_MAP it
 // was built from.
 type tableState struct {
-	event    *replication.TableMapEvent // the TABLE_MAP this schema was built from
-	meta     []byte                     // its optional metadata (tablemap.go)
+	fixed    tableMapFixed // the TABLE_MAP this schema was built from
+	meta     []byte        // and its optional metadata (tablemap.go)
 	captured bool
 	info     *tableInfo
 	conv     *converter
@@ -58,7 +62,7 @@ func (c *catalog) tableMap(ctx context.Context, e *replication.TableMapEvent, ra
 	if err != nil {
 		return err
 	}
-	if st, ok := c.tables[e.TableID]; ok && bytes.Equal(st.meta, meta) && sameTableMap(st.event, e) {
+	if st, ok := c.tables[e.TableID]; ok && bytes.Equal(st.meta, meta) && st.fixed.same(e) {
 		return nil
 	}
 	// The server gives a table a new id whenever it opens it anew (FLUSH
@@ -71,7 +75,7 @@ func (c *catalog) tableMap(ctx context.Context, e *replication.TableMapEvent, ra
 	if old, ok := c.ids[name]; ok && old != e.TableID {
 		prev := c.tables[old]
 		delete(c.tables, old)
-		if prev != nil && bytes.Equal(prev.meta, meta) && sameTableMap(prev.event, e) {
+		if prev != nil && bytes.Equal(prev.meta, meta) && prev.fixed.same(e) {
 			c.tables[e.TableID], c.ids[name] = prev, e.TableID
 			return nil
 		}
@@ -83,8 +87,11 @@ func (c *catalog) tableMap(ctx context.Context, e *replication.TableMapEvent, ra
 		}
 	}
 	c.decoded++
+	if c.kept != nil {
+		c.kept[e.TableID] = e
+	}
 	db, name := string(e.Schema), string(e.Table)
-	st := &tableState{event: e, meta: meta, captured: c.captured(db, name)}
+	st := &tableState{fixed: fixedPart(e), meta: meta, captured: c.captured(db, name)}
 	c.tables[e.TableID] = st
 	if !st.captured {
 		return nil
@@ -115,28 +122,35 @@ func (c *catalog) tableMap(ctx context.Context, e *replication.TableMapEvent, ra
 	return nil
 }
 
-// sameTableMap compares the fixed part of two TABLE_MAP events (their
-// optional metadata is compared as bytes).
-func sameTableMap(a, b *replication.TableMapEvent) bool {
-	if a.ColumnCount != b.ColumnCount || !bytes.Equal(a.Schema, b.Schema) || !bytes.Equal(a.Table, b.Table) ||
-		!bytes.Equal(a.ColumnType, b.ColumnType) || !bytes.Equal(a.NullBitmap, b.NullBitmap) || len(a.ColumnMeta) != len(b.ColumnMeta) {
-		return false
-	}
-	for i := range a.ColumnMeta {
-		if a.ColumnMeta[i] != b.ColumnMeta[i] {
-			return false
-		}
-	}
-	return true
+// tableMapFixed is the fixed part of a TABLE_MAP event: what is compared
+// with the next TABLE_MAP of the table besides the optional metadata (kept
+// as bytes next to it). The parsed event is not kept: with thousands of
+// tables its column names and the rest of its metadata were a third of
+// the catalog's memory.
+type tableMapFixed struct {
+	schema, table          string
+	columnTypes, nullables string // the event's column types and NULL bitmap
+	columnMeta             []uint16
+}
+
+func fixedPart(e *replication.TableMapEvent) tableMapFixed {
+	return tableMapFixed{schema: string(e.Schema), table: string(e.Table), columnTypes: string(e.ColumnType),
+		nullables: string(e.NullBitmap), columnMeta: slices.Clone(e.ColumnMeta)}
+}
+
+// same reports whether e's fixed part is f.
+func (f *tableMapFixed) same(e *replication.TableMapEvent) bool {
+	return e.ColumnCount == uint64(len(f.columnTypes)) && string(e.Schema) == f.schema && string(e.Table) == f.table &&
+		string(e.ColumnType) == f.columnTypes && string(e.NullBitmap) == f.nullables && slices.Equal(e.ColumnMeta, f.columnMeta)
 }
 
 // dropTables forgets the schemas of the table ids a DDL with scope touches:
 // the next TABLE_MAP of each rebuilds it.
 func (c *catalog) dropTables(scope ddlScope) {
 	for id, st := range c.tables {
-		if scope.touches(string(st.event.Schema), string(st.event.Table)) {
+		if scope.touches(st.fixed.schema, st.fixed.table) {
 			delete(c.tables, id)
-			delete(c.ids, string(st.event.Schema)+"\x00"+string(st.event.Table))
+			delete(c.ids, st.fixed.schema+"\x00"+st.fixed.table)
 		}
 	}
 }

@@ -459,7 +459,7 @@ func (s *stream) rows(tx *Tx, h *replication.EventHeader, e *replication.RowsEve
 		return nil
 	}
 	if st.err != nil {
-		return fmt.Errorf("table %s.%s at %s:%d: %w", st.event.Schema, st.event.Table, s.file, h.LogPos, st.err)
+		return fmt.Errorf("table %s.%s at %s:%d: %w", st.fixed.schema, st.fixed.table, s.file, h.LogPos, st.err)
 	}
 	info := st.info
 	var op cdc.Op
