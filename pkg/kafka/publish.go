@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -68,13 +69,19 @@ func (pub *publisher) writerFor(ctx context.Context, t *cdc.Table) (*tableWriter
 	if err != nil {
 		return nil, err
 	}
-	var keyID int
+	// The key's and the value's schemas at once: a table's first change
+	// waits for one round trip to the registry, not two (after a restart,
+	// every table's first change does).
+	var keyID, valueID int
+	var keyErr error
+	var key sync.WaitGroup
 	if s.Key != "" {
-		keyID, err = pub.registry.Register(ctx, topic+"-key", s.Key)
+		key.Go(func() { keyID, keyErr = pub.registry.Register(ctx, topic+"-key", s.Key) })
 	}
-	var valueID int
-	if err == nil {
-		valueID, err = pub.registry.Register(ctx, topic+"-value", s.Value)
+	valueID, err = pub.registry.Register(ctx, topic+"-value", s.Value)
+	key.Wait()
+	if keyErr != nil {
+		err = keyErr
 	}
 	var rej *SchemaRejectedError
 	if errors.As(err, &rej) {

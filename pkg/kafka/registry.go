@@ -7,15 +7,18 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/strait-cdc/strait/pkg/cdc"
 )
 
-// Registry registers Avro schemas and remembers their ids.
+// Registry registers Avro schemas and remembers their ids. It may be used
+// from several goroutines.
 type Registry struct {
 	client *sr.Client
+	mu     sync.Mutex
 	ids    map[string]int // subject + "\x00" + SHA-256 of the schema → id
 }
 
@@ -35,7 +38,10 @@ func NewRegistry(url string, opts ...sr.ClientOpt) (*Registry, error) {
 func (r *Registry) Register(ctx context.Context, subject, schema string) (int, error) {
 	sum := sha256.Sum256([]byte(schema)) // a schema's text is kilobytes: 10,000 tables' would be 30 MiB
 	k := subject + "\x00" + string(sum[:])
-	if id, ok := r.ids[k]; ok {
+	r.mu.Lock()
+	id, ok := r.ids[k]
+	r.mu.Unlock()
+	if ok {
 		return id, nil
 	}
 	// RegisterSchema, not CreateSchema: one round trip, the id alone (a
@@ -55,7 +61,9 @@ func (r *Registry) Register(ctx context.Context, subject, schema string) (int, e
 	if err != nil {
 		return 0, fmt.Errorf("register schema for subject %s: %w", subject, err)
 	}
+	r.mu.Lock()
 	r.ids[k] = id
+	r.mu.Unlock()
 	return id, nil
 }
 
