@@ -187,6 +187,11 @@ kafka:
   rebalance_timeout: 15s
 %slog_format: text
 `, brokers, st.registry.URL(), bq)
+	if st.o.manyTables {
+		// README, "Many tables": one partition a table, batches that wait
+		// for the transaction's commit.
+		producer = strings.Replace(producer, "  partitions: 3\n", "  partitions: 1\n  producer_linger: 100ms\n", 1)
+	}
 	producer += bq // for producer verify
 	for name, cfg := range map[string]string{"producer": producer, "consumer": consumer} {
 		if err := os.WriteFile(filepath.Join(st.o.dir, name+".yaml"), []byte(cfg), 0o644); err != nil {

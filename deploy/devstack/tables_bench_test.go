@@ -82,13 +82,15 @@ func envInt(tb testing.TB, name string, def int) int {
 type tablesResult struct {
 	tables, rows               int
 	setup, start, snap, snapBQ time.Duration
-	catchUp                    time.Duration
+	catchUp, steady            time.Duration
 	checkpointBytes            int
 	producerMiB, consumerMiB   float64
 	connections                int
 }
 
 func (r *tablesResult) rowsPerSec() float64 { return float64(r.rows) / r.catchUp.Seconds() }
+
+func (r *tablesResult) steadyPerSec() float64 { return float64(r.rows) / r.steady.Seconds() }
 
 // report gives r as benchmark metrics, with the ratio against base (the
 // 100-table run; nil when it did not run).
@@ -98,18 +100,20 @@ func (r *tablesResult) report(b *testing.B, base *tablesResult) {
 	b.ReportMetric(r.snap.Seconds(), "snapshot-s")
 	b.ReportMetric(r.snapBQ.Seconds(), "snapshot-bq-s")
 	b.ReportMetric(r.rowsPerSec(), "rows/s")
+	b.ReportMetric(r.steadyPerSec(), "steady-rows/s")
 	if base != nil {
 		b.ReportMetric(r.rowsPerSec()/base.rowsPerSec(), "ratio")
+		b.ReportMetric(r.steadyPerSec()/base.steadyPerSec(), "steady-ratio")
 	}
 	b.ReportMetric(float64(r.checkpointBytes), "checkpoint-bytes")
 	b.ReportMetric(r.producerMiB, "producer-MiB")
 	b.ReportMetric(r.consumerMiB, "consumer-MiB")
 	b.ReportMetric(float64(r.connections), "bq-connections")
 	b.Logf("%d tables (created in %s): producer ready in %s, snapshot published in %s and in BigQuery in %s; "+
-		"%d rows spread over every table caught up in %s (%.0f rows/s); largest checkpoint %d bytes; "+
+		"%d rows spread over every table caught up in %s (%.0f rows/s), with the producer warm in %s (%.0f rows/s); largest checkpoint %d bytes; "+
 		"peak RSS producer %.0f MiB, consumer %.0f MiB; %d BigQuery connections at most",
 		r.tables, r.setup.Round(time.Millisecond), r.start.Round(time.Millisecond), r.snap.Round(time.Millisecond), r.snapBQ.Round(time.Millisecond),
-		r.rows, r.catchUp.Round(time.Millisecond), r.rowsPerSec(), r.checkpointBytes, r.producerMiB, r.consumerMiB, r.connections)
+		r.rows, r.catchUp.Round(time.Millisecond), r.rowsPerSec(), r.steady.Round(time.Millisecond), r.steadyPerSec(), r.checkpointBytes, r.producerMiB, r.consumerMiB, r.connections)
 }
 
 // tablesRows is the rows each table holds before the snapshot.
@@ -200,13 +204,7 @@ func measureTables(b *testing.B, ctx context.Context, bin string, tables, rows i
 		b.Fatal(ctx.Err())
 	}
 	before := acked.Load()
-	if err := inHalves(rows, func(from, to int) error {
-		var stmts []string
-		for i := from; i < to; i++ {
-			stmts = append(stmts, fmt.Sprintf("UPDATE t%05d SET n = n + 1 WHERE id = %d", i%tables, 1+i/tables%tablesRows))
-		}
-		return st.db.Exec(ctx, "shop", stmts...)
-	}); err != nil {
+	if err := spread(ctx, st, tables, rows); err != nil {
 		b.Fatal(err)
 	}
 	restarted := time.Now()
@@ -217,6 +215,25 @@ func measureTables(b *testing.B, ctx context.Context, bin string, tables, rows i
 		b.Fatalf("spread rows in BigQuery: %d of %d: %v", acked.Load()-before, rows, err)
 	}
 	r.catchUp = time.Since(restarted)
+
+	// The same workload again, written while the producer is paused
+	// (SIGSTOP, between two transactions: it is idle): it resumes with
+	// every table's topic and schemas known, where the catch-up above
+	// includes each table's first change after a start.
+	before = acked.Load()
+	if err := producer.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		b.Fatal(err)
+	}
+	err = spread(ctx, st, tables, rows)
+	producer.cmd.Process.Signal(syscall.SIGCONT)
+	if err != nil {
+		b.Fatal(err)
+	}
+	resumed := time.Now()
+	if err := waitFor(ctx, 30*time.Minute, producer.exited, func() bool { return acked.Load() >= before+int64(rows) }); err != nil {
+		b.Fatalf("spread rows after the pause in BigQuery: %d of %d: %v", acked.Load()-before, rows, err)
+	}
+	r.steady = time.Since(resumed)
 	r.producerMiB = max(producerMiB, peakMiB(producer))
 	r.consumerMiB = peakMiB(consumer)
 	r.connections = st.bq.PeakConnections()
@@ -224,6 +241,18 @@ func measureTables(b *testing.B, ctx context.Context, bin string, tables, rows i
 		b.Fatal(err)
 	}
 	return r
+}
+
+// spread writes rows one-row transactions round-robin over the tables, two
+// connections each writing half.
+func spread(ctx context.Context, st *stack, tables, rows int) error {
+	return inHalves(rows, func(from, to int) error {
+		var stmts []string
+		for i := from; i < to; i++ {
+			stmts = append(stmts, fmt.Sprintf("UPDATE t%05d SET n = n + 1 WHERE id = %d", i%tables, 1+i/tables%tablesRows))
+		}
+		return st.db.Exec(ctx, "shop", stmts...)
+	})
 }
 
 // inHalves runs fn over [0, n) in two halves at once.
