@@ -214,6 +214,12 @@ func (st *stack) spawn(binary string, flags ...string) (*process, error) {
 	cmd := exec.Command(filepath.Join(st.o.bin, binary), args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.Env = append(os.Environ(), "STRAIT_SOURCE_PASSWORD="+st.db.Password)
+	// Benchmarks: STRAIT_BENCH_PRODUCER_GOMEMLIMIT (or _CONSUMER_) is the
+	// binary's GOMEMLIMIT, as deploy/ sets it; the benchmark's own process
+	// keeps none.
+	if limit := os.Getenv("STRAIT_BENCH_" + strings.ToUpper(binary) + "_GOMEMLIMIT"); limit != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+limit)
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", binary, err)
 	}
