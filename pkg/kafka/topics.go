@@ -33,9 +33,9 @@ const topicBatch = 500
 // partitions and cleanup policy, topicBatch to a request: a snapshot of
 // 20,000 tables would otherwise wait for a CreateTopics round trip at each
 // table's first change; then it has the client learn their partitions, in
-// one metadata request (preload). It returns how many it created. A topic it cannot
-// create (no CREATE ACL, a refusal) is left to its table's first change,
-// which retries and says why.
+// one metadata request (preload). It returns how many it created. A topic
+// it cannot create (no CREATE ACL, a refusal) is left to its table's first
+// change, which retries and says why.
 func (pub *publisher) CreateTableTopics(ctx context.Context, tables []string) (int, error) {
 	p := pub.p
 	var todo []string

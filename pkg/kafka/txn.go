@@ -85,9 +85,9 @@ type txnState struct {
 	bytes         int // their key and value bytes
 
 	produced map[string]bool // topics the client produced to
+	firstIn  []string        // of those, the ones first produced to in this transaction (awaitPartitions)
 	// preloaded are the topics preload had the client learn (topics.go).
 	preloaded map[string]bool
-	firstIn   []string // of those, the ones first produced to in this transaction (awaitPartitions)
 }
 
 // ErrFenced reports that another producer took over this source.
