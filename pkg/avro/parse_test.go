@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/strait-cdc/strait/pkg/cdc"
+	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
 // manyTable is table i of a source with many tables: a few columns, some
@@ -131,7 +132,7 @@ func TestParseHeapPerTable(t *testing.T) {
 	if _, err := Parse(schemas[0]); err != nil { // what every table shares is counted once, out of the figure
 		t.Fatal(err)
 	}
-	before := heapInUse()
+	before := testenv.HeapInUse()
 	for _, s := range schemas {
 		p, err := Parse(s)
 		if err != nil {
@@ -139,22 +140,13 @@ func TestParseHeapPerTable(t *testing.T) {
 		}
 		parsed = append(parsed, p)
 	}
-	per := (heapInUse() - before) / tables
+	per := (testenv.HeapInUse() - before) / tables
 	runtime.KeepAlive(parsed)
 	runtime.KeepAlive(schemas)
 	t.Logf("%d bytes a table", per)
 	if per > bound {
 		t.Errorf("the parsed value schema of a table holds %d bytes, over %d", per, bound)
 	}
-}
-
-// heapInUse returns the bytes of live heap objects, after a collection.
-func heapInUse() int64 {
-	runtime.GC()
-	runtime.GC() // and the cleanups the first one queued
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return int64(m.HeapAlloc)
 }
 
 // BenchmarkParse parses the value schemas of distinct tables.

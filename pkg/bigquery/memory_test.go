@@ -17,6 +17,7 @@ import (
 	"github.com/strait-cdc/strait/pkg/bigquery/bqfake"
 	"github.com/strait-cdc/strait/pkg/cdc"
 	"github.com/strait-cdc/strait/pkg/sink"
+	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
 // TestPlanHeapPerTable plans and binds the value schemas of many tables,
@@ -77,11 +78,11 @@ func TestPlanHeapPerTable(t *testing.T) {
 		return bd
 	}
 	first := plan(&in[tables]) // what tables share, out of the figure
-	before := heapInUse()
+	before := testenv.HeapInUse()
 	for i := range in[:tables] {
 		kept = append(kept, plan(&in[i]))
 	}
-	per := (heapInUse() - before) / tables
+	per := (testenv.HeapInUse() - before) / tables
 	runtime.KeepAlive(kept)
 	runtime.KeepAlive(first)
 	runtime.KeepAlive(in)
@@ -89,15 +90,6 @@ func TestPlanHeapPerTable(t *testing.T) {
 	if per > bound {
 		t.Errorf("a table's value plan and binding hold %d bytes, over %d", per, bound)
 	}
-}
-
-// heapInUse returns the bytes of live heap objects, after a collection.
-func heapInUse() int64 {
-	runtime.GC()
-	runtime.GC() // and the cleanups the first one queued
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return int64(m.HeapAlloc)
 }
 
 // TestTableSchemaSharesMetadataColumns writes to two tables of the local

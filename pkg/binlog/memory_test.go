@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
 // TestReaderHeapPerTable reads one change of each of 2,000 tables and
@@ -36,21 +38,12 @@ func TestReaderHeapPerTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	readEvents(t, ctx, r, 1) // what every table shares, out of the figure
-	before := heapInUse()
+	before := testenv.HeapInUse()
 	readEvents(t, ctx, r, tables-1)
-	per := (heapInUse() - before) / (tables - 1)
+	per := (testenv.HeapInUse() - before) / (tables - 1)
 	runtime.KeepAlive(r)
 	t.Logf("%d bytes a table", per)
 	if per > bound {
 		t.Errorf("the reader keeps %d bytes a table after one change of each, want at most %d", per, bound)
 	}
-}
-
-// heapInUse is the heap in use once the garbage is collected.
-func heapInUse() int64 {
-	runtime.GC()
-	runtime.GC() // and the cleanups the first one queued
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return int64(m.HeapAlloc)
 }

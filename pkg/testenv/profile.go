@@ -53,3 +53,13 @@ func WriteHeapProfile(name string) error {
 
 // profileName is name as a file name.
 func profileName(name string) string { return strings.NewReplacer("=", "", "/", "_").Replace(name) }
+
+// HeapInUse returns the bytes of live heap objects, after a collection:
+// the memory tests' measure of what a structure keeps.
+func HeapInUse() int64 {
+	runtime.GC()
+	runtime.GC() // and the cleanups the first one queued
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
