@@ -12,7 +12,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strait-cdc/strait/pkg/cdc"
-	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
 // TestPreloadSendsNothing: the topics created ahead of a snapshot, and
@@ -25,16 +24,8 @@ func TestPreloadSendsNothing(t *testing.T) {
 	const tables = 40
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cluster, err := testenv.StartKafka()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	reg := testenv.StartRegistry()
-	defer reg.Close()
-	cfg := &Config{}
-	cfg.Defaults()
-	cfg.Brokers, cfg.RegistryURL, cfg.TopicPrefix, cfg.Partitions = cluster.ListenAddrs(), reg.URL(), "pre", 3
+	cfg := startStore(t, "pre").cfg
+	cfg.Partitions = 3
 	table := func(i int) *cdc.Table {
 		return &cdc.Table{Database: "shop", Name: fmt.Sprintf("t%02d", i), PrimaryKey: []int{0}, Columns: txnUsers.Columns}
 	}
@@ -42,8 +33,9 @@ func TestPreloadSendsNothing(t *testing.T) {
 	for i := range tables {
 		names[i], topics[i] = table(i).ID(), fmt.Sprintf("pre.shop.t%02d", i)
 	}
-	// publish commits one change of each of tables with a new writer.
-	publish := func(before func(w *Writer), tables ...int) {
+	// publish commits one change of each of tables with a new writer,
+	// between before and after.
+	publish := func(before, after func(w *Writer), tables ...int) {
 		t.Helper()
 		w, err := NewWriter(cfg, "test", slog.New(slog.DiscardHandler), NewMetrics(prometheus.NewRegistry()))
 		if err != nil {
@@ -61,7 +53,9 @@ func TestPreloadSendsNothing(t *testing.T) {
 		if err := w.Commit(ctx, testCheckpoint{}); err != nil {
 			t.Fatal(err)
 		}
+		after(w)
 	}
+	none := func(*Writer) {}
 
 	// A snapshot's writer: the topics created ahead are preloaded.
 	publish(func(w *Writer) {
@@ -69,12 +63,12 @@ func TestPreloadSendsNothing(t *testing.T) {
 			t.Fatalf("created %d topics (%v), want %d", created, err, tables)
 		}
 		waitPartitionsKnown(t, ctx, w.producer.client, topics)
-	}, 3, 17)
+	}, none, 3, 17)
 	// A restarted writer: its first change lists the topics, which
-	// preloads the others before the change's own record.
-	publish(func(w *Writer) {}, 17, 29)
+	// preloads them all, those it never writes to too.
+	publish(none, func(w *Writer) { waitPartitionsKnown(t, ctx, w.producer.client, topics) }, 17, 29)
 
-	if got := dataRecords(t, ctx, cluster.ListenAddrs(), topics); got != 4 {
+	if got := dataRecords(t, ctx, cfg.Brokers, topics); got != 4 {
 		t.Errorf("%d records in the table topics, want the 4 changes published", got)
 	}
 }
@@ -93,7 +87,7 @@ func waitPartitionsKnown(t *testing.T, ctx context.Context, cl *kgo.Client, topi
 			}
 			select {
 			case <-ctx.Done():
-				t.Fatalf("the client does not know the partitions of %s before any record: %v", topic, ctx.Err())
+				t.Fatalf("the client does not know the partitions of %s, never written to: %v", topic, ctx.Err())
 			case <-time.After(time.Millisecond): // polling a condition with a deadline
 			}
 		}

@@ -35,21 +35,14 @@ var txnUsers = &cdc.Table{Database: "shop", Name: "users", PrimaryKey: []int{0},
 func TestFreshWriterShortTransactions(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cluster, err := testenv.StartKafka()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Close()
-	reg := testenv.StartRegistry()
-	defer reg.Close()
+	base := startStore(t, "").cfg
 	for i := range 40 {
 		func() {
 			var clientLog testenv.Buffer
-			cfg := &Config{}
-			cfg.Defaults()
-			cfg.Brokers, cfg.RegistryURL, cfg.TopicPrefix, cfg.Partitions = cluster.ListenAddrs(), reg.URL(), fmt.Sprintf("fresh%d", i), 3
+			cfg := *base
+			cfg.TopicPrefix, cfg.Partitions = fmt.Sprintf("fresh%d", i), 3
 			log := slog.New(slog.NewTextHandler(&clientLog, &slog.HandlerOptions{Level: slog.LevelDebug}))
-			w, err := NewWriter(cfg, "test", log, NewMetrics(prometheus.NewRegistry()))
+			w, err := NewWriter(&cfg, "test", log, NewMetrics(prometheus.NewRegistry()))
 			if err != nil {
 				t.Error(err)
 				return
