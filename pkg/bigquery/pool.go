@@ -155,13 +155,27 @@ func (s *streams) newStream(ctx context.Context, t *table, desc *descriptorpb.De
 		t.conn = s.pools.take(t.connCDC)
 		mw = t.conn.mw
 	}
-	// The stream lives until Close, not until this call's ctx ends:
-	// managedwriter keeps the context it is opened with.
-	ms, err := mw.NewManagedStream(context.WithoutCancel(ctx),
+	// The stream lives until close, not until this call's ctx ends:
+	// managedwriter keeps the context it is opened with. But the opening
+	// (GetWriteStream, retried while BigQuery is unavailable) ends with
+	// ctx: a consumer stopping during an outage waited for BigQuery to
+	// come back (TestStopDuringBigQueryOutage, seen in CI).
+	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
+	detach := context.AfterFunc(ctx, endLife)
+	ms, err := mw.NewManagedStream(life,
 		managedwriter.WithDestinationTable(managedwriter.TableParentFromParts(s.cfg.Project, s.cfg.Dataset, t.state.id)),
 		managedwriter.WithType(managedwriter.DefaultStream),
 		managedwriter.WithSchemaDescriptor(desc),
 		managedwriter.EnableWriteRetries(true))
+	if !detach() && err == nil { // ctx ended as the stream opened: its context is over
+		ms.Close()
+		ms, err = nil, ctx.Err()
+	}
+	if err != nil {
+		endLife()
+	} else {
+		t.endLife = endLife
+	}
 	switch {
 	case err != nil && t.conn != nil:
 		s.pools.give(t.conn, t.connCDC)
@@ -179,7 +193,8 @@ func (s *streams) close(t *table) {
 		return
 	}
 	t.stream.Close()
-	t.stream = nil
+	t.endLife()
+	t.stream, t.endLife = nil, nil
 	switch {
 	case t.conn != nil:
 		s.pools.give(t.conn, t.connCDC)

@@ -80,11 +80,12 @@ type table struct {
 	mu       sync.Mutex // held by Apply
 	state    tableState
 	stream   *managedwriter.ManagedStream
-	conn     *conn            // the shared connection of stream (pool.go), nil for its own
-	connCDC  bool             // conn is of the CDC pool
-	used     time.Time        // last Apply: streams idle long are closed
-	bindings map[int]*binding // by value schema id
-	source   int64            // newest source commit time acknowledged, ms
+	endLife  context.CancelFunc // ends the context stream was opened with (pool.go)
+	conn     *conn              // the shared connection of stream (pool.go), nil for its own
+	connCDC  bool               // conn is of the CDC pool
+	used     time.Time          // last Apply: streams idle long are closed
+	bindings map[int]*binding   // by value schema id
+	source   int64              // newest source commit time acknowledged, ms
 	// unapplied is the source commit time (ms) of the oldest change given
 	// to Apply and not yet acknowledged, 0 when there is none; read by the
 	// metrics collector, so atomic.
