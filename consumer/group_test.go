@@ -327,9 +327,8 @@ func TestBigQueryOutage(t *testing.T) {
 	waitCommitted(t, ctx, group, topics...)
 
 	m := scrape(t, c)
-	// 10 refusals on at most two tables: one table's append failed more
-	// often than managedwriter retries one append (4 attempts), so the
-	// consumer's own backoff retried it.
+	// 10 refusals on at most two tables, each retried by the consumer's
+	// own backoff (managedwriter's retries are off).
 	if v := m.value("strait_consumer_bigquery_errors_total", "kind", "append"); v < 1 {
 		t.Errorf("strait_consumer_bigquery_errors_total{kind=append} = %v, want retries counted", v)
 	}

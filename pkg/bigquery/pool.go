@@ -165,8 +165,7 @@ func (s *streams) newStream(ctx context.Context, t *table, desc *descriptorpb.De
 	ms, err := mw.NewManagedStream(life,
 		managedwriter.WithDestinationTable(managedwriter.TableParentFromParts(s.cfg.Project, s.cfg.Dataset, t.state.id)),
 		managedwriter.WithType(managedwriter.DefaultStream),
-		managedwriter.WithSchemaDescriptor(desc),
-		managedwriter.EnableWriteRetries(true))
+		managedwriter.WithSchemaDescriptor(desc))
 	if !detach() && err == nil { // ctx ended as the stream opened: its context is over
 		ms.Close()
 		ms, err = nil, ctx.Err()

@@ -407,6 +407,7 @@ func (w *Writer) Apply(ctx context.Context, topic sink.Topic, changes []sink.Cha
 	defer t.mu.Unlock()
 	t.used = time.Now()
 	backoff := min(500*time.Millisecond, w.cfg.RetryMaxBackoff)
+	retries := 0
 	var rejected []sink.Rejection
 	for {
 		err := w.apply(ctx, t, &topic, changes, &rejected)
@@ -439,9 +440,12 @@ func (w *Writer) Apply(ctx context.Context, topic sink.Topic, changes []sink.Cha
 		}
 		w.metrics.errors.WithLabelValues("append").Inc()
 		w.log.Warn("append failed, retrying", "table", t.state.id, "err", err, "backoff", backoff)
-		// Start over with a fresh stream and a fresh look at the table
-		// (it may have been dropped).
-		w.reset(t)
+		// The first retries go over the same stream: managedwriter
+		// reconnects a broken connection at the next append. Later ones
+		// start over with a fresh stream and a fresh look at the table.
+		if retries++; retries > sameStreamRetries {
+			w.reset(t)
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -450,6 +454,12 @@ func (w *Writer) Apply(ctx context.Context, topic sink.Topic, changes []sink.Cha
 		backoff = min(2*backoff, w.cfg.RetryMaxBackoff)
 	}
 }
+
+// sameStreamRetries is how many times Apply retries a failure BigQuery may
+// recover from on the same stream before it opens a new one. Apply does
+// all the retrying: managedwriter's own (EnableWriteRetries) keeps a random
+// source of 5 KB in every stream, 100 MB of heap at 20,000 tables.
+const sameStreamRetries = 3
 
 // reset forgets what is known of t's table and closes its stream. t.mu
 // is held.

@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc/codes"
 
 	"github.com/strait-cdc/strait/pkg/avro"
 	"github.com/strait-cdc/strait/pkg/bigquery"
@@ -294,6 +295,43 @@ strait_consumer_source_timestamp_seconds{table="shop_users"} 1.700000007e+09
 `)
 	if err := testutil.GatherAndCompare(reg, want7, "strait_consumer_source_timestamp_seconds"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestApplyRetriesTransientFailures: BigQuery refuses appends as
+// unavailable, then over its throughput quota, then ends the stream as a
+// connection reset does, then loses an acknowledgement; Apply retries
+// each (the writer itself: managedwriter's retries are off) until the
+// rows are in, each once, and counts the retries.
+func TestApplyRetriesTransientFailures(t *testing.T) {
+	srv, w, ctx, reg := startWriter(t, func(c *bigquery.Config) { c.RetryMaxBackoff = 20 * time.Millisecond }, io.Discard)
+	src := newSource(t, users, 7)
+	faults := []func(){
+		func() { srv.FailAppends(codes.Unavailable, 2) },
+		func() { srv.FailAppends(codes.ResourceExhausted, 5) }, // beyond the retries on one stream
+		func() { srv.CloseStreamAfter(0) },
+		srv.DropNextResponse,
+	}
+	var want []map[string]any
+	for i, fault := range faults {
+		id := int64(i + 1)
+		fault()
+		if err := w.Apply(ctx, src.topic(), []sink.Change{src.change(cdc.OpCreate, nil, user(id, "a@x"))}); err != nil {
+			t.Fatalf("fault %d: %v", i, err)
+		}
+		want = append(want, map[string]any{"id": id, "email": "a@x"})
+		if diff := cmp.Diff(userRows(t, srv), want); diff != "" {
+			t.Fatalf("fault %d: rows (-got +want):\n%s", i, diff)
+		}
+	}
+	// Each refusal, the reset and the lost acknowledgement is a retry.
+	const retries = 2 + 5 + 1 + 1
+	want9 := strings.NewReader(`# HELP strait_consumer_bigquery_errors_total BigQuery errors by kind: append (retried), table (the table stopped), schema (an envelope of the table BigQuery cannot hold; the table stops).
+# TYPE strait_consumer_bigquery_errors_total counter
+strait_consumer_bigquery_errors_total{kind="append"} 9
+`)
+	if err := testutil.GatherAndCompare(reg, want9, "strait_consumer_bigquery_errors_total"); err != nil {
+		t.Errorf("%d retries counted? %v", retries, err)
 	}
 }
 
