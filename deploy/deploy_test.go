@@ -231,7 +231,7 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // exportedMetrics returns the series names the binaries export: the Name
 // of every prometheus.*Opts literal and the name of every
-// prometheus.NewDesc in the Go sources (tests excluded) under pkg/,
+// prometheus.NewDesc and metrics.NewCounters in the Go sources (tests excluded) under pkg/,
 // producer/ and consumer/, read now so that metrics added later count.
 // Histograms and summaries add their _bucket, _sum and _count series.
 func exportedMetrics(t *testing.T) map[string]bool {
@@ -272,7 +272,7 @@ func exportedMetrics(t *testing.T) map[string]bool {
 						}
 					}
 				case *ast.CallExpr:
-					if sel, ok := n.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "NewDesc" && len(n.Args) > 0 {
+					if sel, ok := n.Fun.(*ast.SelectorExpr); ok && (sel.Sel.Name == "NewDesc" || sel.Sel.Name == "NewCounters") && len(n.Args) > 0 {
 						if name := stringLit(n.Args[0]); strings.HasPrefix(name, "strait_") {
 							names[name] = true
 						}

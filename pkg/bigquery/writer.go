@@ -43,6 +43,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/strait-cdc/strait/pkg/avro"
+	"github.com/strait-cdc/strait/pkg/metrics"
 	"github.com/strait-cdc/strait/pkg/sink"
 )
 
@@ -543,12 +544,12 @@ func (w *Writer) apply(ctx context.Context, t *table, topic *sink.Topic, changes
 			rows := 0
 			for op, n := range f.ops {
 				if n > 0 {
-					w.metrics.rows.WithLabelValues(t.state.id, string(rune(op))).Add(float64(n))
+					w.metrics.rows.With(t.state.id, string(rune(op))).Add(uint64(n))
 					rows += n
 				}
 			}
-			w.metrics.appendedRows.WithLabelValues(t.state.id).Add(float64(rows))
-			w.metrics.appendedBytes.WithLabelValues(t.state.id).Add(float64(f.bytes))
+			w.metrics.appendedRows.With(t.state.id).Add(uint64(rows))
+			w.metrics.appendedBytes.With(t.state.id).Add(uint64(f.bytes))
 		}
 		pending = pending[:0]
 		return nil
@@ -735,14 +736,14 @@ func rowErrors(ctx context.Context, res *managedwriter.AppendResult, err error) 
 
 // Metrics are the consumer's BigQuery metrics.
 type Metrics struct {
-	rows          *prometheus.CounterVec
+	rows          *metrics.Counters // by table and op
 	appendSeconds prometheus.Histogram
 	requestBytes  prometheus.Histogram
 	errors        *prometheus.CounterVec
 	source        *prometheus.GaugeVec
 
-	appendedRows       *prometheus.CounterVec
-	appendedBytes      *prometheus.CounterVec
+	appendedRows       *metrics.Counters // by table
+	appendedBytes      *metrics.Counters
 	beyondDeleteWindow *prometheus.CounterVec
 	connections        prometheus.Gauge
 }
@@ -750,9 +751,7 @@ type Metrics struct {
 // NewMetrics registers the writer's metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "strait_consumer_rows_applied_total", Help: "Changes BigQuery acknowledged, by BigQuery table and op (c, u, d, r).",
-		}, []string{"table", "op"}),
+		rows: metrics.NewCounters("strait_consumer_rows_applied_total", "Changes BigQuery acknowledged, by BigQuery table and op (c, u, d, r).", "table", "op"),
 		appendSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "strait_consumer_append_seconds", Help: "Time from sending an AppendRows request to its acknowledgement.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
@@ -769,12 +768,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "strait_consumer_source_timestamp_seconds",
 		Help: "Source commit time of the newest change BigQuery acknowledged, by BigQuery table: time() minus this is how far the table is behind the source.",
 	}, []string{"table"})
-	m.appendedRows = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "strait_consumer_bigquery_appended_rows_total", Help: "Rows BigQuery acknowledged, by BigQuery table: what CDC background applies and storage are billed on.",
-	}, []string{"table"})
-	m.appendedBytes = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "strait_consumer_bigquery_appended_bytes_total", Help: "Row bytes BigQuery acknowledged, by BigQuery table (the Storage Write API bills ingestion by these bytes).",
-	}, []string{"table"})
+	m.appendedRows = metrics.NewCounters("strait_consumer_bigquery_appended_rows_total",
+		"Rows BigQuery acknowledged, by BigQuery table: what CDC background applies and storage are billed on.", "table")
+	m.appendedBytes = metrics.NewCounters("strait_consumer_bigquery_appended_bytes_total",
+		"Row bytes BigQuery acknowledged, by BigQuery table (the Storage Write API bills ingestion by these bytes).", "table")
 	m.beyondDeleteWindow = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "strait_consumer_changes_beyond_delete_window_total",
 		Help: "Upserts applied whose source commit time is older than bigquery.delete_window: BigQuery has forgotten deletes that old, so a deleted row may come back.",

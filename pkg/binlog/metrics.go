@@ -8,15 +8,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/strait-cdc/strait/pkg/cdc"
+	"github.com/strait-cdc/strait/pkg/metrics"
 )
 
 // Metrics are the reader's Prometheus metrics.
 type Metrics struct {
-	rows            *prometheus.CounterVec
+	rows            *metrics.Counters // by table and op
 	unrepresentable *prometheus.CounterVec
 	file            prometheus.Gauge
 	pos             prometheus.Gauge
-	snapshotRows    *prometheus.CounterVec
+	snapshotRows    *metrics.Counters // by table
 	snapshotTables  prometheus.Gauge
 	snapshotChunk   prometheus.Histogram
 	snapshotLeft    prometheus.Gauge
@@ -24,7 +25,7 @@ type Metrics struct {
 	snapshotFails   *prometheus.CounterVec
 	tablesRefused   prometheus.Gauge
 
-	rowCounters map[rowsKey]prometheus.Counter
+	rowCounters map[rowsKey]*metrics.Counter
 
 	// What strait_producer_source_lag_seconds and _silence_seconds are
 	// computed from at each scrape, in Unix nanoseconds (0: not yet). The
@@ -43,9 +44,7 @@ type Metrics struct {
 // NewMetrics registers the reader's metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "strait_producer_rows_read_total", Help: "Row changes read from the binlog, by table and op.",
-		}, []string{"table", "op"}),
+		rows: metrics.NewCounters("strait_producer_rows_read_total", "Row changes read from the binlog, by table and op.", "table", "op"),
 		unrepresentable: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strait_producer_unrepresentable_values_total", Help: "Values with no calendar value (zero dates) emitted as NULL, by table and column.",
 		}, []string{"table", "column"}),
@@ -55,9 +54,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		pos: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "strait_producer_binlog_position_bytes", Help: "Position in the binlog file being read.",
 		}),
-		snapshotRows: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "strait_producer_snapshot_rows_total", Help: "Rows published by the snapshot (op r), by table.",
-		}, []string{"table"}),
+		snapshotRows: metrics.NewCounters("strait_producer_snapshot_rows_total", "Rows published by the snapshot (op r), by table.", "table"),
 		snapshotTables: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "strait_producer_snapshot_tables_remaining", Help: "Tables the snapshot has still to finish (0 when none runs).",
 		}),
@@ -117,19 +114,19 @@ type rowsKey struct {
 }
 
 // countRows is called for every rows event: the counters are looked up once
-// per table and op, not per event (WithLabelValues hashes and allocates).
+// per table and op, not per event (With joins the labels).
 // Only the reader's goroutine calls it.
 func (m *Metrics) countRows(t *cdc.Table, op cdc.Op, n int) {
 	k := rowsKey{t.Database, t.Name, op}
 	c := m.rowCounters[k]
 	if c == nil {
 		if m.rowCounters == nil {
-			m.rowCounters = map[rowsKey]prometheus.Counter{}
+			m.rowCounters = map[rowsKey]*metrics.Counter{}
 		}
-		c = m.rows.WithLabelValues(t.ID(), op.String())
+		c = m.rows.With(t.ID(), op.String())
 		m.rowCounters[k] = c
 	}
-	c.Add(float64(n))
+	c.Add(uint64(n))
 }
 
 func (m *Metrics) countUnrepresentable(t *cdc.Table, column string) {
@@ -193,7 +190,7 @@ func secondsSince(now time.Time, t int64) float64 {
 }
 
 func (m *Metrics) countSnapshotRows(table string, n int) {
-	m.snapshotRows.WithLabelValues(table).Add(float64(n))
+	m.snapshotRows.With(table).Add(uint64(n))
 }
 
 func (m *Metrics) observeChunk(d time.Duration) { m.snapshotChunk.Observe(d.Seconds()) }

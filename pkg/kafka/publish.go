@@ -189,7 +189,7 @@ func (pub *publisher) publishOne(ctx context.Context, ev *cdc.Event, now time.Ti
 	pub.p.produce(ctx, pub.record(tw.topic, key, value))
 	pub.p.counted(len(key) + len(value))
 	tw.counts.records.Inc()
-	tw.counts.bytes.Add(float64(len(key) + len(value)))
+	tw.counts.bytes.Add(uint64(len(key) + len(value)))
 	if ev.Op == cdc.OpDelete && pub.cfg.Tombstones && key != nil {
 		pub.p.produce(ctx, pub.record(tw.topic, key, nil))
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/strait-cdc/strait/pkg/cdc"
+	"github.com/strait-cdc/strait/pkg/metrics"
 )
 
 // Writer is the producer's side of Kafka, one part per job: the
@@ -143,8 +144,8 @@ func (w *Writer) WatchSignals(ctx context.Context, from int64, fn func(s Signal,
 
 // Metrics are the publisher's Prometheus metrics.
 type Metrics struct {
-	records     *prometheus.CounterVec
-	bytes       *prometheus.CounterVec
+	records     *metrics.Counters // by table
+	bytes       *metrics.Counters
 	errors      *prometheus.CounterVec
 	deadLetters *prometheus.CounterVec
 	// beforeReduced counts changes published with the before image
@@ -158,19 +159,15 @@ type Metrics struct {
 }
 
 type tableMetrics struct {
-	records prometheus.Counter
-	bytes   prometheus.Counter
+	records *metrics.Counter
+	bytes   *metrics.Counter
 }
 
 // NewMetrics registers the publisher's metrics with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		records: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "strait_producer_records_published_total", Help: "Change records handed to Kafka, by table.",
-		}, []string{"table"}),
-		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "strait_producer_published_bytes_total", Help: "Key and value bytes of change records handed to Kafka, by table.",
-		}, []string{"table"}),
+		records: metrics.NewCounters("strait_producer_records_published_total", "Change records handed to Kafka, by table.", "table"),
+		bytes:   metrics.NewCounters("strait_producer_published_bytes_total", "Key and value bytes of change records handed to Kafka, by table.", "table"),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "strait_producer_errors_total", Help: "Errors by kind (produce, registry, topic).",
 		}, []string{"kind"}),
@@ -203,5 +200,5 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 func (m *Metrics) table(id string) *tableMetrics {
-	return &tableMetrics{records: m.records.WithLabelValues(id), bytes: m.bytes.WithLabelValues(id)}
+	return &tableMetrics{records: m.records.With(id), bytes: m.bytes.With(id)}
 }
