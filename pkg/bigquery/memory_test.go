@@ -93,18 +93,15 @@ func TestPlanHeapPerTable(t *testing.T) {
 	}
 }
 
-// TestTableSchemaSharesMetadataColumns writes to two tables of the local
-// BigQuery through the real clients: the schemas the writer holds of
-// them, as read back from BigQuery, both refer to the one copy of the
-// metadata columns.
-func TestTableSchemaSharesMetadataColumns(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+// localWriter is a Writer of a local BigQuery that sees schema changes
+// and re-created tables at once, both closed when the test ends.
+func localWriter(t *testing.T, ctx context.Context) *Writer {
+	t.Helper()
 	srv, err := bqfake.New(bqfake.WithSchemaDelay(0), bqfake.WithRecreateDelay(0))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
+	t.Cleanup(func() { srv.Close() })
 	cfg := &Config{}
 	cfg.Defaults()
 	cfg.Project, cfg.Dataset = "proj", "cdc"
@@ -113,7 +110,18 @@ func TestTableSchemaSharesMetadataColumns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+// TestTableSchemaSharesMetadataColumns writes to two tables of the local
+// BigQuery through the real clients: the schemas the writer holds of
+// them, as read back from BigQuery, both refer to the one copy of the
+// metadata columns.
+func TestTableSchemaSharesMetadataColumns(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	w := localWriter(t, ctx)
 	for i, name := range []string{"users", "orders"} {
 		table := &cdc.Table{Database: "shop", Name: name, PrimaryKey: []int{0}, Columns: []cdc.Column{{Name: "id", Type: cdc.TypeInt64}}}
 		s, err := avro.Build("strait", table)
@@ -190,20 +198,7 @@ func TestWriterHeapPerTable(t *testing.T) {
 	runtime.MemProfileRate = 1 // every allocation, not a sample
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	srv, err := bqfake.New(bqfake.WithSchemaDelay(0), bqfake.WithRecreateDelay(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	cfg := &Config{}
-	cfg.Defaults()
-	cfg.Project, cfg.Dataset = "proj", "cdc"
-	cfg.Endpoint, cfg.WriteEndpoint, cfg.Insecure = srv.RESTURL(), srv.GRPCAddr(), true
-	w, err := NewWriter(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), NewMetrics(prometheus.NewRegistry()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := localWriter(t, ctx)
 	apply := func(i int) {
 		table := &cdc.Table{Database: "shop", Name: fmt.Sprintf("t%05d", i), PrimaryKey: []int{0}, Columns: []cdc.Column{
 			{Name: "id", Type: cdc.TypeInt64}, {Name: "n", Type: cdc.TypeInt32}, {Name: "note", Type: cdc.TypeString},
