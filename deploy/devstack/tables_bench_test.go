@@ -41,6 +41,9 @@ import (
 //   - steady-rows/s: the same workload again, written while the producer
 //     is paused (SIGSTOP), from its resumption: every table's topic and
 //     schemas already known; steady-ratio against the 100-table run's;
+//   - steady-producer-, steady-consumer- and steady-fakes-cpu-µs/row: the
+//     CPU time of each binary and of the benchmark's own process (kfake,
+//     the registry, the local BigQuery) over that pass, by row;
 //   - checkpoint-bytes: the largest checkpoint record in
 //     <prefix>._checkpoint (written at every commit);
 //   - producer-MiB and consumer-MiB: peak RSS (VmHWM);
@@ -89,9 +92,13 @@ type tablesResult struct {
 	tables, rows               int
 	setup, start, snap, snapBQ time.Duration
 	catchUp, steady            time.Duration
-	checkpointBytes            int
-	producerMiB, consumerMiB   float64
-	connections                int
+	// steadyCPU is the CPU time of the producer, the consumer and the
+	// benchmark's process (kfake, the registry, the local BigQuery) over
+	// the steady pass: which of them bounds it.
+	steadyCPU                [3]time.Duration
+	checkpointBytes          int
+	producerMiB, consumerMiB float64
+	connections              int
 }
 
 func (r *tablesResult) rowsPerSec() float64 { return float64(r.rows) / r.catchUp.Seconds() }
@@ -115,6 +122,9 @@ func (r *tablesResult) report(b *testing.B, base *tablesResult) {
 	b.ReportMetric(r.producerMiB, "producer-MiB")
 	b.ReportMetric(r.consumerMiB, "consumer-MiB")
 	b.ReportMetric(float64(r.connections), "bq-connections")
+	for i, name := range []string{"producer", "consumer", "fakes"} {
+		b.ReportMetric(float64(r.steadyCPU[i].Microseconds())/float64(r.rows), "steady-"+name+"-cpu-µs/row")
+	}
 	b.Logf("%d tables (created in %s): producer ready in %s, snapshot published in %s and in BigQuery in %s; "+
 		"%d rows spread over every table caught up in %s (%.0f rows/s), with the producer warm in %s (%.0f rows/s); largest checkpoint %d bytes; "+
 		"peak RSS producer %.0f MiB, consumer %.0f MiB; %d BigQuery connections at most",
@@ -241,10 +251,14 @@ func measureTables(b *testing.B, ctx context.Context, bin string, tables, rows i
 		b.Fatal(err)
 	}
 	resumed := time.Now()
+	cpu0 := [3]time.Duration{cpuTime(producer.cmd.Process.Pid), cpuTime(consumer.cmd.Process.Pid), cpuTime(os.Getpid())}
 	if err := waitFor(ctx, 30*time.Minute, producer.exited, func() bool { return acked.Load() >= before+int64(rows) }); err != nil {
 		b.Fatalf("spread rows after the pause in BigQuery: %d of %d: %v", acked.Load()-before, rows, err)
 	}
 	r.steady = time.Since(resumed)
+	for i, pid := range []int{producer.cmd.Process.Pid, consumer.cmd.Process.Pid, os.Getpid()} {
+		r.steadyCPU[i] = cpuTime(pid) - cpu0[i]
+	}
 	r.producerMiB = max(producerMiB, peakMiB(producer))
 	r.consumerMiB = peakMiB(consumer)
 	r.connections = st.bq.PeakConnections()
@@ -320,6 +334,24 @@ func waitFor(ctx context.Context, wait time.Duration, exited <-chan struct{}, co
 		}
 	}
 	return nil
+}
+
+// cpuTime is the CPU time (user and system) a running process has used,
+// from /proc/<pid>/stat (in clock ticks, 100 a second on Linux).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command, which is in parentheses and may hold
+	// spaces: state is the 3rd field of the whole line, utime the 14th.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // peakMiB is the peak resident memory (VmHWM) of a running process.
