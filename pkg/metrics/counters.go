@@ -3,10 +3,12 @@
 package metrics
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -49,8 +51,20 @@ func NewCounters(name, help string, labels ...string) *Counters {
 
 // With returns the series of the label values (one per label, in order),
 // made on first use. It takes a lock and joins the values: callers on a
-// hot path keep the series.
+// hot path keep the series. A value that is not valid UTF-8 (a table name
+// read from the source) is counted under its valid part, invalid bytes
+// replaced by U+FFFD: a scrape would refuse the whole page for it. The
+// wrong number of values panics, as a CounterVec's WithLabelValues does.
 func (c *Counters) With(values ...string) *Counter {
+	if len(values) != len(c.names) {
+		panic(fmt.Sprintf("metrics: %d label values for %v", len(values), c.names))
+	}
+	for i, v := range values {
+		if !utf8.ValidString(v) {
+			values = slices.Clone(values)
+			values[i] = strings.ToValidUTF8(v, "\uFFFD")
+		}
+	}
 	key := strings.Join(values, labelSep)
 	c.mu.RLock()
 	s := c.series[key]

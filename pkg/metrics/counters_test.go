@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -52,6 +53,32 @@ func TestCountersExposition(t *testing.T) {
 	if n := testutil.CollectAndCount(compact); n != 150 {
 		t.Errorf("%d series, want 150", n)
 	}
+}
+
+// TestCountersInvalidLabels: a label value that is not valid UTF-8 (a
+// table name from the source) is counted under its valid part, and the
+// page still gathers; the wrong number of values panics at once, not at
+// the next scrape.
+func TestCountersInvalidLabels(t *testing.T) {
+	c := NewCounters("strait_test_records_total", "Records, by table.", "table")
+	c.With("shop.bad\xff\xfename").Add(2)
+	c.With("shop.good").Inc()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	want := `# HELP strait_test_records_total Records, by table.
+# TYPE strait_test_records_total counter
+strait_test_records_total{table="shop.bad` + "\uFFFD" + `name"} 2
+strait_test_records_total{table="shop.good"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("two values for one label: no panic")
+		}
+	}()
+	c.With("shop.a", "c")
 }
 
 // TestCountersHeapPerSeries bounds what a series of a table costs (issue
