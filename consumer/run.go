@@ -82,6 +82,7 @@ func runConsume(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	defer group.Close()
+	writer.Schemas = group
 	if err := group.Ping(ctx); err != nil {
 		return fmt.Errorf("kafka: %w", err)
 	}

@@ -107,7 +107,7 @@ func decodeTail(dec *avro.JSONDecoder, r *kafka.TailRecord) *tailLine {
 		return fail("record", r.Err)
 	}
 	if r.Key.Body != nil {
-		k, err := dec.Decode(r.Key.Schema, r.Key.Body)
+		k, err := dec.Decode(r.KeySchema, r.Key.Body)
 		if err != nil {
 			return fail(fmt.Sprintf("key (schema id %d)", r.Key.SchemaID), err)
 		}
@@ -116,7 +116,7 @@ func decodeTail(dec *avro.JSONDecoder, r *kafka.TailRecord) *tailLine {
 	if r.Value.Body == nil {
 		return l
 	}
-	v, err := dec.Decode(r.Value.Schema, r.Value.Body)
+	v, err := dec.Decode(r.ValueSchema, r.Value.Body)
 	if err != nil {
 		return fail(fmt.Sprintf("value (schema id %d)", r.Value.SchemaID), err)
 	}

@@ -455,6 +455,7 @@ func consumeIntoBigQuery(t *testing.T, ctx context.Context, e *bqEnv, prefix str
 		t.Fatal(err)
 	}
 	defer g.Close()
+	e.w.Schemas = g
 	for applied := 0; applied < n; {
 		batches, err := g.Poll(ctx, nil)
 		if err != nil {
@@ -470,8 +471,8 @@ func consumeIntoBigQuery(t *testing.T, ctx context.Context, e *bqEnv, prefix str
 			}
 			var batch []sink.Change
 			for _, r := range tb.Records {
-				batch = append(batch, sink.Change{Partition: r.Partition, Offset: r.Offset, KeySchema: r.Key.Schema,
-					ValueSchemaID: r.Value.SchemaID, ValueSchema: r.Value.Schema, Value: r.Value.Body})
+				batch = append(batch, sink.Change{Partition: r.Partition, Offset: r.Offset, KeySchemaID: r.Key.SchemaID,
+					ValueSchemaID: r.Value.SchemaID, Value: r.Value.Body})
 			}
 			if err := e.w.Apply(ctx, sink.Topic{Name: tb.Topic, Prefix: prefix, Database: db, Table: table}, batch); err != nil {
 				t.Fatalf("apply %s: %v", tb.Topic, err)

@@ -22,6 +22,7 @@ import (
 	"github.com/strait-cdc/strait/pkg/pipeline"
 	"github.com/strait-cdc/strait/pkg/service"
 	"github.com/strait-cdc/strait/pkg/sink"
+	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
 // verifyTables are the tables of the verify tests: a key of one integer
@@ -68,7 +69,8 @@ type bqEnv struct {
 	srv     *bqfake.Server
 	cfg     bigquery.Config
 	w       *bigquery.Writer
-	schemas int // value schema ids handed out
+	schemas int             // tables applied: their positions
+	ids     testenv.Schemas // the writer's registry
 }
 
 func newBQEnv(t *testing.T, ctx context.Context, mode string, opts ...bqfake.Opt) *bqEnv {
@@ -87,6 +89,7 @@ func newBQEnv(t *testing.T, ctx context.Context, mode string, opts ...bqfake.Opt
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.w.Close() })
+	e.w.Schemas = &e.ids
 	return e
 }
 
@@ -119,8 +122,11 @@ func (e *bqEnv) apply(t *testing.T, ctx context.Context, tbl *cdc.Table, changes
 		if err != nil {
 			t.Fatal(err)
 		}
-		batch = append(batch, sink.Change{Offset: int64(i), KeySchema: s.Key,
-			ValueSchemaID: e.schemas, ValueSchema: s.Value, Value: b[5:]})
+		c := sink.Change{Offset: int64(i), ValueSchemaID: e.ids.ID(s.Value), Value: b[5:]}
+		if s.Key != "" {
+			c.KeySchemaID = e.ids.ID(s.Key)
+		}
+		batch = append(batch, c)
 	}
 	if err := e.w.Apply(ctx, sink.Topic{Name: "v." + tbl.ID(), Prefix: "v", Database: tbl.Database, Table: tbl.Name}, batch); err != nil {
 		t.Fatalf("apply %s: %v", tbl.ID(), err)

@@ -434,7 +434,7 @@ func changes(tb *kafka.TopicBatch) []sink.Change {
 	for i, r := range tb.Records {
 		out[i] = sink.Change{
 			Partition: r.Partition, Offset: r.Offset,
-			KeySchema: r.Key.Schema, ValueSchemaID: r.Value.SchemaID, ValueSchema: r.Value.Schema, Value: r.Value.Body,
+			KeySchemaID: r.Key.SchemaID, ValueSchemaID: r.Value.SchemaID, Value: r.Value.Body,
 		}
 	}
 	return out

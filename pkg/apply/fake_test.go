@@ -62,7 +62,7 @@ func (k *fakeKafka) produce(topic string, n int) {
 	defer k.mu.Unlock()
 	for range n {
 		off := int64(len(k.logs[topic]))
-		k.logs[topic] = append(k.logs[topic], kafka.Record{Offset: off, Value: kafka.Message{SchemaID: 1, Schema: "{}", Body: []byte{byte(off)}}})
+		k.logs[topic] = append(k.logs[topic], kafka.Record{Offset: off, Value: kafka.Message{SchemaID: 1, Body: []byte{byte(off)}}})
 	}
 	k.notify()
 }

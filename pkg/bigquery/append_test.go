@@ -93,7 +93,7 @@ func latestPerKey(rows []map[string]any, key string) []map[string]any {
 // primary key and the view's query ranks each key's rows by sequence.
 func TestAppendChangelog(t *testing.T) {
 	srv, w, ctx, _ := startWriter(t, appendMode, io.Discard)
-	src := newSource(t, users, 7)
+	src := newSource(t, users)
 	batch := []sink.Change{
 		src.change(cdc.OpCreate, nil, user(1, "a@x")),
 		src.change(cdc.OpCreate, nil, user(2, "b@x")),
@@ -171,7 +171,7 @@ func TestUpsertWithoutKey(t *testing.T) {
 	var logs logBuffer
 	srv, w, ctx, _ := startWriter(t, nil, &logs)
 	logTable := &cdc.Table{Database: "shop", Name: "log", Columns: users.Columns}
-	src := newSource(t, logTable, 5)
+	src := newSource(t, logTable)
 	for range 2 {
 		if err := w.Apply(ctx, src.topic(), []sink.Change{src.change(cdc.OpCreate, nil, user(1, "a")), src.change(cdc.OpCreate, nil, user(1, "a"))}); err != nil {
 			t.Fatal(err)
@@ -207,7 +207,7 @@ func TestUpsertWithoutKey(t *testing.T) {
 // changelog and re-defines the view, so that its schema has the column.
 func TestAppendSchemaChange(t *testing.T) {
 	srv, w, ctx, _ := startWriter(t, appendMode, io.Discard)
-	v1 := newSource(t, users, 1)
+	v1 := newSource(t, users)
 	if err := w.Apply(ctx, v1.topic(), []sink.Change{v1.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func TestAppendSchemaChange(t *testing.T) {
 	}
 	grown := &cdc.Table{Database: "shop", Name: "users", PrimaryKey: []int{0}, Columns: append(append([]cdc.Column{}, users.Columns...),
 		cdc.Column{Name: "age", Type: cdc.TypeInt32, Nullable: true})}
-	v2 := newSource(t, grown, 2)
+	v2 := newSource(t, grown)
 	v2.seq = v1.seq
 	if err := w.Apply(ctx, v2.topic(), []sink.Change{
 		v2.change(cdc.OpUpdate, []cdc.Value{cdc.Int(1), cdc.Str("a@x"), cdc.Null}, []cdc.Value{cdc.Int(1), cdc.Str("a@x"), cdc.Int(42)}),
@@ -262,7 +262,7 @@ func TestAppendModeOnUpsertTable(t *testing.T) {
 			c.Mode = mode
 			c.Endpoint, c.WriteEndpoint = srv.RESTURL(), srv.GRPCAddr()
 		}, io.Discard)
-		src := newSource(t, users, 1)
+		src := newSource(t, users)
 		err := w.Apply(ctx, src.topic(), []sink.Change{src.change(cdc.OpCreate, nil, user(1, "a@x"))})
 		if mode == bigquery.ModeUpsert {
 			if err != nil {
@@ -282,22 +282,22 @@ func TestAppendModeOnUpsertTable(t *testing.T) {
 // view name taken by a table.
 func TestAppendViewNameTaken(t *testing.T) {
 	_, w, ctx, _ := startWriter(t, appendMode, io.Discard)
-	src := newSource(t, users, 1)
+	src := newSource(t, users)
 	if err := w.Apply(ctx, src.topic(), []sink.Change{src.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
 		t.Fatal(err)
 	}
-	latest := newSource(t, &cdc.Table{Database: "shop", Name: "users_latest", PrimaryKey: []int{0}, Columns: users.Columns}, 2)
+	latest := newSource(t, &cdc.Table{Database: "shop", Name: "users_latest", PrimaryKey: []int{0}, Columns: users.Columns})
 	err := w.Apply(ctx, latest.topic(), []sink.Change{latest.change(cdc.OpCreate, nil, user(1, "a@x"))})
 	if err == nil || !strings.Contains(err.Error(), "table shop_users_latest is a VIEW in BigQuery") {
 		t.Errorf("a table named like a view: err = %v, want one saying it is a view", err)
 	}
 
 	// The other way round: shop_orders_latest exists as a changelog first.
-	ordersLatest := newSource(t, &cdc.Table{Database: "shop", Name: "orders_latest", PrimaryKey: []int{0}, Columns: users.Columns}, 3)
+	ordersLatest := newSource(t, &cdc.Table{Database: "shop", Name: "orders_latest", PrimaryKey: []int{0}, Columns: users.Columns})
 	if err := w.Apply(ctx, ordersLatest.topic(), []sink.Change{ordersLatest.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
 		t.Fatal(err)
 	}
-	orders := newSource(t, &cdc.Table{Database: "shop", Name: "orders", PrimaryKey: []int{0}, Columns: users.Columns}, 4)
+	orders := newSource(t, &cdc.Table{Database: "shop", Name: "orders", PrimaryKey: []int{0}, Columns: users.Columns})
 	err = w.Apply(ctx, orders.topic(), []sink.Change{orders.change(cdc.OpCreate, nil, user(1, "a@x"))})
 	if err == nil || !strings.Contains(err.Error(), "shop_orders_latest, the name of the latest-row view of shop_orders, is taken by a TABLE") {
 		t.Errorf("a view named like a table: err = %v, want one saying the name is taken", err)

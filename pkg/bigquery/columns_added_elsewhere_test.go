@@ -31,8 +31,9 @@ func TestApplyColumnAddedByAnotherWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer second.Close()
+	second.Schemas = &schemaIDs
 
-	v1 := newSource(t, users, 1)
+	v1 := newSource(t, users)
 	for _, w := range []*bigquery.Writer{first, second} {
 		if err := w.Apply(ctx, v1.topic(), []sink.Change{v1.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
 			t.Fatal(err)
@@ -40,7 +41,7 @@ func TestApplyColumnAddedByAnotherWriter(t *testing.T) {
 	}
 	grown := &cdc.Table{Database: "shop", Name: "users", PrimaryKey: []int{0}, Columns: append(append([]cdc.Column{}, users.Columns...),
 		cdc.Column{Name: "age", Type: cdc.TypeInt32, Nullable: true})}
-	v2 := newSource(t, grown, 2)
+	v2 := newSource(t, grown)
 	v2.seq = v1.seq
 	if err := first.Apply(ctx, v2.topic(), []sink.Change{v2.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(2), cdc.Str("b@x"), cdc.Int(42)})}); err != nil {
 		t.Fatal(err)

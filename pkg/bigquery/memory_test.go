@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -64,7 +63,7 @@ func TestPlanHeapPerTable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		key, err := keyColumns(s.schemas.Key, p.namespace)
+		_, key, err := keyColumns(s.schemas.Key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -95,7 +94,7 @@ func TestPlanHeapPerTable(t *testing.T) {
 
 // localWriter is a Writer of a local BigQuery that sees schema changes
 // and re-created tables at once, both closed when the test ends.
-func localWriter(t *testing.T, ctx context.Context) *Writer {
+func localWriter(t *testing.T, ctx context.Context) (*Writer, *testenv.Schemas) {
 	t.Helper()
 	srv, err := bqfake.New(bqfake.WithSchemaDelay(0), bqfake.WithRecreateDelay(0))
 	if err != nil {
@@ -111,7 +110,9 @@ func localWriter(t *testing.T, ctx context.Context) *Writer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.Close() })
-	return w
+	ids := &testenv.Schemas{}
+	w.Schemas = ids
+	return w, ids
 }
 
 // TestTableSchemaSharesMetadataColumns writes to two tables of the local
@@ -121,7 +122,7 @@ func localWriter(t *testing.T, ctx context.Context) *Writer {
 func TestTableSchemaSharesMetadataColumns(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	w := localWriter(t, ctx)
+	w, ids := localWriter(t, ctx)
 	for i, name := range []string{"users", "orders"} {
 		table := &cdc.Table{Database: "shop", Name: name, PrimaryKey: []int{0}, Columns: []cdc.Column{{Name: "id", Type: cdc.TypeInt64}}}
 		s, err := avro.Build("strait", table)
@@ -134,7 +135,7 @@ func TestTableSchemaSharesMetadataColumns(t *testing.T) {
 			t.Fatal(err)
 		}
 		topic := sink.Topic{Name: "strait.shop." + name, Prefix: "strait", Database: "shop", Table: name}
-		if err := w.Apply(ctx, topic, []sink.Change{{KeySchema: s.Key, ValueSchemaID: 2*i + 2, ValueSchema: s.Value, Value: v[5:]}}); err != nil {
+		if err := w.Apply(ctx, topic, []sink.Change{{KeySchemaID: ids.ID(s.Key), ValueSchemaID: ids.ID(s.Value), Value: v[5:]}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -198,7 +199,7 @@ func TestWriterHeapPerTable(t *testing.T) {
 	runtime.MemProfileRate = 1 // every allocation, not a sample
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	w := localWriter(t, ctx)
+	w, ids := localWriter(t, ctx)
 	apply := func(i int) {
 		table := &cdc.Table{Database: "shop", Name: fmt.Sprintf("t%05d", i), PrimaryKey: []int{0}, Columns: []cdc.Column{
 			{Name: "id", Type: cdc.TypeInt64}, {Name: "n", Type: cdc.TypeInt32}, {Name: "note", Type: cdc.TypeString},
@@ -213,50 +214,18 @@ func TestWriterHeapPerTable(t *testing.T) {
 			t.Fatal(err)
 		}
 		topic := sink.Topic{Name: "strait.shop." + table.Name, Prefix: "strait", Database: "shop", Table: table.Name}
-		if err := w.Apply(ctx, topic, []sink.Change{{KeySchema: s.Key, ValueSchemaID: 2*i + 2, ValueSchema: s.Value, Value: v[5:]}}); err != nil {
+		if err := w.Apply(ctx, topic, []sink.Change{{KeySchemaID: ids.ID(s.Key), ValueSchemaID: ids.ID(s.Value), Value: v[5:]}}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	apply(tables) // what tables share, out of the figure
-	first := heapUnder("(*Writer).Apply")
+	first := testenv.HeapUnder("(*Writer).Apply")
 	for i := range tables {
 		apply(i)
 	}
-	per := (heapUnder("(*Writer).Apply") - first) / tables
+	per := (testenv.HeapUnder("(*Writer).Apply") - first) / tables
 	t.Logf("%d bytes a table", per)
 	if per > bound {
 		t.Errorf("the writer holds %d bytes a table, over %d", per, bound)
 	}
-}
-
-// heapUnder is the live heap allocated by calls of a function whose name
-// ends with fn, from the heap profile (exact when runtime.MemProfileRate
-// is 1).
-func heapUnder(fn string) int64 {
-	testenv.HeapInUse() // the profile is as of the last collection
-	var records []runtime.MemProfileRecord
-	n, _ := runtime.MemProfile(nil, false)
-	for {
-		records = make([]runtime.MemProfileRecord, n+100)
-		var ok bool
-		if n, ok = runtime.MemProfile(records, false); ok {
-			records = records[:n]
-			break
-		}
-	}
-	var sum int64
-	for i := range records {
-		frames := runtime.CallersFrames(records[i].Stack())
-		for {
-			f, more := frames.Next()
-			if strings.HasSuffix(f.Function, fn) {
-				sum += records[i].InUseBytes()
-				break
-			}
-			if !more {
-				break
-			}
-		}
-	}
-	return sum
 }

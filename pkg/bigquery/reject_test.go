@@ -19,13 +19,13 @@ import (
 // while the changes around them are applied and the table goes on.
 func TestApplyRejectsBadChanges(t *testing.T) {
 	srv, w, ctx := newWriter(t)
-	src := newSource(t, users, 3)
+	src := newSource(t, users)
 	corrupt := src.change(cdc.OpCreate, nil, user(2, "b@x"))
 	corrupt.Value = corrupt.Value[:3]
 	// A JSON column whose text BigQuery refuses.
 	docs := &cdc.Table{Database: "shop", Name: "users", PrimaryKey: []int{0}, Columns: append(append([]cdc.Column{}, users.Columns...),
 		cdc.Column{Name: "doc", Type: cdc.TypeJSON, Nullable: true})}
-	withDoc := newSource(t, docs, 4)
+	withDoc := newSource(t, docs)
 	withDoc.seq = 100
 	batch := []sink.Change{
 		src.change(cdc.OpCreate, nil, user(1, "a@x")),
@@ -74,11 +74,14 @@ func TestApplyRejectsBadChanges(t *testing.T) {
 // other table is written.
 func TestApplyRejectsChangesOfOtherTables(t *testing.T) {
 	srv, w, ctx := newWriter(t)
-	src := newSource(t, users, 3)
-	other := newSource(t, &cdc.Table{Database: "shop", Name: "visits", PrimaryKey: []int{0}, Columns: users.Columns}, 4)
-	twin := newSource(t, &cdc.Table{Database: "shop", Name: "users2", PrimaryKey: []int{0}, Columns: users.Columns}, 5)
-	withSchemas := func(c sink.Change, id int, value, key string) sink.Change {
-		c.ValueSchemaID, c.ValueSchema, c.KeySchema = id, value, key
+	src := newSource(t, users)
+	other := newSource(t, &cdc.Table{Database: "shop", Name: "visits", PrimaryKey: []int{0}, Columns: users.Columns})
+	twin := newSource(t, &cdc.Table{Database: "shop", Name: "users2", PrimaryKey: []int{0}, Columns: users.Columns})
+	withSchemas := func(c sink.Change, value, key string) sink.Change {
+		c.ValueSchemaID, c.KeySchemaID = schemaIDs.ID(value), 0
+		if key != "" {
+			c.KeySchemaID = schemaIDs.ID(key)
+		}
 		return c
 	}
 	sourceless := `{"type":"record","name":"Envelope","namespace":"strait.shop.users","fields":[` +
@@ -86,13 +89,13 @@ func TestApplyRejectsChangesOfOtherTables(t *testing.T) {
 		`{"name":"after","type":["null","Value"]},{"name":"source","type":"string"},{"name":"op","type":"string"}]}`
 	good := src.change(cdc.OpCreate, nil, user(2, "b@x"))
 	changes := []sink.Change{
-		other.change(cdc.OpCreate, nil, user(9, "visit")),                                                        // another table's envelope
-		src.change(cdc.OpCreate, nil, user(1, "a@x")),                                                            // the topic's
-		withSchemas(good, 90, schemas.Checkpoint, ""),                                                            // not an envelope
-		withSchemas(good, 91, `"long"`, ""),                                                                      // not a record
-		withSchemas(good, 92, sourceless, ""),                                                                    // an envelope without source.db and source.table
-		withSchemas(good, src.id, src.schemas.Value, other.schemas.Key),                                          // another table's key
-		withSchemas(twin.change(cdc.OpCreate, nil, user(8, "twin")), src.id, src.schemas.Value, src.schemas.Key), // source.table users2
+		other.change(cdc.OpCreate, nil, user(9, "visit")),                                                // another table's envelope
+		src.change(cdc.OpCreate, nil, user(1, "a@x")),                                                    // the topic's
+		withSchemas(good, schemas.Checkpoint, ""),                                                        // not an envelope
+		withSchemas(good, `"long"`, ""),                                                                  // not a record
+		withSchemas(good, sourceless, ""),                                                                // an envelope without source.db and source.table
+		withSchemas(good, src.schemas.Value, other.schemas.Key),                                          // another table's key
+		withSchemas(twin.change(cdc.OpCreate, nil, user(8, "twin")), src.schemas.Value, src.schemas.Key), // source.table users2
 		good,
 	}
 	err := w.Apply(ctx, src.topic(), changes)

@@ -199,13 +199,13 @@ func numberColumns(cols []column, first int32) {
 // binding is a value schema bound to a table: where each value goes on the
 // proto wire.
 type binding struct {
-	plan      *valuePlan
-	keySchema string // the key schema the table was bound with
-	prefix    string // the topic prefix fit found the schemas of
-	columns   []column
-	meta      [4]protowire.Number               // ColOp, ColSequence, ColSourceTime, ColIngestedAt
-	cdc       bool                              // upsert mode: rows carry _CHANGE_TYPE and _CHANGE_SEQUENCE_NUMBER
-	seen      struct{ topic, db, table string } // the source names ofTopic found right last
+	plan        *valuePlan
+	keySchemaID int    // the key schema the table was bound with
+	prefix      string // the topic prefix fit found the schemas of
+	columns     []column
+	meta        [4]protowire.Number               // ColOp, ColSequence, ColSourceTime, ColIngestedAt
+	cdc         bool                              // upsert mode: rows carry _CHANGE_TYPE and _CHANGE_SEQUENCE_NUMBER
+	seen        struct{ topic, db, table string } // the source names ofTopic found right last
 }
 
 func bind(p *valuePlan, schema bigquery.Schema, cdc bool) (*binding, error) {

@@ -306,29 +306,26 @@ func planValue(schema string) (*valuePlan, error) {
 	return p, nil
 }
 
-// keyColumns returns the BigQuery names (ColumnName) of the fields of a
-// key schema, the primary key, which must be a record of namespace (the
-// envelope's): else a *notEnvelopeError, or a *wrongTableError for
-// another table's key.
-func keyColumns(schema, namespace string) ([]string, error) {
-	if schema == "" {
-		return nil, nil
-	}
+// keyColumns returns the namespace of a key schema and the BigQuery names
+// (ColumnName) of its fields, the primary key. It must be a record in a
+// namespace (the writer checks it is the envelope's): else a
+// *notEnvelopeError, or a *wrongTableError.
+func keyColumns(schema string) (namespace string, columns []string, err error) {
 	k, err := avro.Parse(schema)
 	if err != nil {
-		return nil, &notEnvelopeError{fmt.Errorf("key schema: %w", err)}
+		return "", nil, &notEnvelopeError{fmt.Errorf("key schema: %w", err)}
 	}
 	if k.Kind != "record" {
-		return nil, notEnvelope("key schema is a %s, want a record", k.Kind)
+		return "", nil, notEnvelope("key schema is a %s, want a record", k.Kind)
 	}
-	if i := strings.LastIndexByte(k.Name, '.'); i < 0 || k.Name[:i] != namespace {
-		return nil, wrongTable("key schema %s is not in the value schema's namespace %s", k.Name, namespace)
+	i := strings.LastIndexByte(k.Name, '.')
+	if i < 0 {
+		return "", nil, wrongTable("key schema %s has no namespace", k.Name)
 	}
-	var out []string
 	for _, f := range k.Fields {
-		out = append(out, ColumnName(f.Name))
+		columns = append(columns, ColumnName(f.Name))
 	}
-	return out, nil
+	return k.Name[:i], columns, nil
 }
 
 // metadataColumns are the columns strait adds to every table.

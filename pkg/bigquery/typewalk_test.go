@@ -156,7 +156,7 @@ func readBack(t *testing.T, tbl *cdc.Table, rows [][]cdc.Value) [][]bigquery.Cel
 	// Read every table as it is now: staleness is not what this test is about.
 	opts := []bqfake.Opt{bqfake.WithSchemaDelay(0), bqfake.WithRecreateDelay(0), bqfake.WithoutBackgroundApply()}
 	_, w, ctx, _ := startWriterOn(t, opts, func(c *bigquery.Config) { cfg = c }, io.Discard)
-	src := newSource(t, tbl, 1)
+	src := newSource(t, tbl)
 	var changes []sink.Change
 	for _, row := range rows {
 		changes = append(changes, src.change(cdc.OpCreate, nil, row))

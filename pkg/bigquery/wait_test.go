@@ -25,7 +25,7 @@ import (
 func TestApplyRecreatedTable(t *testing.T) {
 	clock := bqfake.NewClock(time.Now())
 	srv, w, ctx, _ := startWriterOn(t, []bqfake.Opt{bqfake.WithClock(clock), bqfake.WithSchemaDelay(0)}, nil, io.Discard)
-	src := newSource(t, users, 1)
+	src := newSource(t, users)
 	if err := w.Apply(ctx, src.topic(), []sink.Change{src.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestApplyRecreatedTable(t *testing.T) {
 func TestApplyBeyondDeleteWindow(t *testing.T) {
 	var logs logBuffer
 	_, w, ctx, reg := startWriter(t, nil, &logs)
-	src := newSource(t, users, 1) // commits in 2023: beyond 48h
+	src := newSource(t, users) // commits in 2023: beyond 48h
 	old := []sink.Change{
 		src.change(cdc.OpCreate, nil, user(1, "a@x")),
 		src.change(cdc.OpCreate, nil, user(2, "b@x")),

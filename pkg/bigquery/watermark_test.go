@@ -88,7 +88,7 @@ func TestAsOfView(t *testing.T) {
 		appendMode(c)
 		c.Group, c.Source = "o'brien", "shop"
 	}, io.Discard)
-	src := newSource(t, users, 1)
+	src := newSource(t, users)
 	changes := []sink.Change{ // at positions 1000, 2000, ...
 		src.change(cdc.OpCreate, nil, user(1, "a@x")),
 		src.change(cdc.OpCreate, nil, user(2, "b@x")),

@@ -53,6 +53,10 @@ import (
 // metadata in BigQuery is dataset's (table.go), their default streams and
 // connections are streams' (pool.go).
 type Writer struct {
+	// Schemas has the texts of the schemas changes name (the consumer's
+	// Kafka group); set it before the first Apply.
+	Schemas sink.Schemas
+
 	cfg     *Config
 	log     *slog.Logger
 	metrics *Metrics
@@ -64,6 +68,7 @@ type Writer struct {
 	mu     sync.Mutex
 	tables map[string]*table // by BigQuery table name
 	plans  map[int]planned   // by value schema id
+	keys   map[int]keyed     // by key schema id
 
 	wm *table // the watermark table (watermark.go)
 }
@@ -74,6 +79,14 @@ var _ sink.Sink = (*Writer)(nil)
 type planned struct {
 	p   *valuePlan
 	err error
+}
+
+// keyed is a key schema's namespace and primary-key columns, or why it
+// has none.
+type keyed struct {
+	namespace string
+	columns   []string
+	err       error
 }
 
 // table is one BigQuery table being written.
@@ -142,7 +155,7 @@ func Open(ctx context.Context, cfg *Config, log *slog.Logger, m *Metrics) (*Writ
 		cfg: cfg, log: log, metrics: m, health: h, end: end,
 		ds:      &dataset{cfg: cfg, log: log, bq: bq},
 		streams: &streams{cfg: cfg, metrics: m, mw: mw},
-		tables:  map[string]*table{}, plans: map[int]planned{},
+		tables:  map[string]*table{}, plans: map[int]planned{}, keys: map[int]keyed{},
 		wm: &table{state: tableState{id: cfg.WatermarkTable, known: true, schema: watermarkSchema()}},
 	}
 	if cfg.WriteConnections > 0 {
@@ -288,24 +301,52 @@ func wrongTable(format string, args ...any) error {
 
 // plan returns the plan of value schema id; a schema strait cannot write
 // from is an error for good (its *notEnvelopeError, or a permanent one).
-func (w *Writer) plan(id int, schema string) (*valuePlan, error) {
+func (w *Writer) plan(ctx context.Context, id int) (*valuePlan, error) {
 	w.mu.Lock()
 	pl, ok := w.plans[id]
 	w.mu.Unlock()
-	if !ok {
-		pl.p, pl.err = planValue(schema)
-		var ne *notEnvelopeError
-		if pl.err != nil && !errors.As(pl.err, &ne) {
-			pl.err = permanent(pl.err)
-		}
-		if pl.err != nil {
-			pl.err = fmt.Errorf("value schema %d: %w", id, pl.err)
-		}
-		w.mu.Lock()
-		w.plans[id] = pl
-		w.mu.Unlock()
+	if ok {
+		return pl.p, pl.err
 	}
+	schema, err := w.Schemas.Schema(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("value schema %d: %w", id, err)
+	}
+	pl.p, pl.err = planValue(schema)
+	var ne *notEnvelopeError
+	if pl.err != nil && !errors.As(pl.err, &ne) {
+		pl.err = permanent(pl.err)
+	}
+	if pl.err != nil {
+		pl.err = fmt.Errorf("value schema %d: %w", id, pl.err)
+	}
+	w.mu.Lock()
+	w.plans[id] = pl
+	w.mu.Unlock()
 	return pl.p, pl.err
+}
+
+// key returns the namespace and primary-key columns of key schema id,
+// parsed once; none for id 0 (a table without a primary key).
+func (w *Writer) key(ctx context.Context, id int) (keyed, error) {
+	if id == 0 {
+		return keyed{}, nil
+	}
+	w.mu.Lock()
+	k, ok := w.keys[id]
+	w.mu.Unlock()
+	if ok {
+		return k, k.err
+	}
+	schema, err := w.Schemas.Schema(ctx, id)
+	if err != nil {
+		return keyed{}, fmt.Errorf("key schema %d: %w", id, err)
+	}
+	k.namespace, k.columns, k.err = keyColumns(schema)
+	w.mu.Lock()
+	w.keys[id] = k
+	w.mu.Unlock()
+	return k, k.err
 }
 
 // namesMatch reports whether an Avro name (of a value schema's namespace)
@@ -348,11 +389,16 @@ func underscores(s string) int {
 // (namesMatch), and a key in the same namespace. Else the reason and error to reject c with — whoever writes a
 // topic chooses the schema ids of its records — or an error of its
 // table's (an envelope BigQuery cannot hold).
-func (w *Writer) fit(topic *sink.Topic, c *sink.Change) (p *valuePlan, key []string, reason string, err error) {
-	p, err = w.plan(c.ValueSchemaID, c.ValueSchema)
+func (w *Writer) fit(ctx context.Context, topic *sink.Topic, c *sink.Change) (p *valuePlan, key []string, reason string, err error) {
+	p, err = w.plan(ctx, c.ValueSchemaID)
+	var k keyed
 	if err == nil {
-		key, err = keyColumns(c.KeySchema, p.namespace)
+		k, err = w.key(ctx, c.KeySchemaID)
 	}
+	if err == nil && c.KeySchemaID != 0 && k.namespace != p.namespace {
+		err = wrongTable("key schema %d is in the namespace %s, not the value schema's %s", c.KeySchemaID, k.namespace, p.namespace)
+	}
+	key = k.columns
 	if err == nil && (p.prefix != avro.Name(topic.Prefix) || !namesMatch(p.database, topic.Database) || !namesMatch(p.table, topic.Table)) {
 		err = wrongTable("value schema %d of %s, not of the topic %s", c.ValueSchemaID, p.namespace, topic.Name)
 	}
@@ -560,8 +606,8 @@ func (w *Writer) apply(ctx context.Context, t *table, topic *sink.Topic, changes
 			continue
 		}
 		bd := t.bindings[c.ValueSchemaID]
-		if bd == nil || t.stream == nil || bd.keySchema != c.KeySchema || bd.prefix != topic.Prefix {
-			p, key, reason, err := w.fit(topic, c)
+		if bd == nil || t.stream == nil || bd.keySchemaID != c.KeySchemaID || bd.prefix != topic.Prefix {
+			p, key, reason, err := w.fit(ctx, topic, c)
 			if reason != "" {
 				skip[i] = true
 				reject(i, reason, fmt.Errorf("record %s/%d@%d: %w", topic.Name, c.Partition, c.Offset, err))
@@ -694,7 +740,7 @@ func (w *Writer) bindSchema(ctx context.Context, t *table, topic *sink.Topic, c 
 	if err != nil {
 		return nil, permanent(fmt.Errorf("table %s: %w", t.state.id, err))
 	}
-	bd.keySchema, bd.prefix = c.KeySchema, topic.Prefix
+	bd.keySchemaID, bd.prefix = c.KeySchemaID, topic.Prefix
 	t.bindings[c.ValueSchemaID] = bd
 	return bd, nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/strait-cdc/strait/pkg/bigquery/bqfake"
 	"github.com/strait-cdc/strait/pkg/cdc"
 	"github.com/strait-cdc/strait/pkg/sink"
+	"github.com/strait-cdc/strait/pkg/testenv"
 )
 
 const (
@@ -78,8 +79,13 @@ func startWriterOn(t *testing.T, opts []bqfake.Opt, configure func(*bigquery.Con
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.Close() })
+	w.Schemas = &schemaIDs
 	return srv, w, ctx, reg
 }
+
+// schemaIDs is the schema registry of every test's writers and sources:
+// as in a registry, the same text has the same id in every test.
+var schemaIDs testenv.Schemas
 
 // source is one table version encoded as the producer encodes it.
 type source struct {
@@ -87,17 +93,23 @@ type source struct {
 	table   *cdc.Table
 	schemas *avro.Schemas
 	enc     *avro.Encoder
-	id      int
+	id      int // of the value schema in schemaIDs
+	keyID   int // of the key schema, 0 without a key
 	seq     uint64
 }
 
-func newSource(t *testing.T, table *cdc.Table, id int) *source {
+func newSource(t *testing.T, table *cdc.Table) *source {
 	t.Helper()
 	s, err := avro.Build("strait", table)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &source{t: t, table: table, schemas: s, enc: avro.NewEncoder(table, "strait", "test", uint32(id+1000), uint32(id)), id: id}
+	src := &source{t: t, table: table, schemas: s, id: schemaIDs.ID(s.Value)}
+	if s.Key != "" {
+		src.keyID = schemaIDs.ID(s.Key)
+	}
+	src.enc = avro.NewEncoder(table, "strait", "test", uint32(src.keyID), uint32(src.id))
+	return src
 }
 
 // change encodes one event; positions increase with every call.
@@ -110,7 +122,7 @@ func (s *source) change(op cdc.Op, before, after []cdc.Value) sink.Change {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	return sink.Change{KeySchema: s.schemas.Key, ValueSchemaID: s.id, ValueSchema: s.schemas.Value, Value: v[5:]}
+	return sink.Change{KeySchemaID: s.keyID, ValueSchemaID: s.id, Value: v[5:]}
 }
 
 // topic is the table topic of the source's table.
@@ -151,7 +163,7 @@ func rows(t *testing.T, srv *bqfake.Server, table string) []map[string]any {
 
 func TestApplyTypes(t *testing.T) {
 	srv, w, ctx := newWriter(t)
-	src := newSource(t, allTypes, 1)
+	src := newSource(t, allTypes)
 	extreme := []cdc.Value{
 		cdc.Int(1), cdc.Int(math.MinInt32), cdc.Int(-1), // u64: the 64 bits of 2^64-1
 		cdc.Str("-12345678.90"), cdc.Str("-99999999999999999999999999999999999.999999999999999999999999999999"),
@@ -253,7 +265,7 @@ func userRows(t *testing.T, srv *bqfake.Server) []map[string]any {
 // holds the source state each time.
 func TestApplyChanges(t *testing.T) {
 	srv, w, ctx, reg := newWriterWithMetrics(t)
-	src := newSource(t, users, 7)
+	src := newSource(t, users)
 	var tombstone sink.Change
 	batch := []sink.Change{
 		src.change(cdc.OpCreate, nil, user(1, "a@x")),
@@ -306,7 +318,7 @@ strait_consumer_source_timestamp_seconds{table="shop_users"} 1.700000007e+09
 // rows are in, each once, and counts the retries.
 func TestApplyRetriesTransientFailures(t *testing.T) {
 	srv, w, ctx, reg := startWriter(t, func(c *bigquery.Config) { c.RetryMaxBackoff = 20 * time.Millisecond }, io.Discard)
-	src := newSource(t, users, 7)
+	src := newSource(t, users)
 	faults := []func(){
 		func() { srv.FailAppends(codes.Unavailable, 2) },
 		func() { srv.FailAppends(codes.ResourceExhausted, 5) }, // beyond the retries on one stream
@@ -344,13 +356,13 @@ strait_consumer_bigquery_errors_total{kind="append"} %d
 func TestApplySchemaChange(t *testing.T) {
 	clock := bqfake.NewClock(time.Now())
 	srv, w, ctx, _ := startWriterOn(t, []bqfake.Opt{bqfake.WithClock(clock)}, nil, io.Discard)
-	v1 := newSource(t, users, 1)
+	v1 := newSource(t, users)
 	if err := w.Apply(ctx, v1.topic(), []sink.Change{v1.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
 		t.Fatal(err)
 	}
 	grown := &cdc.Table{Database: "shop", Name: "users", PrimaryKey: []int{0}, Columns: append(append([]cdc.Column{}, users.Columns...),
 		cdc.Column{Name: "age", Type: cdc.TypeInt32, Nullable: true})}
-	v2 := newSource(t, grown, 2)
+	v2 := newSource(t, grown)
 	v2.seq = v1.seq
 	batch := []sink.Change{
 		v2.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(2), cdc.Str("b@x"), cdc.Int(42)}),
@@ -373,7 +385,7 @@ func TestApplySchemaChange(t *testing.T) {
 	retyped := &cdc.Table{Database: "shop", Name: "users", PrimaryKey: []int{0}, Columns: []cdc.Column{
 		{Name: "id", Type: cdc.TypeInt64}, {Name: "email", Type: cdc.TypeInt64, Nullable: true},
 	}}
-	v3 := newSource(t, retyped, 3)
+	v3 := newSource(t, retyped)
 	retypedBatch := []sink.Change{v3.change(cdc.OpCreate, nil, []cdc.Value{cdc.Int(3), cdc.Int(3)})}
 	err = w.Apply(ctx, v3.topic(), retypedBatch)
 	var te *sink.TableError
@@ -386,7 +398,7 @@ func TestApplySchemaChange(t *testing.T) {
 	if err := w.Apply(ctx, v3.topic(), retypedBatch); !errors.As(err, &te) {
 		t.Errorf("the type change again: err = %v, want the TableError again", err)
 	}
-	other := newSource(t, &cdc.Table{Database: "shop", Name: "orders", PrimaryKey: []int{0}, Columns: users.Columns}, 4)
+	other := newSource(t, &cdc.Table{Database: "shop", Name: "orders", PrimaryKey: []int{0}, Columns: users.Columns})
 	if err := w.Apply(ctx, other.topic(), []sink.Change{other.change(cdc.OpCreate, nil, user(1, "o"))}); err != nil {
 		t.Errorf("another table: %v", err)
 	}

@@ -1,8 +1,9 @@
 package kafka
 
 // decode.go turns polled records into messages: the Confluent wire format
-// split, and each schema id resolved through the registry. The group and
-// the tail both read table topics this way.
+// split, and each schema id checked with the registry. The group and the
+// tail both read table topics this way; the sink asks for a schema's text
+// by id (Schema) when it has not parsed it yet.
 
 import (
 	"context"
@@ -11,24 +12,41 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/sr"
 )
 
-// decoder resolves schema ids, caching schema texts by id (an id never
-// changes meaning). Used from one goroutine: the one that polls.
+// textBudget bounds each of the decoder's two generations of schema
+// texts not yet taken, in bytes.
+const textBudget = 8 << 20
+
+// decoder resolves schema ids. It remembers every id the registry knows
+// (an id never changes meaning), and holds the text of a schema from its
+// first record until the sink takes it (take): the sink parses a schema
+// once, by id, and keeps the parse. Keeping every text cost about 3 KB a
+// table (a value and a key schema) for as long as the consumer ran. Texts
+// never taken (a tombstone's key schema, a record rejected before its
+// schema is read) are bounded: two generations of up to textBudget bytes,
+// the older dropped when the newer fills. A text asked for again, or
+// dropped, is fetched again. Safe from any goroutine.
 type decoder struct {
 	log        *slog.Logger
 	registry   *sr.Client
-	schemas    map[int]string
 	onRegistry func(up bool) // told when the registry stops and starts answering
+
+	mu         sync.Mutex
+	known      map[int]struct{}
+	texts, old map[int]string // not taken yet
+	textBytes  int            // held in texts
 }
 
 // newDecoder returns a decoder with an empty cache; onRegistry may be a
 // no-op but not nil.
 func newDecoder(log *slog.Logger, registry *sr.Client, onRegistry func(up bool)) *decoder {
-	return &decoder{log: log, registry: registry, schemas: map[int]string{}, onRegistry: onRegistry}
+	return &decoder{log: log, registry: registry, onRegistry: onRegistry,
+		known: map[int]struct{}{}, texts: map[int]string{}}
 }
 
 // Reasons a record cannot be decoded: the strait.reason header of its dead
@@ -58,7 +76,8 @@ func (e *decodeError) Error() string { return e.err.Error() }
 // Unwrap returns the cause.
 func (e *decodeError) Unwrap() error { return e.err }
 
-// decode splits a framed message and looks up its schema (cached by id).
+// decode splits a framed message and checks, once per id, that the
+// registry knows its schema; the text waits for take.
 func (d *decoder) decode(ctx context.Context, b []byte) (Message, error) {
 	if b == nil {
 		return Message{}, nil
@@ -67,20 +86,56 @@ func (d *decoder) decode(ctx context.Context, b []byte) (Message, error) {
 	if err != nil {
 		return Message{}, &decodeError{ReasonBadFraming, err}
 	}
-	s, ok := d.schemas[id]
+	d.mu.Lock()
+	_, ok := d.known[id]
+	d.mu.Unlock()
 	if !ok {
-		sch, err := d.schemaByID(ctx, id)
-		var re *sr.ResponseError
-		if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
-			return Message{}, &decodeError{ReasonUnknownSchema, fmt.Errorf("schema id %d: unknown to the registry", id)}
-		}
+		s, err := d.fetch(ctx, id)
 		if err != nil {
-			return Message{}, fmt.Errorf("schema id %d: %w", id, registryDenied(err))
+			return Message{}, err
 		}
-		s = sch.Schema
-		d.schemas[id] = s
+		d.mu.Lock()
+		d.known[id] = struct{}{}
+		if d.textBytes+len(s) > textBudget {
+			d.old, d.texts, d.textBytes = d.texts, map[int]string{}, 0
+		}
+		d.texts[id] = s
+		d.textBytes += len(s)
+		d.mu.Unlock()
 	}
-	return Message{SchemaID: id, Schema: s, Body: body}, nil
+	return Message{SchemaID: id, Body: body}, nil
+}
+
+// take returns the text of schema id and forgets it: the one decode
+// fetched, else the registry's.
+func (d *decoder) take(ctx context.Context, id int) (string, error) {
+	d.mu.Lock()
+	s, ok := d.texts[id]
+	if ok {
+		delete(d.texts, id)
+		d.textBytes -= len(s)
+	} else if s, ok = d.old[id]; ok {
+		delete(d.old, id)
+	}
+	d.mu.Unlock()
+	if ok {
+		return s, nil
+	}
+	return d.fetch(ctx, id)
+}
+
+// fetch asks the registry for the text of schema id. An id it does not
+// know is a *decodeError (ReasonUnknownSchema).
+func (d *decoder) fetch(ctx context.Context, id int) (string, error) {
+	sch, err := d.schemaByID(ctx, id)
+	var re *sr.ResponseError
+	if errors.As(err, &re) && re.StatusCode == http.StatusNotFound {
+		return "", &decodeError{ReasonUnknownSchema, fmt.Errorf("schema id %d: unknown to the registry", id)}
+	}
+	if err != nil {
+		return "", fmt.Errorf("schema id %d: %w", id, registryDenied(err))
+	}
+	return sch.Schema, nil
 }
 
 // registryBackoff bounds the wait between two tries of a registry that

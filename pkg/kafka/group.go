@@ -125,6 +125,12 @@ func TableTopic(prefix, topic string) (database, table string, ok bool) {
 	return database, table, ok && database != "" && table != "" && !strings.Contains(table, ".")
 }
 
+// Schema returns the text of the registry's schema id, as a record's
+// Message names it. A sink parses a schema once, by id, and asks here:
+// the group holds a text only until it is asked for (decode.go), and asks
+// the registry again after that.
+func (g *Group) Schema(ctx context.Context, id int) (string, error) { return g.dec.take(ctx, id) }
+
 // Ping checks that a broker answers.
 func (g *Group) Ping(ctx context.Context) error { return g.client.Ping(ctx) }
 
@@ -133,8 +139,7 @@ func (g *Group) Close() { g.client.Close() }
 
 // Message is a record key or value in the Confluent wire format, split.
 type Message struct {
-	SchemaID int
-	Schema   string // the Avro schema, from the registry
+	SchemaID int    // the registry's id of its Avro schema (Group.Schema has the text)
 	Body     []byte // the Avro binary body; nil for a null value (tombstone)
 }
 

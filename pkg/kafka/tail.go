@@ -28,6 +28,7 @@ type Tail struct {
 	client    *kgo.Client
 	admin     *kadm.Client
 	dec       *decoder
+	texts     map[int]string // the schemas of the records read, by id
 	filter    *TopicFilter
 	max       int           // records per poll
 	maxRecord int           // kafka.max_record_bytes
@@ -61,7 +62,10 @@ type TailRecord struct {
 	Time      time.Time // the Kafka record timestamp
 	Key       Message
 	Value     Message // Body nil: a tombstone
-	Err       error
+	// KeySchema and ValueSchema are the texts of Key's and Value's
+	// schemas; empty when their Body is nil.
+	KeySchema, ValueSchema string
+	Err                    error
 }
 
 // NewTail connects and fixes where reading starts in every partition of
@@ -85,7 +89,7 @@ func NewTail(ctx context.Context, cfg *GroupConfig, f *TopicFilter, from TailFro
 		client.Close()
 		return nil, fmt.Errorf("schema registry %s: %w", cfg.RegistryURL, err)
 	}
-	t := &Tail{log: log, client: client, admin: kadm.NewClient(client), dec: newDecoder(log, reg, func(bool) {}), filter: f,
+	t := &Tail{log: log, client: client, admin: kadm.NewClient(client), dec: newDecoder(log, reg, func(bool) {}), texts: map[int]string{}, filter: f,
 		max: cfg.MaxPollRecords, maxRecord: cfg.MaxRecordBytes, refresh: cfg.TopicRefresh, next: time.Now().Add(cfg.TopicRefresh),
 		reading: map[string]map[int32]bool{}}
 	if err := t.addPartitions(ctx, from); err != nil {
@@ -196,6 +200,12 @@ func (t *Tail) decode(ctx context.Context, fetches kgo.Fetches) ([]TailRecord, e
 		} else if rec.Key, derr = t.dec.decode(ctx, r.Key); derr == nil {
 			rec.Value, derr = t.dec.decode(ctx, r.Value)
 		}
+		if derr == nil && rec.Key.Body != nil {
+			rec.KeySchema, derr = t.text(ctx, rec.Key.SchemaID)
+		}
+		if derr == nil && rec.Value.Body != nil {
+			rec.ValueSchema, derr = t.text(ctx, rec.Value.SchemaID)
+		}
 		var bad *decodeError
 		switch {
 		case errors.As(derr, &bad):
@@ -207,4 +217,16 @@ func (t *Tail) decode(ctx context.Context, fetches kgo.Fetches) ([]TailRecord, e
 		out = append(out, rec)
 	})
 	return out, err
+}
+
+// text returns the text of schema id, kept for the records to come.
+func (t *Tail) text(ctx context.Context, id int) (string, error) {
+	if s, ok := t.texts[id]; ok {
+		return s, nil
+	}
+	s, err := t.dec.take(ctx, id)
+	if err == nil {
+		t.texts[id] = s
+	}
+	return s, err
 }

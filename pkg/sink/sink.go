@@ -42,16 +42,23 @@ type Topic struct {
 type Change struct {
 	Partition int32
 	Offset    int64
-	// KeySchema is the Avro key schema: the primary-key columns. Empty for
-	// a table without a primary key.
-	KeySchema string
-	// ValueSchemaID and ValueSchema identify and hold the Avro value
-	// schema (the Debezium envelope).
+	// KeySchemaID is the registry's id of the Avro key schema: the
+	// primary-key columns. 0 for a table without a primary key.
+	KeySchemaID int
+	// ValueSchemaID is the registry's id of the Avro value schema (the
+	// Debezium envelope). Schemas has their texts.
 	ValueSchemaID int
-	ValueSchema   string
 	// Value is the Avro body of the envelope, without the Confluent
 	// header; nil for a tombstone.
 	Value []byte
+}
+
+// Schemas has the texts of the schemas changes name. A sink parses each
+// schema once, by id, and asks for its text then: holding the texts of
+// every table's schemas would cost memory for as long as it runs.
+type Schemas interface {
+	// Schema returns the text of the registry's schema id.
+	Schema(ctx context.Context, id int) (string, error)
 }
 
 // TableError is a table that stopped: a change the sink cannot take in

@@ -63,3 +63,35 @@ func HeapInUse() int64 {
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
 }
+
+// HeapUnder is the live heap allocated by calls of a function whose name
+// ends with fn, from the heap profile (exact when runtime.MemProfileRate
+// is 1).
+func HeapUnder(fn string) int64 {
+	HeapInUse() // the profile is as of the last collection
+	var records []runtime.MemProfileRecord
+	n, _ := runtime.MemProfile(nil, false)
+	for {
+		records = make([]runtime.MemProfileRecord, n+100)
+		var ok bool
+		if n, ok = runtime.MemProfile(records, false); ok {
+			records = records[:n]
+			break
+		}
+	}
+	var sum int64
+	for i := range records {
+		frames := runtime.CallersFrames(records[i].Stack())
+		for {
+			f, more := frames.Next()
+			if strings.HasSuffix(f.Function, fn) {
+				sum += records[i].InUseBytes()
+				break
+			}
+			if !more {
+				break
+			}
+		}
+	}
+	return sum
+}
