@@ -99,7 +99,9 @@ type table struct {
 	connCDC  bool               // conn is of the CDC pool
 	used     time.Time          // last Apply: streams idle long are closed
 	bindings map[int]*binding   // by value schema id
-	source   int64              // newest source commit time acknowledged, ms
+	// source is the newest source commit time acknowledged (ms), 0 before
+	// the first; read by the metrics collector, so atomic.
+	source atomic.Int64
 	// unapplied is the source commit time (ms) of the oldest change given
 	// to Apply and not yet acknowledged, 0 when there is none; read by the
 	// metrics collector, so atomic.
@@ -583,9 +585,8 @@ func (w *Writer) apply(ctx context.Context, t *table, topic *sink.Topic, changes
 				return fmt.Errorf("append to %s: %w", t.state.id, rowErrors(ctx, f.res, err))
 			}
 			w.metrics.appendSeconds.Observe(time.Since(f.sent).Seconds())
-			if f.source > t.source { // a late old change does not move it back
-				t.source = f.source
-				w.metrics.source.WithLabelValues(t.state.id).Set(float64(f.source) / 1000)
+			if f.source > t.source.Load() { // a late old change does not move it back
+				t.source.Store(f.source)
 			}
 			rows := 0
 			for op, n := range f.ops {
@@ -786,7 +787,6 @@ type Metrics struct {
 	appendSeconds prometheus.Histogram
 	requestBytes  prometheus.Histogram
 	errors        *prometheus.CounterVec
-	source        *prometheus.GaugeVec
 
 	appendedRows       *metrics.Counters // by table
 	appendedBytes      *metrics.Counters
@@ -810,10 +810,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "strait_consumer_bigquery_errors_total", Help: "BigQuery errors by kind: append (retried), table (the table stopped), schema (an envelope of the table BigQuery cannot hold; the table stops).",
 		}, []string{"kind"}),
 	}
-	m.source = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "strait_consumer_source_timestamp_seconds",
-		Help: "Source commit time of the newest change BigQuery acknowledged, by BigQuery table: time() minus this is how far the table is behind the source.",
-	}, []string{"table"})
 	m.appendedRows = metrics.NewCounters("strait_consumer_bigquery_appended_rows_total",
 		"Rows BigQuery acknowledged, by BigQuery table: what CDC background applies and storage are billed on.", "table")
 	m.appendedBytes = metrics.NewCounters("strait_consumer_bigquery_appended_bytes_total",
@@ -825,7 +821,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.connections = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "strait_consumer_bigquery_connections", Help: "Storage Write API connections this consumer holds (at most bigquery.write_connections per kind of table, CDC and plain).",
 	})
-	reg.MustRegister(m.rows, m.appendSeconds, m.requestBytes, m.errors, m.source, m.appendedRows, m.appendedBytes, m.beyondDeleteWindow, m.connections)
+	reg.MustRegister(m.rows, m.appendSeconds, m.requestBytes, m.errors, m.appendedRows, m.appendedBytes, m.beyondDeleteWindow, m.connections)
 	return m
 }
 
@@ -834,17 +830,24 @@ var unappliedDesc = prometheus.NewDesc("strait_consumer_oldest_unapplied_seconds
 	"Age of the source commit of the oldest change given to BigQuery and not yet acknowledged, by BigQuery table; 0 when every change is applied. It grows while a table waits or is stopped.",
 	[]string{"table"}, nil)
 
-// Collector reports the writer's per-table ages at each scrape; register
-// it with the writer's registry once the writer exists.
-func (w *Writer) Collector() prometheus.Collector { return unappliedCollector{w} }
+// sourceDesc is the source commit time of a table's newest applied change.
+var sourceDesc = prometheus.NewDesc("strait_consumer_source_timestamp_seconds",
+	"Source commit time of the newest change BigQuery acknowledged, by BigQuery table: time() minus this is how far the table is behind the source.",
+	[]string{"table"}, nil)
 
-type unappliedCollector struct{ w *Writer }
+// Collector reports the writer's per-table gauges at each scrape, from
+// its tables (a gauge vector kept about 500 bytes a table besides);
+// register it with the writer's registry once the writer exists.
+func (w *Writer) Collector() prometheus.Collector { return tablesCollector{w} }
 
-// Describe sends the metric's description.
-func (c unappliedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- unappliedDesc }
+type tablesCollector struct{ w *Writer }
 
-// Collect sends each table's age.
-func (c unappliedCollector) Collect(ch chan<- prometheus.Metric) {
+// Describe sends the metrics' descriptions.
+func (c tablesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- unappliedDesc; ch <- sourceDesc }
+
+// Collect sends each table's age and, once it has applied a change, its
+// source time.
+func (c tablesCollector) Collect(ch chan<- prometheus.Metric) {
 	c.w.mu.Lock()
 	defer c.w.mu.Unlock()
 	now := time.Now()
@@ -854,5 +857,8 @@ func (c unappliedCollector) Collect(ch chan<- prometheus.Metric) {
 			age = max(0, now.Sub(time.UnixMilli(u)).Seconds())
 		}
 		ch <- prometheus.MustNewConstMetric(unappliedDesc, prometheus.GaugeValue, age, name)
+		if src := t.source.Load(); src > 0 {
+			ch <- prometheus.MustNewConstMetric(sourceDesc, prometheus.GaugeValue, float64(src)/1000, name)
+		}
 	}
 }

@@ -80,6 +80,7 @@ func startWriterOn(t *testing.T, opts []bqfake.Opt, configure func(*bigquery.Con
 	}
 	t.Cleanup(func() { w.Close() })
 	w.Schemas = &schemaIDs
+	reg.MustRegister(w.Collector()) // as the consumer does
 	return srv, w, ctx, reg
 }
 
