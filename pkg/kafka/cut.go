@@ -11,9 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"regexp"
-	"slices"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -110,32 +108,52 @@ func (c *Cuts) Checkpoint(ctx context.Context) (*StateRecord, error) {
 // Ends returns the end offset (high watermark) of every partition of every
 // table topic. Call it after Checkpoint: the ends then lie past every
 // record the checkpoint covers.
+//
+// Every request goes to a broker directly: a metadata request through the
+// client would have it cache the metadata of every topic (about 1.2 KB a
+// topic, for as long as the consumer runs, next to the group client's own
+// copy), and kadm's ListEndOffsets asks for it too.
 func (c *Cuts) Ends(ctx context.Context) (map[TopicPartition]int64, error) {
-	parts, err := c.tablePartitions(ctx)
+	parts, leaders, err := c.tablePartitions(ctx)
 	if err != nil {
 		return nil, err
 	}
-	ends := map[TopicPartition]int64{}
-	if len(parts) == 0 {
-		return ends, nil
-	}
-	listed, err := c.admin.ListEndOffsets(ctx, slices.Collect(maps.Keys(parts))...)
-	if err != nil {
-		return nil, fmt.Errorf("list the ends of the table topics: %w", err)
-	}
-	listed.Each(func(o kadm.ListedOffset) {
-		if o.Err != nil {
-			err = fmt.Errorf("end of %s/%d: %w", o.Topic, o.Partition, o.Err)
-			return
+	byLeader := map[int32]map[string][]int32{}
+	for tp, leader := range leaders {
+		if byLeader[leader] == nil {
+			byLeader[leader] = map[string][]int32{}
 		}
-		ends[TopicPartition{o.Topic, o.Partition}] = o.Offset
-	})
-	if err != nil {
-		return nil, err
+		byLeader[leader][tp.Topic] = append(byLeader[leader][tp.Topic], tp.Partition)
 	}
-	// A partition some broker knows but missing here (the offsets were
-	// listed with the client's older metadata) has an end nobody
-	// listed: no cut can be vouched for.
+	ends := make(map[TopicPartition]int64, len(leaders))
+	for leader, topics := range byLeader {
+		req := kmsg.NewPtrListOffsetsRequest()
+		req.ReplicaID = -1
+		for topic, ps := range topics {
+			rt := kmsg.NewListOffsetsRequestTopic()
+			rt.Topic = topic
+			for _, p := range ps {
+				rp := kmsg.NewListOffsetsRequestTopicPartition()
+				rp.Partition, rp.Timestamp = p, -1 // -1: the end
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			req.Topics = append(req.Topics, rt)
+		}
+		resp, err := req.RequestWith(ctx, c.client.Broker(int(leader)))
+		if err != nil {
+			return nil, fmt.Errorf("list the ends of the table topics: %w", err)
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+					return nil, fmt.Errorf("end of %s/%d: %w", t.Topic, p.Partition, err)
+				}
+				ends[TopicPartition{t.Topic, p.Partition}] = p.Offset
+			}
+		}
+	}
+	// A partition without an answer has an end nobody listed: no cut can
+	// be vouched for.
 	for topic, n := range parts {
 		for p := range int32(n) {
 			if _, ok := ends[TopicPartition{topic, p}]; !ok {
@@ -150,37 +168,45 @@ func (c *Cuts) Ends(ctx context.Context) (map[TopicPartition]int64, error) {
 // every broker knows them, asked now: not the client's cached metadata,
 // which may predate a topic the producer has just created and written
 // to, and not one broker's alone, which may learn of a new topic after
-// its leader (whom the producer wrote to).
-func (c *Cuts) tablePartitions(ctx context.Context) (map[string]int, error) {
-	ask := func(r kmsg.Requestor) (*kmsg.MetadataResponse, error) {
-		req := kmsg.NewPtrMetadataRequest() // every topic
-		resp, err := req.RequestWith(ctx, r)
-		if err != nil {
-			return nil, fmt.Errorf("list the table topics: %w", err)
-		}
-		return resp, nil
-	}
-	first, err := ask(c.client)
+// its leader (whom the producer wrote to). With them, each partition's
+// leader, as the broker with the newest leader epoch of it says: a
+// partition some broker knows of but none leads has none.
+func (c *Cuts) tablePartitions(ctx context.Context) (map[string]int, map[TopicPartition]int32, error) {
+	brokers := kmsg.NewPtrMetadataRequest()
+	brokers.Topics = []kmsg.MetadataRequestTopic{} // none: the brokers only, nothing cached
+	first, err := brokers.RequestWith(ctx, c.client)
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("list the brokers: %w", err)
 	}
 	parts := map[string]int{}
+	type lead struct{ leader, epoch int32 }
+	leads := map[TopicPartition]lead{}
 	for _, b := range first.Brokers {
-		resp, err := ask(c.client.Broker(int(b.NodeID)))
+		resp, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, c.client.Broker(int(b.NodeID))) // every topic
 		if err != nil {
-			return nil, err
+			return nil, nil, fmt.Errorf("list the table topics: %w", err)
 		}
 		for _, t := range resp.Topics {
 			if t.Topic == nil || !c.topics.MatchString(*t.Topic) {
 				continue
 			}
 			if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
-				return nil, fmt.Errorf("metadata of %s: %w", *t.Topic, err)
+				return nil, nil, fmt.Errorf("metadata of %s: %w", *t.Topic, err)
 			}
 			parts[*t.Topic] = max(parts[*t.Topic], len(t.Partitions))
+			for _, p := range t.Partitions {
+				tp := TopicPartition{*t.Topic, p.Partition}
+				if l, ok := leads[tp]; p.Leader >= 0 && (!ok || p.LeaderEpoch > l.epoch) {
+					leads[tp] = lead{p.Leader, p.LeaderEpoch}
+				}
+			}
 		}
 	}
-	return parts, nil
+	leaders := make(map[TopicPartition]int32, len(leads))
+	for tp, l := range leads {
+		leaders[tp] = l.leader
+	}
+	return parts, leaders, nil
 }
 
 // Committed returns the group's committed offset of every partition it
