@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -57,7 +59,8 @@ func (p *Process) SetCheck(f func() error) { p.check.Store(&f) }
 func (p *Process) SetStatus(f func() any) { p.status.Store(&f) }
 
 // Start builds the logger (level, format: see newLogger) writing to w and
-// serves the HTTP endpoint on addr. When w is a terminal, the log keeps a
+// serves the HTTP endpoint on addr. Unless GOMEMLIMIT is set, it sets Go's
+// soft memory limit to 90% of the container's (memlimit.go). When w is a terminal, the log keeps a
 // progress line under it (Progress).
 func Start(addr, level, format string, w io.Writer) (*Process, error) {
 	p := &Process{Metrics: newRegistry(), term: terminalOf(w)}
@@ -65,6 +68,12 @@ func Start(addr, level, format string, w io.Writer) (*Process, error) {
 		w = p.term
 	}
 	p.Log = newLogger(level, format, w)
+	self, _ := os.ReadFile("/proc/self/cgroup")
+	if limit, container, ok := memoryLimitFromContainer(os.Getenv("GOMEMLIMIT"), "/sys/fs/cgroup", string(self)); ok {
+		debug.SetMemoryLimit(limit)
+		p.Log.Info("Go's memory limit set from the container's (GOMEMLIMIT overrides it)",
+			"container_bytes", container, "limit_bytes", limit)
+	}
 	srv, err := serveHTTP(addr, p.Metrics, p.ready, &p.status, p.Log)
 	if err != nil {
 		return nil, err
