@@ -286,11 +286,9 @@ func replayVectors(t *testing.T, frames [][]byte, history map[string]*cdc.TableS
 
 	cfg := &Config{}
 	cfg.Defaults()
-	// One event in the stream at a time: once the no-op after the last
-	// event is in, the reader has taken every event before it, and the
-	// end of the stream (an error, as when a syncer stops) can only come
-	// after them.
-	stream := replication.NewBinlogStreamerWithChanSize(1)
+	// The events, then the end of the stream (an error, as when a syncer
+	// stops): the queue hands out every event before the error.
+	stream := newEventQueue()
 	log := slog.New(slog.DiscardHandler)
 	cat := &catalog{cfg: cfg, log: log, flavor: mysql.MySQLFlavor, charsets: mysql8Charsets, tables: map[uint64]*tableState{}, ids: map[string]uint64{},
 		history: schemaHistory{byTable: maps.Clone(history)}, goMySQL: goMySQL, kept: map[uint64]*replication.TableMapEvent{}}
@@ -299,13 +297,12 @@ func replayVectors(t *testing.T, frames [][]byte, history map[string]*cdc.TableS
 	fed := make(chan struct{})
 	go func() {
 		defer close(fed)
-		noop := &replication.BinlogEvent{Header: &replication.EventHeader{EventType: replication.PREVIOUS_GTIDS_EVENT}, Event: &replication.PreviousGTIDsEvent{}}
-		for _, ev := range append(events, noop) {
-			if stream.AddEventToStreamer(ev) != nil {
+		for _, ev := range events {
+			if stream.HandleEvent(ev) != nil {
 				return // the reader stopped
 			}
 		}
-		stream.AddErrorToStreamer(end)
+		stream.fail(end)
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -320,7 +317,7 @@ func replayVectors(t *testing.T, frames [][]byte, history map[string]*cdc.TableS
 		}
 		out.txs = append(out.txs, tx)
 	}
-	stream.AddErrorToStreamer(errEndOfVectors) // frees the feeder if the reader stopped early
+	stream.close() // frees the feeder if the reader stopped early
 	<-fed
 	out.tables, out.events = r.catalog.tables, r.catalog.kept
 	return out

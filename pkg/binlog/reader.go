@@ -81,7 +81,7 @@ func (tx *Tx) reset() {
 // many rows and, once grown, many transactions.
 func (tx *Tx) row(n int) []cdc.Value {
 	if cap(tx.values)-len(tx.values) < n {
-		tx.values = make([]cdc.Value, 0, max(1024, 2*cap(tx.values), n))
+		tx.values = make([]cdc.Value, 0, max(256, 2*cap(tx.values), n))
 	}
 	l := len(tx.values)
 	tx.values = tx.values[:l+n]

@@ -31,8 +31,8 @@ type stream struct {
 	watcher  watcher
 	serverID uint32 // the source's server_id
 	syncer   *replication.BinlogSyncer
-	events   *replication.BinlogStreamer
-	catchUp  catchUp // the backlog at the start (catchup.go)
+	events   *eventQueue // what the syncer read, for next
+	catchUp  catchUp     // the backlog at the start (catchup.go)
 
 	file      string     // current binlog file
 	fileIndex uint64     // numeric suffix of file
@@ -86,20 +86,30 @@ func (s *stream) start(from Start, up catchUp) error {
 	if s.catalog.goMySQL {
 		decodeRows, decodeMeta = nil, nil
 	}
-	s.syncer = replication.NewBinlogSyncer(s.syncerConfig(dumpFlags, decodeRows, decodeMeta))
+	sc := s.syncerConfig(dumpFlags, decodeRows, decodeMeta)
+	s.events = newEventQueue()
+	sc.SynchronousEventHandler = s.events
+	s.syncer = replication.NewBinlogSyncer(sc)
+	var streamer *replication.BinlogStreamer
 	var err error
 	if from.GTID != "" {
 		set, perr := mysql.ParseGTIDSet(s.flavor, from.GTID)
 		if perr != nil {
 			return fmt.Errorf("start gtid %q: %w", from.GTID, perr)
 		}
-		s.events, err = s.syncer.StartSyncGTID(set)
+		streamer, err = s.syncer.StartSyncGTID(set)
 	} else {
-		s.events, err = s.syncer.StartSync(mysql.Position{Name: from.File, Pos: uint32(from.Pos)})
+		streamer, err = s.syncer.StartSync(mysql.Position{Name: from.File, Pos: uint32(from.Pos)})
 	}
 	if err != nil {
 		return fmt.Errorf("start binlog stream at %s: %w", from, err)
 	}
+	// With a handler the streamer carries only the error the syncer stops
+	// with (a lost connection it could not resume, its close).
+	go func() {
+		_, err := streamer.GetEvent(context.Background())
+		s.events.fail(err)
+	}()
 	s.log.Info("binlog stream started", "at", from.String(), "flavor", s.flavor, "server_id", s.cfg.ServerID)
 	return nil
 }
@@ -107,6 +117,7 @@ func (s *stream) start(from Start, up catchUp) error {
 // close stops the stream.
 func (s *stream) close() {
 	if s.syncer != nil {
+		s.events.close() // first: the syncer's Close waits for its goroutine
 		s.syncer.Close()
 	}
 }
@@ -132,7 +143,7 @@ const (
 // next reads one event into tx and says where that leaves it. At stepDone
 // tx's position, commit time and part are set.
 func (s *stream) next(ctx context.Context, tx *Tx) (step, error) {
-	ev, err := s.events.GetEvent(ctx)
+	ev, err := s.events.get(ctx)
 	if err != nil {
 		return stepOn, s.streamError(err)
 	}
@@ -203,10 +214,8 @@ func (s *stream) syncerConfig(dumpFlags uint16, decodeRows func(*replication.Row
 		// A dropped connection resumes from the syncer's own position; the
 		// producer's checkpoint covers restarts of the process.
 		MaxReconnectAttempts: 10,
-		// Parsed events waiting for ReadTx. go-mysql's default, 10,240,
-		// held ~100 MiB of parsed 40-row events when publishing was the
-		// slower side; 512 keeps memory flat and the parser busy
-		// (measured: producer/bench_test.go).
+		// Events waiting for ReadTx are bounded by the stream's
+		// eventQueue; only available's probe reads go-mysql's channel.
 		EventCacheCount:                512,
 		RowsEventDecodeFunc:            decodeRows,
 		TableMapOptionalMetaDecodeFunc: decodeMeta,

@@ -47,5 +47,5 @@ func syncerConfigValue(c *replication.BinlogSyncerConfig) slog.Value {
 		slog.String("host", c.Host), slog.Int("port", int(c.Port)), slog.String("user", c.User),
 		slog.Any("server_id", c.ServerID), slog.String("flavor", c.Flavor), slog.Bool("tls", c.TLSConfig != nil),
 		slog.String("heartbeat_period", c.HeartbeatPeriod.String()), slog.String("read_timeout", c.ReadTimeout.String()),
-		slog.Int("max_reconnect_attempts", c.MaxReconnectAttempts), slog.Int("event_cache_count", c.EventCacheCount))
+		slog.Int("max_reconnect_attempts", c.MaxReconnectAttempts))
 }

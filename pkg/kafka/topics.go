@@ -183,6 +183,9 @@ func (p *producer) learnTopics(ctx context.Context) {
 // checks it against kfake. A preload that fails leaves each topic to its
 // first record, as before.
 func (p *producer) preload(ctx context.Context, topics []string) {
+	if p.endCommit(ctx) != nil {
+		return // its error fails the run
+	}
 	done, cancel := context.WithCancel(ctx)
 	cancel()
 	n := 0

@@ -25,9 +25,10 @@ import (
 // producer is the transport under the Writer: the franz-go client, the
 // Kafka transaction it keeps open, the topics it created, and the first
 // delivery failure. Everything that writes goes through its produce, once
-// begin opened a transaction; Writer.Commit ends it. Used from the
+// begin opened a transaction; Writer.StartCommit ends it. Used from the
 // publishing goroutine, but for delivery results, which arrive on the
-// client's (setErr).
+// client's (setErr), and for a commit under way, which ends on its own
+// (commitTxn).
 type producer struct {
 	cfg       *Config
 	log       *slog.Logger
@@ -38,6 +39,8 @@ type producer struct {
 	principal string    // User:<name> for authorization errors; "" unknown
 
 	txn        txnState
+	committing *commit                  // the last transaction StartCommit started, until endCommit; nil: none
+	held       []*kgo.Record            // produced while committing: the next transaction's, produced at its end
 	topics     map[string]bool          // topics known to exist
 	listed     bool                     // topics listed once (learnTopics)
 	onDelivery func(*kgo.Record, error) // p.delivered, allocated once
@@ -94,8 +97,9 @@ type txnState struct {
 var ErrFenced = errors.New("fenced: another producer of this source (same transactional id) took over")
 
 // begin opens a transaction unless one is open (or transactions are off).
+// While a commit is under way the next transaction opens at its end.
 func (p *producer) begin() error {
-	if !p.txn.transactional || p.txn.open {
+	if !p.txn.transactional || p.txn.open || p.committing != nil {
 		return nil
 	}
 	if err := p.client.BeginTransaction(); err != nil {
@@ -111,13 +115,38 @@ func (p *producer) counted(n int) {
 	p.txn.bytes += n
 }
 
-// Commit makes everything published since the last Commit visible, together
+// commit is a Kafka transaction ending on its own goroutine (commitTxn).
+type commit struct {
+	done chan struct{} // closed once it ended
+	err  error         // then: why it failed; nil once committed
+}
+
+// Commit makes everything published since the last commit visible, together
 // with the checkpoint cp, atomically; it returns once the brokers committed.
 // Without transactions (kafka.transactions off) it writes cp and waits for
-// every record to be acknowledged. On error nothing since the last Commit
+// every record to be acknowledged. On error nothing since the last commit
 // is visible; ErrFenced means another producer took over.
 func (w *Writer) Commit(ctx context.Context, cp StateValue) error {
+	if err := w.StartCommit(ctx, cp); err != nil {
+		return err
+	}
+	return w.EndCommit(ctx)
+}
+
+// StartCommit is Commit without the wait for the brokers: it waits for the
+// commit started before (EndCommit), writes cp and has the transaction
+// flushed and ended on a goroutine of its own. What is published meanwhile
+// is encoded and held, then produced into the next transaction once this
+// one ended: publishing goes on while the brokers commit, which with
+// thousands of partitions take as long as the records took to encode
+// (producer/bench_test.go). Committing says when it ended; its failure
+// also fails the writer (Failed). Without transactions it returns once
+// committed, as Commit.
+func (w *Writer) StartCommit(ctx context.Context, cp StateValue) error {
 	p := w.producer
+	if err := p.endCommit(ctx); err != nil {
+		return err
+	}
 	if err := p.begin(); err != nil {
 		return err
 	}
@@ -128,31 +157,104 @@ func (w *Writer) Commit(ctx context.Context, cp StateValue) error {
 		if err := p.Flush(ctx); err != nil {
 			return err
 		}
+		if err := w.state.putCheckpoint(ctx, cp, start); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		if err := p.Flush(ctx); err != nil {
+			return err
+		}
+		p.committed(start, p.txn.records, cp)
+		p.txn.records, p.txn.bytes = 0, 0
+		return nil
 	}
 	if err := w.state.putCheckpoint(ctx, cp, start); err != nil {
 		return p.abort(ctx, fmt.Errorf("checkpoint: %w", err))
 	}
+	c := &commit{done: make(chan struct{})}
+	records, firstIn := p.txn.records, p.txn.firstIn
+	p.txn.open, p.txn.records, p.txn.bytes, p.txn.firstIn = false, 0, 0, nil
+	p.committing = c
+	go func() {
+		defer close(c.done)
+		if c.err = p.commitTxn(ctx, firstIn); c.err != nil {
+			p.setErr(c.err)
+			return
+		}
+		p.committed(start, records, cp)
+	}()
+	return nil
+}
+
+// Committing is closed once the commit StartCommit started last ended;
+// nil when there is none to end.
+func (w *Writer) Committing() <-chan struct{} {
+	if c := w.producer.committing; c != nil {
+		return c.done
+	}
+	return nil
+}
+
+// EndCommit waits for the commit StartCommit started last and returns its
+// error; the records held meanwhile then go into the next transaction.
+func (w *Writer) EndCommit(ctx context.Context) error { return w.producer.endCommit(ctx) }
+
+// endCommit is EndCommit.
+func (p *producer) endCommit(ctx context.Context) error {
+	c := p.committing
+	if c == nil {
+		return nil
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return fmt.Errorf("commit Kafka transaction: %w", ctx.Err())
+	}
+	p.committing = nil
+	if c.err != nil {
+		p.held = nil // the run ends: nothing after the last commit is visible
+		return c.err
+	}
+	if len(p.held) == 0 {
+		return nil
+	}
+	if err := p.begin(); err != nil {
+		return err
+	}
+	for i, r := range p.held {
+		p.produce(ctx, r)
+		p.held[i] = nil
+	}
+	p.held = p.held[:0]
+	return nil
+}
+
+// commitTxn ends the transaction StartCommit closed, on its own goroutine:
+// every record acknowledged, then EndTransaction. firstIn are the topics
+// it produced to for the first time (awaitPartitions). It reads nothing
+// the publishing goroutine writes.
+func (p *producer) commitTxn(ctx context.Context, firstIn []string) error {
 	if err := p.client.Flush(ctx); err != nil {
-		return p.abort(ctx, fmt.Errorf("flush: %w", err))
+		return p.abortTxn(ctx, fmt.Errorf("flush: %w", err))
 	}
 	if err := p.Err(); err != nil {
-		return p.abort(ctx, err)
+		return p.abortTxn(ctx, err)
 	}
-	if p.txn.transactional {
-		if err := p.awaitPartitions(ctx); err != nil {
-			return p.abort(ctx, err)
-		}
-		if err := p.client.EndTransaction(ctx, kgo.TryCommit); err != nil {
-			err = authorization(err, p.principal, access{txnID: p.txn.id, txnOp: "WRITE"})
-			return p.abort(ctx, fmt.Errorf("commit Kafka transaction: %w", err))
-		}
-		p.txn.open = false
+	if err := p.awaitPartitions(ctx, firstIn); err != nil {
+		return p.abortTxn(ctx, err)
 	}
-	p.metrics.commits.Observe(time.Since(start).Seconds())
-	p.metrics.txRecords.Observe(float64(p.txn.records))
-	p.metrics.checkpoint.Set(float64(cp.StateTime().UnixMilli()) / 1000)
-	p.txn.records, p.txn.bytes = 0, 0
+	if err := p.client.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		err = authorization(err, p.principal, access{txnID: p.txn.id, txnOp: "WRITE"})
+		return p.abortTxn(ctx, fmt.Errorf("commit Kafka transaction: %w", err))
+	}
 	return nil
+}
+
+// committed records a commit of records change records and checkpoint cp
+// started at start.
+func (p *producer) committed(start time.Time, records int, cp StateValue) {
+	p.metrics.commits.Observe(time.Since(start).Seconds())
+	p.metrics.txRecords.Observe(float64(records))
+	p.metrics.checkpoint.Set(float64(cp.StateTime().UnixMilli()) / 1000)
 }
 
 // awaitPartitions waits until the client lists the partitions of every
@@ -173,13 +275,13 @@ func (w *Writer) Commit(ctx context.Context, cp StateValue) error {
 // topic. Every record was acknowledged here, so each was handed to its
 // partition and the listing follows at once; a record failed earlier
 // aborted the transaction before this.
-func (p *producer) awaitPartitions(ctx context.Context) error {
-	for len(p.txn.firstIn) > 0 {
-		topic := p.txn.firstIn[0]
+func (p *producer) awaitPartitions(ctx context.Context, topics []string) error {
+	for len(topics) > 0 {
+		topic := topics[0]
 		// -1, -1 until the topic's partitions are listed; a listed
 		// partition without a leader still has its leader epoch.
 		if leader, epoch, _ := p.client.PartitionLeader(topic, 0); leader >= 0 || epoch >= 0 {
-			p.txn.firstIn = p.txn.firstIn[1:]
+			topics = topics[1:]
 			continue
 		}
 		select {
@@ -194,15 +296,25 @@ func (p *producer) awaitPartitions(ctx context.Context) error {
 // abort ends the open transaction without making anything visible and
 // returns err, marked ErrFenced when that is the cause.
 func (p *producer) abort(ctx context.Context, err error) error {
+	if p.txn.transactional && p.txn.open {
+		p.txn.open = false
+		return p.abortTxn(ctx, err)
+	}
 	if isFenced(err) || isFenced(p.Err()) {
 		return fmt.Errorf("%w: %v", ErrFenced, err)
 	}
-	if p.txn.transactional && p.txn.open {
-		p.txn.open = false
-		if aerr := p.client.AbortBufferedRecords(ctx); aerr == nil {
-			if aerr := p.client.EndTransaction(ctx, kgo.TryAbort); aerr != nil && isFenced(aerr) {
-				return fmt.Errorf("%w: %v", ErrFenced, err)
-			}
+	return err
+}
+
+// abortTxn aborts the transaction, open or being committed, and returns
+// err, marked ErrFenced when that is the cause.
+func (p *producer) abortTxn(ctx context.Context, err error) error {
+	if isFenced(err) || isFenced(p.Err()) {
+		return fmt.Errorf("%w: %v", ErrFenced, err)
+	}
+	if aerr := p.client.AbortBufferedRecords(ctx); aerr == nil {
+		if aerr := p.client.EndTransaction(ctx, kgo.TryAbort); aerr != nil && isFenced(aerr) {
+			return fmt.Errorf("%w: %v", ErrFenced, err)
 		}
 	}
 	return err
@@ -225,8 +337,14 @@ func isFenced(err error) bool {
 	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.InvalidTxnState)
 }
 
-// close releases the client; call Flush first to wait for in-flight records.
-func (p *producer) close() { p.client.Close() }
+// close releases the client, and waits for a commit under way to give up;
+// call Flush (or EndCommit) first to wait for in-flight records.
+func (p *producer) close() {
+	p.client.Close()
+	if c := p.committing; c != nil {
+		<-c.done
+	}
+}
 
 // Err returns the first delivery failure, if any.
 func (p *producer) Err() error {
@@ -258,6 +376,24 @@ func (p *producer) Flush(ctx context.Context) error {
 // produce hands r to the client, noting its topic for awaitPartitions;
 // the delivery result arrives in delivered.
 func (p *producer) produce(ctx context.Context, r *kgo.Record) {
+	if c := p.committing; c != nil {
+		select {
+		case <-c.done:
+			// The next transaction opens here: the caller's begin came
+			// while the commit was under way.
+			err := p.endCommit(ctx)
+			if err == nil {
+				err = p.begin()
+			}
+			if err != nil {
+				p.setErr(err) // the writer fails (Failed): the run ends
+				return
+			}
+		default:
+			p.held = append(p.held, r) // the next transaction's
+			return
+		}
+	}
 	if p.onDelivery == nil {
 		p.onDelivery = p.delivered
 	}

@@ -2,13 +2,18 @@ package kafka
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/strait-cdc/strait/pkg/cdc"
 	"github.com/strait-cdc/strait/pkg/testenv"
@@ -121,4 +126,189 @@ func TestWriterCoordinatorGoneLogBounded(t *testing.T) {
 		t.Errorf("%d log lines in %s with the brokers gone (%d of them %q), want at most %d:\n%.2000s", lines, elapsed.Round(time.Millisecond), strings.Count(logged, retry), retry, most, logged)
 	}
 	t.Logf("%d log lines in %s with the brokers gone: %v", lines, elapsed.Round(time.Millisecond), err)
+}
+
+// TestStartCommitPublishesOn: StartCommit returns while the brokers commit;
+// changes published meanwhile are held and go into the next transaction,
+// none into the one being committed, and in their order.
+func TestStartCommitPublishesOn(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	store := startStore(t, "async")
+	cfg := *store.cfg
+	cfg.Partitions = 1
+	w, err := NewWriter(&cfg, "test", slog.New(slog.DiscardHandler), NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	topic := w.pub.TableTopic(txnUsers)
+
+	// The brokers' view: how many of the table's records produce requests
+	// carried so far, and at each EndTxn that commits; the first such
+	// EndTxn waits until release.
+	var mu sync.Mutex
+	var produced int
+	var atCommits []int
+	release, held := make(chan struct{}), make(chan struct{})
+	store.cluster.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		store.cluster.KeepControl()
+		for _, tp := range req.(*kmsg.ProduceRequest).Topics {
+			if tp.Topic != topic {
+				continue
+			}
+			for _, p := range tp.Partitions {
+				n, err := batchRecords(p.Records)
+				if err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				produced += n
+				mu.Unlock()
+			}
+		}
+		return nil, nil, false
+	})
+	store.cluster.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		store.cluster.KeepControl()
+		if !req.(*kmsg.EndTxnRequest).Commit {
+			return nil, nil, false
+		}
+		mu.Lock()
+		atCommits = append(atCommits, produced)
+		first := len(atCommits) == 1
+		mu.Unlock()
+		if first {
+			close(held)
+			store.cluster.SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	})
+
+	publish := func(ids ...int64) {
+		t.Helper()
+		for _, id := range ids {
+			ev := cdc.Event{Table: txnUsers, Op: cdc.OpCreate, After: []cdc.Value{cdc.Int(id), cdc.Str("x")},
+				Position: cdc.Position{Epoch: 1, File: 1, Pos: uint64(100 * (id + 1))}, CommitTime: time.Unix(1700000000, 0)}
+			if err := w.Publish(ctx, []cdc.Event{ev}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish(0, 1, 2)
+	if err := w.StartCommit(ctx, testCheckpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held:
+	case <-ctx.Done():
+		t.Fatal("the commit never reached the brokers")
+	}
+	select {
+	case <-w.Committing():
+		t.Fatal("the commit ended while the brokers held its EndTxn")
+	default:
+	}
+	publish(3, 4, 5)
+	if records, _ := w.Pending(); records != 3 {
+		t.Fatalf("pending after StartCommit: %d records, want the 3 published since", records)
+	}
+	close(release)
+	select {
+	case <-w.Committing():
+	case <-ctx.Done():
+		t.Fatal("the commit did not end")
+	}
+	if err := w.EndCommit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(ctx, testCheckpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	got := slices.Clone(atCommits)
+	mu.Unlock()
+	if want := []int{3, 6}; !slices.Equal(got, want) {
+		t.Fatalf("records produced at each commit: %v, want %v", got, want)
+	}
+	if ids, want := committedIDs(t, ctx, cfg.Brokers, topic, 6), []int64{0, 1, 2, 3, 4, 5}; !slices.Equal(ids, want) {
+		t.Fatalf("committed ids %v, want %v", ids, want)
+	}
+}
+
+// batchRecords returns how many records a produce request's record
+// batches hold.
+func batchRecords(b []byte) (int, error) {
+	n := 0
+	for len(b) > 0 {
+		var batch kmsg.RecordBatch
+		if err := batch.ReadFrom(b); err != nil {
+			return 0, err
+		}
+		n += int(batch.NumRecords)
+		b = b[min(len(b), 12+int(batch.Length)):]
+	}
+	return n, nil
+}
+
+// committedIDs reads topic as a read_committed consumer until it has n
+// records, and returns their txnUsers ids in order: each key is the
+// registry's header, then the id as Avro's zigzag varint.
+func committedIDs(t *testing.T, ctx context.Context, brokers []string, topic string, n int) []int64 {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var ids []int64
+	for len(ids) < n {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("read %d committed records of %s, want %d: %v", len(ids), topic, n, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			id, _ := binary.Varint(r.Key[5:])
+			ids = append(ids, id)
+		})
+	}
+	return ids
+}
+
+// TestCommitEndsBeforeProduce: a publish whose begin came while a commit
+// was under way, and whose record comes once it ended, opens the next
+// transaction itself (it failed with "cannot produce record transactionally
+// if not in a transaction" when the heartbeat went out at that moment).
+func TestCommitEndsBeforeProduce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	store := startStore(t, "ended")
+	w := store.writer(t)
+	release := make(chan struct{})
+	store.cluster.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		store.cluster.DropControl()
+		store.cluster.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+	ev := cdc.Event{Table: txnUsers, Op: cdc.OpCreate, After: []cdc.Value{cdc.Int(1), cdc.Str("x")},
+		Position: cdc.Position{Epoch: 1, File: 1, Pos: 100}, CommitTime: time.Unix(1700000000, 0)}
+	if err := w.Publish(ctx, []cdc.Event{ev}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.StartCommit(ctx, testCheckpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.producer.begin(); err != nil { // a publish starts: the commit is under way
+		t.Fatal(err)
+	}
+	close(release)
+	select {
+	case <-w.Committing():
+	case <-ctx.Done():
+		t.Fatal("the commit did not end")
+	}
+	w.producer.produce(ctx, &kgo.Record{Topic: w.pub.TableTopic(txnUsers), Value: []byte("after the commit")})
+	if err := w.Commit(ctx, testCheckpoint{}); err != nil {
+		t.Fatalf("commit of the record produced once the last commit ended: %v", err)
+	}
 }

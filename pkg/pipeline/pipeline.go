@@ -15,6 +15,8 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/strait-cdc/strait/pkg/binlog"
@@ -41,11 +43,19 @@ type Log interface {
 	Publish(ctx context.Context, events []cdc.Event) error
 	PublishDDL(ctx context.Context, d cdc.SchemaChange) error
 	// Pending returns the change records and bytes published since the
-	// last Commit.
+	// last StartCommit.
 	Pending() (records, bytes int)
-	// Commit makes everything since the last Commit visible together with
-	// the checkpoint cp (Codec.Value), or on error nothing of it.
-	Commit(ctx context.Context, cp kafka.StateValue) error
+	// StartCommit makes everything since the last StartCommit visible
+	// together with the checkpoint cp (Codec.Value), or on error nothing
+	// of it: it ends the commit started before (EndCommit), then starts
+	// this one, which ends on its own while publishing goes on into the
+	// next transaction.
+	StartCommit(ctx context.Context, cp kafka.StateValue) error
+	// Committing is closed once the commit started last ended; nil when
+	// none is to end.
+	Committing() <-chan struct{}
+	// EndCommit waits for the commit started last and returns its error.
+	EndCommit(ctx context.Context) error
 	// PublishSnapshotPlan adds a snapshot plan (Codec's) to the open
 	// Kafka transaction.
 	PublishSnapshotPlan(ctx context.Context, plan kafka.StateValue) error
@@ -95,10 +105,12 @@ type Engine struct {
 }
 
 // Run is the producer's loop. One goroutine reads whole source
-// transactions from the Source; this one publishes them, in order, into
-// the open Kafka transaction and commits it with a checkpoint once it
-// holds Config.MaxRecords records or MaxBytes bytes, or Config.Linger
-// after its first source transaction.
+// transactions from the Source, ahead of publishing; this one publishes
+// them, in order, into the open Kafka transaction and commits it with a
+// checkpoint once it holds Config.MaxRecords records or MaxBytes bytes, or
+// Config.Linger after its first source transaction. While the brokers
+// commit one transaction, the next is published (Log.StartCommit); a
+// checkpoint is reported (Committed) once its commit ended.
 //
 // On shutdown (ctx ends) reading stops, every whole source transaction read
 // is published and committed, and Run returns nil. A transaction cut off
@@ -128,27 +140,35 @@ func (e *Engine) Run(ctx context.Context) error {
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
 
-	// Two transactions in turn: the reader fills one while this goroutine
-	// publishes the other.
-	read, free := make(chan *binlog.Tx), make(chan *binlog.Tx, 2)
-	free <- new(binlog.Tx)
-	free <- new(binlog.Tx)
+	// The reader reads ahead while this goroutine publishes: up to
+	// readAhead transactions, and no more once those waiting hold
+	// readAheadEvents row changes (one is always read ahead, however
+	// large). With one change per transaction, handing them over one at a
+	// time left each goroutine waiting on the other at every step
+	// (producer/bench_test.go).
+	read := make(chan *binlog.Tx, readAhead)
+	var pool txPool
+	var ahead atomic.Int64         // row changes waiting in read
+	room := make(chan struct{}, 1) // a token once ahead fell below readAheadEvents
 	readErr := make(chan error, 1)
 	quit := make(chan struct{}) // Run returned: nobody receives any more
 	defer close(quit)
 	go func() {
 		for {
-			var tx *binlog.Tx
-			select {
-			case tx = <-free:
-			case <-readCtx.Done():
-				readErr <- readCtx.Err()
-				return
+			for ahead.Load() >= readAheadEvents {
+				select {
+				case <-room:
+				case <-readCtx.Done():
+					readErr <- readCtx.Err()
+					return
+				}
 			}
+			tx := pool.get()
 			if err := e.Source.ReadTx(readCtx, tx); err != nil {
 				readErr <- err
 				return
 			}
+			ahead.Add(int64(len(tx.Events)))
 			select {
 			case read <- tx: // a whole transaction read is published, even when stopping
 			case <-quit:
@@ -162,6 +182,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	var (
 		dirty      bool // the resume point moved since the last commit
 		sourceTime time.Time
+		committing *Checkpoint // of the commit under way
 	)
 	changed := func() {
 		if !dirty {
@@ -175,6 +196,21 @@ func (e *Engine) Run(ctx context.Context) error {
 		defer t.Stop()
 		heartbeat = t.C
 	}
+	// A commit ends while the next transaction is published (StartCommit);
+	// its checkpoint is reported once it ended.
+	ended := func() error {
+		if committing == nil {
+			return nil
+		}
+		if err := e.Log.EndCommit(pubCtx); err != nil {
+			return err
+		}
+		if e.Committed != nil {
+			e.Committed(committing)
+		}
+		committing = nil
+		return nil
+	}
 	commit := func() error {
 		linger.Stop()
 		if !dirty {
@@ -184,37 +220,53 @@ func (e *Engine) Run(ctx context.Context) error {
 		if err := publishPlan(pubCtx, e.Log, codec, cp); err != nil {
 			return err
 		}
-		if err := e.Log.Commit(pubCtx, codec.Value(cp)); err != nil {
+		if err := ended(); err != nil {
 			return err
 		}
-		if e.Committed != nil {
-			e.Committed(cp)
+		if err := e.Log.StartCommit(pubCtx, codec.Value(cp)); err != nil {
+			return err
 		}
-		dirty = false
+		committing, dirty = cp, false
+		return nil
+	}
+	// commitAll commits what was published and waits for it.
+	commitAll := func() error {
+		if err := commit(); err != nil {
+			return err
+		}
+		return ended()
+	}
+	// handle publishes tx, taken from read, and hands it back to the
+	// reader.
+	handle := func(tx *binlog.Tx) error {
+		if n := int64(len(tx.Events)); ahead.Add(-n)+n >= readAheadEvents {
+			signal(room) // the reader may be waiting
+		}
+		if err := publish(pubCtx, e.Log, codec, tx); err != nil {
+			return err
+		}
+		if err := e.Resume.Advance(tx); err != nil {
+			return err
+		}
+		// A snapshot chunk's time is the producer's clock, not the
+		// source's: the checkpoint keeps the last source transaction's (a
+		// lower bound of the source's time at its position, which the
+		// resume policy relies on after a lost binlog).
+		if !tx.CommitTime.IsZero() && tx.Snapshot == nil {
+			sourceTime = tx.CommitTime
+		}
+		pool.put(tx)
+		changed()
+		if records, bytes := e.Log.Pending(); records >= cfg.MaxRecords || bytes >= cfg.MaxBytes {
+			return commit()
+		}
 		return nil
 	}
 	for {
 		select {
 		case tx := <-read:
-			if err := publish(pubCtx, e.Log, codec, tx); err != nil {
+			if err := handle(tx); err != nil {
 				return err
-			}
-			if err := e.Resume.Advance(tx); err != nil {
-				return err
-			}
-			// A snapshot chunk's time is the producer's clock, not the
-			// source's: the checkpoint keeps the last source transaction's
-			// (a lower bound of the source's time at its position, which
-			// the resume policy relies on after a lost binlog).
-			if !tx.CommitTime.IsZero() && tx.Snapshot == nil {
-				sourceTime = tx.CommitTime
-			}
-			free <- tx
-			changed()
-			if records, bytes := e.Log.Pending(); records >= cfg.MaxRecords || bytes >= cfg.MaxBytes {
-				if err := commit(); err != nil {
-					return err
-				}
 			}
 		case <-heartbeat:
 			cp := checkpoint(e.Resume, sourceTime, cfg.Version)
@@ -229,6 +281,10 @@ func (e *Engine) Run(ctx context.Context) error {
 			if err := commit(); err != nil {
 				return err
 			}
+		case <-e.Log.Committing():
+			if err := ended(); err != nil {
+				return err
+			}
 		case <-e.Log.Failed():
 			// The open Kafka transaction is never committed: nothing of it
 			// becomes visible, and the next start resumes before it.
@@ -237,9 +293,14 @@ func (e *Engine) Run(ctx context.Context) error {
 			if werr := e.Log.Err(); werr != nil {
 				return werr
 			}
-			// The source transactions published before the stop are
-			// whole: commit them, then stop.
-			if cerr := commit(); cerr != nil {
+			// The source transactions read before the stop are whole:
+			// publish and commit them, then stop.
+			for len(read) > 0 {
+				if herr := handle(<-read); herr != nil {
+					return herr
+				}
+			}
+			if cerr := commitAll(); cerr != nil {
 				return fmt.Errorf("commit on shutdown: %w", cerr)
 			}
 			if ctx.Err() != nil {
@@ -247,6 +308,46 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 			return err
 		}
+	}
+}
+
+// How far the reader reads ahead of publishing (Run).
+const (
+	readAhead       = 256
+	readAheadEvents = 4096
+)
+
+// txPool keeps the transactions published for the reader to read into
+// again, last in first out: the few that a large transaction or a snapshot
+// chunk grew are the ones reused, the others keep their small buffers.
+type txPool struct {
+	mu  sync.Mutex
+	txs []*binlog.Tx
+}
+
+func (p *txPool) get() *binlog.Tx {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := len(p.txs)
+	if n == 0 {
+		return new(binlog.Tx) // at most readAhead+2 in all: waiting, being read, being published
+	}
+	tx := p.txs[n-1]
+	p.txs[n-1], p.txs = nil, p.txs[:n-1]
+	return tx
+}
+
+func (p *txPool) put(tx *binlog.Tx) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.txs = append(p.txs, tx)
+}
+
+// signal leaves a token in c (capacity 1) unless one is there.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
 	}
 }
 

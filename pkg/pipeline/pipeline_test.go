@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -58,9 +59,12 @@ type memLog struct {
 	visible     []cdc.Event
 	checkpoints []*Checkpoint // committed
 	heartbeats  []*Checkpoint
-	publishes   int  // calls of Publish
-	down        bool // the brokers do not answer: Commit waits for its context
+	publishes   int           // calls of Publish
+	down        bool          // the brokers do not answer: Commit waits for its context
+	gate        chan struct{} // when set, each Publish waits for a value
 	commitErr   error
+	ended       chan struct{} // closed: a commit StartCommit started ended, with endErr
+	endErr      error
 	failed      chan struct{}
 	err         error
 }
@@ -72,6 +76,9 @@ func (l *memLog) PublishSchemas(ctx context.Context, schema string, entries []ka
 }
 
 func (l *memLog) Publish(ctx context.Context, events []cdc.Event) error {
+	if l.gate != nil {
+		<-l.gate
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.publishes++
@@ -89,7 +96,34 @@ func (l *memLog) Pending() (records, bytes int) {
 	return len(l.pending), len(l.pending) * eventBytes
 }
 
-func (l *memLog) Commit(ctx context.Context, cp kafka.StateValue) error {
+// StartCommit commits at once; EndCommit returns the result.
+func (l *memLog) StartCommit(ctx context.Context, cp kafka.StateValue) error {
+	if err := l.EndCommit(ctx); err != nil {
+		return err
+	}
+	err := l.commit(ctx, cp)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ended, l.endErr = make(chan struct{}), err
+	close(l.ended)
+	return nil
+}
+
+func (l *memLog) Committing() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ended
+}
+
+func (l *memLog) EndCommit(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	err := l.endErr
+	l.ended, l.endErr = nil, nil
+	return err
+}
+
+func (l *memLog) commit(ctx context.Context, cp kafka.StateValue) error {
 	l.mu.Lock()
 	down, commitErr := l.down, l.commitErr
 	l.mu.Unlock()
@@ -465,5 +499,107 @@ func TestSnapshotChunkKeepsSourceTime(t *testing.T) {
 		if err := r.end(); err != nil {
 			t.Fatal(err)
 		}
+	})
+}
+
+// endless is a source of transactions of n changes each, without end,
+// counting those read.
+type endless struct {
+	n    int
+	read atomic.Int64
+}
+
+func (s *endless) ReadTx(ctx context.Context, tx *binlog.Tx) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := s.read.Add(1)
+	tx.Events, tx.File, tx.EndPos = make([]cdc.Event, s.n), "bin.000001", uint64(100*r)
+	return nil
+}
+
+// TestReadAheadBounded: while publishing waits, the reader reads ahead, up
+// to readAhead transactions or readAheadEvents changes, and no further.
+func TestReadAheadBounded(t *testing.T) {
+	for _, c := range []struct {
+		changes int   // per transaction
+		read    int64 // transactions read while the first is published
+	}{
+		{1, 1 + readAhead + 1}, // the one published, readAhead waiting, one read and waiting for room
+		{100, 1 + (readAheadEvents+99)/100},
+	} {
+		t.Run(fmt.Sprintf("changes=%d", c.changes), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				src, l := &endless{n: c.changes}, newLog()
+				l.gate = make(chan struct{})
+				r := start(src, l, config())
+				synctest.Wait()
+				if n := src.read.Load(); n != c.read {
+					t.Fatalf("%d transactions read while publishing waited, want %d", n, c.read)
+				}
+				l.gate <- struct{}{} // one published: room for one more
+				synctest.Wait()
+				if n := src.read.Load(); n != c.read+1 {
+					t.Fatalf("%d transactions read once one was published, want %d", n, c.read+1)
+				}
+				close(l.gate)
+				r.stop()
+				<-r.ended
+			})
+		})
+	}
+}
+
+// sized is a source of transactions of sizes[i] changes, then none, noting
+// which *binlog.Tx each large one was read into.
+type sized struct {
+	sizes []int
+	read  int
+	large map[*binlog.Tx]bool
+}
+
+func (s *sized) ReadTx(ctx context.Context, tx *binlog.Tx) error {
+	if s.read == len(s.sizes) {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	n := s.sizes[s.read]
+	s.read++
+	if n > 1000 {
+		s.large[tx] = true
+	}
+	tx.Events, tx.File, tx.EndPos = make([]cdc.Event, n), "bin.000001", uint64(100*s.read)
+	return nil
+}
+
+// TestReadAheadReusesFewLargeBuffers: after a burst of small transactions
+// filled the pool, large ones (a snapshot's chunks, a large transaction's
+// parts) are read into the same few transactions, not into every one in
+// turn (each would keep its grown buffers).
+func TestReadAheadReusesFewLargeBuffers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		src := &sized{large: map[*binlog.Tx]bool{}}
+		for range 2 * readAhead {
+			src.sizes = append(src.sizes, 1)
+		}
+		for range 50 {
+			src.sizes = append(src.sizes, readAheadEvents)
+		}
+		l := newLog()
+		l.gate = make(chan struct{})
+		cfg := config()
+		cfg.MaxRecords, cfg.MaxBytes = 1<<30, 1<<40
+		r := start(src, l, cfg)
+		synctest.Wait() // the pool's transactions are all read into
+		close(l.gate)
+		synctest.Wait()
+		if src.read != len(src.sizes) {
+			t.Fatalf("%d transactions read, want %d", src.read, len(src.sizes))
+		}
+		if n := len(src.large); n > 3 {
+			t.Errorf("50 large transactions read into %d different ones, want at most 3", n)
+		}
+		r.stop()
+		<-r.ended
 	})
 }
