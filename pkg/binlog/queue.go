@@ -36,7 +36,7 @@ type eventQueue struct {
 
 // The queue's bounds: the syncer waits once either is reached.
 const (
-	queueBytes  = 8 << 20
+	queueBytes  = 2 << 20
 	queueEvents = 4 << 10
 )
 
