@@ -97,10 +97,15 @@ type txnState struct {
 var ErrFenced = errors.New("fenced: another producer of this source (same transactional id) took over")
 
 // begin opens a transaction unless one is open (or transactions are off).
-// While a commit is under way the next transaction opens at its end.
+// While a commit is under way the next transaction opens at its end. Once
+// the writer failed it returns why: a commit that failed on its own
+// goroutine leaves the client's transaction open until the run ends.
 func (p *producer) begin() error {
 	if !p.txn.transactional || p.txn.open || p.committing != nil {
 		return nil
+	}
+	if err := p.Err(); err != nil {
+		return err
 	}
 	if err := p.client.BeginTransaction(); err != nil {
 		return fmt.Errorf("begin Kafka transaction: %w", err)
@@ -301,7 +306,7 @@ func (p *producer) abort(ctx context.Context, err error) error {
 		return p.abortTxn(ctx, err)
 	}
 	if isFenced(err) || isFenced(p.Err()) {
-		return fmt.Errorf("%w: %v", ErrFenced, err)
+		return fmt.Errorf("%w: %w", ErrFenced, err)
 	}
 	return err
 }
@@ -310,11 +315,11 @@ func (p *producer) abort(ctx context.Context, err error) error {
 // err, marked ErrFenced when that is the cause.
 func (p *producer) abortTxn(ctx context.Context, err error) error {
 	if isFenced(err) || isFenced(p.Err()) {
-		return fmt.Errorf("%w: %v", ErrFenced, err)
+		return fmt.Errorf("%w: %w", ErrFenced, err)
 	}
 	if aerr := p.client.AbortBufferedRecords(ctx); aerr == nil {
 		if aerr := p.client.EndTransaction(ctx, kgo.TryAbort); aerr != nil && isFenced(aerr) {
-			return fmt.Errorf("%w: %v", ErrFenced, err)
+			return fmt.Errorf("%w: %w", ErrFenced, err)
 		}
 	}
 	return err

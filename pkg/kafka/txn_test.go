@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -310,5 +312,55 @@ func TestCommitEndsBeforeProduce(t *testing.T) {
 	w.producer.produce(ctx, &kgo.Record{Topic: w.pub.TableTopic(txnUsers), Value: []byte("after the commit")})
 	if err := w.Commit(ctx, testCheckpoint{}); err != nil {
 		t.Fatalf("commit of the record produced once the last commit ended: %v", err)
+	}
+}
+
+// A commit the brokers refuse fails the writer with their answer, also for
+// the publishes that follow it: none opens a new transaction in a client
+// whose refused one is still open (CI saw "begin Kafka transaction:
+// invalid attempt to begin a transaction while already in a transaction"
+// instead of the refusal).
+func TestRefusedCommitFailsPublishes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	store := startStore(t, "refused")
+	w := store.writer(t)
+	store.cluster.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		store.cluster.KeepControl()
+		r := req.(*kmsg.EndTxnRequest)
+		if !r.Commit {
+			return nil, nil, false
+		}
+		resp := r.ResponseKind().(*kmsg.EndTxnResponse)
+		resp.ErrorCode = kerr.InvalidTxnState.Code
+		return resp, nil, true
+	})
+	event := func(id int64) []cdc.Event {
+		return []cdc.Event{{Table: txnUsers, Op: cdc.OpCreate, After: []cdc.Value{cdc.Int(id), cdc.Str("x")},
+			Position: cdc.Position{Epoch: 1, File: 1, Pos: uint64(100 * id)}, CommitTime: time.Unix(1700000000, 0)}}
+	}
+	if err := w.Publish(ctx, event(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.StartCommit(ctx, testCheckpoint{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.Committing():
+	case <-ctx.Done():
+		t.Fatal("the commit did not end")
+	}
+	// The publisher has not looked at Committing yet: its records go on
+	// (the first of them ends the commit), and so does its next commit.
+	w.producer.produce(ctx, &kgo.Record{Topic: w.pub.TableTopic(txnUsers), Value: []byte("after the commit")})
+	w.producer.produce(ctx, &kgo.Record{Topic: w.pub.TableTopic(txnUsers), Value: []byte("and one more")})
+	if err := w.Publish(ctx, event(2)); !errors.Is(err, kerr.InvalidTxnState) {
+		t.Errorf("publish after the refused commit: %v, want the refusal", err)
+	}
+	if err := w.StartCommit(ctx, testCheckpoint{}); !errors.Is(err, kerr.InvalidTxnState) {
+		t.Errorf("commit after the refused commit: %v, want the refusal", err)
+	}
+	if err := w.Err(); !errors.Is(err, kerr.InvalidTxnState) {
+		t.Errorf("writer error %v, want the refusal", err)
 	}
 }
