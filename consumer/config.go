@@ -26,6 +26,10 @@ type Config struct {
 	LogLevel string `yaml:"log_level" help:"debug, info, warn or error"`
 	// LogFormat is json (default) or text.
 	LogFormat string `yaml:"log_format" help:"json or text"`
+	// Profiles serves Go's runtime profiles on http_addr under
+	// /debug/pprof/; off by default: they show anyone who reaches the port
+	// the code's paths, and a CPU profile costs while it is taken.
+	Profiles bool `yaml:"pprof" help:"serve Go's CPU, heap and goroutine profiles under /debug/pprof/ on http_addr (off: anyone reaching the port could take them)"`
 }
 
 // Keys names the configuration each subcommand reads (config.Scoped): its

@@ -44,7 +44,7 @@ func runConsume(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	proc, err := service.Start(cfg.HTTPAddr, cfg.LogLevel, cfg.LogFormat, stderr)
+	proc, err := service.Start(cfg.HTTPAddr, cfg.LogLevel, cfg.LogFormat, cfg.Profiles, stderr)
 	if err != nil {
 		return err
 	}

@@ -34,6 +34,10 @@ type Config struct {
 	// StatusKeys shows the key values of the snapshot's last row in GET
 	// /status; off by default: /status answers anyone who reaches the port.
 	StatusKeys bool `yaml:"status_keys" help:"show the snapshot's last key values in GET /status (off: anyone reaching the port reads /status)"`
+	// Profiles serves Go's runtime profiles on http_addr under
+	// /debug/pprof/; off by default: they show anyone who reaches the port
+	// the code's paths, and a CPU profile costs while it is taken.
+	Profiles bool `yaml:"pprof" help:"serve Go's CPU, heap and goroutine profiles under /debug/pprof/ on http_addr (off: anyone reaching the port could take them)"`
 }
 
 // Keys names the configuration each subcommand reads (config.Scoped): its
@@ -45,7 +49,7 @@ func (c *Config) Keys(command string) []string {
 	brokers := []string{"kafka.brokers", "kafka.topic_prefix", "kafka.tls", "kafka.sasl"}
 	switch command {
 	case "run":
-		return []string{"source", "kafka", "http_addr", "log_level", "log_format", "shutdown_timeout", "status_keys"}
+		return []string{"source", "kafka", "http_addr", "log_level", "log_format", "shutdown_timeout", "status_keys", "pprof"}
 	case "check":
 		return slices.Concat(database, []string{"source.flavor", "source.server_id", "source.include", "source.exclude"}, brokers,
 			[]string{"kafka.schema_registry_url", "kafka.schema_registry_tls", "kafka.schema_registry_auth"})

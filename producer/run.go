@@ -44,7 +44,7 @@ func runStream(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	proc, err := service.Start(cfg.HTTPAddr, cfg.LogLevel, cfg.LogFormat, stderr)
+	proc, err := service.Start(cfg.HTTPAddr, cfg.LogLevel, cfg.LogFormat, cfg.Profiles, stderr)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -54,7 +55,10 @@ import (
 // STRAIT_BENCH_TABLES overrides the large size (e.g. 2000 for a quick
 // look); STRAIT_BENCH_SPREAD_ROWS the rows of the write workload (default
 // 40,000); STRAIT_BENCH_KEEP names a directory to keep the binaries' logs
-// in; STRAIT_BENCH_PRODUCER_GOMEMLIMIT and STRAIT_BENCH_CONSUMER_GOMEMLIMIT
+// in, with each binary's heap profile once the snapshot is in BigQuery and
+// after the steady pass, and its CPU profile of the steady pass's first
+// STRAIT_BENCH_CPU_SECONDS (default 5; go tool pprof reads them);
+// STRAIT_BENCH_PRODUCER_GOMEMLIMIT and STRAIT_BENCH_CONSUMER_GOMEMLIMIT
 // set the binaries' GOMEMLIMIT (default none).
 func BenchmarkManyTables(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Minute)
@@ -180,7 +184,12 @@ func measureTables(b *testing.B, ctx context.Context, bin string, tables, rows i
 	}
 	paddr, caddr := freeAddr(), freeAddr()
 	st.metrics["producer"], st.metrics["consumer"] = "http://"+paddr+"/metrics", "http://"+caddr+"/metrics"
-	consumer, err := st.spawn("consumer", "-http_addr", caddr)
+	keep := os.Getenv("STRAIT_BENCH_KEEP")
+	profiles := []string{}
+	if keep != "" {
+		profiles = []string{"-pprof"}
+	}
+	consumer, err := st.spawn("consumer", append([]string{"-http_addr", caddr}, profiles...)...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -190,7 +199,7 @@ func measureTables(b *testing.B, ctx context.Context, bin string, tables, rows i
 
 	// Start and snapshot.
 	started := time.Now()
-	producer, err := st.spawn("producer", "-http_addr", paddr)
+	producer, err := st.spawn("producer", append([]string{"-http_addr", paddr}, profiles...)...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -215,6 +224,7 @@ func measureTables(b *testing.B, ctx context.Context, bin string, tables, rows i
 		b.Fatalf("snapshot rows in BigQuery: %d of %.0f: %v", acked.Load(), snapshotRows, err)
 	}
 	r.snapBQ = time.Since(started)
+	keepProfiles(b, keep, tables, "snapshot", map[string]string{"producer": paddr, "consumer": caddr}, "heap")
 	producerMiB := peakMiB(producer)
 
 	// The spread workload, written while the producer is stopped.
@@ -229,7 +239,7 @@ func measureTables(b *testing.B, ctx context.Context, bin string, tables, rows i
 		b.Fatal(err)
 	}
 	restarted := time.Now()
-	if producer, err = st.spawn("producer", "-http_addr", paddr); err != nil {
+	if producer, err = st.spawn("producer", append([]string{"-http_addr", paddr}, profiles...)...); err != nil {
 		b.Fatal(err)
 	}
 	if err := waitFor(ctx, 30*time.Minute, producer.exited, func() bool { return acked.Load() >= before+int64(rows) }); err != nil {
@@ -251,11 +261,15 @@ func measureTables(b *testing.B, ctx context.Context, bin string, tables, rows i
 		b.Fatal(err)
 	}
 	resumed := time.Now()
+	cpuProfiles := keepProfilesAsync(b, keep, tables, "steady", map[string]string{"producer": paddr, "consumer": caddr},
+		fmt.Sprintf("profile?seconds=%d", envInt(b, "STRAIT_BENCH_CPU_SECONDS", 5)))
 	cpu0 := [3]time.Duration{cpuTime(producer.cmd.Process.Pid), cpuTime(consumer.cmd.Process.Pid), cpuTime(os.Getpid())}
 	if err := waitFor(ctx, 30*time.Minute, producer.exited, func() bool { return acked.Load() >= before+int64(rows) }); err != nil {
 		b.Fatalf("spread rows after the pause in BigQuery: %d of %d: %v", acked.Load()-before, rows, err)
 	}
 	r.steady = time.Since(resumed)
+	cpuProfiles()
+	keepProfiles(b, keep, tables, "steady", map[string]string{"producer": paddr, "consumer": caddr}, "heap")
 	for i, pid := range []int{producer.cmd.Process.Pid, consumer.cmd.Process.Pid, os.Getpid()} {
 		r.steadyCPU[i] = cpuTime(pid) - cpu0[i]
 	}
@@ -266,6 +280,43 @@ func measureTables(b *testing.B, ctx context.Context, bin string, tables, rows i
 		b.Fatal(err)
 	}
 	return r
+}
+
+// keepProfiles saves, when keep names a directory, the profile (a path
+// under /debug/pprof/) of each binary at its address as
+// <binary>-<tables>-<stage>-<profile>.pprof.
+func keepProfiles(b *testing.B, keep string, tables int, stage string, addrs map[string]string, profile string) {
+	keepProfilesAsync(b, keep, tables, stage, addrs, profile)()
+}
+
+// keepProfilesAsync is keepProfiles taking the profiles meanwhile: the
+// returned function waits for them.
+func keepProfilesAsync(b *testing.B, keep string, tables int, stage string, addrs map[string]string, profile string) (wait func()) {
+	var wg sync.WaitGroup
+	if keep == "" {
+		return wg.Wait
+	}
+	for name, addr := range addrs {
+		wg.Go(func() {
+			resp, err := http.Get("http://" + addr + "/debug/pprof/" + profile)
+			if err != nil {
+				b.Logf("%s profile %s: %v", name, profile, err)
+				return
+			}
+			defer resp.Body.Close()
+			kind, _, _ := strings.Cut(profile, "?")
+			f, err := os.Create(filepath.Join(keep, fmt.Sprintf("%s-%d-%s-%s.pprof", name, tables, stage, kind)))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			defer f.Close()
+			if _, err := io.Copy(f, resp.Body); err != nil {
+				b.Logf("%s profile %s: %v", name, profile, err)
+			}
+		})
+	}
+	return wg.Wait
 }
 
 // spread writes rows one-row transactions round-robin over the tables, two

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"runtime/debug"
 	"sync/atomic"
@@ -59,10 +60,11 @@ func (p *Process) SetCheck(f func() error) { p.check.Store(&f) }
 func (p *Process) SetStatus(f func() any) { p.status.Store(&f) }
 
 // Start builds the logger (level, format: see newLogger) writing to w and
-// serves the HTTP endpoint on addr. Unless GOMEMLIMIT is set, it sets Go's
+// serves the HTTP endpoint on addr, with Go's profiles under /debug/pprof/
+// when profiles is set. Unless GOMEMLIMIT is set, it sets Go's
 // soft memory limit to 90% of the container's (memlimit.go). When w is a terminal, the log keeps a
 // progress line under it (Progress).
-func Start(addr, level, format string, w io.Writer) (*Process, error) {
+func Start(addr, level, format string, profiles bool, w io.Writer) (*Process, error) {
 	p := &Process{Metrics: newRegistry(), term: terminalOf(w)}
 	if p.term != nil {
 		w = p.term
@@ -74,7 +76,7 @@ func Start(addr, level, format string, w io.Writer) (*Process, error) {
 		p.Log.Info("Go's memory limit set from the container's (GOMEMLIMIT overrides it)",
 			"container_bytes", container, "limit_bytes", limit)
 	}
-	srv, err := serveHTTP(addr, p.Metrics, p.ready, &p.status, p.Log)
+	srv, err := serveHTTP(addr, p.Metrics, p.ready, &p.status, profiles, p.Log)
 	if err != nil {
 		return nil, err
 	}
@@ -115,10 +117,18 @@ func newLogger(level, format string, w io.Writer) *slog.Logger {
 
 // serveHTTP serves /metrics from reg, /healthz (the process is alive),
 // /readyz (200 when ready returns nil, else 503 with its error) and
-// /status (status's answer, as JSON) on addr until the returned server is
-// closed.
-func serveHTTP(addr string, reg *prometheus.Registry, ready func() error, status *atomic.Pointer[func() any], log *slog.Logger) (*http.Server, error) {
+// /status (status's answer, as JSON), and with profiles Go's runtime
+// profiles (/debug/pprof/: CPU, heap, goroutines) on addr until the
+// returned server is closed.
+func serveHTTP(addr string, reg *prometheus.Registry, ready func() error, status *atomic.Pointer[func() any], profiles bool, log *slog.Logger) (*http.Server, error) {
 	mux := http.NewServeMux()
+	if profiles {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {

@@ -19,7 +19,7 @@ func TestProgressOnATerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pty.Close()
-	p, err := Start("127.0.0.1:0", "info", "text", pty.TTY)
+	p, err := Start("127.0.0.1:0", "info", "text", false, pty.TTY)
 	if err != nil {
 		t.Fatal(err)
 	}

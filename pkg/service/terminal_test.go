@@ -38,7 +38,7 @@ func TestStatusLineUnderTheLog(t *testing.T) {
 // Progress writes nothing to a log that is not a terminal.
 func TestNoProgressWithoutATerminal(t *testing.T) {
 	var out bytes.Buffer
-	p, err := Start("127.0.0.1:0", "info", "text", &out)
+	p, err := Start("127.0.0.1:0", "info", "text", false, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
