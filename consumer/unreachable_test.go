@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -16,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,8 +37,8 @@ func TestBigQueryUnreachableAtStart(t *testing.T) {
 	const prefix, ds = "unreach", "unreach_ds"
 	newPublisher(t, prefix).publish(ctx, ins(users, user(1, "a@x", "1.00")...), ins(users, user(2, "b@x", "2.00")...))
 
-	rest, write := newForwarder(t, env.bq.RESTURL()), newForwarder(t, env.bq.GRPCAddr())
-	args := withBigQuery(consumerArgs(prefix, prefix, ds), "http://"+rest.addr+"/bigquery/v2/", write.addr)
+	rest, write := testenv.NewForwarder(t, env.bq.RESTURL()), testenv.NewForwarder(t, env.bq.GRPCAddr())
+	args := withBigQuery(consumerArgs(prefix, prefix, ds), "http://"+rest.Addr+"/bigquery/v2/", write.Addr)
 	start := time.Now()
 	c := startConsumer(t, args)
 	line := waitLogLine(t, ctx, c, `level=WARN msg="bigquery unavailable`)
@@ -48,12 +46,12 @@ func TestBigQueryUnreachableAtStart(t *testing.T) {
 	if time.Since(start) > 5*time.Second {
 		t.Errorf("first warning after %s, want within 5s", time.Since(start))
 	}
-	if !strings.Contains(line, rest.addr) || !strings.Contains(line, "connection refused") {
-		t.Errorf("the warning names neither the endpoint %s nor the error: %s", rest.addr, line)
+	if !strings.Contains(line, rest.Addr) || !strings.Contains(line, "connection refused") {
+		t.Errorf("the warning names neither the endpoint %s nor the error: %s", rest.Addr, line)
 	}
 	addr := httpAddr(t, c)
 	code, body := get(t, "http://"+addr+"/readyz")
-	if code != http.StatusServiceUnavailable || !strings.Contains(body, rest.addr) || !strings.Contains(body, "connection refused") {
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, rest.Addr) || !strings.Contains(body, "connection refused") {
 		t.Errorf("/readyz while BigQuery is unreachable: %d %q, want 503 naming the endpoint and the error", code, body)
 	}
 	st := status(t, addr)
@@ -69,8 +67,8 @@ func TestBigQueryUnreachableAtStart(t *testing.T) {
 	default:
 	}
 
-	rest.up(t)
-	write.up(t)
+	rest.Up(t)
+	write.Up(t)
 	waitRows(t, ctx, ds, "shop_users", []map[string]any{userRow(1, "a@x", "1.00"), userRow(2, "b@x", "2.00")})
 	waitReady(t, ctx, addr)
 	waitLogLine(t, ctx, c, `msg="bigquery answers again"`)
@@ -93,16 +91,16 @@ func TestBigQueryOutageMidRun(t *testing.T) {
 	const prefix, ds = "midout", "midout_ds"
 	pub := newPublisher(t, prefix)
 	pub.publish(ctx, ins(users, user(1, "a@x", "1.00")...))
-	rest, write := newForwarder(t, env.bq.RESTURL()), newForwarder(t, env.bq.GRPCAddr())
-	rest.up(t)
-	write.up(t)
-	c := startConsumer(t, withBigQuery(consumerArgs(prefix, prefix, ds), "http://"+rest.addr+"/bigquery/v2/", write.addr))
+	rest, write := testenv.NewForwarder(t, env.bq.RESTURL()), testenv.NewForwarder(t, env.bq.GRPCAddr())
+	rest.Up(t)
+	write.Up(t)
+	c := startConsumer(t, withBigQuery(consumerArgs(prefix, prefix, ds), "http://"+rest.Addr+"/bigquery/v2/", write.Addr))
 	waitRows(t, ctx, ds, "shop_users", []map[string]any{userRow(1, "a@x", "1.00")})
 	addr := httpAddr(t, c)
 	waitReady(t, ctx, addr)
 
-	write.down()
-	rest.down()
+	write.Down()
+	rest.Down()
 	start := time.Now()
 	pub.publish(ctx, ins(users, user(2, "b@x", "2.00")...))
 	line := waitLogLine(t, ctx, c, `level=WARN msg="bigquery unavailable`)
@@ -113,16 +111,16 @@ func TestBigQueryOutageMidRun(t *testing.T) {
 	// The first call to fail names its endpoint: the Storage Write API's
 	// for the change, or the REST API's when the watermark table's
 	// creation (every watermark_interval) comes first.
-	named := func(s string) bool { return strings.Contains(s, write.addr) || strings.Contains(s, rest.addr) }
+	named := func(s string) bool { return strings.Contains(s, write.Addr) || strings.Contains(s, rest.Addr) }
 	if !named(line) {
-		t.Errorf("the warning names neither endpoint (%s, %s): %s", write.addr, rest.addr, line)
+		t.Errorf("the warning names neither endpoint (%s, %s): %s", write.Addr, rest.Addr, line)
 	}
 	if code, body := get(t, "http://"+addr+"/readyz"); code != http.StatusServiceUnavailable || !named(body) {
-		t.Errorf("/readyz during the outage: %d %q, want 503 naming %s or %s", code, body, write.addr, rest.addr)
+		t.Errorf("/readyz during the outage: %d %q, want 503 naming %s or %s", code, body, write.Addr, rest.Addr)
 	}
 
-	rest.up(t)
-	write.up(t)
+	rest.Up(t)
+	write.Up(t)
 	waitRows(t, ctx, ds, "shop_users", []map[string]any{userRow(1, "a@x", "1.00"), userRow(2, "b@x", "2.00")})
 	waitReady(t, ctx, addr)
 	waitLogLine(t, ctx, c, `msg="bigquery answers again"`)
@@ -155,17 +153,17 @@ func stopDuringOutage(t *testing.T, prefix string, extra ...string) {
 	topic := prefix + ".shop.users"
 	pub := newPublisher(t, prefix)
 	pub.publish(ctx, ins(users, user(1, "a@x", "1.00")...))
-	rest, write := newForwarder(t, env.bq.RESTURL()), newForwarder(t, env.bq.GRPCAddr())
-	rest.up(t)
-	write.up(t)
-	args := append(withBigQuery(consumerArgs(prefix, prefix, ds), "http://"+rest.addr+"/bigquery/v2/", write.addr), "-shutdown_timeout", "1s")
+	rest, write := testenv.NewForwarder(t, env.bq.RESTURL()), testenv.NewForwarder(t, env.bq.GRPCAddr())
+	rest.Up(t)
+	write.Up(t)
+	args := append(withBigQuery(consumerArgs(prefix, prefix, ds), "http://"+rest.Addr+"/bigquery/v2/", write.Addr), "-shutdown_timeout", "1s")
 	c := startConsumer(t, append(args, extra...))
 	waitRows(t, ctx, ds, "shop_users", []map[string]any{userRow(1, "a@x", "1.00")})
 	waitCommitted(t, ctx, prefix, topic)
 	committed := committedOffsets(t, ctx, prefix)
 
-	write.down()
-	rest.down()
+	write.Down()
+	rest.Down()
 	pub.publish(ctx, ins(users, user(2, "b@x", "2.00")...))
 	waitLogLine(t, ctx, c, `level=WARN msg="bigquery unavailable`)
 	start := time.Now()
@@ -178,8 +176,8 @@ func stopDuringOutage(t *testing.T, prefix string, extra ...string) {
 			t.Errorf("stop during the outage: %v", err)
 		}
 	case <-time.After(15 * time.Second):
-		rest.up(t) // so that the consumer can end and the test with it
-		write.up(t)
+		rest.Up(t) // so that the consumer can end and the test with it
+		write.Up(t)
 		<-stopped
 		t.Fatalf("the consumer did not stop within 15s of SIGTERM (shutdown_timeout 1s) while BigQuery was down")
 	}
@@ -198,37 +196,37 @@ func TestBigQueryHangs(t *testing.T) {
 	const prefix, ds = "bqhang", "bqhang_ds"
 	pub := newPublisher(t, prefix)
 	pub.publish(ctx, ins(users, user(1, "a@x", "1.00")...))
-	rest, write := newForwarder(t, env.bq.RESTURL()), newForwarder(t, env.bq.GRPCAddr())
-	rest.hang(t)
-	write.up(t)
-	args := append(withBigQuery(consumerArgs(prefix, prefix, ds), "http://"+rest.addr+"/bigquery/v2/", write.addr), "-bigquery.request_timeout", "1s")
+	rest, write := testenv.NewForwarder(t, env.bq.RESTURL()), testenv.NewForwarder(t, env.bq.GRPCAddr())
+	rest.Hang(t)
+	write.Up(t)
+	args := append(withBigQuery(consumerArgs(prefix, prefix, ds), "http://"+rest.Addr+"/bigquery/v2/", write.Addr), "-bigquery.request_timeout", "1s")
 	start := time.Now()
 	c := startConsumer(t, args)
 	line := waitLogLine(t, ctx, c, `level=WARN msg="bigquery unavailable`)
 	t.Logf("REST: first warning after %s: %s", time.Since(start).Round(time.Millisecond), line)
-	if time.Since(start) > 5*time.Second || !strings.Contains(line, rest.addr) || !strings.Contains(line, "timeout") {
-		t.Errorf("want a warning naming %s and a timeout within 5s, got after %s: %s", rest.addr, time.Since(start), line)
+	if time.Since(start) > 5*time.Second || !strings.Contains(line, rest.Addr) || !strings.Contains(line, "timeout") {
+		t.Errorf("want a warning naming %s and a timeout within 5s, got after %s: %s", rest.Addr, time.Since(start), line)
 	}
 	addr := httpAddr(t, c)
-	if code, body := get(t, "http://"+addr+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, rest.addr) {
+	if code, body := get(t, "http://"+addr+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, rest.Addr) {
 		t.Errorf("/readyz while the REST API hangs: %d %q", code, body)
 	}
-	rest.down()
-	rest.up(t)
+	rest.Down()
+	rest.Up(t)
 	waitRows(t, ctx, ds, "shop_users", []map[string]any{userRow(1, "a@x", "1.00")})
 	waitReady(t, ctx, addr)
 
-	write.down()
-	write.hang(t)
+	write.Down()
+	write.Hang(t)
 	start = time.Now()
 	pub.publish(ctx, ins(users, user(2, "b@x", "2.00")...))
-	line = waitLogLine(t, ctx, c, `level=WARN msg="bigquery unavailable: trying again with backoff; the changes wait in Kafka" endpoint=`+write.addr)
+	line = waitLogLine(t, ctx, c, `level=WARN msg="bigquery unavailable: trying again with backoff; the changes wait in Kafka" endpoint=`+write.Addr)
 	t.Logf("Storage Write API: first warning after %s: %s", time.Since(start).Round(time.Millisecond), line)
 	if time.Since(start) > 5*time.Second {
 		t.Errorf("first warning about the Storage Write API after %s, want within 5s", time.Since(start))
 	}
-	write.down()
-	write.up(t)
+	write.Down()
+	write.Up(t)
 	waitRows(t, ctx, ds, "shop_users", []map[string]any{userRow(1, "a@x", "1.00"), userRow(2, "b@x", "2.00")})
 	waitReady(t, ctx, addr)
 }
@@ -412,114 +410,4 @@ func status(t *testing.T, addr string) consumerStatus {
 		t.Fatalf("/status: %v: %q", err, body)
 	}
 	return st
-}
-
-// forwarder relays TCP connections from a loopback port of its own to
-// another address while up; while down nothing listens on the port, so
-// connecting to it is refused, and the connections it relayed are cut.
-type forwarder struct {
-	addr string // its port, fixed for the test
-	to   string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]bool
-}
-
-// newForwarder returns a forwarder to the host:port of to (an address or
-// a URL), down; it is stopped at the end of the test.
-func newForwarder(t *testing.T, to string) *forwarder {
-	t.Helper()
-	if u, err := url.Parse(to); err == nil && u.Host != "" {
-		to = u.Host
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &forwarder{addr: ln.Addr().String(), to: to, conns: map[net.Conn]bool{}}
-	ln.Close()
-	t.Cleanup(f.down)
-	return f
-}
-
-// up listens on the forwarder's port and relays what connects.
-func (f *forwarder) up(t *testing.T) {
-	t.Helper()
-	f.listen(t, true)
-}
-
-// hang listens on the forwarder's port and holds what connects without
-// an answer, as an endpoint that hangs does.
-func (f *forwarder) hang(t *testing.T) {
-	t.Helper()
-	f.listen(t, false)
-}
-
-// listen accepts connections on the forwarder's port and, with relay,
-// relays them.
-func (f *forwarder) listen(t *testing.T, relay bool) {
-	t.Helper()
-	ln, err := net.Listen("tcp", f.addr)
-	if err != nil {
-		t.Fatalf("forwarder: %v", err)
-	}
-	f.mu.Lock()
-	f.ln = ln
-	f.mu.Unlock()
-	go func() {
-		for {
-			in, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			if !relay {
-				if !f.track(in) {
-					return
-				}
-				continue
-			}
-			out, err := net.Dial("tcp", f.to)
-			if err != nil {
-				in.Close()
-				continue
-			}
-			if !f.track(in, out) {
-				return
-			}
-			go func() { io.Copy(out, in); out.Close() }()
-			go func() { io.Copy(in, out); in.Close() }()
-		}
-	}()
-}
-
-// track remembers a relayed connection's two ends, or closes them and
-// returns false when the forwarder went down meanwhile.
-func (f *forwarder) track(conns ...net.Conn) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.ln == nil {
-		for _, c := range conns {
-			c.Close()
-		}
-		return false
-	}
-	for _, c := range conns {
-		f.conns[c] = true
-	}
-	return true
-}
-
-// down stops listening and cuts every relayed connection.
-func (f *forwarder) down() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.ln != nil {
-		f.ln.Close()
-		f.ln = nil
-	}
-	for c := range f.conns {
-		c.Close()
-	}
-	clear(f.conns)
 }

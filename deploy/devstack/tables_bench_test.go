@@ -55,8 +55,8 @@ import (
 // STRAIT_BENCH_TABLES overrides the large size (e.g. 2000 for a quick
 // look); STRAIT_BENCH_SPREAD_ROWS the rows of the write workload (default
 // 40,000); STRAIT_BENCH_KEEP names a directory to keep the binaries' logs
-// in, with each binary's heap profile once the snapshot is in BigQuery and
-// after the steady pass, and its CPU profile of the steady pass's first
+// in, with each binary's heap profile once the snapshot is in BigQuery,
+// halfway through the catch-up and after the steady pass, and its CPU profile of the steady pass's first
 // STRAIT_BENCH_CPU_SECONDS (default 5; go tool pprof reads them);
 // STRAIT_BENCH_PRODUCER_GOMEMLIMIT and STRAIT_BENCH_CONSUMER_GOMEMLIMIT
 // set the binaries' GOMEMLIMIT (default none).
@@ -242,7 +242,14 @@ func measureTables(b *testing.B, ctx context.Context, bin string, tables, rows i
 	if producer, err = st.spawn("producer", append([]string{"-http_addr", paddr}, profiles...)...); err != nil {
 		b.Fatal(err)
 	}
-	if err := waitFor(ctx, 30*time.Minute, producer.exited, func() bool { return acked.Load() >= before+int64(rows) }); err != nil {
+	halfway := false
+	if err := waitFor(ctx, 30*time.Minute, producer.exited, func() bool {
+		if n := acked.Load() - before; !halfway && n >= int64(rows/2) {
+			halfway = true
+			keepProfiles(b, keep, tables, "catchup", map[string]string{"producer": paddr, "consumer": caddr}, "heap")
+		}
+		return acked.Load() >= before+int64(rows)
+	}); err != nil {
 		b.Fatalf("spread rows in BigQuery: %d of %d: %v", acked.Load()-before, rows, err)
 	}
 	r.catchUp = time.Since(restarted)

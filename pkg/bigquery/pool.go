@@ -128,6 +128,7 @@ type streams struct {
 	metrics *Metrics
 	mw      *managedwriter.Client // the connections of tables' own streams
 	pools   *pools                // shared write connections; nil: one per table
+	closing sync.WaitGroup        // streams closing on goroutines of their own (close)
 }
 
 // open (re)opens the table's default stream with a writer schema of
@@ -187,11 +188,20 @@ func (s *streams) newStream(ctx context.Context, t *table, desc *descriptorpb.De
 
 // close closes t's stream and gives back its share of a connection.
 // t.mu is held.
+//
+// The stream ends on a goroutine of its own (closeClients waits for it):
+// managedwriter closes it under its connection's lock, which a reconnect
+// holds for as long as the Write API is unreachable, retrying until the
+// clients close. An append whose context ended leaves such a reconnect
+// behind, and a caller that then closed the stream (an idle table, the
+// watermark's error path during a stop) waited for BigQuery to come back
+// (TestStreamClosesDuringOutage; seen in CI).
 func (s *streams) close(t *table) {
 	if t.stream == nil {
 		return
 	}
-	t.stream.Close()
+	ms := t.stream
+	s.closing.Go(func() { ms.Close() })
 	t.endLife()
 	t.stream, t.endLife = nil, nil
 	switch {
@@ -204,8 +214,9 @@ func (s *streams) close(t *table) {
 }
 
 // closeClients closes the pools' connections and the writer's own client,
-// once every stream is closed.
+// once every stream is closed (the clients' context ended first: Close).
 func (s *streams) closeClients() error {
+	s.closing.Wait()
 	var perr error
 	if s.pools != nil {
 		perr = s.pools.close()

@@ -404,3 +404,66 @@ func TestApplySchemaChange(t *testing.T) {
 		t.Errorf("another table: %v", err)
 	}
 }
+
+// TestStreamClosesDuringOutage: closing a table's stream while the Storage
+// Write API is unreachable does not wait for it to come back. An append
+// abandoned there (its context ended) leaves managedwriter reconnecting,
+// with retries that only the writer's Close ends, under the connection's
+// lock, which closing a stream takes: a consumer stopped during an outage
+// waited for BigQuery in the watermark's error path (CI,
+// TestStopDuringBigQueryOutage). Once BigQuery answers the rows land.
+func TestStreamClosesDuringOutage(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := bqfake.New(bqfake.WithSchemaDelay(0), bqfake.WithRecreateDelay(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	write := testenv.NewForwarder(t, srv.GRPCAddr())
+	write.Up(t)
+	cfg := &bigquery.Config{}
+	cfg.Defaults()
+	cfg.Project, cfg.Dataset = project, dataset
+	cfg.Endpoint, cfg.WriteEndpoint, cfg.Insecure = srv.RESTURL(), write.Addr, true
+	cfg.StreamIdleTimeout, cfg.RetryMaxBackoff = time.Nanosecond, 10*time.Millisecond
+	w, err := bigquery.NewWriter(ctx, cfg, slog.New(slog.DiscardHandler), bigquery.NewMetrics(prometheus.NewRegistry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Schemas = &schemaIDs
+	src := newSource(t, users)
+	if err := w.Apply(ctx, src.topic(), []sink.Change{src.change(cdc.OpCreate, nil, user(1, "a@x"))}); err != nil {
+		t.Fatal(err)
+	}
+
+	write.Down()
+	short, stop := context.WithTimeout(ctx, time.Second)
+	err = w.Apply(short, src.topic(), []sink.Change{src.change(cdc.OpCreate, nil, user(2, "b@x"))})
+	stop()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("apply while the Write API is down: %v, want its context's end", err)
+	}
+	idle := make(chan struct{})
+	go func() { w.CloseIdle(); close(idle) }()
+	select {
+	case <-idle:
+	case <-time.After(10 * time.Second):
+		write.Up(t) // so that the close, and the test, end
+		<-idle
+		w.Close()
+		t.Fatal("closing an idle stream waited for the Write API to come back")
+	}
+
+	write.Up(t)
+	if err := w.Apply(ctx, src.topic(), []sink.Change{src.change(cdc.OpCreate, nil, user(2, "b@x"))}); err != nil {
+		t.Fatal(err)
+	}
+	want := []map[string]any{{"id": int64(1), "email": "a@x"}, {"id": int64(2), "email": "b@x"}}
+	if diff := cmp.Diff(userRows(t, srv), want); diff != "" {
+		t.Errorf("rows (-got +want):\n%s", diff)
+	}
+	if err := w.Close(); err != nil {
+		t.Error(err)
+	}
+}
