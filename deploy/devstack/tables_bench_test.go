@@ -56,8 +56,9 @@ import (
 // look); STRAIT_BENCH_SPREAD_ROWS the rows of the write workload (default
 // 40,000); STRAIT_BENCH_KEEP names a directory to keep the binaries' logs
 // in, with each binary's heap profile once the snapshot is in BigQuery,
-// halfway through the catch-up and after the steady pass, and its CPU profile of the steady pass's first
-// STRAIT_BENCH_CPU_SECONDS (default 5; go tool pprof reads them);
+// halfway through the catch-up and after the steady pass, and its CPU
+// profile of the steady pass's first STRAIT_BENCH_CPU_SECONDS (default 5;
+// go tool pprof reads them);
 // STRAIT_BENCH_PRODUCER_GOMEMLIMIT and STRAIT_BENCH_CONSUMER_GOMEMLIMIT
 // set the binaries' GOMEMLIMIT (default none).
 func BenchmarkManyTables(b *testing.B) {
@@ -185,7 +186,7 @@ func measureTables(b *testing.B, ctx context.Context, bin string, tables, rows i
 	paddr, caddr := freeAddr(), freeAddr()
 	st.metrics["producer"], st.metrics["consumer"] = "http://"+paddr+"/metrics", "http://"+caddr+"/metrics"
 	keep := os.Getenv("STRAIT_BENCH_KEEP")
-	profiles := []string{}
+	var profiles []string // the binaries' flags: -pprof when profiles are kept
 	if keep != "" {
 		profiles = []string{"-pprof"}
 	}
